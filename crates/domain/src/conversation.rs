@@ -1,0 +1,399 @@
+//! The conversation state machine: the specification of ownership, status and sequence.
+//!
+//! [`apply`] is a pure function `(state, actor, command, at) -> outcome`. Every backend
+//! applies exactly this (the Redis script re-states it and a differential test holds the
+//! two equal); the gateway asks a backend, it never decides.
+//!
+//! Rules (from the product description):
+//! - An end user's message on a `new` or `finished` conversation makes it `unanswered`.
+//! - **Take** = an agent's message on a conversation it does not own (unanswered, finished,
+//!   new, or active with another owner). It needs `chat.take`, and the epoch the agent saw
+//!   must equal the current epoch, otherwise the command loses the race: `Conflict`, and
+//!   its message is not delivered.
+//! - Every ownership change increments `epoch` (the fencing token).
+//! - Only the owner (with `chat.finish`) or an admin (with `chat.finish`) finishes.
+//! - Every event gets the next `seq`: `seq` grows by exactly one per event.
+//! - While two-way chat is disabled, end users cannot write and agents cannot take; the
+//!   owner may still write (one-way notices).
+
+use crate::ids::AgentId;
+use crate::roles::{Actor, Privilege, Role};
+use serde::{Deserialize, Serialize};
+
+/// Where a conversation is in its cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// No event yet: the conversation does not exist for anyone.
+    #[default]
+    New,
+    /// The end user wrote and no agent has taken it (the queue).
+    Unanswered,
+    /// An agent owns it.
+    Active,
+    /// Finished; the end user writing again makes it unanswered.
+    Finished,
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Unanswered => "unanswered",
+            Status::Active => "active",
+            Status::Finished => "finished",
+        }
+    }
+}
+
+/// The state of one conversation, everything the rules look at.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConversationState {
+    /// Where it is in its cycle.
+    pub status: Status,
+    /// The owning agent, present exactly when `status` is `active`.
+    pub owner: Option<AgentId>,
+    /// Ownership epoch (fencing token): incremented by every ownership change.
+    pub epoch: u64,
+    /// `seq` of the last event; 0 before the first.
+    pub seq: u64,
+    /// Whether two-way chat is disabled.
+    pub disabled: bool,
+}
+
+/// Who wrote a message or caused a change, as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Author {
+    /// The author's role.
+    pub role: Role,
+    /// The author's id (an end user id or an agent id).
+    pub id: String,
+}
+
+impl Author {
+    /// The author for `actor`.
+    pub fn of(actor: &Actor) -> Author {
+        match actor {
+            Actor::EndUser(id) => Author {
+                role: Role::EndUser,
+                id: id.as_str().to_owned(),
+            },
+            Actor::Agent { id, .. } => Author {
+                role: actor.role(),
+                id: id.as_str().to_owned(),
+            },
+        }
+    }
+}
+
+/// What a message carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MessageContent {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+    },
+}
+
+/// Why a `status` event happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The end user's first message created the conversation.
+    Opened,
+    /// The end user wrote on a finished conversation.
+    Reopened,
+    /// An agent took an unanswered, finished or new conversation.
+    Taken,
+    /// An agent took the conversation over from another agent.
+    TakenOver,
+    /// The owner or an admin finished it.
+    Finished,
+    /// An admin disabled two-way chat.
+    Disabled,
+    /// An admin enabled two-way chat again.
+    Enabled,
+}
+
+/// What happened, without its position (`seq`) and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventBody {
+    /// A chat message.
+    Message {
+        /// Who wrote it.
+        author: Author,
+        /// The sender's idempotency key, if it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+        /// What it says.
+        content: MessageContent,
+    },
+    /// The status, owner, epoch or disabled flag changed; carries the full new snapshot.
+    Status {
+        /// New status.
+        status: Status,
+        /// New owner.
+        owner: Option<AgentId>,
+        /// New epoch.
+        epoch: u64,
+        /// New disabled flag.
+        disabled: bool,
+        /// Why.
+        cause: Cause,
+        /// The owner before a take-over or finish.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_owner: Option<AgentId>,
+        /// Who caused it.
+        by: Author,
+    },
+}
+
+/// One event of a conversation: its body, its position and its time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the conversation, from 1, without gaps.
+    pub seq: u64,
+    /// When it was applied, in milliseconds since the Unix epoch.
+    pub at: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// A command on one conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send a message. For agents this may take the conversation (see module docs);
+    /// `seen_epoch` is the epoch the agent saw (ignored for end users).
+    Send {
+        /// What to send.
+        content: MessageContent,
+        /// The sender's idempotency key.
+        client_msg_id: Option<String>,
+        /// The epoch the agent saw; `None` only for end users.
+        seen_epoch: Option<u64>,
+    },
+    /// Finish the conversation.
+    Finish {
+        /// The epoch the finisher saw.
+        seen_epoch: u64,
+    },
+    /// Disable (`true`) or enable (`false`) two-way chat.
+    SetDisabled(bool),
+}
+
+/// A successful application: the new state and the events to record and publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The state after the command.
+    pub state: ConversationState,
+    /// The events, with consecutive `seq`s after the old state's `seq`. Empty when the
+    /// command changed nothing (e.g. disabling a disabled conversation).
+    pub events: Vec<Event>,
+}
+
+/// A command refused for a reason other than a lost race.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// The actor lacks the role or privilege the command needs.
+    Forbidden,
+    /// Two-way chat is disabled for this conversation.
+    ChatDisabled,
+    /// The command does not apply in the current status (e.g. finishing a finished one).
+    InvalidState,
+    /// An agent's command did not carry the epoch it saw.
+    MissingEpoch,
+}
+
+/// The result of applying a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied; record and publish the events.
+    Applied(Transition),
+    /// The epoch moved since the agent saw it: someone else won. Nothing changed.
+    Conflict {
+        /// The current owner (`None` if nobody owns it now).
+        owner: Option<AgentId>,
+        /// The current epoch.
+        epoch: u64,
+    },
+    /// Refused; nothing changed.
+    Refused(Refusal),
+}
+
+/// Applies `command` by `actor` to `state` at time `at` (ms since the Unix epoch).
+///
+/// The caller has already checked scope (an end user acts only on their own
+/// conversation); everything else is decided here.
+pub fn apply(state: &ConversationState, actor: &Actor, command: &Command, at: u64) -> Outcome {
+    let mut next = Builder::new(state, actor, at);
+    match (actor, command) {
+        (
+            Actor::EndUser(_),
+            Command::Send {
+                content,
+                client_msg_id,
+                ..
+            },
+        ) => {
+            if state.disabled {
+                return Outcome::Refused(Refusal::ChatDisabled);
+            }
+            match state.status {
+                Status::New => next.status(Status::Unanswered, None, Cause::Opened),
+                Status::Finished => next.status(Status::Unanswered, None, Cause::Reopened),
+                Status::Unanswered | Status::Active => {}
+            }
+            next.message(content, client_msg_id);
+        }
+        (
+            Actor::Agent { id, .. },
+            Command::Send {
+                content,
+                client_msg_id,
+                seen_epoch,
+            },
+        ) => {
+            let Some(seen_epoch) = *seen_epoch else {
+                return Outcome::Refused(Refusal::MissingEpoch);
+            };
+            let owns = state.status == Status::Active && state.owner.as_ref() == Some(id);
+            if !owns {
+                if !actor.has(Privilege::ChatTake) {
+                    return Outcome::Refused(Refusal::Forbidden);
+                }
+                if state.disabled {
+                    return Outcome::Refused(Refusal::ChatDisabled);
+                }
+            }
+            if seen_epoch != state.epoch {
+                return conflict(state);
+            }
+            if !owns {
+                let cause = if state.status == Status::Active {
+                    Cause::TakenOver
+                } else {
+                    Cause::Taken
+                };
+                next.status(Status::Active, Some(id.clone()), cause);
+            }
+            next.message(content, client_msg_id);
+        }
+        (Actor::EndUser(_), Command::Finish { .. } | Command::SetDisabled(_)) => {
+            return Outcome::Refused(Refusal::Forbidden);
+        }
+        (Actor::Agent { id, admin, .. }, Command::Finish { seen_epoch }) => {
+            let owns = state.owner.as_ref() == Some(id);
+            if matches!(state.status, Status::New | Status::Finished) {
+                return Outcome::Refused(Refusal::InvalidState);
+            }
+            if !actor.has(Privilege::ChatFinish) || !(owns || *admin) {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            if *seen_epoch != state.epoch {
+                return conflict(state);
+            }
+            next.status(Status::Finished, None, Cause::Finished);
+        }
+        (Actor::Agent { .. }, Command::SetDisabled(disabled)) => {
+            if !actor.has(Privilege::ChatDisable) {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            if state.disabled != *disabled {
+                next.disabled(*disabled);
+            }
+        }
+    }
+    Outcome::Applied(next.finish())
+}
+
+fn conflict(state: &ConversationState) -> Outcome {
+    Outcome::Conflict {
+        owner: state.owner.clone(),
+        epoch: state.epoch,
+    }
+}
+
+/// Accumulates the new state and its events, numbering them as they come.
+struct Builder<'a> {
+    state: ConversationState,
+    events: Vec<Event>,
+    actor: &'a Actor,
+    at: u64,
+}
+
+impl<'a> Builder<'a> {
+    fn new(state: &ConversationState, actor: &'a Actor, at: u64) -> Self {
+        Builder {
+            state: state.clone(),
+            events: Vec::with_capacity(2),
+            actor,
+            at,
+        }
+    }
+
+    fn push(&mut self, body: EventBody) {
+        self.state.seq += 1;
+        self.events.push(Event {
+            seq: self.state.seq,
+            at: self.at,
+            body,
+        });
+    }
+
+    fn status(&mut self, status: Status, owner: Option<AgentId>, cause: Cause) {
+        let previous_owner = self.state.owner.clone();
+        if previous_owner != owner {
+            self.state.epoch += 1;
+        }
+        self.state.status = status;
+        self.state.owner = owner;
+        self.push_status(cause, previous_owner);
+    }
+
+    fn disabled(&mut self, disabled: bool) {
+        self.state.disabled = disabled;
+        let cause = if disabled {
+            Cause::Disabled
+        } else {
+            Cause::Enabled
+        };
+        self.push_status(cause, None);
+    }
+
+    fn push_status(&mut self, cause: Cause, previous_owner: Option<AgentId>) {
+        let body = EventBody::Status {
+            status: self.state.status,
+            owner: self.state.owner.clone(),
+            epoch: self.state.epoch,
+            disabled: self.state.disabled,
+            cause,
+            previous_owner,
+            by: Author::of(self.actor),
+        };
+        self.push(body);
+    }
+
+    fn message(&mut self, content: &MessageContent, client_msg_id: &Option<String>) {
+        let body = EventBody::Message {
+            author: Author::of(self.actor),
+            client_msg_id: client_msg_id.clone(),
+            content: content.clone(),
+        };
+        self.push(body);
+    }
+
+    fn finish(self) -> Transition {
+        Transition {
+            state: self.state,
+            events: self.events,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,375 @@
+//! Unit tests of each rule, and property tests over random interleavings of commands from
+//! several agents, admins and the end user.
+
+use super::*;
+use crate::ids::EndUserId;
+use crate::roles::Privileges;
+use proptest::prelude::*;
+
+fn user() -> Actor {
+    Actor::EndUser(EndUserId::new("u1").unwrap())
+}
+
+fn agent(name: &str) -> Actor {
+    Actor::Agent {
+        id: AgentId::new(name).unwrap(),
+        admin: false,
+        privileges: Role::Agent.default_privileges(),
+    }
+}
+
+fn admin(name: &str) -> Actor {
+    Actor::Agent {
+        id: AgentId::new(name).unwrap(),
+        admin: true,
+        privileges: Role::Admin.default_privileges(),
+    }
+}
+
+fn text(t: &str) -> MessageContent {
+    MessageContent::Text { text: t.into() }
+}
+
+fn send(epoch: Option<u64>) -> Command {
+    Command::Send {
+        content: text("hi"),
+        client_msg_id: None,
+        seen_epoch: epoch,
+    }
+}
+
+fn applied(outcome: Outcome) -> Transition {
+    match outcome {
+        Outcome::Applied(t) => t,
+        other => panic!("expected Applied, got {other:?}"),
+    }
+}
+
+fn aid(name: &str) -> AgentId {
+    AgentId::new(name).unwrap()
+}
+
+#[test]
+fn end_user_message_opens_the_conversation_as_unanswered() {
+    let t = applied(apply(&ConversationState::default(), &user(), &send(None), 10));
+    assert_eq!(t.state.status, Status::Unanswered);
+    assert_eq!(t.state.seq, 2);
+    assert_eq!(t.state.epoch, 0);
+    assert_eq!(t.events.len(), 2);
+    assert!(matches!(
+        t.events[0].body,
+        EventBody::Status {
+            cause: Cause::Opened,
+            status: Status::Unanswered,
+            ..
+        }
+    ));
+    assert!(matches!(t.events[1].body, EventBody::Message { .. }));
+    assert_eq!((t.events[0].seq, t.events[1].seq), (1, 2));
+    assert!(t.events.iter().all(|e| e.at == 10));
+}
+
+#[test]
+fn agent_message_takes_unanswered_then_another_takes_over() {
+    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let t = applied(apply(&s, &agent("a1"), &send(Some(0)), 2));
+    assert_eq!(t.state.status, Status::Active);
+    assert_eq!(t.state.owner, Some(aid("a1")));
+    assert_eq!(t.state.epoch, 1);
+    assert!(matches!(
+        t.events[0].body,
+        EventBody::Status {
+            cause: Cause::Taken,
+            ..
+        }
+    ));
+    let t2 = applied(apply(&t.state, &agent("a2"), &send(Some(1)), 3));
+    assert_eq!(t2.state.owner, Some(aid("a2")));
+    assert_eq!(t2.state.epoch, 2);
+    match &t2.events[0].body {
+        EventBody::Status {
+            cause,
+            previous_owner,
+            ..
+        } => {
+            assert_eq!(*cause, Cause::TakenOver);
+            assert_eq!(previous_owner.as_ref(), Some(&aid("a1")));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn owner_message_changes_nothing_about_ownership() {
+    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
+    let t = applied(apply(&s, &agent("a1"), &send(Some(1)), 3));
+    assert_eq!(t.state.epoch, 1);
+    assert_eq!(t.events.len(), 1);
+    assert!(matches!(t.events[0].body, EventBody::Message { .. }));
+}
+
+#[test]
+fn stale_epoch_loses_and_names_the_winner() {
+    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
+    assert_eq!(
+        apply(&s, &agent("a2"), &send(Some(0)), 3),
+        Outcome::Conflict {
+            owner: Some(aid("a1")),
+            epoch: 1
+        }
+    );
+}
+
+#[test]
+fn agent_without_epoch_or_privilege_is_refused() {
+    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    assert_eq!(
+        apply(&s, &agent("a1"), &send(None), 2),
+        Outcome::Refused(Refusal::MissingEpoch)
+    );
+    let weak = Actor::Agent {
+        id: aid("a9"),
+        admin: false,
+        privileges: Privileges::EMPTY,
+    };
+    assert_eq!(
+        apply(&s, &weak, &send(Some(0)), 2),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+}
+
+#[test]
+fn finish_by_owner_or_admin_only_then_end_user_reopens() {
+    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
+    let finish = Command::Finish { seen_epoch: 1 };
+    assert_eq!(
+        apply(&s, &agent("a2"), &finish, 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    assert_eq!(
+        apply(&s, &user(), &finish, 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    let by_admin = applied(apply(&s, &admin("boss"), &finish, 3));
+    assert_eq!(by_admin.state.status, Status::Finished);
+    let t = applied(apply(&s, &agent("a1"), &finish, 3));
+    assert_eq!(t.state.status, Status::Finished);
+    assert_eq!(t.state.owner, None);
+    assert_eq!(t.state.epoch, 2);
+    assert_eq!(
+        apply(&t.state, &agent("a1"), &Command::Finish { seen_epoch: 2 }, 4),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    let r = applied(apply(&t.state, &user(), &send(None), 5));
+    assert_eq!(r.state.status, Status::Unanswered);
+    assert!(matches!(
+        r.events[0].body,
+        EventBody::Status {
+            cause: Cause::Reopened,
+            ..
+        }
+    ));
+    // Any agent may take it now, even one that never had it.
+    let taken = applied(apply(&r.state, &agent("a3"), &send(Some(2)), 6));
+    assert_eq!(taken.state.owner, Some(aid("a3")));
+}
+
+#[test]
+fn disabled_chat_stops_end_user_and_takes_but_not_the_owner() {
+    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
+    assert_eq!(
+        apply(&s, &agent("a1"), &Command::SetDisabled(true), 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    let d = applied(apply(&s, &admin("boss"), &Command::SetDisabled(true), 3));
+    assert!(d.state.disabled);
+    assert_eq!(
+        apply(&d.state, &user(), &send(None), 4),
+        Outcome::Refused(Refusal::ChatDisabled)
+    );
+    assert_eq!(
+        apply(&d.state, &agent("a2"), &send(Some(1)), 4),
+        Outcome::Refused(Refusal::ChatDisabled)
+    );
+    assert!(matches!(
+        apply(&d.state, &agent("a1"), &send(Some(1)), 4),
+        Outcome::Applied(_)
+    ));
+    // Disabling twice changes nothing and records nothing.
+    let again = applied(apply(&d.state, &admin("boss"), &Command::SetDisabled(true), 5));
+    assert!(again.events.is_empty());
+    assert_eq!(again.state, d.state);
+    let e = applied(apply(&d.state, &admin("boss"), &Command::SetDisabled(false), 5));
+    assert!(!e.state.disabled);
+    assert!(matches!(apply(&e.state, &user(), &send(None), 6), Outcome::Applied(_)));
+}
+
+// ---- property tests ----
+
+#[derive(Debug, Clone)]
+enum Step {
+    UserSends,
+    AgentSends { agent: usize, epoch_lag: u64 },
+    Finish { actor: usize, epoch_lag: u64 },
+    SetDisabled { actor: usize, on: bool },
+}
+
+/// Actors 0..3 are agents, 3 is an admin, 4 an agent without privileges.
+fn actor(i: usize) -> Actor {
+    match i {
+        3 => admin("admin"),
+        4 => Actor::Agent {
+            id: aid("weak"),
+            admin: false,
+            privileges: Privileges::EMPTY,
+        },
+        n => agent(&format!("a{n}")),
+    }
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::UserSends),
+        5 => (0usize..5, 0u64..3).prop_map(|(agent, epoch_lag)| Step::AgentSends { agent, epoch_lag }),
+        2 => (0usize..5, 0u64..2).prop_map(|(actor, epoch_lag)| Step::Finish { actor, epoch_lag }),
+        1 => (0usize..5, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
+    ]
+}
+
+fn command_of(step: &Step, state: &ConversationState) -> (Actor, Command) {
+    match *step {
+        Step::UserSends => (user(), send(None)),
+        Step::AgentSends { agent, epoch_lag } => (
+            actor(agent),
+            send(Some(state.epoch.saturating_sub(epoch_lag))),
+        ),
+        Step::Finish { actor: a, epoch_lag } => (
+            actor(a),
+            Command::Finish {
+                seen_epoch: state.epoch.saturating_sub(epoch_lag),
+            },
+        ),
+        Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn invariants_hold_for_any_interleaving(steps in proptest::collection::vec(step(), 1..60)) {
+        let mut state = ConversationState::default();
+        // epoch -> the one owner that epoch ever had
+        let mut owner_of_epoch = std::collections::HashMap::<u64, Option<AgentId>>::new();
+        owner_of_epoch.insert(0, None);
+        for (i, st) in steps.iter().enumerate() {
+            let (who, cmd) = command_of(st, &state);
+            let outcome = apply(&state, &who, &cmd, i as u64);
+            match outcome {
+                Outcome::Applied(t) => {
+                    // seq grows by exactly one per event, events carry the new seqs
+                    prop_assert_eq!(t.state.seq, state.seq + t.events.len() as u64);
+                    for (k, e) in t.events.iter().enumerate() {
+                        prop_assert_eq!(e.seq, state.seq + 1 + k as u64);
+                    }
+                    // epoch moves by at most one, exactly when the owner changes
+                    let owner_changed = t.state.owner != state.owner;
+                    prop_assert_eq!(t.state.epoch, state.epoch + u64::from(owner_changed));
+                    // an owner exists exactly when active
+                    prop_assert_eq!(t.state.owner.is_some(), t.state.status == Status::Active);
+                    // exactly one owner per epoch
+                    let prev = owner_of_epoch.entry(t.state.epoch).or_insert_with(|| t.state.owner.clone());
+                    if t.state.status == Status::Active {
+                        prop_assert_eq!(prev.as_ref(), t.state.owner.as_ref());
+                    }
+                    // seed rules
+                    match (st, &who) {
+                        (Step::UserSends, _) => {
+                            prop_assert!(!state.disabled);
+                            let expect = match state.status {
+                                Status::New | Status::Finished => Status::Unanswered,
+                                s => s,
+                            };
+                            prop_assert_eq!(t.state.status, expect);
+                        }
+                        (Step::AgentSends { .. }, Actor::Agent { id, .. }) => {
+                            prop_assert_eq!(t.state.status, Status::Active);
+                            prop_assert_eq!(t.state.owner.as_ref(), Some(id));
+                            let last = t.events.last().map(|e| &e.body);
+                            let is_message = matches!(last, Some(EventBody::Message { .. }));
+                            prop_assert!(is_message);
+                        }
+                        (Step::Finish { .. }, _) => {
+                            prop_assert_eq!(t.state.status, Status::Finished);
+                            prop_assert_eq!(t.state.owner.as_ref(), None);
+                        }
+                        _ => {}
+                    }
+                    // every status event carries the snapshot after it
+                    if let Some(Event { body: EventBody::Status { status, owner, epoch, disabled, .. }, .. }) =
+                        t.events.iter().rev().find(|e| matches!(e.body, EventBody::Status { .. }))
+                    {
+                        if matches!(st, Step::Finish { .. } | Step::SetDisabled { .. }) {
+                            prop_assert_eq!(*status, t.state.status);
+                            prop_assert_eq!(owner, &t.state.owner);
+                            prop_assert_eq!(*epoch, t.state.epoch);
+                            prop_assert_eq!(*disabled, t.state.disabled);
+                        }
+                    }
+                    state = t.state;
+                }
+                Outcome::Conflict { owner, epoch } => {
+                    // a lost race names the current owner and epoch, and changes nothing
+                    prop_assert_eq!(owner, state.owner.clone());
+                    prop_assert_eq!(epoch, state.epoch);
+                    let lagged = matches!(st, Step::AgentSends { epoch_lag: 1.., .. } | Step::Finish { epoch_lag: 1.., .. });
+                    prop_assert!(lagged && state.epoch > 0);
+                }
+                Outcome::Refused(r) => {
+                    match r {
+                        Refusal::ChatDisabled => prop_assert!(state.disabled),
+                        Refusal::Forbidden => prop_assert!(!matches!(st, Step::UserSends)),
+                        Refusal::InvalidState => prop_assert!(matches!(state.status, Status::New | Status::Finished)),
+                        Refusal::MissingEpoch => prop_assert!(false, "epochs are always given here"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_race_from_the_same_epoch_has_exactly_one_winner(
+        n in 2usize..5, order in proptest::collection::vec(0usize..3, 2..5), start in 0usize..3,
+    ) {
+        // Bring the conversation to unanswered, finished or active(a0), then let several
+        // agents send with the epoch they all saw: the first applied wins, every later one
+        // conflicts and names the winner.
+        let mut state = applied(apply(&ConversationState::default(), &user(), &send(None), 0)).state;
+        if start >= 1 {
+            state = applied(apply(&state, &agent("a0"), &send(Some(0)), 1)).state;
+        }
+        if start == 2 {
+            state = applied(apply(&state, &agent("a0"), &Command::Finish { seen_epoch: 1 }, 2)).state;
+        }
+        let seen = state.epoch;
+        let mut winners = Vec::new();
+        for (k, a) in order.iter().take(n).enumerate() {
+            let who = agent(&format!("r{a}"));
+            match apply(&state, &who, &send(Some(seen)), 10 + k as u64) {
+                Outcome::Applied(t) => { winners.push(t.state.owner.clone()); state = t.state; }
+                Outcome::Conflict { owner, epoch } => {
+                    prop_assert_eq!(owner, state.owner.clone());
+                    prop_assert_eq!(epoch, state.epoch);
+                }
+                Outcome::Refused(r) => prop_assert!(false, "unexpected refusal {:?}", r),
+            }
+        }
+        // The same agent may send again as owner; only distinct owners count as winners.
+        winners.dedup();
+        prop_assert_eq!(winners.len(), 1);
+    }
+}

@@ -1,0 +1,192 @@
+//! Roles, privileges and the authenticated actor of a command.
+
+use crate::ids::{AgentId, EndUserId};
+use serde::{Deserialize, Serialize};
+
+/// What kind of participant a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// An end user on a mobile app; may only touch their own conversation.
+    EndUser,
+    /// A customer-care agent.
+    Agent,
+    /// An agent with administrative rights (finish any conversation, disable chat, …).
+    Admin,
+}
+
+impl Role {
+    /// The wire name of the role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::EndUser => "end_user",
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The privileges a token of this role gets when it names none explicitly.
+    pub fn default_privileges(self) -> Privileges {
+        match self {
+            Role::EndUser => Privileges::EMPTY,
+            Role::Agent => Privileges::of(&[
+                Privilege::ChatTake,
+                Privilege::ChatFinish,
+                Privilege::EngagementSend,
+            ]),
+            Role::Admin => Privileges::ALL,
+        }
+    }
+}
+
+/// One privilege, checked on the server for every command that needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Privilege {
+    /// Take an unanswered or finished conversation, or take one over from another agent.
+    #[serde(rename = "chat.take")]
+    ChatTake,
+    /// Finish a conversation (one's own; admins any).
+    #[serde(rename = "chat.finish")]
+    ChatFinish,
+    /// Disable or enable two-way chat.
+    #[serde(rename = "chat.disable")]
+    ChatDisable,
+    /// Send an engagement through the chat.
+    #[serde(rename = "engagement.send")]
+    EngagementSend,
+    /// Create, update and delete canned responses.
+    #[serde(rename = "canned.manage")]
+    CannedManage,
+}
+
+impl Privilege {
+    /// Every privilege, in bit order.
+    pub const ALL: [Privilege; 5] = [
+        Privilege::ChatTake,
+        Privilege::ChatFinish,
+        Privilege::ChatDisable,
+        Privilege::EngagementSend,
+        Privilege::CannedManage,
+    ];
+
+    /// The wire name, e.g. `chat.take`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privilege::ChatTake => "chat.take",
+            Privilege::ChatFinish => "chat.finish",
+            Privilege::ChatDisable => "chat.disable",
+            Privilege::EngagementSend => "engagement.send",
+            Privilege::CannedManage => "canned.manage",
+        }
+    }
+
+    /// Parses a wire name; `None` for a name this version does not know.
+    pub fn parse(s: &str) -> Option<Privilege> {
+        Privilege::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of privileges (a small bit set; copying it is free).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Privileges(u32);
+
+impl Privileges {
+    /// No privilege.
+    pub const EMPTY: Privileges = Privileges(0);
+    /// Every privilege.
+    pub const ALL: Privileges = Privileges((1 << Privilege::ALL.len()) - 1);
+
+    /// The set holding exactly `list`.
+    pub fn of(list: &[Privilege]) -> Privileges {
+        Privileges(list.iter().fold(0, |acc, p| acc | p.bit()))
+    }
+
+    /// Whether `p` is in the set.
+    pub fn has(self, p: Privilege) -> bool {
+        self.0 & p.bit() != 0
+    }
+
+    /// The privileges in the set, in a stable order.
+    pub fn iter(self) -> impl Iterator<Item = Privilege> {
+        Privilege::ALL.into_iter().filter(move |p| self.has(*p))
+    }
+}
+
+impl Serialize for Privileges {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Privileges {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list = Vec::<Privilege>::deserialize(d)?;
+        Ok(Privileges::of(&list))
+    }
+}
+
+/// Who issues a command, as established by authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// An end user (only ever acts on their own conversation).
+    EndUser(EndUserId),
+    /// An agent or admin with the privileges of their token.
+    Agent {
+        /// The agent.
+        id: AgentId,
+        /// Whether the agent has the admin role.
+        admin: bool,
+        /// The agent's privileges.
+        privileges: Privileges,
+    },
+}
+
+impl Actor {
+    /// Whether the actor holds privilege `p` (end users hold none).
+    pub fn has(&self, p: Privilege) -> bool {
+        match self {
+            Actor::EndUser(_) => false,
+            Actor::Agent { privileges, .. } => privileges.has(p),
+        }
+    }
+
+    /// The role of the actor.
+    pub fn role(&self) -> Role {
+        match self {
+            Actor::EndUser(_) => Role::EndUser,
+            Actor::Agent { admin: true, .. } => Role::Admin,
+            Actor::Agent { admin: false, .. } => Role::Agent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privilege_names_round_trip() {
+        for p in Privilege::ALL {
+            assert_eq!(Privilege::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Privilege::parse("chat.everything"), None);
+    }
+
+    #[test]
+    fn privilege_sets() {
+        let set = Privileges::of(&[Privilege::ChatTake, Privilege::CannedManage]);
+        assert!(set.has(Privilege::ChatTake));
+        assert!(!set.has(Privilege::ChatFinish));
+        assert_eq!(set.iter().count(), 2);
+        assert!(Privilege::ALL.iter().all(|p| Privileges::ALL.has(*p)));
+        assert!(!Role::EndUser.default_privileges().has(Privilege::ChatTake));
+        assert!(!Role::Agent.default_privileges().has(Privilege::ChatDisable));
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(json, r#"["chat.take","canned.manage"]"#);
+        assert_eq!(serde_json::from_str::<Privileges>(&json).unwrap(), set);
+    }
+}
