@@ -1,0 +1,122 @@
+//! Error codes (in `err` replies) and WebSocket close codes: closed, documented lists.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed. The list is closed: clients may match on every code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The token is missing, invalid or expired (only at the handshake, as HTTP 401).
+    Unauthorized,
+    /// The role or a privilege does not allow this, or the conversation is not yours.
+    Forbidden,
+    /// Lost a race: the ownership epoch moved. The reply names `owner` and `epoch`; the
+    /// message was not delivered. Resend with the new epoch to take over deliberately.
+    Conflict,
+    /// Two-way chat is disabled for this conversation.
+    ChatDisabled,
+    /// The conversation does not exist.
+    NotFound,
+    /// The frame is malformed, or a field is missing or has the wrong type or value.
+    BadRequest,
+    /// The `op` is not one this server knows.
+    UnknownOp,
+    /// A field is too large (e.g. message text over the limit).
+    TooLarge,
+    /// Too many requests; slow down.
+    RateLimited,
+    /// The command does not apply in the conversation's current status.
+    InvalidState,
+    /// The backend is unreachable; retry later with the same `client_msg_id`.
+    Unavailable,
+    /// A server bug; retry later.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::ChatDisabled => "chat_disabled",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Whether retrying the same request later may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::RateLimited | ErrorCode::Unavailable | ErrorCode::Internal
+        )
+    }
+}
+
+/// WebSocket close codes the server uses. 1xxx are the standard ones; 4000–4099 mean
+/// "reconnect and resume"; 4100–4199 mean "do not reconnect without fixing something".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseCode {
+    /// 1000: normal close (answer to the client's close).
+    Normal,
+    /// 1001: the server is shutting down; reconnect (to another node) and resume.
+    GoingAway,
+    /// 1009: a frame or message exceeded the size limit.
+    TooBig,
+    /// 1011: unexpected server error; reconnect and resume.
+    InternalError,
+    /// 4000: the client did not answer pings in time; reconnect and resume.
+    KeepaliveTimeout,
+    /// 4001: the client did not read fast enough and its outbound queue overflowed;
+    /// reconnect and resume from the last `seq` it has.
+    SlowConsumer,
+    /// 4100: the token expired during the session; get a new token, then reconnect.
+    TokenExpired,
+    /// 4101: the client kept breaking limits (rate, bad frames); do not reconnect at once.
+    PolicyViolation,
+}
+
+impl CloseCode {
+    /// The numeric code.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::Normal => 1000,
+            CloseCode::GoingAway => 1001,
+            CloseCode::TooBig => 1009,
+            CloseCode::InternalError => 1011,
+            CloseCode::KeepaliveTimeout => 4000,
+            CloseCode::SlowConsumer => 4001,
+            CloseCode::TokenExpired => 4100,
+            CloseCode::PolicyViolation => 4101,
+        }
+    }
+
+    /// The short reason sent with the close frame.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "bye",
+            CloseCode::GoingAway => "server shutting down, reconnect",
+            CloseCode::TooBig => "message too big",
+            CloseCode::InternalError => "internal error, reconnect",
+            CloseCode::KeepaliveTimeout => "keepalive timeout, reconnect",
+            CloseCode::SlowConsumer => "slow consumer, reconnect and resume",
+            CloseCode::TokenExpired => "token expired",
+            CloseCode::PolicyViolation => "policy violation",
+        }
+    }
+
+    /// Whether a client should reconnect (and resume) after this close.
+    pub fn should_reconnect(self) -> bool {
+        !matches!(self, CloseCode::TokenExpired | CloseCode::PolicyViolation)
+    }
+}
