@@ -1,1 +1,57 @@
-//! placeholder
+//! Pub/sub fan-out between gateway nodes and, inside a node, to local sessions.
+//!
+//! # Layout
+//! - [`Channel`]: channel names (one per conversation, one per tenant's agents).
+//! - [`Envelope`]: an event encoded once, shared by every local recipient.
+//! - [`outbox`]: the bounded per-session queue with a byte budget.
+//! - [`Hub`]: the node's local registry, channel → local sessions.
+//! - [`Broker`]: moves envelopes between nodes; [`MemoryBroker`] is the single-process
+//!   twin (the Redis broker comes with cluster mode).
+
+mod channel;
+mod envelope;
+mod hub;
+mod memory;
+pub mod outbox;
+
+pub use channel::Channel;
+pub use envelope::Envelope;
+pub use hub::{Hub, SessionId};
+pub use memory::MemoryBroker;
+pub use outbox::{Outbox, OutboxSender, Overflow};
+
+use std::future::Future;
+use std::sync::Arc;
+
+/// Errors of a broker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The transport (Redis) is unreachable; the caller may retry.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Moves envelopes between the nodes subscribed to a channel.
+///
+/// Guarantees: **at most once** per subscribed node; envelopes published on one channel
+/// by one publisher arrive in publish order. Receivers detect gaps by `seq` and repair
+/// them from history. Deliveries go to the node's [`Hub`], which never blocks the
+/// broker: a full session queue drops that session (it resumes from history).
+pub trait Broker: Send + Sync + 'static {
+    /// Publishes `envelope` on `channel`.
+    fn publish(
+        &self,
+        channel: &Channel,
+        envelope: Arc<Envelope>,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Makes this node receive `channel` (called by the hub's first local subscriber).
+    fn subscribe(&self, channel: &Channel) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Stops receiving `channel` (called after the last local subscriber left).
+    fn unsubscribe(
+        &self,
+        channel: &Channel,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+}

@@ -1,1 +1,265 @@
-fn main() {}
+//! `chathub`: run a gateway node (`serve`) or mint a token (`token`).
+//!
+//! Flags, environment variables and defaults are parsed here only; the libraries take
+//! typed configuration.
+
+use anyhow::{Context, Result, bail};
+use chathub_domain::Role;
+use chathub_gateway::{
+    AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
+};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// chathub: a real-time WebSocket chat hub for customer care.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a gateway node (embedded backend: nothing else needed).
+    Serve(ServeArgs),
+    /// Mint a signed token; it is printed alone on the last line.
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// WebSocket listen address.
+    #[arg(long, env = "CHATHUB_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// HTTP listen address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "CHATHUB_HTTP", default_value = "127.0.0.1:8081")]
+    http: SocketAddr,
+    /// Do not serve the HTTP side.
+    #[arg(long, env = "CHATHUB_NO_HTTP")]
+    no_http: bool,
+    /// HS256 token secret (default: the public development secret).
+    #[arg(long, env = "CHATHUB_SECRET", default_value = DEV_SECRET, hide_default_value = true)]
+    secret: String,
+    /// Largest incoming WebSocket message, bytes (larger: close 1009).
+    #[arg(long, env = "CHATHUB_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    max_message_bytes: usize,
+    /// Longest message text, bytes (longer: `too_large`).
+    #[arg(long, env = "CHATHUB_MAX_TEXT_BYTES", default_value_t = 4096)]
+    max_text_bytes: usize,
+    /// Outbound queue per socket, bytes (past it: close 4001, slow consumer).
+    #[arg(long, env = "CHATHUB_OUTBOX_BYTES", default_value_t = 1024 * 1024)]
+    outbox_bytes: usize,
+    /// Outbound queue per socket, frames.
+    #[arg(long, env = "CHATHUB_OUTBOX_FRAMES", default_value_t = 1024)]
+    outbox_frames: usize,
+    /// Conversations one socket may subscribe to.
+    #[arg(long, env = "CHATHUB_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
+    max_subscriptions: usize,
+    /// Open sockets per node.
+    #[arg(long, env = "CHATHUB_MAX_CONNECTIONS", default_value_t = 100_000)]
+    max_connections: usize,
+    /// Default page size of `history` and `list`.
+    #[arg(long, env = "CHATHUB_DEFAULT_PAGE", default_value_t = 50)]
+    default_page: usize,
+    /// Largest page size of `history` and `list`.
+    #[arg(long, env = "CHATHUB_MAX_PAGE", default_value_t = 200)]
+    max_page: usize,
+    /// Server ping interval, seconds.
+    #[arg(long, env = "CHATHUB_PING_INTERVAL_SECS", default_value_t = 20)]
+    ping_interval_secs: u64,
+    /// Extra silence tolerated after a ping before closing with 4000, seconds.
+    #[arg(long, env = "CHATHUB_PING_TIMEOUT_SECS", default_value_t = 20)]
+    ping_timeout_secs: u64,
+    /// Grace period for sessions to close on shutdown, seconds.
+    #[arg(long, env = "CHATHUB_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
+    shutdown_grace_secs: u64,
+    /// Events kept per conversation (embedded backend).
+    #[arg(long, env = "CHATHUB_HISTORY_MAX_LEN", default_value_t = 10_000)]
+    history_max_len: usize,
+    /// How long a `client_msg_id` is remembered for deduplication, seconds.
+    #[arg(long, env = "CHATHUB_DEDUP_WINDOW_SECS", default_value_t = 600)]
+    dedup_window_secs: u64,
+    /// Log format.
+    #[arg(long, env = "CHATHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// Tenant (brand) id.
+    #[arg(long)]
+    tenant: String,
+    /// Role.
+    #[arg(long, value_enum)]
+    role: RoleArg,
+    /// Subject: the end user's or agent's id.
+    #[arg(long)]
+    subject: String,
+    /// Validity: seconds, or with a unit: 90s, 15m, 24h, 7d.
+    #[arg(long, default_value = "24h")]
+    ttl: String,
+    /// Privileges, comma separated (default: the role's defaults).
+    #[arg(long, value_delimiter = ',')]
+    privileges: Option<Vec<String>>,
+    /// HS256 secret (default: the public development secret).
+    #[arg(long, env = "CHATHUB_SECRET", default_value = DEV_SECRET, hide_default_value = true)]
+    secret: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    EndUser,
+    Agent,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::EndUser => Role::EndUser,
+            RoleArg::Agent => Role::Agent,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Token(args) => token(args),
+        Cmd::Serve(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            runtime.block_on(serve(args))
+        }
+    }
+}
+
+fn token(args: TokenArgs) -> Result<()> {
+    let ttl = parse_duration(&args.ttl)?;
+    let auth = Authenticator::new(&AuthConfig {
+        secret: args.secret,
+        ..AuthConfig::default()
+    });
+    let token = auth.mint(
+        &args.tenant,
+        &args.subject,
+        args.role.into(),
+        args.privileges,
+        ttl.as_secs(),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    if args.secret == DEV_SECRET {
+        tracing::warn!(
+            "using the public development token secret; set --secret / CHATHUB_SECRET in production"
+        );
+    }
+    let config = GatewayConfig {
+        listen: args.listen,
+        http: (!args.no_http).then_some(args.http),
+        auth: AuthConfig {
+            secret: args.secret,
+            ..AuthConfig::default()
+        },
+        limits: LimitsConfig {
+            max_message_bytes: args.max_message_bytes,
+            max_text_bytes: args.max_text_bytes,
+            default_page: args.default_page,
+            max_page: args.max_page,
+            outbox_frames: args.outbox_frames,
+            outbox_bytes: args.outbox_bytes,
+            max_subscriptions: args.max_subscriptions,
+            max_connections: args.max_connections,
+            ..LimitsConfig::default()
+        },
+        ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
+        ping_timeout: Duration::from_secs(args.ping_timeout_secs),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        ..GatewayConfig::default()
+    };
+    let store = MemoryStoreConfig {
+        history_max_len: args.history_max_len.max(1),
+        dedup_window_ms: args.dedup_window_secs * 1000,
+    };
+    let shutdown = CancellationToken::new();
+    let running = chathub_gateway::start_embedded(config, store, shutdown.clone()).await?;
+    // One parseable line for scripts and tests (port 0 gets its real port here).
+    println!(
+        "chathub listening ws=ws://{} http={} backend=embedded",
+        running.ws_addr,
+        running
+            .http_addr
+            .map_or("off".to_owned(), |a| format!("http://{a}"))
+    );
+    wait_for_signal().await?;
+    tracing::info!("shutting down: closing sessions with 1001");
+    shutdown.cancel();
+    running.stopped().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Parses `3600`, `90s`, `15m`, `24h` or `7d`.
+fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("invalid duration unit in {s:?}: use s, m, h or d"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("15m").unwrap().as_secs(), 900);
+        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

@@ -1,1 +1,360 @@
-//! placeholder
+//! An async client for chathub.
+//!
+//! [`Client::connect`] opens a socket (MessagePack subprotocol by default), waits for the
+//! `welcome` frame, and runs one background task that writes requests and reads frames:
+//! replies are matched to their request by `id`, everything else (events, queue updates,
+//! typing, read marks) is queued for [`Client::next_event`].
+//!
+//! # Layout
+//! - [`Client`]: requests and events.
+//! - [`ClientError`]: what can go wrong, with the server's error frame when it answered.
+
+use chathub_domain::ConversationId;
+use chathub_protocol::{
+    Codec, ErrorFrame, Op, Reply, Request, SendAck, ServerFrame, Subscribed, Welcome,
+};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// Errors of the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server refused the handshake with this HTTP status (401: bad token).
+    #[error("handshake refused with HTTP {status}: {body}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: String,
+    },
+    /// Could not connect or the handshake failed otherwise.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// The server answered the request with an error.
+    #[error("server error {}: {}", .0.code.as_str(), .0.message)]
+    Server(ErrorFrame),
+    /// The connection is closed (see [`Client::close_code`]).
+    #[error("connection closed")]
+    Closed,
+    /// The server sent something this client cannot read.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+}
+
+impl ClientError {
+    /// The server's error frame, if the server answered with one.
+    pub fn server(&self) -> Option<&ErrorFrame> {
+        match self {
+            ClientError::Server(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Connection options.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The subprotocol. Default MessagePack.
+    pub codec: Codec,
+    /// Send the token as `?token=` instead of `Authorization: Bearer`. Default false.
+    pub token_in_query: bool,
+    /// How long a request waits for its reply. Default 10 s.
+    pub request_timeout: Duration,
+    /// Frames (events) buffered for [`Client::next_event`]. Default 65 536.
+    pub event_buffer: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            codec: Codec::MsgPack,
+            token_in_query: false,
+            request_timeout: Duration::from_secs(10),
+            event_buffer: 65_536,
+        }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, ErrorFrame>>>>>;
+
+/// A connected client.
+pub struct Client {
+    outgoing: mpsc::Sender<Message>,
+    events: mpsc::Receiver<ServerFrame>,
+    pending: Pending,
+    next_id: AtomicU64,
+    welcome: Welcome,
+    codec: Codec,
+    timeout: Duration,
+    close_code: watch::Receiver<Option<Option<u16>>>,
+}
+
+impl Client {
+    /// Connects to `url` (e.g. `ws://127.0.0.1:8080`) with `token` and default options.
+    pub async fn connect(url: &str, token: &str) -> Result<Client, ClientError> {
+        Client::connect_with(url, token, ClientOptions::default()).await
+    }
+
+    /// Connects with explicit options.
+    pub async fn connect_with(
+        url: &str,
+        token: &str,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let url = if options.token_in_query {
+            format!("{url}/?token={token}")
+        } else {
+            url.to_owned()
+        };
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let headers = request.headers_mut();
+        headers.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(options.codec.subprotocol()),
+        );
+        if !options.token_in_query {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|e| ClientError::Connect(e.to_string()))?;
+            headers.insert("authorization", value);
+        }
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(16 * 1024 * 1024));
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+            .await
+            .map_err(|e| match e {
+                WsError::Http(resp) => ClientError::Refused {
+                    status: resp.status().as_u16(),
+                    body: resp
+                        .body()
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default(),
+                },
+                e => ClientError::Connect(e.to_string()),
+            })?;
+        let (mut sink, mut stream) = ws.split();
+        let codec = options.codec;
+        // The first frame is always `welcome`.
+        let welcome = loop {
+            match stream.next().await {
+                Some(Ok(Message::Binary(b))) => break decode(codec, &b)?,
+                Some(Ok(Message::Text(t))) => break decode(codec, t.as_bytes())?,
+                Some(Ok(_)) => continue,
+                _ => return Err(ClientError::Closed),
+            }
+        };
+        let ServerFrame::Welcome(welcome) = welcome else {
+            return Err(ClientError::Protocol("first frame is not welcome".into()));
+        };
+        let (out_tx, mut out_rx) = mpsc::channel::<Message>(1024);
+        let (event_tx, event_rx) = mpsc::channel(options.event_buffer);
+        let (close_tx, close_rx) = watch::channel(None);
+        let pending: Pending = Arc::default();
+        let reader_pending = pending.clone();
+        tokio::spawn(async move {
+            let mut code = None;
+            loop {
+                tokio::select! {
+                    out = out_rx.recv() => match out {
+                        Some(m) => if sink.send(m).await.is_err() { break },
+                        None => { let _ = sink.close().await; break; }
+                    },
+                    incoming = stream.next() => {
+                        let bytes = match incoming {
+                            Some(Ok(Message::Binary(b))) => b,
+                            Some(Ok(Message::Text(t))) => t.into(),
+                            Some(Ok(Message::Close(frame))) => {
+                                code = frame.map(|f| u16::from(f.code));
+                                let _ = sink.flush().await;
+                                break;
+                            }
+                            Some(Ok(_)) => continue,
+                            Some(Err(_)) | None => break,
+                        };
+                        let Ok(frame) = codec.decode_server(&bytes) else { continue };
+                        match frame {
+                            ServerFrame::Ok { id, result } => respond(&reader_pending, id, Ok(result)),
+                            ServerFrame::Err(e) if e.id.is_some() => {
+                                let id = e.id.unwrap_or_default();
+                                respond(&reader_pending, id, Err(e));
+                            }
+                            // If nobody reads events any more, they are dropped.
+                            other => { let _ = event_tx.send(other).await; }
+                        }
+                    }
+                }
+            }
+            // Wake every waiting request: the connection is gone.
+            reader_pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            let _ = close_tx.send(Some(code));
+        });
+        Ok(Client {
+            outgoing: out_tx,
+            events: event_rx,
+            pending,
+            next_id: AtomicU64::new(1),
+            welcome,
+            codec,
+            timeout: options.request_timeout,
+            close_code: close_rx,
+        })
+    }
+
+    /// The server's `welcome` frame.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// Sends `op` and waits for its reply.
+    pub async fn request(&self, op: Op) -> Result<Reply, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let bytes = self
+            .codec
+            .encode_request(&Request { id, op })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send_raw(self.message(bytes.to_vec())).await?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Err(e))) => Err(ClientError::Server(e)),
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                Err(ClientError::Timeout)
+            }
+        }
+    }
+
+    /// Sends a raw WebSocket message (for tests of bad input).
+    pub async fn send_raw(&self, message: Message) -> Result<(), ClientError> {
+        self.outgoing
+            .send(message)
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    fn message(&self, bytes: Vec<u8>) -> Message {
+        if self.codec.is_binary() {
+            Message::Binary(bytes.into())
+        } else {
+            Message::Text(String::from_utf8_lossy(&bytes).into_owned().into())
+        }
+    }
+
+    /// The next pushed frame (event, queue, typing, read, or an `err` without id).
+    pub async fn next_event(&mut self) -> Option<ServerFrame> {
+        self.events.recv().await
+    }
+
+    /// The next pushed frame, or `None` after `within`.
+    pub async fn next_event_within(&mut self, within: Duration) -> Option<ServerFrame> {
+        tokio::time::timeout(within, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// A pushed frame already received, without waiting.
+    pub fn try_next_event(&mut self) -> Option<ServerFrame> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits for the connection to end and returns the server's close code (`None` when
+    /// it ended without a close frame).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        let mut rx = self.close_code.clone();
+        match rx.wait_for(|c| c.is_some()).await {
+            Ok(code) => code.flatten(),
+            Err(_) => None,
+        }
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        let _ = self.outgoing.send(Message::Close(None)).await;
+    }
+
+    /// Sends a text message; agents pass the epoch they saw.
+    pub async fn send_text(
+        &self,
+        conversation: Option<&ConversationId>,
+        text: &str,
+        epoch: Option<u64>,
+        client_msg_id: Option<&str>,
+    ) -> Result<SendAck, ClientError> {
+        let reply = self
+            .request(Op::Send {
+                conversation: conversation.cloned(),
+                client_msg_id: client_msg_id.map(str::to_owned),
+                text: text.to_owned(),
+                epoch,
+            })
+            .await?;
+        match reply {
+            Reply::Send(ack) => Ok(ack),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Subscribes to a conversation, replaying after `since`.
+    pub async fn subscribe(
+        &self,
+        conversation: Option<&ConversationId>,
+        since: Option<u64>,
+    ) -> Result<Subscribed, ClientError> {
+        match self
+            .request(Op::Subscribe {
+                conversation: conversation.cloned(),
+                since,
+            })
+            .await?
+        {
+            Reply::Subscribe(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(reply: Reply) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {reply:?}"))
+}
+
+fn respond(pending: &Pending, id: u64, result: Result<Reply, ErrorFrame>) {
+    let waiter = pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    if let Some(tx) = waiter {
+        let _ = tx.send(result);
+    }
+}
+
+fn decode(codec: Codec, bytes: &[u8]) -> Result<ServerFrame, ClientError> {
+    codec.decode_server(bytes).map_err(ClientError::Protocol)
+}

@@ -13,8 +13,8 @@ pub mod ids;
 pub mod roles;
 
 pub use conversation::{
-    Author, Cause, Command, ConversationState, Event, EventBody, MessageContent, Outcome,
-    Refusal, Status, Transition, apply,
+    Author, Cause, Command, ConversationState, Event, EventBody, MessageContent, Outcome, Refusal,
+    Status, Transition, apply,
 };
 pub use ids::{AgentId, ConversationId, EndUserId, IdError, TenantId};
 pub use roles::{Actor, Privilege, Privileges, Role};

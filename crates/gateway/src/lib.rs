@@ -1,1 +1,155 @@
-//! placeholder
+//! A chathub gateway node: accepts WebSocket connections, authenticates them in the
+//! handshake, runs one [`Session`](session) per socket, fans events out to local sessions
+//! through the [`Hub`], and serves the HTTP side. It holds no conversation state: every
+//! decision is the backend's.
+//!
+//! # Layout
+//! - [`config`]: typed settings with documented defaults.
+//! - [`auth`]: token verification and minting.
+//! - [`backend`]: the services behind the node ([`EmbeddedBackend`] by default).
+//! - `listener`: the accept loop and the handshake (auth, subprotocol).
+//! - `session`: one socket: read requests, write replies and events, keepalive, close.
+//! - `ops`: what each request does.
+//! - `http`: `/healthz`, `/readyz`, `/metrics`.
+//! - `metrics`: metric names and the Prometheus recorder.
+
+pub mod auth;
+pub mod backend;
+pub mod config;
+mod http;
+mod listener;
+mod metrics;
+mod ops;
+mod session;
+
+pub use auth::{AuthError, Authenticator, Claims, Identity};
+pub use backend::{Backend, EmbeddedBackend};
+pub use chathub_broker::Hub;
+pub use chathub_store::MemoryStoreConfig;
+pub use config::{AuthConfig, DEV_SECRET, GatewayConfig, LimitsConfig};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Errors starting a gateway node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What every session of the node shares.
+pub(crate) struct Node<K> {
+    pub(crate) config: GatewayConfig,
+    pub(crate) backend: K,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) auth: Authenticator,
+    /// This node's id, the prefix of its session ids.
+    pub(crate) id: String,
+    pub(crate) next_session: AtomicU64,
+    /// Cancelled when the node shuts down; sessions close with 1001.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// A running node.
+pub struct RunningGateway {
+    /// Bound WebSocket address (useful with port 0).
+    pub ws_addr: SocketAddr,
+    /// Bound HTTP address, if enabled.
+    pub http_addr: Option<SocketAddr>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    grace: std::time::Duration,
+}
+
+impl RunningGateway {
+    /// Asks the node to shut down (same as cancelling the token given to [`start`]).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the node has shut down: the token was cancelled, every session was
+    /// sent its 1001 close and has ended, or the grace period ran out.
+    pub async fn stopped(self) {
+        self.shutdown.cancelled().await;
+        self.tracker.close();
+        // Sessions drain on their own; the grace bounds how long a stuck one is awaited.
+        let _ = tokio::time::timeout(self.grace * 2, self.tracker.wait()).await;
+    }
+}
+
+/// Starts a node with the embedded backend (nothing else to install).
+pub async fn start_embedded(
+    config: GatewayConfig,
+    store: MemoryStoreConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, GatewayError> {
+    let hub = Arc::new(Hub::new());
+    let backend = EmbeddedBackend::new(hub.clone(), store);
+    start(config, backend, hub, shutdown).await
+}
+
+/// Starts a node on `backend`, whose broker delivers into `hub`. The node runs until
+/// `shutdown` is cancelled.
+pub async fn start<K: Backend>(
+    config: GatewayConfig,
+    backend: K,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, GatewayError> {
+    metrics::install();
+    let ws = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let ws_addr = ws.local_addr().map_err(|source| GatewayError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let http = match config.http {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind { addr, source })?;
+            Some(l)
+        }
+        None => None,
+    };
+    let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+    let grace = config.shutdown_grace;
+    let node = Arc::new(Node {
+        auth: Authenticator::new(&config.auth),
+        config,
+        backend,
+        hub,
+        id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        next_session: AtomicU64::new(1),
+        shutdown: shutdown.clone(),
+    });
+    let tracker = TaskTracker::new();
+    if let Some(http) = http {
+        tracker.spawn(http::serve(http, node.clone()));
+    }
+    tracker.spawn(listener::accept_loop(ws, node, tracker.clone()));
+    tracing::info!(%ws_addr, ?http_addr, "gateway listening");
+    Ok(RunningGateway {
+        ws_addr,
+        http_addr,
+        tracker,
+        shutdown,
+        grace,
+    })
+}

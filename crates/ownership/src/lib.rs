@@ -1,1 +1,80 @@
-//! placeholder
+//! Atomic application of conversation-changing commands.
+//!
+//! An [`Ownership`] backend applies one command as one indivisible step: run the domain
+//! state machine against the current state, and if it applies, store the new state,
+//! append its events to history with consecutive `seq`s, remember the send's idempotency
+//! key, and publish the events on the conversation's channel — so publish order equals
+//! `seq` order and a lost race changes nothing. Then, as a second idempotent step keyed by
+//! `(conversation, seq)`, it updates the tenant's queue index and tells the agents.
+//!
+//! # Layout
+//! - [`Ownership`], [`ApplyRequest`], [`Decision`]: the contract.
+//! - [`frames`]: how events and queue entries become shared, encoded-once envelopes.
+//! - [`memory`]: the embedded twin (one lock per conversation).
+
+pub mod frames;
+pub mod memory;
+
+pub use memory::MemoryOwnership;
+
+use chathub_domain::{
+    Actor, AgentId, Command, ConversationId, ConversationState, Refusal, TenantId,
+};
+use chathub_protocol::SendAck;
+use std::future::Future;
+
+/// Errors of an ownership backend (not outcomes: losing a race is [`Decision::Conflict`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OwnershipError {
+    /// The backend is unreachable; whether the command applied is unknown. Retrying a
+    /// send with the same `client_msg_id` is safe.
+    #[error("ownership backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One command to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Who issues it (scope already checked by the caller).
+    pub actor: Actor,
+    /// What to do.
+    pub command: Command,
+    /// Time of the command, ms since the Unix epoch (stamped on its events).
+    pub at: u64,
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Applied (or, for a retried send, applied before).
+    Done {
+        /// The conversation's state after the command.
+        state: ConversationState,
+        /// For sends: the acknowledgement, identical for every retry of the same
+        /// `client_msg_id` within the dedup window.
+        ack: Option<SendAck>,
+    },
+    /// Lost a race: the epoch moved. Nothing changed and nothing was delivered.
+    Conflict {
+        /// Who owns it now.
+        owner: Option<AgentId>,
+        /// The epoch now.
+        epoch: u64,
+    },
+    /// Refused by the rules; nothing changed.
+    Refused(Refusal),
+}
+
+/// Applies commands atomically (see the crate docs for the guarantees).
+pub trait Ownership: Send + Sync + 'static {
+    /// Applies one command.
+    fn apply(
+        &self,
+        request: ApplyRequest,
+    ) -> impl Future<Output = Result<Decision, OwnershipError>> + Send;
+}

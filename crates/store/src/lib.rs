@@ -1,1 +1,144 @@
-//! placeholder
+//! Stores behind the gateway: conversation state and history (read side), read marks and
+//! the tenant's queue index. Each store is a trait whose docs state its guarantees, with a
+//! memory implementation here (the embedded default).
+//!
+//! # Layout
+//! - [`ConversationStore`]: the read side every backend offers to the gateway.
+//! - [`memory`]: the embedded backend's data ([`MemoryStore`]), also written by the
+//!   memory ownership twin under one lock per conversation.
+
+pub mod memory;
+
+pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
+
+use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, TenantId};
+use chathub_protocol::QueueItem;
+use std::future::Future;
+
+/// Errors of a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend is unreachable or failed; the request may be retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A cursor or range given by a client is not valid.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// Which slice of a conversation's history to read. Every slice is returned oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryRange {
+    /// The newest `limit` events.
+    Latest {
+        /// Page size.
+        limit: usize,
+    },
+    /// The newest `limit` events with `seq < before`.
+    Before {
+        /// Exclusive upper bound.
+        before: u64,
+        /// Page size.
+        limit: usize,
+    },
+    /// The oldest `limit` events with `seq > after`.
+    After {
+        /// Exclusive lower bound.
+        after: u64,
+        /// Page size.
+        limit: usize,
+    },
+}
+
+/// A slice of history.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HistorySlice {
+    /// Events, oldest first, consecutive `seq`s.
+    pub events: Vec<Event>,
+    /// Whether more retained events lie beyond the slice in the direction read.
+    pub has_more: bool,
+    /// `seq` of the oldest retained event (0 when nothing is retained). Events before it
+    /// were trimmed by the retention limit.
+    pub first_retained: u64,
+}
+
+/// One page of the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueuePage {
+    /// Entries in the status's order.
+    pub items: Vec<QueueItem>,
+    /// Cursor for the next page, `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The read side of conversations and the tenant queue.
+///
+/// Guarantees: reads see every command whose `apply` has returned (read-your-writes on
+/// one node); history is ordered by `seq` with no gaps inside the retained window.
+pub trait ConversationStore: Send + Sync + 'static {
+    /// The conversation's state; the default (status `new`, seq 0) when it has no event.
+    fn state(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> impl Future<Output = Result<ConversationState, StoreError>> + Send;
+
+    /// A slice of the conversation's history. A conversation without history gives an
+    /// empty slice, not an error.
+    fn history(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        range: HistoryRange,
+    ) -> impl Future<Output = Result<HistorySlice, StoreError>> + Send;
+
+    /// The tenant's conversations in `status`: unanswered oldest first (longest waiting
+    /// first), active and finished most recently changed first. `cursor` is the
+    /// `next_cursor` of the previous page.
+    fn list(
+        &self,
+        tenant: &TenantId,
+        status: Status,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<QueuePage, StoreError>> + Send;
+
+    /// Records that `by` has seen the conversation up to `seq`. Returns `false` (and
+    /// changes nothing) when the mark would not move forward.
+    fn set_read(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        by: &Author,
+        seq: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every participant's read mark.
+    fn reads(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> impl Future<Output = Result<Vec<(Author, u64)>, StoreError>> + Send;
+}
+
+/// Queue cursors are `"<sort time>:<conversation>"`; this parses one.
+pub fn parse_cursor(cursor: &str) -> Result<(u64, ConversationId), StoreError> {
+    let (time, conversation) = cursor
+        .split_once(':')
+        .ok_or(StoreError::Invalid("cursor"))?;
+    let time = time.parse().map_err(|_| StoreError::Invalid("cursor"))?;
+    let conversation = conversation
+        .parse()
+        .map_err(|_| StoreError::Invalid("cursor"))?;
+    Ok((time, conversation))
+}
+
+/// The time an entry sorts by in its status's list: entering the queue for unanswered,
+/// the last change otherwise.
+pub fn sort_time(item: &QueueItem) -> u64 {
+    match item.status {
+        Status::Unanswered => item.since,
+        _ => item.updated,
+    }
+}

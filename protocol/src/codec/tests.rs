@@ -66,7 +66,12 @@ fn vectors_round_trip_through_both_codecs() {
                 let back: Value =
                     serde_json::from_slice(&Codec::Json.encode_server(&from_msgpack).unwrap())
                         .unwrap();
-                assert_eq!(strip_nulls(back), strip_nulls(v.json.clone()), "{}: json re-encoding", v.name);
+                assert_eq!(
+                    strip_nulls(back),
+                    strip_nulls(v.json.clone()),
+                    "{}: json re-encoding",
+                    v.name
+                );
             }
         }
     }
@@ -110,7 +115,10 @@ fn every_json_example_in_protocol_md_is_a_valid_frame() {
     while let Some(start) = rest.find("```json\n") {
         let body = &rest[start + 8..];
         let end = body.find("```").expect("closed code block");
-        for line in body[..end].lines().filter(|l| l.trim_start().starts_with('{')) {
+        for line in body[..end]
+            .lines()
+            .filter(|l| l.trim_start().starts_with('{'))
+        {
             let value: Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("PROTOCOL.md example is not JSON: {line}: {e}"));
             let bytes = line.as_bytes();
@@ -127,7 +135,10 @@ fn every_json_example_in_protocol_md_is_a_valid_frame() {
         }
         rest = &body[end + 3..];
     }
-    assert!(checked >= 30, "only {checked} examples found in PROTOCOL.md");
+    assert!(
+        checked >= 30,
+        "only {checked} examples found in PROTOCOL.md"
+    );
 }
 
 #[test]
@@ -138,12 +149,18 @@ fn bad_frames_are_classified_with_their_id() {
     assert_eq!(e.kind, DecodeErrorKind::Malformed);
     let e = Codec::Json.decode_request(br#"{"id":4}"#).unwrap_err();
     assert_eq!((e.kind, e.id), (DecodeErrorKind::MissingOp, Some(4)));
-    let e = Codec::Json.decode_request(br#"{"id":5,"op":"explode"}"#).unwrap_err();
+    let e = Codec::Json
+        .decode_request(br#"{"id":5,"op":"explode"}"#)
+        .unwrap_err();
     assert_eq!((e.kind, e.id), (DecodeErrorKind::UnknownOp, Some(5)));
-    let e = Codec::Json.decode_request(br#"{"id":6,"op":"finish"}"#).unwrap_err();
+    let e = Codec::Json
+        .decode_request(br#"{"id":6,"op":"finish"}"#)
+        .unwrap_err();
     assert_eq!((e.kind, e.id), (DecodeErrorKind::BadField, Some(6)));
     assert!(e.detail.contains("conversation"), "{}", e.detail);
-    let e = Codec::Json.decode_request(br#"{"id":7,"op":"send","text":5}"#).unwrap_err();
+    let e = Codec::Json
+        .decode_request(br#"{"id":7,"op":"send","text":5}"#)
+        .unwrap_err();
     assert_eq!((e.kind, e.id), (DecodeErrorKind::BadField, Some(7)));
     let e = Codec::Json.decode_request(br#"{"op":"ping"}"#).unwrap_err();
     assert_eq!((e.kind, e.id), (DecodeErrorKind::BadField, None));

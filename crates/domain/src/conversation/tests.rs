@@ -51,7 +51,12 @@ fn aid(name: &str) -> AgentId {
 
 #[test]
 fn end_user_message_opens_the_conversation_as_unanswered() {
-    let t = applied(apply(&ConversationState::default(), &user(), &send(None), 10));
+    let t = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        10,
+    ));
     assert_eq!(t.state.status, Status::Unanswered);
     assert_eq!(t.state.seq, 2);
     assert_eq!(t.state.epoch, 0);
@@ -71,7 +76,13 @@ fn end_user_message_opens_the_conversation_as_unanswered() {
 
 #[test]
 fn agent_message_takes_unanswered_then_another_takes_over() {
-    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
     let t = applied(apply(&s, &agent("a1"), &send(Some(0)), 2));
     assert_eq!(t.state.status, Status::Active);
     assert_eq!(t.state.owner, Some(aid("a1")));
@@ -101,7 +112,13 @@ fn agent_message_takes_unanswered_then_another_takes_over() {
 
 #[test]
 fn owner_message_changes_nothing_about_ownership() {
-    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
     let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
     let t = applied(apply(&s, &agent("a1"), &send(Some(1)), 3));
     assert_eq!(t.state.epoch, 1);
@@ -111,7 +128,13 @@ fn owner_message_changes_nothing_about_ownership() {
 
 #[test]
 fn stale_epoch_loses_and_names_the_winner() {
-    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
     let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
     assert_eq!(
         apply(&s, &agent("a2"), &send(Some(0)), 3),
@@ -124,7 +147,13 @@ fn stale_epoch_loses_and_names_the_winner() {
 
 #[test]
 fn agent_without_epoch_or_privilege_is_refused() {
-    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
     assert_eq!(
         apply(&s, &agent("a1"), &send(None), 2),
         Outcome::Refused(Refusal::MissingEpoch)
@@ -142,7 +171,13 @@ fn agent_without_epoch_or_privilege_is_refused() {
 
 #[test]
 fn finish_by_owner_or_admin_only_then_end_user_reopens() {
-    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
     let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
     let finish = Command::Finish { seen_epoch: 1 };
     assert_eq!(
@@ -160,7 +195,12 @@ fn finish_by_owner_or_admin_only_then_end_user_reopens() {
     assert_eq!(t.state.owner, None);
     assert_eq!(t.state.epoch, 2);
     assert_eq!(
-        apply(&t.state, &agent("a1"), &Command::Finish { seen_epoch: 2 }, 4),
+        apply(
+            &t.state,
+            &agent("a1"),
+            &Command::Finish { seen_epoch: 2 },
+            4
+        ),
         Outcome::Refused(Refusal::InvalidState)
     );
     let r = applied(apply(&t.state, &user(), &send(None), 5));
@@ -179,7 +219,13 @@ fn finish_by_owner_or_admin_only_then_end_user_reopens() {
 
 #[test]
 fn disabled_chat_stops_end_user_and_takes_but_not_the_owner() {
-    let s = applied(apply(&ConversationState::default(), &user(), &send(None), 1)).state;
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
     let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
     assert_eq!(
         apply(&s, &agent("a1"), &Command::SetDisabled(true), 3),
@@ -200,12 +246,25 @@ fn disabled_chat_stops_end_user_and_takes_but_not_the_owner() {
         Outcome::Applied(_)
     ));
     // Disabling twice changes nothing and records nothing.
-    let again = applied(apply(&d.state, &admin("boss"), &Command::SetDisabled(true), 5));
+    let again = applied(apply(
+        &d.state,
+        &admin("boss"),
+        &Command::SetDisabled(true),
+        5,
+    ));
     assert!(again.events.is_empty());
     assert_eq!(again.state, d.state);
-    let e = applied(apply(&d.state, &admin("boss"), &Command::SetDisabled(false), 5));
+    let e = applied(apply(
+        &d.state,
+        &admin("boss"),
+        &Command::SetDisabled(false),
+        5,
+    ));
     assert!(!e.state.disabled);
-    assert!(matches!(apply(&e.state, &user(), &send(None), 6), Outcome::Applied(_)));
+    assert!(matches!(
+        apply(&e.state, &user(), &send(None), 6),
+        Outcome::Applied(_)
+    ));
 }
 
 // ---- property tests ----
@@ -247,7 +306,10 @@ fn command_of(step: &Step, state: &ConversationState) -> (Actor, Command) {
             actor(agent),
             send(Some(state.epoch.saturating_sub(epoch_lag))),
         ),
-        Step::Finish { actor: a, epoch_lag } => (
+        Step::Finish {
+            actor: a,
+            epoch_lag,
+        } => (
             actor(a),
             Command::Finish {
                 seen_epoch: state.epoch.saturating_sub(epoch_lag),

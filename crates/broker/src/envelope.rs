@@ -1,0 +1,41 @@
+//! An event encoded once, shared by every recipient on the node.
+
+use crate::channel::Channel;
+use bytes::Bytes;
+use std::sync::OnceLock;
+
+/// One published frame. The primary encoding (MessagePack) is made once by the publisher;
+/// the JSON encoding is made at most once per node, on first demand, and then shared.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The channel it was published on.
+    pub channel: Channel,
+    /// The conversation `seq` of the event, for ordering, gap detection and replay
+    /// de-duplication; `None` for frames outside the sequence (typing, read, queue).
+    pub seq: Option<u64>,
+    /// The frame in MessagePack.
+    pub msgpack: Bytes,
+    json: OnceLock<Bytes>,
+}
+
+impl Envelope {
+    /// An envelope around an already encoded MessagePack frame.
+    pub fn new(channel: Channel, seq: Option<u64>, msgpack: Bytes) -> Envelope {
+        Envelope {
+            channel,
+            seq,
+            msgpack,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The JSON encoding, made by `transcode` the first time any session asks.
+    pub fn json(&self, transcode: impl FnOnce(&[u8]) -> Bytes) -> &Bytes {
+        self.json.get_or_init(|| transcode(&self.msgpack))
+    }
+
+    /// Bytes counted against a session's outbox budget.
+    pub fn weight(&self) -> usize {
+        self.msgpack.len()
+    }
+}

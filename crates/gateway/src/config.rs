@@ -1,0 +1,120 @@
+//! Typed settings of a gateway node. Parsing flags, environment and files happens in the
+//! binary; here every field states its default and trade-off.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything a gateway node needs to know.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// WebSocket listen address. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// HTTP side (`/healthz`, `/readyz`, `/metrics`); `None` disables it. Default
+    /// `127.0.0.1:8081`.
+    pub http: Option<SocketAddr>,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Per-connection limits.
+    pub limits: LimitsConfig,
+    /// Keepalive: the server pings every `ping_interval`; a client silent for
+    /// `ping_interval + ping_timeout` is closed with 4000. Defaults 20 s and 20 s.
+    pub ping_interval: Duration,
+    /// See `ping_interval`.
+    pub ping_timeout: Duration,
+    /// A client must finish the WebSocket handshake within this. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// On shutdown, sessions get the 1001 close and this long to go. Default 5 s.
+    pub shutdown_grace: Duration,
+}
+
+/// Token verification settings.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// HS256 secret shared with whoever mints tokens. Default: the public development
+    /// secret [`DEV_SECRET`] — set your own in production.
+    pub secret: String,
+    /// Clock skew tolerated on `exp`, in seconds. Default 30.
+    pub leeway_secs: u64,
+}
+
+/// The development secret used when none is configured. Public: never use it in
+/// production.
+pub const DEV_SECRET: &str = "chathub-dev-secret-change-me";
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("secret", &"<redacted>")
+            .field("leeway_secs", &self.leeway_secs)
+            .finish()
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            secret: DEV_SECRET.to_owned(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+/// Per-connection limits. Every one is announced to clients in `welcome`.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Largest incoming WebSocket message (and frame), in bytes; larger closes with 1009.
+    /// Default 64 KiB: chat messages are small, and this bounds per-socket read memory.
+    pub max_message_bytes: usize,
+    /// Longest message text, in bytes; longer gets `too_large`. Default 4 096.
+    pub max_text_bytes: usize,
+    /// Default page size of `history` and `list`. Default 50.
+    pub default_page: usize,
+    /// Largest page size of `history` and `list`. Default 200.
+    pub max_page: usize,
+    /// Outbound queue per socket, in frames. Default 1 024.
+    pub outbox_frames: usize,
+    /// Outbound queue per socket, in bytes; past it the socket is closed with 4001
+    /// ("slow consumer") and the client resumes from history. Default 1 MiB.
+    pub outbox_bytes: usize,
+    /// Conversations one socket may subscribe to. Default 1 000.
+    pub max_subscriptions: usize,
+    /// Open sockets per node; more are refused at accept. Default 100 000.
+    pub max_connections: usize,
+    /// WebSocket read buffer per socket (allocated up front). Default 4 KiB: small keeps
+    /// idle sockets cheap; it grows only while a larger message is being read.
+    pub read_buffer_bytes: usize,
+    /// WebSocket write buffer target per socket. Default 8 KiB.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: 64 * 1024,
+            max_text_bytes: 4096,
+            default_page: 50,
+            max_page: 200,
+            outbox_frames: 1024,
+            outbox_bytes: 1024 * 1024,
+            max_subscriptions: 1000,
+            max_connections: 100_000,
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 8 * 1024,
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The HTTP side: health, readiness and metrics.
+
+use crate::{Backend, Node};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub(crate) async fn serve<K: Backend>(listener: TcpListener, node: Arc<Node<K>>) {
+    let shutdown = node.shutdown.clone();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz::<K>))
+        .route("/metrics", get(metrics_text::<K>))
+        .with_state(node);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
+/// Ready when not shutting down and the backend can serve: load balancers stop sending
+/// new connections as soon as shutdown starts.
+async fn readyz<K: Backend>(State(node): State<Arc<Node<K>>>) -> impl IntoResponse {
+    if node.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else if !node.backend.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable\n")
+    } else {
+        (StatusCode::OK, "ready\n")
+    }
+}
+
+async fn metrics_text<K: Backend>(State(node): State<Arc<Node<K>>>) -> impl IntoResponse {
+    let mut body = crate::metrics::render();
+    // Gauges read straight from the hub, so they cannot drift.
+    body.push_str(&format!(
+        "# TYPE chathub_hub_channels gauge\nchathub_hub_channels {}\n\
+         # TYPE chathub_hub_deliveries_total counter\nchathub_hub_deliveries_total {}\n\
+         # TYPE chathub_hub_outbox_overflows_total counter\nchathub_hub_outbox_overflows_total {}\n",
+        node.hub.channel_count(),
+        node.hub.delivered(),
+        node.hub.overflowed(),
+    ));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+}

@@ -1,0 +1,173 @@
+//! The accept loop and the WebSocket handshake: authenticate the token, pick the
+//! subprotocol, or refuse with an HTTP status before any socket is opened.
+
+use crate::auth::{AuthError, Identity};
+use crate::metrics::HANDSHAKES_REFUSED;
+use crate::{Backend, Node, session};
+use chathub_protocol::Codec;
+use http::{HeaderValue, StatusCode};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::task::TaskTracker;
+
+/// Accepts connections until shutdown, at most `max_connections` at a time.
+pub(crate) async fn accept_loop<K: Backend>(
+    listener: TcpListener,
+    node: Arc<Node<K>>,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(node.config.limits.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Usually EMFILE: back off a little instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "capacity").increment(1);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let node = node.clone();
+        tracker.spawn(async move {
+            let timeout = node.config.handshake_timeout;
+            match tokio::time::timeout(timeout, handshake(stream, &node)).await {
+                Ok(Some((ws, identity, codec))) => session::run(node, ws, identity, codec).await,
+                Ok(None) => {}
+                Err(_) => tracing::debug!(%peer, "handshake timed out"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// The WebSocket settings of every socket, from the limits: small buffers, bounded
+/// messages (tungstenite's defaults are 64 MiB messages and 128 KiB buffers).
+pub(crate) fn websocket_config<K>(node: &Node<K>) -> WebSocketConfig {
+    let l = &node.config.limits;
+    WebSocketConfig::default()
+        .read_buffer_size(l.read_buffer_bytes)
+        .write_buffer_size(l.write_buffer_bytes)
+        // Bounded so a peer that stops reading cannot grow it without limit; the outbox
+        // budget (checked before writing) is the real bound, this is the backstop.
+        .max_write_buffer_size(l.outbox_bytes + l.write_buffer_bytes + l.max_message_bytes)
+        .max_message_size(Some(l.max_message_bytes))
+        .max_frame_size(Some(l.max_message_bytes))
+}
+
+type Accepted = (
+    tokio_tungstenite::WebSocketStream<TcpStream>,
+    Identity,
+    Codec,
+);
+
+async fn handshake<K: Backend>(stream: TcpStream, node: &Node<K>) -> Option<Accepted> {
+    let mut admitted: Option<(Identity, Codec)> = None;
+    let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        let (codec, echo) = match choose_codec(req) {
+            Ok(x) => x,
+            Err(offered) => {
+                ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "subprotocol").increment(1);
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unsupported subprotocol {offered:?}; offer {} or {}",
+                        Codec::MSGPACK_SUBPROTOCOL,
+                        Codec::JSON_SUBPROTOCOL
+                    ),
+                ));
+            }
+        };
+        let identity = match token_of(req)
+            .ok_or(AuthError::Missing)
+            .and_then(|t| node.auth.verify(t))
+        {
+            Ok(identity) => identity,
+            Err(e) => {
+                ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "unauthorized").increment(1);
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    format!("unauthorized: {e}"),
+                ));
+            }
+        };
+        if echo {
+            resp.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static(codec.subprotocol()),
+            );
+        }
+        admitted = Some((identity, codec));
+        Ok(resp)
+    };
+    let config = websocket_config(node);
+    match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await {
+        Ok(ws) => admitted.map(|(identity, codec)| (ws, identity, codec)),
+        Err(e) => {
+            tracing::debug!(error = %e, "handshake failed");
+            None
+        }
+    }
+}
+
+fn refuse(status: StatusCode, text: String) -> ErrorResponse {
+    let mut resp = ErrorResponse::new(Some(text + "\n"));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// The token from `Authorization: Bearer …`, else from the `token` query parameter
+/// (browsers cannot set headers on WebSocket requests).
+fn token_of(req: &Request) -> Option<&str> {
+    if let Some(value) = req.headers().get("authorization")
+        && let Ok(value) = value.to_str()
+        && let Some(token) = value.strip_prefix("Bearer ")
+    {
+        return Some(token.trim());
+    }
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
+}
+
+/// The codec from `Sec-WebSocket-Protocol`: the first of ours the client offers (and
+/// `true`: echo it back). No header means JSON, for plain tools (and nothing to echo).
+/// Offering only unknown subprotocols is an error carrying what was offered.
+fn choose_codec(req: &Request) -> Result<(Codec, bool), String> {
+    let mut offered = req
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .peekable();
+    if offered.peek().is_none() {
+        return Ok((Codec::Json, false));
+    }
+    let mut seen = Vec::new();
+    for name in offered {
+        if let Some(codec) = Codec::from_subprotocol(name) {
+            return Ok((codec, true));
+        }
+        seen.push(name.to_owned());
+    }
+    Err(seen.join(", "))
+}

@@ -1,0 +1,477 @@
+//! What each request does. Scope (which conversation a connection may touch) is checked
+//! here; every rule about ownership and status is the backend's (the domain's) decision.
+
+use crate::Backend;
+use crate::auth::now_millis;
+use crate::session::{Failure, Session, Subscription};
+use chathub_broker::{Broker, Channel};
+use chathub_domain::{
+    Actor, Author, Command, ConversationId, ConversationState, MessageContent, Refusal, Role,
+};
+use chathub_ownership::frames::envelope;
+use chathub_ownership::{ApplyRequest, Decision, Ownership};
+use chathub_protocol::{
+    ConversationView, ErrorCode, ErrorFrame, HistoryPage, ListPage, Op, Opened, ReadFrame,
+    ReadMark, Reply, ServerFrame, Subscribed, TypingFrame,
+};
+use chathub_store::{ConversationStore, HistoryRange, StoreError};
+
+/// Longest `client_msg_id`, in bytes.
+pub(crate) const MAX_CLIENT_MSG_ID: usize = 64;
+/// Events read from history per round trip while replaying.
+const REPLAY_CHUNK: usize = 256;
+
+impl<K: Backend> Session<K> {
+    /// Answers one request.
+    pub(crate) async fn handle(&mut self, op: Op) -> Result<Reply, Failure> {
+        match op {
+            Op::Send {
+                conversation,
+                client_msg_id,
+                text,
+                epoch,
+            } => self.send(conversation, client_msg_id, text, epoch).await,
+            Op::Subscribe {
+                conversation,
+                since,
+            } => self.subscribe(conversation, since).await,
+            Op::Unsubscribe { conversation } => {
+                let conversation = self.scope(conversation)?;
+                let channel = Channel::conversation(&self.identity.tenant, &conversation);
+                if self.subs.remove(&channel).is_some() {
+                    self.leave(&channel).await;
+                }
+                Ok(Reply::Unsubscribe {})
+            }
+            Op::Open { conversation } => {
+                let conversation = self.scope(conversation)?;
+                let store = self.node.backend.store();
+                let tenant = &self.identity.tenant;
+                let state = store
+                    .state(tenant, &conversation)
+                    .await
+                    .map_err(unavailable)?;
+                let reads = store
+                    .reads(tenant, &conversation)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Reply::Open(Opened {
+                    view: ConversationView {
+                        conversation,
+                        state,
+                    },
+                    reads: reads
+                        .into_iter()
+                        .map(|(by, seq)| ReadMark { by, seq })
+                        .collect(),
+                }))
+            }
+            Op::History {
+                conversation,
+                before,
+                after,
+                limit,
+            } => {
+                let conversation = self.scope(conversation)?;
+                let limit = self.page_size(limit)?;
+                let range = match (before, after) {
+                    (Some(_), Some(_)) => {
+                        return Err(Failure::new(
+                            ErrorCode::BadRequest,
+                            "give `before` or `after`, not both",
+                        ));
+                    }
+                    (Some(before), None) => HistoryRange::Before { before, limit },
+                    (None, Some(after)) => HistoryRange::After { after, limit },
+                    (None, None) => HistoryRange::Latest { limit },
+                };
+                let slice = self
+                    .node
+                    .backend
+                    .store()
+                    .history(&self.identity.tenant, &conversation, range)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Reply::History(HistoryPage {
+                    conversation,
+                    events: slice.events,
+                    has_more: slice.has_more,
+                }))
+            }
+            Op::List {
+                status,
+                limit,
+                cursor,
+            } => {
+                self.require_agent("list")?;
+                let limit = self.page_size(limit)?;
+                let page = self
+                    .node
+                    .backend
+                    .store()
+                    .list(&self.identity.tenant, status, limit, cursor.as_deref())
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Invalid(what) => {
+                            Failure::new(ErrorCode::BadRequest, format!("invalid {what}"))
+                        }
+                        e => unavailable(e),
+                    })?;
+                Ok(Reply::List(ListPage {
+                    status,
+                    items: page.items,
+                    next_cursor: page.next_cursor,
+                }))
+            }
+            Op::Finish {
+                conversation,
+                epoch,
+            } => {
+                let state = self
+                    .apply(conversation.clone(), Command::Finish { seen_epoch: epoch })
+                    .await?
+                    .0;
+                Ok(Reply::Finish(ConversationView {
+                    conversation,
+                    state,
+                }))
+            }
+            Op::Disable { conversation } => {
+                let state = self
+                    .apply(conversation.clone(), Command::SetDisabled(true))
+                    .await?
+                    .0;
+                Ok(Reply::Disable(ConversationView {
+                    conversation,
+                    state,
+                }))
+            }
+            Op::Enable { conversation } => {
+                let state = self
+                    .apply(conversation.clone(), Command::SetDisabled(false))
+                    .await?
+                    .0;
+                Ok(Reply::Enable(ConversationView {
+                    conversation,
+                    state,
+                }))
+            }
+            Op::Typing {
+                conversation,
+                typing,
+            } => {
+                let conversation = self.scope(conversation)?;
+                let frame = ServerFrame::Typing(TypingFrame {
+                    conversation: conversation.clone(),
+                    from: Author::of(&self.identity.actor),
+                    typing,
+                });
+                self.publish(&conversation, &frame).await?;
+                Ok(Reply::Typing {})
+            }
+            Op::Read { conversation, seq } => {
+                let conversation = self.scope(conversation)?;
+                let by = Author::of(&self.identity.actor);
+                let moved = self
+                    .node
+                    .backend
+                    .store()
+                    .set_read(&self.identity.tenant, &conversation, &by, seq)
+                    .await
+                    .map_err(unavailable)?;
+                if moved {
+                    let frame = ServerFrame::Read(ReadFrame {
+                        conversation: conversation.clone(),
+                        by,
+                        seq,
+                    });
+                    self.publish(&conversation, &frame).await?;
+                }
+                Ok(Reply::Read {})
+            }
+            Op::Ping {} => Ok(Reply::Ping {}),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        conversation: Option<ConversationId>,
+        client_msg_id: Option<String>,
+        text: String,
+        epoch: Option<u64>,
+    ) -> Result<Reply, Failure> {
+        let conversation = self.scope(conversation)?;
+        if text.trim().is_empty() {
+            return Err(Failure::new(ErrorCode::BadRequest, "`text` is empty"));
+        }
+        let max = self.node.config.limits.max_text_bytes;
+        if text.len() > max {
+            return Err(Failure::new(
+                ErrorCode::TooLarge,
+                format!("`text` is {} bytes; the limit is {max}", text.len()),
+            ));
+        }
+        if let Some(id) = &client_msg_id
+            && (id.is_empty() || id.len() > MAX_CLIENT_MSG_ID)
+        {
+            return Err(Failure::new(
+                ErrorCode::BadRequest,
+                format!("`client_msg_id` must be 1 to {MAX_CLIENT_MSG_ID} bytes"),
+            ));
+        }
+        if !self.is_end_user() && epoch.is_none() {
+            return Err(Failure::new(
+                ErrorCode::BadRequest,
+                "missing field `epoch`: agents send the ownership epoch they saw",
+            ));
+        }
+        let command = Command::Send {
+            content: MessageContent::Text { text },
+            client_msg_id,
+            seen_epoch: if self.is_end_user() { None } else { epoch },
+        };
+        match self.apply(conversation, command).await?.1 {
+            Some(ack) => Ok(Reply::Send(ack)),
+            None => Err(Failure::new(
+                ErrorCode::Internal,
+                "send was not acknowledged",
+            )),
+        }
+    }
+
+    /// Subscribe-then-replay: follow the live channel first (events queue in the
+    /// outbox), then write history after `since`, then let the live events through,
+    /// skipping every `seq` already written. No gap, no duplicate.
+    async fn subscribe(
+        &mut self,
+        conversation: Option<ConversationId>,
+        since: Option<u64>,
+    ) -> Result<Reply, Failure> {
+        let conversation = self.scope(conversation)?;
+        let channel = Channel::conversation(&self.identity.tenant, &conversation);
+        let max = self.node.config.limits.max_subscriptions;
+        if !self.subs.contains_key(&channel) && self.subs.len() >= max {
+            return Err(Failure::new(
+                ErrorCode::TooLarge,
+                format!("at most {max} subscriptions per connection"),
+            ));
+        }
+        self.join(&channel).await.map_err(|e| {
+            tracing::warn!(error = %e, "subscribe failed");
+            Failure::new(ErrorCode::Unavailable, "cannot subscribe now; retry")
+        })?;
+        let state = self
+            .node
+            .backend
+            .store()
+            .state(&self.identity.tenant, &conversation)
+            .await
+            .map_err(unavailable)?;
+        let already = self.subs.get(&channel).map(|s| s.last_seq);
+        let (last, replayed, truncated) = match since {
+            None => (already.unwrap_or(0).max(state.seq), 0, false),
+            Some(since) if since >= state.seq => {
+                (already.unwrap_or(0).max(state.seq), 0, since > state.seq)
+            }
+            Some(since) => {
+                let (last, replayed, truncated) = self.replay(&conversation, since).await?;
+                (
+                    last.max(state.seq).max(already.unwrap_or(0)),
+                    replayed,
+                    truncated,
+                )
+            }
+        };
+        self.subs.insert(
+            channel,
+            Subscription {
+                conversation: conversation.clone(),
+                last_seq: last,
+            },
+        );
+        Ok(Reply::Subscribe(Subscribed {
+            view: ConversationView {
+                conversation,
+                state: ConversationState { seq: last, ..state },
+            },
+            replayed,
+            history_truncated: truncated,
+        }))
+    }
+
+    /// Writes every retained event after `since`; returns the last `seq` written (or
+    /// `since`), how many were written, and whether history no longer reaches back to
+    /// `since`.
+    async fn replay(
+        &mut self,
+        conversation: &ConversationId,
+        since: u64,
+    ) -> Result<(u64, u64, bool), Failure> {
+        let mut after = since;
+        let mut replayed = 0;
+        let mut truncated = false;
+        loop {
+            let slice = self
+                .node
+                .backend
+                .store()
+                .history(
+                    &self.identity.tenant,
+                    conversation,
+                    HistoryRange::After {
+                        after,
+                        limit: REPLAY_CHUNK,
+                    },
+                )
+                .await
+                .map_err(unavailable)?;
+            if replayed == 0 {
+                let first = slice.events.first().map(|e| e.seq);
+                truncated = match first {
+                    Some(first) => first > since + 1,
+                    None => false,
+                };
+            }
+            let more = slice.has_more;
+            for event in slice.events {
+                after = event.seq;
+                replayed += 1;
+                self.feed_event(conversation, event)
+                    .await
+                    .map_err(|_| Failure::Gone)?;
+            }
+            if !more {
+                break;
+            }
+        }
+        Ok((after, replayed, truncated))
+    }
+
+    /// Applies a command through the backend and maps refusals to error replies.
+    async fn apply(
+        &mut self,
+        conversation: ConversationId,
+        command: Command,
+    ) -> Result<(ConversationState, Option<chathub_protocol::SendAck>), Failure> {
+        let conversation = self.scope(Some(conversation))?;
+        let request = ApplyRequest {
+            tenant: self.identity.tenant.clone(),
+            conversation,
+            actor: self.identity.actor.clone(),
+            command,
+            at: now_millis(),
+        };
+        let decision = self
+            .node
+            .backend
+            .ownership()
+            .apply(request)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "apply failed");
+                Failure::new(
+                    ErrorCode::Unavailable,
+                    "backend unavailable; retry with the same client_msg_id",
+                )
+            })?;
+        match decision {
+            Decision::Done { state, ack } => Ok((state, ack)),
+            Decision::Conflict { owner, epoch } => {
+                ::metrics::counter!("chathub_take_conflicts_total").increment(1);
+                let who = owner
+                    .as_ref()
+                    .map_or("nobody".to_owned(), |o| o.to_string());
+                Err(Failure::Reply(ErrorFrame {
+                    id: None,
+                    code: ErrorCode::Conflict,
+                    message: format!(
+                        "the conversation changed hands: owner {who}, epoch {epoch}; not delivered"
+                    ),
+                    owner,
+                    epoch: Some(epoch),
+                }))
+            }
+            Decision::Refused(refusal) => Err(match refusal {
+                Refusal::Forbidden => forbidden("your role or privileges do not allow this"),
+                Refusal::ChatDisabled => Failure::new(
+                    ErrorCode::ChatDisabled,
+                    "two-way chat is disabled for this conversation",
+                ),
+                Refusal::InvalidState => Failure::new(
+                    ErrorCode::InvalidState,
+                    "not possible in the conversation's current status",
+                ),
+                Refusal::MissingEpoch => Failure::new(
+                    ErrorCode::BadRequest,
+                    "missing field `epoch`: agents send the ownership epoch they saw",
+                ),
+            }),
+        }
+    }
+
+    async fn publish(
+        &self,
+        conversation: &ConversationId,
+        frame: &ServerFrame,
+    ) -> Result<(), Failure> {
+        let channel = Channel::conversation(&self.identity.tenant, conversation);
+        self.node
+            .backend
+            .broker()
+            .publish(&channel, envelope(&channel, None, frame))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "publish failed");
+                Failure::new(ErrorCode::Unavailable, "cannot publish now; retry")
+            })
+    }
+
+    /// The conversation a request may act on: end users only their own (which they may
+    /// leave out), agents any of their tenant (which they must name).
+    fn scope(&self, given: Option<ConversationId>) -> Result<ConversationId, Failure> {
+        match (&self.identity.actor, given) {
+            (Actor::EndUser(me), None) => Ok(ConversationId::of_end_user(me)),
+            (Actor::EndUser(me), Some(c)) if c.end_user() == *me => Ok(c),
+            (Actor::EndUser(_), Some(_)) => {
+                Err(forbidden("end users may only use their own conversation"))
+            }
+            (Actor::Agent { .. }, Some(c)) => Ok(c),
+            (Actor::Agent { .. }, None) => Err(Failure::new(
+                ErrorCode::BadRequest,
+                "missing field `conversation`",
+            )),
+        }
+    }
+
+    fn is_end_user(&self) -> bool {
+        self.identity.role == Role::EndUser
+    }
+
+    fn require_agent(&self, op: &str) -> Result<(), Failure> {
+        if self.is_end_user() {
+            return Err(forbidden(format!("`{op}` is for agents")));
+        }
+        Ok(())
+    }
+
+    fn page_size(&self, limit: Option<u32>) -> Result<usize, Failure> {
+        let l = &self.node.config.limits;
+        match limit {
+            None => Ok(l.default_page),
+            Some(0) => Err(Failure::new(
+                ErrorCode::BadRequest,
+                "`limit` must be at least 1",
+            )),
+            Some(n) => Ok((n as usize).min(l.max_page)),
+        }
+    }
+}
+
+fn forbidden(message: impl Into<String>) -> Failure {
+    Failure::new(ErrorCode::Forbidden, message)
+}
+
+fn unavailable(e: StoreError) -> Failure {
+    tracing::warn!(error = %e, "store failed");
+    Failure::new(ErrorCode::Unavailable, "store unavailable; retry")
+}

@@ -1,0 +1,440 @@
+//! One WebSocket connection: reads requests and answers them, writes events from its
+//! outbox in `seq` order without gaps or duplicates, keeps the connection alive, and
+//! closes it with a documented code.
+
+use crate::auth::{Identity, now_secs};
+use crate::metrics::{CLOSES, CONNECTIONS, FRAMES_IN, FRAMES_OUT, GAP_REPAIRS, REQUESTS};
+use crate::{Backend, Node};
+use bytes::Bytes;
+use chathub_broker::outbox::{self, Outbox};
+use chathub_broker::{Broker, Channel, Envelope, OutboxSender, SessionId};
+use chathub_domain::{ConversationId, Event, Role};
+use chathub_protocol::{
+    CloseCode, Codec, DecodeErrorKind, ErrorCode, ErrorFrame, EventFrame, Limits, ServerFrame,
+    Welcome,
+};
+use chathub_store::{ConversationStore, HistoryRange};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+/// How a session ends.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// Close with this code (sent to the client, then drained).
+    Close(CloseCode),
+    /// The connection is gone or closed by the client; nothing more to send.
+    Gone,
+}
+
+/// Why a request failed.
+pub(crate) enum Failure {
+    /// Answer with this error.
+    Reply(ErrorFrame),
+    /// The connection broke while answering.
+    Gone,
+}
+
+impl Failure {
+    /// An error reply with `code` and `message`.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+        Failure::Reply(ErrorFrame::new(None, code, message))
+    }
+}
+
+/// A followed conversation.
+pub(crate) struct Subscription {
+    pub(crate) conversation: ConversationId,
+    /// The last `seq` written to the client: later live events must continue from here.
+    pub(crate) last_seq: u64,
+}
+
+pub(crate) struct Session<K> {
+    pub(crate) node: Arc<Node<K>>,
+    pub(crate) ws: WebSocketStream<TcpStream>,
+    pub(crate) id: SessionId,
+    pub(crate) identity: Identity,
+    pub(crate) codec: Codec,
+    pub(crate) outbox_tx: OutboxSender,
+    pub(crate) subs: HashMap<Channel, Subscription>,
+    /// The tenant's agents channel, for agents and admins.
+    pub(crate) queue_channel: Option<Channel>,
+}
+
+/// Runs one session to its end.
+pub(crate) async fn run<K: Backend>(
+    node: Arc<Node<K>>,
+    ws: WebSocketStream<TcpStream>,
+    identity: Identity,
+    codec: Codec,
+) {
+    let limits = &node.config.limits;
+    let (outbox_tx, outbox) = outbox::channel(limits.outbox_frames, limits.outbox_bytes);
+    let id = node.next_session.fetch_add(1, Ordering::Relaxed);
+    let role = identity.role.as_str();
+    ::metrics::gauge!(CONNECTIONS, "role" => role).increment(1.0);
+    let mut session = Session {
+        node,
+        ws,
+        id,
+        identity,
+        codec,
+        outbox_tx,
+        subs: HashMap::new(),
+        queue_channel: None,
+    };
+    let end = session.serve(outbox).await;
+    if let End::Close(code) = end {
+        ::metrics::counter!(CLOSES, "code" => code.code().to_string()).increment(1);
+        session.close(code).await;
+    }
+    session.leave_all().await;
+    ::metrics::gauge!(CONNECTIONS, "role" => role).decrement(1.0);
+}
+
+impl<K: Backend> Session<K> {
+    async fn serve(&mut self, mut outbox: Outbox) -> End {
+        let welcome = self.welcome();
+        if self.send_frame(&welcome).await.is_err() {
+            return End::Gone;
+        }
+        if self.identity.role != Role::EndUser {
+            let channel = Channel::agents(&self.identity.tenant);
+            if let Err(e) = self.join(&channel).await {
+                tracing::warn!(error = %e, "cannot follow the agents channel");
+                return End::Close(CloseCode::InternalError);
+            }
+            self.queue_channel = Some(channel);
+        }
+        let interval = self.node.config.ping_interval;
+        let silence_limit = interval + self.node.config.ping_timeout;
+        let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+        let mut last_heard = Instant::now();
+        let shutdown = self.node.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return End::Close(CloseCode::GoingAway),
+                incoming = self.ws.next() => {
+                    last_heard = Instant::now();
+                    if let Err(end) = self.on_message(incoming).await {
+                        return end;
+                    }
+                }
+                item = outbox.recv() => match item {
+                    Ok(Some(envelope)) => {
+                        if let Err(end) = self.deliver_batch(envelope, &mut outbox).await {
+                            return end;
+                        }
+                    }
+                    Ok(None) => return End::Gone,
+                    Err(_overflow) => return End::Close(CloseCode::SlowConsumer),
+                },
+                _ = ticks.tick() => {
+                    if now_secs() >= self.identity.expires_at {
+                        return End::Close(CloseCode::TokenExpired);
+                    }
+                    if last_heard.elapsed() > silence_limit {
+                        return End::Close(CloseCode::KeepaliveTimeout);
+                    }
+                    if self.ws.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return End::Gone;
+                    }
+                }
+            }
+        }
+    }
+
+    fn welcome(&self) -> ServerFrame {
+        let c = &self.node.config;
+        ServerFrame::Welcome(Welcome {
+            session: format!("{}-{}", self.node.id, self.id),
+            tenant: self.identity.tenant.clone(),
+            role: self.identity.role,
+            subject: self.identity.subject.clone(),
+            privileges: self.identity.privileges,
+            limits: Limits {
+                max_message_bytes: c.limits.max_message_bytes as u32,
+                max_text_bytes: c.limits.max_text_bytes as u32,
+                max_page: c.limits.max_page as u32,
+                ping_interval_ms: c.ping_interval.as_millis() as u64,
+                ping_timeout_ms: c.ping_timeout.as_millis() as u64,
+            },
+        })
+    }
+
+    async fn on_message(&mut self, incoming: Option<Result<Message, WsError>>) -> Result<(), End> {
+        let message = match incoming {
+            None => return Err(End::Gone),
+            Some(Err(WsError::Capacity(_))) => return Err(End::Close(CloseCode::TooBig)),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, session = self.id, "read failed");
+                return Err(End::Gone);
+            }
+            Some(Ok(m)) => m,
+        };
+        let (codec, bytes): (Codec, &[u8]) = match &message {
+            Message::Text(t) => (Codec::Json, t.as_bytes()),
+            Message::Binary(b) => (Codec::MsgPack, b),
+            Message::Close(_) => {
+                // tungstenite queued the close answer; flushing sends it.
+                let _ = self.ws.flush().await;
+                return Err(End::Gone);
+            }
+            // Pings are answered by tungstenite; pongs only prove liveness.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
+        };
+        ::metrics::counter!(FRAMES_IN).increment(1);
+        let reply = match codec.decode_request(bytes) {
+            Ok(request) => {
+                let op = request.op.name();
+                match self.handle(request.op).await {
+                    Ok(result) => {
+                        ::metrics::counter!(REQUESTS, "op" => op, "result" => "ok").increment(1);
+                        ServerFrame::Ok {
+                            id: request.id,
+                            result,
+                        }
+                    }
+                    Err(Failure::Gone) => return Err(End::Gone),
+                    Err(Failure::Reply(mut e)) => {
+                        ::metrics::counter!(REQUESTS, "op" => op, "result" => e.code.as_str())
+                            .increment(1);
+                        e.id = Some(request.id);
+                        ServerFrame::Err(e)
+                    }
+                }
+            }
+            Err(e) => {
+                let code = match e.kind {
+                    DecodeErrorKind::UnknownOp => ErrorCode::UnknownOp,
+                    _ => ErrorCode::BadRequest,
+                };
+                ::metrics::counter!(REQUESTS, "op" => "invalid", "result" => code.as_str())
+                    .increment(1);
+                ServerFrame::Err(ErrorFrame::new(e.id, code, e.detail))
+            }
+        };
+        self.send_frame(&reply).await.map_err(|_| End::Gone)
+    }
+
+    /// Writes `first` and whatever else is queued now, then flushes once.
+    async fn deliver_batch(
+        &mut self,
+        first: Arc<Envelope>,
+        outbox: &mut Outbox,
+    ) -> Result<(), End> {
+        self.deliver(first).await?;
+        // Bounded so a busy channel cannot starve reading and keepalive.
+        for _ in 0..64 {
+            let Some(next) = outbox.try_recv() else { break };
+            self.deliver(next).await?;
+        }
+        self.ws.flush().await.map_err(|_| End::Gone)
+    }
+
+    /// Feeds one envelope if the client should see it: conversation events continue the
+    /// subscription's `seq` exactly (older ones are skipped, a gap is filled from history
+    /// first); other frames go out if their channel is still followed.
+    async fn deliver(&mut self, envelope: Arc<Envelope>) -> Result<(), End> {
+        if let Some(seq) = envelope.seq {
+            let Some(sub) = self.subs.get(&envelope.channel) else {
+                return Ok(());
+            };
+            let last = sub.last_seq;
+            if seq <= last {
+                return Ok(());
+            }
+            if seq > last + 1 {
+                let conversation = sub.conversation.clone();
+                self.repair_gap(&conversation, last, seq).await?;
+            }
+            if let Some(sub) = self.subs.get_mut(&envelope.channel) {
+                sub.last_seq = seq;
+            }
+        } else if !self.subs.contains_key(&envelope.channel)
+            && self.queue_channel.as_ref() != Some(&envelope.channel)
+        {
+            return Ok(());
+        }
+        let message = match self.codec {
+            Codec::MsgPack => Message::Binary(envelope.msgpack.clone()),
+            Codec::Json => {
+                let json = envelope.json(transcode_to_json).clone();
+                if json.is_empty() {
+                    return Ok(());
+                }
+                match Utf8Bytes::try_from(json) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => return Ok(()),
+                }
+            }
+        };
+        ::metrics::counter!(FRAMES_OUT).increment(1);
+        self.ws.feed(message).await.map_err(|_| End::Gone)
+    }
+
+    /// Writes the events in `(after, before)` from history: the broker lost them.
+    async fn repair_gap(
+        &mut self,
+        conversation: &ConversationId,
+        after: u64,
+        before: u64,
+    ) -> Result<(), End> {
+        let limit = (before - after - 1) as usize;
+        ::metrics::counter!(GAP_REPAIRS).increment(limit as u64);
+        let slice = self
+            .node
+            .backend
+            .store()
+            .history(
+                &self.identity.tenant,
+                conversation,
+                HistoryRange::After { after, limit },
+            )
+            .await;
+        let events = match slice {
+            Ok(slice) => slice.events,
+            Err(e) => {
+                tracing::warn!(error = %e, "gap repair failed");
+                return Err(End::Close(CloseCode::InternalError));
+            }
+        };
+        for event in events.into_iter().filter(|e| e.seq < before) {
+            self.feed_event(conversation, event).await?;
+        }
+        Ok(())
+    }
+
+    /// Feeds one event read from history (encoded for this session only).
+    pub(crate) async fn feed_event(
+        &mut self,
+        conversation: &ConversationId,
+        event: Event,
+    ) -> Result<(), End> {
+        let frame = ServerFrame::Event(EventFrame {
+            conversation: conversation.clone(),
+            event,
+        });
+        let message = self
+            .encode(&frame)
+            .ok_or(End::Close(CloseCode::InternalError))?;
+        ::metrics::counter!(FRAMES_OUT).increment(1);
+        self.ws.feed(message).await.map_err(|_| End::Gone)
+    }
+
+    fn encode(&self, frame: &ServerFrame) -> Option<Message> {
+        let bytes = match self.codec.encode_server(frame) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode frame");
+                return None;
+            }
+        };
+        Some(if self.codec.is_binary() {
+            Message::Binary(bytes)
+        } else {
+            Message::Text(Utf8Bytes::try_from(bytes).ok()?)
+        })
+    }
+
+    /// Sends one frame now (flushing everything fed before it).
+    pub(crate) async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), WsError> {
+        let Some(message) = self.encode(frame) else {
+            return Ok(());
+        };
+        ::metrics::counter!(FRAMES_OUT).increment(1);
+        self.ws.send(message).await
+    }
+
+    /// Follows `channel` on this node: joins the hub and, for the node's first local
+    /// follower, subscribes the node on the broker.
+    pub(crate) async fn join(
+        &mut self,
+        channel: &Channel,
+    ) -> Result<(), chathub_broker::BrokerError> {
+        if self.node.hub.join(channel, self.id, &self.outbox_tx) {
+            if let Err(e) = self.node.backend.broker().subscribe(channel).await {
+                self.node.hub.leave(channel, self.id);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops following `channel`.
+    pub(crate) async fn leave(&mut self, channel: &Channel) {
+        if self.node.hub.leave(channel, self.id)
+            && let Err(e) = self.node.backend.broker().unsubscribe(channel).await
+        {
+            tracing::warn!(error = %e, %channel, "unsubscribe failed");
+        }
+    }
+
+    async fn leave_all(&mut self) {
+        let channels: Vec<Channel> = self
+            .subs
+            .drain()
+            .map(|(c, _)| c)
+            .chain(self.queue_channel.take())
+            .collect();
+        for channel in channels {
+            self.leave(&channel).await;
+        }
+    }
+
+    /// Sends the close frame, then reads until the client answers it (or the grace ends),
+    /// so the client reads the code instead of meeting a reset connection.
+    async fn close(&mut self, code: CloseCode) {
+        let frame = CloseFrame {
+            code: code.code().into(),
+            reason: Utf8Bytes::from_static(code.reason()),
+        };
+        let grace = self.node.config.shutdown_grace.min(Duration::from_secs(5));
+        let sent = tokio::time::timeout(grace, self.ws.send(Message::Close(Some(frame)))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return;
+        }
+        if code == CloseCode::TooBig {
+            // The rest of the oversized message is still arriving and cannot be parsed as
+            // frames; read it raw and throw it away until the client closes.
+            let _ = tokio::time::timeout(grace, async {
+                let mut buf = [0u8; 4096];
+                let mut budget: usize = 64 * 1024 * 1024;
+                while budget > 0 {
+                    match self.ws.get_mut().read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => budget = budget.saturating_sub(n),
+                    }
+                }
+            })
+            .await;
+            return;
+        }
+        let _ = tokio::time::timeout(grace, async {
+            while let Some(Ok(message)) = self.ws.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// The JSON encoding of a MessagePack frame (once per node per event: see [`Envelope`]).
+fn transcode_to_json(msgpack: &[u8]) -> Bytes {
+    Codec::MsgPack
+        .decode_server(msgpack)
+        .ok()
+        .and_then(|frame| Codec::Json.encode_server(&frame).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,104 @@
+//! The embedded twin: the domain state machine applied under one lock per conversation.
+
+use crate::frames::{changes_queue, envelope, event_envelope, queue_item};
+use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
+use chathub_broker::{Broker, Channel};
+use chathub_domain::{Author, Command, EventBody, Outcome, apply};
+use chathub_protocol::{SendAck, ServerFrame};
+use chathub_store::MemoryStore;
+
+/// Applies commands to a [`MemoryStore`] and publishes through a broker. Holding the
+/// conversation's lock from the decision to the publish makes every command atomic and
+/// publish order equal `seq` order.
+#[derive(Clone)]
+pub struct MemoryOwnership<B> {
+    store: MemoryStore,
+    broker: B,
+}
+
+impl<B: Broker> MemoryOwnership<B> {
+    /// A twin writing into `store` and publishing through `broker`.
+    pub fn new(store: MemoryStore, broker: B) -> Self {
+        MemoryOwnership { store, broker }
+    }
+}
+
+impl<B: Broker> Ownership for MemoryOwnership<B> {
+    async fn apply(&self, req: ApplyRequest) -> Result<Decision, OwnershipError> {
+        let config = self.store.config().clone();
+        let record = self.store.record(&req.tenant, &req.conversation);
+        let mut record = record.lock().await;
+        let dedup_key = match &req.command {
+            Command::Send {
+                client_msg_id: Some(id),
+                ..
+            } => Some((Author::of(&req.actor).id, id.clone())),
+            _ => None,
+        };
+        if let Some(ack) = dedup_key.as_ref().and_then(|k| record.recall(k, req.at)) {
+            return Ok(Decision::Done {
+                state: record.state.clone(),
+                ack: Some(ack.clone()),
+            });
+        }
+        let transition = match apply(&record.state, &req.actor, &req.command, req.at) {
+            Outcome::Applied(t) => t,
+            Outcome::Conflict { owner, epoch } => return Ok(Decision::Conflict { owner, epoch }),
+            Outcome::Refused(r) => return Ok(Decision::Refused(r)),
+        };
+        let ack = matches!(req.command, Command::Send { .. }).then(|| SendAck {
+            conversation: req.conversation.clone(),
+            seq: transition
+                .events
+                .iter()
+                .rev()
+                .find(|e| matches!(e.body, EventBody::Message { .. }))
+                .map_or(transition.state.seq, |e| e.seq),
+            status: transition.state.status,
+            owner: transition.state.owner.clone(),
+            epoch: transition.state.epoch,
+        });
+        record.state = transition.state.clone();
+        record.append(&transition.events, config.history_max_len);
+        if let (Some(key), Some(ack)) = (dedup_key, &ack) {
+            record.remember(key, ack.clone(), req.at, req.at + config.dedup_window_ms);
+        }
+        let channel = Channel::conversation(&req.tenant, &req.conversation);
+        for event in &transition.events {
+            let published = self
+                .broker
+                .publish(&channel, event_envelope(&channel, &req.conversation, event))
+                .await;
+            if let Err(e) = published {
+                // Recorded in history already: subscribers repair the gap from there.
+                tracing::warn!(error = %e, %channel, "publish failed");
+            }
+        }
+        // Second step: the tenant's queue index, idempotent by seq.
+        if !transition.events.is_empty() {
+            let previous = self.store.queue_entry(&req.tenant, &req.conversation);
+            let item = queue_item(
+                &req.conversation,
+                &transition.state,
+                &transition.events,
+                previous.as_ref(),
+            );
+            let changed = self.store.upsert_queue(&req.tenant, item.clone());
+            if changed && changes_queue(&transition.events) {
+                let agents = Channel::agents(&req.tenant);
+                let frame = ServerFrame::Queue(item);
+                let published = self
+                    .broker
+                    .publish(&agents, envelope(&agents, None, &frame))
+                    .await;
+                if let Err(e) = published {
+                    tracing::warn!(error = %e, "queue publish failed");
+                }
+            }
+        }
+        Ok(Decision::Done {
+            state: transition.state,
+            ack,
+        })
+    }
+}

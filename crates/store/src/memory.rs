@@ -1,0 +1,473 @@
+//! The embedded backend's data: everything in process memory, one lock per conversation.
+
+use crate::{
+    ConversationStore, HistoryRange, HistorySlice, QueuePage, StoreError, parse_cursor, sort_time,
+};
+use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, TenantId};
+use chathub_protocol::{QueueItem, SendAck};
+use dashmap::DashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use tokio::sync::Mutex;
+
+/// Settings of the memory store.
+#[derive(Debug, Clone)]
+pub struct MemoryStoreConfig {
+    /// Events kept per conversation; older ones are trimmed (clients resuming from before
+    /// them are told `history_truncated`). Default 10 000.
+    pub history_max_len: usize,
+    /// How long a `client_msg_id` is remembered for deduplication, in ms. Default 10 min.
+    pub dedup_window_ms: u64,
+}
+
+impl Default for MemoryStoreConfig {
+    fn default() -> Self {
+        MemoryStoreConfig {
+            history_max_len: 10_000,
+            dedup_window_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+/// Everything about one conversation, guarded by one lock.
+#[derive(Debug, Default)]
+pub struct ConversationRecord {
+    /// Current state.
+    pub state: ConversationState,
+    /// Retained events, oldest first.
+    pub history: VecDeque<Event>,
+    /// Acks of recent sends by `(author id, client_msg_id)`, with their expiry (ms).
+    pub dedup: HashMap<(String, String), (SendAck, u64)>,
+    /// Read marks.
+    pub reads: Vec<(Author, u64)>,
+}
+
+impl ConversationRecord {
+    /// Appends events, trimming the oldest past `max_len`.
+    pub fn append(&mut self, events: &[Event], max_len: usize) {
+        self.history.extend(events.iter().cloned());
+        while self.history.len() > max_len {
+            self.history.pop_front();
+        }
+    }
+
+    /// Remembers the ack of a send until `expires`; forgets expired acks first when the
+    /// map grows, so memory stays bounded by the send rate times the window.
+    pub fn remember(&mut self, key: (String, String), ack: SendAck, now: u64, expires: u64) {
+        if self.dedup.len() >= 256 {
+            self.dedup.retain(|_, (_, exp)| *exp > now);
+        }
+        self.dedup.insert(key, (ack, expires));
+    }
+
+    /// The remembered ack for `key`, if not expired.
+    pub fn recall(&self, key: &(String, String), now: u64) -> Option<&SendAck> {
+        self.dedup
+            .get(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(ack, _)| ack)
+    }
+}
+
+type Key = (TenantId, ConversationId);
+
+/// The memory store. Cheap to clone (shared inside).
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    config: MemoryStoreConfig,
+    conversations: DashMap<Key, Arc<Mutex<ConversationRecord>>>,
+    queues: DashMap<TenantId, Arc<RwLock<HashMap<ConversationId, QueueItem>>>>,
+}
+
+impl MemoryStore {
+    /// A new, empty store.
+    pub fn new(config: MemoryStoreConfig) -> Self {
+        MemoryStore {
+            inner: Arc::new(Inner {
+                config,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// The store's settings.
+    pub fn config(&self) -> &MemoryStoreConfig {
+        &self.inner.config
+    }
+
+    /// The record of a conversation, created empty if it has none yet. Writers hold its
+    /// lock across the whole command so that state, history and publish stay in order.
+    pub fn record(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Arc<Mutex<ConversationRecord>> {
+        let key = (tenant.clone(), conversation.clone());
+        if let Some(r) = self.inner.conversations.get(&key) {
+            return r.clone();
+        }
+        self.inner.conversations.entry(key).or_default().clone()
+    }
+
+    fn existing(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Option<Arc<Mutex<ConversationRecord>>> {
+        self.inner
+            .conversations
+            .get(&(tenant.clone(), conversation.clone()))
+            .map(|r| r.clone())
+    }
+
+    /// Puts `item` into the tenant's queue index unless the index already reflects a
+    /// later `seq` (idempotent, order-insensitive). Returns whether it changed.
+    pub fn upsert_queue(&self, tenant: &TenantId, item: QueueItem) -> bool {
+        let queue = self.inner.queues.entry(tenant.clone()).or_default().clone();
+        let mut queue = queue.write().unwrap_or_else(|p| p.into_inner());
+        match queue.get(&item.conversation) {
+            Some(old) if old.seq >= item.seq => false,
+            _ => {
+                queue.insert(item.conversation.clone(), item);
+                true
+            }
+        }
+    }
+
+    /// The queue entry of a conversation, if it has one.
+    pub fn queue_entry(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Option<QueueItem> {
+        let queue = self.inner.queues.get(tenant)?.clone();
+        let queue = queue.read().unwrap_or_else(|p| p.into_inner());
+        queue.get(conversation).cloned()
+    }
+}
+
+impl ConversationStore for MemoryStore {
+    async fn state(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<ConversationState, StoreError> {
+        Ok(match self.existing(tenant, conversation) {
+            Some(r) => r.lock().await.state.clone(),
+            None => ConversationState::default(),
+        })
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        range: HistoryRange,
+    ) -> Result<HistorySlice, StoreError> {
+        let Some(record) = self.existing(tenant, conversation) else {
+            return Ok(HistorySlice::default());
+        };
+        let record = record.lock().await;
+        let h = &record.history;
+        let first_retained = h.front().map_or(0, |e| e.seq);
+        // Retained seqs are consecutive, so positions follow from seqs.
+        let index_of = |seq: u64| seq.saturating_sub(first_retained) as usize;
+        let (start, end, has_more) = match range {
+            HistoryRange::Latest { limit } => {
+                let start = h.len().saturating_sub(limit);
+                (start, h.len(), start > 0)
+            }
+            HistoryRange::Before { before, limit } => {
+                let end = if before <= first_retained {
+                    0
+                } else {
+                    index_of(before).min(h.len())
+                };
+                let start = end.saturating_sub(limit);
+                (start, end, start > 0)
+            }
+            HistoryRange::After { after, limit } => {
+                let start = if after < first_retained {
+                    0
+                } else {
+                    index_of(after + 1).min(h.len())
+                };
+                let end = (start + limit).min(h.len());
+                (start, end, end < h.len())
+            }
+        };
+        Ok(HistorySlice {
+            events: h.range(start..end).cloned().collect(),
+            has_more,
+            first_retained,
+        })
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        status: Status,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<QueuePage, StoreError> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        let Some(queue) = self.inner.queues.get(tenant).map(|q| q.clone()) else {
+            return Ok(QueuePage::default());
+        };
+        let mut items: Vec<QueueItem> = {
+            let queue = queue.read().unwrap_or_else(|p| p.into_inner());
+            queue
+                .values()
+                .filter(|i| i.status == status)
+                .cloned()
+                .collect()
+        };
+        let oldest_first = status == Status::Unanswered;
+        let key = |i: &QueueItem| (sort_time(i), i.conversation.clone());
+        items.sort_by(|a, b| {
+            let o = key(a).cmp(&key(b));
+            if oldest_first { o } else { o.reverse() }
+        });
+        if let Some(after) = after {
+            items.retain(|i| {
+                let k = key(i);
+                if oldest_first { k > after } else { k < after }
+            });
+        }
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = has_more
+            .then(|| {
+                items
+                    .last()
+                    .map(|i| format!("{}:{}", sort_time(i), i.conversation))
+            })
+            .flatten();
+        Ok(QueuePage { items, next_cursor })
+    }
+
+    async fn set_read(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        by: &Author,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        let record = self.record(tenant, conversation);
+        let mut record = record.lock().await;
+        let seq = seq.min(record.state.seq);
+        match record.reads.iter_mut().find(|(a, _)| a == by) {
+            Some((_, mark)) if *mark >= seq => Ok(false),
+            Some((_, mark)) => {
+                *mark = seq;
+                Ok(true)
+            }
+            None => {
+                record.reads.push((by.clone(), seq));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn reads(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<Vec<(Author, u64)>, StoreError> {
+        Ok(match self.existing(tenant, conversation) {
+            Some(r) => r.lock().await.reads.clone(),
+            None => Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chathub_domain::{EventBody, MessageContent, Role};
+
+    fn ids() -> (TenantId, ConversationId) {
+        (
+            TenantId::new("t").unwrap(),
+            ConversationId::new("c").unwrap(),
+        )
+    }
+
+    fn event(seq: u64) -> Event {
+        Event {
+            seq,
+            at: seq,
+            body: EventBody::Message {
+                author: Author {
+                    role: Role::EndUser,
+                    id: "c".into(),
+                },
+                client_msg_id: None,
+                content: MessageContent::Text {
+                    text: seq.to_string(),
+                },
+            },
+        }
+    }
+
+    fn seqs(s: &HistorySlice) -> Vec<u64> {
+        s.events.iter().map(|e| e.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn history_slices_and_trimming() {
+        let store = MemoryStore::new(MemoryStoreConfig {
+            history_max_len: 5,
+            ..Default::default()
+        });
+        let (t, c) = ids();
+        let empty = store
+            .history(&t, &c, HistoryRange::Latest { limit: 10 })
+            .await
+            .unwrap();
+        assert!(empty.events.is_empty() && !empty.has_more);
+        {
+            let r = store.record(&t, &c);
+            let mut r = r.lock().await;
+            let events: Vec<Event> = (1..=8).map(event).collect();
+            r.append(&events, 5);
+            r.state.seq = 8;
+        }
+        let latest = store
+            .history(&t, &c, HistoryRange::Latest { limit: 2 })
+            .await
+            .unwrap();
+        assert_eq!(
+            (seqs(&latest), latest.has_more, latest.first_retained),
+            (vec![7, 8], true, 4)
+        );
+        let before = store
+            .history(
+                &t,
+                &c,
+                HistoryRange::Before {
+                    before: 7,
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((seqs(&before), before.has_more), (vec![5, 6], true));
+        let before = store
+            .history(
+                &t,
+                &c,
+                HistoryRange::Before {
+                    before: 6,
+                    limit: 9,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((seqs(&before), before.has_more), (vec![4, 5], false));
+        let before = store
+            .history(
+                &t,
+                &c,
+                HistoryRange::Before {
+                    before: 2,
+                    limit: 9,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(before.events.is_empty());
+        let after = store
+            .history(&t, &c, HistoryRange::After { after: 5, limit: 2 })
+            .await
+            .unwrap();
+        assert_eq!((seqs(&after), after.has_more), (vec![6, 7], true));
+        let after = store
+            .history(&t, &c, HistoryRange::After { after: 1, limit: 9 })
+            .await
+            .unwrap();
+        assert_eq!((seqs(&after), after.has_more), (vec![4, 5, 6, 7, 8], false));
+        let after = store
+            .history(&t, &c, HistoryRange::After { after: 8, limit: 9 })
+            .await
+            .unwrap();
+        assert!(after.events.is_empty() && !after.has_more);
+    }
+
+    fn item(conv: &str, status: Status, since: u64, updated: u64, seq: u64) -> QueueItem {
+        QueueItem {
+            conversation: ConversationId::new(conv).unwrap(),
+            status,
+            owner: None,
+            epoch: 0,
+            seq,
+            disabled: false,
+            since,
+            updated,
+            preview: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn queue_orders_pages_and_ignores_stale_updates() {
+        let store = MemoryStore::default();
+        let t = TenantId::new("t").unwrap();
+        assert!(store.upsert_queue(&t, item("a", Status::Unanswered, 30, 30, 2)));
+        assert!(store.upsert_queue(&t, item("b", Status::Unanswered, 10, 50, 2)));
+        assert!(store.upsert_queue(&t, item("c", Status::Unanswered, 20, 20, 2)));
+        assert!(store.upsert_queue(&t, item("d", Status::Finished, 5, 70, 9)));
+        assert!(store.upsert_queue(&t, item("e", Status::Finished, 5, 90, 9)));
+        // An older seq never overwrites a newer one.
+        assert!(!store.upsert_queue(&t, item("d", Status::Unanswered, 1, 1, 3)));
+        let p1 = store.list(&t, Status::Unanswered, 2, None).await.unwrap();
+        let names: Vec<_> = p1
+            .items
+            .iter()
+            .map(|i| i.conversation.to_string())
+            .collect();
+        assert_eq!(names, ["b", "c"]);
+        let p2 = store
+            .list(&t, Status::Unanswered, 2, p1.next_cursor.as_deref())
+            .await
+            .unwrap();
+        let names: Vec<_> = p2
+            .items
+            .iter()
+            .map(|i| i.conversation.to_string())
+            .collect();
+        assert_eq!((names, p2.next_cursor), (vec!["a".to_string()], None));
+        let fin = store.list(&t, Status::Finished, 10, None).await.unwrap();
+        let names: Vec<_> = fin
+            .items
+            .iter()
+            .map(|i| i.conversation.to_string())
+            .collect();
+        assert_eq!(names, ["e", "d"]);
+        assert!(
+            store
+                .list(&t, Status::Active, 10, Some("nonsense"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn read_marks_only_move_forward() {
+        let store = MemoryStore::default();
+        let (t, c) = ids();
+        store.record(&t, &c).lock().await.state.seq = 10;
+        let me = Author {
+            role: Role::Agent,
+            id: "a".into(),
+        };
+        assert!(store.set_read(&t, &c, &me, 4).await.unwrap());
+        assert!(!store.set_read(&t, &c, &me, 3).await.unwrap());
+        assert!(store.set_read(&t, &c, &me, 99).await.unwrap());
+        assert_eq!(store.reads(&t, &c).await.unwrap(), vec![(me, 10)]);
+    }
+}
