@@ -1,1 +1,302 @@
-//! support
+//! Test support: start gateway nodes (in-process on port 0, or as real `chathub`
+//! processes), mint tokens, connect clients, wait for frames, speak raw HTTP.
+//!
+//! Every test gets its own node on a free port, so tests run in parallel.
+
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+
+use chathub_client::{Client, ClientOptions};
+use chathub_domain::{ConversationId, Event, Role};
+use chathub_gateway::{
+    AuthConfig, Authenticator, GatewayConfig, MemoryStoreConfig, RunningGateway,
+};
+use chathub_protocol::{Codec, Op, Reply, ServerFrame};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for something that should happen promptly. Generous: CI
+/// machines are shared and slow; tests never assert on timing.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A gateway node running in this process on the embedded backend.
+pub struct TestHub {
+    pub ws_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub auth: Authenticator,
+    shutdown: CancellationToken,
+    running: Option<RunningGateway>,
+}
+
+/// A config listening on free loopback ports.
+pub fn test_config() -> GatewayConfig {
+    GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        http: Some("127.0.0.1:0".parse().unwrap()),
+        shutdown_grace: Duration::from_secs(2),
+        ..GatewayConfig::default()
+    }
+}
+
+impl TestHub {
+    /// A node with the default settings.
+    pub async fn start() -> TestHub {
+        TestHub::start_with(test_config(), MemoryStoreConfig::default()).await
+    }
+
+    /// A node with `config` (its addresses should be port 0).
+    pub async fn start_with(config: GatewayConfig, store: MemoryStoreConfig) -> TestHub {
+        let auth = Authenticator::new(&config.auth);
+        let shutdown = CancellationToken::new();
+        let running = chathub_gateway::start_embedded(config, store, shutdown.clone())
+            .await
+            .expect("gateway starts");
+        TestHub {
+            ws_addr: running.ws_addr,
+            http_addr: running.http_addr.expect("http enabled"),
+            auth,
+            shutdown,
+            running: Some(running),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.ws_addr)
+    }
+
+    pub fn token(&self, tenant: &str, role: Role, subject: &str) -> String {
+        self.auth.mint(tenant, subject, role, None, 3600).unwrap()
+    }
+
+    pub fn token_with(
+        &self,
+        tenant: &str,
+        role: Role,
+        subject: &str,
+        privileges: &[&str],
+    ) -> String {
+        let privileges = privileges.iter().map(|p| p.to_string()).collect();
+        self.auth
+            .mint(tenant, subject, role, Some(privileges), 3600)
+            .unwrap()
+    }
+
+    /// A MessagePack client in tenant `acme`.
+    pub async fn connect(&self, role: Role, subject: &str) -> Client {
+        self.connect_in("acme", role, subject).await
+    }
+
+    pub async fn connect_in(&self, tenant: &str, role: Role, subject: &str) -> Client {
+        Client::connect(&self.url(), &self.token(tenant, role, subject))
+            .await
+            .unwrap()
+    }
+
+    /// A JSON-subprotocol client in tenant `acme`.
+    pub async fn connect_json(&self, role: Role, subject: &str) -> Client {
+        let options = ClientOptions {
+            codec: Codec::Json,
+            ..ClientOptions::default()
+        };
+        Client::connect_with(&self.url(), &self.token("acme", role, subject), options)
+            .await
+            .unwrap()
+    }
+
+    /// Stops the node and waits until every session was closed.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(r) = self.running.take() {
+            r.stopped().await;
+        }
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn conv(id: &str) -> ConversationId {
+    ConversationId::new(id).unwrap()
+}
+
+/// Waits for the first pushed frame matching `pred`, skipping others; panics after
+/// [`PATIENCE`].
+pub async fn expect_frame(
+    client: &mut Client,
+    what: &str,
+    mut pred: impl FnMut(&ServerFrame) -> bool,
+) -> ServerFrame {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.next_event_within(left).await {
+            Some(f) if pred(&f) => return f,
+            Some(_) => continue,
+            None => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// Waits for the event with `seq` on `conversation` and returns it.
+pub async fn expect_event(client: &mut Client, conversation: &str, seq: u64) -> Event {
+    let f = expect_frame(client, &format!("event {conversation}#{seq}"), |f| {
+        matches!(f, ServerFrame::Event(e) if e.conversation.as_str() == conversation && e.event.seq == seq)
+    })
+    .await;
+    match f {
+        ServerFrame::Event(e) => e.event,
+        _ => unreachable!(),
+    }
+}
+
+/// Every pushed frame received until none arrives for `quiet`.
+pub async fn drain(client: &mut Client, quiet: Duration) -> Vec<ServerFrame> {
+    let mut out = Vec::new();
+    while let Some(f) = client.next_event_within(quiet).await {
+        out.push(f);
+    }
+    out
+}
+
+/// The `seq`s of the conversation events among `frames`, in arrival order.
+pub fn event_seqs(frames: &[ServerFrame], conversation: &str) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Event(e) if e.conversation.as_str() == conversation => Some(e.event.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The whole retained history of a conversation, read page by page.
+pub async fn full_history(client: &Client, conversation: &str) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let reply = client
+            .request(Op::History {
+                conversation: Some(conv(conversation)),
+                before: None,
+                after: Some(after),
+                limit: Some(200),
+            })
+            .await
+            .unwrap();
+        let Reply::History(page) = reply else {
+            panic!("unexpected {reply:?}")
+        };
+        if let Some(last) = page.events.last() {
+            after = last.seq;
+        }
+        events.extend(page.events);
+        if !page.has_more {
+            return events;
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The `chathub` binary built for this test run.
+pub fn chathub_binary() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let bin = target.join(profile).join("chathub");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (it builds the binary)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `chathub serve` process on free ports; killed on drop.
+pub struct HubProcess {
+    pub child: Child,
+    pub ws_url: String,
+    pub http_addr: SocketAddr,
+}
+
+impl HubProcess {
+    /// Starts `chathub serve` with `extra` arguments and waits for its listening line.
+    pub fn spawn(extra: &[&str]) -> HubProcess {
+        let mut child = Command::new(chathub_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("chathub starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        // "chathub listening ws=ws://ADDR http=http://ADDR backend=embedded"
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                .to_owned()
+        };
+        let ws_url = field("ws=");
+        let http_addr = field("http=http://").parse().unwrap();
+        HubProcess {
+            child,
+            ws_url,
+            http_addr,
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A token signed with the development secret (what `chathub serve` uses by default).
+pub fn dev_token(tenant: &str, role: Role, subject: &str) -> String {
+    Authenticator::new(&AuthConfig::default())
+        .mint(tenant, subject, role, None, 3600)
+        .unwrap()
+}

@@ -73,6 +73,9 @@ struct ServeArgs {
     /// Extra silence tolerated after a ping before closing with 4000, seconds.
     #[arg(long, env = "CHATHUB_PING_TIMEOUT_SECS", default_value_t = 20)]
     ping_timeout_secs: u64,
+    /// A socket write stuck this long (client not reading) closes it with 4001, seconds.
+    #[arg(long, env = "CHATHUB_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    write_timeout_secs: u64,
     /// Grace period for sessions to close on shutdown, seconds.
     #[arg(long, env = "CHATHUB_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     shutdown_grace_secs: u64,
@@ -187,6 +190,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
         ping_timeout: Duration::from_secs(args.ping_timeout_secs),
+        write_timeout: Duration::from_secs(args.write_timeout_secs.max(1)),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         ..GatewayConfig::default()
     };

@@ -188,14 +188,21 @@ impl Client {
                             Some(Err(_)) | None => break,
                         };
                         let Ok(frame) = codec.decode_server(&bytes) else { continue };
-                        match frame {
-                            ServerFrame::Ok { id, result } => respond(&reader_pending, id, Ok(result)),
+                        // Replies go to their waiting request; replies nobody waits for
+                        // (e.g. to raw frames) and pushed frames go to the event queue.
+                        let unclaimed = match frame {
+                            ServerFrame::Ok { id, result } => respond(&reader_pending, id, Ok(result))
+                                .err()
+                                .map(|r| ServerFrame::Ok { id, result: r.unwrap_or(Reply::Ping {}) }),
                             ServerFrame::Err(e) if e.id.is_some() => {
                                 let id = e.id.unwrap_or_default();
-                                respond(&reader_pending, id, Err(e));
+                                respond(&reader_pending, id, Err(e)).err().and_then(|r| r.err().map(ServerFrame::Err))
                             }
+                            other => Some(other),
+                        };
+                        if let Some(frame) = unclaimed {
                             // If nobody reads events any more, they are dropped.
-                            other => { let _ = event_tx.send(other).await; }
+                            let _ = event_tx.send(frame).await;
                         }
                     }
                 }
@@ -345,13 +352,22 @@ fn unexpected(reply: Reply) -> ClientError {
     ClientError::Protocol(format!("unexpected reply {reply:?}"))
 }
 
-fn respond(pending: &Pending, id: u64, result: Result<Reply, ErrorFrame>) {
+/// Hands `result` to the request waiting for `id`; gives it back when nobody waits.
+fn respond(
+    pending: &Pending,
+    id: u64,
+    result: Result<Reply, ErrorFrame>,
+) -> Result<(), Result<Reply, ErrorFrame>> {
     let waiter = pending
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&id);
-    if let Some(tx) = waiter {
-        let _ = tx.send(result);
+    match waiter {
+        Some(tx) => {
+            let _ = tx.send(result);
+            Ok(())
+        }
+        None => Err(result),
     }
 }
 

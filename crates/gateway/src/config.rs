@@ -21,6 +21,9 @@ pub struct GatewayConfig {
     pub ping_interval: Duration,
     /// See `ping_interval`.
     pub ping_timeout: Duration,
+    /// A write to a socket that does not complete within this (the client stopped
+    /// reading and the TCP buffers are full) closes it as a slow consumer. Default 10 s.
+    pub write_timeout: Duration,
     /// A client must finish the WebSocket handshake within this. Default 10 s.
     pub handshake_timeout: Duration,
     /// On shutdown, sessions get the 1001 close and this long to go. Default 5 s.
@@ -113,6 +116,7 @@ impl Default for GatewayConfig {
             limits: LimitsConfig::default(),
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
         }

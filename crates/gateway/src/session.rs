@@ -145,8 +145,11 @@ impl<K: Backend> Session<K> {
                     if last_heard.elapsed() > silence_limit {
                         return End::Close(CloseCode::KeepaliveTimeout);
                     }
-                    if self.ws.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return End::Gone;
+                    let ping = self.ws.send(Message::Ping(Bytes::new()));
+                    match tokio::time::timeout(self.node.config.write_timeout, ping).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return End::Gone,
+                        Err(_) => return End::Close(CloseCode::SlowConsumer),
                     }
                 }
             }
@@ -232,13 +235,20 @@ impl<K: Backend> Session<K> {
         first: Arc<Envelope>,
         outbox: &mut Outbox,
     ) -> Result<(), End> {
-        self.deliver(first).await?;
-        // Bounded so a busy channel cannot starve reading and keepalive.
-        for _ in 0..64 {
-            let Some(next) = outbox.try_recv() else { break };
-            self.deliver(next).await?;
+        let write_timeout = self.node.config.write_timeout;
+        let batch = async {
+            self.deliver(first).await?;
+            // Bounded so a busy channel cannot starve reading and keepalive.
+            for _ in 0..64 {
+                let Some(next) = outbox.try_recv() else { break };
+                self.deliver(next).await?;
+            }
+            self.ws.flush().await.map_err(|_| End::Gone)
+        };
+        match tokio::time::timeout(write_timeout, batch).await {
+            Ok(result) => result,
+            Err(_) => Err(End::Close(CloseCode::SlowConsumer)),
         }
-        self.ws.flush().await.map_err(|_| End::Gone)
     }
 
     /// Feeds one envelope if the client should see it: conversation events continue the
@@ -328,7 +338,11 @@ impl<K: Backend> Session<K> {
             .encode(&frame)
             .ok_or(End::Close(CloseCode::InternalError))?;
         ::metrics::counter!(FRAMES_OUT).increment(1);
-        self.ws.feed(message).await.map_err(|_| End::Gone)
+        let write_timeout = self.node.config.write_timeout;
+        match tokio::time::timeout(write_timeout, self.ws.feed(message)).await {
+            Ok(result) => result.map_err(|_| End::Gone),
+            Err(_) => Err(End::Close(CloseCode::SlowConsumer)),
+        }
     }
 
     fn encode(&self, frame: &ServerFrame) -> Option<Message> {
@@ -352,7 +366,11 @@ impl<K: Backend> Session<K> {
             return Ok(());
         };
         ::metrics::counter!(FRAMES_OUT).increment(1);
-        self.ws.send(message).await
+        let write_timeout = self.node.config.write_timeout;
+        match tokio::time::timeout(write_timeout, self.ws.send(message)).await {
+            Ok(result) => result,
+            Err(_) => Err(WsError::Io(std::io::ErrorKind::TimedOut.into())),
+        }
     }
 
     /// Follows `channel` on this node: joins the hub and, for the node's first local
