@@ -42,14 +42,13 @@ impl Hub {
     /// Removes `session` from `channel`. Returns `true` when it was the last local session
     /// (the caller then unsubscribes the node).
     pub fn leave(&self, channel: &Channel, session: SessionId) -> bool {
-        let removed = self
-            .channels
+        // The closure removes the session in place; the entry goes when it is empty.
+        self.channels
             .remove_if_mut(channel, |_, sessions| {
                 sessions.retain(|(id, _)| *id != session);
                 sessions.is_empty()
             })
-            .is_some();
-        removed
+            .is_some()
     }
 
     /// Delivers `envelope` to every local session on `channel`; returns how many got it.

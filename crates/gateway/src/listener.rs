@@ -75,6 +75,8 @@ type Accepted = (
 
 async fn handshake<K: Backend>(stream: TcpStream, node: &Node<K>) -> Option<Accepted> {
     let mut admitted: Option<(Identity, Codec)> = None;
+    // The error type is fixed by tungstenite's callback signature.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let (codec, echo) = match choose_codec(req) {
             Ok(x) => x,
@@ -122,6 +124,7 @@ async fn handshake<K: Backend>(stream: TcpStream, node: &Node<K>) -> Option<Acce
     }
 }
 
+#[allow(clippy::result_large_err)]
 fn refuse(status: StatusCode, text: String) -> ErrorResponse {
     let mut resp = ErrorResponse::new(Some(text + "\n"));
     *resp.status_mut() = status;

@@ -122,15 +122,25 @@ fn every_json_example_in_protocol_md_is_a_valid_frame() {
             let value: Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("PROTOCOL.md example is not JSON: {line}: {e}"));
             let bytes = line.as_bytes();
-            if value.get("type").is_some() {
-                Codec::Json
+            // Decode, re-encode and compare: a misspelt field would be silently ignored
+            // by the decoder, but not survive the round trip.
+            let again = if value.get("type").is_some() {
+                let frame = Codec::Json
                     .decode_server(bytes)
                     .unwrap_or_else(|e| panic!("PROTOCOL.md server example {line}: {e}"));
+                Codec::Json.encode_server(&frame).unwrap()
             } else {
-                Codec::Json
+                let request = Codec::Json
                     .decode_request(bytes)
                     .unwrap_or_else(|e| panic!("PROTOCOL.md request example {line}: {e}"));
-            }
+                Codec::Json.encode_request(&request).unwrap()
+            };
+            let again: Value = serde_json::from_slice(&again).unwrap();
+            assert_eq!(
+                strip_nulls(again),
+                strip_nulls(value),
+                "PROTOCOL.md example does not round-trip: {line}"
+            );
             checked += 1;
         }
         rest = &body[end + 3..];
