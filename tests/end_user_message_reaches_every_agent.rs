@@ -98,6 +98,12 @@ async fn first_message_queues_the_conversation_for_all_agents() {
     let order: Vec<_> = page.items.iter().map(|i| i.conversation.as_str()).collect();
     assert_eq!(order, ["u-1", "u-2"]);
     assert!(page.items[0].since <= page.items[1].since);
+    let waits: Vec<u64> = page
+        .items
+        .iter()
+        .map(|i| i.waiting_ms.expect("waiting time"))
+        .collect();
+    assert!(waits[0] >= waits[1], "the first waited longest: {waits:?}");
 
     // A conversation nobody wrote in is a normal, empty answer.
     let Reply::Open(opened) = alice

@@ -127,6 +127,10 @@ pub struct QueueItem {
     /// The last message's text, shortened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+    /// In `list` replies for unanswered conversations: how long the end user has been
+    /// waiting, in ms (server clock). Absent in pushed `queue` frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_ms: Option<u64>,
 }
 
 /// A `typing` notice.

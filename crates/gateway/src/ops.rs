@@ -7,6 +7,7 @@ use crate::session::{Failure, Session, Subscription};
 use chathub_broker::{Broker, Channel};
 use chathub_domain::{
     Actor, Author, Command, ConversationId, ConversationState, MessageContent, Refusal, Role,
+    Status,
 };
 use chathub_ownership::frames::envelope;
 use chathub_ownership::{ApplyRequest, Decision, Ownership};
@@ -117,9 +118,14 @@ impl<K: Backend> Session<K> {
                         }
                         e => unavailable(e),
                     })?;
+                let now = now_millis();
+                let mut items = page.items;
+                for item in items.iter_mut().filter(|i| i.status == Status::Unanswered) {
+                    item.waiting_ms = Some(now.saturating_sub(item.since));
+                }
                 Ok(Reply::List(ListPage {
                     status,
-                    items: page.items,
+                    items,
                     next_cursor: page.next_cursor,
                 }))
             }
@@ -179,7 +185,7 @@ impl<K: Backend> Session<K> {
                     .set_read(&self.identity.tenant, &conversation, &by, seq)
                     .await
                     .map_err(unavailable)?;
-                if moved {
+                if let Some(seq) = moved {
                     let frame = ServerFrame::Read(ReadFrame {
                         conversation: conversation.clone(),
                         by,

@@ -71,6 +71,7 @@ pub fn queue_item(
             .unwrap_or(0),
         updated: last_at.or(previous.map(|p| p.updated)).unwrap_or(0),
         preview,
+        waiting_ms: None,
     }
 }
 

@@ -104,15 +104,16 @@ pub trait ConversationStore: Send + Sync + 'static {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<QueuePage, StoreError>> + Send;
 
-    /// Records that `by` has seen the conversation up to `seq`. Returns `false` (and
-    /// changes nothing) when the mark would not move forward.
+    /// Records that `by` has seen the conversation up to `seq` (clamped to the
+    /// conversation's last `seq`). Returns the new mark, or `None` (and changes nothing)
+    /// when the mark would not move forward or the conversation has no events.
     fn set_read(
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
         by: &Author,
         seq: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Every participant's read mark.
     fn reads(

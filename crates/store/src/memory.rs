@@ -257,19 +257,26 @@ impl ConversationStore for MemoryStore {
         conversation: &ConversationId,
         by: &Author,
         seq: u64,
-    ) -> Result<bool, StoreError> {
-        let record = self.record(tenant, conversation);
+    ) -> Result<Option<u64>, StoreError> {
+        // Never create a record here: a read mark on a conversation without events means
+        // nothing, and ids from clients must not grow memory.
+        let Some(record) = self.existing(tenant, conversation) else {
+            return Ok(None);
+        };
         let mut record = record.lock().await;
         let seq = seq.min(record.state.seq);
+        if seq == 0 {
+            return Ok(None);
+        }
         match record.reads.iter_mut().find(|(a, _)| a == by) {
-            Some((_, mark)) if *mark >= seq => Ok(false),
+            Some((_, mark)) if *mark >= seq => Ok(None),
             Some((_, mark)) => {
                 *mark = seq;
-                Ok(true)
+                Ok(Some(seq))
             }
             None => {
                 record.reads.push((by.clone(), seq));
-                Ok(true)
+                Ok(Some(seq))
             }
         }
     }
@@ -410,6 +417,7 @@ mod tests {
             since,
             updated,
             preview: None,
+            waiting_ms: None,
         }
     }
 
@@ -465,9 +473,15 @@ mod tests {
             role: Role::Agent,
             id: "a".into(),
         };
-        assert!(store.set_read(&t, &c, &me, 4).await.unwrap());
-        assert!(!store.set_read(&t, &c, &me, 3).await.unwrap());
-        assert!(store.set_read(&t, &c, &me, 99).await.unwrap());
+        let elsewhere = ConversationId::new("nowhere").unwrap();
+        assert_eq!(store.set_read(&t, &elsewhere, &me, 4).await.unwrap(), None);
+        assert_eq!(store.set_read(&t, &c, &me, 4).await.unwrap(), Some(4));
+        assert_eq!(store.set_read(&t, &c, &me, 3).await.unwrap(), None);
+        assert_eq!(
+            store.set_read(&t, &c, &me, 99).await.unwrap(),
+            Some(10),
+            "clamped"
+        );
         assert_eq!(store.reads(&t, &c).await.unwrap(), vec![(me, 10)]);
     }
 }
