@@ -43,17 +43,7 @@ async fn first_message_queues_the_conversation_for_all_agents() {
             .is_empty(),
         "another tenant's agent saw the queue event"
     );
-    let Reply::List(page) = other_tenant
-        .request(Op::List {
-            status: Status::Unanswered,
-            limit: None,
-            cursor: None,
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let page = chathub_e2e::list(&other_tenant, Status::Unanswered).await;
     assert!(page.items.is_empty());
 
     // Both devices get both events.
@@ -84,17 +74,7 @@ async fn first_message_queues_the_conversation_for_all_agents() {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let second = hub.connect(Role::EndUser, "u-2").await;
     second.send_text(None, "hello?", None, None).await.unwrap();
-    let Reply::List(page) = alice
-        .request(Op::List {
-            status: Status::Unanswered,
-            limit: None,
-            cursor: None,
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let page = chathub_e2e::list(&alice, Status::Unanswered).await;
     let order: Vec<_> = page.items.iter().map(|i| i.conversation.as_str()).collect();
     assert_eq!(order, ["u-1", "u-2"]);
     assert!(page.items[0].since <= page.items[1].since);

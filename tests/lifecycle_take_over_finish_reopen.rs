@@ -76,17 +76,7 @@ async fn take_take_over_finish_and_reopen() {
     assert!(matches!(msg.body, EventBody::Message { author, .. } if author.id == "bob"));
 
     // Active list shows the owner.
-    let Reply::List(active) = carol
-        .request(Op::List {
-            status: Status::Active,
-            limit: None,
-            cursor: None,
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let active = chathub_e2e::list(&carol, Status::Active).await;
     assert_eq!(active.items.len(), 1);
     assert_eq!(active.items[0].owner.as_ref().unwrap().as_str(), "bob");
 
@@ -133,17 +123,7 @@ async fn take_take_over_finish_and_reopen() {
         .await
         .unwrap_err();
     assert_eq!(err.server().unwrap().code, ErrorCode::InvalidState);
-    let Reply::List(finished) = carol
-        .request(Op::List {
-            status: Status::Finished,
-            limit: None,
-            cursor: None,
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let finished = chathub_e2e::list(&carol, Status::Finished).await;
     assert_eq!(finished.items[0].conversation, c);
 
     // The end user writes again: unanswered; carol (never had it) takes it.

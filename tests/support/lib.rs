@@ -201,6 +201,19 @@ pub async fn full_history(client: &Client, conversation: &str) -> Vec<Event> {
     }
 }
 
+/// The first page of the tenant's conversations in `status` (agents).
+pub async fn list(client: &Client, status: chathub_domain::Status) -> chathub_protocol::ListPage {
+    let op = Op::List {
+        status,
+        limit: None,
+        cursor: None,
+    };
+    match client.request(op).await.unwrap() {
+        Reply::List(page) => page,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 /// A plain HTTP/1.1 GET; returns status and body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

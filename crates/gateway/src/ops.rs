@@ -19,8 +19,6 @@ use chathub_store::{ConversationStore, HistoryRange, StoreError};
 
 /// Longest `client_msg_id`, in bytes.
 pub(crate) const MAX_CLIENT_MSG_ID: usize = 64;
-/// Events read from history per round trip while replaying.
-const REPLAY_CHUNK: usize = 256;
 
 impl<K: Backend> Session<K> {
     /// Answers one request.
@@ -133,34 +131,18 @@ impl<K: Backend> Session<K> {
                 conversation,
                 epoch,
             } => {
-                let state = self
-                    .apply(conversation.clone(), Command::Finish { seen_epoch: epoch })
-                    .await?
-                    .0;
-                Ok(Reply::Finish(ConversationView {
-                    conversation,
-                    state,
-                }))
+                let command = Command::Finish { seen_epoch: epoch };
+                Ok(Reply::Finish(self.apply_view(conversation, command).await?))
             }
             Op::Disable { conversation } => {
-                let state = self
-                    .apply(conversation.clone(), Command::SetDisabled(true))
-                    .await?
-                    .0;
-                Ok(Reply::Disable(ConversationView {
-                    conversation,
-                    state,
-                }))
+                let command = Command::SetDisabled(true);
+                Ok(Reply::Disable(
+                    self.apply_view(conversation, command).await?,
+                ))
             }
             Op::Enable { conversation } => {
-                let state = self
-                    .apply(conversation.clone(), Command::SetDisabled(false))
-                    .await?
-                    .0;
-                Ok(Reply::Enable(ConversationView {
-                    conversation,
-                    state,
-                }))
+                let command = Command::SetDisabled(false);
+                Ok(Reply::Enable(self.apply_view(conversation, command).await?))
             }
             Op::Typing {
                 conversation,
@@ -280,12 +262,11 @@ impl<K: Backend> Session<K> {
                 (already.unwrap_or(0).max(state.seq), 0, since > state.seq)
             }
             Some(since) => {
-                let (last, replayed, truncated) = self.replay(&conversation, since).await?;
-                (
-                    last.max(state.seq).max(already.unwrap_or(0)),
-                    replayed,
-                    truncated,
-                )
+                let written = self.write_history(&conversation, since, None).await?;
+                // Trimmed history shows as a first event later than the one asked for.
+                let truncated = written.first.is_some_and(|first| first > since + 1);
+                let last = written.last.max(state.seq).max(already.unwrap_or(0));
+                (last, written.count, truncated)
             }
         };
         self.subs.insert(
@@ -305,52 +286,17 @@ impl<K: Backend> Session<K> {
         }))
     }
 
-    /// Writes every retained event after `since`; returns the last `seq` written (or
-    /// `since`), how many were written, and whether history no longer reaches back to
-    /// `since`.
-    async fn replay(
+    /// Applies a command and answers with the conversation's state after it.
+    async fn apply_view(
         &mut self,
-        conversation: &ConversationId,
-        since: u64,
-    ) -> Result<(u64, u64, bool), Failure> {
-        let mut after = since;
-        let mut replayed = 0;
-        let mut truncated = false;
-        loop {
-            let slice = self
-                .node
-                .backend
-                .store()
-                .history(
-                    &self.identity.tenant,
-                    conversation,
-                    HistoryRange::After {
-                        after,
-                        limit: REPLAY_CHUNK,
-                    },
-                )
-                .await
-                .map_err(unavailable)?;
-            if replayed == 0 {
-                let first = slice.events.first().map(|e| e.seq);
-                truncated = match first {
-                    Some(first) => first > since + 1,
-                    None => false,
-                };
-            }
-            let more = slice.has_more;
-            for event in slice.events {
-                after = event.seq;
-                replayed += 1;
-                self.feed_event(conversation, event)
-                    .await
-                    .map_err(|_| Failure::Gone)?;
-            }
-            if !more {
-                break;
-            }
-        }
-        Ok((after, replayed, truncated))
+        conversation: ConversationId,
+        command: Command,
+    ) -> Result<ConversationView, Failure> {
+        let (state, _) = self.apply(conversation.clone(), command).await?;
+        Ok(ConversationView {
+            conversation,
+            state,
+        })
     }
 
     /// Applies a command through the backend and maps refusals to error replies.

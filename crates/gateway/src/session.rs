@@ -50,6 +50,19 @@ impl Failure {
     }
 }
 
+/// Events read from history per round trip while replaying or repairing a gap.
+const HISTORY_CHUNK: usize = 256;
+
+/// What [`Session::write_history`] wrote.
+pub(crate) struct Written {
+    /// `seq` of the last event written (the starting point if none).
+    pub(crate) last: u64,
+    /// How many events were written.
+    pub(crate) count: u64,
+    /// `seq` of the first event written.
+    pub(crate) first: Option<u64>,
+}
+
 /// A followed conversation.
 pub(crate) struct Subscription {
     pub(crate) conversation: ConversationId,
@@ -299,29 +312,58 @@ impl<K: Backend> Session<K> {
         after: u64,
         before: u64,
     ) -> Result<(), End> {
-        let limit = (before - after - 1) as usize;
-        ::metrics::counter!(GAP_REPAIRS).increment(limit as u64);
-        let slice = self
-            .node
-            .backend
-            .store()
-            .history(
-                &self.identity.tenant,
-                conversation,
-                HistoryRange::After { after, limit },
-            )
-            .await;
-        let events = match slice {
-            Ok(slice) => slice.events,
-            Err(e) => {
-                tracing::warn!(error = %e, "gap repair failed");
-                return Err(End::Close(CloseCode::InternalError));
-            }
-        };
-        for event in events.into_iter().filter(|e| e.seq < before) {
-            self.feed_event(conversation, event).await?;
+        ::metrics::counter!(GAP_REPAIRS).increment(before - after - 1);
+        match self.write_history(conversation, after, Some(before)).await {
+            Ok(_) => Ok(()),
+            Err(Failure::Gone) => Err(End::Gone),
+            Err(Failure::Reply(_)) => Err(End::Close(CloseCode::InternalError)),
         }
-        Ok(())
+    }
+
+    /// Writes the retained events with `after < seq < before` (no upper bound when
+    /// `before` is `None`), oldest first, reading history in chunks.
+    pub(crate) async fn write_history(
+        &mut self,
+        conversation: &ConversationId,
+        after: u64,
+        before: Option<u64>,
+    ) -> Result<Written, Failure> {
+        let mut written = Written {
+            last: after,
+            count: 0,
+            first: None,
+        };
+        loop {
+            let range = HistoryRange::After {
+                after: written.last,
+                limit: HISTORY_CHUNK,
+            };
+            let slice = self
+                .node
+                .backend
+                .store()
+                .history(&self.identity.tenant, conversation, range)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "history read failed");
+                    Failure::new(ErrorCode::Unavailable, "store unavailable; retry")
+                })?;
+            let more = slice.has_more;
+            for event in slice.events {
+                if before.is_some_and(|b| event.seq >= b) {
+                    return Ok(written);
+                }
+                written.first.get_or_insert(event.seq);
+                written.last = event.seq;
+                written.count += 1;
+                self.feed_event(conversation, event)
+                    .await
+                    .map_err(|_| Failure::Gone)?;
+            }
+            if !more {
+                return Ok(written);
+            }
+        }
     }
 
     /// Feeds one event read from history (encoded for this session only).

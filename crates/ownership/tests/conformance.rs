@@ -2,6 +2,9 @@
 //! backend fixture; today they run against the memory twin, and the Redis backend runs the
 //! very same bodies.
 
+// Test helpers: unwrap is how a test says "this must hold".
+#![allow(clippy::unwrap_used)]
+
 use chathub_broker::outbox::{self, Outbox};
 use chathub_broker::{Channel, Hub, MemoryBroker};
 use chathub_domain::{
