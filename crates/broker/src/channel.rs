@@ -6,24 +6,32 @@ use std::sync::Arc;
 
 /// A pub/sub channel. Cheap to clone (shared string).
 ///
-/// Conversation channels carry the conversation's hash tag `{t:c}` so that, on Redis
-/// Cluster, the channel lives in the same slot as the conversation's keys.
+/// Conversation channels carry the conversation's hash tag `{tenant/conversation}` (ids
+/// cannot contain `/`, so the tag is unambiguous: no two tenants ever share a channel),
+/// which on Redis Cluster puts the channel in the slot of the conversation's keys.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Channel(Arc<str>);
 
 impl Channel {
     /// The channel of one conversation: messages, status changes, typing, read marks.
     pub fn conversation(tenant: &TenantId, conversation: &ConversationId) -> Channel {
-        Channel(format!("chathub:conv:{{{tenant}:{conversation}}}").into())
+        Channel(format!("conv:{{{tenant}/{conversation}}}").into())
     }
 
     /// The channel of a tenant's agents: queue changes.
     pub fn agents(tenant: &TenantId) -> Channel {
-        Channel(format!("chathub:agents:{{{tenant}}}").into())
+        Channel(format!("agents:{{{tenant}}}").into())
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// Lets the hub look a channel up by the name a broker received, without allocating.
+impl std::borrow::Borrow<str> for Channel {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }
@@ -37,5 +45,28 @@ impl fmt::Display for Channel {
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Channel({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_never_share_a_channel() {
+        let a = Channel::conversation(
+            &TenantId::new("a:b").unwrap(),
+            &ConversationId::new("c").unwrap(),
+        );
+        let b = Channel::conversation(
+            &TenantId::new("a").unwrap(),
+            &ConversationId::new("b:c").unwrap(),
+        );
+        assert_ne!(a, b);
+        assert_eq!(a.as_str(), "conv:{a:b/c}");
+        assert_eq!(
+            Channel::agents(&TenantId::new("acme").unwrap()).as_str(),
+            "agents:{acme}"
+        );
     }
 }

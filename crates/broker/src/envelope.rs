@@ -15,6 +15,9 @@ pub struct Envelope {
     pub seq: Option<u64>,
     /// The frame in MessagePack.
     pub msgpack: Bytes,
+    /// Not a frame but a signal: the node's subscription to `channel` was (re)established
+    /// and events may have been missed meanwhile; sessions catch up from history.
+    pub resync: bool,
     json: OnceLock<Bytes>,
 }
 
@@ -25,7 +28,16 @@ impl Envelope {
             channel,
             seq,
             msgpack,
+            resync: false,
             json: OnceLock::new(),
+        }
+    }
+
+    /// The resync signal for `channel` (see [`Envelope::resync`]).
+    pub fn resync(channel: Channel) -> Envelope {
+        Envelope {
+            resync: true,
+            ..Envelope::new(channel, None, Bytes::new())
         }
     }
 

@@ -70,6 +70,17 @@ impl Hub {
         delivered
     }
 
+    /// Delivers an envelope received by name (from a broker) to the channel's local
+    /// sessions; `make` builds it only when somebody here follows the channel. Returns
+    /// how many sessions got it.
+    pub fn dispatch_named(&self, name: &str, make: impl FnOnce(Channel) -> Envelope) -> usize {
+        let channel = match self.channels.get(name) {
+            Some(entry) => entry.key().clone(),
+            None => return 0,
+        };
+        self.dispatch(&channel, &Arc::new(make(channel.clone())))
+    }
+
     /// Number of channels with at least one local session.
     pub fn channel_count(&self) -> usize {
         self.channels.len()

@@ -268,6 +268,9 @@ impl<K: Backend> Session<K> {
     /// subscription's `seq` exactly (older ones are skipped, a gap is filled from history
     /// first); other frames go out if their channel is still followed.
     async fn deliver(&mut self, envelope: Arc<Envelope>) -> Result<(), End> {
+        if envelope.resync {
+            return self.resync(&envelope.channel).await;
+        }
         if let Some(seq) = envelope.seq {
             let Some(sub) = self.subs.get(&envelope.channel) else {
                 return Ok(());
@@ -303,6 +306,27 @@ impl<K: Backend> Session<K> {
         };
         ::metrics::counter!(FRAMES_OUT).increment(1);
         self.ws.feed(message).await.map_err(|_| End::Gone)
+    }
+
+    /// The node's subscription to `channel` was re-established: whatever was published
+    /// meanwhile may be lost, so write what history has after the last `seq` sent.
+    async fn resync(&mut self, channel: &Channel) -> Result<(), End> {
+        let Some(sub) = self.subs.get(channel) else {
+            return Ok(());
+        };
+        let (conversation, last) = (sub.conversation.clone(), sub.last_seq);
+        let written = match self.write_history(&conversation, last, None).await {
+            Ok(written) => written,
+            Err(Failure::Gone) => return Err(End::Gone),
+            Err(Failure::Reply(_)) => return Err(End::Close(CloseCode::InternalError)),
+        };
+        if written.count > 0 {
+            ::metrics::counter!(GAP_REPAIRS).increment(written.count);
+        }
+        if let Some(sub) = self.subs.get_mut(channel) {
+            sub.last_seq = sub.last_seq.max(written.last);
+        }
+        Ok(())
     }
 
     /// Writes the events in `(after, before)` from history: the broker lost them.

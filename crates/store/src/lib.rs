@@ -58,9 +58,6 @@ pub struct HistorySlice {
     pub events: Vec<Event>,
     /// Whether more retained events lie beyond the slice in the direction read.
     pub has_more: bool,
-    /// `seq` of the oldest retained event (0 when nothing is retained). Events before it
-    /// were trimmed by the retention limit.
-    pub first_retained: u64,
 }
 
 /// One page of the queue.
