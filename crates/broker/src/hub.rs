@@ -81,6 +81,11 @@ impl Hub {
         self.dispatch(&channel, &Arc::new(make(channel.clone())))
     }
 
+    /// Whether any local session follows `channel`.
+    pub fn has_sessions(&self, channel: &Channel) -> bool {
+        self.channels.get(channel).is_some_and(|s| !s.is_empty())
+    }
+
     /// Number of channels with at least one local session.
     pub fn channel_count(&self) -> usize {
         self.channels.len()

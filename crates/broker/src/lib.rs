@@ -6,19 +6,21 @@
 //! - [`outbox`]: the bounded per-session queue with a byte budget.
 //! - [`Hub`]: the node's local registry, channel → local sessions.
 //! - [`Broker`]: moves envelopes between nodes; [`MemoryBroker`] is the single-process
-//!   twin (the Redis broker comes with cluster mode).
+//!   twin; [`RedisBroker`] moves them through Redis pub/sub between nodes.
 
 mod channel;
 mod envelope;
 mod hub;
 mod memory;
 pub mod outbox;
+pub mod redis;
 
 pub use channel::Channel;
 pub use envelope::Envelope;
 pub use hub::{Hub, SessionId};
 pub use memory::MemoryBroker;
 pub use outbox::{Outbox, OutboxSender, Overflow};
+pub use redis::{RedisBroker, redis_channel};
 
 use std::future::Future;
 use std::sync::Arc;

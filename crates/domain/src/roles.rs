@@ -110,6 +110,11 @@ impl Privileges {
         self.0 & p.bit() != 0
     }
 
+    /// The set as bits, bit `i` for `Privilege::ALL[i]` (the Redis script's encoding).
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
     /// The privileges in the set, in a stable order.
     pub fn iter(self) -> impl Iterator<Item = Privilege> {
         Privilege::ALL.into_iter().filter(move |p| self.has(*p))

@@ -11,11 +11,15 @@
 //! - [`Ownership`], [`ApplyRequest`], [`Decision`]: the contract.
 //! - [`frames`]: how events and queue entries become shared, encoded-once envelopes.
 //! - [`memory`]: the embedded twin (one lock per conversation).
+//! - [`redis`]: the Redis backend: `lua/apply.lua` (the state machine restated, one
+//!   atomic step) and `lua/inbox.lua` (the tenant's queue, second step).
 
 pub mod frames;
 pub mod memory;
+pub mod redis;
 
 pub use memory::MemoryOwnership;
+pub use redis::{RedisOwnership, RedisOwnershipConfig};
 
 use chathub_domain::{
     Actor, AgentId, Command, ConversationId, ConversationState, Refusal, TenantId,

@@ -1,36 +1,84 @@
-//! Conformance suite of the [`Ownership`] contract. The test bodies are generic over a
-//! backend fixture; today they run against the memory twin, and the Redis backend runs the
-//! very same bodies.
+//! Conformance suite of the [`Ownership`] contract (with the store's read side and the
+//! broker's delivery): the same test bodies run against the memory twin and against a
+//! real redis-server.
 
 // Test helpers: unwrap is how a test says "this must hold".
 #![allow(clippy::unwrap_used)]
 
 use chathub_broker::outbox::{self, Outbox};
-use chathub_broker::{Channel, Hub, MemoryBroker};
+use chathub_broker::{Broker, Channel, Hub, MemoryBroker, RedisBroker};
 use chathub_domain::{
     Actor, AgentId, Command, ConversationId, EndUserId, EventBody, MessageContent, Role, Status,
     TenantId,
 };
-use chathub_ownership::{ApplyRequest, Decision, MemoryOwnership, Ownership};
+use chathub_ownership::{
+    ApplyRequest, Decision, MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig,
+};
 use chathub_protocol::{Codec, ServerFrame};
-use chathub_store::{ConversationStore, HistoryRange, MemoryStore};
+use chathub_store::{ConversationStore, HistoryRange, MemoryStore, RedisKeys, RedisStore};
+use chathub_testkit::RedisServer;
+use redis::aio::ConnectionManager;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a conformance body needs from a backend.
-struct Fixture<O, S> {
+struct Fixture<O, S, B> {
     ownership: Arc<O>,
     store: S,
+    broker: B,
     hub: Arc<Hub>,
+    /// Keeps the Redis server (if any) alive for the test.
+    _redis: Option<RedisServer>,
 }
 
-fn memory() -> Fixture<MemoryOwnership<MemoryBroker>, MemoryStore> {
+fn memory() -> Fixture<MemoryOwnership<MemoryBroker>, MemoryStore, MemoryBroker> {
     let hub = Arc::new(Hub::new());
     let store = MemoryStore::default();
-    let ownership = MemoryOwnership::new(store.clone(), MemoryBroker::new(hub.clone()));
+    let broker = MemoryBroker::new(hub.clone());
+    let ownership = MemoryOwnership::new(store.clone(), broker.clone());
     Fixture {
         ownership: Arc::new(ownership),
         store,
+        broker,
         hub,
+        _redis: None,
+    }
+}
+
+type RedisFixture = Fixture<
+    RedisOwnership<ConnectionManager>,
+    RedisStore<ConnectionManager>,
+    RedisBroker<ConnectionManager>,
+>;
+
+async fn redis() -> RedisFixture {
+    let server = RedisServer::start();
+    let conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap();
+    let keys = RedisKeys::new("test");
+    let hub = Arc::new(Hub::new());
+    let broker = RedisBroker::connect(
+        &server.url(),
+        conn.clone(),
+        "test",
+        hub.clone(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    Fixture {
+        ownership: Arc::new(RedisOwnership::new(
+            conn.clone(),
+            keys.clone(),
+            RedisOwnershipConfig::default(),
+        )),
+        store: RedisStore::new(conn, keys),
+        broker,
+        hub,
+        _redis: Some(server),
     }
 }
 
@@ -74,23 +122,41 @@ fn send(
     }
 }
 
-/// Follows `channel` on the fixture's hub like a session would.
-fn follow(hub: &Hub, channel: &Channel, session: u64) -> Outbox {
+/// Follows `channel` like a session would: joins the hub, subscribes the node.
+async fn follow<O, S, B: Broker>(f: &Fixture<O, S, B>, channel: &Channel, session: u64) -> Outbox {
     let (tx, rx) = outbox::channel(100_000, usize::MAX);
-    hub.join(channel, session, &tx);
+    if f.hub.join(channel, session, &tx) {
+        f.broker.subscribe(channel).await.unwrap();
+    }
     // The sender is kept alive by the hub.
     rx
 }
 
-fn drain(outbox: &mut Outbox) -> Vec<ServerFrame> {
+/// The next `n` frames (delivery through Redis is asynchronous), then checks that no
+/// more arrive.
+async fn frames(outbox: &mut Outbox, n: usize) -> Vec<ServerFrame> {
     let mut frames = Vec::new();
-    while let Some(env) = outbox.try_recv() {
+    while frames.len() < n {
+        let env = tokio::time::timeout(Duration::from_secs(10), outbox.recv())
+            .await
+            .expect("frames arrive")
+            .unwrap()
+            .unwrap();
+        if env.resync {
+            continue;
+        }
         frames.push(Codec::MsgPack.decode_server(&env.msgpack).unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while let Some(env) = outbox.try_recv() {
+        assert!(env.resync, "unexpected extra frame");
     }
     frames
 }
 
-async fn exactly_one_winner_in_a_race<O: Ownership, S: ConversationStore>(f: Fixture<O, S>) {
+async fn exactly_one_winner_in_a_race<O: Ownership, S: ConversationStore, B: Broker>(
+    f: Fixture<O, S, B>,
+) {
     f.ownership
         .apply(send(end_user("u1"), "u1", "help", None, None))
         .await
@@ -148,12 +214,11 @@ async fn exactly_one_winner_in_a_race<O: Ownership, S: ConversationStore>(f: Fix
     );
 }
 
-async fn publish_order_is_seq_order<O: Ownership, S: ConversationStore>(f: Fixture<O, S>) {
-    let mut events = follow(
-        &f.hub,
-        &Channel::conversation(&tenant(), &conversation("u2")),
-        1,
-    );
+async fn publish_order_is_seq_order<O: Ownership, S: ConversationStore, B: Broker>(
+    f: Fixture<O, S, B>,
+) {
+    let channel = Channel::conversation(&tenant(), &conversation("u2"));
+    let mut events = follow(&f, &channel, 1).await;
     let mut tasks = Vec::new();
     for i in 0..50 {
         let ownership = f.ownership.clone();
@@ -167,7 +232,8 @@ async fn publish_order_is_seq_order<O: Ownership, S: ConversationStore>(f: Fixtu
     for t in tasks {
         assert!(matches!(t.await.unwrap(), Decision::Done { .. }));
     }
-    let seqs: Vec<u64> = drain(&mut events)
+    let seqs: Vec<u64> = frames(&mut events, 51)
+        .await
         .into_iter()
         .map(|f| match f {
             ServerFrame::Event(e) => e.event.seq,
@@ -181,7 +247,9 @@ async fn publish_order_is_seq_order<O: Ownership, S: ConversationStore>(f: Fixtu
     );
 }
 
-async fn retried_sends_are_recorded_once<O: Ownership, S: ConversationStore>(f: Fixture<O, S>) {
+async fn retried_sends_are_recorded_once<O: Ownership, S: ConversationStore, B: Broker>(
+    f: Fixture<O, S, B>,
+) {
     let first = f
         .ownership
         .apply(send(end_user("u3"), "u3", "hi", None, Some("k1")))
@@ -215,8 +283,10 @@ async fn retried_sends_are_recorded_once<O: Ownership, S: ConversationStore>(f: 
     assert_eq!(messages, 1);
 }
 
-async fn queue_follows_status_changes<O: Ownership, S: ConversationStore>(f: Fixture<O, S>) {
-    let mut agents = follow(&f.hub, &Channel::agents(&tenant()), 7);
+async fn queue_follows_status_changes<O: Ownership, S: ConversationStore, B: Broker>(
+    f: Fixture<O, S, B>,
+) {
+    let mut agents = follow(&f, &Channel::agents(&tenant()), 7).await;
     f.ownership
         .apply(send(end_user("u4"), "u4", "one", None, None))
         .await
@@ -234,7 +304,8 @@ async fn queue_follows_status_changes<O: Ownership, S: ConversationStore>(f: Fix
         ..send(agent("a1"), "u4", "", None, None)
     };
     f.ownership.apply(finish).await.unwrap();
-    let statuses: Vec<(Status, u64)> = drain(&mut agents)
+    let statuses: Vec<(Status, u64)> = frames(&mut agents, 3)
+        .await
         .into_iter()
         .map(|f| match f {
             ServerFrame::Queue(q) => (q.status, q.seq),
@@ -277,4 +348,24 @@ async fn memory_retried_sends_are_recorded_once() {
 #[tokio::test]
 async fn memory_queue_follows_status_changes() {
     queue_follows_status_changes(memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_exactly_one_winner_in_a_race() {
+    exactly_one_winner_in_a_race(redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_publish_order_is_seq_order() {
+    publish_order_is_seq_order(redis().await).await;
+}
+
+#[tokio::test]
+async fn redis_retried_sends_are_recorded_once() {
+    retried_sends_are_recorded_once(redis().await).await;
+}
+
+#[tokio::test]
+async fn redis_queue_follows_status_changes() {
+    queue_follows_status_changes(redis().await).await;
 }

@@ -6,10 +6,14 @@
 //! - [`ConversationStore`]: the read side every backend offers to the gateway.
 //! - [`memory`]: the embedded backend's data ([`MemoryStore`]), also written by the
 //!   memory ownership twin under one lock per conversation.
+//! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
+//!   ([`RedisStore`]); the ownership crate's scripts write the same keys.
 
 pub mod memory;
+pub mod redis;
 
 pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
+pub use redis::{RedisKeys, RedisStore};
 
 use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, TenantId};
 use chathub_protocol::QueueItem;

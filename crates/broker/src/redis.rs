@@ -1,0 +1,208 @@
+//! The Redis broker: one pub/sub connection per node (RESP3, pushes), subscribed once per
+//! channel however many local sessions follow it.
+//!
+//! ## Behaviour
+//! - Deliveries arrive as RESP3 pushes on the connection's reader task; the handler
+//!   decodes the frame once, re-encodes it once (so every node sends the same bytes as
+//!   the embedded backend) and dispatches into the [`Hub`] with `try_push`: a full
+//!   session queue never stalls the Redis reader.
+//! - After a disconnect the connection manager reconnects and resubscribes every channel
+//!   by itself. Each resubscription confirmation is turned into a resync signal for the
+//!   channel's local sessions, which catch up from history: Redis pub/sub is at most once.
+//! - Subscribes and unsubscribes of the node are serialised, and an unsubscribe is
+//!   skipped when a local session joined the channel again meanwhile.
+
+use crate::{Broker, BrokerError, Channel, Envelope, Hub};
+use bytes::Bytes;
+use chathub_protocol::{Codec, ServerFrame};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{PushInfo, PushKind, Value};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The Redis channel name of a hub channel: `<prefix>:<channel>`.
+pub fn redis_channel(prefix: &str, channel: &Channel) -> String {
+    format!("{prefix}:{}", channel.as_str())
+}
+
+/// Counters of the broker, for metrics.
+#[derive(Debug, Default)]
+pub struct RedisBrokerStats {
+    /// Messages received from Redis.
+    pub received: AtomicU64,
+    /// Messages that could not be decoded (dropped; sessions repair from history).
+    pub undecodable: AtomicU64,
+    /// Times the pub/sub connection was lost.
+    pub disconnects: AtomicU64,
+    /// Resync signals sent to sessions after (re)subscribing.
+    pub resyncs: AtomicU64,
+}
+
+/// The Redis broker (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct RedisBroker<C> {
+    pubsub: ConnectionManager,
+    publisher: C,
+    prefix: Arc<str>,
+    hub: Arc<Hub>,
+    /// Serialises this node's subscribe/unsubscribe commands.
+    subscriptions: Arc<tokio::sync::Mutex<()>>,
+    stats: Arc<RedisBrokerStats>,
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
+    /// Opens the node's pub/sub connection to `url` (RESP3 is switched on here) and
+    /// publishes through `publisher`. Deliveries go into `hub`.
+    pub async fn connect(
+        url: &str,
+        publisher: C,
+        prefix: &str,
+        hub: Arc<Hub>,
+        timeout: Duration,
+    ) -> Result<Self, BrokerError> {
+        let url = with_resp3(url);
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let prefix: Arc<str> = prefix.into();
+        let stats = Arc::new(RedisBrokerStats::default());
+        let handler = PushHandler {
+            prefix: prefix.clone(),
+            hub: hub.clone(),
+            stats: stats.clone(),
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_max_delay(Duration::from_secs(2))
+            .set_automatic_resubscription()
+            .set_push_sender(move |push: PushInfo| {
+                handler.handle(push);
+                Ok::<(), redis::aio::SendError>(())
+            });
+        let pubsub = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        Ok(RedisBroker {
+            pubsub,
+            publisher,
+            prefix,
+            hub,
+            subscriptions: Arc::default(),
+            stats,
+        })
+    }
+
+    /// The broker's counters.
+    pub fn stats(&self) -> &RedisBrokerStats {
+        &self.stats
+    }
+}
+
+/// Adds `protocol=resp3` to a Redis URL (pushes need RESP3).
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+struct PushHandler {
+    prefix: Arc<str>,
+    hub: Arc<Hub>,
+    stats: Arc<RedisBrokerStats>,
+}
+
+impl PushHandler {
+    fn handle(&self, push: PushInfo) {
+        match push.kind {
+            PushKind::Message | PushKind::SMessage => {
+                let [Value::BulkString(name), Value::BulkString(payload)] = &push.data[..] else {
+                    return;
+                };
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = self.hub_name(name) else {
+                    return;
+                };
+                let stats = &self.stats;
+                self.hub
+                    .dispatch_named(name, |channel| match normalise(payload) {
+                        Some((seq, bytes)) => Envelope::new(channel, seq, bytes),
+                        None => {
+                            stats.undecodable.fetch_add(1, Ordering::Relaxed);
+                            // Sessions treat a resync like a gap: they read history.
+                            Envelope::resync(channel)
+                        }
+                    });
+            }
+            PushKind::Subscribe | PushKind::SSubscribe => {
+                let Some(Value::BulkString(name)) = push.data.first() else {
+                    return;
+                };
+                if let Some(name) = self.hub_name(name) {
+                    self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+                    self.hub.dispatch_named(name, Envelope::resync);
+                }
+            }
+            PushKind::Disconnection => {
+                self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("redis pub/sub connection lost; reconnecting");
+            }
+            _ => {}
+        }
+    }
+
+    fn hub_name<'a>(&self, redis_name: &'a [u8]) -> Option<&'a str> {
+        std::str::from_utf8(redis_name)
+            .ok()?
+            .strip_prefix(&*self.prefix)?
+            .strip_prefix(':')
+    }
+}
+
+/// Decodes a published frame (encoded by a Lua script or another node) and re-encodes it
+/// the way every node encodes: once per node, and identical bytes whatever the publisher.
+fn normalise(payload: &[u8]) -> Option<(Option<u64>, Bytes)> {
+    let frame = Codec::MsgPack.decode_server(payload).ok()?;
+    let seq = match &frame {
+        ServerFrame::Event(e) => Some(e.event.seq),
+        _ => None,
+    };
+    Some((seq, Codec::MsgPack.encode_server(&frame).ok()?))
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C> {
+    async fn publish(&self, channel: &Channel, envelope: Arc<Envelope>) -> Result<(), BrokerError> {
+        let mut conn = self.publisher.clone();
+        redis::cmd("PUBLISH")
+            .arg(redis_channel(&self.prefix, channel))
+            .arg(envelope.msgpack.as_ref())
+            .exec_async(&mut conn)
+            .await
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+    }
+
+    async fn subscribe(&self, channel: &Channel) -> Result<(), BrokerError> {
+        let _serial = self.subscriptions.lock().await;
+        let mut conn = self.pubsub.clone();
+        conn.subscribe(redis_channel(&self.prefix, channel))
+            .await
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+    }
+
+    async fn unsubscribe(&self, channel: &Channel) -> Result<(), BrokerError> {
+        let _serial = self.subscriptions.lock().await;
+        if self.hub.has_sessions(channel) {
+            // Somebody here joined again since the last one left.
+            return Ok(());
+        }
+        let mut conn = self.pubsub.clone();
+        conn.unsubscribe(redis_channel(&self.prefix, channel))
+            .await
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,195 @@
+-- Applies one command to one conversation atomically: the Lua restatement of
+-- chathub_domain::conversation::apply (a differential property test holds the two equal),
+-- plus history append, idempotency key and publish, in one step.
+--
+-- Every check happens before the first write: a script that fails half-way does not roll
+-- back, so nothing may be written until the outcome is known.
+--
+-- KEYS[1] state hash   KEYS[2] history stream   KEYS[3] dedup key (same hash tag)
+-- ARGV[1]  actor role: end_user | agent | admin
+-- ARGV[2]  actor id
+-- ARGV[3]  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
+-- ARGV[4]  command: send | finish | set_disabled
+-- ARGV[5]  text (send)
+-- ARGV[6]  client_msg_id ('' for none)
+-- ARGV[7]  seen epoch ('' for none)
+-- ARGV[8]  disabled wanted ('1' / '0', set_disabled)
+-- ARGV[9]  time, ms since the Unix epoch
+-- ARGV[10] conversation id
+-- ARGV[11] channel to publish on
+-- ARGV[12] publish command: PUBLISH or SPUBLISH
+-- ARGV[13] history max length (0: unlimited)
+-- ARGV[14] history max age, ms (0: unlimited)
+-- ARGV[15] dedup window, ms
+-- Returns a MessagePack map: {outcome = done|conflict|refused, ...}.
+
+local role, actor_id, privileges = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local command, text, client_msg_id = ARGV[4], ARGV[5], ARGV[6]
+local seen_epoch = tonumber(ARGV[7])
+local want_disabled = ARGV[8] == '1'
+local at = tonumber(ARGV[9])
+
+local function has(bit_value)
+  return bit.band(privileges, bit_value) ~= 0
+end
+
+local h = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch', 'seq', 'disabled')
+local state = {
+  status = h[1] or 'new',
+  owner = (h[2] and h[2] ~= '') and h[2] or nil,
+  epoch = tonumber(h[3] or '0'),
+  seq = tonumber(h[4] or '0'),
+  disabled = h[5] == '1',
+}
+
+local function state_map(s)
+  return { status = s.status, owner = s.owner, epoch = s.epoch, seq = s.seq, disabled = s.disabled }
+end
+
+-- A retried send answers what the first one did.
+if command == 'send' and client_msg_id ~= '' then
+  local ack = redis.call('GET', KEYS[3])
+  if ack then
+    return cmsgpack.pack({ outcome = 'done', state = state_map(state), ack = cmsgpack.unpack(ack) })
+  end
+end
+
+local function refused(reason)
+  return cmsgpack.pack({ outcome = 'refused', refusal = reason })
+end
+
+local function conflict()
+  return cmsgpack.pack({ outcome = 'conflict', owner = state.owner, epoch = state.epoch })
+end
+
+local by = { role = role, id = actor_id }
+local events = {}
+local next_state = state_map(state)
+
+local function push(event)
+  next_state.seq = next_state.seq + 1
+  event.seq = next_state.seq
+  event.at = at
+  events[#events + 1] = event
+end
+
+local function push_status(cause, previous_owner)
+  push({
+    event = 'status', status = next_state.status, owner = next_state.owner,
+    epoch = next_state.epoch, disabled = next_state.disabled, cause = cause,
+    previous_owner = previous_owner, by = by,
+  })
+end
+
+local function set_status(status, owner, cause)
+  local previous = next_state.owner
+  if previous ~= owner then
+    next_state.epoch = next_state.epoch + 1
+  end
+  next_state.status = status
+  next_state.owner = owner
+  push_status(cause, previous)
+end
+
+local function message()
+  push({
+    event = 'message', author = by,
+    client_msg_id = (client_msg_id ~= '') and client_msg_id or nil,
+    content = { kind = 'text', text = text },
+  })
+end
+
+if role == 'end_user' then
+  if command ~= 'send' then return refused('forbidden') end
+  if state.disabled then return refused('chat_disabled') end
+  if state.status == 'new' then
+    set_status('unanswered', nil, 'opened')
+  elseif state.status == 'finished' then
+    set_status('unanswered', nil, 'reopened')
+  end
+  message()
+elseif command == 'send' then
+  if seen_epoch == nil then return refused('missing_epoch') end
+  local owns = state.status == 'active' and state.owner == actor_id
+  if not owns then
+    if not has(1) then return refused('forbidden') end
+    if state.disabled then return refused('chat_disabled') end
+  end
+  if seen_epoch ~= state.epoch then return conflict() end
+  if not owns then
+    local cause = (state.status == 'active') and 'taken_over' or 'taken'
+    set_status('active', actor_id, cause)
+  end
+  message()
+elseif command == 'finish' then
+  if state.status == 'new' or state.status == 'finished' then return refused('invalid_state') end
+  local owns = state.owner == actor_id
+  if not has(2) or not (owns or role == 'admin') then return refused('forbidden') end
+  if seen_epoch ~= state.epoch then return conflict() end
+  set_status('finished', nil, 'finished')
+elseif command == 'set_disabled' then
+  if not has(4) then return refused('forbidden') end
+  if state.disabled ~= want_disabled then
+    next_state.disabled = want_disabled
+    push_status(want_disabled and 'disabled' or 'enabled', nil)
+  end
+else
+  return redis.error_reply('unknown command ' .. command)
+end
+
+-- Decided; now write. State first, then history, dedup, publish.
+if #events > 0 then
+  redis.call('HSET', KEYS[1], 'status', next_state.status, 'epoch', next_state.epoch,
+    'seq', next_state.seq, 'disabled', next_state.disabled and '1' or '0')
+  if next_state.owner then
+    redis.call('HSET', KEYS[1], 'owner', next_state.owner)
+  else
+    redis.call('HDEL', KEYS[1], 'owner')
+  end
+  local max_len = tonumber(ARGV[13])
+  for _, event in ipairs(events) do
+    local packed = cmsgpack.pack(event)
+    if max_len > 0 then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', max_len, event.seq .. '-0', 'e', packed, 't', at)
+    else
+      redis.call('XADD', KEYS[2], event.seq .. '-0', 'e', packed, 't', at)
+    end
+  end
+  -- Age limit: drop a few of the oldest entries per command (amortised).
+  local max_age = tonumber(ARGV[14])
+  if max_age > 0 then
+    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 16)
+    for _, entry in ipairs(oldest) do
+      local fields = entry[2]
+      local t = nil
+      for i = 1, #fields, 2 do
+        if fields[i] == 't' then t = tonumber(fields[i + 1]) end
+      end
+      if t and t < at - max_age then
+        redis.call('XDEL', KEYS[2], entry[1])
+      else
+        break
+      end
+    end
+  end
+end
+
+local ack = nil
+if command == 'send' then
+  local message_seq = next_state.seq
+  ack = {
+    conversation = ARGV[10], seq = message_seq, status = next_state.status,
+    owner = next_state.owner, epoch = next_state.epoch,
+  }
+  if client_msg_id ~= '' then
+    redis.call('SET', KEYS[3], cmsgpack.pack(ack), 'PX', tonumber(ARGV[15]))
+  end
+end
+
+for _, event in ipairs(events) do
+  local frame = { type = 'event', conversation = ARGV[10] }
+  for k, v in pairs(event) do frame[k] = v end
+  redis.call(ARGV[12], ARGV[11], cmsgpack.pack(frame))
+end
+
+return cmsgpack.pack({ outcome = 'done', state = next_state, ack = ack, events = events })

@@ -1,0 +1,346 @@
+//! The Redis backend of the store: key layout shared with the ownership scripts, and the
+//! read side.
+//!
+//! Everything of one conversation shares the hash tag `{tenant/conversation}` (ids cannot
+//! contain `/`), so the conversation's script touches one slot on Redis Cluster. The
+//! tenant's inbox lives under `{tenant}`, another slot, updated in a second step.
+
+use crate::{ConversationStore, HistoryRange, HistorySlice, QueuePage, StoreError, parse_cursor};
+use chathub_domain::{Author, ConversationId, ConversationState, Event, Role, Status, TenantId};
+use chathub_protocol::QueueItem;
+use redis::aio::ConnectionLike;
+use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, RedisError, Script, Value};
+use std::sync::{Arc, LazyLock};
+
+/// Key and channel names under one prefix (several deployments can share a Redis).
+#[derive(Debug, Clone)]
+pub struct RedisKeys {
+    prefix: Arc<str>,
+}
+
+impl RedisKeys {
+    /// Names under `prefix` (no braces in it; default `chathub`).
+    pub fn new(prefix: &str) -> RedisKeys {
+        RedisKeys {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn conv(&self, t: &TenantId, c: &ConversationId, what: &str) -> String {
+        format!("{}:conv:{{{t}/{c}}}:{what}", self.prefix)
+    }
+
+    fn tenant(&self, t: &TenantId, what: &str) -> String {
+        format!("{}:tenant:{{{t}}}:{what}", self.prefix)
+    }
+
+    /// Conversation state hash: `status`, `owner`, `epoch`, `seq`, `disabled`.
+    pub fn state(&self, t: &TenantId, c: &ConversationId) -> String {
+        self.conv(t, c, "state")
+    }
+
+    /// History stream; entry id `<seq>-0`, fields `e` (the event, MessagePack) and `t`
+    /// (its time, ms).
+    pub fn history(&self, t: &TenantId, c: &ConversationId) -> String {
+        self.conv(t, c, "history")
+    }
+
+    /// Idempotency key of one send, holding its ack (MessagePack), with the dedup window
+    /// as TTL.
+    pub fn dedup(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+        author: &str,
+        client_msg_id: &str,
+    ) -> String {
+        self.conv(t, c, &format!("dedup:{author}:{client_msg_id}"))
+    }
+
+    /// Read marks hash: `role:id` → seq.
+    pub fn reads(&self, t: &TenantId, c: &ConversationId) -> String {
+        self.conv(t, c, "reads")
+    }
+
+    /// Inbox hash: conversation → queue entry (MessagePack).
+    pub fn inbox(&self, t: &TenantId) -> String {
+        self.tenant(t, "inbox")
+    }
+
+    /// Queue index of one status: sorted set, conversation scored by its sort time.
+    pub fn queue(&self, t: &TenantId, status: Status) -> String {
+        self.tenant(t, &format!("queue:{}", status.as_str()))
+    }
+
+    /// The tenant's inbox event stream (queue frames, for consoles catching up).
+    pub fn inbox_events(&self, t: &TenantId) -> String {
+        self.tenant(t, "inbox-events")
+    }
+}
+
+static SET_READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/set_read.lua")));
+
+/// The Redis store, over any async connection (a `ConnectionManager`, or a cluster
+/// connection: every command touches one hash tag).
+#[derive(Clone)]
+pub struct RedisStore<C> {
+    conn: C,
+    keys: RedisKeys,
+}
+
+impl<C> RedisStore<C> {
+    /// A store using `conn` and `keys`.
+    pub fn new(conn: C, keys: RedisKeys) -> Self {
+        RedisStore { conn, keys }
+    }
+}
+
+fn unavailable(e: RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("undecodable {what}: {e}"))
+}
+
+/// Decodes the `e` field of a history stream entry.
+fn decode_entry(map: &std::collections::HashMap<String, Value>) -> Result<Event, StoreError> {
+    match map.get("e") {
+        Some(Value::BulkString(bytes)) => {
+            rmp_serde::from_slice(bytes).map_err(|e| corrupt("history entry", e))
+        }
+        _ => Err(corrupt("history entry", "missing field e")),
+    }
+}
+
+fn reader_key(a: &Author) -> String {
+    format!("{}:{}", a.role.as_str(), a.id)
+}
+
+fn parse_reader(field: &str) -> Option<Author> {
+    let (role, id) = field.split_once(':')?;
+    let role = match role {
+        "end_user" => Role::EndUser,
+        "agent" => Role::Agent,
+        "admin" => Role::Admin,
+        _ => return None,
+    };
+    Some(Author {
+        role,
+        id: id.to_owned(),
+    })
+}
+
+/// Parses a state hash read with `HMGET status owner epoch seq disabled`.
+pub fn parse_state(fields: &[Option<String>]) -> Result<ConversationState, StoreError> {
+    let get = |i: usize| fields.get(i).cloned().flatten();
+    let status = match get(0).as_deref() {
+        None | Some("new") => Status::New,
+        Some("unanswered") => Status::Unanswered,
+        Some("active") => Status::Active,
+        Some("finished") => Status::Finished,
+        Some(other) => return Err(corrupt("status", other)),
+    };
+    let owner = match get(1).filter(|o| !o.is_empty()) {
+        Some(o) => Some(o.parse().map_err(|e| corrupt("owner", e))?),
+        None => None,
+    };
+    let number = |i: usize| -> Result<u64, StoreError> {
+        get(i).map_or(Ok(0), |n| n.parse().map_err(|e| corrupt("number", e)))
+    };
+    Ok(ConversationState {
+        status,
+        owner,
+        epoch: number(2)?,
+        seq: number(3)?,
+        disabled: get(4).as_deref() == Some("1"),
+    })
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for RedisStore<C> {
+    async fn state(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<ConversationState, StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.state(tenant, conversation))
+            .arg(&["status", "owner", "epoch", "seq", "disabled"])
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        parse_state(&fields)
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        range: HistoryRange,
+    ) -> Result<HistorySlice, StoreError> {
+        let key = self.keys.history(tenant, conversation);
+        let mut conn = self.conn.clone();
+        // One more than asked tells whether there is more.
+        let (reply, limit, newest_first): (StreamRangeReply, usize, bool) = match range {
+            HistoryRange::Latest { limit } => (
+                conn.xrevrange_count(&key, "+", "-", limit + 1)
+                    .await
+                    .map_err(unavailable)?,
+                limit,
+                true,
+            ),
+            HistoryRange::Before { before, limit } => {
+                if before <= 1 {
+                    return Ok(HistorySlice::default());
+                }
+                let end = format!("{}-0", before - 1);
+                (
+                    conn.xrevrange_count(&key, end, "-", limit + 1)
+                        .await
+                        .map_err(unavailable)?,
+                    limit,
+                    true,
+                )
+            }
+            HistoryRange::After { after, limit } => {
+                let start = format!("{}-0", after + 1);
+                (
+                    conn.xrange_count(&key, start, "+", limit + 1)
+                        .await
+                        .map_err(unavailable)?,
+                    limit,
+                    false,
+                )
+            }
+        };
+        let has_more = reply.ids.len() > limit;
+        let mut events = reply
+            .ids
+            .iter()
+            .take(limit)
+            .map(|entry| decode_entry(&entry.map))
+            .collect::<Result<Vec<Event>, StoreError>>()?;
+        if newest_first {
+            events.reverse();
+        }
+        Ok(HistorySlice { events, has_more })
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        status: Status,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<QueuePage, StoreError> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        let oldest_first = status == Status::Unanswered;
+        let key = self.keys.queue(tenant, status);
+        let mut conn = self.conn.clone();
+        // Entries tied with the cursor's time are fetched again and skipped, so fetch a
+        // few more than needed.
+        let fetch = limit + 1 + 64;
+        let scored: Vec<(String, f64)> = match (&after, oldest_first) {
+            (None, true) => {
+                conn.zrangebyscore_limit_withscores(&key, "-inf", "+inf", 0, fetch as isize)
+                    .await
+            }
+            (None, false) => {
+                conn.zrevrangebyscore_limit_withscores(&key, "+inf", "-inf", 0, fetch as isize)
+                    .await
+            }
+            (Some((t, _)), true) => {
+                conn.zrangebyscore_limit_withscores(&key, *t, "+inf", 0, fetch as isize)
+                    .await
+            }
+            (Some((t, _)), false) => {
+                conn.zrevrangebyscore_limit_withscores(&key, *t, "-inf", 0, fetch as isize)
+                    .await
+            }
+        }
+        .map_err(unavailable)?;
+        let mut members: Vec<(u64, String)> =
+            scored.into_iter().map(|(m, s)| (s as u64, m)).collect();
+        // Ties in time are ordered by conversation id, in the list's direction.
+        members.sort_by(|a, b| if oldest_first { a.cmp(b) } else { b.cmp(a) });
+        if let Some((t, c)) = &after {
+            let cursor = (*t, c.to_string());
+            members.retain(|m| {
+                if oldest_first {
+                    *m > cursor
+                } else {
+                    *m < cursor
+                }
+            });
+        }
+        let has_more = members.len() > limit;
+        members.truncate(limit);
+        if members.is_empty() {
+            return Ok(QueuePage::default());
+        }
+        let names: Vec<&str> = members.iter().map(|(_, m)| m.as_str()).collect();
+        let blobs: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(self.keys.inbox(tenant))
+            .arg(&names)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let mut items = Vec::with_capacity(blobs.len());
+        for blob in blobs.into_iter().flatten() {
+            let item: QueueItem =
+                rmp_serde::from_slice(&blob).map_err(|e| corrupt("queue entry", e))?;
+            // The index may briefly lag the entry; show only what matches.
+            if item.status == status {
+                items.push(item);
+            }
+        }
+        let next_cursor = has_more
+            .then(|| members.last().map(|(t, c)| format!("{t}:{c}")))
+            .flatten();
+        Ok(QueuePage { items, next_cursor })
+    }
+
+    async fn set_read(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        by: &Author,
+        seq: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.conn.clone();
+        let moved: u64 = SET_READ
+            .key(self.keys.reads(tenant, conversation))
+            .key(self.keys.state(tenant, conversation))
+            .arg(reader_key(by))
+            .arg(seq)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok((moved > 0).then_some(moved))
+    }
+
+    async fn reads(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<Vec<(Author, u64)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let marks: Vec<(String, u64)> = conn
+            .hgetall(self.keys.reads(tenant, conversation))
+            .await
+            .map_err(unavailable)?;
+        let mut out: Vec<(Author, u64)> = marks
+            .into_iter()
+            .filter_map(|(field, seq)| parse_reader(&field).map(|a| (a, seq)))
+            .collect();
+        out.sort_by(|a, b| (a.0.role.as_str(), &a.0.id).cmp(&(b.0.role.as_str(), &b.0.id)));
+        Ok(out)
+    }
+}
