@@ -1,0 +1,165 @@
+//! Differential property test: random command sequences from several agents, admins and
+//! the end user go through the pure state machine and through the Redis script; outcomes,
+//! states and events (read back from the history stream) must be identical.
+
+#![allow(clippy::unwrap_used)]
+
+use chathub_domain::{
+    Actor, AgentId, Command, ConversationId, ConversationState, EndUserId, MessageContent, Outcome,
+    Privileges, Role, TenantId, apply,
+};
+use chathub_ownership::{ApplyRequest, Decision, Ownership, RedisOwnership, RedisOwnershipConfig};
+use chathub_store::{ConversationStore, HistoryRange, RedisKeys, RedisStore};
+use chathub_testkit::RedisServer;
+use proptest::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Clone)]
+enum Step {
+    UserSends,
+    AgentSends {
+        actor: usize,
+        epoch_lag: u64,
+        with_epoch: bool,
+    },
+    Finish {
+        actor: usize,
+        epoch_lag: u64,
+    },
+    SetDisabled {
+        actor: usize,
+        on: bool,
+    },
+}
+
+/// Actors 0..3 agents, 3 an admin, 4 an agent without privileges, 5 an agent who may
+/// only finish.
+fn actor(i: usize) -> Actor {
+    let agent = |name: &str, admin, privileges| Actor::Agent {
+        id: AgentId::new(name).unwrap(),
+        admin,
+        privileges,
+    };
+    match i {
+        3 => agent("boss", true, Role::Admin.default_privileges()),
+        4 => agent("weak", false, Privileges::EMPTY),
+        5 => agent(
+            "closer",
+            false,
+            Privileges::of(&[chathub_domain::Privilege::ChatFinish]),
+        ),
+        n => agent(&format!("a{n}"), false, Role::Agent.default_privileges()),
+    }
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::UserSends),
+        5 => (0usize..6, 0u64..3, prop::bool::weighted(0.95))
+            .prop_map(|(actor, epoch_lag, with_epoch)| Step::AgentSends { actor, epoch_lag, with_epoch }),
+        2 => (0usize..6, 0u64..2).prop_map(|(actor, epoch_lag)| Step::Finish { actor, epoch_lag }),
+        1 => (0usize..6, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
+    ]
+}
+
+fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -> (Actor, Command) {
+    let text = |who: &str| MessageContent::Text {
+        text: format!("{who} #{n} ✓"),
+    };
+    match *step {
+        Step::UserSends => (
+            Actor::EndUser(user.clone()),
+            Command::Send {
+                content: text("user"),
+                client_msg_id: None,
+                seen_epoch: None,
+            },
+        ),
+        Step::AgentSends {
+            actor: a,
+            epoch_lag,
+            with_epoch,
+        } => (
+            actor(a),
+            Command::Send {
+                content: text("agent"),
+                client_msg_id: None,
+                seen_epoch: with_epoch.then(|| state.epoch.saturating_sub(epoch_lag)),
+            },
+        ),
+        Step::Finish {
+            actor: a,
+            epoch_lag,
+        } => (
+            actor(a),
+            Command::Finish {
+                seen_epoch: state.epoch.saturating_sub(epoch_lag),
+            },
+        ),
+        Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
+    }
+}
+
+static CASE: AtomicU64 = AtomicU64::new(0);
+
+#[test]
+fn redis_script_agrees_with_the_state_machine() {
+    let server = RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let conn = runtime.block_on(async {
+        redis::Client::open(server.url())
+            .unwrap()
+            .get_connection_manager()
+            .await
+            .unwrap()
+    });
+    let keys = RedisKeys::new("diff");
+    let ownership =
+        RedisOwnership::new(conn.clone(), keys.clone(), RedisOwnershipConfig::default());
+    let store = RedisStore::new(conn, keys);
+    let tenant = TenantId::new("t").unwrap();
+
+    let config = ProptestConfig {
+        cases: 300,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(steps in proptest::collection::vec(step(), 1..40))| {
+        // A fresh conversation per case.
+        let user = EndUserId::new(format!("u{}", CASE.fetch_add(1, Ordering::Relaxed))).unwrap();
+        let conversation = ConversationId::of_end_user(&user);
+        let mut state = ConversationState::default();
+        for (n, st) in steps.iter().enumerate() {
+            let (who, cmd) = command(st, &state, &user, n);
+            let at = 1_700_000_000_000 + n as u64;
+            let expected = apply(&state, &who, &cmd, at);
+            let request = ApplyRequest {
+                tenant: tenant.clone(),
+                conversation: conversation.clone(),
+                actor: who.clone(),
+                command: cmd.clone(),
+                at,
+            };
+            let got = runtime.block_on(ownership.apply(request)).unwrap();
+            match (expected, got) {
+                (Outcome::Applied(t), Decision::Done { state: s, .. }) => {
+                    prop_assert_eq!(&s, &t.state, "state after {:?} by {:?}", cmd, who);
+                    let recorded = runtime
+                        .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: state.seq, limit: 10 }))
+                        .unwrap();
+                    prop_assert_eq!(&recorded.events, &t.events, "events of {:?} by {:?}", cmd, who);
+                    state = t.state;
+                }
+                (Outcome::Conflict { owner, epoch }, Decision::Conflict { owner: o, epoch: e }) => {
+                    prop_assert_eq!((owner, epoch), (o, e));
+                }
+                (Outcome::Refused(r), Decision::Refused(q)) => prop_assert_eq!(r, q),
+                (expected, got) => prop_assert!(false, "{:?} by {:?}: expected {:?}, got {:?}", cmd, who, expected, got),
+            }
+            let stored = runtime.block_on(store.state(&tenant, &conversation)).unwrap();
+            prop_assert_eq!(&stored, &state);
+        }
+    });
+}
