@@ -183,9 +183,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
     .await;
 }
 
-#[tokio::test]
-async fn end_users_and_agents_without_privileges_are_refused() {
-    let hub = TestHub::start().await;
+async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
     let user = hub.connect(Role::EndUser, "u-1").await;
     user.send_text(None, "hi", None, None).await.unwrap();
     let other_user = hub.connect(Role::EndUser, "u-2").await;
@@ -290,9 +288,7 @@ async fn end_users_and_agents_without_privileges_are_refused() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn ids_of_another_tenant_show_nothing_of_it() {
-    let hub = TestHub::start().await;
+async fn ids_of_another_tenant_show_nothing_of_it(hub: TestHub) {
     let acme_user = hub.connect(Role::EndUser, "u-1").await;
     acme_user
         .send_text(None, "acme secret", None, None)
@@ -328,4 +324,24 @@ async fn oversize_message_closes_with_1009_and_others_continue() {
         matches!(f, ServerFrame::Event(_))
     })
     .await;
+}
+
+#[tokio::test]
+async fn end_users_and_agents_without_privileges_are_refused_embedded() {
+    end_users_and_agents_without_privileges_are_refused(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn end_users_and_agents_without_privileges_are_refused_redis() {
+    end_users_and_agents_without_privileges_are_refused(TestHub::start_redis().await).await;
+}
+
+#[tokio::test]
+async fn ids_of_another_tenant_show_nothing_of_it_embedded() {
+    ids_of_another_tenant_show_nothing_of_it(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn ids_of_another_tenant_show_nothing_of_it_redis() {
+    ids_of_another_tenant_show_nothing_of_it(TestHub::start_redis().await).await;
 }

@@ -5,9 +5,7 @@ use chathub_domain::Role;
 use chathub_e2e::{TestHub, drain, event_seqs};
 use std::time::Duration;
 
-#[tokio::test]
-async fn json_and_msgpack_clients_see_identical_events() {
-    let hub = TestHub::start().await;
+async fn json_and_msgpack_clients_see_identical_events(hub: TestHub) {
     let mut json = hub.connect_json(Role::Agent, "alice").await;
     let mut msgpack = hub.connect(Role::Agent, "bob").await;
     let c = chathub_e2e::conv("u-1");
@@ -24,4 +22,14 @@ async fn json_and_msgpack_clients_see_identical_events() {
     let b = drain(&mut msgpack, Duration::from_millis(300)).await;
     assert_eq!(event_seqs(&a, "u-1"), vec![1, 2, 3, 4]);
     assert_eq!(a, b, "same frames in both codecs");
+}
+
+#[tokio::test]
+async fn json_and_msgpack_clients_see_identical_events_embedded() {
+    json_and_msgpack_clients_see_identical_events(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn json_and_msgpack_clients_see_identical_events_redis() {
+    json_and_msgpack_clients_see_identical_events(TestHub::start_redis().await).await;
 }

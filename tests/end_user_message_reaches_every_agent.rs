@@ -7,9 +7,7 @@ use chathub_e2e::{TestHub, conv, drain, expect_event, expect_frame};
 use chathub_protocol::{Op, Reply, ServerFrame};
 use std::time::Duration;
 
-#[tokio::test]
-async fn first_message_queues_the_conversation_for_all_agents() {
-    let hub = TestHub::start().await;
+async fn first_message_queues_the_conversation_for_all_agents(hub: TestHub) {
     let mut alice = hub.connect(Role::Agent, "alice").await;
     let mut bob = hub.connect(Role::Agent, "bob").await;
     let mut boss = hub.connect(Role::Admin, "boss").await;
@@ -97,4 +95,14 @@ async fn first_message_queues_the_conversation_for_all_agents() {
     };
     assert_eq!(opened.view.state.status, Status::New);
     assert_eq!(opened.view.state.seq, 0);
+}
+
+#[tokio::test]
+async fn first_message_queues_the_conversation_for_all_agents_embedded() {
+    first_message_queues_the_conversation_for_all_agents(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn first_message_queues_the_conversation_for_all_agents_redis() {
+    first_message_queues_the_conversation_for_all_agents(TestHub::start_redis().await).await;
 }

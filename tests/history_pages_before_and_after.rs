@@ -24,9 +24,7 @@ async fn page(
     (h.events.iter().map(|e| e.seq).collect(), h.has_more)
 }
 
-#[tokio::test]
-async fn paging_in_both_directions() {
-    let hub = TestHub::start().await;
+async fn paging_in_both_directions(hub: TestHub) {
     let agent = hub.connect(Role::Agent, "alice").await;
     assert_eq!(
         page(&agent, None, None, 10).await,
@@ -78,4 +76,14 @@ async fn paging_in_both_directions() {
         panic!()
     };
     assert_eq!(own.events.len(), 10);
+}
+
+#[tokio::test]
+async fn paging_in_both_directions_embedded() {
+    paging_in_both_directions(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn paging_in_both_directions_redis() {
+    paging_in_both_directions(TestHub::start_redis().await).await;
 }

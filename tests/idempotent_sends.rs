@@ -4,9 +4,7 @@
 use chathub_domain::{EventBody, Role};
 use chathub_e2e::{TestHub, full_history};
 
-#[tokio::test]
-async fn retries_are_not_duplicated() {
-    let hub = TestHub::start().await;
+async fn retries_are_not_duplicated(hub: TestHub) {
     let user = hub.connect(Role::EndUser, "u-1").await;
     let first = user
         .send_text(None, "hello", None, Some("m-1"))
@@ -59,4 +57,14 @@ async fn retries_are_not_duplicated() {
             ("u-1".to_string(), Some("m-2".to_string())),
         ]
     );
+}
+
+#[tokio::test]
+async fn retries_are_not_duplicated_embedded() {
+    retries_are_not_duplicated(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn retries_are_not_duplicated_redis() {
+    retries_are_not_duplicated(TestHub::start_redis().await).await;
 }

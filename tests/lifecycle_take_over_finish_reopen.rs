@@ -13,9 +13,7 @@ fn owner_of(f: &ServerFrame) -> Option<String> {
     }
 }
 
-#[tokio::test]
-async fn take_take_over_finish_and_reopen() {
-    let hub = TestHub::start().await;
+async fn take_take_over_finish_and_reopen(hub: TestHub) {
     let mut user = hub.connect(Role::EndUser, "u-7").await;
     let alice = hub.connect(Role::Agent, "alice").await;
     let mut bob = hub.connect(Role::Agent, "bob").await;
@@ -161,4 +159,14 @@ async fn take_take_over_finish_and_reopen() {
         panic!()
     };
     assert_eq!(view.state.status, Status::Finished);
+}
+
+#[tokio::test]
+async fn take_take_over_finish_and_reopen_embedded() {
+    take_take_over_finish_and_reopen(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn take_take_over_finish_and_reopen_redis() {
+    take_take_over_finish_and_reopen(TestHub::start_redis().await).await;
 }

@@ -6,9 +6,7 @@ use chathub_e2e::{TestHub, drain, event_seqs};
 use chathub_protocol::ServerFrame;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resubscribing_with_since_replays_then_goes_live() {
-    let hub = TestHub::start().await;
+async fn resubscribing_with_since_replays_then_goes_live(hub: TestHub) {
     let sender = hub.connect(Role::EndUser, "u-1").await;
     let agent = hub.connect(Role::Agent, "alice").await;
     let c = chathub_e2e::conv("u-1");
@@ -85,4 +83,14 @@ async fn since_older_than_retained_history_says_truncated() {
     // Ahead of the server (e.g. after data loss): truncated, reload.
     let sub = fresh.subscribe(None, Some(99)).await.unwrap();
     assert!(sub.history_truncated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribing_with_since_replays_then_goes_live_embedded() {
+    resubscribing_with_since_replays_then_goes_live(TestHub::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribing_with_since_replays_then_goes_live_redis() {
+    resubscribing_with_since_replays_then_goes_live(TestHub::start_redis().await).await;
 }

@@ -12,9 +12,7 @@ use std::sync::Arc;
 const AGENTS: usize = 8;
 const CONVERSATIONS: usize = 12;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_one_winner_per_conversation() {
-    let hub = TestHub::start().await;
+async fn exactly_one_winner_per_conversation(hub: TestHub) {
     let mut agents = Vec::new();
     for i in 0..AGENTS {
         agents.push(Arc::new(
@@ -128,4 +126,14 @@ async fn exactly_one_winner_per_conversation() {
             format!("agent-{}", winners[&c][0])
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_winner_per_conversation_embedded() {
+    exactly_one_winner_per_conversation(TestHub::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_winner_per_conversation_redis() {
+    exactly_one_winner_per_conversation(TestHub::start_redis().await).await;
 }

@@ -5,9 +5,7 @@ use chathub_domain::Role;
 use chathub_e2e::{TestHub, conv, expect_frame};
 use chathub_protocol::{Op, Reply, ServerFrame};
 
-#[tokio::test]
-async fn typing_and_reads_reach_subscribers() {
-    let hub = TestHub::start().await;
+async fn typing_and_reads_reach_subscribers(hub: TestHub) {
     let mut user = hub.connect(Role::EndUser, "u-1").await;
     let mut agent = hub.connect(Role::Agent, "alice").await;
     let c = conv("u-1");
@@ -60,4 +58,14 @@ async fn typing_and_reads_reach_subscribers() {
     };
     assert_eq!(opened.reads.len(), 1);
     assert_eq!(opened.reads[0].seq, 2);
+}
+
+#[tokio::test]
+async fn typing_and_reads_reach_subscribers_embedded() {
+    typing_and_reads_reach_subscribers(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn typing_and_reads_reach_subscribers_redis() {
+    typing_and_reads_reach_subscribers(TestHub::start_redis().await).await;
 }

@@ -8,9 +8,10 @@
 use chathub_client::{Client, ClientOptions};
 use chathub_domain::{ConversationId, Event, Role};
 use chathub_gateway::{
-    AuthConfig, Authenticator, GatewayConfig, MemoryStoreConfig, RunningGateway,
+    AuthConfig, Authenticator, GatewayConfig, MemoryStoreConfig, RedisConfig, RunningGateway,
 };
 use chathub_protocol::{Codec, Op, Reply, ServerFrame};
+pub use chathub_testkit::{RedisOptions, RedisServer};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub struct TestHub {
     pub auth: Authenticator,
     shutdown: CancellationToken,
     running: Option<RunningGateway>,
+    /// The Redis server of a cluster-mode node, if this hub started one.
+    pub redis: Option<RedisServer>,
 }
 
 /// A config listening on free loopback ports.
@@ -59,6 +62,32 @@ impl TestHub {
             auth,
             shutdown,
             running: Some(running),
+            redis: None,
+        }
+    }
+
+    /// A cluster-mode node on its own fresh redis-server.
+    pub async fn start_redis() -> TestHub {
+        let server = RedisServer::start();
+        let mut hub = TestHub::start_on_redis(test_config(), RedisConfig::new(server.url())).await;
+        hub.redis = Some(server);
+        hub
+    }
+
+    /// A cluster-mode node with `config` on the Redis of `redis`.
+    pub async fn start_on_redis(config: GatewayConfig, redis: RedisConfig) -> TestHub {
+        let auth = Authenticator::new(&config.auth);
+        let shutdown = CancellationToken::new();
+        let running = chathub_gateway::start_redis(config, redis, shutdown.clone())
+            .await
+            .expect("gateway starts on redis");
+        TestHub {
+            ws_addr: running.ws_addr,
+            http_addr: running.http_addr.expect("http enabled"),
+            auth,
+            shutdown,
+            running: Some(running),
+            redis: None,
         }
     }
 

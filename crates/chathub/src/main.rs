@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use chathub_domain::Role;
 use chathub_gateway::{
     AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
+    RedisConfig, RedisOwnershipConfig,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -85,6 +86,19 @@ struct ServeArgs {
     /// How long a `client_msg_id` is remembered for deduplication, seconds.
     #[arg(long, env = "CHATHUB_DEDUP_WINDOW_SECS", default_value_t = 600)]
     dedup_window_secs: u64,
+    /// Cluster mode: Redis URL (`redis://HOST:PORT`). Without it the node runs on the
+    /// embedded backend.
+    #[arg(long, env = "CHATHUB_REDIS")]
+    redis: Option<String>,
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "CHATHUB_REDIS_PREFIX", default_value = "chathub")]
+    redis_prefix: String,
+    /// Timeout of every Redis call, milliseconds (past it: `unavailable`).
+    #[arg(long, env = "CHATHUB_REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    redis_timeout_ms: u64,
+    /// Events older than this are dropped from history, seconds (0: keep by length only).
+    #[arg(long, env = "CHATHUB_HISTORY_MAX_AGE_SECS", default_value_t = 0)]
+    history_max_age_secs: u64,
     /// Log format.
     #[arg(long, env = "CHATHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -194,15 +208,35 @@ async fn serve(args: ServeArgs) -> Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         ..GatewayConfig::default()
     };
-    let store = MemoryStoreConfig {
-        history_max_len: args.history_max_len.max(1),
-        dedup_window_ms: args.dedup_window_secs * 1000,
-    };
     let shutdown = CancellationToken::new();
-    let running = chathub_gateway::start_embedded(config, store, shutdown.clone()).await?;
+    let (running, backend) = match args.redis {
+        Some(url) => {
+            let redis = RedisConfig {
+                prefix: args.redis_prefix,
+                timeout: Duration::from_millis(args.redis_timeout_ms.max(1)),
+                ownership: RedisOwnershipConfig {
+                    history_max_len: args.history_max_len.max(1) as u64,
+                    history_max_age_ms: args.history_max_age_secs * 1000,
+                    dedup_window_ms: args.dedup_window_secs * 1000,
+                    ..RedisOwnershipConfig::default()
+                },
+                ..RedisConfig::new(url)
+            };
+            let running = chathub_gateway::start_redis(config, redis, shutdown.clone()).await?;
+            (running, "redis")
+        }
+        None => {
+            let store = MemoryStoreConfig {
+                history_max_len: args.history_max_len.max(1),
+                dedup_window_ms: args.dedup_window_secs * 1000,
+            };
+            let running = chathub_gateway::start_embedded(config, store, shutdown.clone()).await?;
+            (running, "embedded")
+        }
+    };
     // One parseable line for scripts and tests (port 0 gets its real port here).
     println!(
-        "chathub listening ws=ws://{} http={} backend=embedded",
+        "chathub listening ws=ws://{} http={} backend={backend}",
         running.ws_addr,
         running
             .http_addr

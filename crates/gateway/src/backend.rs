@@ -1,10 +1,13 @@
 //! The backend a gateway node runs on: a broker, an ownership applier and a store,
 //! chosen once at start-up. The gateway only asks them; it never decides.
 
-use chathub_broker::{Broker, Hub, MemoryBroker};
-use chathub_ownership::{MemoryOwnership, Ownership};
-use chathub_store::{ConversationStore, MemoryStore, MemoryStoreConfig};
+use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker};
+use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
+use chathub_store::{ConversationStore, MemoryStore, MemoryStoreConfig, RedisKeys, RedisStore};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// The three services behind a gateway node.
 pub trait Backend: Send + Sync + 'static {
@@ -61,5 +64,129 @@ impl Backend for EmbeddedBackend {
     }
     fn store(&self) -> &MemoryStore {
         &self.store
+    }
+}
+
+/// Settings of the Redis backend.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Prefix of every key and channel (no braces). Default `chathub`.
+    pub prefix: String,
+    /// Connect and response timeout of every Redis call; past it a command answers
+    /// `unavailable`. Default 2 s.
+    pub timeout: Duration,
+    /// History retention, dedup window and inbox stream length.
+    pub ownership: RedisOwnershipConfig,
+}
+
+impl RedisConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            prefix: "chathub".to_owned(),
+            timeout: Duration::from_secs(2),
+            ownership: RedisOwnershipConfig::default(),
+        }
+    }
+}
+
+/// Why a backend could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// Redis is unreachable or refused the connection.
+    #[error("cannot connect to redis at {url}: {reason}")]
+    Redis {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Cluster mode: state, history and queue in Redis, events through Redis pub/sub, so any
+/// number of stateless nodes serve the same conversations.
+pub struct RedisBackend {
+    broker: RedisBroker<ConnectionManager>,
+    ownership: RedisOwnership<ConnectionManager>,
+    store: RedisStore<ConnectionManager>,
+    ready: Arc<AtomicBool>,
+}
+
+impl RedisBackend {
+    /// Connects (one command connection, one pub/sub connection) and starts watching
+    /// Redis's health for `/readyz`. Deliveries go into `hub`.
+    pub async fn connect(config: RedisConfig, hub: Arc<Hub>) -> Result<Self, BackendError> {
+        let error = |e: &dyn std::fmt::Display| BackendError::Redis {
+            url: config.url.clone(),
+            reason: e.to_string(),
+        };
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| error(&e))?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = client
+            .get_connection_manager_with_config(manager)
+            .await
+            .map_err(|e| error(&e))?;
+        let broker = RedisBroker::connect(
+            &config.url,
+            conn.clone(),
+            &config.prefix,
+            hub,
+            config.timeout,
+        )
+        .await
+        .map_err(|e| error(&e))?;
+        let keys = RedisKeys::new(&config.prefix);
+        let ready = Arc::new(AtomicBool::new(true));
+        tokio::spawn(watch_health(conn.clone(), ready.clone(), config.timeout));
+        Ok(RedisBackend {
+            broker,
+            ownership: RedisOwnership::new(conn.clone(), keys.clone(), config.ownership),
+            store: RedisStore::new(conn, keys),
+            ready,
+        })
+    }
+}
+
+/// Pings Redis every second; `/readyz` reports not ready while it does not answer.
+async fn watch_health(mut conn: ConnectionManager, ready: Arc<AtomicBool>, timeout: Duration) {
+    let ping = redis::cmd("PING");
+    loop {
+        let ping = ping.query_async::<String>(&mut conn);
+        let ok = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)));
+        if ready.swap(ok, Ordering::Relaxed) != ok {
+            if ok {
+                tracing::info!("redis reachable again");
+            } else {
+                tracing::warn!("redis unreachable: not ready");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Backend for RedisBackend {
+    type Broker = RedisBroker<ConnectionManager>;
+    type Ownership = RedisOwnership<ConnectionManager>;
+    type Store = RedisStore<ConnectionManager>;
+
+    fn broker(&self) -> &Self::Broker {
+        &self.broker
+    }
+    fn ownership(&self) -> &Self::Ownership {
+        &self.ownership
+    }
+    fn store(&self) -> &Self::Store {
+        &self.store
+    }
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 }

@@ -23,8 +23,9 @@ mod ops;
 mod session;
 
 pub use auth::{AuthError, Authenticator, Claims, Identity};
-pub use backend::{Backend, EmbeddedBackend};
+pub use backend::{Backend, BackendError, EmbeddedBackend, RedisBackend, RedisConfig};
 pub use chathub_broker::Hub;
+pub use chathub_ownership::RedisOwnershipConfig;
 pub use chathub_store::MemoryStoreConfig;
 pub use config::{AuthConfig, DEV_SECRET, GatewayConfig, LimitsConfig};
 
@@ -39,6 +40,9 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GatewayError {
+    /// The backend could not be started.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -97,6 +101,17 @@ pub async fn start_embedded(
 ) -> Result<RunningGateway, GatewayError> {
     let hub = Arc::new(Hub::new());
     let backend = EmbeddedBackend::new(hub.clone(), store);
+    start(config, backend, hub, shutdown).await
+}
+
+/// Starts a node in cluster mode, on Redis.
+pub async fn start_redis(
+    config: GatewayConfig,
+    redis: RedisConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, GatewayError> {
+    let hub = Arc::new(Hub::new());
+    let backend = RedisBackend::connect(redis, hub.clone()).await?;
     start(config, backend, hub, shutdown).await
 }
 
