@@ -319,6 +319,19 @@ impl HubProcess {
         }
     }
 
+    /// `chathub serve --redis URL` plus `extra`.
+    pub fn spawn_redis(redis_url: &str, extra: &[&str]) -> HubProcess {
+        let mut args = vec!["--redis", redis_url, "--redis-timeout-ms", "1000"];
+        args.extend_from_slice(extra);
+        HubProcess::spawn(&args)
+    }
+
+    /// Sends SIGKILL and waits: the node dies without closing anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -341,4 +354,31 @@ pub fn dev_token(tenant: &str, role: Role, subject: &str) -> String {
     Authenticator::new(&AuthConfig::default())
         .mint(tenant, subject, role, None, 3600)
         .unwrap()
+}
+
+/// A redis-server and `n` gateway processes in cluster mode.
+pub struct ClusterProcesses {
+    pub redis: RedisServer,
+    pub nodes: Vec<HubProcess>,
+}
+
+impl ClusterProcesses {
+    pub fn start(n: usize, redis: RedisOptions) -> ClusterProcesses {
+        let redis = RedisServer::start_with(redis);
+        let nodes = (0..n)
+            .map(|_| HubProcess::spawn_redis(&redis.url(), &[]))
+            .collect();
+        ClusterProcesses { redis, nodes }
+    }
+
+    pub fn url(&self, node: usize) -> &str {
+        &self.nodes[node].ws_url
+    }
+
+    /// A MessagePack client of tenant `acme` on `node`.
+    pub async fn connect(&self, node: usize, role: Role, subject: &str) -> Client {
+        Client::connect(self.url(node), &dev_token("acme", role, subject))
+            .await
+            .unwrap()
+    }
 }
