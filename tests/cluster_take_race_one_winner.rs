@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Per conversation, the `(seq, owner)` of every queue frame one console saw.
+type OwnerSequences = BTreeMap<String, Vec<(u64, Option<String>)>>;
+
 const AGENTS: usize = 50;
 const CONVERSATIONS: usize = 200;
 
@@ -113,10 +116,10 @@ async fn fifty_agents_over_three_nodes_race_for_two_hundred_conversations() {
     }
 
     // Every console saw the same owner sequence for every conversation (ordered by seq).
-    let mut sequences: Vec<BTreeMap<String, Vec<(u64, Option<String>)>>> = Vec::new();
+    let mut sequences: Vec<OwnerSequences> = Vec::new();
     for agent in agents {
         let mut agent = Arc::try_unwrap(agent).ok().expect("only owner left");
-        let mut seen: BTreeMap<String, Vec<(u64, Option<String>)>> = BTreeMap::new();
+        let mut seen = OwnerSequences::new();
         let mut active = 0;
         while active < CONVERSATIONS {
             let Some(f) = agent.next_event_within(Duration::from_secs(20)).await else {

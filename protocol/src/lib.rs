@@ -18,6 +18,6 @@ pub use codec::{Codec, DecodeError, DecodeErrorKind, EncodeError};
 pub use error::{CloseCode, ErrorCode};
 pub use request::{Op, Request};
 pub use server::{
-    ConversationView, ErrorFrame, EventFrame, HistoryPage, Limits, ListPage, Opened, QueueItem,
-    ReadFrame, ReadMark, Reply, SendAck, ServerFrame, Subscribed, TypingFrame, Welcome,
+    ConversationView, ErrorFrame, EventFrame, HistoryPage, InboxReply, Limits, ListPage, Opened,
+    QueueItem, ReadFrame, ReadMark, Reply, SendAck, ServerFrame, Subscribed, TypingFrame, Welcome,
 };

@@ -115,13 +115,20 @@ pub enum Op {
         /// Conversation.
         conversation: ConversationId,
     },
+    /// Agents: replay the tenant's queue changes after inbox position `since` (the
+    /// `cursor` of the last `queue` frame seen), to catch up after a reconnect.
+    Inbox {
+        /// Last inbox position seen; absent: just tell me the current position.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+    },
     /// Application-level ping; answered with `ok`.
     Ping {},
 }
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -133,6 +140,7 @@ impl Op {
         "read",
         "disable",
         "enable",
+        "inbox",
         "ping",
     ];
 
@@ -150,6 +158,7 @@ impl Op {
             Op::Read { .. } => "read",
             Op::Disable { .. } => "disable",
             Op::Enable { .. } => "enable",
+            Op::Inbox { .. } => "inbox",
             Op::Ping {} => "ping",
         }
     }

@@ -131,6 +131,10 @@ pub struct QueueItem {
     /// waiting, in ms (server clock). Absent in pushed `queue` frames.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_ms: Option<u64>,
+    /// In pushed `queue` frames: this change's position in the tenant's inbox stream
+    /// (opaque; pass the last one you saw to `inbox` to catch up after a reconnect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// A `typing` notice.
@@ -181,8 +185,24 @@ pub enum Reply {
     Disable(ConversationView),
     /// Enabled; the state after.
     Enable(ConversationView),
+    /// Queue changes after `since` were replayed before this reply.
+    Inbox(InboxReply),
     /// Pong.
     Ping {},
+}
+
+/// Reply to `inbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxReply {
+    /// The newest inbox position now (after the replayed frames); absent while the
+    /// tenant's inbox is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// How many `queue` frames were replayed before this reply.
+    pub replayed: u64,
+    /// `true` when `since` is older than the retained inbox stream: some changes cannot
+    /// be replayed; reload the queue with `list`.
+    pub history_truncated: bool,
 }
 
 /// Acknowledgement of a `send`: identical for every retry with the same `client_msg_id`.

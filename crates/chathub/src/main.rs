@@ -83,6 +83,9 @@ struct ServeArgs {
     /// Events kept per conversation (embedded backend).
     #[arg(long, env = "CHATHUB_HISTORY_MAX_LEN", default_value_t = 10_000)]
     history_max_len: usize,
+    /// Queue changes kept per tenant for consoles catching up with `inbox`.
+    #[arg(long, env = "CHATHUB_INBOX_MAX_LEN", default_value_t = 10_000)]
+    inbox_max_len: usize,
     /// How long a `client_msg_id` is remembered for deduplication, seconds.
     #[arg(long, env = "CHATHUB_DEDUP_WINDOW_SECS", default_value_t = 600)]
     dedup_window_secs: u64,
@@ -218,6 +221,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     history_max_len: args.history_max_len.max(1) as u64,
                     history_max_age_ms: args.history_max_age_secs * 1000,
                     dedup_window_ms: args.dedup_window_secs * 1000,
+                    inbox_stream_max_len: args.inbox_max_len.max(1) as u64,
                     ..RedisOwnershipConfig::default()
                 },
                 ..RedisConfig::new(url)
@@ -229,6 +233,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             let store = MemoryStoreConfig {
                 history_max_len: args.history_max_len.max(1),
                 dedup_window_ms: args.dedup_window_secs * 1000,
+                inbox_max_len: args.inbox_max_len.max(1),
             };
             let running = chathub_gateway::start_embedded(config, store, shutdown.clone()).await?;
             (running, "embedded")

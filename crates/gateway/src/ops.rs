@@ -12,10 +12,13 @@ use chathub_domain::{
 use chathub_ownership::frames::envelope;
 use chathub_ownership::{ApplyRequest, Decision, Ownership};
 use chathub_protocol::{
-    ConversationView, ErrorCode, ErrorFrame, HistoryPage, ListPage, Op, Opened, ReadFrame,
-    ReadMark, Reply, ServerFrame, Subscribed, TypingFrame,
+    ConversationView, ErrorCode, ErrorFrame, HistoryPage, InboxReply, ListPage, Op, Opened,
+    ReadFrame, ReadMark, Reply, ServerFrame, Subscribed, TypingFrame,
 };
 use chathub_store::{ConversationStore, HistoryRange, StoreError};
+
+/// Queue changes read per round trip while catching a console up.
+const INBOX_CHUNK: usize = 256;
 
 /// Longest `client_msg_id`, in bytes.
 pub(crate) const MAX_CLIENT_MSG_ID: usize = 64;
@@ -177,6 +180,7 @@ impl<K: Backend> Session<K> {
                 }
                 Ok(Reply::Read {})
             }
+            Op::Inbox { since } => self.inbox(since).await,
             Op::Ping {} => Ok(Reply::Ping {}),
         }
     }
@@ -283,6 +287,45 @@ impl<K: Backend> Session<K> {
             },
             replayed,
             history_truncated: truncated,
+        }))
+    }
+
+    /// Replays the tenant's queue changes after `since` as `queue` frames (live ones keep
+    /// coming meanwhile; consoles keep the later `seq` per conversation).
+    async fn inbox(&mut self, since: Option<String>) -> Result<Reply, Failure> {
+        self.require_agent("inbox")?;
+        let mut after = since;
+        let mut replayed = 0;
+        let mut truncated = None;
+        let latest = loop {
+            let slice = self
+                .node
+                .backend
+                .store()
+                .inbox_after(&self.identity.tenant, after.as_deref(), INBOX_CHUNK)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Invalid(what) => {
+                        Failure::new(ErrorCode::BadRequest, format!("invalid {what}"))
+                    }
+                    e => unavailable(e),
+                })?;
+            truncated.get_or_insert(slice.truncated);
+            for item in slice.items {
+                after = item.cursor.clone();
+                replayed += 1;
+                self.feed_frame(&ServerFrame::Queue(item))
+                    .await
+                    .map_err(|_| Failure::Gone)?;
+            }
+            if !slice.has_more || after.is_none() {
+                break slice.latest;
+            }
+        };
+        Ok(Reply::Inbox(InboxReply {
+            cursor: latest.or(after),
+            replayed,
+            history_truncated: truncated.unwrap_or(false),
         }))
     }
 

@@ -400,8 +400,13 @@ impl<K: Backend> Session<K> {
             conversation: conversation.clone(),
             event,
         });
+        self.feed_frame(&frame).await
+    }
+
+    /// Feeds one frame made for this session only (replays), without flushing.
+    pub(crate) async fn feed_frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
         let message = self
-            .encode(&frame)
+            .encode(frame)
             .ok_or(End::Close(CloseCode::InternalError))?;
         ::metrics::counter!(FRAMES_OUT).increment(1);
         let write_timeout = self.node.config.write_timeout;

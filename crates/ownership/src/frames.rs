@@ -72,6 +72,7 @@ pub fn queue_item(
         updated: last_at.or(previous.map(|p| p.updated)).unwrap_or(0),
         preview,
         waiting_ms: None,
+        cursor: None,
     }
 }
 

@@ -86,7 +86,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             let changed = self.store.upsert_queue(&req.tenant, item.clone());
             if changed && changes_queue(&transition.events) {
                 let agents = Channel::agents(&req.tenant);
-                let frame = ServerFrame::Queue(item);
+                let frame = ServerFrame::Queue(self.store.append_inbox(&req.tenant, item));
                 let published = self
                     .broker
                     .publish(&agents, envelope(&agents, None, &frame))

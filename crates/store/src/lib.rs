@@ -73,6 +73,19 @@ pub struct QueuePage {
     pub next_cursor: Option<String>,
 }
 
+/// A slice of the tenant's inbox stream (its queue changes, in order).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InboxSlice {
+    /// Queue entries after the position asked for, oldest first, each with its `cursor`.
+    pub items: Vec<QueueItem>,
+    /// Whether more entries follow this slice.
+    pub has_more: bool,
+    /// Whether the position asked for is older than the retained stream.
+    pub truncated: bool,
+    /// The newest position of the stream (`None` while it is empty).
+    pub latest: Option<String>,
+}
+
 /// The read side of conversations and the tenant queue.
 ///
 /// Guarantees: reads see every command whose `apply` has returned (read-your-writes on
@@ -115,6 +128,16 @@ pub trait ConversationStore: Send + Sync + 'static {
         by: &Author,
         seq: u64,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// The tenant's queue changes after inbox position `since` (at most `limit`); with
+    /// `since: None` only the newest position. An unreadable `since` is
+    /// [`StoreError::Invalid`].
+    fn inbox_after(
+        &self,
+        tenant: &TenantId,
+        since: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<InboxSlice, StoreError>> + Send;
 
     /// Every participant's read mark.
     fn reads(

@@ -1,7 +1,8 @@
 //! The embedded backend's data: everything in process memory, one lock per conversation.
 
 use crate::{
-    ConversationStore, HistoryRange, HistorySlice, QueuePage, StoreError, parse_cursor, sort_time,
+    ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, parse_cursor,
+    sort_time,
 };
 use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, TenantId};
 use chathub_protocol::{QueueItem, SendAck};
@@ -18,6 +19,8 @@ pub struct MemoryStoreConfig {
     pub history_max_len: usize,
     /// How long a `client_msg_id` is remembered for deduplication, in ms. Default 10 min.
     pub dedup_window_ms: u64,
+    /// Queue changes kept per tenant for consoles catching up. Default 10 000.
+    pub inbox_max_len: usize,
 }
 
 impl Default for MemoryStoreConfig {
@@ -25,6 +28,7 @@ impl Default for MemoryStoreConfig {
         MemoryStoreConfig {
             history_max_len: 10_000,
             dedup_window_ms: 10 * 60 * 1000,
+            inbox_max_len: 10_000,
         }
     }
 }
@@ -82,6 +86,15 @@ struct Inner {
     config: MemoryStoreConfig,
     conversations: DashMap<Key, Arc<Mutex<ConversationRecord>>>,
     queues: DashMap<TenantId, Arc<RwLock<HashMap<ConversationId, QueueItem>>>>,
+    inboxes: DashMap<TenantId, Arc<RwLock<InboxLog>>>,
+}
+
+/// A tenant's recent queue changes, numbered from 1.
+#[derive(Default)]
+struct InboxLog {
+    /// Position of the newest entry (0: none yet).
+    last: u64,
+    entries: VecDeque<(u64, QueueItem)>,
 }
 
 impl MemoryStore {
@@ -137,6 +150,25 @@ impl MemoryStore {
                 true
             }
         }
+    }
+
+    /// Appends a queue change to the tenant's inbox log and returns it with its cursor.
+    pub fn append_inbox(&self, tenant: &TenantId, mut item: QueueItem) -> QueueItem {
+        let log = self
+            .inner
+            .inboxes
+            .entry(tenant.clone())
+            .or_default()
+            .clone();
+        let mut log = log.write().unwrap_or_else(|p| p.into_inner());
+        log.last += 1;
+        item.cursor = Some(log.last.to_string());
+        let position = log.last;
+        log.entries.push_back((position, item.clone()));
+        while log.entries.len() > self.inner.config.inbox_max_len.max(1) {
+            log.entries.pop_front();
+        }
+        item
     }
 
     /// The queue entry of a conversation, if it has one.
@@ -280,6 +312,50 @@ impl ConversationStore for MemoryStore {
         }
     }
 
+    async fn inbox_after(
+        &self,
+        tenant: &TenantId,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<InboxSlice, StoreError> {
+        let since = since
+            .map(|s| {
+                s.parse::<u64>()
+                    .map_err(|_| StoreError::Invalid("inbox cursor"))
+            })
+            .transpose()?;
+        let Some(log) = self.inner.inboxes.get(tenant).map(|l| l.clone()) else {
+            return Ok(InboxSlice {
+                truncated: since.is_some_and(|s| s > 0),
+                ..InboxSlice::default()
+            });
+        };
+        let log = log.read().unwrap_or_else(|p| p.into_inner());
+        let latest = (log.last > 0).then(|| log.last.to_string());
+        let Some(since) = since else {
+            return Ok(InboxSlice {
+                latest,
+                ..InboxSlice::default()
+            });
+        };
+        let first = log.entries.front().map_or(log.last + 1, |(n, _)| *n);
+        let mut items: Vec<QueueItem> = log
+            .entries
+            .iter()
+            .filter(|(n, _)| *n > since)
+            .take(limit + 1)
+            .map(|(_, item)| item.clone())
+            .collect();
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(InboxSlice {
+            items,
+            has_more,
+            truncated: since + 1 < first || since > log.last,
+            latest,
+        })
+    }
+
     async fn reads(
         &self,
         tenant: &TenantId,
@@ -414,6 +490,7 @@ mod tests {
             updated,
             preview: None,
             waiting_ms: None,
+            cursor: None,
         }
     }
 

@@ -5,7 +5,9 @@
 //! contain `/`), so the conversation's script touches one slot on Redis Cluster. The
 //! tenant's inbox lives under `{tenant}`, another slot, updated in a second step.
 
-use crate::{ConversationStore, HistoryRange, HistorySlice, QueuePage, StoreError, parse_cursor};
+use crate::{
+    ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, parse_cursor,
+};
 use chathub_domain::{Author, ConversationId, ConversationState, Event, Role, Status, TenantId};
 use chathub_protocol::QueueItem;
 use redis::aio::ConnectionLike;
@@ -117,6 +119,12 @@ fn decode_entry(map: &std::collections::HashMap<String, Value>) -> Result<Event,
         }
         _ => Err(corrupt("history entry", "missing field e")),
     }
+}
+
+/// A stream entry id `ms-n` as a comparable pair.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, n) = id.split_once('-')?;
+    Some((ms.parse().ok()?, n.parse().ok()?))
 }
 
 fn reader_key(a: &Author) -> String {
@@ -324,6 +332,73 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             .await
             .map_err(unavailable)?;
         Ok((moved > 0).then_some(moved))
+    }
+
+    async fn inbox_after(
+        &self,
+        tenant: &TenantId,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<InboxSlice, StoreError> {
+        let since = since
+            .map(|s| {
+                stream_id(s)
+                    .map(|id| (s, id))
+                    .ok_or(StoreError::Invalid("inbox cursor"))
+            })
+            .transpose()?;
+        let key = self.keys.inbox_events(tenant);
+        let mut conn = self.conn.clone();
+        let newest: StreamRangeReply = conn
+            .xrevrange_count(&key, "+", "-", 1)
+            .await
+            .map_err(unavailable)?;
+        let latest = newest.ids.first().map(|e| e.id.clone());
+        let Some((since_text, since_id)) = since else {
+            return Ok(InboxSlice {
+                latest,
+                ..InboxSlice::default()
+            });
+        };
+        let latest_id = latest.as_deref().and_then(stream_id);
+        // Trimmed entries are remembered by Redis (7.0+) as the largest deleted id.
+        let info: Result<std::collections::HashMap<String, Value>, _> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await;
+        let max_deleted = info
+            .ok()
+            .and_then(|m| match m.get("max-deleted-entry-id") {
+                Some(Value::BulkString(b)) => std::str::from_utf8(b).ok().and_then(stream_id),
+                Some(Value::SimpleString(s)) => stream_id(s),
+                _ => None,
+            })
+            .unwrap_or((0, 0));
+        let truncated =
+            since_id < max_deleted || latest_id.is_none_or(|l| since_id > l) && since_id > (0, 0);
+        let start = format!("({since_text}");
+        let reply: StreamRangeReply = conn
+            .xrange_count(&key, start, "+", limit + 1)
+            .await
+            .map_err(unavailable)?;
+        let has_more = reply.ids.len() > limit;
+        let mut items = Vec::with_capacity(reply.ids.len().min(limit));
+        for entry in reply.ids.iter().take(limit) {
+            let Some(Value::BulkString(blob)) = entry.map.get("q") else {
+                return Err(corrupt("inbox entry", "missing field q"));
+            };
+            let mut item: QueueItem =
+                rmp_serde::from_slice(blob).map_err(|e| corrupt("inbox entry", e))?;
+            item.cursor = Some(entry.id.clone());
+            items.push(item);
+        }
+        Ok(InboxSlice {
+            items,
+            has_more,
+            truncated,
+            latest,
+        })
     }
 
     async fn reads(

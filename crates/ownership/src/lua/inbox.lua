@@ -42,8 +42,9 @@ if key then redis.call('ZADD', key, score, conversation) end
 if ARGV[12] == '1' then
   local frame = { type = 'queue' }
   for k, v in pairs(item) do frame[k] = v end
-  local packed = cmsgpack.pack(frame)
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', tonumber(ARGV[13]), '*', 'q', packed)
-  redis.call(ARGV[10], ARGV[11], packed)
+  -- The stream entry's id is the change's inbox position (its cursor).
+  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', tonumber(ARGV[13]), '*', 'q', cmsgpack.pack(frame))
+  frame.cursor = id
+  redis.call(ARGV[10], ARGV[11], cmsgpack.pack(frame))
 end
 return 1

@@ -1,0 +1,130 @@
+//! A console that reconnects catches up on every queue change it missed (new unanswered,
+//! taken, finished) from the tenant's inbox stream, instead of reloading everything.
+
+use chathub_domain::{Role, Status};
+use chathub_e2e::{TestHub, conv, expect_frame, test_config};
+use chathub_gateway::MemoryStoreConfig;
+use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame};
+
+async fn inbox(
+    client: &chathub_client::Client,
+    since: Option<String>,
+) -> chathub_protocol::InboxReply {
+    match client.request(Op::Inbox { since }).await.unwrap() {
+        Reply::Inbox(r) => r,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn catch_up(hub: TestHub) {
+    let mut console = hub.connect(Role::Agent, "alice").await;
+    let start = inbox(&console, None).await;
+    assert_eq!(
+        (start.cursor.clone(), start.replayed),
+        (None, 0),
+        "empty inbox"
+    );
+    let u1 = hub.connect(Role::EndUser, "u-1").await;
+    u1.send_text(None, "first", None, None).await.unwrap();
+    let f = expect_frame(&mut console, "queue", |f| {
+        matches!(f, ServerFrame::Queue(_))
+    })
+    .await;
+    let ServerFrame::Queue(seen) = f else {
+        unreachable!()
+    };
+    let cursor = seen
+        .cursor
+        .clone()
+        .expect("queue frames carry their inbox cursor");
+    console.close().await;
+
+    // While alice is away: a new conversation, a take and a finish.
+    let u2 = hub.connect(Role::EndUser, "u-2").await;
+    u2.send_text(None, "second", None, None).await.unwrap();
+    let bob = hub.connect(Role::Agent, "bob").await;
+    let ack = bob
+        .send_text(Some(&conv("u-1")), "bob here", Some(0), None)
+        .await
+        .unwrap();
+    bob.request(Op::Finish {
+        conversation: conv("u-1"),
+        epoch: ack.epoch,
+    })
+    .await
+    .unwrap();
+
+    let mut console = hub.connect(Role::Agent, "alice").await;
+    let reply = inbox(&console, Some(cursor.clone())).await;
+    assert_eq!(reply.replayed, 3);
+    assert!(!reply.history_truncated);
+    let mut missed = Vec::new();
+    while missed.len() < 3 {
+        if let ServerFrame::Queue(q) = expect_frame(&mut console, "replayed queue", |f| {
+            matches!(f, ServerFrame::Queue(_))
+        })
+        .await
+        {
+            missed.push((
+                q.conversation.to_string(),
+                q.status,
+                q.owner.map(|o| o.to_string()),
+                q.cursor,
+            ));
+        }
+    }
+    let summary: Vec<_> = missed
+        .iter()
+        .map(|(c, s, o, _)| (c.as_str(), *s, o.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("u-2", Status::Unanswered, None),
+            ("u-1", Status::Active, Some("bob")),
+            ("u-1", Status::Finished, None),
+        ]
+    );
+    assert_eq!(
+        reply.cursor, missed[2].3,
+        "the reply names the newest position"
+    );
+    // Caught up: nothing more to replay.
+    assert_eq!(inbox(&console, reply.cursor.clone()).await.replayed, 0);
+    let err = console
+        .request(Op::Inbox {
+            since: Some("not a cursor".into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.server().unwrap().code, ErrorCode::BadRequest);
+    let err = u1.request(Op::Inbox { since: None }).await.unwrap_err();
+    assert_eq!(err.server().unwrap().code, ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn catch_up_embedded() {
+    catch_up(TestHub::start().await).await;
+}
+
+#[tokio::test]
+async fn catch_up_redis() {
+    catch_up(TestHub::start_redis().await).await;
+}
+
+#[tokio::test]
+async fn too_old_a_cursor_says_truncated() {
+    let store = MemoryStoreConfig {
+        inbox_max_len: 2,
+        ..Default::default()
+    };
+    let hub = TestHub::start_with(test_config(), store).await;
+    let console = hub.connect(Role::Agent, "alice").await;
+    for i in 0..5 {
+        let u = hub.connect(Role::EndUser, &format!("u-{i}")).await;
+        u.send_text(None, "hi", None, None).await.unwrap();
+    }
+    let reply = inbox(&console, Some("1".into())).await;
+    assert!(reply.history_truncated);
+    assert_eq!(reply.replayed, 2);
+}
