@@ -11,15 +11,20 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# Tests that claim Redis behaviour start a real redis-server (Debian package
-# `redis-server`) on a free loopback port.
-if ! command -v redis-server >/dev/null 2>&1; then
+# Real components: tests that claim Redis behaviour start a real redis-server on a free
+# loopback port; the local-cluster test puts haproxy in front of the nodes. Both are
+# Debian packages.
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing redis-server (Debian package)"
+    echo "== installing$missing (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   else
-    echo "error: redis-server not found. Install it (Debian/Ubuntu: sudo apt-get install redis-server), then run scripts/test.sh again." >&2
+    echo "error: missing$missing. Install (Debian/Ubuntu: sudo apt-get install$missing), then run scripts/test.sh again." >&2
     exit 1
   fi
 fi
