@@ -39,7 +39,7 @@ async fn nodes_survive_a_redis_restart() {
     let sub = agent.subscribe(Some(&c), None).await.unwrap();
     let mut last = sub.view.state.seq;
 
-    cluster.redis.kill();
+    cluster.server().kill();
     wait_ready(cluster.nodes[0].http_addr, 503).await;
     // Sends fail visibly while Redis is away.
     let err = user
@@ -52,7 +52,7 @@ async fn nodes_survive_a_redis_restart() {
         "{err:?}"
     );
 
-    cluster.redis.restart();
+    cluster.server().restart();
     wait_ready(cluster.nodes[0].http_addr, 200).await;
     wait_ready(cluster.nodes[1].http_addr, 200).await;
     // Retrying the failed send with the same id is safe: at most one copy.

@@ -1,4 +1,4 @@
-//! Three gateway processes and one redis-server: 50 agents spread over the nodes send the
+//! Three gateway processes and one redis-server (and again on a 3-master Redis Cluster): 50 agents spread over the nodes send the
 //! first message on 200 conversations at the same moment. Exactly one winner per
 //! conversation and epoch, every loser gets `conflict` naming the winner, history holds
 //! only the winners' messages, and every console observes the same owner sequence.
@@ -19,7 +19,15 @@ const CONVERSATIONS: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_agents_over_three_nodes_race_for_two_hundred_conversations() {
-    let cluster = ClusterProcesses::start(3, RedisOptions::default());
+    race(ClusterProcesses::start(3, RedisOptions::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_race_on_a_redis_cluster() {
+    race(ClusterProcesses::start_on_redis_cluster(3)).await;
+}
+
+async fn race(cluster: ClusterProcesses) {
     let mut agents = Vec::new();
     for i in 0..AGENTS {
         agents.push(

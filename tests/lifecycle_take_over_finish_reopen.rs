@@ -170,3 +170,8 @@ async fn take_take_over_finish_and_reopen_embedded() {
 async fn take_take_over_finish_and_reopen_redis() {
     take_take_over_finish_and_reopen(TestHub::start_redis().await).await;
 }
+
+#[tokio::test]
+async fn take_take_over_finish_and_reopen_redis_cluster() {
+    take_take_over_finish_and_reopen(TestHub::start_redis_cluster().await).await;
+}

@@ -94,3 +94,8 @@ async fn resubscribing_with_since_replays_then_goes_live_embedded() {
 async fn resubscribing_with_since_replays_then_goes_live_redis() {
     resubscribing_with_since_replays_then_goes_live(TestHub::start_redis().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribing_with_since_replays_then_goes_live_redis_cluster() {
+    resubscribing_with_since_replays_then_goes_live(TestHub::start_redis_cluster().await).await;
+}

@@ -137,3 +137,8 @@ async fn exactly_one_winner_per_conversation_embedded() {
 async fn exactly_one_winner_per_conversation_redis() {
     exactly_one_winner_per_conversation(TestHub::start_redis().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_winner_per_conversation_redis_cluster() {
+    exactly_one_winner_per_conversation(TestHub::start_redis_cluster().await).await;
+}

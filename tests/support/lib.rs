@@ -11,7 +11,7 @@ use chathub_gateway::{
     AuthConfig, Authenticator, GatewayConfig, MemoryStoreConfig, RedisConfig, RunningGateway,
 };
 use chathub_protocol::{Codec, Op, Reply, ServerFrame};
-pub use chathub_testkit::{RedisOptions, RedisServer};
+pub use chathub_testkit::{RedisCluster, RedisOptions, RedisServer};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -29,8 +29,8 @@ pub struct TestHub {
     pub auth: Authenticator,
     shutdown: CancellationToken,
     running: Option<RunningGateway>,
-    /// The Redis server of a cluster-mode node, if this hub started one.
-    pub redis: Option<RedisServer>,
+    /// The Redis server or cluster of a cluster-mode node, if this hub started one.
+    pub redis: Option<Box<dyn std::any::Any + Send>>,
 }
 
 /// A config listening on free loopback ports.
@@ -70,7 +70,16 @@ impl TestHub {
     pub async fn start_redis() -> TestHub {
         let server = RedisServer::start();
         let mut hub = TestHub::start_on_redis(test_config(), RedisConfig::new(server.url())).await;
-        hub.redis = Some(server);
+        hub.redis = Some(Box::new(server));
+        hub
+    }
+
+    /// A cluster-mode node on its own fresh 3-master Redis Cluster.
+    pub async fn start_redis_cluster() -> TestHub {
+        let cluster = RedisCluster::start(3);
+        let mut hub =
+            TestHub::start_on_redis(test_config(), RedisConfig::cluster(cluster.urls())).await;
+        hub.redis = Some(Box::new(cluster));
         hub
     }
 
@@ -356,9 +365,17 @@ pub fn dev_token(tenant: &str, role: Role, subject: &str) -> String {
         .unwrap()
 }
 
-/// A redis-server and `n` gateway processes in cluster mode.
+/// What the gateway processes of a [`ClusterProcesses`] share.
+pub enum Backing {
+    /// One redis-server.
+    Server(RedisServer),
+    /// A Redis Cluster.
+    Cluster(RedisCluster),
+}
+
+/// A redis-server (or Redis Cluster) and `n` gateway processes in cluster mode.
 pub struct ClusterProcesses {
-    pub redis: RedisServer,
+    pub backing: Backing,
     pub nodes: Vec<HubProcess>,
 }
 
@@ -368,7 +385,31 @@ impl ClusterProcesses {
         let nodes = (0..n)
             .map(|_| HubProcess::spawn_redis(&redis.url(), &[]))
             .collect();
-        ClusterProcesses { redis, nodes }
+        ClusterProcesses {
+            backing: Backing::Server(redis),
+            nodes,
+        }
+    }
+
+    /// `n` gateway processes on a fresh 3-master Redis Cluster.
+    pub fn start_on_redis_cluster(n: usize) -> ClusterProcesses {
+        let cluster = RedisCluster::start(3);
+        let urls = cluster.urls().join(",");
+        let nodes = (0..n)
+            .map(|_| HubProcess::spawn(&["--redis-cluster", &urls, "--redis-timeout-ms", "1000"]))
+            .collect();
+        ClusterProcesses {
+            backing: Backing::Cluster(cluster),
+            nodes,
+        }
+    }
+
+    /// The single redis-server (panics on a Redis Cluster).
+    pub fn server(&mut self) -> &mut RedisServer {
+        match &mut self.backing {
+            Backing::Server(s) => s,
+            Backing::Cluster(_) => panic!("this cluster runs on a Redis Cluster"),
+        }
     }
 
     pub fn url(&self, node: usize) -> &str {

@@ -11,12 +11,24 @@
 //!   channel's local sessions, which catch up from history: Redis pub/sub is at most once.
 //! - Subscribes and unsubscribes of the node are serialised, and an unsubscribe is
 //!   skipped when a local session joined the channel again meanwhile.
+//!
+//! ## Redis Cluster: sharded pub/sub
+//! On a Redis Cluster the broker uses SSUBSCRIBE / SPUBLISH. Classic PUBLISH is broadcast
+//! to every node of the cluster, so its cost grows with the cluster and every shard
+//! carries every message; a sharded channel lives in one slot and only its shard carries
+//! it. Every channel name carries a hash tag — the conversation's `{tenant/conversation}`
+//! or the tenant's `{tenant}` — so it lands in the slot of the keys the publishing script
+//! writes: the script may SPUBLISH from inside (scripts can only touch their own slot),
+//! which keeps "publish order = `seq` order" true on a cluster too. The cluster
+//! connection tracks subscriptions and resubscribes after reconnects and slot moves.
 
 use crate::{Broker, BrokerError, Channel, Envelope, Hub};
 use bytes::Bytes;
 use chathub_protocol::{Codec, ServerFrame};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{PushInfo, PushKind, Value};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{ProtocolVersion, PushInfo, PushKind, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -39,10 +51,19 @@ pub struct RedisBrokerStats {
     pub resyncs: AtomicU64,
 }
 
+/// The node's pub/sub connection.
+#[derive(Clone)]
+enum PubSub {
+    /// One Redis server: SUBSCRIBE / PUBLISH.
+    Single(ConnectionManager),
+    /// A Redis Cluster: SSUBSCRIBE / SPUBLISH (see the module docs).
+    Cluster(ClusterConnection),
+}
+
 /// The Redis broker (see the module docs). Cheap to clone.
 #[derive(Clone)]
 pub struct RedisBroker<C> {
-    pubsub: ConnectionManager,
+    pubsub: PubSub,
     publisher: C,
     prefix: Arc<str>,
     hub: Arc<Hub>,
@@ -85,7 +106,47 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
             .await
             .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         Ok(RedisBroker {
-            pubsub,
+            pubsub: PubSub::Single(pubsub),
+            publisher,
+            prefix,
+            hub,
+            subscriptions: Arc::default(),
+            stats,
+        })
+    }
+
+    /// Like [`RedisBroker::connect`], for a Redis Cluster reached through any of `urls`:
+    /// sharded pub/sub.
+    pub async fn connect_cluster(
+        urls: &[String],
+        publisher: C,
+        prefix: &str,
+        hub: Arc<Hub>,
+        timeout: Duration,
+    ) -> Result<Self, BrokerError> {
+        let prefix: Arc<str> = prefix.into();
+        let stats = Arc::new(RedisBrokerStats::default());
+        let handler = PushHandler {
+            prefix: prefix.clone(),
+            hub: hub.clone(),
+            stats: stats.clone(),
+        };
+        let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
+            .use_protocol(ProtocolVersion::RESP3)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .push_sender(move |push: PushInfo| {
+                handler.handle(push);
+                Ok::<(), redis::aio::SendError>(())
+            })
+            .build()
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let pubsub = client
+            .get_async_connection()
+            .await
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        Ok(RedisBroker {
+            pubsub: PubSub::Cluster(pubsub),
             publisher,
             prefix,
             hub,
@@ -178,7 +239,11 @@ fn normalise(payload: &[u8]) -> Option<(Option<u64>, Bytes)> {
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C> {
     async fn publish(&self, channel: &Channel, envelope: Arc<Envelope>) -> Result<(), BrokerError> {
         let mut conn = self.publisher.clone();
-        redis::cmd("PUBLISH")
+        let command = match self.pubsub {
+            PubSub::Single(_) => "PUBLISH",
+            PubSub::Cluster(_) => "SPUBLISH",
+        };
+        redis::cmd(command)
             .arg(redis_channel(&self.prefix, channel))
             .arg(envelope.msgpack.as_ref())
             .exec_async(&mut conn)
@@ -188,10 +253,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C
 
     async fn subscribe(&self, channel: &Channel) -> Result<(), BrokerError> {
         let _serial = self.subscriptions.lock().await;
-        let mut conn = self.pubsub.clone();
-        conn.subscribe(redis_channel(&self.prefix, channel))
-            .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+        let name = redis_channel(&self.prefix, channel);
+        let subscribed = match self.pubsub.clone() {
+            PubSub::Single(mut conn) => conn.subscribe(name).await,
+            PubSub::Cluster(mut conn) => conn.ssubscribe(name).await,
+        };
+        subscribed.map_err(|e| BrokerError::Unavailable(e.to_string()))
     }
 
     async fn unsubscribe(&self, channel: &Channel) -> Result<(), BrokerError> {
@@ -200,9 +267,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C
             // Somebody here joined again since the last one left.
             return Ok(());
         }
-        let mut conn = self.pubsub.clone();
-        conn.unsubscribe(redis_channel(&self.prefix, channel))
-            .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+        let name = redis_channel(&self.prefix, channel);
+        let unsubscribed = match self.pubsub.clone() {
+            PubSub::Single(mut conn) => conn.unsubscribe(name).await,
+            PubSub::Cluster(mut conn) => conn.sunsubscribe(name).await,
+        };
+        unsubscribed.map_err(|e| BrokerError::Unavailable(e.to_string()))
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use chathub_domain::Role;
 use chathub_gateway::{
     AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
-    RedisConfig, RedisOwnershipConfig,
+    RedisConfig, RedisOwnershipConfig, RedisTarget,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -91,8 +91,12 @@ struct ServeArgs {
     dedup_window_secs: u64,
     /// Cluster mode: Redis URL (`redis://HOST:PORT`). Without it the node runs on the
     /// embedded backend.
-    #[arg(long, env = "CHATHUB_REDIS")]
+    #[arg(long, env = "CHATHUB_REDIS", conflicts_with = "redis_cluster")]
     redis: Option<String>,
+    /// Cluster mode on a Redis Cluster: some of its nodes, comma separated
+    /// (`redis://HOST:PORT,redis://HOST:PORT`). Uses sharded pub/sub.
+    #[arg(long, env = "CHATHUB_REDIS_CLUSTER", value_delimiter = ',')]
+    redis_cluster: Option<Vec<String>>,
     /// Prefix of every Redis key and channel.
     #[arg(long, env = "CHATHUB_REDIS_PREFIX", default_value = "chathub")]
     redis_prefix: String,
@@ -212,9 +216,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ..GatewayConfig::default()
     };
     let shutdown = CancellationToken::new();
-    let (running, backend) = match args.redis {
-        Some(url) => {
+    let target = match (args.redis, args.redis_cluster) {
+        (Some(url), _) => Some(RedisTarget::Single(url)),
+        (None, Some(urls)) => Some(RedisTarget::Cluster(urls)),
+        (None, None) => None,
+    };
+    let (running, backend) = match target {
+        Some(target) => {
             let redis = RedisConfig {
+                target,
                 prefix: args.redis_prefix,
                 timeout: Duration::from_millis(args.redis_timeout_ms.max(1)),
                 ownership: RedisOwnershipConfig {
@@ -224,7 +234,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     inbox_stream_max_len: args.inbox_max_len.max(1) as u64,
                     ..RedisOwnershipConfig::default()
                 },
-                ..RedisConfig::new(url)
+                ..RedisConfig::new("")
             };
             let running = chathub_gateway::start_redis(config, redis, shutdown.clone()).await?;
             (running, "redis")

@@ -4,7 +4,9 @@
 use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker};
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
 use chathub_store::{ConversationStore, MemoryStore, MemoryStoreConfig, RedisKeys, RedisStore};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -67,11 +69,20 @@ impl Backend for EmbeddedBackend {
     }
 }
 
+/// Where Redis is.
+#[derive(Debug, Clone)]
+pub enum RedisTarget {
+    /// One server: `redis://host:port[/db]`.
+    Single(String),
+    /// A Redis Cluster, reached through any of these nodes (sharded pub/sub).
+    Cluster(Vec<String>),
+}
+
 /// Settings of the Redis backend.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]`.
-    pub url: String,
+    /// The server or cluster.
+    pub target: RedisTarget,
     /// Prefix of every key and channel (no braces). Default `chathub`.
     pub prefix: String,
     /// Connect and response timeout of every Redis call; past it a command answers
@@ -82,13 +93,21 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// Defaults for `url`.
+    /// Defaults for one server at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         RedisConfig {
-            url: url.into(),
+            target: RedisTarget::Single(url.into()),
             prefix: "chathub".to_owned(),
             timeout: Duration::from_secs(2),
             ownership: RedisOwnershipConfig::default(),
+        }
+    }
+
+    /// Defaults for a Redis Cluster reached through `urls`.
+    pub fn cluster(urls: Vec<String>) -> Self {
+        RedisConfig {
+            target: RedisTarget::Cluster(urls),
+            ..RedisConfig::new("")
         }
     }
 }
@@ -100,7 +119,7 @@ pub enum BackendError {
     /// Redis is unreachable or refused the connection.
     #[error("cannot connect to redis at {url}: {reason}")]
     Redis {
-        /// The URL.
+        /// The URL(s).
         url: String,
         /// Why.
         reason: String,
@@ -108,23 +127,28 @@ pub enum BackendError {
 }
 
 /// Cluster mode: state, history and queue in Redis, events through Redis pub/sub, so any
-/// number of stateless nodes serve the same conversations.
-pub struct RedisBackend {
-    broker: RedisBroker<ConnectionManager>,
-    ownership: RedisOwnership<ConnectionManager>,
-    store: RedisStore<ConnectionManager>,
+/// number of stateless nodes serve the same conversations. `C` is the command
+/// connection: a `ConnectionManager` for one server, a `ClusterConnection` for a cluster.
+pub struct RedisBackend<C> {
+    broker: RedisBroker<C>,
+    ownership: RedisOwnership<C>,
+    store: RedisStore<C>,
     ready: Arc<AtomicBool>,
 }
 
-impl RedisBackend {
-    /// Connects (one command connection, one pub/sub connection) and starts watching
-    /// Redis's health for `/readyz`. Deliveries go into `hub`.
-    pub async fn connect(config: RedisConfig, hub: Arc<Hub>) -> Result<Self, BackendError> {
+impl RedisBackend<ConnectionManager> {
+    /// Connects to one server (one command connection, one pub/sub connection) and starts
+    /// watching its health for `/readyz`. Deliveries go into `hub`.
+    pub async fn connect(
+        config: RedisConfig,
+        url: &str,
+        hub: Arc<Hub>,
+    ) -> Result<Self, BackendError> {
         let error = |e: &dyn std::fmt::Display| BackendError::Redis {
-            url: config.url.clone(),
+            url: url.to_owned(),
             reason: e.to_string(),
         };
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| error(&e))?;
+        let client = redis::Client::open(url).map_err(|e| error(&e))?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
@@ -134,29 +158,60 @@ impl RedisBackend {
             .get_connection_manager_with_config(manager)
             .await
             .map_err(|e| error(&e))?;
-        let broker = RedisBroker::connect(
-            &config.url,
-            conn.clone(),
-            &config.prefix,
-            hub,
-            config.timeout,
-        )
-        .await
-        .map_err(|e| error(&e))?;
+        let broker = RedisBroker::connect(url, conn.clone(), &config.prefix, hub, config.timeout)
+            .await
+            .map_err(|e| error(&e))?;
+        Ok(RedisBackend::assemble(conn, broker, config))
+    }
+}
+
+impl RedisBackend<ClusterConnection> {
+    /// Connects to a Redis Cluster through any of `urls`; sharded pub/sub.
+    pub async fn connect_cluster(
+        mut config: RedisConfig,
+        urls: &[String],
+        hub: Arc<Hub>,
+    ) -> Result<Self, BackendError> {
+        let error = |e: &dyn std::fmt::Display| BackendError::Redis {
+            url: urls.join(","),
+            reason: e.to_string(),
+        };
+        let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
+            .connection_timeout(config.timeout)
+            .response_timeout(config.timeout)
+            .retries(2)
+            .build()
+            .map_err(|e| error(&e))?;
+        let conn = client.get_async_connection().await.map_err(|e| error(&e))?;
+        let broker =
+            RedisBroker::connect_cluster(urls, conn.clone(), &config.prefix, hub, config.timeout)
+                .await
+                .map_err(|e| error(&e))?;
+        config.ownership.sharded_pubsub = true;
+        Ok(RedisBackend::assemble(conn, broker, config))
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
+    fn assemble(conn: C, broker: RedisBroker<C>, config: RedisConfig) -> Self {
         let keys = RedisKeys::new(&config.prefix);
         let ready = Arc::new(AtomicBool::new(true));
         tokio::spawn(watch_health(conn.clone(), ready.clone(), config.timeout));
-        Ok(RedisBackend {
+        RedisBackend {
             broker,
             ownership: RedisOwnership::new(conn.clone(), keys.clone(), config.ownership),
             store: RedisStore::new(conn, keys),
             ready,
-        })
+        }
     }
 }
 
 /// Pings Redis every second; `/readyz` reports not ready while it does not answer.
-async fn watch_health(mut conn: ConnectionManager, ready: Arc<AtomicBool>, timeout: Duration) {
+async fn watch_health<C: ConnectionLike + Send>(
+    mut conn: C,
+    ready: Arc<AtomicBool>,
+    timeout: Duration,
+) {
     let ping = redis::cmd("PING");
     loop {
         let ping = ping.query_async::<String>(&mut conn);
@@ -172,10 +227,10 @@ async fn watch_health(mut conn: ConnectionManager, ready: Arc<AtomicBool>, timeo
     }
 }
 
-impl Backend for RedisBackend {
-    type Broker = RedisBroker<ConnectionManager>;
-    type Ownership = RedisOwnership<ConnectionManager>;
-    type Store = RedisStore<ConnectionManager>;
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend<C> {
+    type Broker = RedisBroker<C>;
+    type Ownership = RedisOwnership<C>;
+    type Store = RedisStore<C>;
 
     fn broker(&self) -> &Self::Broker {
         &self.broker

@@ -23,7 +23,7 @@ mod ops;
 mod session;
 
 pub use auth::{AuthError, Authenticator, Claims, Identity};
-pub use backend::{Backend, BackendError, EmbeddedBackend, RedisBackend, RedisConfig};
+pub use backend::{Backend, BackendError, EmbeddedBackend, RedisBackend, RedisConfig, RedisTarget};
 pub use chathub_broker::Hub;
 pub use chathub_ownership::RedisOwnershipConfig;
 pub use chathub_store::MemoryStoreConfig;
@@ -111,8 +111,16 @@ pub async fn start_redis(
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, GatewayError> {
     let hub = Arc::new(Hub::new());
-    let backend = RedisBackend::connect(redis, hub.clone()).await?;
-    start(config, backend, hub, shutdown).await
+    match redis.target.clone() {
+        RedisTarget::Single(url) => {
+            let backend = RedisBackend::connect(redis, &url, hub.clone()).await?;
+            start(config, backend, hub, shutdown).await
+        }
+        RedisTarget::Cluster(urls) => {
+            let backend = RedisBackend::connect_cluster(redis, &urls, hub.clone()).await?;
+            start(config, backend, hub, shutdown).await
+        }
+    }
 }
 
 /// Starts a node on `backend`, whose broker delivers into `hub`. The node runs until

@@ -16,8 +16,9 @@ use chathub_ownership::{
 };
 use chathub_protocol::{Codec, ServerFrame};
 use chathub_store::{ConversationStore, HistoryRange, MemoryStore, RedisKeys, RedisStore};
-use chathub_testkit::RedisServer;
+use chathub_testkit::{RedisCluster, RedisServer};
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +28,8 @@ struct Fixture<O, S, B> {
     store: S,
     broker: B,
     hub: Arc<Hub>,
-    /// Keeps the Redis server (if any) alive for the test.
-    _redis: Option<RedisServer>,
+    /// Keeps the Redis server or cluster (if any) alive for the test.
+    _redis: Option<Box<dyn std::any::Any>>,
 }
 
 fn memory() -> Fixture<MemoryOwnership<MemoryBroker>, MemoryStore, MemoryBroker> {
@@ -78,7 +79,46 @@ async fn redis() -> RedisFixture {
         store: RedisStore::new(conn, keys),
         broker,
         hub,
-        _redis: Some(server),
+        _redis: Some(Box::new(server)),
+    }
+}
+
+type ClusterFixture = Fixture<
+    RedisOwnership<ClusterConnection>,
+    RedisStore<ClusterConnection>,
+    RedisBroker<ClusterConnection>,
+>;
+
+/// The same backend on a 3-master Redis Cluster: sharded pub/sub, scripts per slot.
+async fn redis_cluster() -> ClusterFixture {
+    let cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let conn = redis::cluster::ClusterClient::new(urls.iter().map(String::as_str))
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let keys = RedisKeys::new("test");
+    let hub = Arc::new(Hub::new());
+    let broker = RedisBroker::connect_cluster(
+        &urls,
+        conn.clone(),
+        "test",
+        hub.clone(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let config = RedisOwnershipConfig {
+        sharded_pubsub: true,
+        ..RedisOwnershipConfig::default()
+    };
+    Fixture {
+        ownership: Arc::new(RedisOwnership::new(conn.clone(), keys.clone(), config)),
+        store: RedisStore::new(conn, keys),
+        broker,
+        hub,
+        _redis: Some(Box::new(cluster)),
     }
 }
 
@@ -368,4 +408,24 @@ async fn redis_retried_sends_are_recorded_once() {
 #[tokio::test]
 async fn redis_queue_follows_status_changes() {
     queue_follows_status_changes(redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_exactly_one_winner_in_a_race() {
+    exactly_one_winner_in_a_race(redis_cluster().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_publish_order_is_seq_order() {
+    publish_order_is_seq_order(redis_cluster().await).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_retried_sends_are_recorded_once() {
+    retried_sends_are_recorded_once(redis_cluster().await).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_queue_follows_status_changes() {
+    queue_follows_status_changes(redis_cluster().await).await;
 }
