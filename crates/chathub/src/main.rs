@@ -234,7 +234,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     inbox_stream_max_len: args.inbox_max_len.max(1) as u64,
                     ..RedisOwnershipConfig::default()
                 },
-                ..RedisConfig::new("")
             };
             let running = chathub_gateway::start_redis(config, redis, shutdown.clone()).await?;
             (running, "redis")
