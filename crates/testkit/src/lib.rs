@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`RedisServer`]: a real `redis-server` on a free loopback port, in its own temporary
 //!   directory, stopped (and its directory removed) on drop.
+//! - [`RedisCluster`]: a local Redis Cluster of several masters.
 //! - [`free_port`]: a free loopback TCP port.
 
 use std::io::{Read, Write};
@@ -168,29 +169,6 @@ impl Drop for RedisServer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cluster_of_three_masters_forms() {
-        let c = RedisCluster::start(3);
-        assert!(c.is_ok());
-        assert_eq!(c.urls().len(), 3);
-    }
-
-    #[test]
-    fn starts_answers_and_restarts() {
-        let mut r = RedisServer::start();
-        assert!(r.ping());
-        assert!(r.command(&["SET", "k", "v"]).unwrap().starts_with("+OK"));
-        r.restart();
-        assert!(r.ping());
-        r.kill();
-        assert!(!r.ping());
-    }
-}
-
 /// A local Redis Cluster: `masters` redis-servers in cluster mode with the slots spread
 /// over them (`redis-cli --cluster create`), no replicas. Stopped on drop.
 pub struct RedisCluster {
@@ -254,5 +232,28 @@ impl RedisCluster {
     /// `redis://127.0.0.1:PORT` of every node.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_of_three_masters_forms() {
+        let c = RedisCluster::start(3);
+        assert!(c.is_ok());
+        assert_eq!(c.urls().len(), 3);
+    }
+
+    #[test]
+    fn starts_answers_and_restarts() {
+        let mut r = RedisServer::start();
+        assert!(r.ping());
+        assert!(r.command(&["SET", "k", "v"]).unwrap().starts_with("+OK"));
+        r.restart();
+        assert!(r.ping());
+        r.kill();
+        assert!(!r.ping());
     }
 }
