@@ -3,7 +3,7 @@
 
 use chathub_domain::{Role, Status};
 use chathub_e2e::{TestHub, conv, expect_frame, test_config};
-use chathub_gateway::MemoryStoreConfig;
+use chathub_gateway::{MemoryStoreConfig, RedisConfig};
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame};
 
 async fn inbox(
@@ -112,19 +112,44 @@ async fn catch_up_redis() {
     catch_up(TestHub::start_redis().await).await;
 }
 
+async fn too_old_a_cursor_says_truncated(hub: TestHub) {
+    let mut console = hub.connect(Role::Agent, "alice").await;
+    let u = hub.connect(Role::EndUser, "u-0").await;
+    u.send_text(None, "hi", None, None).await.unwrap();
+    let ServerFrame::Queue(first) = expect_frame(&mut console, "queue", |f| {
+        matches!(f, ServerFrame::Queue(_))
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    for i in 1..5 {
+        let u = hub.connect(Role::EndUser, &format!("u-{i}")).await;
+        u.send_text(None, "hi", None, None).await.unwrap();
+    }
+    // Only the last two changes are retained.
+    let reply = inbox(&console, first.cursor).await;
+    assert!(reply.history_truncated);
+    assert_eq!(reply.replayed, 2);
+    let fresh = inbox(&console, reply.cursor.clone()).await;
+    assert!(!fresh.history_truncated && fresh.replayed == 0);
+}
+
 #[tokio::test]
-async fn too_old_a_cursor_says_truncated() {
+async fn too_old_a_cursor_says_truncated_embedded() {
     let store = MemoryStoreConfig {
         inbox_max_len: 2,
         ..Default::default()
     };
-    let hub = TestHub::start_with(test_config(), store).await;
-    let console = hub.connect(Role::Agent, "alice").await;
-    for i in 0..5 {
-        let u = hub.connect(Role::EndUser, &format!("u-{i}")).await;
-        u.send_text(None, "hi", None, None).await.unwrap();
-    }
-    let reply = inbox(&console, Some("1".into())).await;
-    assert!(reply.history_truncated);
-    assert_eq!(reply.replayed, 2);
+    too_old_a_cursor_says_truncated(TestHub::start_with(test_config(), store).await).await;
+}
+
+#[tokio::test]
+async fn too_old_a_cursor_says_truncated_redis() {
+    let server = chathub_e2e::RedisServer::start();
+    let mut redis = RedisConfig::new(server.url());
+    redis.ownership.inbox_stream_max_len = 2;
+    let mut hub = TestHub::start_on_redis(test_config(), redis).await;
+    hub.redis = Some(Box::new(server));
+    too_old_a_cursor_says_truncated(hub).await;
 }

@@ -361,22 +361,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             });
         };
         let latest_id = latest.as_deref().and_then(stream_id);
-        // Trimmed entries are remembered by Redis (7.0+) as the largest deleted id.
-        let info: Result<std::collections::HashMap<String, Value>, _> = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await;
-        let max_deleted = info
-            .ok()
-            .and_then(|m| match m.get("max-deleted-entry-id") {
-                Some(Value::BulkString(b)) => std::str::from_utf8(b).ok().and_then(stream_id),
-                Some(Value::SimpleString(s)) => stream_id(s),
-                _ => None,
-            })
-            .unwrap_or((0, 0));
-        let truncated =
-            since_id < max_deleted || latest_id.is_none_or(|l| since_id > l) && since_id > (0, 0);
+        // The stream is trimmed from its oldest end: if the entry at `since` is gone,
+        // changes after it may be gone too (conservative: the console reloads).
+        let oldest: StreamRangeReply = conn
+            .xrange_count(&key, "-", "+", 1)
+            .await
+            .map_err(unavailable)?;
+        let oldest_id = oldest.ids.first().and_then(|e| stream_id(&e.id));
+        let truncated = match (oldest_id, latest_id) {
+            (Some(oldest), Some(latest)) => since_id < oldest || since_id > latest,
+            // Nothing retained at all although the console saw something: lost.
+            _ => since_id > (0, 0),
+        };
         let start = format!("({since_text}");
         let reply: StreamRangeReply = conn
             .xrange_count(&key, start, "+", limit + 1)

@@ -43,7 +43,7 @@ if ARGV[12] == '1' then
   local frame = { type = 'queue' }
   for k, v in pairs(item) do frame[k] = v end
   -- The stream entry's id is the change's inbox position (its cursor).
-  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', tonumber(ARGV[13]), '*', 'q', cmsgpack.pack(frame))
+  local id = redis.call('XADD', KEYS[5], 'MAXLEN', tonumber(ARGV[13]), '*', 'q', cmsgpack.pack(frame))
   frame.cursor = id
   redis.call(ARGV[10], ARGV[11], cmsgpack.pack(frame))
 end
