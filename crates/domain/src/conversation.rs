@@ -13,9 +13,11 @@
 //! - Every ownership change increments `epoch` (the fencing token).
 //! - Only the owner (with `chat.finish`) or an admin (with `chat.finish`) finishes.
 //! - Every event gets the next `seq`: `seq` grows by exactly one per event.
-//! - While two-way chat is disabled, end users cannot write and agents cannot take; the
-//!   owner may still write (one-way notices).
+//! - While two-way chat is disabled (for the conversation, or tenant-wide), end users
+//!   cannot write and agents cannot take; the owner may still write (one-way notices).
+//! - Sending an engagement needs `engagement.send`; end users cannot send engagements.
 
+use crate::engagement::EngagementType;
 use crate::ids::AgentId;
 use crate::roles::{Actor, Privilege, Role};
 use serde::{Deserialize, Serialize};
@@ -91,11 +93,48 @@ impl Author {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MessageContent {
-    /// Plain text.
+    /// Plain text (canned responses arrive as text, their placeholders filled).
     Text {
         /// The text.
         text: String,
     },
+    /// An engagement sent by an agent (needs `engagement.send`).
+    Engagement {
+        /// What was sent.
+        engagement: EngagementCard,
+    },
+}
+
+impl MessageContent {
+    /// A short text for previews and notifications.
+    pub fn preview(&self) -> &str {
+        match self {
+            MessageContent::Text { text } => text,
+            MessageContent::Engagement { engagement } => &engagement.name,
+        }
+    }
+}
+
+/// An engagement as shown in the thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngagementCard {
+    /// Catalogue item id (what the end user redeems).
+    pub id: String,
+    /// Engagement type.
+    #[serde(rename = "type")]
+    pub engagement_type: EngagementType,
+    /// Title.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// What the rules need to know beyond the conversation itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Context {
+    /// Two-way chat is disabled for the whole tenant.
+    pub tenant_chat_disabled: bool,
 }
 
 /// Why a `status` event happened.
@@ -225,11 +264,25 @@ pub enum Outcome {
     Refused(Refusal),
 }
 
-/// Applies `command` by `actor` to `state` at time `at` (ms since the Unix epoch).
+/// Applies `command` by `actor` to `state` at time `at` (ms since the Unix epoch), with
+/// nothing disabled tenant-wide. See [`apply_in`].
+pub fn apply(state: &ConversationState, actor: &Actor, command: &Command, at: u64) -> Outcome {
+    apply_in(&Context::default(), state, actor, command, at)
+}
+
+/// Applies `command` by `actor` to `state` at time `at` (ms since the Unix epoch) in
+/// `context`.
 ///
 /// The caller has already checked scope (an end user acts only on their own
 /// conversation); everything else is decided here.
-pub fn apply(state: &ConversationState, actor: &Actor, command: &Command, at: u64) -> Outcome {
+pub fn apply_in(
+    context: &Context,
+    state: &ConversationState,
+    actor: &Actor,
+    command: &Command,
+    at: u64,
+) -> Outcome {
+    let disabled = state.disabled || context.tenant_chat_disabled;
     let mut next = Builder::new(state, actor, at);
     match (actor, command) {
         (
@@ -240,7 +293,10 @@ pub fn apply(state: &ConversationState, actor: &Actor, command: &Command, at: u6
                 ..
             },
         ) => {
-            if state.disabled {
+            if matches!(content, MessageContent::Engagement { .. }) {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            if disabled {
                 return Outcome::Refused(Refusal::ChatDisabled);
             }
             match state.status {
@@ -261,12 +317,17 @@ pub fn apply(state: &ConversationState, actor: &Actor, command: &Command, at: u6
             let Some(seen_epoch) = *seen_epoch else {
                 return Outcome::Refused(Refusal::MissingEpoch);
             };
+            if matches!(content, MessageContent::Engagement { .. })
+                && !actor.has(Privilege::EngagementSend)
+            {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
             let owns = state.status == Status::Active && state.owner.as_ref() == Some(id);
             if !owns {
                 if !actor.has(Privilege::ChatTake) {
                     return Outcome::Refused(Refusal::Forbidden);
                 }
-                if state.disabled {
+                if disabled {
                     return Outcome::Refused(Refusal::ChatDisabled);
                 }
             }

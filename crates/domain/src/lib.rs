@@ -4,17 +4,21 @@
 //! # Layout
 //! - [`ids`]: newtype identifiers (`TenantId`, `ConversationId`, `AgentId`, `EndUserId`).
 //! - [`roles`]: roles, privileges and the authenticated [`Actor`](roles::Actor).
+//! - [`engagement`]: engagement catalogue, profiles, history, and entitlement rules.
+//! - [`canned`]: canned responses and their placeholders.
 //! - [`conversation`]: the state machine `(state, actor, command) -> outcome`, which is
 //!   the specification every backend applies (the embedded backend calls it directly; the
 //!   Redis backend re-states it in Lua and is checked against it by a differential test).
 
+pub mod canned;
 pub mod conversation;
+pub mod engagement;
 pub mod ids;
 pub mod roles;
 
 pub use conversation::{
-    Author, Cause, Command, ConversationState, Event, EventBody, MessageContent, Outcome, Refusal,
-    Status, Transition, apply,
+    Author, Cause, Command, Context, ConversationState, EngagementCard, Event, EventBody,
+    MessageContent, Outcome, Refusal, Status, Transition, apply, apply_in,
 };
 pub use ids::{AgentId, ConversationId, EndUserId, IdError, TenantId};
 pub use roles::{Actor, Privilege, Privileges, Role};

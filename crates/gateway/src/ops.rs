@@ -355,6 +355,7 @@ impl<K: Backend> Session<K> {
             actor: self.identity.actor.clone(),
             command,
             at: now_millis(),
+            context: Default::default(),
         };
         let decision = self
             .node
@@ -370,7 +371,7 @@ impl<K: Backend> Session<K> {
                 )
             })?;
         match decision {
-            Decision::Done { state, ack } => Ok((state, ack)),
+            Decision::Done { state, ack, .. } => Ok((state, ack)),
             Decision::Conflict { owner, epoch } => {
                 ::metrics::counter!("chathub_take_conflicts_total").increment(1);
                 let who = owner

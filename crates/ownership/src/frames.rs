@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use chathub_broker::{Channel, Envelope};
-use chathub_domain::{ConversationId, ConversationState, Event, EventBody, MessageContent};
+use chathub_domain::{ConversationId, ConversationState, Event, EventBody};
 use chathub_protocol::{Codec, EventFrame, QueueItem, ServerFrame};
 use std::sync::Arc;
 
@@ -47,17 +47,7 @@ pub fn queue_item(
         .rev()
         .find(|e| matches!(e.body, EventBody::Status { .. }))
         .map(|e| e.at);
-    let preview = events
-        .iter()
-        .rev()
-        .find_map(|e| match &e.body {
-            EventBody::Message {
-                content: MessageContent::Text { text },
-                ..
-            } => Some(text.chars().take(PREVIEW_CHARS).collect::<String>()),
-            _ => None,
-        })
-        .or_else(|| previous.and_then(|p| p.preview.clone()));
+    let preview = message_preview(events).or_else(|| previous.and_then(|p| p.preview.clone()));
     QueueItem {
         conversation: conversation.clone(),
         status: state.status,
@@ -74,6 +64,16 @@ pub fn queue_item(
         waiting_ms: None,
         cursor: None,
     }
+}
+
+/// The shortened preview of the last message among `events`, if any.
+pub fn message_preview(events: &[Event]) -> Option<String> {
+    events.iter().rev().find_map(|e| match &e.body {
+        EventBody::Message { content, .. } => {
+            Some(content.preview().chars().take(PREVIEW_CHARS).collect())
+        }
+        _ => None,
+    })
 }
 
 /// Whether `events` change what the agents' queue shows (status, owner, flags), so that

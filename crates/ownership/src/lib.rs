@@ -22,7 +22,7 @@ pub use memory::MemoryOwnership;
 pub use redis::{RedisOwnership, RedisOwnershipConfig};
 
 use chathub_domain::{
-    Actor, AgentId, Command, ConversationId, ConversationState, Refusal, TenantId,
+    Actor, AgentId, Command, Context, ConversationId, ConversationState, Event, Refusal, TenantId,
 };
 use chathub_protocol::SendAck;
 use std::future::Future;
@@ -50,6 +50,8 @@ pub struct ApplyRequest {
     pub command: Command,
     /// Time of the command, ms since the Unix epoch (stamped on its events).
     pub at: u64,
+    /// Tenant-wide facts the rules need (read by the caller just before).
+    pub context: Context,
 }
 
 /// What became of a command.
@@ -62,6 +64,9 @@ pub enum Decision {
         /// For sends: the acknowledgement, identical for every retry of the same
         /// `client_msg_id` within the dedup window.
         ack: Option<SendAck>,
+        /// The events this command recorded (empty for a retried send, or when nothing
+        /// changed), for follow-up notifications.
+        events: Vec<Event>,
     },
     /// Lost a race: the epoch moved. Nothing changed and nothing was delivered.
     Conflict {

@@ -3,7 +3,7 @@
 use crate::frames::{changes_queue, envelope, event_envelope, queue_item};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::{Broker, Channel};
-use chathub_domain::{Author, Command, EventBody, Outcome, apply};
+use chathub_domain::{Author, Command, EventBody, Outcome, apply_in};
 use chathub_protocol::{SendAck, ServerFrame};
 use chathub_store::MemoryStore;
 
@@ -39,9 +39,16 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             return Ok(Decision::Done {
                 state: record.state.clone(),
                 ack: Some(ack.clone()),
+                events: Vec::new(),
             });
         }
-        let transition = match apply(&record.state, &req.actor, &req.command, req.at) {
+        let transition = match apply_in(
+            &req.context,
+            &record.state,
+            &req.actor,
+            &req.command,
+            req.at,
+        ) {
             Outcome::Applied(t) => t,
             Outcome::Conflict { owner, epoch } => return Ok(Decision::Conflict { owner, epoch }),
             Outcome::Refused(r) => return Ok(Decision::Refused(r)),
@@ -99,6 +106,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
         Ok(Decision::Done {
             state: transition.state,
             ack,
+            events: transition.events,
         })
     }
 }

@@ -4,12 +4,10 @@
 //! `redis::Script` runs scripts with EVALSHA and reloads them transparently when Redis
 //! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
 
-use crate::frames::{PREVIEW_CHARS, changes_queue};
+use crate::frames::{changes_queue, message_preview};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
-use chathub_domain::{
-    Actor, AgentId, Command, ConversationState, Event, EventBody, MessageContent, Refusal,
-};
+use chathub_domain::{Actor, AgentId, Command, ConversationState, Event, MessageContent, Refusal};
 use chathub_protocol::SendAck;
 use chathub_store::RedisKeys;
 use redis::Script;
@@ -117,21 +115,30 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 (req.actor.role().as_str(), id.as_str(), privileges.bits())
             }
         };
-        let (command, text, client_msg_id, seen_epoch, want_disabled) = match &req.command {
+        let (command, content, client_msg_id, seen_epoch, want_disabled) = match &req.command {
             Command::Send {
-                content: MessageContent::Text { text },
+                content,
                 client_msg_id,
                 seen_epoch,
             } => (
                 "send",
-                text.as_str(),
+                Some(content),
                 client_msg_id.as_deref(),
                 *seen_epoch,
                 false,
             ),
-            Command::Finish { seen_epoch } => ("finish", "", None, Some(*seen_epoch), false),
-            Command::SetDisabled(d) => ("set_disabled", "", None, None, *d),
+            Command::Finish { seen_epoch } => ("finish", None, None, Some(*seen_epoch), false),
+            Command::SetDisabled(d) => ("set_disabled", None, None, None, *d),
         };
+        // The script embeds the content as it is; only its kind matters to the rules.
+        let (content_kind, content) = match content {
+            Some(c @ MessageContent::Text { .. }) => ("text", rmp_serde::to_vec_named(c)),
+            Some(c @ MessageContent::Engagement { .. }) => {
+                ("engagement", rmp_serde::to_vec_named(c))
+            }
+            None => ("", Ok(Vec::new())),
+        };
+        let content = content.map_err(unavailable)?;
         let (t, c) = (&req.tenant, &req.conversation);
         let channel = chathub_broker::Channel::conversation(t, c);
         let mut conn = self.conn.clone();
@@ -147,7 +154,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             .arg(actor_id)
             .arg(privileges)
             .arg(command)
-            .arg(text)
+            .arg(content)
             .arg(client_msg_id.unwrap_or(""))
             .arg(seen_epoch.map_or(String::new(), |e| e.to_string()))
             .arg(if want_disabled { "1" } else { "0" })
@@ -158,6 +165,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             .arg(self.config.history_max_len)
             .arg(self.config.history_max_age_ms)
             .arg(self.config.dedup_window_ms)
+            .arg(content_kind)
+            .arg(if req.context.tenant_chat_disabled {
+                "1"
+            } else {
+                "0"
+            })
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -173,6 +186,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 Ok(Decision::Done {
                     state,
                     ack: result.ack,
+                    events: result.events,
                 })
             }
             "conflict" => Ok(Decision::Conflict {
@@ -197,17 +211,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     async fn update_inbox(&self, req: &ApplyRequest, state: &ConversationState, events: &[Event]) {
         let t = &req.tenant;
         let at = events.last().map_or(req.at, |e| e.at);
-        let preview = events
-            .iter()
-            .rev()
-            .find_map(|e| match &e.body {
-                EventBody::Message {
-                    content: MessageContent::Text { text },
-                    ..
-                } => Some(text.chars().take(PREVIEW_CHARS).collect::<String>()),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let preview = message_preview(events).unwrap_or_default();
         let status_changed = changes_queue(events);
         let agents = chathub_broker::Channel::agents(t);
         for attempt in 0..2 {

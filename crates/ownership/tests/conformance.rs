@@ -159,6 +159,7 @@ fn send(
             seen_epoch: epoch,
         },
         at: 1_000,
+        context: Default::default(),
     }
 }
 

@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+use chathub_domain::engagement::EngagementType;
 use chathub_domain::{
-    Actor, AgentId, Command, ConversationId, ConversationState, EndUserId, MessageContent, Outcome,
-    Privileges, Role, TenantId, apply,
+    Actor, AgentId, Command, Context, ConversationId, ConversationState, EndUserId, EngagementCard,
+    MessageContent, Outcome, Privileges, Role, TenantId, apply_in,
 };
 use chathub_ownership::{ApplyRequest, Decision, Ownership, RedisOwnership, RedisOwnershipConfig};
 use chathub_store::{ConversationStore, HistoryRange, RedisKeys, RedisStore};
@@ -16,11 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone)]
 enum Step {
-    UserSends,
+    UserSends {
+        engagement: bool,
+    },
     AgentSends {
         actor: usize,
         epoch_lag: u64,
         with_epoch: bool,
+        engagement: bool,
     },
     Finish {
         actor: usize,
@@ -54,23 +58,36 @@ fn actor(i: usize) -> Actor {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => Just(Step::UserSends),
-        5 => (0usize..6, 0u64..3, prop::bool::weighted(0.95))
-            .prop_map(|(actor, epoch_lag, with_epoch)| Step::AgentSends { actor, epoch_lag, with_epoch }),
+        3 => prop::bool::weighted(0.05).prop_map(|engagement| Step::UserSends { engagement }),
+        5 => (0usize..6, 0u64..3, prop::bool::weighted(0.95), prop::bool::weighted(0.2))
+            .prop_map(|(actor, epoch_lag, with_epoch, engagement)| Step::AgentSends { actor, epoch_lag, with_epoch, engagement }),
         2 => (0usize..6, 0u64..2).prop_map(|(actor, epoch_lag)| Step::Finish { actor, epoch_lag }),
         1 => (0usize..6, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
     ]
 }
 
 fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -> (Actor, Command) {
-    let text = |who: &str| MessageContent::Text {
-        text: format!("{who} #{n} ✓"),
+    let content = |who: &str, engagement: bool| {
+        if engagement {
+            MessageContent::Engagement {
+                engagement: EngagementCard {
+                    id: format!("c{n}"),
+                    engagement_type: EngagementType::Coupon,
+                    name: format!("{who} coupon"),
+                    description: "10% off".into(),
+                },
+            }
+        } else {
+            MessageContent::Text {
+                text: format!("{who} #{n} ✓"),
+            }
+        }
     };
     match *step {
-        Step::UserSends => (
+        Step::UserSends { engagement } => (
             Actor::EndUser(user.clone()),
             Command::Send {
-                content: text("user"),
+                content: content("user", engagement),
                 client_msg_id: None,
                 seen_epoch: None,
             },
@@ -79,10 +96,11 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
             actor: a,
             epoch_lag,
             with_epoch,
+            engagement,
         } => (
             actor(a),
             Command::Send {
-                content: text("agent"),
+                content: content("agent", engagement),
                 client_msg_id: None,
                 seen_epoch: with_epoch.then(|| state.epoch.saturating_sub(epoch_lag)),
             },
@@ -126,21 +144,24 @@ fn redis_script_agrees_with_the_state_machine() {
         cases: 300,
         ..ProptestConfig::default()
     };
-    proptest!(config, |(steps in proptest::collection::vec(step(), 1..40))| {
+    let steps = proptest::collection::vec((step(), prop::bool::weighted(0.1)), 1..40);
+    proptest!(config, |(steps in steps)| {
         // A fresh conversation per case.
         let user = EndUserId::new(format!("u{}", CASE.fetch_add(1, Ordering::Relaxed))).unwrap();
         let conversation = ConversationId::of_end_user(&user);
         let mut state = ConversationState::default();
-        for (n, st) in steps.iter().enumerate() {
+        for (n, (st, tenant_chat_disabled)) in steps.iter().enumerate() {
             let (who, cmd) = command(st, &state, &user, n);
             let at = 1_700_000_000_000 + n as u64;
-            let expected = apply(&state, &who, &cmd, at);
+            let context = Context { tenant_chat_disabled: *tenant_chat_disabled };
+            let expected = apply_in(&context, &state, &who, &cmd, at);
             let request = ApplyRequest {
                 tenant: tenant.clone(),
                 conversation: conversation.clone(),
                 actor: who.clone(),
                 command: cmd.clone(),
                 at,
+                context,
             };
             let got = runtime.block_on(ownership.apply(request)).unwrap();
             match (expected, got) {

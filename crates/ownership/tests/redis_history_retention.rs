@@ -20,6 +20,7 @@ fn send_at(user: &str, at: u64) -> ApplyRequest {
             seen_epoch: None,
         },
         at,
+        context: Default::default(),
     }
 }
 

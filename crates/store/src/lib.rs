@@ -6,14 +6,25 @@
 //! - [`ConversationStore`]: the read side every backend offers to the gateway.
 //! - [`memory`]: the embedded backend's data ([`MemoryStore`]), also written by the
 //!   memory ownership twin under one lock per conversation.
+//! - [`workspace`]: the agent workspace's data ([`WorkspaceStore`]): tenant settings,
+//!   engagements, profiles and history, canned responses, presence; with
+//!   [`MemoryWorkspace`] and [`RedisWorkspace`].
 //! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
 //!   ([`RedisStore`]); the ownership crate's scripts write the same keys.
 
 pub mod memory;
 pub mod redis;
+pub mod workspace;
+mod workspace_memory;
+mod workspace_redis;
 
 pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{RedisKeys, RedisStore};
+pub use workspace::{
+    EngagementHistoryPage, Presence, PresenceEntry, RedeemRefusal, TenantSettings, WorkspaceStore,
+};
+pub use workspace_memory::MemoryWorkspace;
+pub use workspace_redis::RedisWorkspace;
 
 use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, TenantId};
 use chathub_protocol::QueueItem;

@@ -435,3 +435,63 @@ proptest! {
         prop_assert_eq!(winners.len(), 1);
     }
 }
+
+#[test]
+fn engagements_need_the_privilege_and_tenant_switch_disables_everyone() {
+    let card = MessageContent::Engagement {
+        engagement: EngagementCard {
+            id: "c1".into(),
+            engagement_type: crate::engagement::EngagementType::Coupon,
+            name: "10%".into(),
+            description: String::new(),
+        },
+    };
+    let send_card = |epoch| Command::Send {
+        content: card.clone(),
+        client_msg_id: None,
+        seen_epoch: epoch,
+    };
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
+    assert_eq!(
+        apply(&s, &user(), &send_card(None), 2),
+        Outcome::Refused(Refusal::Forbidden),
+        "end users cannot send engagements"
+    );
+    let no_engagements = Actor::Agent {
+        id: aid("plain"),
+        admin: false,
+        privileges: Privileges::of(&[crate::roles::Privilege::ChatTake]),
+    };
+    assert_eq!(
+        apply(&s, &no_engagements, &send_card(Some(0)), 2),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    let t = applied(apply(&s, &agent("a1"), &send_card(Some(0)), 2));
+    assert_eq!(
+        t.state.owner,
+        Some(aid("a1")),
+        "an engagement takes like any message"
+    );
+
+    let off = Context {
+        tenant_chat_disabled: true,
+    };
+    assert_eq!(
+        apply_in(&off, &t.state, &user(), &send(None), 3),
+        Outcome::Refused(Refusal::ChatDisabled)
+    );
+    assert_eq!(
+        apply_in(&off, &t.state, &agent("a2"), &send(Some(1)), 3),
+        Outcome::Refused(Refusal::ChatDisabled)
+    );
+    assert!(matches!(
+        apply_in(&off, &t.state, &agent("a1"), &send(Some(1)), 3),
+        Outcome::Applied(_)
+    ));
+}

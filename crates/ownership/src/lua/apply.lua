@@ -10,7 +10,7 @@
 -- ARGV[2]  actor id
 -- ARGV[3]  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
 -- ARGV[4]  command: send | finish | set_disabled
--- ARGV[5]  text (send)
+-- ARGV[5]  message content (send): MessagePack map, embedded as it is
 -- ARGV[6]  client_msg_id ('' for none)
 -- ARGV[7]  seen epoch ('' for none)
 -- ARGV[8]  disabled wanted ('1' / '0', set_disabled)
@@ -21,10 +21,14 @@
 -- ARGV[13] history max length (0: unlimited)
 -- ARGV[14] history max age, ms (0: unlimited)
 -- ARGV[15] dedup window, ms
+-- ARGV[16] content kind: text | engagement (send)
+-- ARGV[17] tenant-wide chat disabled ('1' / '0')
 -- Returns a MessagePack map: {outcome = done|conflict|refused, ...}.
 
 local role, actor_id, privileges = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local command, text, client_msg_id = ARGV[4], ARGV[5], ARGV[6]
+local command, client_msg_id = ARGV[4], ARGV[6]
+local content_kind = ARGV[16]
+local tenant_disabled = ARGV[17] == '1'
 local seen_epoch = tonumber(ARGV[7])
 local want_disabled = ARGV[8] == '1'
 local at = tonumber(ARGV[9])
@@ -41,6 +45,7 @@ local state = {
   seq = tonumber(h[4] or '0'),
   disabled = h[5] == '1',
 }
+local disabled = state.disabled or tenant_disabled
 
 local function state_map(s)
   return { status = s.status, owner = s.owner, epoch = s.epoch, seq = s.seq, disabled = s.disabled }
@@ -95,13 +100,14 @@ local function message()
   push({
     event = 'message', author = by,
     client_msg_id = (client_msg_id ~= '') and client_msg_id or nil,
-    content = { kind = 'text', text = text },
+    content = cmsgpack.unpack(ARGV[5]),
   })
 end
 
 if role == 'end_user' then
   if command ~= 'send' then return refused('forbidden') end
-  if state.disabled then return refused('chat_disabled') end
+  if content_kind == 'engagement' then return refused('forbidden') end
+  if disabled then return refused('chat_disabled') end
   if state.status == 'new' then
     set_status('unanswered', nil, 'opened')
   elseif state.status == 'finished' then
@@ -110,10 +116,11 @@ if role == 'end_user' then
   message()
 elseif command == 'send' then
   if seen_epoch == nil then return refused('missing_epoch') end
+  if content_kind == 'engagement' and not has(8) then return refused('forbidden') end
   local owns = state.status == 'active' and state.owner == actor_id
   if not owns then
     if not has(1) then return refused('forbidden') end
-    if state.disabled then return refused('chat_disabled') end
+    if disabled then return refused('chat_disabled') end
   end
   if seen_epoch ~= state.epoch then return conflict() end
   if not owns then

@@ -1,0 +1,215 @@
+//! The agent workspace's data: tenant settings, the engagement catalogue, end-user
+//! profiles and engagement history, canned responses, and presence.
+//!
+//! Guarantees: `redeem` is atomic (stock and once-per-user cannot be beaten by concurrent
+//! redeems); history upserts are idempotent by event id; presence entries expire by
+//! themselves (a node that dies takes its sessions' presence with it within the TTL).
+
+use crate::StoreError;
+use chathub_domain::canned::CannedResponse;
+use chathub_domain::engagement::{
+    CatalogueItem, EngagementType, HistoryEvent, Ineligible, Profile,
+};
+use chathub_domain::{EndUserId, TenantId};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// Tenant-wide settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TenantSettings {
+    /// Two-way chat is disabled for the whole tenant.
+    pub chat_disabled: bool,
+}
+
+/// What one session says about its user's availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Taking conversations.
+    Available,
+    /// Connected but not taking conversations.
+    Away,
+    /// No live session.
+    Offline,
+}
+
+impl Presence {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Available => "available",
+            Presence::Away => "away",
+            Presence::Offline => "offline",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Presence {
+        match s {
+            "available" => Presence::Available,
+            "away" => Presence::Away,
+            _ => Presence::Offline,
+        }
+    }
+
+    /// The availability of a person with sessions saying `each`: available if any device
+    /// is, away if devices are connected but none is available, offline without any.
+    pub fn aggregate(each: impl IntoIterator<Item = Presence>) -> Presence {
+        each.into_iter()
+            .fold(Presence::Offline, |acc, p| match (acc, p) {
+                (Presence::Available, _) | (_, Presence::Available) => Presence::Available,
+                (Presence::Away, _) | (_, Presence::Away) => Presence::Away,
+                _ => Presence::Offline,
+            })
+    }
+}
+
+/// One person's aggregated presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceEntry {
+    /// `role:id`, e.g. `agent:alice`.
+    pub who: String,
+    /// Aggregate over the live sessions.
+    pub presence: Presence,
+    /// Last heartbeat of any session (ms since the Unix epoch).
+    pub last_seen: u64,
+}
+
+/// A page of engagement history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EngagementHistoryPage {
+    /// Events, newest first.
+    pub events: Vec<HistoryEvent>,
+    /// Pass as `before` for the next (older) page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A redemption that did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemRefusal {
+    /// No such catalogue item.
+    UnknownItem,
+    /// The rules say no.
+    Ineligible(Ineligible),
+}
+
+/// The workspace's data (see the module docs).
+pub trait WorkspaceStore: Send + Sync + 'static {
+    /// The tenant's settings (defaults when never set).
+    fn settings(
+        &self,
+        t: &TenantId,
+    ) -> impl Future<Output = Result<TenantSettings, StoreError>> + Send;
+    /// Sets the tenant-wide chat switch; returns whether it changed.
+    fn set_chat_disabled(
+        &self,
+        t: &TenantId,
+        disabled: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Creates or replaces a catalogue item.
+    fn upsert_item(
+        &self,
+        t: &TenantId,
+        item: CatalogueItem,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deletes a catalogue item; returns whether it existed.
+    fn delete_item(
+        &self,
+        t: &TenantId,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The catalogue, by id, with current stock.
+    fn items(
+        &self,
+        t: &TenantId,
+    ) -> impl Future<Output = Result<Vec<CatalogueItem>, StoreError>> + Send;
+
+    /// Creates or replaces an end user's profile.
+    fn upsert_profile(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+        profile: Profile,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// An end user's profile (`None`: the brand never sent one).
+    fn profile(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+    ) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send;
+
+    /// Records a history event (idempotent by `event.id`).
+    fn add_history(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+        event: HistoryEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A page of history, newest first, optionally of one type, older than `before`.
+    fn history(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+        filter: Option<EngagementType>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<EngagementHistoryPage, StoreError>> + Send;
+    /// Catalogue item ids the user has redeemed.
+    fn redeemed(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Atomically: refuse if once-per-user and already redeemed or out of stock, else take
+    /// one from stock, mark it redeemed and record `event`. The other rules (validity,
+    /// points, segments) are the caller's, checked just before with the domain rules.
+    fn redeem(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+        item: &CatalogueItem,
+        event: HistoryEvent,
+    ) -> impl Future<Output = Result<Result<(), RedeemRefusal>, StoreError>> + Send;
+
+    /// Creates or replaces a canned response.
+    fn upsert_canned(
+        &self,
+        t: &TenantId,
+        canned: CannedResponse,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deletes a canned response; returns whether it existed.
+    fn delete_canned(
+        &self,
+        t: &TenantId,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every canned response of the tenant, by shortcut.
+    fn canned(
+        &self,
+        t: &TenantId,
+    ) -> impl Future<Output = Result<Vec<CannedResponse>, StoreError>> + Send;
+
+    /// Session `session` of `who` (`role:id`) is alive with `presence` until `now + ttl_ms`.
+    fn heartbeat(
+        &self,
+        t: &TenantId,
+        who: &str,
+        session: &str,
+        presence: Presence,
+        now: u64,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Session `session` of `who` ended.
+    fn leave(
+        &self,
+        t: &TenantId,
+        who: &str,
+        session: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Everyone with a live session or a recent heartbeat, aggregated per person.
+    fn presence(
+        &self,
+        t: &TenantId,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<PresenceEntry>, StoreError>> + Send;
+}

@@ -1,0 +1,392 @@
+//! The workspace data in Redis. Everything of a tenant's workspace lives under the
+//! tenant's hash tag `{tenant}` (one slot on a cluster), so the redemption script is
+//! atomic on a cluster too. Workspace traffic is small next to chat traffic.
+
+use crate::StoreError;
+use crate::redis::RedisKeys;
+use crate::workspace::{
+    EngagementHistoryPage, Presence, PresenceEntry, RedeemRefusal, TenantSettings, WorkspaceStore,
+};
+use crate::workspace_memory::parse_history_cursor;
+use chathub_domain::canned::CannedResponse;
+use chathub_domain::engagement::{
+    CatalogueItem, EngagementType, HistoryEvent, Ineligible, Profile,
+};
+use chathub_domain::{EndUserId, TenantId};
+use redis::aio::ConnectionLike;
+use redis::{AsyncCommands, RedisError, Script};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+static REDEEM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/redeem.lua")));
+
+/// The Redis workspace store.
+#[derive(Clone)]
+pub struct RedisWorkspace<C> {
+    conn: C,
+    keys: RedisKeys,
+}
+
+impl<C> RedisWorkspace<C> {
+    /// A store using `conn` and `keys`.
+    pub fn new(conn: C, keys: RedisKeys) -> Self {
+        RedisWorkspace { conn, keys }
+    }
+}
+
+fn unavailable(e: RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(v).map_err(|e| StoreError::Unavailable(format!("encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes)
+        .map_err(|e| StoreError::Unavailable(format!("undecodable workspace entry: {e}")))
+}
+
+impl RedisKeys {
+    fn ws(&self, t: &TenantId, what: &str) -> String {
+        format!("{}:tenant:{{{t}}}:{what}", self.prefix())
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
+    async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
+        let mut conn = self.conn.clone();
+        let disabled: Option<String> = conn
+            .hget(self.keys.ws(t, "settings"), "chat_disabled")
+            .await
+            .map_err(unavailable)?;
+        Ok(TenantSettings {
+            chat_disabled: disabled.as_deref() == Some("1"),
+        })
+    }
+
+    async fn set_chat_disabled(&self, t: &TenantId, disabled: bool) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let old: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.ws(t, "settings"))
+            .arg("chat_disabled")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let value = if disabled { "1" } else { "0" };
+        let _: () = conn
+            .hset(self.keys.ws(t, "settings"), "chat_disabled", value)
+            .await
+            .map_err(unavailable)?;
+        Ok(old.as_deref().unwrap_or("0") != value)
+    }
+
+    async fn upsert_item(&self, t: &TenantId, item: CatalogueItem) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(self.keys.ws(t, "catalogue"), &item.id, encode(&item)?);
+        match item.rules.stock {
+            Some(n) => pipe.hset(self.keys.ws(t, "stock"), &item.id, n),
+            None => pipe.hdel(self.keys.ws(t, "stock"), &item.id),
+        };
+        pipe.exec_async(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn delete_item(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let (removed, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .hdel(self.keys.ws(t, "catalogue"), id)
+            .hdel(self.keys.ws(t, "stock"), id)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed > 0)
+    }
+
+    async fn items(&self, t: &TenantId) -> Result<Vec<CatalogueItem>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (blobs, stock): (HashMap<String, Vec<u8>>, HashMap<String, i64>) = redis::pipe()
+            .hgetall(self.keys.ws(t, "catalogue"))
+            .hgetall(self.keys.ws(t, "stock"))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let mut items = blobs
+            .values()
+            .map(|b| decode::<CatalogueItem>(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        for item in &mut items {
+            if let Some(n) = stock.get(&item.id) {
+                item.rules.stock = Some((*n).max(0) as u64);
+            }
+        }
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(items)
+    }
+
+    async fn upsert_profile(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+        profile: Profile,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .hset(
+                self.keys.ws(t, "profiles"),
+                user.as_str(),
+                encode(&profile)?,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn profile(&self, t: &TenantId, user: &EndUserId) -> Result<Option<Profile>, StoreError> {
+        let mut conn = self.conn.clone();
+        let blob: Option<Vec<u8>> = conn
+            .hget(self.keys.ws(t, "profiles"), user.as_str())
+            .await
+            .map_err(unavailable)?;
+        blob.map(|b| decode(&b)).transpose()
+    }
+
+    async fn add_history(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+        event: HistoryEvent,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .hset(
+                self.keys.ws(t, &format!("history:{user}")),
+                &event.id,
+                encode(&event)?,
+            )
+            .zadd(
+                self.keys.ws(t, &format!("history-index:{user}")),
+                &event.id,
+                event.at,
+            )
+            .zadd(
+                self.keys.ws(
+                    t,
+                    &format!("history-index:{user}:{}", event.engagement_type.as_str()),
+                ),
+                &event.id,
+                event.at,
+            )
+            .exec_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn history(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+        filter: Option<EngagementType>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<EngagementHistoryPage, StoreError> {
+        let before = before.map(parse_history_cursor).transpose()?;
+        let index = match filter {
+            Some(f) => self
+                .keys
+                .ws(t, &format!("history-index:{user}:{}", f.as_str())),
+            None => self.keys.ws(t, &format!("history-index:{user}")),
+        };
+        let mut conn = self.conn.clone();
+        // Entries tied with the cursor's time come back and are skipped: fetch a few more.
+        let max = before
+            .as_ref()
+            .map_or("+inf".to_owned(), |(at, _)| at.to_string());
+        let scored: Vec<(String, f64)> = conn
+            .zrevrangebyscore_limit_withscores(&index, max, "-inf", 0, (limit + 1 + 64) as isize)
+            .await
+            .map_err(unavailable)?;
+        let mut ids: Vec<(u64, String)> =
+            scored.into_iter().map(|(id, at)| (at as u64, id)).collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        if let Some((at, id)) = &before {
+            ids.retain(|(a, i)| (*a, i) < (*at, id));
+        }
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        if ids.is_empty() {
+            return Ok(EngagementHistoryPage::default());
+        }
+        let names: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
+        let blobs: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(self.keys.ws(t, &format!("history:{user}")))
+            .arg(&names)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let events = blobs
+            .into_iter()
+            .flatten()
+            .map(|b| decode::<HistoryEvent>(&b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = more
+            .then(|| events.last().map(|e| format!("{}:{}", e.at, e.id)))
+            .flatten();
+        Ok(EngagementHistoryPage {
+            events,
+            next_cursor,
+        })
+    }
+
+    async fn redeemed(&self, t: &TenantId, user: &EndUserId) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut ids: Vec<String> = conn
+            .smembers(self.keys.ws(t, &format!("redeemed:{user}")))
+            .await
+            .map_err(unavailable)?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn redeem(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+        item: &CatalogueItem,
+        event: HistoryEvent,
+    ) -> Result<Result<(), RedeemRefusal>, StoreError> {
+        let mut conn = self.conn.clone();
+        let exists: bool = conn
+            .hexists(self.keys.ws(t, "catalogue"), &item.id)
+            .await
+            .map_err(unavailable)?;
+        if !exists {
+            return Ok(Err(RedeemRefusal::UnknownItem));
+        }
+        let outcome: String = REDEEM
+            .key(self.keys.ws(t, "stock"))
+            .key(self.keys.ws(t, &format!("redeemed:{user}")))
+            .key(self.keys.ws(t, &format!("history:{user}")))
+            .key(self.keys.ws(t, &format!("history-index:{user}")))
+            .key(self.keys.ws(
+                t,
+                &format!("history-index:{user}:{}", event.engagement_type.as_str()),
+            ))
+            .arg(&item.id)
+            .arg(if item.rules.once_per_user { "1" } else { "0" })
+            .arg(&event.id)
+            .arg(event.at)
+            .arg(encode(&event)?)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(match outcome.as_str() {
+            "ok" => Ok(()),
+            "already_redeemed" => Err(RedeemRefusal::Ineligible(Ineligible::AlreadyRedeemed)),
+            _ => Err(RedeemRefusal::Ineligible(Ineligible::OutOfStock)),
+        })
+    }
+
+    async fn upsert_canned(&self, t: &TenantId, canned: CannedResponse) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .hset(self.keys.ws(t, "canned"), &canned.id, encode(&canned)?)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete_canned(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let removed: u64 = conn
+            .hdel(self.keys.ws(t, "canned"), id)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed > 0)
+    }
+
+    async fn canned(&self, t: &TenantId) -> Result<Vec<CannedResponse>, StoreError> {
+        let mut conn = self.conn.clone();
+        let blobs: HashMap<String, Vec<u8>> = conn
+            .hgetall(self.keys.ws(t, "canned"))
+            .await
+            .map_err(unavailable)?;
+        let mut all = blobs
+            .values()
+            .map(|b| decode::<CannedResponse>(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        all.sort_by(|a, b| a.shortcut.cmp(&b.shortcut));
+        Ok(all)
+    }
+
+    async fn heartbeat(
+        &self,
+        t: &TenantId,
+        who: &str,
+        session: &str,
+        presence: Presence,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .hset(
+                self.keys.ws(t, "presence"),
+                format!("{who}/{session}"),
+                format!("{}|{}", presence.as_str(), now + ttl_ms),
+            )
+            .hset(self.keys.ws(t, "last-seen"), who, now)
+            .exec_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn leave(&self, t: &TenantId, who: &str, session: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .hdel(self.keys.ws(t, "presence"), format!("{who}/{session}"))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn presence(&self, t: &TenantId, now: u64) -> Result<Vec<PresenceEntry>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (sessions, seen): (HashMap<String, String>, HashMap<String, u64>) = redis::pipe()
+            .hgetall(self.keys.ws(t, "presence"))
+            .hgetall(self.keys.ws(t, "last-seen"))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let mut live: HashMap<&str, Vec<Presence>> = HashMap::new();
+        let mut expired = Vec::new();
+        for (field, value) in &sessions {
+            let (who, _session) = field.rsplit_once('/').unwrap_or((field, ""));
+            let (p, expires) = value.split_once('|').unwrap_or((value, "0"));
+            if expires.parse::<u64>().unwrap_or(0) > now {
+                live.entry(who).or_default().push(Presence::parse(p));
+            } else {
+                expired.push(field.clone());
+            }
+        }
+        if !expired.is_empty() {
+            // Sessions of dead nodes: forget them.
+            let _: Result<(), _> = conn.hdel(self.keys.ws(t, "presence"), &expired).await;
+        }
+        let mut out: Vec<PresenceEntry> = seen
+            .iter()
+            .map(|(who, at)| PresenceEntry {
+                who: who.clone(),
+                presence: Presence::aggregate(live.remove(who.as_str()).unwrap_or_default()),
+                last_seen: *at,
+            })
+            .collect();
+        out.sort_by(|a, b| a.who.cmp(&b.who));
+        Ok(out)
+    }
+}
