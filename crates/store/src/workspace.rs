@@ -212,4 +212,12 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
         now: u64,
     ) -> impl Future<Output = Result<Vec<PresenceEntry>, StoreError>> + Send;
+
+    /// Whether `who` has a live session now.
+    fn online(
+        &self,
+        t: &TenantId,
+        who: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -247,6 +247,20 @@ impl WorkspaceStore for MemoryWorkspace {
             out
         }))
     }
+
+    async fn online(&self, t: &TenantId, who: &str, now: u64) -> Result<bool, StoreError> {
+        Ok(self.online_now(t, who, now))
+    }
+}
+
+impl MemoryWorkspace {
+    fn online_now(&self, t: &TenantId, who: &str, now: u64) -> bool {
+        self.with(t, |w| {
+            w.sessions
+                .iter()
+                .any(|((w_who, _), (_, expires))| w_who == who && *expires > now)
+        })
+    }
 }
 
 fn insert_history(w: &mut Tenant, user: &EndUserId, event: HistoryEvent) {

@@ -334,12 +334,15 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         ttl_ms: u64,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
+        let key = self.keys.ws(t, &format!("presence:{who}"));
         redis::pipe()
             .hset(
-                self.keys.ws(t, "presence"),
-                format!("{who}/{session}"),
+                &key,
+                session,
                 format!("{}|{}", presence.as_str(), now + ttl_ms),
             )
+            // The whole hash goes when its last session stops beating.
+            .pexpire(&key, ttl_ms as i64)
             .hset(self.keys.ws(t, "last-seen"), who, now)
             .exec_async(&mut conn)
             .await
@@ -349,7 +352,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn leave(&self, t: &TenantId, who: &str, session: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: () = conn
-            .hdel(self.keys.ws(t, "presence"), format!("{who}/{session}"))
+            .hdel(self.keys.ws(t, &format!("presence:{who}")), session)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -357,36 +360,43 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
 
     async fn presence(&self, t: &TenantId, now: u64) -> Result<Vec<PresenceEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let (sessions, seen): (HashMap<String, String>, HashMap<String, u64>) = redis::pipe()
-            .hgetall(self.keys.ws(t, "presence"))
+        let seen: HashMap<String, u64> = conn
             .hgetall(self.keys.ws(t, "last-seen"))
-            .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let mut live: HashMap<&str, Vec<Presence>> = HashMap::new();
-        let mut expired = Vec::new();
-        for (field, value) in &sessions {
-            let (who, _session) = field.rsplit_once('/').unwrap_or((field, ""));
-            let (p, expires) = value.split_once('|').unwrap_or((value, "0"));
-            if expires.parse::<u64>().unwrap_or(0) > now {
-                live.entry(who).or_default().push(Presence::parse(p));
-            } else {
-                expired.push(field.clone());
-            }
+        let mut whos: Vec<(&String, &u64)> = seen.iter().collect();
+        whos.sort();
+        let mut pipe = redis::pipe();
+        for (who, _) in &whos {
+            pipe.hgetall(self.keys.ws(t, &format!("presence:{who}")));
         }
-        if !expired.is_empty() {
-            // Sessions of dead nodes: forget them.
-            let _: Result<(), _> = conn.hdel(self.keys.ws(t, "presence"), &expired).await;
-        }
-        let mut out: Vec<PresenceEntry> = seen
-            .iter()
-            .map(|(who, at)| PresenceEntry {
+        let sessions: Vec<HashMap<String, String>> =
+            pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(whos
+            .into_iter()
+            .zip(sessions)
+            .map(|((who, at), sessions)| PresenceEntry {
                 who: who.clone(),
-                presence: Presence::aggregate(live.remove(who.as_str()).unwrap_or_default()),
+                presence: Presence::aggregate(live(&sessions, now)),
                 last_seen: *at,
             })
-            .collect();
-        out.sort_by(|a, b| a.who.cmp(&b.who));
-        Ok(out)
+            .collect())
     }
+
+    async fn online(&self, t: &TenantId, who: &str, now: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let sessions: HashMap<String, String> = conn
+            .hgetall(self.keys.ws(t, &format!("presence:{who}")))
+            .await
+            .map_err(unavailable)?;
+        Ok(live(&sessions, now).next().is_some())
+    }
+}
+
+/// The presences of the sessions (`session → "status|expires"`) still alive at `now`.
+fn live(sessions: &HashMap<String, String>, now: u64) -> impl Iterator<Item = Presence> + '_ {
+    sessions.values().filter_map(move |v| {
+        let (p, expires) = v.split_once('|')?;
+        (expires.parse::<u64>().ok()? > now).then(|| Presence::parse(p))
+    })
 }

@@ -258,6 +258,9 @@ async fn presence_aggregates_devices_and_expires<S: WorkspaceStore>(s: S) {
     );
     s.leave(&t(), "agent:alice", "s2").await.unwrap();
     assert_eq!(at(1_100).await[0], ("agent:alice".into(), Presence::Away));
+    assert!(s.online(&t(), "agent:bob", 1_100).await.unwrap());
+    assert!(!s.online(&t(), "agent:bob", 2_000).await.unwrap());
+    assert!(!s.online(&t(), "end_user:nobody", 1_100).await.unwrap());
     // No heartbeat for longer than the TTL: offline, last seen kept.
     let later = s.presence(&t(), 2_000).await.unwrap();
     assert!(
