@@ -88,6 +88,8 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             conversation: Some(conv("u-1")),
             client_msg_id: None,
             text: "x".into(),
+            canned: None,
+            engagement: None,
             epoch: None,
         })
         .await
@@ -102,6 +104,8 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             conversation: None,
             client_msg_id: None,
             text: "x".into(),
+            canned: None,
+            engagement: None,
             epoch: Some(0),
         })
         .await
@@ -116,6 +120,8 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             conversation: Some(conv("u-1")),
             client_msg_id: None,
             text: "   ".into(),
+            canned: None,
+            engagement: None,
             epoch: Some(0),
         })
         .await
@@ -131,6 +137,8 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             conversation: Some(conv("u-1")),
             client_msg_id: None,
             text: long,
+            canned: None,
+            engagement: None,
             epoch: Some(0),
         })
         .await
@@ -145,6 +153,8 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             conversation: Some(conv("u-1")),
             client_msg_id: Some("x".repeat(65)),
             text: "x".into(),
+            canned: None,
+            engagement: None,
             epoch: Some(0),
         })
         .await
@@ -207,6 +217,8 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
             conversation: Some(conv("u-1")),
             client_msg_id: None,
             text: "x".into(),
+            canned: None,
+            engagement: None,
             epoch: None,
         },
         Op::List {

@@ -55,6 +55,7 @@ async fn bad_tokens_get_401_and_good_ones_connect() {
             role: Role::EndUser,
             privileges: None,
             exp: 1_000_000,
+            name: None,
         },
         &jsonwebtoken::EncodingKey::from_secret(chathub_gateway::DEV_SECRET.as_bytes()),
     )

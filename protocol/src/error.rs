@@ -32,6 +32,14 @@ pub enum ErrorCode {
     Unavailable,
     /// A server bug; retry later.
     Internal,
+    /// The end user is not entitled to this engagement now (`reason` says why).
+    NotEntitled,
+    /// The engagement has expired.
+    Expired,
+    /// The engagement was redeemed already (once per user).
+    AlreadyRedeemed,
+    /// No stock left for this engagement.
+    OutOfStock,
 }
 
 impl ErrorCode {
@@ -50,6 +58,10 @@ impl ErrorCode {
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotEntitled => "not_entitled",
+            ErrorCode::Expired => "expired",
+            ErrorCode::AlreadyRedeemed => "already_redeemed",
+            ErrorCode::OutOfStock => "out_of_stock",
         }
     }
 

@@ -17,7 +17,4 @@ pub mod server;
 pub use codec::{Codec, DecodeError, DecodeErrorKind, EncodeError};
 pub use error::{CloseCode, ErrorCode};
 pub use request::{Op, Request};
-pub use server::{
-    ConversationView, ErrorFrame, EventFrame, HistoryPage, InboxReply, Limits, ListPage, Opened,
-    QueueItem, ReadFrame, ReadMark, Reply, SendAck, ServerFrame, Subscribed, TypingFrame, Welcome,
-};
+pub use server::*;

@@ -1,7 +1,8 @@
 //! Client requests. Every request carries an `id` chosen by the client; the server answers
 //! each with exactly one reply (`ok` or `err`) carrying the same `id`.
 
-use chathub_domain::{ConversationId, Status};
+use chathub_domain::engagement::EngagementType;
+use chathub_domain::{ConversationId, Presence, Status};
 use serde::{Deserialize, Serialize};
 
 /// One client request: `{"id": 7, "op": "send", …operation fields}`.
@@ -19,7 +20,8 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    /// Send a text message. For an agent this takes the conversation when it does not own
+    /// Send a message: `text`, or (agents) a canned response by id, or an engagement of
+    /// the catalogue by id. For an agent this takes the conversation when it does not own
     /// it, and `epoch` (the one it saw) is required.
     Send {
         /// Target conversation.
@@ -28,8 +30,15 @@ pub enum Op {
         /// Idempotency key: a retried send with the same key is not delivered twice.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
-        /// The message text.
+        /// The message text (empty when sending `canned` or `engagement`).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         text: String,
+        /// Agents: a canned response id; its placeholders are filled on the server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        canned: Option<String>,
+        /// Agents (`engagement.send`): a catalogue item id the end user is entitled to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engagement: Option<String>,
         /// The ownership epoch the agent saw (required for agents).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
@@ -122,13 +131,85 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<String>,
     },
+    /// Agents: the end user's engagement history, newest first, optionally of one type.
+    EngagementHistory {
+        /// Conversation (the end user).
+        conversation: ConversationId,
+        /// Only this engagement type.
+        #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+        engagement_type: Option<EngagementType>,
+        /// `next_cursor` of the previous page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        /// Page size.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Agents: the end user's latest events of every engagement type.
+    EngagementActivity {
+        /// Conversation (the end user).
+        conversation: ConversationId,
+        /// Events per type (default 3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        per_type: Option<u32>,
+    },
+    /// Agents: the catalogue items the end user is entitled to now, optionally of one type.
+    EngagementsAvailable {
+        /// Conversation (the end user).
+        conversation: ConversationId,
+        /// Only this engagement type.
+        #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+        engagement_type: Option<EngagementType>,
+    },
+    /// Agents: the end user's profile.
+    Profile {
+        /// Conversation (the end user).
+        conversation: ConversationId,
+    },
+    /// End users: redeem an engagement received in the thread.
+    Redeem {
+        /// Catalogue item id.
+        engagement: String,
+    },
+    /// Agents: canned responses, optionally searched by shortcut or text.
+    CannedList {
+        /// Search (shortcut prefix or text fragment, case-insensitive).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
+    },
+    /// `canned.manage`: create (no `id`) or replace a canned response.
+    CannedUpsert {
+        /// Id to replace; absent to create.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// Shortcut, e.g. `/hello`.
+        shortcut: String,
+        /// Text, with placeholders.
+        text: String,
+    },
+    /// `canned.manage`: delete a canned response.
+    CannedDelete {
+        /// Id.
+        id: String,
+    },
+    /// Admins (`chat.disable`): disable two-way chat for the whole tenant.
+    DisableTenant {},
+    /// Admins (`chat.disable`): enable two-way chat for the tenant again.
+    EnableTenant {},
+    /// Agents: set this device's availability (`available` or `away`).
+    Presence {
+        /// The new availability.
+        presence: Presence,
+    },
+    /// Agents: the tenant's agents and their availability.
+    Agents {},
     /// Application-level ping; answered with `ok`.
     Ping {},
 }
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 25] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -141,6 +222,18 @@ impl Op {
         "disable",
         "enable",
         "inbox",
+        "engagement_history",
+        "engagement_activity",
+        "engagements_available",
+        "profile",
+        "redeem",
+        "canned_list",
+        "canned_upsert",
+        "canned_delete",
+        "disable_tenant",
+        "enable_tenant",
+        "presence",
+        "agents",
         "ping",
     ];
 
@@ -159,6 +252,18 @@ impl Op {
             Op::Disable { .. } => "disable",
             Op::Enable { .. } => "enable",
             Op::Inbox { .. } => "inbox",
+            Op::EngagementHistory { .. } => "engagement_history",
+            Op::EngagementActivity { .. } => "engagement_activity",
+            Op::EngagementsAvailable { .. } => "engagements_available",
+            Op::Profile { .. } => "profile",
+            Op::Redeem { .. } => "redeem",
+            Op::CannedList { .. } => "canned_list",
+            Op::CannedUpsert { .. } => "canned_upsert",
+            Op::CannedDelete { .. } => "canned_delete",
+            Op::DisableTenant {} => "disable_tenant",
+            Op::EnableTenant {} => "enable_tenant",
+            Op::Presence { .. } => "presence",
+            Op::Agents {} => "agents",
             Op::Ping {} => "ping",
         }
     }

@@ -2,8 +2,11 @@
 //! `typing`, `read`.
 
 use crate::error::ErrorCode;
+use chathub_domain::canned::CannedResponse;
+use chathub_domain::engagement::{CatalogueItem, EngagementType, HistoryEvent, Profile};
 use chathub_domain::{
-    AgentId, Author, ConversationId, ConversationState, Event, Privileges, Role, Status, TenantId,
+    AgentId, Author, ConversationId, ConversationState, Event, Presence, Privileges, Role, Status,
+    TenantId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +33,44 @@ pub enum ServerFrame {
     Typing(TypingFrame),
     /// Someone has seen the conversation up to `seq`.
     Read(ReadFrame),
+    /// To every device of an agent: another agent took over its conversation.
+    OwnershipLost(OwnershipLostFrame),
+    /// To everyone in the tenant: the tenant-wide chat switch changed.
+    Tenant(TenantFrame),
+    /// To agents: an agent's availability changed.
+    Presence(PresenceFrame),
+}
+
+/// An `ownership_lost` notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnershipLostFrame {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Who took it over.
+    pub by: AgentId,
+    /// The epoch of the take-over.
+    pub epoch: u64,
+    /// `seq` of the take-over event.
+    pub seq: u64,
+}
+
+/// The tenant's settings as pushed in `tenant` frames and answered to the switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantFrame {
+    /// Two-way chat disabled for the whole tenant.
+    pub chat_disabled: bool,
+}
+
+/// An agent's aggregated availability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceFrame {
+    /// The agent.
+    pub agent: String,
+    /// Available, away or offline (over all the agent's devices).
+    pub presence: Presence,
+    /// Last sign of life, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
 }
 
 /// The `welcome` frame.
@@ -47,6 +88,9 @@ pub struct Welcome {
     pub privileges: Privileges,
     /// The limits that apply to this connection.
     pub limits: Limits,
+    /// Two-way chat is disabled for the whole tenant right now.
+    #[serde(default)]
+    pub chat_disabled: bool,
 }
 
 /// Limits announced in `welcome`.
@@ -80,6 +124,10 @@ pub struct ErrorFrame {
     /// With `conflict`: the current epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
+    /// With `not_entitled`: why (`not_yet_valid`, `insufficient_points`, `not_in_segment`,
+    /// …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ErrorFrame {
@@ -91,6 +139,7 @@ impl ErrorFrame {
             message: message.into(),
             owner: None,
             epoch: None,
+            reason: None,
         }
     }
 }
@@ -131,6 +180,10 @@ pub struct QueueItem {
     /// waiting, in ms (server clock). Absent in pushed `queue` frames.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_ms: Option<u64>,
+    /// In `list` replies for active conversations: the owner has had no live session for
+    /// longer than the configured time (someone else may want to take over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_absent: Option<bool>,
     /// In pushed `queue` frames: this change's position in the tenant's inbox stream
     /// (opaque; pass the last one you saw to `inbox` to catch up after a reconnect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +240,30 @@ pub enum Reply {
     Enable(ConversationView),
     /// Queue changes after `since` were replayed before this reply.
     Inbox(InboxReply),
+    /// A page of engagement history.
+    EngagementHistory(EngagementHistoryReply),
+    /// The latest events per engagement type.
+    EngagementActivity(ActivityReply),
+    /// Engagements the end user is entitled to now.
+    EngagementsAvailable(AvailableReply),
+    /// The end user's profile.
+    Profile(ProfileReply),
+    /// Redeemed.
+    Redeem(RedeemReply),
+    /// Canned responses.
+    CannedList(CannedListReply),
+    /// The canned response as stored.
+    CannedUpsert(CannedResponse),
+    /// Deleted.
+    CannedDelete {},
+    /// Tenant-wide chat disabled.
+    DisableTenant(TenantFrame),
+    /// Tenant-wide chat enabled.
+    EnableTenant(TenantFrame),
+    /// Availability set; the agent's aggregate over all devices.
+    Presence(PresenceFrame),
+    /// The tenant's agents.
+    Agents(AgentsReply),
     /// Pong.
     Ping {},
 }
@@ -283,4 +360,79 @@ pub struct ListPage {
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// Reply to `engagement_history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngagementHistoryReply {
+    /// The conversation (the end user).
+    pub conversation: ConversationId,
+    /// Events, newest first.
+    pub events: Vec<HistoryEvent>,
+    /// Pass as `before` for older events; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// `true` when there is nothing to show at all (first page empty): "no history yet".
+    pub no_history: bool,
+}
+
+/// Reply to `engagement_activity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityReply {
+    /// The conversation (the end user).
+    pub conversation: ConversationId,
+    /// One entry per engagement type, in a fixed order.
+    pub activity: Vec<TypeActivity>,
+}
+
+/// Recent events of one engagement type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeActivity {
+    /// The type.
+    #[serde(rename = "type")]
+    pub engagement_type: EngagementType,
+    /// Latest events, newest first (may be empty).
+    pub events: Vec<HistoryEvent>,
+}
+
+/// Reply to `engagements_available`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvailableReply {
+    /// The conversation (the end user).
+    pub conversation: ConversationId,
+    /// Catalogue items the end user is entitled to now.
+    pub items: Vec<CatalogueItem>,
+}
+
+/// Reply to `profile`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileReply {
+    /// The conversation (the end user).
+    pub conversation: ConversationId,
+    /// The profile; absent when the brand never sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+/// Reply to `redeem`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemReply {
+    /// The catalogue item.
+    pub engagement: String,
+    /// The history event recorded.
+    pub event: HistoryEvent,
+}
+
+/// Reply to `canned_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CannedListReply {
+    /// Matching canned responses, by shortcut (placeholders not filled).
+    pub items: Vec<CannedResponse>,
+}
+
+/// Reply to `agents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentsReply {
+    /// Every agent seen recently, with availability.
+    pub agents: Vec<PresenceFrame>,
 }

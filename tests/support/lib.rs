@@ -304,7 +304,10 @@ impl HubProcess {
         let mut child = Command::new(chathub_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CHATHUB_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

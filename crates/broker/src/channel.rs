@@ -23,6 +23,16 @@ impl Channel {
         Channel(format!("agents:{{{tenant}}}").into())
     }
 
+    /// The channel of one agent's devices: `ownership_lost` notices.
+    pub fn agent(tenant: &TenantId, agent: &chathub_domain::AgentId) -> Channel {
+        Channel(format!("agent:{{{tenant}/{agent}}}").into())
+    }
+
+    /// The channel of a tenant's end users: tenant-wide notices.
+    pub fn users(tenant: &TenantId) -> Channel {
+        Channel(format!("users:{{{tenant}}}").into())
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0

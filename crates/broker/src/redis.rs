@@ -30,7 +30,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{ProtocolVersion, PushInfo, PushKind, Value};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The Redis channel name of a hub channel: `<prefix>:<channel>`.
@@ -70,6 +70,8 @@ pub struct RedisBroker<C> {
     /// Serialises this node's subscribe/unsubscribe commands.
     subscriptions: Arc<tokio::sync::Mutex<()>>,
     stats: Arc<RedisBrokerStats>,
+    /// Whether the pub/sub connection answered its last ping.
+    healthy: Arc<AtomicBool>,
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
@@ -105,6 +107,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
             .get_connection_manager_with_config(config)
             .await
             .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let healthy = Arc::new(AtomicBool::new(true));
+        tokio::spawn(keep_alive(pubsub.clone(), healthy.clone(), timeout));
         Ok(RedisBroker {
             pubsub: PubSub::Single(pubsub),
             publisher,
@@ -112,6 +116,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
             hub,
             subscriptions: Arc::default(),
             stats,
+            healthy,
         })
     }
 
@@ -152,12 +157,31 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
             hub,
             subscriptions: Arc::default(),
             stats,
+            // The cluster connection reconnects and resubscribes by itself per node.
+            healthy: Arc::new(AtomicBool::new(true)),
         })
+    }
+
+    /// Whether the pub/sub connection is up (answered its last ping).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// The broker's counters.
     pub fn stats(&self) -> &RedisBrokerStats {
         &self.stats
+    }
+}
+
+/// Pings the pub/sub connection every second. A connection manager reconnects (and
+/// resubscribes) only when it is used; on a pub/sub connection nothing else would use it
+/// after Redis came back, so the ping is what brings the node's subscriptions back.
+async fn keep_alive(mut conn: ConnectionManager, healthy: Arc<AtomicBool>, timeout: Duration) {
+    let ping = redis::cmd("PING");
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let answered = tokio::time::timeout(timeout, ping.query_async::<Value>(&mut conn)).await;
+        healthy.store(matches!(answered, Ok(Ok(_))), Ordering::Relaxed);
     }
 }
 

@@ -320,6 +320,8 @@ impl Client {
                 conversation: conversation.cloned(),
                 client_msg_id: client_msg_id.map(str::to_owned),
                 text: text.to_owned(),
+                canned: None,
+                engagement: None,
                 epoch,
             })
             .await?;
@@ -353,6 +355,7 @@ fn unexpected(reply: Reply) -> ClientError {
 }
 
 /// Hands `result` to the request waiting for `id`; gives it back when nobody waits.
+#[allow(clippy::result_large_err)] // returned straight back to the caller, never stored
 fn respond(
     pending: &Pending,
     id: u64,

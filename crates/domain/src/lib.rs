@@ -14,6 +14,7 @@ pub mod canned;
 pub mod conversation;
 pub mod engagement;
 pub mod ids;
+pub mod presence;
 pub mod roles;
 
 pub use conversation::{
@@ -21,4 +22,5 @@ pub use conversation::{
     MessageContent, Outcome, Refusal, Status, Transition, apply, apply_in,
 };
 pub use ids::{AgentId, ConversationId, EndUserId, IdError, TenantId};
+pub use presence::Presence;
 pub use roles::{Actor, Privilege, Privileges, Role};

@@ -57,16 +57,20 @@ pub enum Privilege {
     /// Create, update and delete canned responses.
     #[serde(rename = "canned.manage")]
     CannedManage,
+    /// Manage the engagement catalogue, end-user profiles and history (admin HTTP API).
+    #[serde(rename = "engagement.manage")]
+    EngagementManage,
 }
 
 impl Privilege {
     /// Every privilege, in bit order.
-    pub const ALL: [Privilege; 5] = [
+    pub const ALL: [Privilege; 6] = [
         Privilege::ChatTake,
         Privilege::ChatFinish,
         Privilege::ChatDisable,
         Privilege::EngagementSend,
         Privilege::CannedManage,
+        Privilege::EngagementManage,
     ];
 
     /// The wire name, e.g. `chat.take`.
@@ -77,6 +81,7 @@ impl Privilege {
             Privilege::ChatDisable => "chat.disable",
             Privilege::EngagementSend => "engagement.send",
             Privilege::CannedManage => "canned.manage",
+            Privilege::EngagementManage => "engagement.manage",
         }
     }
 

@@ -20,6 +20,9 @@ pub struct Claims {
     pub privileges: Option<Vec<String>>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Display name (agents: fills `{agent_name}` in canned responses); default: `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Why a token was refused (the handshake answers HTTP 401 with this text).
@@ -55,6 +58,8 @@ pub struct Identity {
     pub actor: Actor,
     /// Token expiry, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// Display name.
+    pub name: String,
 }
 
 /// Verifies and mints tokens with one secret.
@@ -98,12 +103,26 @@ impl Authenticator {
         privileges: Option<Vec<String>>,
         ttl_secs: u64,
     ) -> Result<String, AuthError> {
+        self.mint_named(tenant, subject, role, privileges, ttl_secs, None)
+    }
+
+    /// [`Authenticator::mint`] with a display name.
+    pub fn mint_named(
+        &self,
+        tenant: &str,
+        subject: &str,
+        role: Role,
+        privileges: Option<Vec<String>>,
+        ttl_secs: u64,
+        name: Option<String>,
+    ) -> Result<String, AuthError> {
         let claims = Claims {
             tenant: tenant.to_owned(),
             sub: subject.to_owned(),
             role,
             privileges,
             exp: now_secs() + ttl_secs,
+            name,
         };
         identity(claims.clone())
             .ok_or_else(|| AuthError::Mint("invalid tenant or subject id".into()))?;
@@ -133,10 +152,11 @@ fn identity(claims: Claims) -> Option<Identity> {
     Some(Identity {
         tenant,
         role: claims.role,
-        subject: claims.sub,
+        subject: claims.sub.clone(),
         privileges,
         actor,
         expires_at: claims.exp,
+        name: claims.name.unwrap_or(claims.sub),
     })
 }
 
@@ -213,6 +233,7 @@ mod tests {
             role: Role::EndUser,
             privileges: None,
             exp: now_secs() - 100,
+            name: None,
         };
         let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &a.encoding).unwrap();
         assert_eq!(a.verify(&t).unwrap_err(), AuthError::Expired);

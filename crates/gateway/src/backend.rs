@@ -3,7 +3,10 @@
 
 use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker};
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
-use chathub_store::{ConversationStore, MemoryStore, MemoryStoreConfig, RedisKeys, RedisStore};
+use chathub_store::{
+    ConversationStore, MemoryStore, MemoryStoreConfig, MemoryWorkspace, RedisKeys, RedisStore,
+    RedisWorkspace, WorkspaceStore,
+};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -19,6 +22,8 @@ pub trait Backend: Send + Sync + 'static {
     type Ownership: Ownership;
     /// Reads of state, history, queue and read marks.
     type Store: ConversationStore;
+    /// The agent workspace's data: settings, engagements, canned responses, presence.
+    type Workspace: WorkspaceStore;
 
     /// The broker.
     fn broker(&self) -> &Self::Broker;
@@ -26,6 +31,8 @@ pub trait Backend: Send + Sync + 'static {
     fn ownership(&self) -> &Self::Ownership;
     /// The store.
     fn store(&self) -> &Self::Store;
+    /// The workspace store.
+    fn workspace(&self) -> &Self::Workspace;
     /// Whether the backend can serve now (for `/readyz`).
     fn is_ready(&self) -> bool {
         true
@@ -38,6 +45,7 @@ pub struct EmbeddedBackend {
     broker: MemoryBroker,
     ownership: MemoryOwnership<MemoryBroker>,
     store: MemoryStore,
+    workspace: MemoryWorkspace,
 }
 
 impl EmbeddedBackend {
@@ -49,6 +57,7 @@ impl EmbeddedBackend {
             ownership: MemoryOwnership::new(store.clone(), broker.clone()),
             broker,
             store,
+            workspace: MemoryWorkspace::default(),
         }
     }
 }
@@ -57,9 +66,13 @@ impl Backend for EmbeddedBackend {
     type Broker = MemoryBroker;
     type Ownership = MemoryOwnership<MemoryBroker>;
     type Store = MemoryStore;
+    type Workspace = MemoryWorkspace;
 
     fn broker(&self) -> &MemoryBroker {
         &self.broker
+    }
+    fn workspace(&self) -> &MemoryWorkspace {
+        &self.workspace
     }
     fn ownership(&self) -> &Self::Ownership {
         &self.ownership
@@ -133,6 +146,7 @@ pub struct RedisBackend<C> {
     broker: RedisBroker<C>,
     ownership: RedisOwnership<C>,
     store: RedisStore<C>,
+    workspace: RedisWorkspace<C>,
     ready: Arc<AtomicBool>,
 }
 
@@ -200,7 +214,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
         RedisBackend {
             broker,
             ownership: RedisOwnership::new(conn.clone(), keys.clone(), config.ownership),
-            store: RedisStore::new(conn, keys),
+            store: RedisStore::new(conn.clone(), keys.clone()),
+            workspace: RedisWorkspace::new(conn, keys),
             ready,
         }
     }
@@ -231,9 +246,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
     type Broker = RedisBroker<C>;
     type Ownership = RedisOwnership<C>;
     type Store = RedisStore<C>;
+    type Workspace = RedisWorkspace<C>;
 
     fn broker(&self) -> &Self::Broker {
         &self.broker
+    }
+    fn workspace(&self) -> &Self::Workspace {
+        &self.workspace
     }
     fn ownership(&self) -> &Self::Ownership {
         &self.ownership
@@ -242,6 +261,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
         &self.store
     }
     fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.broker.is_healthy()
     }
 }

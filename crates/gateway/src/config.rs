@@ -28,6 +28,53 @@ pub struct GatewayConfig {
     pub handshake_timeout: Duration,
     /// On shutdown, sessions get the 1001 close and this long to go. Default 5 s.
     pub shutdown_grace: Duration,
+    /// An active conversation whose owner has had no live session for this long is
+    /// flagged `owner_absent` to other agents. Default 2 min.
+    pub owner_absent_after: Duration,
+    /// Offline delivery webhook; `None` disables it.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The offline delivery webhook: when an agent's message reaches an end user with no live
+/// socket, the hub POSTs it here so the brand's push service can notify the phone.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// `http://host:port/path` (plain HTTP; put a TLS-terminating proxy in front for
+    /// HTTPS endpoints).
+    pub url: String,
+    /// HMAC-SHA256 key: the body's signature is sent as `X-Chathub-Signature:
+    /// sha256=<hex>`.
+    pub secret: String,
+    /// Attempts per delivery (exponential backoff from 200 ms, at most 30 s). Default 6.
+    pub max_attempts: u32,
+    /// Deliveries waiting to be sent; more are dropped (and counted). Default 10 000.
+    pub queue: usize,
+    /// Timeout of one POST. Default 5 s.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("max_attempts", &self.max_attempts)
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+impl WebhookConfig {
+    /// Defaults for `url` and `secret`.
+    pub fn new(url: impl Into<String>, secret: impl Into<String>) -> Self {
+        WebhookConfig {
+            url: url.into(),
+            secret: secret.into(),
+            max_attempts: 6,
+            queue: 10_000,
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Token verification settings.
@@ -119,6 +166,8 @@ impl Default for GatewayConfig {
             write_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            owner_absent_after: Duration::from_secs(120),
+            webhook: None,
         }
     }
 }

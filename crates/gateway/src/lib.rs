@@ -12,6 +12,7 @@
 //! - `ops`: what each request does.
 //! - `http`: `/healthz`, `/readyz`, `/metrics`.
 //! - `metrics`: metric names and the Prometheus recorder.
+//! - [`webhook`]: offline delivery to the brand's push service.
 
 pub mod auth;
 pub mod backend;
@@ -21,13 +22,15 @@ mod listener;
 mod metrics;
 mod ops;
 mod session;
+pub mod webhook;
+mod workspace_ops;
 
 pub use auth::{AuthError, Authenticator, Claims, Identity};
 pub use backend::{Backend, BackendError, EmbeddedBackend, RedisBackend, RedisConfig, RedisTarget};
 pub use chathub_broker::Hub;
 pub use chathub_ownership::RedisOwnershipConfig;
 pub use chathub_store::MemoryStoreConfig;
-pub use config::{AuthConfig, DEV_SECRET, GatewayConfig, LimitsConfig};
+pub use config::{AuthConfig, DEV_SECRET, GatewayConfig, LimitsConfig, WebhookConfig};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +67,8 @@ pub(crate) struct Node<K> {
     pub(crate) next_session: AtomicU64,
     /// Cancelled when the node shuts down; sessions close with 1001.
     pub(crate) shutdown: CancellationToken,
+    /// The offline delivery webhook, if configured.
+    pub(crate) webhook: Option<webhook::Webhook>,
 }
 
 /// A running node.
@@ -153,6 +158,12 @@ pub async fn start<K: Backend>(
     };
     let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
     let grace = config.shutdown_grace;
+    let tracker = TaskTracker::new();
+    let webhook = config.webhook.clone().map(|c| {
+        let (hook, worker) = webhook::Webhook::new(c);
+        tokio::spawn(worker);
+        hook
+    });
     let node = Arc::new(Node {
         auth: Authenticator::new(&config.auth),
         config,
@@ -161,8 +172,8 @@ pub async fn start<K: Backend>(
         id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         next_session: AtomicU64::new(1),
         shutdown: shutdown.clone(),
+        webhook,
     });
-    let tracker = TaskTracker::new();
     if let Some(http) = http {
         tracker.spawn(http::serve(http, node.clone()));
     }

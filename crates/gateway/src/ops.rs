@@ -6,8 +6,8 @@ use crate::auth::now_millis;
 use crate::session::{Failure, Session, Subscription};
 use chathub_broker::{Broker, Channel};
 use chathub_domain::{
-    Actor, Author, Command, ConversationId, ConversationState, MessageContent, Refusal, Role,
-    Status,
+    Actor, Author, Command, Context, ConversationId, ConversationState, MessageContent, Refusal,
+    Role, Status,
 };
 use chathub_ownership::frames::envelope;
 use chathub_ownership::{ApplyRequest, Decision, Ownership};
@@ -15,7 +15,7 @@ use chathub_protocol::{
     ConversationView, ErrorCode, ErrorFrame, HistoryPage, InboxReply, ListPage, Op, Opened,
     ReadFrame, ReadMark, Reply, ServerFrame, Subscribed, TypingFrame,
 };
-use chathub_store::{ConversationStore, HistoryRange, StoreError};
+use chathub_store::{ConversationStore, HistoryRange, StoreError, WorkspaceStore};
 
 /// Queue changes read per round trip while catching a console up.
 const INBOX_CHUNK: usize = 256;
@@ -31,8 +31,26 @@ impl<K: Backend> Session<K> {
                 conversation,
                 client_msg_id,
                 text,
+                canned,
+                engagement,
                 epoch,
-            } => self.send(conversation, client_msg_id, text, epoch).await,
+            } => {
+                let body = match (text.is_empty(), canned, engagement) {
+                    (false, None, None) => MessageBody::Text(text),
+                    (true, Some(id), None) => MessageBody::Canned(id),
+                    (true, None, Some(id)) => MessageBody::Engagement(id),
+                    (true, None, None) => {
+                        return Err(Failure::new(ErrorCode::BadRequest, "`text` is empty"));
+                    }
+                    _ => {
+                        return Err(Failure::new(
+                            ErrorCode::BadRequest,
+                            "give exactly one of `text`, `canned`, `engagement`",
+                        ));
+                    }
+                };
+                self.send(conversation, client_msg_id, body, epoch).await
+            }
             Op::Subscribe {
                 conversation,
                 since,
@@ -181,6 +199,18 @@ impl<K: Backend> Session<K> {
                 Ok(Reply::Read {})
             }
             Op::Inbox { since } => self.inbox(since).await,
+            op @ (Op::EngagementHistory { .. }
+            | Op::EngagementActivity { .. }
+            | Op::EngagementsAvailable { .. }
+            | Op::Profile { .. }
+            | Op::Redeem { .. }
+            | Op::CannedList { .. }
+            | Op::CannedUpsert { .. }
+            | Op::CannedDelete { .. }
+            | Op::DisableTenant {}
+            | Op::EnableTenant {}
+            | Op::Presence { .. }
+            | Op::Agents {}) => self.workspace_op(op).await,
             Op::Ping {} => Ok(Reply::Ping {}),
         }
     }
@@ -189,20 +219,10 @@ impl<K: Backend> Session<K> {
         &mut self,
         conversation: Option<ConversationId>,
         client_msg_id: Option<String>,
-        text: String,
+        body: MessageBody,
         epoch: Option<u64>,
     ) -> Result<Reply, Failure> {
         let conversation = self.scope(conversation)?;
-        if text.trim().is_empty() {
-            return Err(Failure::new(ErrorCode::BadRequest, "`text` is empty"));
-        }
-        let max = self.node.config.limits.max_text_bytes;
-        if text.len() > max {
-            return Err(Failure::new(
-                ErrorCode::TooLarge,
-                format!("`text` is {} bytes; the limit is {max}", text.len()),
-            ));
-        }
         if let Some(id) = &client_msg_id
             && (id.is_empty() || id.len() > MAX_CLIENT_MSG_ID)
         {
@@ -217,8 +237,21 @@ impl<K: Backend> Session<K> {
                 "missing field `epoch`: agents send the ownership epoch they saw",
             ));
         }
+        let content = self.content(&conversation, body).await?;
+        if let MessageContent::Text { text } = &content {
+            if text.trim().is_empty() {
+                return Err(Failure::new(ErrorCode::BadRequest, "`text` is empty"));
+            }
+            let max = self.node.config.limits.max_text_bytes;
+            if text.len() > max {
+                return Err(Failure::new(
+                    ErrorCode::TooLarge,
+                    format!("`text` is {} bytes; the limit is {max}", text.len()),
+                ));
+            }
+        }
         let command = Command::Send {
-            content: MessageContent::Text { text },
+            content,
             client_msg_id,
             seen_epoch: if self.is_end_user() { None } else { epoch },
         };
@@ -266,10 +299,11 @@ impl<K: Backend> Session<K> {
                 (already.unwrap_or(0).max(state.seq), 0, since > state.seq)
             }
             Some(since) => {
-                let written = self.write_history(&conversation, since, None).await?;
+                let mut last = since;
+                let written = self.write_history(&conversation, &mut last, None).await?;
                 // Trimmed history shows as a first event later than the one asked for.
                 let truncated = written.first.is_some_and(|first| first > since + 1);
-                let last = written.last.max(state.seq).max(already.unwrap_or(0));
+                let last = last.max(state.seq).max(already.unwrap_or(0));
                 (last, written.count, truncated)
             }
         };
@@ -349,13 +383,22 @@ impl<K: Backend> Session<K> {
         command: Command,
     ) -> Result<(ConversationState, Option<chathub_protocol::SendAck>), Failure> {
         let conversation = self.scope(Some(conversation))?;
+        let settings = self
+            .node
+            .backend
+            .workspace()
+            .settings(&self.identity.tenant)
+            .await
+            .map_err(unavailable)?;
         let request = ApplyRequest {
             tenant: self.identity.tenant.clone(),
-            conversation,
+            conversation: conversation.clone(),
             actor: self.identity.actor.clone(),
             command,
             at: now_millis(),
-            context: Default::default(),
+            context: Context {
+                tenant_chat_disabled: settings.chat_disabled,
+            },
         };
         let decision = self
             .node
@@ -371,7 +414,10 @@ impl<K: Backend> Session<K> {
                 )
             })?;
         match decision {
-            Decision::Done { state, ack, .. } => Ok((state, ack)),
+            Decision::Done { state, ack, events } => {
+                self.after_applied(&conversation, &events).await;
+                Ok((state, ack))
+            }
             Decision::Conflict { owner, epoch } => {
                 ::metrics::counter!("chathub_take_conflicts_total").increment(1);
                 let who = owner
@@ -385,6 +431,7 @@ impl<K: Backend> Session<K> {
                     ),
                     owner,
                     epoch: Some(epoch),
+                    reason: None,
                 }))
             }
             Decision::Refused(refusal) => Err(match refusal {
@@ -405,12 +452,22 @@ impl<K: Backend> Session<K> {
         }
     }
 
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         conversation: &ConversationId,
         frame: &ServerFrame,
     ) -> Result<(), Failure> {
         let channel = Channel::conversation(&self.identity.tenant, conversation);
+        self.publish_on(&channel, frame).await
+    }
+
+    /// Publishes a frame made here (not a conversation event) on `channel`.
+    pub(crate) async fn publish_on(
+        &self,
+        channel: &Channel,
+        frame: &ServerFrame,
+    ) -> Result<(), Failure> {
+        let channel = channel.clone();
         self.node
             .backend
             .broker()
@@ -424,7 +481,7 @@ impl<K: Backend> Session<K> {
 
     /// The conversation a request may act on: end users only their own (which they may
     /// leave out), agents any of their tenant (which they must name).
-    fn scope(&self, given: Option<ConversationId>) -> Result<ConversationId, Failure> {
+    pub(crate) fn scope(&self, given: Option<ConversationId>) -> Result<ConversationId, Failure> {
         match (&self.identity.actor, given) {
             (Actor::EndUser(me), None) => Ok(ConversationId::of_end_user(me)),
             (Actor::EndUser(me), Some(c)) if c.end_user() == *me => Ok(c),
@@ -439,18 +496,18 @@ impl<K: Backend> Session<K> {
         }
     }
 
-    fn is_end_user(&self) -> bool {
+    pub(crate) fn is_end_user(&self) -> bool {
         self.identity.role == Role::EndUser
     }
 
-    fn require_agent(&self, op: &str) -> Result<(), Failure> {
+    pub(crate) fn require_agent(&self, op: &str) -> Result<(), Failure> {
         if self.is_end_user() {
             return Err(forbidden(format!("`{op}` is for agents")));
         }
         Ok(())
     }
 
-    fn page_size(&self, limit: Option<u32>) -> Result<usize, Failure> {
+    pub(crate) fn page_size(&self, limit: Option<u32>) -> Result<usize, Failure> {
         let l = &self.node.config.limits;
         match limit {
             None => Ok(l.default_page),
@@ -463,11 +520,21 @@ impl<K: Backend> Session<K> {
     }
 }
 
-fn forbidden(message: impl Into<String>) -> Failure {
+/// What a `send` asked to send, before it is resolved into message content.
+pub(crate) enum MessageBody {
+    /// Plain text.
+    Text(String),
+    /// A canned response by id.
+    Canned(String),
+    /// A catalogue engagement by id.
+    Engagement(String),
+}
+
+pub(crate) fn forbidden(message: impl Into<String>) -> Failure {
     Failure::new(ErrorCode::Forbidden, message)
 }
 
-fn unavailable(e: StoreError) -> Failure {
+pub(crate) fn unavailable(e: StoreError) -> Failure {
     tracing::warn!(error = %e, "store failed");
     Failure::new(ErrorCode::Unavailable, "store unavailable; retry")
 }

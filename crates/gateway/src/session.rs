@@ -2,18 +2,18 @@
 //! outbox in `seq` order without gaps or duplicates, keeps the connection alive, and
 //! closes it with a documented code.
 
-use crate::auth::{Identity, now_secs};
+use crate::auth::{Identity, now_millis, now_secs};
 use crate::metrics::{CLOSES, CONNECTIONS, FRAMES_IN, FRAMES_OUT, GAP_REPAIRS, REQUESTS};
 use crate::{Backend, Node};
 use bytes::Bytes;
 use chathub_broker::outbox::{self, Outbox};
 use chathub_broker::{Broker, Channel, Envelope, OutboxSender, SessionId};
-use chathub_domain::{ConversationId, Event, Role};
+use chathub_domain::{Actor, ConversationId, Event, Presence, Role};
 use chathub_protocol::{
-    CloseCode, Codec, DecodeErrorKind, ErrorCode, ErrorFrame, EventFrame, Limits, ServerFrame,
-    Welcome,
+    CloseCode, Codec, DecodeErrorKind, ErrorCode, ErrorFrame, EventFrame, Limits, PresenceFrame,
+    ServerFrame, Welcome,
 };
-use chathub_store::{ConversationStore, HistoryRange};
+use chathub_store::{ConversationStore, HistoryRange, WorkspaceStore};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,13 +50,14 @@ impl Failure {
     }
 }
 
+/// How soon a failed catch-up from history is retried.
+const RESYNC_RETRY: Duration = Duration::from_secs(1);
+
 /// Events read from history per round trip while replaying or repairing a gap.
 const HISTORY_CHUNK: usize = 256;
 
 /// What [`Session::write_history`] wrote.
 pub(crate) struct Written {
-    /// `seq` of the last event written (the starting point if none).
-    pub(crate) last: u64,
     /// How many events were written.
     pub(crate) count: u64,
     /// `seq` of the first event written.
@@ -78,8 +79,15 @@ pub(crate) struct Session<K> {
     pub(crate) codec: Codec,
     pub(crate) outbox_tx: OutboxSender,
     pub(crate) subs: HashMap<Channel, Subscription>,
-    /// The tenant's agents channel, for agents and admins.
-    pub(crate) queue_channel: Option<Channel>,
+    /// Channels followed for the whole session: for agents the tenant's agents channel and
+    /// their own; for end users the tenant's users channel.
+    pub(crate) fixed: Vec<Channel>,
+    /// `role:id` in presence records (`agent:alice`, `end_user:u-1`).
+    pub(crate) who: String,
+    /// Followed conversations whose catch-up from history failed and is retried.
+    pub(crate) pending_resync: std::collections::HashSet<Channel>,
+    /// This device's availability (agents choose; end users are simply online).
+    pub(crate) presence: Presence,
 }
 
 /// Runs one session to its end.
@@ -94,6 +102,7 @@ pub(crate) async fn run<K: Backend>(
     let id = node.next_session.fetch_add(1, Ordering::Relaxed);
     let role = identity.role.as_str();
     ::metrics::gauge!(CONNECTIONS, "role" => role).increment(1.0);
+    let who = presence_key(&identity);
     let mut session = Session {
         node,
         ws,
@@ -102,7 +111,10 @@ pub(crate) async fn run<K: Backend>(
         codec,
         outbox_tx,
         subs: HashMap::new(),
-        queue_channel: None,
+        fixed: Vec::new(),
+        who,
+        pending_resync: Default::default(),
+        presence: Presence::Available,
     };
     let end = session.serve(outbox).await;
     if let End::Close(code) = end {
@@ -110,23 +122,45 @@ pub(crate) async fn run<K: Backend>(
         session.close(code).await;
     }
     session.leave_all().await;
+    session.went_offline().await;
     ::metrics::gauge!(CONNECTIONS, "role" => role).decrement(1.0);
+}
+
+/// The presence record key of an identity: agents and admins are `agent:<id>`.
+pub(crate) fn presence_key(identity: &Identity) -> String {
+    match identity.role {
+        Role::EndUser => format!("end_user:{}", identity.subject),
+        Role::Agent | Role::Admin => format!("agent:{}", identity.subject),
+    }
 }
 
 impl<K: Backend> Session<K> {
     async fn serve(&mut self, mut outbox: Outbox) -> End {
-        let welcome = self.welcome();
+        let tenant = self.identity.tenant.clone();
+        let fixed = match &self.identity.actor {
+            Actor::Agent { id, .. } => vec![Channel::agents(&tenant), Channel::agent(&tenant, id)],
+            Actor::EndUser(_) => vec![Channel::users(&tenant)],
+        };
+        for channel in fixed {
+            if let Err(e) = self.join(&channel).await {
+                tracing::warn!(error = %e, %channel, "cannot follow a session channel");
+                return End::Close(CloseCode::InternalError);
+            }
+            self.fixed.push(channel);
+        }
+        let chat_disabled = match self.node.backend.workspace().settings(&tenant).await {
+            Ok(settings) => settings.chat_disabled,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read tenant settings");
+                false
+            }
+        };
+        let welcome = self.welcome(chat_disabled);
         if self.send_frame(&welcome).await.is_err() {
             return End::Gone;
         }
-        if self.identity.role != Role::EndUser {
-            let channel = Channel::agents(&self.identity.tenant);
-            if let Err(e) = self.join(&channel).await {
-                tracing::warn!(error = %e, "cannot follow the agents channel");
-                return End::Close(CloseCode::InternalError);
-            }
-            self.queue_channel = Some(channel);
-        }
+        self.heartbeat().await;
+        self.announce_presence().await;
         let interval = self.node.config.ping_interval;
         let silence_limit = interval + self.node.config.ping_timeout;
         let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -151,7 +185,19 @@ impl<K: Backend> Session<K> {
                     Ok(None) => return End::Gone,
                     Err(_overflow) => return End::Close(CloseCode::SlowConsumer),
                 },
+                _ = tokio::time::sleep(RESYNC_RETRY), if !self.pending_resync.is_empty() => {
+                    let pending: Vec<Channel> = self.pending_resync.iter().cloned().collect();
+                    for channel in pending {
+                        if let Err(end) = self.catch_up(&channel, None).await {
+                            return end;
+                        }
+                    }
+                    if self.ws.flush().await.is_err() {
+                        return End::Gone;
+                    }
+                }
                 _ = ticks.tick() => {
+                    self.heartbeat().await;
                     if now_secs() >= self.identity.expires_at {
                         return End::Close(CloseCode::TokenExpired);
                     }
@@ -169,7 +215,7 @@ impl<K: Backend> Session<K> {
         }
     }
 
-    fn welcome(&self) -> ServerFrame {
+    fn welcome(&self, chat_disabled: bool) -> ServerFrame {
         let c = &self.node.config;
         ServerFrame::Welcome(Welcome {
             session: format!("{}-{}", self.node.id, self.id),
@@ -184,7 +230,69 @@ impl<K: Backend> Session<K> {
                 ping_interval_ms: c.ping_interval.as_millis() as u64,
                 ping_timeout_ms: c.ping_timeout.as_millis() as u64,
             },
+            chat_disabled,
         })
+    }
+
+    /// This session is alive (with its presence) for three ping intervals.
+    pub(crate) async fn heartbeat(&self) {
+        let ttl = self.node.config.ping_interval.as_millis() as u64 * 3;
+        let session = format!("{}-{}", self.node.id, self.id);
+        let beat = self.node.backend.workspace().heartbeat(
+            &self.identity.tenant,
+            &self.who,
+            &session,
+            self.presence,
+            now_millis(),
+            ttl,
+        );
+        if let Err(e) = beat.await {
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+    }
+
+    /// Tells the tenant's agents this agent's aggregated availability.
+    pub(crate) async fn announce_presence(&self) -> Option<PresenceFrame> {
+        let Actor::Agent { id, .. } = &self.identity.actor else {
+            return None;
+        };
+        let tenant = &self.identity.tenant;
+        let entries = self
+            .node
+            .backend
+            .workspace()
+            .presence(tenant, now_millis())
+            .await
+            .ok()?;
+        let entry = entries.into_iter().find(|e| e.who == self.who)?;
+        let frame = PresenceFrame {
+            agent: id.to_string(),
+            presence: entry.presence,
+            last_seen: Some(entry.last_seen),
+        };
+        let agents = Channel::agents(tenant);
+        let envelope = chathub_ownership::frames::envelope(
+            &agents,
+            None,
+            &ServerFrame::Presence(frame.clone()),
+        );
+        if let Err(e) = self.node.backend.broker().publish(&agents, envelope).await {
+            tracing::debug!(error = %e, "presence publish failed");
+        }
+        Some(frame)
+    }
+
+    async fn went_offline(&mut self) {
+        let session = format!("{}-{}", self.node.id, self.id);
+        let left = self
+            .node
+            .backend
+            .workspace()
+            .leave(&self.identity.tenant, &self.who, &session);
+        if let Err(e) = left.await {
+            tracing::debug!(error = %e, "presence leave failed");
+        }
+        self.announce_presence().await;
     }
 
     async fn on_message(&mut self, incoming: Option<Result<Message, WsError>>) -> Result<(), End> {
@@ -279,15 +387,19 @@ impl<K: Backend> Session<K> {
             if seq <= last {
                 return Ok(());
             }
-            if seq > last + 1 {
-                let conversation = sub.conversation.clone();
-                self.repair_gap(&conversation, last, seq).await?;
+            if seq > last + 1 || self.pending_resync.contains(&envelope.channel) {
+                // The broker lost events: fill the gap from history first.
+                self.catch_up(&envelope.channel, Some(seq)).await?;
+                if self.pending_resync.contains(&envelope.channel) {
+                    // History is unreadable now; this event comes with the retry.
+                    return Ok(());
+                }
             }
             if let Some(sub) = self.subs.get_mut(&envelope.channel) {
                 sub.last_seq = seq;
             }
         } else if !self.subs.contains_key(&envelope.channel)
-            && self.queue_channel.as_ref() != Some(&envelope.channel)
+            && !self.fixed.contains(&envelope.channel)
         {
             return Ok(());
         }
@@ -308,58 +420,60 @@ impl<K: Backend> Session<K> {
         self.ws.feed(message).await.map_err(|_| End::Gone)
     }
 
-    /// The node's subscription to `channel` was re-established: whatever was published
-    /// meanwhile may be lost, so write what history has after the last `seq` sent.
+    /// The node's subscription to `channel` was re-established (or an earlier catch-up
+    /// failed): whatever was published meanwhile may be lost, so write what history has
+    /// after the last `seq` sent. If history cannot be read now, the channel is marked and
+    /// retried shortly; its live events wait for that (they are in history too).
     async fn resync(&mut self, channel: &Channel) -> Result<(), End> {
+        self.catch_up(channel, None).await
+    }
+
+    /// Writes history after the subscription's last `seq` (up to `before`, exclusive),
+    /// advancing it as events go out. Returns `Ok` also when history is unreadable: the
+    /// channel is then pending a retry.
+    async fn catch_up(&mut self, channel: &Channel, before: Option<u64>) -> Result<(), End> {
         let Some(sub) = self.subs.get(channel) else {
+            self.pending_resync.remove(channel);
             return Ok(());
         };
-        let (conversation, last) = (sub.conversation.clone(), sub.last_seq);
-        let written = match self.write_history(&conversation, last, None).await {
-            Ok(written) => written,
-            Err(Failure::Gone) => return Err(End::Gone),
-            Err(Failure::Reply(_)) => return Err(End::Close(CloseCode::InternalError)),
-        };
-        if written.count > 0 {
-            ::metrics::counter!(GAP_REPAIRS).increment(written.count);
-        }
+        let conversation = sub.conversation.clone();
+        let mut last = sub.last_seq;
+        let result = self.write_history(&conversation, &mut last, before).await;
         if let Some(sub) = self.subs.get_mut(channel) {
-            sub.last_seq = sub.last_seq.max(written.last);
+            sub.last_seq = sub.last_seq.max(last);
         }
-        Ok(())
-    }
-
-    /// Writes the events in `(after, before)` from history: the broker lost them.
-    async fn repair_gap(
-        &mut self,
-        conversation: &ConversationId,
-        after: u64,
-        before: u64,
-    ) -> Result<(), End> {
-        ::metrics::counter!(GAP_REPAIRS).increment(before - after - 1);
-        match self.write_history(conversation, after, Some(before)).await {
-            Ok(_) => Ok(()),
+        match result {
+            Ok(written) => {
+                if written.count > 0 {
+                    ::metrics::counter!(GAP_REPAIRS).increment(written.count);
+                }
+                self.pending_resync.remove(channel);
+                Ok(())
+            }
             Err(Failure::Gone) => Err(End::Gone),
-            Err(Failure::Reply(_)) => Err(End::Close(CloseCode::InternalError)),
+            Err(Failure::Reply(_)) => {
+                self.pending_resync.insert(channel.clone());
+                Ok(())
+            }
         }
     }
 
-    /// Writes the retained events with `after < seq < before` (no upper bound when
-    /// `before` is `None`), oldest first, reading history in chunks.
+    /// Writes the retained events with `*after < seq < before` (no upper bound when
+    /// `before` is `None`), oldest first, reading history in chunks; `*after` advances to
+    /// each event written, so a failure part-way leaves it at the last one sent.
     pub(crate) async fn write_history(
         &mut self,
         conversation: &ConversationId,
-        after: u64,
+        after: &mut u64,
         before: Option<u64>,
     ) -> Result<Written, Failure> {
         let mut written = Written {
-            last: after,
             count: 0,
             first: None,
         };
         loop {
             let range = HistoryRange::After {
-                after: written.last,
+                after: *after,
                 limit: HISTORY_CHUNK,
             };
             let slice = self
@@ -377,12 +491,13 @@ impl<K: Backend> Session<K> {
                 if before.is_some_and(|b| event.seq >= b) {
                     return Ok(written);
                 }
-                written.first.get_or_insert(event.seq);
-                written.last = event.seq;
-                written.count += 1;
+                let seq = event.seq;
                 self.feed_event(conversation, event)
                     .await
                     .map_err(|_| Failure::Gone)?;
+                written.first.get_or_insert(seq);
+                written.count += 1;
+                *after = seq;
             }
             if !more {
                 return Ok(written);
@@ -473,7 +588,7 @@ impl<K: Backend> Session<K> {
             .subs
             .drain()
             .map(|(c, _)| c)
-            .chain(self.queue_channel.take())
+            .chain(self.fixed.drain(..))
             .collect();
         for channel in channels {
             self.leave(&channel).await;

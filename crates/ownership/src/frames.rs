@@ -62,6 +62,7 @@ pub fn queue_item(
         updated: last_at.or(previous.map(|p| p.updated)).unwrap_or(0),
         preview,
         waiting_ms: None,
+        owner_absent: None,
         cursor: None,
     }
 }

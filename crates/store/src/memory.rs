@@ -490,6 +490,7 @@ mod tests {
             updated,
             preview: None,
             waiting_ms: None,
+            owner_absent: None,
             cursor: None,
         }
     }

@@ -21,47 +21,7 @@ pub struct TenantSettings {
     pub chat_disabled: bool,
 }
 
-/// What one session says about its user's availability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Presence {
-    /// Taking conversations.
-    Available,
-    /// Connected but not taking conversations.
-    Away,
-    /// No live session.
-    Offline,
-}
-
-impl Presence {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Presence::Available => "available",
-            Presence::Away => "away",
-            Presence::Offline => "offline",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Presence {
-        match s {
-            "available" => Presence::Available,
-            "away" => Presence::Away,
-            _ => Presence::Offline,
-        }
-    }
-
-    /// The availability of a person with sessions saying `each`: available if any device
-    /// is, away if devices are connected but none is available, offline without any.
-    pub fn aggregate(each: impl IntoIterator<Item = Presence>) -> Presence {
-        each.into_iter()
-            .fold(Presence::Offline, |acc, p| match (acc, p) {
-                (Presence::Available, _) | (_, Presence::Available) => Presence::Available,
-                (Presence::Away, _) | (_, Presence::Away) => Presence::Away,
-                _ => Presence::Offline,
-            })
-    }
-}
+pub use chathub_domain::Presence;
 
 /// One person's aggregated presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
