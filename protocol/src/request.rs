@@ -177,11 +177,11 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         query: Option<String>,
     },
-    /// `canned.manage`: create (no `id`) or replace a canned response.
+    /// `canned.manage`: create (no `canned`) or replace a canned response.
     CannedUpsert {
-        /// Id to replace; absent to create.
+        /// Id of the canned response to replace; absent to create one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        id: Option<String>,
+        canned: Option<String>,
         /// Shortcut, e.g. `/hello`.
         shortcut: String,
         /// Text, with placeholders.
@@ -189,8 +189,8 @@ pub enum Op {
     },
     /// `canned.manage`: delete a canned response.
     CannedDelete {
-        /// Id.
-        id: String,
+        /// Id of the canned response.
+        canned: String,
     },
     /// Admins (`chat.disable`): disable two-way chat for the whole tenant.
     DisableTenant {},

@@ -74,6 +74,31 @@ impl TestHub {
         hub
     }
 
+    /// A node with the demo tenant loaded, embedded (`redis: false`) or on its own Redis.
+    pub async fn start_demo(redis: bool) -> TestHub {
+        let config = GatewayConfig {
+            demo: true,
+            ..test_config()
+        };
+        if redis {
+            let server = RedisServer::start();
+            let mut hub = TestHub::start_on_redis(config, RedisConfig::new(server.url())).await;
+            hub.redis = Some(Box::new(server));
+            hub
+        } else {
+            TestHub::start_with(config, MemoryStoreConfig::default()).await
+        }
+    }
+
+    /// A client of the demo tenant, with the display name `name`.
+    pub async fn demo_client(&self, role: Role, subject: &str, name: &str) -> Client {
+        let token = self
+            .auth
+            .mint_named("demo", subject, role, None, 3600, Some(name.to_owned()))
+            .unwrap();
+        Client::connect(&self.url(), &token).await.unwrap()
+    }
+
     /// A cluster-mode node on its own fresh 3-master Redis Cluster.
     pub async fn start_redis_cluster() -> TestHub {
         let cluster = RedisCluster::start(3);

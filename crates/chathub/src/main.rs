@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use chathub_domain::Role;
 use chathub_gateway::{
     AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
-    RedisConfig, RedisOwnershipConfig, RedisTarget,
+    RedisConfig, RedisOwnershipConfig, RedisTarget, WebhookConfig,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -106,6 +106,32 @@ struct ServeArgs {
     /// Events older than this are dropped from history, seconds (0: keep by length only).
     #[arg(long, env = "CHATHUB_HISTORY_MAX_AGE_SECS", default_value_t = 0)]
     history_max_age_secs: u64,
+    /// Agents whose owner has had no live session this long are flagged `owner_absent`,
+    /// seconds.
+    #[arg(long, env = "CHATHUB_OWNER_ABSENT_SECS", default_value_t = 120)]
+    owner_absent_secs: u64,
+    /// Offline delivery webhook URL (http://…): agents' messages for end users with no
+    /// live socket are POSTed there, HMAC-signed.
+    #[arg(long, env = "CHATHUB_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the webhook signature.
+    #[arg(
+        long,
+        env = "CHATHUB_WEBHOOK_SECRET",
+        default_value = "",
+        hide_default_value = true
+    )]
+    webhook_secret: String,
+    /// Attempts per webhook delivery (exponential backoff).
+    #[arg(long, env = "CHATHUB_WEBHOOK_MAX_ATTEMPTS", default_value_t = 6)]
+    webhook_max_attempts: u32,
+    /// Webhook deliveries waiting to be sent; more are dropped (and counted).
+    #[arg(long, env = "CHATHUB_WEBHOOK_QUEUE", default_value_t = 10_000)]
+    webhook_queue: usize,
+    /// Load the demo tenant `demo` (agents, admin, end users, catalogue, history, canned
+    /// responses) and print ready-to-use tokens.
+    #[arg(long, env = "CHATHUB_DEMO")]
+    demo: bool,
     /// Log format.
     #[arg(long, env = "CHATHUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -134,6 +160,9 @@ struct TokenArgs {
     /// Privileges, comma separated (default: the role's defaults).
     #[arg(long, value_delimiter = ',')]
     privileges: Option<Vec<String>>,
+    /// Display name (fills `{agent_name}` in canned responses).
+    #[arg(long)]
+    name: Option<String>,
     /// HS256 secret (default: the public development secret).
     #[arg(long, env = "CHATHUB_SECRET", default_value = DEV_SECRET, hide_default_value = true)]
     secret: String,
@@ -173,12 +202,13 @@ fn token(args: TokenArgs) -> Result<()> {
         secret: args.secret,
         ..AuthConfig::default()
     });
-    let token = auth.mint(
+    let token = auth.mint_named(
         &args.tenant,
         &args.subject,
         args.role.into(),
         args.privileges,
         ttl.as_secs(),
+        args.name,
     )?;
     println!("{token}");
     Ok(())
@@ -212,9 +242,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
         ping_timeout: Duration::from_secs(args.ping_timeout_secs),
         write_timeout: Duration::from_secs(args.write_timeout_secs.max(1)),
+        owner_absent_after: Duration::from_secs(args.owner_absent_secs),
+        webhook: args.webhook_url.map(|url| WebhookConfig {
+            max_attempts: args.webhook_max_attempts.max(1),
+            queue: args.webhook_queue.max(1),
+            ..WebhookConfig::new(url, args.webhook_secret.clone())
+        }),
+        demo: args.demo,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         ..GatewayConfig::default()
     };
+    let secret = config.auth.secret.clone();
     let shutdown = CancellationToken::new();
     let target = match (args.redis, args.redis_cluster) {
         (Some(url), _) => Some(RedisTarget::Single(url)),
@@ -256,10 +294,48 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .http_addr
             .map_or("off".to_owned(), |a| format!("http://{a}"))
     );
+    if args.demo {
+        print_demo_tokens(&secret, running.ws_addr, running.http_addr)?;
+    }
     wait_for_signal().await?;
     tracing::info!("shutting down: closing sessions with 1001");
     shutdown.cancel();
     running.stopped().await;
+    Ok(())
+}
+
+/// Prints a token per demo user, ready to paste into a client.
+fn print_demo_tokens(
+    secret: &str,
+    ws: std::net::SocketAddr,
+    http: Option<std::net::SocketAddr>,
+) -> Result<()> {
+    use chathub_gateway::demo;
+    let auth = Authenticator::new(&AuthConfig {
+        secret: secret.to_owned(),
+        ..AuthConfig::default()
+    });
+    let week = 7 * 24 * 3600;
+    println!(
+        "demo tenant `{}` loaded; tokens (valid 7 days):",
+        demo::TENANT
+    );
+    let mut people: Vec<(Role, &str, &str)> = Vec::new();
+    for (id, name) in demo::AGENTS {
+        people.push((Role::Agent, id, name));
+    }
+    people.push((Role::Admin, demo::ADMIN.0, demo::ADMIN.1));
+    for (id, name) in demo::END_USERS {
+        people.push((Role::EndUser, id, name));
+    }
+    for (role, id, name) in people {
+        let token = auth.mint_named(demo::TENANT, id, role, None, week, Some(name.to_owned()))?;
+        println!("token {} {id} {token}", role.as_str());
+    }
+    println!("connect: ws://{ws}/?token=<token>");
+    if let Some(http) = http {
+        println!("admin api: http://{http}/admin/v1/ (Authorization: Bearer <admin token>)");
+    }
     Ok(())
 }
 

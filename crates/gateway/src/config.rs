@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     pub owner_absent_after: Duration,
     /// Offline delivery webhook; `None` disables it.
     pub webhook: Option<WebhookConfig>,
+    /// Load the demo tenant at start (see `demo`). Default off.
+    pub demo: bool,
 }
 
 /// The offline delivery webhook: when an agent's message reaches an end user with no live
@@ -168,6 +170,7 @@ impl Default for GatewayConfig {
             shutdown_grace: Duration::from_secs(5),
             owner_absent_after: Duration::from_secs(120),
             webhook: None,
+            demo: false,
         }
     }
 }

@@ -15,6 +15,7 @@ pub(crate) async fn serve<K: Backend>(listener: TcpListener, node: Arc<Node<K>>)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<K>))
         .route("/metrics", get(metrics_text::<K>))
+        .merge(crate::admin::routes::<K>())
         .with_state(node);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -10,13 +10,15 @@
 //! - `listener`: the accept loop and the handshake (auth, subprotocol).
 //! - `session`: one socket: read requests, write replies and events, keepalive, close.
 //! - `ops`: what each request does.
-//! - `http`: `/healthz`, `/readyz`, `/metrics`.
+//! - `http`: `/healthz`, `/readyz`, `/metrics`; `admin`: the admin HTTP API.
 //! - `metrics`: metric names and the Prometheus recorder.
 //! - [`webhook`]: offline delivery to the brand's push service.
 
+mod admin;
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod demo;
 mod http;
 mod listener;
 mod metrics;
@@ -46,6 +48,9 @@ pub enum GatewayError {
     /// The backend could not be started.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The demo tenant could not be loaded.
+    #[error("cannot load the demo tenant: {0}")]
+    Demo(String),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -137,6 +142,9 @@ pub async fn start<K: Backend>(
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, GatewayError> {
     metrics::install();
+    if config.demo {
+        demo::load(&backend).await.map_err(GatewayError::Demo)?;
+    }
     let ws = TcpListener::bind(config.listen)
         .await
         .map_err(|source| GatewayError::Bind {

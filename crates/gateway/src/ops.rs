@@ -6,8 +6,8 @@ use crate::auth::now_millis;
 use crate::session::{Failure, Session, Subscription};
 use chathub_broker::{Broker, Channel};
 use chathub_domain::{
-    Actor, Author, Command, Context, ConversationId, ConversationState, MessageContent, Refusal,
-    Role, Status,
+    Actor, Author, Command, Context, ConversationId, ConversationState, MessageContent, Presence,
+    Refusal, Role, Status,
 };
 use chathub_ownership::frames::envelope;
 use chathub_ownership::{ApplyRequest, Decision, Ownership};
@@ -141,6 +141,9 @@ impl<K: Backend> Session<K> {
                 let mut items = page.items;
                 for item in items.iter_mut().filter(|i| i.status == Status::Unanswered) {
                     item.waiting_ms = Some(now.saturating_sub(item.since));
+                }
+                if status == Status::Active && !items.is_empty() {
+                    self.flag_absent_owners(&mut items, now).await?;
                 }
                 Ok(Reply::List(ListPage {
                     status,
@@ -322,6 +325,35 @@ impl<K: Backend> Session<K> {
             replayed,
             history_truncated: truncated,
         }))
+    }
+
+    /// Marks active conversations whose owner has had no live session for longer than
+    /// `owner_absent_after`.
+    async fn flag_absent_owners(
+        &self,
+        items: &mut [chathub_protocol::QueueItem],
+        now: u64,
+    ) -> Result<(), Failure> {
+        let presence = self
+            .node
+            .backend
+            .workspace()
+            .presence(&self.identity.tenant, now)
+            .await
+            .map_err(unavailable)?;
+        let limit = self.node.config.owner_absent_after.as_millis() as u64;
+        for item in items.iter_mut() {
+            let Some(owner) = &item.owner else { continue };
+            let who = format!("agent:{owner}");
+            let absent = match presence.iter().find(|p| p.who == who) {
+                Some(p) => {
+                    p.presence == Presence::Offline && now.saturating_sub(p.last_seen) > limit
+                }
+                None => true,
+            };
+            item.owner_absent = Some(absent);
+        }
+        Ok(())
     }
 
     /// Replays the tenant's queue changes after `since` as `queue` frames (live ones keep

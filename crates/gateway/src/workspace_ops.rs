@@ -362,7 +362,11 @@ impl<K: Backend> Session<K> {
                     .collect();
                 Ok(Reply::CannedList(CannedListReply { items }))
             }
-            Op::CannedUpsert { id, shortcut, text } => {
+            Op::CannedUpsert {
+                canned: id,
+                shortcut,
+                text,
+            } => {
                 self.require(Privilege::CannedManage)?;
                 let max = self.node.config.limits.max_text_bytes;
                 if shortcut.trim().is_empty() || shortcut.len() > MAX_SHORTCUT {
@@ -392,7 +396,7 @@ impl<K: Backend> Session<K> {
                     .map_err(unavailable)?;
                 Ok(Reply::CannedUpsert(canned))
             }
-            Op::CannedDelete { id } => {
+            Op::CannedDelete { canned: id } => {
                 self.require(Privilege::CannedManage)?;
                 if ws.delete_canned(&t, &id).await.map_err(unavailable)? {
                     Ok(Reply::CannedDelete {})
