@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a gateway node (embedded backend: nothing else needed).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Mint a signed token; it is printed alone on the last line.
     Token(TokenArgs),
 }
@@ -191,7 +191,7 @@ fn main() -> Result<()> {
         Cmd::Token(args) => token(args),
         Cmd::Serve(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            runtime.block_on(serve(args))
+            runtime.block_on(serve(*args))
         }
     }
 }
