@@ -13,7 +13,7 @@ use chathub_protocol::{
     CloseCode, Codec, DecodeErrorKind, ErrorCode, ErrorFrame, EventFrame, Limits, PresenceFrame,
     ServerFrame, Welcome,
 };
-use chathub_store::{ConversationStore, HistoryRange, WorkspaceStore};
+use chathub_store::{ConversationStore, Heartbeat, HistoryRange, WorkspaceStore};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -238,14 +238,19 @@ impl<K: Backend> Session<K> {
     pub(crate) async fn heartbeat(&self) {
         let ttl = self.node.config.ping_interval.as_millis() as u64 * 3;
         let session = format!("{}-{}", self.node.id, self.id);
-        let beat = self.node.backend.workspace().heartbeat(
-            &self.identity.tenant,
-            &self.who,
-            &session,
-            self.presence,
-            now_millis(),
-            ttl,
-        );
+        let beat = Heartbeat {
+            who: &self.who,
+            session: &session,
+            presence: self.presence,
+            now: now_millis(),
+            ttl_ms: ttl,
+            listed: self.identity.role != Role::EndUser,
+        };
+        let beat = self
+            .node
+            .backend
+            .workspace()
+            .heartbeat(&self.identity.tenant, &beat);
         if let Err(e) = beat.await {
             tracing::debug!(error = %e, "heartbeat failed");
         }
@@ -257,14 +262,13 @@ impl<K: Backend> Session<K> {
             return None;
         };
         let tenant = &self.identity.tenant;
-        let entries = self
+        let entry = self
             .node
             .backend
             .workspace()
-            .presence(tenant, now_millis())
+            .presence_of(tenant, &self.who, now_millis())
             .await
-            .ok()?;
-        let entry = entries.into_iter().find(|e| e.who == self.who)?;
+            .ok()??;
         let frame = PresenceFrame {
             agent: id.to_string(),
             presence: entry.presence,

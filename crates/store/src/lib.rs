@@ -21,7 +21,8 @@ mod workspace_redis;
 pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{RedisKeys, RedisStore};
 pub use workspace::{
-    EngagementHistoryPage, Presence, PresenceEntry, RedeemRefusal, TenantSettings, WorkspaceStore,
+    EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
+    WorkspaceStore,
 };
 pub use workspace_memory::MemoryWorkspace;
 pub use workspace_redis::RedisWorkspace;

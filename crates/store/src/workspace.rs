@@ -23,6 +23,24 @@ pub struct TenantSettings {
 
 pub use chathub_domain::Presence;
 
+/// One session's sign of life.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat<'a> {
+    /// `role:id`, e.g. `agent:alice`.
+    pub who: &'a str,
+    /// The session (unique across nodes).
+    pub session: &'a str,
+    /// What this session says.
+    pub presence: Presence,
+    /// Now, ms since the Unix epoch.
+    pub now: u64,
+    /// The session counts as alive until `now + ttl_ms`.
+    pub ttl_ms: u64,
+    /// Whether the person appears in [`WorkspaceStore::presence`] listings (agents do;
+    /// end users, who can be millions, are only ever asked about one by one).
+    pub listed: bool,
+}
+
 /// One person's aggregated presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceEntry {
@@ -149,15 +167,11 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
     ) -> impl Future<Output = Result<Vec<CannedResponse>, StoreError>> + Send;
 
-    /// Session `session` of `who` (`role:id`) is alive with `presence` until `now + ttl_ms`.
+    /// A session is alive (see [`Heartbeat`]).
     fn heartbeat(
         &self,
         t: &TenantId,
-        who: &str,
-        session: &str,
-        presence: Presence,
-        now: u64,
-        ttl_ms: u64,
+        beat: &Heartbeat<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Session `session` of `who` ended.
     fn leave(
@@ -172,6 +186,14 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
         now: u64,
     ) -> impl Future<Output = Result<Vec<PresenceEntry>, StoreError>> + Send;
+
+    /// One person's aggregated presence now (`None` if never listed).
+    fn presence_of(
+        &self,
+        t: &TenantId,
+        who: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PresenceEntry>, StoreError>> + Send;
 
     /// Whether `who` has a live session now.
     fn online(

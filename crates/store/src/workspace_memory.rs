@@ -3,7 +3,8 @@
 
 use crate::StoreError;
 use crate::workspace::{
-    EngagementHistoryPage, Presence, PresenceEntry, RedeemRefusal, TenantSettings, WorkspaceStore,
+    EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
+    WorkspaceStore,
 };
 use chathub_domain::canned::CannedResponse;
 use chathub_domain::engagement::{
@@ -199,22 +200,15 @@ impl WorkspaceStore for MemoryWorkspace {
         }))
     }
 
-    async fn heartbeat(
-        &self,
-        t: &TenantId,
-        who: &str,
-        session: &str,
-        presence: Presence,
-        now: u64,
-        ttl_ms: u64,
-    ) -> Result<(), StoreError> {
+    async fn heartbeat(&self, t: &TenantId, beat: &Heartbeat<'_>) -> Result<(), StoreError> {
         self.with(t, |w| {
-            w.sessions.retain(|_, (_, expires)| *expires > now);
-            w.sessions.insert(
-                (who.to_owned(), session.to_owned()),
-                (presence, now + ttl_ms),
-            );
-            w.last_seen.insert(who.to_owned(), now);
+            w.sessions.retain(|_, (_, expires)| *expires > beat.now);
+            let key = (beat.who.to_owned(), beat.session.to_owned());
+            w.sessions
+                .insert(key, (beat.presence, beat.now + beat.ttl_ms));
+            if beat.listed {
+                w.last_seen.insert(beat.who.to_owned(), beat.now);
+            }
         });
         Ok(())
     }
@@ -245,6 +239,27 @@ impl WorkspaceStore for MemoryWorkspace {
                 .collect();
             out.sort_by(|a, b| a.who.cmp(&b.who));
             out
+        }))
+    }
+
+    async fn presence_of(
+        &self,
+        t: &TenantId,
+        who: &str,
+        now: u64,
+    ) -> Result<Option<PresenceEntry>, StoreError> {
+        Ok(self.with(t, |w| {
+            let seen = *w.last_seen.get(who)?;
+            let live = w
+                .sessions
+                .iter()
+                .filter(|((w_who, _), (_, expires))| w_who == who && *expires > now)
+                .map(|(_, (p, _))| *p);
+            Some(PresenceEntry {
+                who: who.to_owned(),
+                presence: Presence::aggregate(live),
+                last_seen: seen,
+            })
         }))
     }
 

@@ -5,7 +5,8 @@
 use crate::StoreError;
 use crate::redis::RedisKeys;
 use crate::workspace::{
-    EngagementHistoryPage, Presence, PresenceEntry, RedeemRefusal, TenantSettings, WorkspaceStore,
+    EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
+    WorkspaceStore,
 };
 use crate::workspace_memory::parse_history_cursor;
 use chathub_domain::canned::CannedResponse;
@@ -324,29 +325,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         Ok(all)
     }
 
-    async fn heartbeat(
-        &self,
-        t: &TenantId,
-        who: &str,
-        session: &str,
-        presence: Presence,
-        now: u64,
-        ttl_ms: u64,
-    ) -> Result<(), StoreError> {
+    async fn heartbeat(&self, t: &TenantId, beat: &Heartbeat<'_>) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let key = self.keys.ws(t, &format!("presence:{who}"));
-        redis::pipe()
-            .hset(
-                &key,
-                session,
-                format!("{}|{}", presence.as_str(), now + ttl_ms),
-            )
+        let key = self.keys.ws(t, &format!("presence:{}", beat.who));
+        let mut pipe = redis::pipe();
+        let value = format!("{}|{}", beat.presence.as_str(), beat.now + beat.ttl_ms);
+        pipe.hset(&key, beat.session, value)
             // The whole hash goes when its last session stops beating.
-            .pexpire(&key, ttl_ms as i64)
-            .hset(self.keys.ws(t, "last-seen"), who, now)
-            .exec_async(&mut conn)
-            .await
-            .map_err(unavailable)
+            .pexpire(&key, beat.ttl_ms as i64);
+        if beat.listed {
+            pipe.hset(self.keys.ws(t, "last-seen"), beat.who, beat.now);
+        }
+        pipe.exec_async(&mut conn).await.map_err(unavailable)
     }
 
     async fn leave(&self, t: &TenantId, who: &str, session: &str) -> Result<(), StoreError> {
@@ -381,6 +371,26 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 last_seen: *at,
             })
             .collect())
+    }
+
+    async fn presence_of(
+        &self,
+        t: &TenantId,
+        who: &str,
+        now: u64,
+    ) -> Result<Option<PresenceEntry>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (sessions, seen): (HashMap<String, String>, Option<u64>) = redis::pipe()
+            .hgetall(self.keys.ws(t, &format!("presence:{who}")))
+            .hget(self.keys.ws(t, "last-seen"), who)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(seen.map(|last_seen| PresenceEntry {
+            who: who.to_owned(),
+            presence: Presence::aggregate(live(&sessions, now)),
+            last_seen,
+        }))
     }
 
     async fn online(&self, t: &TenantId, who: &str, now: u64) -> Result<bool, StoreError> {

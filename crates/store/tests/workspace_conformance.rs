@@ -10,7 +10,7 @@ use chathub_domain::engagement::{
 };
 use chathub_domain::{EndUserId, TenantId};
 use chathub_store::{
-    MemoryWorkspace, Presence, RedeemRefusal, RedisKeys, RedisWorkspace, WorkspaceStore,
+    Heartbeat, MemoryWorkspace, Presence, RedeemRefusal, RedisKeys, RedisWorkspace, WorkspaceStore,
 };
 use chathub_testkit::RedisServer;
 use std::sync::Arc;
@@ -229,13 +229,16 @@ async fn redeem_is_atomic<S: WorkspaceStore>(s: S) {
 }
 
 async fn presence_aggregates_devices_and_expires<S: WorkspaceStore>(s: S) {
-    s.heartbeat(&t(), "agent:alice", "s1", Presence::Away, 1_000, 500)
+    s.heartbeat(&t(), &beat("agent:alice", "s1", Presence::Away, 1_000, 500))
         .await
         .unwrap();
-    s.heartbeat(&t(), "agent:alice", "s2", Presence::Available, 1_000, 500)
-        .await
-        .unwrap();
-    s.heartbeat(&t(), "agent:bob", "s3", Presence::Away, 1_000, 500)
+    s.heartbeat(
+        &t(),
+        &beat("agent:alice", "s2", Presence::Available, 1_000, 500),
+    )
+    .await
+    .unwrap();
+    s.heartbeat(&t(), &beat("agent:bob", "s3", Presence::Away, 1_000, 500))
         .await
         .unwrap();
     let at = |now| {
@@ -261,6 +264,25 @@ async fn presence_aggregates_devices_and_expires<S: WorkspaceStore>(s: S) {
     assert!(s.online(&t(), "agent:bob", 1_100).await.unwrap());
     assert!(!s.online(&t(), "agent:bob", 2_000).await.unwrap());
     assert!(!s.online(&t(), "end_user:nobody", 1_100).await.unwrap());
+    // End users are not listed, only asked about one by one.
+    s.heartbeat(
+        &t(),
+        &beat("end_user:u1", "s9", Presence::Available, 1_000, 500),
+    )
+    .await
+    .unwrap();
+    assert!(s.online(&t(), "end_user:u1", 1_100).await.unwrap());
+    assert_eq!(s.presence(&t(), 1_100).await.unwrap().len(), 2);
+    let alice = s
+        .presence_of(&t(), "agent:alice", 1_100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((alice.presence, alice.last_seen), (Presence::Away, 1_000));
+    assert_eq!(
+        s.presence_of(&t(), "agent:nobody", 1_100).await.unwrap(),
+        None
+    );
     // No heartbeat for longer than the TTL: offline, last seen kept.
     let later = s.presence(&t(), 2_000).await.unwrap();
     assert!(
@@ -268,6 +290,23 @@ async fn presence_aggregates_devices_and_expires<S: WorkspaceStore>(s: S) {
             .iter()
             .all(|e| e.presence == Presence::Offline && e.last_seen == 1_000)
     );
+}
+
+fn beat<'a>(
+    who: &'a str,
+    session: &'a str,
+    presence: Presence,
+    now: u64,
+    ttl_ms: u64,
+) -> Heartbeat<'a> {
+    Heartbeat {
+        who,
+        session,
+        presence,
+        now,
+        ttl_ms,
+        listed: who.starts_with("agent:"),
+    }
 }
 
 fn memory() -> MemoryWorkspace {
