@@ -74,6 +74,9 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Frames (events) buffered for [`Client::next_event`]. Default 65 536.
     pub event_buffer: usize,
+    /// Local address to connect from (load tests spread over 127.0.0.x to go past one
+    /// address's ephemeral ports). Default: chosen by the OS.
+    pub local_addr: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientOptions {
@@ -83,6 +86,7 @@ impl Default for ClientOptions {
             token_in_query: false,
             request_timeout: Duration::from_secs(10),
             event_buffer: 65_536,
+            local_addr: None,
         }
     }
 }
@@ -132,11 +136,21 @@ impl Client {
             headers.insert("authorization", value);
         }
         let config = WebSocketConfig::default()
-            .read_buffer_size(8 * 1024)
+            .read_buffer_size(4 * 1024)
             .write_buffer_size(0)
             .max_message_size(Some(16 * 1024 * 1024));
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
-            .await
+        let connected = match options.local_addr {
+            None => tokio_tungstenite::connect_async_with_config(request, Some(config), true).await,
+            Some(ip) => {
+                let stream = connect_from(ip, request.uri())
+                    .await
+                    .map_err(|e| ClientError::Connect(e.to_string()))?;
+                tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+                    .await
+                    .map(|(ws, resp)| (ws, resp))
+            }
+        };
+        let (ws, _) = connected
             .map_err(|e| match e {
                 WsError::Http(resp) => ClientError::Refused {
                     status: resp.status().as_u16(),
@@ -348,6 +362,27 @@ impl Client {
             other => Err(unexpected(other)),
         }
     }
+}
+
+/// A TCP connection to the URI's host and port from `ip`.
+async fn connect_from(
+    ip: std::net::IpAddr,
+    uri: &tokio_tungstenite::tungstenite::http::Uri,
+) -> std::io::Result<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let host = uri.host().unwrap_or("127.0.0.1");
+    let port = uri.port_u16().unwrap_or(80);
+    let target = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let socket = match ip {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(std::net::SocketAddr::new(ip, 0))?;
+    let stream = socket.connect(target).await?;
+    stream.set_nodelay(true)?;
+    Ok(tokio_tungstenite::MaybeTlsStream::Plain(stream))
 }
 
 fn unexpected(reply: Reply) -> ClientError {

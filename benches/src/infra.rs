@@ -1,0 +1,186 @@
+//! What a run needs around the scenarios: spawned redis-server and gateway processes (or
+//! running ones), process CPU and memory from `/proc`, the fd limit, source addresses.
+
+use anyhow::{Context, Result, bail};
+use std::io::BufRead;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nodes a run talks to, and the processes it measures.
+pub(crate) struct Target {
+    /// WebSocket URL of every node.
+    pub(crate) urls: Vec<String>,
+    /// PIDs of the gateway processes (for CPU and RSS).
+    pub(crate) gateway_pids: Vec<u32>,
+    /// PID of the redis-server, if spawned.
+    pub(crate) redis_pid: Option<u32>,
+    /// The HS256 secret tokens are minted with.
+    pub(crate) secret: String,
+    children: Vec<Child>,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The `chathub` binary: `--chathub-bin`, else next to this executable.
+pub(crate) fn chathub_bin(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let me = std::env::current_exe()?;
+    let next = me.with_file_name("chathub");
+    if next.exists() {
+        return Ok(next);
+    }
+    bail!("chathub binary not found next to {}; build it (cargo build --release -p chathub) or pass --chathub-bin", me.display())
+}
+
+impl Target {
+    /// Running nodes at `urls`.
+    pub(crate) fn connect(urls: Vec<String>, gateway_pids: Vec<u32>, secret: String) -> Target {
+        Target {
+            urls,
+            gateway_pids,
+            redis_pid: None,
+            secret,
+            children: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// Starts a redis-server on a free loopback port (unless `nodes == 1 && embedded`)
+    /// and `nodes` gateway processes in cluster mode; stops them on drop.
+    pub(crate) fn spawn(nodes: usize, embedded: bool, bin: PathBuf, extra: &[String]) -> Result<Target> {
+        let secret = "chathub-bench-secret".to_owned();
+        let dir = std::env::temp_dir().join(format!("chathub-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let mut target = Target {
+            urls: Vec::new(),
+            gateway_pids: Vec::new(),
+            redis_pid: None,
+            secret: secret.clone(),
+            children: Vec::new(),
+            dir: Some(dir.clone()),
+        };
+        let mut redis_url = None;
+        if !(embedded && nodes == 1) {
+            let port = free_port()?;
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--protected-mode", "no", "--loglevel", "warning"])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting redis-server (apt-get install redis-server)")?;
+            target.redis_pid = Some(child.id());
+            target.children.push(child);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if Instant::now() > deadline {
+                    bail!("redis-server did not start");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        }
+        for _ in 0..nodes {
+            let mut cmd = Command::new(&bin);
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--secret", &secret])
+                .args(["--max-connections", "1000000"])
+                .args(extra)
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            if let Some(url) = &redis_url {
+                cmd.args(["--redis", url]);
+            }
+            let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+            let stdout = child.stdout.take().context("gateway stdout")?;
+            target.gateway_pids.push(child.id());
+            target.children.push(child);
+            let mut line = String::new();
+            std::io::BufReader::new(stdout).read_line(&mut line)?;
+            let url = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("ws="))
+                .with_context(|| format!("no listening line from the gateway: {line:?}"))?;
+            target.urls.push(url.to_owned());
+        }
+        Ok(target)
+    }
+
+    /// Total CPU time (user + system) of the gateway processes, in µs.
+    pub(crate) fn gateway_cpu_us(&self) -> u64 {
+        self.gateway_pids.iter().map(|p| cpu_us(*p)).sum()
+    }
+
+    /// CPU time of the redis-server, in µs (0 when not spawned).
+    pub(crate) fn redis_cpu_us(&self) -> u64 {
+        self.redis_pid.map_or(0, cpu_us)
+    }
+
+    /// Resident memory of the gateway processes, in KiB.
+    pub(crate) fn gateway_rss_kib(&self) -> u64 {
+        self.gateway_pids.iter().map(|p| rss_kib(*p)).sum()
+    }
+}
+
+/// utime + stime of `pid`, in µs (0 if unreadable).
+pub(crate) fn cpu_us(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    ticks * 10_000
+}
+
+/// VmRSS of `pid`, in KiB (0 if unreadable).
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Raises this process's open-file limit as far as allowed.
+pub(crate) fn raise_fd_limit() {
+    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
+}
+
+/// The source address of connection `i`: 127.0.0.1, .2, … every 20 000 connections, so
+/// no single address runs out of ephemeral ports.
+pub(crate) fn source_addr(i: usize) -> IpAddr {
+    let n = 1 + (i / 20_000) as u8;
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n.max(1)))
+}

@@ -1,0 +1,118 @@
+//! `chathub-bench`: drives chathub gateway nodes over real sockets (MessagePack
+//! subprotocol) like agents and end users do, and reports latency, loss, CPU and memory.
+//! The last line of stdout is one JSON object; the exit code is non-zero when anything
+//! was lost or duplicated or a race had more than one winner.
+//!
+//! `--spawn` starts a redis-server on a free loopback port and `--nodes` gateway
+//! processes (`chathub serve --redis`), and stops them at the end; `--connect` uses
+//! running nodes (`--gateway-pids` for their CPU and memory figures).
+
+mod infra;
+mod report;
+mod scenarios;
+
+use anyhow::{Result, bail};
+use clap::{Parser, ValueEnum};
+use infra::Target;
+use scenarios::Shape;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Scenario {
+    /// K conversations × (1 end user + M agents); end users send at R msg/s.
+    Fanout,
+    /// N idle authenticated sockets on one node: RSS per connection, connect rate.
+    Idle,
+    /// A agents race to take each of C conversations: exactly one winner each.
+    TakeRace,
+    /// Followers disconnect and resume in waves while messages flow: 0 lost, 0 duplicated.
+    Resume,
+    /// Fanout at rising rates until p99 > 10 ms or a loss: the knee.
+    Ramp,
+}
+
+/// Load-testing harness for chathub.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The scenario.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Start redis-server and the gateway nodes here, and stop them at the end.
+    #[arg(long, conflicts_with = "connect")]
+    spawn: bool,
+    /// Running nodes: WebSocket URLs, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    connect: Option<Vec<String>>,
+    /// With --connect: PIDs of the gateway processes, for CPU and RSS.
+    #[arg(long, value_delimiter = ',')]
+    gateway_pids: Vec<u32>,
+    /// With --connect: the token secret of the running nodes.
+    #[arg(long, default_value = chathub_gateway::DEV_SECRET)]
+    secret: String,
+    /// With --spawn: gateway nodes.
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
+    /// With --spawn and --nodes 1: the embedded backend instead of Redis.
+    #[arg(long)]
+    embedded: bool,
+    /// With --spawn: the chathub binary (default: next to this one).
+    #[arg(long)]
+    chathub_bin: Option<PathBuf>,
+    /// Conversations.
+    #[arg(long, default_value_t = 100)]
+    conversations: usize,
+    /// Agents per conversation (take-race: agents in total).
+    #[arg(long, default_value_t = 2)]
+    agents: usize,
+    /// Messages in per second, all end users together.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Connections (idle).
+    #[arg(long, default_value_t = 10_000)]
+    conns: usize,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    infra::raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(run(&args))?;
+    report.print();
+    if !report.ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn run(args: &Args) -> Result<report::Report> {
+    let target = match (&args.connect, args.spawn) {
+        (Some(urls), _) => Target::connect(urls.clone(), args.gateway_pids.clone(), args.secret.clone()),
+        (None, true) => {
+            let bin = infra::chathub_bin(args.chathub_bin.clone())?;
+            // Idle sockets must outlive the keepalive only for the run's length; give
+            // nodes room for every socket.
+            Target::spawn(args.nodes.max(1), args.embedded, bin, &[])?
+        }
+        (None, false) => bail!("give --spawn or --connect URL[,URL…]"),
+    };
+    let shape = Shape {
+        conversations: args.conversations,
+        agents: args.agents,
+        rate: args.rate,
+        duration: args.duration.clamp(0.5, 3600.0),
+        conns: args.conns,
+    };
+    let mut report = match args.scenario {
+        Scenario::Fanout => scenarios::fanout(&target, &shape).await?,
+        Scenario::Idle => scenarios::idle(&target, &shape).await?,
+        Scenario::TakeRace => scenarios::take_race(&target, &shape).await?,
+        Scenario::Resume => scenarios::resume(&target, &shape).await?,
+        Scenario::Ramp => scenarios::ramp(&target, &shape).await?,
+    };
+    report.nodes = target.urls.len();
+    Ok(report)
+}
