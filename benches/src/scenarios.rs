@@ -99,12 +99,12 @@ async fn receive(mut client: Client, start: Instant, stop: Arc<AtomicBool>, hist
             && let EventBody::Message { author, content: MessageContent::Text { text }, .. } = &e.event.body
             && author.role == Role::EndUser
         {
+            // Only measured messages carry their send time; the warm-up does not count.
+            let Ok(sent) = text.parse::<u64>() else { continue };
             if seqs.insert((e.conversation.clone(), e.event.seq)) {
                 seen.unique += 1;
-                if let Ok(sent) = text.parse::<u64>() {
-                    let us = now_ns(start).saturating_sub(sent) / 1000;
-                    let _ = local.record(us.max(1));
-                }
+                let us = now_ns(start).saturating_sub(sent) / 1000;
+                let _ = local.record(us.max(1));
             } else {
                 seen.duplicated += 1;
             }

@@ -74,6 +74,36 @@ pub(crate) struct Node<K> {
     pub(crate) shutdown: CancellationToken,
     /// The offline delivery webhook, if configured.
     pub(crate) webhook: Option<webhook::Webhook>,
+    /// Tenant settings read recently (see [`Node::settings`]).
+    pub(crate) settings: dashmap::DashMap<chathub_domain::TenantId, (chathub_store::TenantSettings, std::time::Instant)>,
+}
+
+/// How long a node trusts tenant settings it read; a switch made on another node is seen
+/// within this (the node that made it sees it at once).
+pub(crate) const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl<K: Backend> Node<K> {
+    /// The tenant's settings, read at most once per [`SETTINGS_TTL`] per node: every
+    /// command needs them, and a Redis round trip per message would be waste.
+    pub(crate) async fn settings(
+        &self,
+        tenant: &chathub_domain::TenantId,
+    ) -> Result<chathub_store::TenantSettings, chathub_store::StoreError> {
+        use chathub_store::WorkspaceStore;
+        if let Some(entry) = self.settings.get(tenant)
+            && entry.1.elapsed() < SETTINGS_TTL
+        {
+            return Ok(entry.0);
+        }
+        let fresh = self.backend.workspace().settings(tenant).await?;
+        self.remember_settings(tenant, fresh);
+        Ok(fresh)
+    }
+
+    /// Records settings this node just wrote or read.
+    pub(crate) fn remember_settings(&self, tenant: &chathub_domain::TenantId, settings: chathub_store::TenantSettings) {
+        self.settings.insert(tenant.clone(), (settings, std::time::Instant::now()));
+    }
 }
 
 /// A running node.
@@ -181,6 +211,7 @@ pub async fn start<K: Backend>(
         next_session: AtomicU64::new(1),
         shutdown: shutdown.clone(),
         webhook,
+        settings: Default::default(),
     });
     if let Some(http) = http {
         tracker.spawn(http::serve(http, node.clone()));

@@ -417,8 +417,6 @@ impl<K: Backend> Session<K> {
         let conversation = self.scope(Some(conversation))?;
         let settings = self
             .node
-            .backend
-            .workspace()
             .settings(&self.identity.tenant)
             .await
             .map_err(unavailable)?;

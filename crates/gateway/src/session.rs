@@ -148,7 +148,7 @@ impl<K: Backend> Session<K> {
             }
             self.fixed.push(channel);
         }
-        let chat_disabled = match self.node.backend.workspace().settings(&tenant).await {
+        let chat_disabled = match self.node.settings(&tenant).await {
             Ok(settings) => settings.chat_disabled,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read tenant settings");
