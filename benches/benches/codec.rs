@@ -13,9 +13,14 @@ fn frame() -> ServerFrame {
             seq: 1234,
             at: 1_764_072_000_000,
             body: EventBody::Message {
-                author: Author { role: Role::EndUser, id: "u-42".into() },
+                author: Author {
+                    role: Role::EndUser,
+                    id: "u-42".into(),
+                },
                 client_msg_id: Some("m-1234".into()),
-                content: MessageContent::Text { text: "Hello, my coupon does not work at checkout".into() },
+                content: MessageContent::Text {
+                    text: "Hello, my coupon does not work at checkout".into(),
+                },
             },
         },
     })

@@ -20,7 +20,11 @@ fn bench(c: &mut Criterion) {
         hub.join(&channel, session, &tx);
         receivers.push(rx);
     }
-    let envelope = Arc::new(Envelope::new(channel.clone(), Some(1), Bytes::from(vec![0u8; 200])));
+    let envelope = Arc::new(Envelope::new(
+        channel.clone(),
+        Some(1),
+        Bytes::from(vec![0u8; 200]),
+    ));
     c.bench_function("dispatch one event to 1000 outboxes", |b| {
         b.iter(|| {
             let n = hub.dispatch(&channel, &envelope);

@@ -48,7 +48,10 @@ pub(crate) fn chathub_bin(given: Option<PathBuf>) -> Result<PathBuf> {
     if next.exists() {
         return Ok(next);
     }
-    bail!("chathub binary not found next to {}; build it (cargo build --release -p chathub) or pass --chathub-bin", me.display())
+    bail!(
+        "chathub binary not found next to {}; build it (cargo build --release -p chathub) or pass --chathub-bin",
+        me.display()
+    )
 }
 
 impl Target {
@@ -66,7 +69,12 @@ impl Target {
 
     /// Starts a redis-server on a free loopback port (unless `nodes == 1 && embedded`)
     /// and `nodes` gateway processes in cluster mode; stops them on drop.
-    pub(crate) fn spawn(nodes: usize, embedded: bool, bin: PathBuf, extra: &[String]) -> Result<Target> {
+    pub(crate) fn spawn(
+        nodes: usize,
+        embedded: bool,
+        bin: PathBuf,
+        extra: &[String],
+    ) -> Result<Target> {
         let secret = "chathub-bench-secret".to_owned();
         let dir = std::env::temp_dir().join(format!("chathub-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -82,7 +90,16 @@ impl Target {
         if !(embedded && nodes == 1) {
             let port = free_port()?;
             let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .args(["--protected-mode", "no", "--loglevel", "warning"])
                 .arg("--dir")
                 .arg(&dir)
@@ -102,16 +119,26 @@ impl Target {
         }
         for _ in 0..nodes {
             let mut cmd = Command::new(&bin);
-            cmd.args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--secret", &secret])
-                .args(["--max-connections", "1000000"])
-                .args(extra)
-                .env("RUST_LOG", "error")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
+            cmd.args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--secret",
+                &secret,
+            ])
+            .args(["--max-connections", "1000000"])
+            .args(extra)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
             if let Some(url) = &redis_url {
                 cmd.args(["--redis", url]);
             }
-            let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?;
             let stdout = child.stdout.take().context("gateway stdout")?;
             target.gateway_pids.push(child.id());
             target.children.push(child);
@@ -153,7 +180,10 @@ pub(crate) fn cpu_us(pid: u32) -> u64 {
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
     // USER_HZ is 100 on Linux.
     ticks * 10_000
 }
@@ -171,16 +201,23 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Raises this process's open-file limit as far as allowed.
-pub(crate) fn raise_fd_limit() {
-    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+/// Raises this process's open-file limit (inherited by spawned nodes) as far as allowed:
+/// to 1 Mi when privileged, else to the hard limit. Returns the soft limit now.
+pub(crate) fn raise_fd_limit() -> u64 {
+    let want = 1 << 20;
+    if rlimit::Resource::NOFILE.set(want, want).is_err()
+        && let Ok((_, hard)) = rlimit::Resource::NOFILE.get()
+    {
         let _ = rlimit::Resource::NOFILE.set(hard, hard);
     }
+    rlimit::Resource::NOFILE.get().map_or(0, |(soft, _)| soft)
 }
 
-/// The source address of connection `i`: 127.0.0.1, .2, … every 20 000 connections, so
-/// no single address runs out of ephemeral ports.
-pub(crate) fn source_addr(i: usize) -> IpAddr {
-    let n = 1 + (i / 20_000) as u8;
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n.max(1)))
+/// The source address of connection `i`: the OS's choice for the first 20 000, then
+/// 127.0.0.2, .3, … every 20 000 connections, so no single address runs out of ephemeral
+/// ports. (Binding before connecting makes the kernel search ports the slow way, so it
+/// is only done where needed.)
+pub(crate) fn source_addr(i: usize) -> Option<IpAddr> {
+    let n = (i / 20_000) as u8;
+    (n > 0).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n.saturating_add(1))))
 }

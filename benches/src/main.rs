@@ -78,8 +78,16 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    infra::raise_fd_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let fds = infra::raise_fd_limit();
+    if args.conns * 2 + 1000 > fds as usize && matches!(args.scenario, Scenario::Idle) {
+        eprintln!(
+            "warning: open-file limit {fds} is low for {} connections",
+            args.conns
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let report = runtime.block_on(run(&args))?;
     report.print();
     if !report.ok {
@@ -90,7 +98,9 @@ fn main() -> Result<()> {
 
 async fn run(args: &Args) -> Result<report::Report> {
     let target = match (&args.connect, args.spawn) {
-        (Some(urls), _) => Target::connect(urls.clone(), args.gateway_pids.clone(), args.secret.clone()),
+        (Some(urls), _) => {
+            Target::connect(urls.clone(), args.gateway_pids.clone(), args.secret.clone())
+        }
         (None, true) => {
             let bin = infra::chathub_bin(args.chathub_bin.clone())?;
             // Idle sockets must outlive the keepalive only for the run's length; give

@@ -72,18 +72,33 @@ impl Report {
             ("rate (msg/s in)", self.rate.to_string()),
             ("duration (s)", format!("{:.1}", self.duration_s)),
             ("sent", self.sent.to_string()),
-            ("delivered / expected", format!("{} / {}", self.delivered, self.expected)),
+            (
+                "delivered / expected",
+                format!("{} / {}", self.delivered, self.expected),
+            ),
             ("lost", self.lost.to_string()),
             ("duplicated", self.duplicated.to_string()),
             ("latency p50 (µs)", self.p50_us.to_string()),
             ("latency p99 (µs)", self.p99_us.to_string()),
             ("latency p99.9 (µs)", self.p999_us.to_string()),
             ("latency max (µs)", self.max_us.to_string()),
-            ("gateway CPU/delivery (µs)", format!("{:.2}", self.cpu_us_per_delivery)),
-            ("redis CPU/delivery (µs)", format!("{:.2}", self.redis_cpu_us_per_delivery)),
-            ("gateway RSS/conn (KiB)", format!("{:.2}", self.rss_kib_per_conn)),
+            (
+                "gateway CPU/delivery (µs)",
+                format!("{:.2}", self.cpu_us_per_delivery),
+            ),
+            (
+                "redis CPU/delivery (µs)",
+                format!("{:.2}", self.redis_cpu_us_per_delivery),
+            ),
+            (
+                "gateway RSS/conn (KiB)",
+                format!("{:.2}", self.rss_kib_per_conn),
+            ),
             ("connects/s", format!("{:.0}", self.connect_rate)),
-            ("winners per epoch (max)", self.winners_per_epoch_max.to_string()),
+            (
+                "winners per epoch (max)",
+                self.winners_per_epoch_max.to_string(),
+            ),
         ];
         for (k, v) in rows {
             println!("{k:<28}{v}");

@@ -46,19 +46,29 @@ impl Ctx {
         }
     }
 
-    async fn connect(&self, node: usize, tenant: String, role: Role, subject: String) -> Result<Client> {
+    async fn connect(
+        &self,
+        node: usize,
+        tenant: String,
+        role: Role,
+        subject: String,
+    ) -> Result<Client> {
         let token = self.auth.mint(&tenant, &subject, role, None, 24 * 3600)?;
         let i = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let options = ClientOptions {
-            local_addr: Some(source_addr(i)),
+            local_addr: source_addr(i),
             event_buffer: 4096,
             request_timeout: Duration::from_secs(30),
             ..ClientOptions::default()
         };
         let url = &self.urls[node % self.urls.len()];
-        Client::connect_with(url, &token, options)
-            .await
-            .with_context(|| format!("connecting {subject} to {url}"))
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            Client::connect_with(url, &token, options),
+        )
+        .await
+        .with_context(|| format!("connecting {subject} to {url}: timed out"))?
+        .with_context(|| format!("connecting {subject} to {url}"))
     }
 }
 
@@ -84,7 +94,12 @@ struct Seen {
 
 /// Reads events until `stop`, recording latencies of end-user messages (their text is the
 /// send time in ns since `start`) and counting unique and duplicate `seq`s.
-async fn receive(mut client: Client, start: Instant, stop: Arc<AtomicBool>, hist: Arc<Mutex<Histogram<u64>>>) -> (Seen, Client) {
+async fn receive(
+    mut client: Client,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    hist: Arc<Mutex<Histogram<u64>>>,
+) -> (Seen, Client) {
     let mut seen = Seen::default();
     let mut seqs: HashSet<(ConversationId, u64)> = HashSet::new();
     let mut local = histogram();
@@ -96,11 +111,17 @@ async fn receive(mut client: Client, start: Instant, stop: Arc<AtomicBool>, hist
             continue;
         };
         if let ServerFrame::Event(e) = frame
-            && let EventBody::Message { author, content: MessageContent::Text { text }, .. } = &e.event.body
+            && let EventBody::Message {
+                author,
+                content: MessageContent::Text { text },
+                ..
+            } = &e.event.body
             && author.role == Role::EndUser
         {
             // Only measured messages carry their send time; the warm-up does not count.
-            let Ok(sent) = text.parse::<u64>() else { continue };
+            let Ok(sent) = text.parse::<u64>() else {
+                continue;
+            };
             if seqs.insert((e.conversation.clone(), e.event.seq)) {
                 seen.unique += 1;
                 let us = now_ns(start).saturating_sub(sent) / 1000;
@@ -125,7 +146,9 @@ pub(crate) async fn fanout(target: &Target, shape: &Shape) -> Result<Report> {
     eprintln!("connecting {} end users and {} agents…", k, k * m);
     let t0 = Instant::now();
     let users = bounded(
-        (0..k).map(|i| ctx.connect(0, format!("bench-{i}"), Role::EndUser, format!("u{i}"))).collect(),
+        (0..k)
+            .map(|i| ctx.connect(0, format!("bench-{i}"), Role::EndUser, format!("u{i}")))
+            .collect(),
         256,
     )
     .await
@@ -137,8 +160,11 @@ pub(crate) async fn fanout(target: &Target, shape: &Shape) -> Result<Report> {
                 let ctx = &ctx;
                 async move {
                     let i = j / m.max(1);
-                    let c = ctx.connect(1, format!("bench-{i}"), Role::Agent, format!("a{j}")).await?;
-                    c.subscribe(Some(&ConversationId::new(format!("u{i}"))?), None).await?;
+                    let c = ctx
+                        .connect(1, format!("bench-{i}"), Role::Agent, format!("a{j}"))
+                        .await?;
+                    c.subscribe(Some(&ConversationId::new(format!("u{i}"))?), None)
+                        .await?;
                     Ok::<_, anyhow::Error>(c)
                 }
             })
@@ -237,7 +263,10 @@ pub(crate) async fn fanout(target: &Target, shape: &Shape) -> Result<Report> {
     drop(users);
     let sent = sent.load(Ordering::Relaxed);
     let expected = sent * m as u64;
-    let hist = hist.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
+    let hist = hist
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| histogram());
     let mut report = Report {
         scenario: "fanout".into(),
         nodes: target.urls.len(),
@@ -273,7 +302,14 @@ pub(crate) async fn idle(target: &Target, shape: &Shape) -> Result<Report> {
         let clients = bounded(
             chunk
                 .iter()
-                .map(|i| ctx.connect(0, "bench-idle".to_owned(), Role::EndUser, format!("idle{i}")))
+                .map(|i| {
+                    ctx.connect(
+                        0,
+                        "bench-idle".to_owned(),
+                        Role::EndUser,
+                        format!("idle{i}"),
+                    )
+                })
                 .collect(),
             256,
         )
@@ -312,11 +348,22 @@ pub(crate) async fn take_race(target: &Target, shape: &Shape) -> Result<Report> 
     let a = shape.agents.max(2);
     let nodes = target.urls.len();
     for i in 0..c {
-        let u = ctx.connect(0, "bench-race".to_owned(), Role::EndUser, format!("r{i}")).await?;
+        let u = ctx
+            .connect(0, "bench-race".to_owned(), Role::EndUser, format!("r{i}"))
+            .await?;
         u.send_text(None, "help", None, None).await?;
     }
     let agents = bounded(
-        (0..a).map(|j| ctx.connect(j % nodes, "bench-race".to_owned(), Role::Agent, format!("ra{j}"))).collect(),
+        (0..a)
+            .map(|j| {
+                ctx.connect(
+                    j % nodes,
+                    "bench-race".to_owned(),
+                    Role::Agent,
+                    format!("ra{j}"),
+                )
+            })
+            .collect(),
         256,
     )
     .await
@@ -337,7 +384,9 @@ pub(crate) async fn take_race(target: &Target, shape: &Shape) -> Result<Report> 
                     async move {
                         let conversation = ConversationId::new(format!("r{i}")).ok()?;
                         let t = Instant::now();
-                        let result = agent.send_text(Some(&conversation), "mine", Some(0), None).await;
+                        let result = agent
+                            .send_text(Some(&conversation), "mine", Some(0), None)
+                            .await;
                         Some((i, result.is_ok(), t.elapsed()))
                     }
                 });
@@ -381,7 +430,9 @@ pub(crate) async fn resume(target: &Target, shape: &Shape) -> Result<Report> {
     let m = shape.agents.max(1);
     let nodes = target.urls.len();
     let users = bounded(
-        (0..k).map(|i| ctx.connect(0, "bench-resume".to_owned(), Role::EndUser, format!("s{i}"))).collect(),
+        (0..k)
+            .map(|i| ctx.connect(0, "bench-resume".to_owned(), Role::EndUser, format!("s{i}")))
+            .collect(),
         256,
     )
     .await
@@ -407,18 +458,32 @@ pub(crate) async fn resume(target: &Target, shape: &Shape) -> Result<Report> {
                 while !stop.load(Ordering::Relaxed) && wave < 1_000 {
                     let t = Instant::now();
                     let node = (j + wave) % target_urls;
-                    let mut client = ctx.connect(node, "bench-resume".to_owned(), Role::Agent, format!("f{j}")).await.ok()?;
+                    let mut client = ctx
+                        .connect(
+                            node,
+                            "bench-resume".to_owned(),
+                            Role::Agent,
+                            format!("f{j}"),
+                        )
+                        .await
+                        .ok()?;
                     let since = seqs.last().copied().unwrap_or(0);
-                    client.subscribe(Some(&conversation), Some(since)).await.ok()?;
+                    client
+                        .subscribe(Some(&conversation), Some(since))
+                        .await
+                        .ok()?;
                     if wave > 0 {
                         if let Ok(mut h) = resumes.lock() {
                             let _ = h.record((t.elapsed().as_micros() as u64).max(1));
                         }
                     }
-                    let stay = Duration::from_millis(1000 + (j as u64 * 37 + wave as u64 * 101) % 1000);
+                    let stay =
+                        Duration::from_millis(1000 + (j as u64 * 37 + wave as u64 * 101) % 1000);
                     let until = tokio::time::Instant::now() + stay;
                     while tokio::time::Instant::now() < until {
-                        if let Some(ServerFrame::Event(e)) = client.next_event_within(Duration::from_millis(50)).await {
+                        if let Some(ServerFrame::Event(e)) =
+                            client.next_event_within(Duration::from_millis(50)).await
+                        {
                             seqs.push(e.event.seq);
                         }
                     }
@@ -426,8 +491,14 @@ pub(crate) async fn resume(target: &Target, shape: &Shape) -> Result<Report> {
                     wave += 1;
                 }
                 // Final catch-up: one last resume after the senders stopped.
-                let mut client = ctx.connect(0, "bench-resume".to_owned(), Role::Agent, format!("f{j}")).await.ok()?;
-                client.subscribe(Some(&conversation), Some(seqs.last().copied().unwrap_or(0))).await.ok()?;
+                let mut client = ctx
+                    .connect(0, "bench-resume".to_owned(), Role::Agent, format!("f{j}"))
+                    .await
+                    .ok()?;
+                client
+                    .subscribe(Some(&conversation), Some(seqs.last().copied().unwrap_or(0)))
+                    .await
+                    .ok()?;
                 while let Some(frame) = client.next_event_within(Duration::from_millis(500)).await {
                     if let ServerFrame::Event(e) = frame {
                         seqs.push(e.event.seq);
@@ -484,7 +555,10 @@ pub(crate) async fn resume(target: &Target, shape: &Shape) -> Result<Report> {
         duplicated += (seqs.len() - unique.len()) as u64;
     }
     drop(users);
-    let hist = resumes.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
+    let hist = resumes
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| histogram());
     let mut report = Report {
         scenario: "resume".into(),
         nodes,
@@ -513,7 +587,14 @@ pub(crate) async fn ramp(target: &Target, shape: &Shape) -> Result<Report> {
     let mut last = None;
     for step in 0..20 {
         eprintln!("ramp step {step}: {rate} msg/s");
-        let report = fanout(target, &Shape { rate, ..shape.clone() }).await?;
+        let report = fanout(
+            target,
+            &Shape {
+                rate,
+                ..shape.clone()
+            },
+        )
+        .await?;
         eprintln!("  p99 {} µs, lost {}", report.p99_us, report.lost);
         let clean = report.ok && report.p99_us <= 10_000;
         if !clean {

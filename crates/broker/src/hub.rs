@@ -4,6 +4,7 @@ use crate::channel::Channel;
 use crate::envelope::Envelope;
 use crate::outbox::OutboxSender;
 use dashmap::DashMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,7 +17,9 @@ pub type SessionId = u64;
 /// itself as a slow consumer.
 #[derive(Default)]
 pub struct Hub {
-    channels: DashMap<Channel, Vec<(SessionId, OutboxSender)>>,
+    // A map, not a list: tenant-wide channels hold every session of a tenant, and joining
+    // or leaving must not scan them.
+    channels: DashMap<Channel, HashMap<SessionId, OutboxSender>>,
     delivered: AtomicU64,
     overflowed: AtomicU64,
 }
@@ -33,9 +36,7 @@ impl Hub {
     pub fn join(&self, channel: &Channel, session: SessionId, outbox: &OutboxSender) -> bool {
         let mut entry = self.channels.entry(channel.clone()).or_default();
         let first = entry.is_empty();
-        if !entry.iter().any(|(id, _)| *id == session) {
-            entry.push((session, outbox.clone()));
-        }
+        entry.entry(session).or_insert_with(|| outbox.clone());
         first
     }
 
@@ -45,7 +46,7 @@ impl Hub {
         // The closure removes the session in place; the entry goes when it is empty.
         self.channels
             .remove_if_mut(channel, |_, sessions| {
-                sessions.retain(|(id, _)| *id != session);
+                sessions.remove(&session);
                 sessions.is_empty()
             })
             .is_some()
@@ -57,7 +58,7 @@ impl Hub {
             return 0;
         };
         let mut delivered = 0;
-        for (_, outbox) in sessions.iter() {
+        for outbox in sessions.values() {
             match outbox.try_push(envelope.clone()) {
                 Ok(()) => delivered += 1,
                 Err(_) => {

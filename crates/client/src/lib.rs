@@ -150,18 +150,17 @@ impl Client {
                     .map(|(ws, resp)| (ws, resp))
             }
         };
-        let (ws, _) = connected
-            .map_err(|e| match e {
-                WsError::Http(resp) => ClientError::Refused {
-                    status: resp.status().as_u16(),
-                    body: resp
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
-                },
-                e => ClientError::Connect(e.to_string()),
-            })?;
+        let (ws, _) = connected.map_err(|e| match e {
+            WsError::Http(resp) => ClientError::Refused {
+                status: resp.status().as_u16(),
+                body: resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
+            },
+            e => ClientError::Connect(e.to_string()),
+        })?;
         let (mut sink, mut stream) = ws.split();
         let codec = options.codec;
         // The first frame is always `welcome`.

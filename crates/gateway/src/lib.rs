@@ -75,7 +75,10 @@ pub(crate) struct Node<K> {
     /// The offline delivery webhook, if configured.
     pub(crate) webhook: Option<webhook::Webhook>,
     /// Tenant settings read recently (see [`Node::settings`]).
-    pub(crate) settings: dashmap::DashMap<chathub_domain::TenantId, (chathub_store::TenantSettings, std::time::Instant)>,
+    pub(crate) settings: dashmap::DashMap<
+        chathub_domain::TenantId,
+        (chathub_store::TenantSettings, std::time::Instant),
+    >,
 }
 
 /// How long a node trusts tenant settings it read; a switch made on another node is seen
@@ -101,8 +104,13 @@ impl<K: Backend> Node<K> {
     }
 
     /// Records settings this node just wrote or read.
-    pub(crate) fn remember_settings(&self, tenant: &chathub_domain::TenantId, settings: chathub_store::TenantSettings) {
-        self.settings.insert(tenant.clone(), (settings, std::time::Instant::now()));
+    pub(crate) fn remember_settings(
+        &self,
+        tenant: &chathub_domain::TenantId,
+        settings: chathub_store::TenantSettings,
+    ) {
+        self.settings
+            .insert(tenant.clone(), (settings, std::time::Instant::now()));
     }
 }
 

@@ -24,9 +24,26 @@ struct Tenant {
     history: HashMap<EndUserId, Vec<HistoryEvent>>,
     redeemed: HashMap<EndUserId, HashSet<String>>,
     canned: BTreeMap<String, CannedResponse>,
-    /// `(who, session)` → (presence, expires at).
-    sessions: HashMap<(String, String), (Presence, u64)>,
+    /// who → session → (presence, expires at).
+    sessions: HashMap<String, HashMap<String, (Presence, u64)>>,
     last_seen: HashMap<String, u64>,
+    /// Heartbeats since the last sweep of expired sessions.
+    beats: u64,
+}
+
+/// A full sweep of expired sessions every this many heartbeats (a sweep per heartbeat
+/// would make connecting quadratic in the number of sessions).
+const SWEEP_EVERY: u64 = 4096;
+
+fn live(
+    sessions: Option<&HashMap<String, (Presence, u64)>>,
+    now: u64,
+) -> impl Iterator<Item = Presence> + '_ {
+    sessions
+        .into_iter()
+        .flatten()
+        .filter(move |(_, (_, expires))| *expires > now)
+        .map(|(_, (p, _))| *p)
 }
 
 /// The memory workspace store. Cheap to clone.
@@ -202,10 +219,20 @@ impl WorkspaceStore for MemoryWorkspace {
 
     async fn heartbeat(&self, t: &TenantId, beat: &Heartbeat<'_>) -> Result<(), StoreError> {
         self.with(t, |w| {
-            w.sessions.retain(|_, (_, expires)| *expires > beat.now);
-            let key = (beat.who.to_owned(), beat.session.to_owned());
-            w.sessions
-                .insert(key, (beat.presence, beat.now + beat.ttl_ms));
+            w.beats += 1;
+            if w.beats % SWEEP_EVERY == 0 {
+                let now = beat.now;
+                w.sessions.retain(|_, sessions| {
+                    sessions.retain(|_, (_, expires)| *expires > now);
+                    !sessions.is_empty()
+                });
+            }
+            let sessions = w.sessions.entry(beat.who.to_owned()).or_default();
+            sessions.retain(|_, (_, expires)| *expires > beat.now);
+            sessions.insert(
+                beat.session.to_owned(),
+                (beat.presence, beat.now + beat.ttl_ms),
+            );
             if beat.listed {
                 w.last_seen.insert(beat.who.to_owned(), beat.now);
             }
@@ -215,25 +242,24 @@ impl WorkspaceStore for MemoryWorkspace {
 
     async fn leave(&self, t: &TenantId, who: &str, session: &str) -> Result<(), StoreError> {
         self.with(t, |w| {
-            w.sessions.remove(&(who.to_owned(), session.to_owned()))
+            if let Some(sessions) = w.sessions.get_mut(who) {
+                sessions.remove(session);
+                if sessions.is_empty() {
+                    w.sessions.remove(who);
+                }
+            }
         });
         Ok(())
     }
 
     async fn presence(&self, t: &TenantId, now: u64) -> Result<Vec<PresenceEntry>, StoreError> {
         Ok(self.with(t, |w| {
-            let mut live: HashMap<&str, Vec<Presence>> = HashMap::new();
-            for ((who, _), (p, expires)) in &w.sessions {
-                if *expires > now {
-                    live.entry(who).or_default().push(*p);
-                }
-            }
             let mut out: Vec<PresenceEntry> = w
                 .last_seen
                 .iter()
                 .map(|(who, seen)| PresenceEntry {
                     who: who.clone(),
-                    presence: Presence::aggregate(live.remove(who.as_str()).unwrap_or_default()),
+                    presence: Presence::aggregate(live(w.sessions.get(who), now)),
                     last_seen: *seen,
                 })
                 .collect();
@@ -250,14 +276,9 @@ impl WorkspaceStore for MemoryWorkspace {
     ) -> Result<Option<PresenceEntry>, StoreError> {
         Ok(self.with(t, |w| {
             let seen = *w.last_seen.get(who)?;
-            let live = w
-                .sessions
-                .iter()
-                .filter(|((w_who, _), (_, expires))| w_who == who && *expires > now)
-                .map(|(_, (p, _))| *p);
             Some(PresenceEntry {
                 who: who.to_owned(),
-                presence: Presence::aggregate(live),
+                presence: Presence::aggregate(live(w.sessions.get(who), now)),
                 last_seen: seen,
             })
         }))
@@ -270,11 +291,7 @@ impl WorkspaceStore for MemoryWorkspace {
 
 impl MemoryWorkspace {
     fn online_now(&self, t: &TenantId, who: &str, now: u64) -> bool {
-        self.with(t, |w| {
-            w.sessions
-                .iter()
-                .any(|((w_who, _), (_, expires))| w_who == who && *expires > now)
-        })
+        self.with(t, |w| live(w.sessions.get(who), now).next().is_some())
     }
 }
 
