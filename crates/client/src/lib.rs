@@ -145,9 +145,7 @@ impl Client {
                 let stream = connect_from(ip, request.uri())
                     .await
                     .map_err(|e| ClientError::Connect(e.to_string()))?;
-                tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-                    .await
-                    .map(|(ws, resp)| (ws, resp))
+                tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await
             }
         };
         let (ws, _) = connected.map_err(|e| match e {
