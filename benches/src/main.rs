@@ -74,6 +74,9 @@ struct Args {
     /// Connections (idle).
     #[arg(long, default_value_t = 10_000)]
     conns: usize,
+    /// fanout / ramp: write the latency distribution as an SVG plot here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -117,7 +120,17 @@ async fn run(args: &Args) -> Result<report::Report> {
         conns: args.conns,
     };
     let mut report = match args.scenario {
-        Scenario::Fanout => scenarios::fanout(&target, &shape).await?,
+        Scenario::Fanout => {
+            let (report, hist) = scenarios::fanout_with_histogram(&target, &shape).await?;
+            if let Some(path) = &args.svg {
+                let title = format!(
+                    "chathub fanout: {} conversations x {} agents, {} msg/s in, {} nodes",
+                    shape.conversations, shape.agents, shape.rate, target.urls.len()
+                );
+                report::write_svg(&hist, path, &title)?;
+            }
+            report
+        }
         Scenario::Idle => scenarios::idle(&target, &shape).await?,
         Scenario::TakeRace => scenarios::take_race(&target, &shape).await?,
         Scenario::Resume => scenarios::resume(&target, &shape).await?,

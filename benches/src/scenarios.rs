@@ -140,6 +140,11 @@ async fn receive(
 /// `fanout`: K conversations (a tenant each), one end user on node 1 and M agents on node
 /// 2 following it; the end users send at R msg/s in total for T s.
 pub(crate) async fn fanout(target: &Target, shape: &Shape) -> Result<Report> {
+    Ok(fanout_with_histogram(target, shape).await?.0)
+}
+
+/// [`fanout`], also returning the latency histogram.
+pub(crate) async fn fanout_with_histogram(target: &Target, shape: &Shape) -> Result<(Report, Histogram<u64>)> {
     let ctx = Ctx::new(target);
     let k = shape.conversations.max(1);
     let m = shape.agents;
@@ -286,7 +291,7 @@ pub(crate) async fn fanout(target: &Target, shape: &Shape) -> Result<Report> {
     };
     report.latencies(&hist);
     report.ok = report.lost == 0 && report.duplicated == 0 && errors.load(Ordering::Relaxed) == 0;
-    Ok(report)
+    Ok((report, hist))
 }
 
 /// `idle`: N authenticated sockets held on node 1; gateway RSS per connection.
