@@ -125,7 +125,10 @@ async fn run(args: &Args) -> Result<report::Report> {
             if let Some(path) = &args.svg {
                 let title = format!(
                     "chathub fanout: {} conversations x {} agents, {} msg/s in, {} nodes",
-                    shape.conversations, shape.agents, shape.rate, target.urls.len()
+                    shape.conversations,
+                    shape.agents,
+                    shape.rate,
+                    target.urls.len()
                 );
                 report::write_svg(&hist, path, &title)?;
             }

@@ -121,9 +121,15 @@ pub(crate) fn histogram() -> Histogram<u64> {
 
 /// Writes the latency distribution of `h` as an SVG plot: latency (ms) by percentile, the
 /// percentile axis spread by "nines" (50 %, 90 %, 99 %, 99.9 %, …).
-pub(crate) fn write_svg(h: &Histogram<u64>, path: &std::path::Path, title: &str) -> std::io::Result<()> {
+pub(crate) fn write_svg(
+    h: &Histogram<u64>,
+    path: &std::path::Path,
+    title: &str,
+) -> std::io::Result<()> {
     let (w, hgt, left, bottom, top, right) = (720.0, 420.0, 70.0, 50.0, 40.0, 20.0);
-    let quantiles = [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0];
+    let quantiles = [
+        0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0,
+    ];
     // x: -log10(1 - q), capped at 5 nines for q = 1.
     let x_of = |q: f64| (-(1.0 - q).max(1e-5).log10()).min(5.0);
     let points: Vec<(f64, f64)> = quantiles
@@ -139,27 +145,54 @@ pub(crate) fn write_svg(h: &Histogram<u64>, path: &std::path::Path, title: &str)
          <text x=\"{}\" y=\"24\" font-size=\"15\" text-anchor=\"middle\">{title}</text>\n",
         w / 2.0
     );
-    for (x, label) in [(0.0, "0%"), (0.301, "50%"), (1.0, "90%"), (2.0, "99%"), (3.0, "99.9%"), (4.0, "99.99%"), (5.0, "max")] {
+    for (x, label) in [
+        (0.0, "0%"),
+        (0.301, "50%"),
+        (1.0, "90%"),
+        (2.0, "99%"),
+        (3.0, "99.9%"),
+        (4.0, "99.99%"),
+        (5.0, "max"),
+    ] {
         svg += &format!(
             "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"#ddd\"/><text x=\"{0:.1}\" y=\"{3:.1}\" text-anchor=\"middle\">{label}</text>\n",
-            px(x), top, hgt - bottom, hgt - bottom + 18.0
+            px(x),
+            top,
+            hgt - bottom,
+            hgt - bottom + 18.0
         );
     }
     for i in 0..=5 {
         let y = max_ms * i as f64 / 5.0;
         svg += &format!(
             "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#ddd\"/><text x=\"{2:.1}\" y=\"{3:.1}\" text-anchor=\"end\">{y:.1}</text>\n",
-            py(y), w - right, left - 6.0, py(y) + 4.0
+            py(y),
+            w - right,
+            left - 6.0,
+            py(y) + 4.0
         );
     }
     svg += &format!(
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">percentile</text>\n<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">latency (ms)</text>\n",
-        (left + w - right) / 2.0, hgt - 10.0, hgt / 2.0, hgt / 2.0
+        (left + w - right) / 2.0,
+        hgt - 10.0,
+        hgt / 2.0,
+        hgt / 2.0
     );
-    let line: Vec<String> = points.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
-    svg += &format!("<polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"2\" points=\"{}\"/>\n", line.join(" "));
+    let line: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+        .collect();
+    svg += &format!(
+        "<polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"2\" points=\"{}\"/>\n",
+        line.join(" ")
+    );
     for (x, y) in &points {
-        svg += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#1f6feb\"/>\n", px(*x), py(*y));
+        svg += &format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#1f6feb\"/>\n",
+            px(*x),
+            py(*y)
+        );
     }
     svg += "</svg>\n";
     std::fs::write(path, svg)

@@ -144,7 +144,10 @@ pub(crate) async fn fanout(target: &Target, shape: &Shape) -> Result<Report> {
 }
 
 /// [`fanout`], also returning the latency histogram.
-pub(crate) async fn fanout_with_histogram(target: &Target, shape: &Shape) -> Result<(Report, Histogram<u64>)> {
+pub(crate) async fn fanout_with_histogram(
+    target: &Target,
+    shape: &Shape,
+) -> Result<(Report, Histogram<u64>)> {
     let ctx = Ctx::new(target);
     let k = shape.conversations.max(1);
     let m = shape.agents;
