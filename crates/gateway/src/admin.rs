@@ -410,6 +410,7 @@ async fn put_settings<K: Backend>(
         .workspace()
         .set_chat_disabled(&who.tenant, settings.chat_disabled)
         .await?;
+    node.remember_settings(&who.tenant, settings);
     if changed {
         // Everyone in the tenant hears about the switch, as with the socket request.
         let frame = ServerFrame::Tenant(TenantFrame {

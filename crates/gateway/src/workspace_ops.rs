@@ -411,6 +411,12 @@ impl<K: Backend> Session<K> {
                     .set_chat_disabled(&t, disabled)
                     .await
                     .map_err(unavailable)?;
+                self.node.remember_settings(
+                    &t,
+                    chathub_store::TenantSettings {
+                        chat_disabled: disabled,
+                    },
+                );
                 let frame = TenantFrame {
                     chat_disabled: disabled,
                 };
