@@ -106,6 +106,12 @@ pub struct Limits {
     pub ping_interval_ms: u64,
     /// See `ping_interval_ms`.
     pub ping_timeout_ms: u64,
+    /// Requests per second on average; more get `rate_limited`.
+    #[serde(default)]
+    pub rate_per_sec: u32,
+    /// Requests allowed in a burst.
+    #[serde(default)]
+    pub rate_burst: u32,
 }
 
 /// An `err` reply.

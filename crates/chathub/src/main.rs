@@ -62,6 +62,19 @@ struct ServeArgs {
     /// Open sockets per node.
     #[arg(long, env = "CHATHUB_MAX_CONNECTIONS", default_value_t = 100_000)]
     max_connections: usize,
+    /// Requests per second a socket may make on average (more: `rate_limited`).
+    #[arg(long, env = "CHATHUB_RATE_PER_SEC", default_value_t = 100)]
+    rate_per_sec: u32,
+    /// Requests a socket may make in a burst.
+    #[arg(long, env = "CHATHUB_RATE_BURST", default_value_t = 500)]
+    rate_burst: u32,
+    /// `rate_limited` answers within 10 s after which a socket is closed with 4101.
+    #[arg(long, env = "CHATHUB_ABUSE_LIMIT", default_value_t = 200)]
+    abuse_limit: u32,
+    /// Browser origins allowed to connect, comma separated (others: HTTP 403); empty:
+    /// any. Clients that send no Origin header are not affected.
+    #[arg(long, env = "CHATHUB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
     /// Default page size of `history` and `list`.
     #[arg(long, env = "CHATHUB_DEFAULT_PAGE", default_value_t = 50)]
     default_page: usize,
@@ -237,6 +250,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             outbox_bytes: args.outbox_bytes,
             max_subscriptions: args.max_subscriptions,
             max_connections: args.max_connections,
+            rate_per_sec: args.rate_per_sec.max(1),
+            rate_burst: args.rate_burst.max(1),
+            abuse_limit: args.abuse_limit.max(1),
             ..LimitsConfig::default()
         },
         ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
@@ -249,6 +265,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             ..WebhookConfig::new(url, args.webhook_secret.clone())
         }),
         demo: args.demo,
+        allowed_origins: args.allowed_origins.clone(),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         ..GatewayConfig::default()
     };

@@ -35,6 +35,10 @@ pub struct GatewayConfig {
     pub webhook: Option<WebhookConfig>,
     /// Load the demo tenant at start (see `demo`). Default off.
     pub demo: bool,
+    /// Browser origins allowed to connect (`https://console.example.com`); a handshake
+    /// with another `Origin` header gets HTTP 403. Empty: any origin. Requests without
+    /// an `Origin` header (apps, servers) are not affected.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The offline delivery webhook: when an agent's message reaches an end user with no live
@@ -137,6 +141,15 @@ pub struct LimitsConfig {
     pub read_buffer_bytes: usize,
     /// WebSocket write buffer target per socket. Default 8 KiB.
     pub write_buffer_bytes: usize,
+    /// Requests per second a socket may make on average (token bucket); past the
+    /// budget requests get `rate_limited`. Default 100.
+    pub rate_per_sec: u32,
+    /// Requests a socket may make in a burst (an agent's console subscribing to its
+    /// conversations at start). Default 500.
+    pub rate_burst: u32,
+    /// `rate_limited` answers within 10 s after which the socket is closed with 4101
+    /// (policy violation). Default 200.
+    pub abuse_limit: u32,
 }
 
 impl Default for LimitsConfig {
@@ -152,6 +165,9 @@ impl Default for LimitsConfig {
             max_connections: 100_000,
             read_buffer_bytes: 4 * 1024,
             write_buffer_bytes: 8 * 1024,
+            rate_per_sec: 100,
+            rate_burst: 500,
+            abuse_limit: 200,
         }
     }
 }
@@ -171,6 +187,7 @@ impl Default for GatewayConfig {
             owner_absent_after: Duration::from_secs(120),
             webhook: None,
             demo: false,
+            allowed_origins: Vec::new(),
         }
     }
 }

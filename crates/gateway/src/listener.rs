@@ -92,6 +92,13 @@ async fn handshake<K: Backend>(stream: TcpStream, node: &Node<K>) -> Option<Acce
                 ));
             }
         };
+        if !origin_allowed(req, &node.config.allowed_origins) {
+            ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "origin").increment(1);
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "origin not allowed".to_owned(),
+            ));
+        }
         let identity = match token_of(req)
             .ok_or(AuthError::Missing)
             .and_then(|t| node.auth.verify(t))
@@ -131,6 +138,21 @@ fn refuse(status: StatusCode, text: String) -> ErrorResponse {
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static("text/plain"));
     resp
+}
+
+/// Whether the request's `Origin` (if any) is allowed: exactly one of `allowed`
+/// (compared case-insensitively, as origins are), or anything when `allowed` is empty.
+fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    match req.headers().get("origin") {
+        None => true,
+        Some(origin) => origin
+            .to_str()
+            .map(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o.trim())))
+            .unwrap_or(false),
+    }
 }
 
 /// The token from `Authorization: Bearer …`, else from the `token` query parameter

@@ -50,6 +50,54 @@ impl Failure {
     }
 }
 
+/// A socket's request budget: a token bucket, and a count of refusals per 10 s window
+/// past which the socket is closed as abusive.
+pub(crate) struct RateBucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+    refusals: u32,
+    window: Instant,
+    abuse_limit: u32,
+}
+
+/// The window in which refusals are counted.
+const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+
+impl RateBucket {
+    fn new(limits: &crate::config::LimitsConfig) -> Self {
+        let now = Instant::now();
+        RateBucket {
+            tokens: f64::from(limits.rate_burst.max(1)),
+            rate: f64::from(limits.rate_per_sec.max(1)),
+            burst: f64::from(limits.rate_burst.max(1)),
+            last: now,
+            refusals: 0,
+            window: now,
+            abuse_limit: limits.abuse_limit.max(1),
+        }
+    }
+
+    /// Takes one request's token. `Err(true)` when the socket has been refused too often
+    /// and must be closed, `Err(false)` for a plain refusal.
+    fn take(&mut self, now: Instant) -> Result<(), bool> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        if now.saturating_duration_since(self.window) > ABUSE_WINDOW {
+            self.window = now;
+            self.refusals = 0;
+        }
+        self.refusals += 1;
+        Err(self.refusals > self.abuse_limit)
+    }
+}
+
 /// How soon a failed catch-up from history is retried.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
 
@@ -84,6 +132,8 @@ pub(crate) struct Session<K> {
     pub(crate) fixed: Vec<Channel>,
     /// `role:id` in presence records (`agent:alice`, `end_user:u-1`).
     pub(crate) who: String,
+    /// Request budget (token bucket).
+    pub(crate) bucket: RateBucket,
     /// Followed conversations whose catch-up from history failed and is retried.
     pub(crate) pending_resync: std::collections::HashSet<Channel>,
     /// This device's availability (agents choose; end users are simply online).
@@ -99,6 +149,7 @@ pub(crate) async fn run<K: Backend>(
 ) {
     let limits = &node.config.limits;
     let (outbox_tx, outbox) = outbox::channel(limits.outbox_frames, limits.outbox_bytes);
+    let bucket = RateBucket::new(limits);
     let id = node.next_session.fetch_add(1, Ordering::Relaxed);
     let role = identity.role.as_str();
     ::metrics::gauge!(CONNECTIONS, "role" => role).increment(1.0);
@@ -114,6 +165,7 @@ pub(crate) async fn run<K: Backend>(
         fixed: Vec::new(),
         who,
         pending_resync: Default::default(),
+        bucket,
         presence: Presence::Available,
     };
     let end = session.serve(outbox).await;
@@ -229,6 +281,8 @@ impl<K: Backend> Session<K> {
                 max_page: c.limits.max_page as u32,
                 ping_interval_ms: c.ping_interval.as_millis() as u64,
                 ping_timeout_ms: c.ping_timeout.as_millis() as u64,
+                rate_per_sec: c.limits.rate_per_sec,
+                rate_burst: c.limits.rate_burst,
             },
             chat_disabled,
         })
@@ -321,6 +375,19 @@ impl<K: Backend> Session<K> {
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
         };
         ::metrics::counter!(FRAMES_IN).increment(1);
+        if let Err(abusive) = self.bucket.take(Instant::now()) {
+            if abusive {
+                return Err(End::Close(CloseCode::PolicyViolation));
+            }
+            ::metrics::counter!(REQUESTS, "op" => "any", "result" => "rate_limited").increment(1);
+            let id = codec.decode_request(bytes).ok().map(|r| r.id);
+            let refusal =
+                ErrorFrame::new(id, ErrorCode::RateLimited, "too many requests; slow down");
+            return self
+                .send_frame(&ServerFrame::Err(refusal))
+                .await
+                .map_err(|_| End::Gone);
+        }
         let reply = match codec.decode_request(bytes) {
             Ok(request) => {
                 let op = request.op.name();

@@ -1,0 +1,112 @@
+//! A socket that floods requests gets `rate_limited` past its budget and is closed with
+//! 4101 when it keeps going; others are unaffected. Browsers from origins outside the
+//! allowlist are refused with HTTP 403 before the upgrade.
+
+use chathub_client::Client;
+use chathub_domain::Role;
+use chathub_e2e::{TestHub, test_config};
+use chathub_protocol::{Codec, ErrorCode, Op, Request, ServerFrame};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+#[tokio::test]
+async fn flooding_is_refused_then_closed() {
+    let mut config = test_config();
+    config.limits.rate_per_sec = 10;
+    config.limits.rate_burst = 20;
+    config.limits.abuse_limit = 50;
+    let hub = TestHub::start_with(config, Default::default()).await;
+    let polite = hub.connect(Role::Agent, "polite").await;
+    let mut flood = hub.connect(Role::Agent, "flood").await;
+    // Fire requests without waiting for replies.
+    let mut sent = 0;
+    for id in 1_000..1_500u64 {
+        let frame = Codec::MsgPack
+            .encode_request(&Request {
+                id,
+                op: Op::Ping {},
+            })
+            .unwrap();
+        if flood.send_raw(Message::Binary(frame)).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent > 70);
+    let mut limited = 0;
+    while let Some(frame) = flood
+        .next_event_within(std::time::Duration::from_secs(5))
+        .await
+    {
+        if let ServerFrame::Err(e) = frame {
+            assert_eq!(e.code, ErrorCode::RateLimited);
+            assert!(
+                e.id.is_some_and(|id| id >= 1_000),
+                "the refusal names the request"
+            );
+            limited += 1;
+        }
+    }
+    assert!(limited >= 50, "only {limited} refusals");
+    assert_eq!(flood.close_code().await, Some(4101));
+    // The polite client never noticed.
+    polite.request(Op::Ping {}).await.unwrap();
+}
+
+async fn handshake_status(url: &str, token: &str, origin: Option<&str>) -> Result<(), u16> {
+    let mut req = format!("{url}/?token={token}")
+        .into_client_request()
+        .unwrap();
+    if let Some(origin) = origin {
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((mut ws, _)) => {
+            let _ = ws.close(None).await;
+            Ok(())
+        }
+        Err(WsError::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+#[tokio::test]
+async fn only_allowlisted_origins_connect() {
+    let mut config = test_config();
+    config.allowed_origins = vec!["https://app.example.com".into()];
+    let hub = TestHub::start_with(config, Default::default()).await;
+    let token = hub.token("acme", Role::Agent, "alice");
+    let url = hub.url();
+    for bad in [
+        "https://evil.test",
+        "null",
+        "https://app.example.com.evil.test",
+        "https://evil.test.app.example.com",
+        "https://app.example.co",
+        "http://app.example.com",
+        "https://app.example.com:8443",
+        "wss://app.example.com",
+    ] {
+        assert_eq!(
+            handshake_status(&url, &token, Some(bad)).await,
+            Err(403),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        handshake_status(&url, &token, Some("https://app.example.com")).await,
+        Ok(())
+    );
+    assert_eq!(
+        handshake_status(&url, &token, Some("HTTPS://APP.EXAMPLE.COM")).await,
+        Ok(()),
+        "origins are case-insensitive"
+    );
+    assert_eq!(
+        handshake_status(&url, &token, None).await,
+        Ok(()),
+        "apps send no Origin"
+    );
+    let c = Client::connect(&url, &token).await.unwrap();
+    c.request(Op::Ping {}).await.unwrap();
+}
