@@ -43,6 +43,9 @@ async fn client_that_stops_reading_is_closed_as_slow() {
     config.limits.outbox_frames = 1024;
     config.limits.outbox_bytes = 512 * 1024;
     config.write_timeout = Duration::from_millis(500);
+    // The flood below is one client sending as fast as it can: not what this test limits.
+    config.limits.rate_per_sec = 1_000_000;
+    config.limits.rate_burst = 1_000_000;
     let hub = TestHub::start_with(config, MemoryStoreConfig::default()).await;
     let token = hub.token("acme", Role::Agent, "sleepy");
     // A small receive buffer, so the kernel cannot absorb the whole flood for us.
