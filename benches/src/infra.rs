@@ -129,6 +129,8 @@ impl Target {
                 &secret,
             ])
             .args(["--max-connections", "1000000"])
+            // The harness's agents burst on purpose (take races): not abuse.
+            .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
             .args(extra)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())

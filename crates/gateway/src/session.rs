@@ -713,3 +713,38 @@ fn transcode_to_json(msgpack: &[u8]) -> Bytes {
         .and_then(|frame| Codec::Json.encode_server(&frame).ok())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LimitsConfig;
+
+    #[test]
+    fn bucket_allows_the_burst_then_the_rate_then_calls_abuse() {
+        let limits = LimitsConfig {
+            rate_per_sec: 10,
+            rate_burst: 5,
+            abuse_limit: 3,
+            ..LimitsConfig::default()
+        };
+        let mut bucket = RateBucket::new(&limits);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(bucket.take(t0), Ok(()));
+        }
+        assert_eq!(bucket.take(t0), Err(false));
+        // 100 ms later one token has come back.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(bucket.take(t1), Ok(()));
+        assert_eq!(bucket.take(t1), Err(false));
+        assert_eq!(bucket.take(t1), Err(false));
+        assert_eq!(bucket.take(t1), Err(true), "the fourth refusal in the window is abuse");
+        // A new window forgives.
+        let t2 = t1 + ABUSE_WINDOW + Duration::from_millis(1);
+        let _ = bucket.take(t2);
+        for _ in 0..20 {
+            let _ = bucket.take(t2);
+        }
+        assert_eq!(bucket.take(t2), Err(true));
+    }
+}
