@@ -110,3 +110,65 @@ async fn only_allowlisted_origins_connect() {
     let c = Client::connect(&url, &token).await.unwrap();
     c.request(Op::Ping {}).await.unwrap();
 }
+
+#[tokio::test]
+async fn one_person_cannot_hold_more_than_their_sockets() {
+    let mut config = test_config();
+    config.limits.max_sockets_per_subject = 2;
+    let hub = TestHub::start_with(config, Default::default()).await;
+    let token = hub.token("acme", Role::EndUser, "u-1");
+    let first = Client::connect(&hub.url(), &token).await.unwrap();
+    let _second = Client::connect(&hub.url(), &token).await.unwrap();
+    let third = Client::connect(&hub.url(), &token).await;
+    assert!(matches!(
+        third,
+        Err(chathub_client::ClientError::Refused { status: 429, .. })
+    ));
+    // Somebody else is not affected; a freed place can be taken again.
+    Client::connect(&hub.url(), &hub.token("acme", Role::EndUser, "u-2"))
+        .await
+        .unwrap();
+    first.close().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Client::connect(&hub.url(), &token).await {
+            Ok(_) => break,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the freed place was not given back: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn half_open_sockets_do_not_stop_valid_connects() {
+    let mut config = test_config();
+    config.limits.max_handshakes = 64;
+    config.handshake_timeout = std::time::Duration::from_secs(2);
+    let hub = TestHub::start_with(config, Default::default()).await;
+    // 50 sockets that connect and never say a word.
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(tokio::net::TcpStream::connect(hub.ws_addr).await.unwrap());
+    }
+    for i in 0..20 {
+        let c = Client::connect(
+            &hub.url(),
+            &hub.token("acme", Role::EndUser, &format!("v{i}")),
+        )
+        .await
+        .unwrap();
+        c.request(Op::Ping {}).await.unwrap();
+    }
+    // The half-open ones are closed by the handshake timeout.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16];
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(2), idle[0].read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "half-open socket still open: {closed:?}"
+    );
+}

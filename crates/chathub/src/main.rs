@@ -75,6 +75,12 @@ struct ServeArgs {
     /// any. Clients that send no Origin header are not affected.
     #[arg(long, env = "CHATHUB_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Open sockets per person (tenant + subject) on a node; more get HTTP 429.
+    #[arg(long, env = "CHATHUB_MAX_SOCKETS_PER_SUBJECT", default_value_t = 20)]
+    max_sockets_per_subject: usize,
+    /// Handshakes in progress per node; more connections are dropped at accept.
+    #[arg(long, env = "CHATHUB_MAX_HANDSHAKES", default_value_t = 1024)]
+    max_handshakes: usize,
     /// Default page size of `history` and `list`.
     #[arg(long, env = "CHATHUB_DEFAULT_PAGE", default_value_t = 50)]
     default_page: usize,
@@ -250,6 +256,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             outbox_bytes: args.outbox_bytes,
             max_subscriptions: args.max_subscriptions,
             max_connections: args.max_connections,
+            max_sockets_per_subject: args.max_sockets_per_subject.max(1),
+            max_handshakes: args.max_handshakes.max(1),
             rate_per_sec: args.rate_per_sec.max(1),
             rate_burst: args.rate_burst.max(1),
             abuse_limit: args.abuse_limit.max(1),

@@ -136,6 +136,12 @@ pub struct LimitsConfig {
     pub max_subscriptions: usize,
     /// Open sockets per node; more are refused at accept. Default 100 000.
     pub max_connections: usize,
+    /// Open sockets per person (tenant + subject) on a node; more get HTTP 429 at the
+    /// handshake. Default 20.
+    pub max_sockets_per_subject: usize,
+    /// Handshakes in progress per node; more connections are dropped at accept, so
+    /// half-open sockets (slowloris) cannot hold the node. Default 1 024.
+    pub max_handshakes: usize,
     /// WebSocket read buffer per socket (allocated up front). Default 4 KiB: small keeps
     /// idle sockets cheap; it grows only while a larger message is being read.
     pub read_buffer_bytes: usize,
@@ -163,6 +169,8 @@ impl Default for LimitsConfig {
             outbox_bytes: 1024 * 1024,
             max_subscriptions: 1000,
             max_connections: 100_000,
+            max_sockets_per_subject: 20,
+            max_handshakes: 1024,
             read_buffer_bytes: 4 * 1024,
             write_buffer_bytes: 8 * 1024,
             rate_per_sec: 100,

@@ -74,6 +74,8 @@ pub(crate) struct Node<K> {
     pub(crate) shutdown: CancellationToken,
     /// The offline delivery webhook, if configured.
     pub(crate) webhook: Option<webhook::Webhook>,
+    /// Open sockets per (tenant, subject).
+    pub(crate) per_subject: Arc<dashmap::DashMap<(chathub_domain::TenantId, String), usize>>,
     /// Tenant settings read recently (see [`Node::settings`]).
     pub(crate) settings: dashmap::DashMap<
         chathub_domain::TenantId,
@@ -220,6 +222,7 @@ pub async fn start<K: Backend>(
         shutdown: shutdown.clone(),
         webhook,
         settings: Default::default(),
+        per_subject: Default::default(),
     });
     if let Some(http) = http {
         tracker.spawn(http::serve(http, node.clone()));

@@ -20,6 +20,7 @@ pub(crate) async fn accept_loop<K: Backend>(
     tracker: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(node.config.limits.max_connections));
+    let handshakes = Arc::new(Semaphore::new(node.config.limits.max_handshakes.max(1)));
     loop {
         let accepted = tokio::select! {
             _ = node.shutdown.cancelled() => break,
@@ -39,12 +40,22 @@ pub(crate) async fn accept_loop<K: Backend>(
             drop(stream);
             continue;
         };
+        let Ok(handshake_permit) = handshakes.clone().try_acquire_owned() else {
+            ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "handshakes").increment(1);
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let node = node.clone();
         tracker.spawn(async move {
             let timeout = node.config.handshake_timeout;
-            match tokio::time::timeout(timeout, handshake(stream, &node)).await {
-                Ok(Some((ws, identity, codec))) => session::run(node, ws, identity, codec).await,
+            let accepted = tokio::time::timeout(timeout, handshake(stream, &node)).await;
+            drop(handshake_permit);
+            match accepted {
+                Ok(Some((ws, identity, codec, seat))) => {
+                    session::run(node.clone(), ws, identity, codec).await;
+                    drop(seat);
+                }
                 Ok(None) => {}
                 Err(_) => tracing::debug!(%peer, "handshake timed out"),
             }
@@ -71,10 +82,26 @@ type Accepted = (
     tokio_tungstenite::WebSocketStream<TcpStream>,
     Identity,
     Codec,
+    Seat,
 );
 
+/// One of a person's socket places on this node, given back on drop.
+pub(crate) struct Seat {
+    key: (chathub_domain::TenantId, String),
+    table: Arc<dashmap::DashMap<(chathub_domain::TenantId, String), usize>>,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.table.remove_if_mut(&self.key, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
 async fn handshake<K: Backend>(stream: TcpStream, node: &Node<K>) -> Option<Accepted> {
-    let mut admitted: Option<(Identity, Codec)> = None;
+    let mut admitted: Option<(Identity, Codec, Seat)> = None;
     // The error type is fixed by tungstenite's callback signature.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
@@ -112,18 +139,35 @@ async fn handshake<K: Backend>(stream: TcpStream, node: &Node<K>) -> Option<Acce
                 ));
             }
         };
+        let key = (identity.tenant.clone(), identity.subject.clone());
+        {
+            let mut seats = node.per_subject.entry(key.clone()).or_insert(0);
+            if *seats >= node.config.limits.max_sockets_per_subject {
+                drop(seats);
+                ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "per_subject").increment(1);
+                return Err(refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many open sockets for this user".to_owned(),
+                ));
+            }
+            *seats += 1;
+        }
+        let seat = Seat {
+            key,
+            table: node.per_subject.clone(),
+        };
         if echo {
             resp.headers_mut().insert(
                 "sec-websocket-protocol",
                 HeaderValue::from_static(codec.subprotocol()),
             );
         }
-        admitted = Some((identity, codec));
+        admitted = Some((identity, codec, seat));
         Ok(resp)
     };
     let config = websocket_config(node);
     match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await {
-        Ok(ws) => admitted.map(|(identity, codec)| (ws, identity, codec)),
+        Ok(ws) => admitted.map(|(identity, codec, seat)| (ws, identity, codec, seat)),
         Err(e) => {
             tracing::debug!(error = %e, "handshake failed");
             None

@@ -738,7 +738,11 @@ mod tests {
         assert_eq!(bucket.take(t1), Ok(()));
         assert_eq!(bucket.take(t1), Err(false));
         assert_eq!(bucket.take(t1), Err(false));
-        assert_eq!(bucket.take(t1), Err(true), "the fourth refusal in the window is abuse");
+        assert_eq!(
+            bucket.take(t1),
+            Err(true),
+            "the fourth refusal in the window is abuse"
+        );
         // A new window forgives.
         let t2 = t1 + ABUSE_WINDOW + Duration::from_millis(1);
         let _ = bucket.take(t2);
