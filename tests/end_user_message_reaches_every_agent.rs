@@ -84,6 +84,22 @@ async fn first_message_queues_the_conversation_for_all_agents(hub: TestHub) {
         .collect();
     assert!(waits[0] >= waits[1], "the first waited longest: {waits:?}");
 
+    // Paged one at a time, the cursor continues where the page ended.
+    let op = |cursor| Op::List {
+        status: Status::Unanswered,
+        limit: Some(1),
+        cursor,
+    };
+    let Reply::List(p1) = alice.request(op(None)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(p1.items[0].conversation.as_str(), "u-1");
+    let Reply::List(p2) = alice.request(op(p1.next_cursor.clone())).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(p2.items[0].conversation.as_str(), "u-2");
+    assert_eq!(p2.next_cursor, None);
+
     // A conversation nobody wrote in is a normal, empty answer.
     let Reply::Open(opened) = alice
         .request(Op::Open {

@@ -171,6 +171,45 @@ pub fn parse_cursor(cursor: &str) -> Result<(u64, ConversationId), StoreError> {
     Ok((time, conversation))
 }
 
+/// One page of a time-ordered list: sorts `items` by `(time, id)` — oldest first, or
+/// newest first when `newest_first` — keeps those strictly past the `cursor` position
+/// (`(time, id)` of the previous page's last item) in that direction, and cuts the page
+/// at `limit`. Returns the page and the next page's cursor, `"<time>:<id>"` (absent on
+/// the last page). Shared by every backend's paged lists so they page alike.
+pub(crate) fn page<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> (u64, String),
+    newest_first: bool,
+    cursor: Option<&(u64, String)>,
+    limit: usize,
+) -> (Vec<T>, Option<String>) {
+    items.sort_by(|a, b| {
+        let o = key(a).cmp(&key(b));
+        if newest_first { o.reverse() } else { o }
+    });
+    if let Some(cursor) = cursor {
+        items.retain(|i| {
+            let k = key(i);
+            if newest_first {
+                k < *cursor
+            } else {
+                k > *cursor
+            }
+        });
+    }
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = more
+        .then(|| {
+            items.last().map(|i| {
+                let (time, id) = key(i);
+                format!("{time}:{id}")
+            })
+        })
+        .flatten();
+    (items, next)
+}
+
 /// The time an entry sorts by in its status's list: entering the queue for unanswered,
 /// the last change otherwise.
 pub fn sort_time(item: &QueueItem) -> u64 {

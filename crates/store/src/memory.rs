@@ -1,8 +1,8 @@
 //! The embedded backend's data: everything in process memory, one lock per conversation.
 
 use crate::{
-    ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, parse_cursor,
-    sort_time,
+    ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, page,
+    parse_cursor, sort_time,
 };
 use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, TenantId};
 use chathub_protocol::{QueueItem, SendAck};
@@ -250,7 +250,7 @@ impl ConversationStore for MemoryStore {
         let Some(queue) = self.inner.queues.get(tenant).map(|q| q.clone()) else {
             return Ok(QueuePage::default());
         };
-        let mut items: Vec<QueueItem> = {
+        let items: Vec<QueueItem> = {
             let queue = queue.read().unwrap_or_else(|p| p.into_inner());
             queue
                 .values()
@@ -258,27 +258,10 @@ impl ConversationStore for MemoryStore {
                 .cloned()
                 .collect()
         };
-        let oldest_first = status == Status::Unanswered;
-        let key = |i: &QueueItem| (sort_time(i), i.conversation.clone());
-        items.sort_by(|a, b| {
-            let o = key(a).cmp(&key(b));
-            if oldest_first { o } else { o.reverse() }
-        });
-        if let Some(after) = after {
-            items.retain(|i| {
-                let k = key(i);
-                if oldest_first { k > after } else { k < after }
-            });
-        }
-        let has_more = items.len() > limit;
-        items.truncate(limit);
-        let next_cursor = has_more
-            .then(|| {
-                items
-                    .last()
-                    .map(|i| format!("{}:{}", sort_time(i), i.conversation))
-            })
-            .flatten();
+        let newest_first = status != Status::Unanswered;
+        let key = |i: &QueueItem| (sort_time(i), i.conversation.to_string());
+        let after = after.map(|(t, c)| (t, c.to_string()));
+        let (items, next_cursor) = page(items, key, newest_first, after.as_ref(), limit);
         Ok(QueuePage { items, next_cursor })
     }
 

@@ -6,7 +6,8 @@
 //! tenant's inbox lives under `{tenant}`, another slot, updated in a second step.
 
 use crate::{
-    ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, parse_cursor,
+    ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, page,
+    parse_cursor,
 };
 use chathub_domain::{Author, ConversationId, ConversationState, Event, Role, Status, TenantId};
 use chathub_protocol::QueueItem;
@@ -274,22 +275,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             }
         }
         .map_err(unavailable)?;
-        let mut members: Vec<(u64, String)> =
-            scored.into_iter().map(|(m, s)| (s as u64, m)).collect();
-        // Ties in time are ordered by conversation id, in the list's direction.
-        members.sort_by(|a, b| if oldest_first { a.cmp(b) } else { b.cmp(a) });
-        if let Some((t, c)) = &after {
-            let cursor = (*t, c.to_string());
-            members.retain(|m| {
-                if oldest_first {
-                    *m > cursor
-                } else {
-                    *m < cursor
-                }
-            });
-        }
-        let has_more = members.len() > limit;
-        members.truncate(limit);
+        let members: Vec<(u64, String)> = scored.into_iter().map(|(m, s)| (s as u64, m)).collect();
+        let cursor = after.map(|(t, c)| (t, c.to_string()));
+        let (members, next_cursor) =
+            page(members, Clone::clone, !oldest_first, cursor.as_ref(), limit);
         if members.is_empty() {
             return Ok(QueuePage::default());
         }
@@ -309,9 +298,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
                 items.push(item);
             }
         }
-        let next_cursor = has_more
-            .then(|| members.last().map(|(t, c)| format!("{t}:{c}")))
-            .flatten();
         Ok(QueuePage { items, next_cursor })
     }
 

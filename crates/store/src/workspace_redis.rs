@@ -212,14 +212,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .zrevrangebyscore_limit_withscores(&index, max, "-inf", 0, (limit + 1 + 64) as isize)
             .await
             .map_err(unavailable)?;
-        let mut ids: Vec<(u64, String)> =
-            scored.into_iter().map(|(id, at)| (at as u64, id)).collect();
-        ids.sort_by(|a, b| b.cmp(a));
-        if let Some((at, id)) = &before {
-            ids.retain(|(a, i)| (*a, i) < (*at, id));
-        }
-        let more = ids.len() > limit;
-        ids.truncate(limit);
+        let ids: Vec<(u64, String)> = scored.into_iter().map(|(id, at)| (at as u64, id)).collect();
+        let (ids, next_cursor) = crate::page(ids, Clone::clone, true, before.as_ref(), limit);
         if ids.is_empty() {
             return Ok(EngagementHistoryPage::default());
         }
@@ -235,9 +229,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .flatten()
             .map(|b| decode::<HistoryEvent>(&b))
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = more
-            .then(|| events.last().map(|e| format!("{}:{}", e.at, e.id)))
-            .flatten();
         Ok(EngagementHistoryPage {
             events,
             next_cursor,
