@@ -43,4 +43,6 @@ else
   echo "warning: clippy not installed (rustup component add clippy): skipping lints" >&2
 fi
 echo "== cargo test"
+# The end-to-end tests run the real `chathub` binary: build it first.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked

@@ -308,9 +308,25 @@ pub fn chathub_binary() -> std::path::PathBuf {
         "release"
     };
     let bin = target.join(profile).join("chathub");
+    // `cargo test` builds only test targets; build the binary once when it is missing.
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        if bin.exists() {
+            return;
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "chathub"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the chathub binary failed");
+    });
     assert!(
         bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (it builds the binary)",
+        "{} is missing after building it",
         bin.display()
     );
     bin
