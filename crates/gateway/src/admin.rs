@@ -66,6 +66,23 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     )
 }
 
+fn not_found(what: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no such {what}"),
+    )
+}
+
+/// The answer to a DELETE: 204 when something was removed, 404 when there was nothing.
+fn deleted(removed: bool, what: &str) -> ApiResult<StatusCode> {
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(what))
+    }
+}
+
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The admin routes, to merge into the HTTP side.
@@ -195,20 +212,12 @@ async fn delete_item<K: Backend>(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
-    if node
+    let removed = node
         .backend
         .workspace()
         .delete_item(&who.tenant, &id)
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "no such engagement".into(),
-        ))
-    }
+        .await?;
+    deleted(removed, "engagement")
 }
 
 async fn put_profile<K: Backend>(
@@ -236,11 +245,7 @@ async fn get_profile<K: Backend>(
     let user = user_of(&user)?;
     match node.backend.workspace().profile(&who.tenant, &user).await? {
         Some(p) => Ok(Json(p)),
-        None => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "no profile".into(),
-        )),
+        None => Err(not_found("profile")),
     }
 }
 
@@ -374,20 +379,12 @@ async fn delete_canned<K: Backend>(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let who = authorize(&node, &headers, Privilege::CannedManage)?;
-    if node
+    let removed = node
         .backend
         .workspace()
         .delete_canned(&who.tenant, &id)
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "no such canned response".into(),
-        ))
-    }
+        .await?;
+    deleted(removed, "canned response")
 }
 
 async fn get_settings<K: Backend>(
