@@ -87,6 +87,11 @@ impl Hub {
         self.channels.get(channel).is_some_and(|s| !s.is_empty())
     }
 
+    /// Every channel with a local session.
+    pub fn channels(&self) -> Vec<Channel> {
+        self.channels.iter().map(|e| e.key().clone()).collect()
+    }
+
     /// Number of channels with at least one local session.
     pub fn channel_count(&self) -> usize {
         self.channels.len()

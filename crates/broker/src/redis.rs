@@ -89,10 +89,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
             .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         let prefix: Arc<str> = prefix.into();
         let stats = Arc::new(RedisBrokerStats::default());
+        let lost = Arc::new(AtomicBool::new(false));
         let handler = PushHandler {
             prefix: prefix.clone(),
             hub: hub.clone(),
             stats: stats.clone(),
+            lost: lost.clone(),
         };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -108,7 +110,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
             .await
             .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         let healthy = Arc::new(AtomicBool::new(true));
-        tokio::spawn(keep_alive(pubsub.clone(), healthy.clone(), timeout));
+        tokio::spawn(keep_alive(
+            pubsub.clone(),
+            healthy.clone(),
+            timeout,
+            lost,
+            hub.clone(),
+        ));
         Ok(RedisBroker {
             pubsub: PubSub::Single(pubsub),
             publisher,
@@ -135,6 +143,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
             prefix: prefix.clone(),
             hub: hub.clone(),
             stats: stats.clone(),
+            // The cluster connection resubscribes per node and confirms each channel.
+            lost: Arc::new(AtomicBool::new(false)),
         };
         let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
             .use_protocol(ProtocolVersion::RESP3)
@@ -175,13 +185,29 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
 
 /// Pings the pub/sub connection every second. A connection manager reconnects (and
 /// resubscribes) only when it is used; on a pub/sub connection nothing else would use it
-/// after Redis came back, so the ping is what brings the node's subscriptions back.
-async fn keep_alive(mut conn: ConnectionManager, healthy: Arc<AtomicBool>, timeout: Duration) {
+/// after Redis came back, so the ping is what brings the node's subscriptions back. The
+/// first answered ping after a loss comes after the resubscriptions (same connection, in
+/// order), so that is when every local channel is told to catch up from history:
+/// whatever was published while the connection was down would otherwise stay missing
+/// until the channel's next event revealed the gap.
+async fn keep_alive(
+    mut conn: ConnectionManager,
+    healthy: Arc<AtomicBool>,
+    timeout: Duration,
+    lost: Arc<AtomicBool>,
+    hub: Arc<Hub>,
+) {
     let ping = redis::cmd("PING");
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let answered = tokio::time::timeout(timeout, ping.query_async::<Value>(&mut conn)).await;
-        healthy.store(matches!(answered, Ok(Ok(_))), Ordering::Relaxed);
+        let ok = matches!(answered, Ok(Ok(_)));
+        healthy.store(ok, Ordering::Relaxed);
+        if ok && lost.swap(false, Ordering::Relaxed) {
+            for channel in hub.channels() {
+                hub.dispatch(&channel, &Arc::new(Envelope::resync(channel.clone())));
+            }
+        }
     }
 }
 
@@ -200,6 +226,8 @@ struct PushHandler {
     prefix: Arc<str>,
     hub: Arc<Hub>,
     stats: Arc<RedisBrokerStats>,
+    /// Set when the connection drops; the keep-alive then resyncs every channel.
+    lost: Arc<AtomicBool>,
 }
 
 impl PushHandler {
@@ -235,6 +263,7 @@ impl PushHandler {
             }
             PushKind::Disconnection => {
                 self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                self.lost.store(true, Ordering::Relaxed);
                 tracing::warn!("redis pub/sub connection lost; reconnecting");
             }
             _ => {}

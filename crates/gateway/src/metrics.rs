@@ -15,6 +15,8 @@ pub(crate) const FRAMES_OUT: &str = "chathub_frames_out_total";
 pub(crate) const REQUESTS: &str = "chathub_requests_total";
 /// Sessions closed, by close code.
 pub(crate) const CLOSES: &str = "chathub_session_closes_total";
+/// Catch-ups from history run because a subscription was re-established.
+pub(crate) const RESYNCS: &str = "chathub_resyncs_total";
 /// Events recovered from history because a `seq` gap was seen on the live path.
 pub(crate) const GAP_REPAIRS: &str = "chathub_gap_repairs_total";
 

@@ -3,7 +3,7 @@
 //! closes it with a documented code.
 
 use crate::auth::{Identity, now_millis, now_secs};
-use crate::metrics::{CLOSES, CONNECTIONS, FRAMES_IN, FRAMES_OUT, GAP_REPAIRS, REQUESTS};
+use crate::metrics::{CLOSES, CONNECTIONS, FRAMES_IN, FRAMES_OUT, GAP_REPAIRS, REQUESTS, RESYNCS};
 use crate::{Backend, Node};
 use bytes::Bytes;
 use chathub_broker::outbox::{self, Outbox};
@@ -496,6 +496,9 @@ impl<K: Backend> Session<K> {
     /// after the last `seq` sent. If history cannot be read now, the channel is marked and
     /// retried shortly; its live events wait for that (they are in history too).
     async fn resync(&mut self, channel: &Channel) -> Result<(), End> {
+        if self.subs.contains_key(channel) {
+            ::metrics::counter!(RESYNCS).increment(1);
+        }
         self.catch_up(channel, None).await
     }
 
