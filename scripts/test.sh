@@ -12,11 +12,16 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # Real components: tests that claim Redis behaviour start a real redis-server on a free
-# loopback port; the local-cluster test puts haproxy in front of the nodes. Both are
-# Debian packages.
+# loopback port; the local-cluster test puts haproxy in front of the nodes; the browser
+# tests run Chromium. All are Debian packages.
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
+# The browser tests drive Debian's Chromium (a test tool's own browser download does not
+# work everywhere) with Node.js.
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing="$missing chromium"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing$missing (Debian packages)"
@@ -46,3 +51,7 @@ echo "== cargo test"
 # The end-to-end tests run the real `chathub` binary: build it first.
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
+
+echo "== browser tests (console and demo client in headless Chromium)"
+# playwright-core only (no browser download), pinned by package-lock.json.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

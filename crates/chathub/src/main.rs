@@ -35,7 +35,7 @@ struct ServeArgs {
     /// WebSocket listen address.
     #[arg(long, env = "CHATHUB_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// HTTP listen address (/healthz, /readyz, /metrics).
+    /// HTTP listen address (/console/, /demo/, /healthz, /readyz, /metrics, /admin/v1/).
     #[arg(long, env = "CHATHUB_HTTP", default_value = "127.0.0.1:8081")]
     http: SocketAddr,
     /// Do not serve the HTTP side.
@@ -75,6 +75,11 @@ struct ServeArgs {
     /// any. Clients that send no Origin header are not affected.
     #[arg(long, env = "CHATHUB_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// The WebSocket URL the web console and demo client connect to, as browsers see it
+    /// (`wss://chat.example.com/` behind a proxy). Default: the page's host name with the
+    /// --listen port.
+    #[arg(long, env = "CHATHUB_PUBLIC_WS_URL")]
+    public_ws_url: Option<String>,
     /// Open sockets per person (tenant + subject) on a node; more get HTTP 429.
     #[arg(long, env = "CHATHUB_MAX_SOCKETS_PER_SUBJECT", default_value_t = 20)]
     max_sockets_per_subject: usize,
@@ -274,6 +279,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }),
         demo: args.demo,
         allowed_origins: args.allowed_origins.clone(),
+        public_ws_url: args.public_ws_url.clone(),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         ..GatewayConfig::default()
     };
@@ -329,7 +335,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints a token per demo user, ready to paste into a client.
+/// Prints a token per demo person, ready to paste into a client, and where the console
+/// and the demo client are.
 fn print_demo_tokens(
     secret: &str,
     ws: std::net::SocketAddr,
@@ -340,25 +347,17 @@ fn print_demo_tokens(
         secret: secret.to_owned(),
         ..AuthConfig::default()
     });
-    let week = 7 * 24 * 3600;
     println!(
         "demo tenant `{}` loaded; tokens (valid 7 days):",
         demo::TENANT
     );
-    let mut people: Vec<(Role, &str, &str)> = Vec::new();
-    for (id, name) in demo::AGENTS {
-        people.push((Role::Agent, id, name));
-    }
-    people.push((Role::Admin, demo::ADMIN.0, demo::ADMIN.1));
-    for (id, name) in demo::END_USERS {
-        people.push((Role::EndUser, id, name));
-    }
-    for (role, id, name) in people {
-        let token = auth.mint_named(demo::TENANT, id, role, None, week, Some(name.to_owned()))?;
-        println!("token {} {id} {token}", role.as_str());
+    for person in demo::people(&auth, demo::TOKEN_TTL_SECS)? {
+        println!("token {} {} {}", person.role, person.id, person.token);
     }
     println!("connect: ws://{ws}/?token=<token>");
     if let Some(http) = http {
+        println!("agent console: http://{http}/console/ (one-click demo sign-in)");
+        println!("end-user demo client: http://{http}/demo/");
         println!("admin api: http://{http}/admin/v1/ (Authorization: Bearer <admin token>)");
     }
     Ok(())

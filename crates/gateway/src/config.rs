@@ -39,6 +39,10 @@ pub struct GatewayConfig {
     /// with another `Origin` header gets HTTP 403. Empty: any origin. Requests without
     /// an `Origin` header (apps, servers) are not affected.
     pub allowed_origins: Vec<String>,
+    /// The WebSocket URL the web console and demo client connect to, as browsers see it
+    /// (`wss://chat.example.com/` behind a proxy). `None`: the page's host name with the
+    /// WebSocket listen port. Default `None`.
+    pub public_ws_url: Option<String>,
 }
 
 /// The offline delivery webhook: when an agent's message reaches an end user with no live
@@ -196,6 +200,7 @@ impl Default for GatewayConfig {
             webhook: None,
             demo: false,
             allowed_origins: Vec::new(),
+            public_ws_url: None,
         }
     }
 }

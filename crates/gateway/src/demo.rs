@@ -25,6 +25,9 @@ pub const END_USERS: [(&str, &str); 3] = [("u-ana", "Ana"), ("u-ben", "Ben"), ("
 
 const DAY: u64 = 24 * 3600 * 1000;
 
+/// How long the demo tokens are valid, seconds (a week).
+pub const TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
+
 fn item(
     id: &str,
     t: EngagementType,
@@ -279,4 +282,46 @@ pub async fn load<K: Backend>(backend: &K) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// A ready-to-use token for one person of the demo tenant.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoPerson {
+    /// `end_user`, `agent` or `admin`.
+    pub role: &'static str,
+    /// The person's id (for end users, also their conversation's id).
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// A signed token, valid for `ttl_secs`.
+    pub token: String,
+}
+
+/// Mints a token for every person of the demo tenant, valid `ttl_secs`: printed by
+/// `serve --demo` and offered by the console's one-click demo sign-in.
+pub fn people(
+    auth: &crate::Authenticator,
+    ttl_secs: u64,
+) -> Result<Vec<DemoPerson>, crate::AuthError> {
+    use chathub_domain::Role;
+    let mut people: Vec<(Role, &'static str, &'static str)> = Vec::new();
+    for (id, name) in AGENTS {
+        people.push((Role::Agent, id, name));
+    }
+    people.push((Role::Admin, ADMIN.0, ADMIN.1));
+    for (id, name) in END_USERS {
+        people.push((Role::EndUser, id, name));
+    }
+    people
+        .into_iter()
+        .map(|(role, id, name)| {
+            let token = auth.mint_named(TENANT, id, role, None, ttl_secs, Some(name.to_owned()))?;
+            Ok(DemoPerson {
+                role: role.as_str(),
+                id,
+                name,
+                token,
+            })
+        })
+        .collect()
 }

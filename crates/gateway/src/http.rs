@@ -1,4 +1,4 @@
-//! The HTTP side: health, readiness and metrics.
+//! The HTTP side: health, readiness, metrics, the admin API and the web pages.
 
 use crate::{Backend, Node};
 use axum::Router;
@@ -16,6 +16,7 @@ pub(crate) async fn serve<K: Backend>(listener: TcpListener, node: Arc<Node<K>>)
         .route("/readyz", get(readyz::<K>))
         .route("/metrics", get(metrics_text::<K>))
         .merge(crate::admin::routes::<K>())
+        .merge(crate::web::routes::<K>())
         .with_state(node);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

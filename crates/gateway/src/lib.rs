@@ -10,7 +10,8 @@
 //! - `listener`: the accept loop and the handshake (auth, subprotocol).
 //! - `session`: one socket: read requests, write replies and events, keepalive, close.
 //! - `ops`: what each request does.
-//! - `http`: `/healthz`, `/readyz`, `/metrics`; `admin`: the admin HTTP API.
+//! - `http`: `/healthz`, `/readyz`, `/metrics`; `admin`: the admin HTTP API; `web`: the
+//!   agent console and the end-user demo client.
 //! - `metrics`: metric names and the Prometheus recorder.
 //! - [`webhook`]: offline delivery to the brand's push service.
 
@@ -24,6 +25,7 @@ mod listener;
 mod metrics;
 mod ops;
 mod session;
+mod web;
 pub mod webhook;
 mod workspace_ops;
 
@@ -67,6 +69,8 @@ pub(crate) struct Node<K> {
     pub(crate) backend: K,
     pub(crate) hub: Arc<Hub>,
     pub(crate) auth: Authenticator,
+    /// The bound WebSocket address (the pages served over HTTP connect to its port).
+    pub(crate) ws_addr: SocketAddr,
     /// This node's id, the prefix of its session ids.
     pub(crate) id: String,
     pub(crate) next_session: AtomicU64,
@@ -217,6 +221,7 @@ pub async fn start<K: Backend>(
         config,
         backend,
         hub,
+        ws_addr,
         id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         next_session: AtomicU64::new(1),
         shutdown: shutdown.clone(),

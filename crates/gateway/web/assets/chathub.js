@@ -1,0 +1,332 @@
+// chathub.js: a browser client for the chathub wire protocol (protocol/PROTOCOL.md),
+// JSON subprotocol. It owns one WebSocket and everything needed to survive its loss:
+// request/reply matching by `id`, reconnection with backoff, resuming every subscribed
+// conversation from the last `seq` seen (no gap, no duplicate), catching up on the
+// queue with `inbox`, and retrying sends with the same `client_msg_id`.
+//
+// Events it dispatches (CustomEvent, details in `detail`):
+//   state     {state, attempt, code}   connecting | open | reconnecting | refused | closed
+//   welcome   the welcome frame
+//   resumed   {replayed, truncated: [conversation…], inboxTruncated}
+//   event     an `event` frame, exactly once per (conversation, seq)
+//   queue | typing | read | tenant | presence | ownership_lost   the pushed frames
+//   protocol-error   an `err` frame without id
+
+/** Close codes after which reconnecting at once would not help. */
+const FATAL_CLOSE_CODES = new Set([1008, 1009, 4100, 4101]);
+/** Replies that take longer than this reject with code `timeout`. */
+const REQUEST_TIMEOUT_MS = 15000;
+/** Attempts of a send across reconnects before giving up. */
+const SEND_ATTEMPTS = 5;
+
+/** A failed request: `code` is the protocol's error code (or `disconnected`/`timeout`). */
+export class ChathubError extends Error {
+  constructor(frame) {
+    super(frame.message || frame.code);
+    this.code = frame.code;
+    this.frame = frame;
+  }
+}
+
+/** Reads where the pages should connect (`/client-config.json`, served by the node). */
+export async function loadClientConfig() {
+  const res = await fetch('/client-config.json', { cache: 'no-store' });
+  if (!res.ok) throw new Error(`client config: HTTP ${res.status}`);
+  return res.json();
+}
+
+/** The WebSocket URL for a client config: explicit, or this page's host with the WS port. */
+export function wsUrlFor(config) {
+  if (config.ws_url) return config.ws_url;
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.hostname}:${config.ws_port}/`;
+}
+
+/** The claims of a token, read without verifying (the server verifies). */
+export function tokenClaims(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const json = decodeURIComponent(
+      Array.from(atob(payload), (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).join(''),
+    );
+    return JSON.parse(json);
+  } catch {
+    return null;
+  }
+}
+
+/** A fresh client message id (idempotency key of a send). */
+export function newClientMsgId() {
+  if (crypto.randomUUID) return crypto.randomUUID().replace(/-/g, '').slice(0, 24);
+  return Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
+}
+
+/** Cursors of the inbox stream are `ms-n`; this orders them. */
+function cursorAfter(a, b) {
+  if (!b) return true;
+  const [am, an] = a.split('-').map(Number);
+  const [bm, bn] = b.split('-').map(Number);
+  return am > bm || (am === bm && an > bn);
+}
+
+/** One signed-in connection to a chathub node, resilient to disconnects. */
+export class Connection extends EventTarget {
+  constructor(url, token) {
+    super();
+    this.url = url;
+    this.token = token;
+    this.state = 'idle';
+    this.welcome = null;
+    this.nextId = 1;
+    this.pending = new Map();
+    /** conversation → last seq delivered (null: live only, nothing seen yet). */
+    this.subscriptions = new Map();
+    /** Last inbox cursor seen (agents), to catch up on the queue after a reconnect. */
+    this.inboxCursor = null;
+    this.followInbox = false;
+    this.attempt = 0;
+    this.everOpened = false;
+    this.stopped = false;
+    this.ws = null;
+    this.openWaiters = [];
+  }
+
+  /** Connects (and keeps reconnecting until `close`). */
+  start() {
+    this.stopped = false;
+    this._open();
+  }
+
+  /** Closes for good. */
+  close() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.ws) this.ws.close(1000, 'bye');
+    this._setState('closed', { code: 1000 });
+  }
+
+  _setState(state, extra = {}) {
+    this.state = state;
+    this._emit('state', { state, attempt: this.attempt, ...extra });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _open() {
+    const sep = this.url.includes('?') ? '&' : '?';
+    const ws = new WebSocket(`${this.url}${sep}token=${encodeURIComponent(this.token)}`, 'chathub.v1.json');
+    this.ws = ws;
+    this._setState(this.everOpened ? 'reconnecting' : 'connecting');
+    ws.onmessage = (m) => this._onFrame(m.data);
+    ws.onclose = (ev) => this._onClose(ws, ev);
+  }
+
+  _onClose(ws, ev) {
+    if (ws !== this.ws) return;
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new ChathubError({ code: 'disconnected', message: 'the connection was lost' }));
+    }
+    this.pending.clear();
+    if (this.stopped) return;
+    if (!this.everOpened) {
+      // The handshake was refused (a browser cannot see the HTTP status: 401 for a bad
+      // token, 403 for an origin, 429 for too many sockets).
+      this.stopped = true;
+      this._setState('refused', { code: ev.code });
+      return;
+    }
+    if (FATAL_CLOSE_CODES.has(ev.code)) {
+      this.stopped = true;
+      this._setState('closed', { code: ev.code, reason: ev.reason });
+      return;
+    }
+    this.attempt += 1;
+    this._setState('reconnecting', { code: ev.code });
+    // Exponential backoff with jitter so a node's clients do not all return at once.
+    const delay = Math.min(5000, 250 * 2 ** Math.min(this.attempt - 1, 5)) * (0.5 + Math.random() / 2);
+    this.retryTimer = setTimeout(() => this._open(), delay);
+  }
+
+  _onFrame(data) {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    switch (frame.type) {
+      case 'welcome': {
+        const resuming = this.everOpened;
+        this.welcome = frame;
+        this.everOpened = true;
+        this.attempt = 0;
+        this._setState('open');
+        this._emit('welcome', frame);
+        for (const w of this.openWaiters.splice(0)) w();
+        if (resuming) this._resume();
+        break;
+      }
+      case 'ok':
+      case 'err': {
+        if (frame.id === undefined || frame.id === null) {
+          this._emit('protocol-error', frame);
+          break;
+        }
+        const p = this.pending.get(frame.id);
+        if (!p) break;
+        this.pending.delete(frame.id);
+        clearTimeout(p.timer);
+        if (frame.type === 'ok') p.resolve(frame.result);
+        else p.reject(new ChathubError(frame));
+        break;
+      }
+      case 'event': {
+        const last = this.subscriptions.get(frame.conversation);
+        if (last === undefined) break; // unsubscribed meanwhile
+        if (last !== null && frame.seq <= last) break; // already delivered
+        this.subscriptions.set(frame.conversation, frame.seq);
+        this._emit('event', frame);
+        break;
+      }
+      case 'queue':
+        if (frame.cursor && cursorAfter(frame.cursor, this.inboxCursor)) this.inboxCursor = frame.cursor;
+        this._emit('queue', frame);
+        break;
+      default:
+        this._emit(frame.type, frame);
+    }
+  }
+
+  /** Resolves when the connection is open (at once if it is). */
+  whenOpen(timeoutMs = 20000) {
+    if (this.state === 'open') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ChathubError({ code: 'timeout', message: 'not connected' })), timeoutMs);
+      this.openWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Sends one request; resolves with its `result`, rejects with a ChathubError. */
+  request(op, fields = {}) {
+    if (this.state !== 'open' || !this.ws) {
+      return Promise.reject(new ChathubError({ code: 'disconnected', message: 'not connected' }));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ChathubError({ code: 'timeout', message: `no reply to ${op}` }));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      this.ws.send(JSON.stringify({ id, op, ...fields }));
+    });
+  }
+
+  /**
+   * Sends a message, retrying across reconnects with the same `client_msg_id` (the server
+   * records it once and answers every retry with the same `ok`). Other errors (conflict,
+   * chat_disabled…) are thrown at once.
+   */
+  async send(fields) {
+    const body = { client_msg_id: newClientMsgId(), ...fields };
+    let lastError;
+    for (let attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
+      try {
+        await this.whenOpen();
+        return await this.request('send', body);
+      } catch (e) {
+        lastError = e;
+        if (!['disconnected', 'timeout', 'unavailable'].includes(e.code)) throw e;
+        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+      }
+    }
+    throw lastError;
+  }
+
+  /**
+   * Subscribes to a conversation. With `since`, events after it are replayed first. The
+   * connection remembers the last seq and resumes from it after any reconnect.
+   */
+  async subscribe(conversation, since = null) {
+    this.subscriptions.set(conversation, since);
+    const fields = { conversation };
+    if (since !== null) fields.since = since;
+    const result = await this.request('subscribe', fields);
+    const last = this.subscriptions.get(conversation);
+    if (last === undefined || last === null || result.seq > last) this.subscriptions.set(conversation, result.seq);
+    return result;
+  }
+
+  /** Stops following a conversation. */
+  async unsubscribe(conversation) {
+    this.subscriptions.delete(conversation);
+    if (this.state === 'open') await this.request('unsubscribe', { conversation }).catch(() => {});
+  }
+
+  /** Agents: start following the queue's change stream; returns the current cursor. */
+  async followQueue() {
+    this.followInbox = true;
+    const result = await this.request('inbox', {});
+    if (result.cursor && cursorAfter(result.cursor, this.inboxCursor)) this.inboxCursor = result.cursor;
+    return result;
+  }
+
+  async _resume() {
+    let replayed = 0;
+    const truncated = [];
+    let inboxTruncated = false;
+    try {
+      for (const [conversation, last] of [...this.subscriptions]) {
+        const r = await this.subscribe(conversation, last);
+        replayed += r.replayed || 0;
+        if (r.history_truncated) truncated.push(conversation);
+      }
+      if (this.followInbox) {
+        const fields = this.inboxCursor ? { since: this.inboxCursor } : {};
+        const r = await this.request('inbox', fields);
+        replayed += r.replayed || 0;
+        inboxTruncated = !!r.history_truncated;
+      }
+    } catch (e) {
+      // The connection dropped again mid-resume: the next welcome resumes again.
+      if (e.code === 'disconnected') return;
+    }
+    this._emit('resumed', { replayed, truncated, inboxTruncated });
+  }
+}
+
+/** Formats ms since the epoch as a short local time. */
+export function timeOf(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** "3 min", "42 s", "2 h 5 min". */
+export function duration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** Creates an element: h('div', {class: 'x', onclick: f}, 'text', child…). Text is never HTML. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}

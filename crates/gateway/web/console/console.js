@@ -1,0 +1,957 @@
+// The agent console: the tenant's live queue, one open conversation with its history,
+// the composer (with canned responses), the end user's profile and engagements, and the
+// agents' availability. Everything goes through the documented protocol
+// (protocol/PROTOCOL.md) on one WebSocket; chathub.js keeps it alive and resumes it.
+
+import {
+  Connection,
+  duration,
+  h,
+  loadClientConfig,
+  timeOf,
+  tokenClaims,
+  wsUrlFor,
+} from '/assets/chathub.js';
+import { signIn, signOut } from '/assets/signin.js';
+
+const STORAGE_KEY = 'chathub.console.token';
+const ENGAGEMENT_TYPES = ['coupon', 'points', 'message', 'chatbot', 'promo'];
+const STATUSES = [
+  ['unanswered', 'Unanswered'],
+  ['active', 'Active'],
+  ['finished', 'Finished'],
+];
+const HISTORY_PAGE = 30;
+const LIST_PAGE = 100;
+
+const root = document.getElementById('app');
+const config = await loadClientConfig();
+const token = await signIn(root, {
+  roles: ['agent', 'admin'],
+  storageKey: STORAGE_KEY,
+  config,
+  title: 'chathub · agent console',
+});
+const claims = tokenClaims(token);
+const conn = new Connection(wsUrlFor(config), token);
+
+/** Everything the console shows; render functions draw from it. */
+const state = {
+  me: claims.sub,
+  role: claims.role,
+  privileges: [],
+  tenantDisabled: false,
+  /** conversation → queue item (the entry with the highest seq wins). */
+  queue: new Map(),
+  tab: 'unanswered',
+  /** agent id → {presence, last_seen}. */
+  agents: new Map(),
+  /** agent id → display name (only ours is known from the token). */
+  names: new Map([[claims.sub, claims.name || claims.sub]]),
+  /** conversation → profile (null: none, or not loaded). */
+  profiles: new Map(),
+  /** The open conversation. */
+  current: null,
+  connection: { state: 'connecting' },
+  resumeNote: null,
+};
+
+const can = (p) => state.privileges.includes(p);
+const nameOf = (agent) => state.names.get(agent) || agent;
+const customerName = (conversation) => {
+  const p = state.profiles.get(conversation);
+  return p ? `${p.first_name} ${p.last_name}`.trim() || conversation : conversation;
+};
+
+// ---------------------------------------------------------------- layout (built once)
+
+const el = {};
+function layout() {
+  el.status = h('span', { id: 'conn-status', role: 'status', 'aria-live': 'polite' });
+  el.presence = h(
+    'select',
+    { id: 'my-presence', 'aria-label': 'My availability', onchange: () => setPresence(el.presence.value) },
+    h('option', { value: 'available' }, 'Available'),
+    h('option', { value: 'away' }, 'Away'),
+  );
+  el.tenantToggle = h('button', { id: 'tenant-toggle', type: 'button', hidden: true, onclick: toggleTenant });
+  el.tenantBanner = h('div', { id: 'tenant-banner', class: 'banner warn', role: 'status', hidden: true }, 'Chat is disabled for the whole tenant: end users cannot write and conversations cannot be taken.');
+  el.tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Queue' });
+  el.queueList = h('ul', { id: 'queue-list', class: 'queue-list', 'aria-label': 'Conversations' });
+  el.conversation = h('section', { id: 'conversation', class: 'conversation', 'aria-label': 'Conversation' });
+  el.workspace = h('aside', { id: 'workspace', class: 'workspace', 'aria-label': 'Customer and engagements' });
+  el.agents = h('ul', { id: 'agents', class: 'agents', 'aria-label': 'Agents' });
+  root.replaceChildren(
+    h(
+      'header',
+      { class: 'topbar' },
+      h('strong', { class: 'brand' }, 'chathub'),
+      h('span', { class: 'muted' }, ' console'),
+      el.status,
+      h('span', { class: 'spacer' }),
+      el.tenantToggle,
+      el.presence,
+      h('span', { id: 'me', class: 'me' }, `${nameOf(state.me)} (${state.role})`),
+      h('button', { type: 'button', class: 'link', onclick: () => signOut(STORAGE_KEY) }, 'Sign out'),
+    ),
+    el.tenantBanner,
+    h(
+      'div',
+      { class: 'columns' },
+      h('nav', { class: 'queue', 'aria-label': 'Queue' }, el.tabs, el.queueList, h('h2', { class: 'small' }, 'Agents'), el.agents),
+      el.conversation,
+      el.workspace,
+    ),
+  );
+  renderConversation();
+}
+
+// ---------------------------------------------------------------- connection
+
+conn.addEventListener('state', (e) => {
+  state.connection = e.detail;
+  renderStatus();
+});
+conn.addEventListener('welcome', async (e) => {
+  const w = e.detail;
+  const first = !state.loaded;
+  state.privileges = w.privileges;
+  state.tenantDisabled = w.chat_disabled;
+  renderHeader();
+  if (!first) return;
+  state.loaded = true;
+  try {
+    await conn.followQueue();
+    await loadQueue();
+    await loadAgents();
+  } catch (err) {
+    console.warn('initial load failed', err);
+  }
+});
+conn.addEventListener('resumed', (e) => {
+  const { replayed, truncated, inboxTruncated } = e.detail;
+  state.resumeNote = `Reconnected: caught up ${replayed} missed ${replayed === 1 ? 'update' : 'updates'}.`;
+  if (inboxTruncated) loadQueue();
+  if (state.current && truncated.includes(state.current.id)) openConversation(state.current.id);
+  loadAgents();
+  renderStatus();
+  setTimeout(() => {
+    state.resumeNote = null;
+    renderStatus();
+  }, 6000);
+});
+conn.addEventListener('queue', (e) => applyQueueItem(e.detail));
+conn.addEventListener('event', (e) => onEvent(e.detail));
+conn.addEventListener('typing', (e) => onTyping(e.detail));
+conn.addEventListener('read', (e) => onRead(e.detail));
+conn.addEventListener('tenant', (e) => {
+  state.tenantDisabled = e.detail.chat_disabled;
+  renderHeader();
+  renderConversation();
+});
+conn.addEventListener('presence', (e) => {
+  const p = e.detail;
+  state.agents.set(p.agent, { presence: p.presence, last_seen: p.last_seen });
+  renderAgents();
+});
+conn.addEventListener('ownership_lost', (e) => {
+  const f = e.detail;
+  if (state.current?.id === f.conversation) {
+    state.current.notice = { kind: 'lost', owner: f.by };
+    renderConversation();
+  }
+});
+
+function renderStatus() {
+  const c = state.connection;
+  let text;
+  let kind = 'ok';
+  switch (c.state) {
+    case 'open':
+      text = state.resumeNote || 'Connected';
+      break;
+    case 'connecting':
+      text = 'Connecting…';
+      kind = 'busy';
+      break;
+    case 'reconnecting':
+      text = `Connection lost: reconnecting${c.attempt > 1 ? ` (attempt ${c.attempt})` : ''}…`;
+      kind = 'warn';
+      break;
+    case 'refused':
+      text = 'Sign-in refused: the token was not accepted (expired, or for another server). Sign out and use a new one.';
+      kind = 'error';
+      break;
+    default:
+      text = c.code === 4100 ? 'Your token expired: sign in again.' : `Disconnected (code ${c.code ?? '?'}).`;
+      kind = 'error';
+  }
+  el.status.textContent = text;
+  el.status.className = `conn ${kind}`;
+  el.status.dataset.state = c.state;
+}
+
+function renderHeader() {
+  const admin = can('chat.disable');
+  el.tenantToggle.hidden = !admin;
+  el.tenantToggle.textContent = state.tenantDisabled ? 'Enable chat for the tenant' : 'Disable chat for the tenant';
+  el.tenantBanner.hidden = !state.tenantDisabled;
+}
+
+async function toggleTenant() {
+  try {
+    const r = await conn.request(state.tenantDisabled ? 'enable_tenant' : 'disable_tenant');
+    state.tenantDisabled = r.chat_disabled;
+    renderHeader();
+  } catch (err) {
+    alertError(err);
+  }
+}
+
+async function setPresence(presence) {
+  try {
+    await conn.request('presence', { presence });
+  } catch (err) {
+    alertError(err);
+  }
+}
+
+// ---------------------------------------------------------------- queue
+
+async function loadQueue() {
+  for (const [status] of STATUSES) {
+    const r = await conn.request('list', { status, limit: LIST_PAGE });
+    for (const item of r.items) applyQueueItem(item, false);
+  }
+  renderQueue();
+}
+
+function applyQueueItem(item, render = true) {
+  const prev = state.queue.get(item.conversation);
+  if (prev && prev.seq > item.seq) return;
+  state.queue.set(item.conversation, { ...item, owner_absent: item.owner_absent ?? (prev && prev.owner === item.owner ? prev.owner_absent : false) });
+  loadProfile(item.conversation);
+  const c = state.current;
+  if (c && c.id === item.conversation && item.seq >= c.stateSeq) {
+    Object.assign(c, { status: item.status, owner: item.owner, epoch: item.epoch, disabled: item.disabled, stateSeq: item.seq });
+    syncSeenEpoch(c);
+    renderConversation();
+  }
+  if (render) renderQueue();
+}
+
+function renderQueue() {
+  const counts = { unanswered: 0, active: 0, finished: 0 };
+  for (const item of state.queue.values()) if (item.status in counts) counts[item.status]++;
+  el.tabs.replaceChildren(
+    ...STATUSES.map(([status, label]) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          role: 'tab',
+          id: `tab-${status}`,
+          'aria-selected': String(state.tab === status),
+          onclick: () => {
+            state.tab = status;
+            renderQueue();
+          },
+        },
+        label,
+        h('span', { class: 'count' }, String(counts[status])),
+      ),
+    ),
+  );
+  const now = Date.now();
+  const items = [...state.queue.values()].filter((i) => i.status === state.tab);
+  // Longest waiting first for the queue; most recent first otherwise.
+  items.sort((a, b) => (state.tab === 'unanswered' ? a.since - b.since : b.updated - a.updated));
+  if (!items.length) {
+    el.queueList.replaceChildren(h('li', { class: 'empty muted' }, state.tab === 'unanswered' ? 'Nobody is waiting.' : 'Nothing here.'));
+    return;
+  }
+  el.queueList.replaceChildren(
+    ...items.map((i) => {
+      let meta;
+      if (i.status === 'unanswered') meta = h('span', { class: 'waiting', title: 'Waiting for an agent', dataset: { since: i.since } }, `waiting ${duration(now - i.since)}`);
+      else if (i.status === 'active')
+        meta = h('span', { class: 'owner' }, i.owner === state.me ? 'you' : nameOf(i.owner), i.owner_absent ? h('span', { class: 'tag warn' }, 'absent') : null);
+      else meta = h('span', { class: 'muted' }, timeOf(i.updated));
+      return h(
+        'li',
+        {},
+        h(
+          'button',
+          {
+            type: 'button',
+            class: `queue-item${state.current?.id === i.conversation ? ' selected' : ''}`,
+            dataset: { conversation: i.conversation, status: i.status },
+            'aria-current': state.current?.id === i.conversation ? 'true' : null,
+            onclick: () => openConversation(i.conversation),
+          },
+          h('span', { class: 'who' }, customerName(i.conversation), i.disabled ? h('span', { class: 'tag' }, 'chat off') : null),
+          meta,
+          h('span', { class: 'preview' }, i.preview || ''),
+        ),
+      );
+    }),
+  );
+}
+
+async function loadProfile(conversation) {
+  if (state.profiles.has(conversation)) return;
+  state.profiles.set(conversation, null);
+  try {
+    const r = await conn.request('profile', { conversation });
+    state.profiles.set(conversation, r.profile || null);
+    renderQueue();
+    if (state.current?.id === conversation) {
+      renderConversation();
+      renderWorkspace();
+    }
+  } catch {
+    // No profile: the id is shown instead.
+  }
+}
+
+async function loadAgents() {
+  try {
+    const r = await conn.request('agents');
+    state.agents = new Map(r.agents.map((a) => [a.agent, a]));
+    const mine = state.agents.get(state.me);
+    if (mine && mine.presence !== 'offline') el.presence.value = mine.presence;
+    renderAgents();
+  } catch {
+    // Availability is informative; the queue works without it.
+  }
+}
+
+function renderAgents() {
+  const list = [...state.agents.entries()].sort(([a], [b]) => a.localeCompare(b));
+  el.agents.replaceChildren(
+    ...list.map(([id, a]) =>
+      h('li', { dataset: { agent: id, presence: a.presence } }, h('span', { class: `dot ${a.presence}`, 'aria-hidden': 'true' }), `${nameOf(id)}${id === state.me ? ' (you)' : ''}`, h('span', { class: 'muted' }, ` ${a.presence}`)),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- one conversation
+
+async function openConversation(id) {
+  const previous = state.current;
+  if (previous && previous.id !== id) conn.unsubscribe(previous.id);
+  const queued = state.queue.get(id);
+  state.current = {
+    id,
+    status: queued?.status ?? 'new',
+    owner: queued?.owner ?? null,
+    epoch: queued?.epoch ?? 0,
+    seenEpoch: queued?.epoch ?? 0,
+    disabled: queued?.disabled ?? false,
+    stateSeq: -1,
+    events: new Map(),
+    oldest: null,
+    hasMore: false,
+    loadingOlder: false,
+    reads: new Map(),
+    typing: new Map(),
+    notice: null,
+    lastReadSent: 0,
+    draft: '',
+  };
+  const c = state.current;
+  renderQueue();
+  renderConversation();
+  renderWorkspace();
+  try {
+    const page = await conn.request('history', { conversation: id, limit: HISTORY_PAGE });
+    if (state.current !== c) return;
+    for (const ev of page.events) c.events.set(ev.seq, ev);
+    c.oldest = page.events.length ? page.events[0].seq : null;
+    c.hasMore = page.has_more;
+    const last = page.events.length ? page.events[page.events.length - 1].seq : 0;
+    const sub = await conn.subscribe(id, last);
+    if (state.current !== c) return;
+    if (sub.seq >= c.stateSeq) Object.assign(c, { status: sub.status, owner: sub.owner, epoch: sub.epoch, disabled: sub.disabled, stateSeq: sub.seq });
+    syncSeenEpoch(c);
+    const opened = await conn.request('open', { conversation: id });
+    for (const r of opened.reads || []) c.reads.set(`${r.by.role}:${r.by.id}`, r.seq);
+    renderConversation({ stickToBottom: true });
+    markRead();
+  } catch (err) {
+    c.notice = { kind: 'error', text: `Could not load the conversation: ${err.message}` };
+    renderConversation();
+  }
+  loadWorkspace();
+}
+
+/**
+ * The epoch a send carries is the one the agent saw when starting to write: a change of
+ * owner while a reply is being typed makes that send a `conflict` (shown, with the
+ * choice to take over) instead of a silent take-over.
+ */
+function syncSeenEpoch(c) {
+  if (!el.composer || !el.composer.value.trim()) c.seenEpoch = c.epoch;
+}
+
+function onEvent(ev) {
+  const c = state.current;
+  if (!c || ev.conversation !== c.id) return;
+  c.events.set(ev.seq, ev);
+  if (ev.event === 'status' && ev.seq >= c.stateSeq) {
+    Object.assign(c, { status: ev.status, owner: ev.owner, epoch: ev.epoch, disabled: ev.disabled, stateSeq: ev.seq });
+    syncSeenEpoch(c);
+  }
+  if (ev.event === 'message') c.typing.delete(`${ev.author.role}:${ev.author.id}`);
+  renderConversation({ stickToBottom: true });
+  markRead();
+}
+
+function onTyping(f) {
+  const c = state.current;
+  if (!c || f.conversation !== c.id || (f.from.role !== 'end_user' && f.from.id === state.me)) return;
+  const key = `${f.from.role}:${f.from.id}`;
+  clearTimeout(c.typing.get(key));
+  if (f.typing) {
+    // A client that vanished mid-typing sends no `false`: the indicator fades by itself.
+    c.typing.set(
+      key,
+      setTimeout(() => {
+        c.typing.delete(key);
+        renderTyping();
+      }, 6000),
+    );
+  } else c.typing.delete(key);
+  renderTyping();
+}
+
+function onRead(f) {
+  const c = state.current;
+  if (!c || f.conversation !== c.id) return;
+  const key = `${f.by.role}:${f.by.id}`;
+  if ((c.reads.get(key) ?? 0) < f.seq) c.reads.set(key, f.seq);
+  renderConversation();
+}
+
+/** Tells the others this agent has seen the conversation up to its last event. */
+function markRead() {
+  const c = state.current;
+  if (!c || document.visibilityState !== 'visible' || !c.events.size) return;
+  const last = Math.max(...c.events.keys());
+  if (last <= c.lastReadSent) return;
+  c.lastReadSent = last;
+  conn.request('read', { conversation: c.id, seq: last }).catch(() => {
+    c.lastReadSent = 0;
+  });
+}
+document.addEventListener('visibilitychange', markRead);
+
+async function loadOlder() {
+  const c = state.current;
+  if (!c || !c.hasMore || c.loadingOlder || c.oldest === null) return;
+  c.loadingOlder = true;
+  try {
+    const page = await conn.request('history', { conversation: c.id, before: c.oldest, limit: HISTORY_PAGE });
+    if (state.current !== c) return;
+    for (const ev of page.events) c.events.set(ev.seq, ev);
+    if (page.events.length) c.oldest = page.events[0].seq;
+    c.hasMore = page.has_more;
+    renderConversation({ keepAnchor: true });
+  } catch {
+    // Scrolling up again retries.
+  } finally {
+    c.loadingOlder = false;
+  }
+}
+
+function describeStatus(ev) {
+  const by = ev.by ? (ev.by.role === 'end_user' ? customerName(ev.by.id) : nameOf(ev.by.id)) : 'someone';
+  switch (ev.cause) {
+    case 'opened':
+      return `${by} started the conversation`;
+    case 'reopened':
+      return `${by} wrote again: back in the queue`;
+    case 'taken':
+      return `${nameOf(ev.owner)} took the conversation`;
+    case 'taken_over':
+      return `${nameOf(ev.owner)} took over from ${nameOf(ev.previous_owner)}`;
+    case 'finished':
+      return `Finished by ${by}`;
+    case 'disabled':
+      return `Chat disabled by ${by}`;
+    case 'enabled':
+      return `Chat enabled by ${by}`;
+    default:
+      return `Now ${ev.status}`;
+  }
+}
+
+function renderEvent(ev, seenSeq) {
+  if (ev.event === 'status') {
+    return h('li', { class: 'system', dataset: { seq: ev.seq, cause: ev.cause } }, describeStatus(ev), h('time', {}, timeOf(ev.at)));
+  }
+  const mine = ev.author.role !== 'end_user';
+  const who = ev.author.role === 'end_user' ? customerName(ev.author.id) : ev.author.id === state.me ? 'You' : nameOf(ev.author.id);
+  let body;
+  if (ev.content.kind === 'engagement') {
+    const e = ev.content.engagement;
+    body = h('div', { class: 'engagement-card' }, h('span', { class: 'tag' }, e.type), h('strong', {}, e.name), h('p', {}, e.description));
+  } else body = h('p', { class: 'text' }, ev.content.text);
+  return h(
+    'li',
+    { class: `msg ${mine ? 'out' : 'in'}`, dataset: { seq: ev.seq, author: ev.author.id } },
+    h('div', { class: 'meta' }, who, ' · ', h('time', {}, timeOf(ev.at))),
+    body,
+    seenSeq === ev.seq ? h('div', { class: 'seen', 'aria-label': 'Seen by the customer' }, 'Seen') : null,
+  );
+}
+
+function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) {
+  const c = state.current;
+  if (!c) {
+    el.conversation.replaceChildren(h('div', { class: 'placeholder muted' }, 'Pick a conversation from the queue.'));
+    return;
+  }
+  const oldMessages = el.conversation.querySelector('.messages');
+  const wasAtBottom = !oldMessages || oldMessages.scrollHeight - oldMessages.scrollTop - oldMessages.clientHeight < 40;
+  const oldHeight = oldMessages ? oldMessages.scrollHeight : 0;
+  const oldTop = oldMessages ? oldMessages.scrollTop : 0;
+  const composerHadFocus = document.activeElement?.id === 'composer';
+  const draft = el.composer ? el.composer.value : c.draft;
+
+  const ownedByMe = c.status === 'active' && c.owner === state.me;
+  const actions = [];
+  if (c.status === 'active' && (ownedByMe || state.role === 'admin') && can('chat.finish'))
+    actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
+  if (state.role === 'admin' && c.status === 'unanswered' && can('chat.finish'))
+    actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
+  if (can('chat.disable'))
+    actions.push(h('button', { type: 'button', id: 'toggle-chat', onclick: toggleChat }, c.disabled ? 'Enable chat' : 'Disable chat'));
+
+  // End users' last read mark: shown under the newest message it covers.
+  const customerMark = c.reads.get(`end_user:${c.id}`) ?? 0;
+  const seqs = [...c.events.keys()].sort((a, b) => a - b);
+  const seenSeq = seqs.filter((s) => s <= customerMark && c.events.get(s).event === 'message').pop();
+
+  const messages = h(
+    'ol',
+    { class: 'messages', 'aria-live': 'polite', 'aria-label': 'Messages', onscroll: (e) => e.target.scrollTop < 60 && loadOlder() },
+    c.hasMore ? h('li', { class: 'older muted' }, h('button', { type: 'button', class: 'link', onclick: loadOlder }, 'Load older messages')) : null,
+    seqs.map((s) => renderEvent(c.events.get(s), seenSeq)),
+  );
+
+  el.composer = h('textarea', {
+    id: 'composer',
+    rows: 2,
+    'aria-label': 'Message',
+    placeholder: composerPlaceholder(c),
+    disabled: c.status === 'new' && false,
+    oninput: onComposerInput,
+    onkeydown: onComposerKey,
+  });
+  el.composer.value = draft;
+  el.canned = h('ul', { id: 'canned', class: 'canned', role: 'listbox', hidden: true, 'aria-label': 'Canned responses' });
+  const form = h(
+    'form',
+    {
+      class: 'composer',
+      onsubmit: (e) => {
+        e.preventDefault();
+        sendText();
+      },
+    },
+    el.canned,
+    el.composer,
+    h(
+      'div',
+      { class: 'composer-actions' },
+      h('button', { type: 'button', id: 'canned-button', onclick: () => showCanned('') }, 'Canned'),
+      h('button', { type: 'submit', id: 'send', class: 'primary' }, sendLabel(c)),
+    ),
+  );
+
+  el.conversation.replaceChildren(
+    ...[
+    h(
+      'header',
+      { class: 'conv-header' },
+      h('div', {}, h('h2', { id: 'conv-title' }, customerName(c.id)), h('span', { class: 'muted' }, c.id)),
+      h(
+        'div',
+        { class: 'conv-state' },
+        h('span', { class: `pill ${c.status}`, id: 'conv-status' }, c.status),
+        c.owner ? h('span', { id: 'conv-owner' }, 'owner: ', c.owner === state.me ? 'you' : nameOf(c.owner)) : null,
+        c.disabled ? h('span', { class: 'tag warn', id: 'conv-disabled' }, 'chat disabled') : null,
+      ),
+      h('div', { class: 'conv-actions' }, actions),
+    ),
+    renderNotice(c),
+    messages,
+    h('div', { id: 'typing', class: 'typing muted', 'aria-live': 'polite' }),
+    form,
+    ].filter(Boolean),
+  );
+  renderTyping();
+  if (keepAnchor) messages.scrollTop = messages.scrollHeight - oldHeight + oldTop;
+  else if (stickToBottom && wasAtBottom) messages.scrollTop = messages.scrollHeight;
+  else messages.scrollTop = oldTop;
+  if (composerHadFocus) el.composer.focus();
+}
+
+function composerPlaceholder(c) {
+  if (c.status === 'active' && c.owner === state.me) return 'Write a message (type / for canned responses)';
+  if (c.status === 'active') return `Writing here takes the conversation over from ${nameOf(c.owner)}`;
+  return 'Write to take this conversation (type / for canned responses)';
+}
+
+function sendLabel(c) {
+  if (c.status === 'active' && c.owner !== state.me) return 'Take over & send';
+  if (c.status === 'active') return 'Send';
+  return 'Take & send';
+}
+
+function renderNotice(c) {
+  const n = c.notice;
+  if (n && n.kind === 'conflict') {
+    return h(
+      'div',
+      { id: 'notice', class: 'banner warn', role: 'alert', dataset: { kind: 'conflict', owner: n.owner || '' } },
+      n.owner ? `${nameOf(n.owner)} took this conversation first. Your message was not sent.` : 'The conversation changed before your message arrived; it was not sent.',
+      n.owner ? h('button', { type: 'button', id: 'take-over', onclick: () => retryPending() }, `Take over from ${nameOf(n.owner)}`) : null,
+    );
+  }
+  if (n && n.kind === 'lost') {
+    return h('div', { id: 'notice', class: 'banner warn', role: 'alert', dataset: { kind: 'lost', owner: n.owner } }, `${nameOf(n.owner)} took this conversation over from you.`);
+  }
+  if (n && n.kind === 'error') return h('div', { id: 'notice', class: 'banner error', role: 'alert', dataset: { kind: 'error' } }, n.text);
+  if (c.status === 'active' && c.owner && c.owner !== state.me) {
+    return h('div', { id: 'notice', class: 'banner info', role: 'status', dataset: { kind: 'owned', owner: c.owner } }, `${nameOf(c.owner)} is handling this conversation. Sending a message takes it over.`);
+  }
+  if (state.tenantDisabled || c.disabled) return h('div', { id: 'notice', class: 'banner warn', role: 'status', dataset: { kind: 'disabled' } }, 'Chat is disabled here: the customer cannot write, and only the owner can reply.');
+  return null;
+}
+
+function renderTyping() {
+  const c = state.current;
+  const box = document.getElementById('typing');
+  if (!c || !box) return;
+  const who = [...c.typing.keys()].map((k) => {
+    const [role, id] = k.split(/:(.*)/s);
+    return role === 'end_user' ? customerName(id) : nameOf(id);
+  });
+  box.textContent = who.length ? `${who.join(', ')} ${who.length === 1 ? 'is' : 'are'} typing…` : '';
+}
+
+// ---------------------------------------------------------------- composing and sending
+
+let typingSentAt = 0;
+let typingIdle = null;
+function onComposerInput() {
+  const c = state.current;
+  const value = el.composer.value;
+  c.draft = value;
+  if (/^\/\S*$/.test(value)) showCanned(value);
+  else hideCanned();
+  if (value && Date.now() - typingSentAt > 3000) {
+    typingSentAt = Date.now();
+    conn.request('typing', { conversation: c.id, typing: true }).catch(() => {});
+  }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(stopTyping, 4000);
+}
+
+function stopTyping() {
+  clearTimeout(typingIdle);
+  if (!typingSentAt || !state.current) return;
+  typingSentAt = 0;
+  conn.request('typing', { conversation: state.current.id, typing: false }).catch(() => {});
+}
+
+function onComposerKey(e) {
+  if (!el.canned.hidden) {
+    const options = [...el.canned.querySelectorAll('[role=option]')];
+    const at = options.findIndex((o) => o.getAttribute('aria-selected') === 'true');
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      const next = (at + (e.key === 'ArrowDown' ? 1 : options.length - 1)) % options.length;
+      options.forEach((o, i) => o.setAttribute('aria-selected', String(i === next)));
+      return;
+    }
+    if (e.key === 'Enter' && at >= 0) {
+      e.preventDefault();
+      options[at].click();
+      return;
+    }
+    if (e.key === 'Escape') {
+      hideCanned();
+      return;
+    }
+  }
+  if (e.key === 'Enter' && !e.shiftKey) {
+    e.preventDefault();
+    sendText();
+  }
+}
+
+let cannedQuery = 0;
+async function showCanned(query) {
+  const mine = ++cannedQuery;
+  try {
+    const r = await conn.request('canned_list', query ? { query } : {});
+    if (mine !== cannedQuery) return;
+    el.canned.replaceChildren(
+      ...(r.items.length
+        ? r.items.map((item, i) =>
+            h(
+              'li',
+              {
+                role: 'option',
+                'aria-selected': String(i === 0),
+                dataset: { canned: item.id },
+                onmousedown: (e) => e.preventDefault(),
+                onclick: () => sendCanned(item),
+              },
+              h('strong', {}, item.shortcut),
+              ' ',
+              h('span', { class: 'muted' }, item.text),
+            ),
+          )
+        : [h('li', { class: 'muted' }, 'No canned response matches.')]),
+    );
+    el.canned.hidden = false;
+  } catch (err) {
+    alertError(err);
+  }
+}
+
+function hideCanned() {
+  cannedQuery++;
+  if (el.canned) el.canned.hidden = true;
+}
+
+/** What the agent last tried to send, kept for "take over" after a conflict. */
+let pendingSend = null;
+
+async function sendText() {
+  const text = el.composer.value.trim();
+  if (!text || !state.current) return;
+  if (await sendContent({ text })) {
+    el.composer.value = '';
+    state.current.draft = '';
+  }
+}
+
+async function sendCanned(item) {
+  hideCanned();
+  if (await sendContent({ canned: item.id })) {
+    el.composer.value = '';
+    state.current.draft = '';
+  }
+}
+
+async function sendEngagement(item) {
+  await sendContent({ engagement: item.id });
+  loadWorkspace();
+}
+
+/** Sends with the epoch this console has seen; a conflict shows who won and keeps the draft. */
+async function sendContent(content) {
+  const c = state.current;
+  pendingSend = content;
+  stopTyping();
+  const send = el.conversation.querySelector('#send');
+  if (send) send.disabled = true;
+  try {
+    const r = await conn.send({ conversation: c.id, epoch: c.seenEpoch, ...content });
+    if (state.current === c) {
+      Object.assign(c, { status: r.status, owner: r.owner, epoch: r.epoch, seenEpoch: r.epoch });
+      c.notice = null;
+    }
+    pendingSend = null;
+    return true;
+  } catch (err) {
+    if (err.code === 'conflict') {
+      c.owner = err.frame.owner ?? null;
+      c.epoch = err.frame.epoch;
+      if (c.owner) c.status = 'active';
+      c.notice = { kind: 'conflict', owner: c.owner };
+    } else c.notice = { kind: 'error', text: errorText(err) };
+    return false;
+  } finally {
+    renderConversation({ stickToBottom: true });
+  }
+}
+
+async function retryPending() {
+  if (!pendingSend || !state.current) return;
+  const content = pendingSend;
+  // The agent chose to take over: from the owner and epoch the conflict named.
+  state.current.seenEpoch = state.current.epoch;
+  if (await sendContent(content)) {
+    if (content.text) {
+      el.composer.value = '';
+      state.current.draft = '';
+    }
+  }
+}
+
+async function finish() {
+  const c = state.current;
+  try {
+    const r = await conn.request('finish', { conversation: c.id, epoch: c.epoch });
+    Object.assign(c, { status: r.status, owner: r.owner, epoch: r.epoch, seenEpoch: r.epoch });
+    c.notice = null;
+  } catch (err) {
+    c.notice = { kind: 'error', text: errorText(err) };
+  }
+  renderConversation();
+}
+
+async function toggleChat() {
+  const c = state.current;
+  try {
+    const r = await conn.request(c.disabled ? 'enable' : 'disable', { conversation: c.id });
+    Object.assign(c, { disabled: r.disabled });
+  } catch (err) {
+    c.notice = { kind: 'error', text: errorText(err) };
+  }
+  renderConversation();
+}
+
+function errorText(err) {
+  switch (err.code) {
+    case 'chat_disabled':
+      return 'Chat is disabled for this conversation: it cannot be taken now.';
+    case 'forbidden':
+      return `Not allowed: ${err.message}`;
+    case 'disconnected':
+    case 'timeout':
+    case 'unavailable':
+      return 'The message could not be delivered right now (connection or backend); it was not sent. Try again.';
+    default:
+      return err.message || err.code;
+  }
+}
+
+function alertError(err) {
+  if (state.current) {
+    state.current.notice = { kind: 'error', text: errorText(err) };
+    renderConversation();
+  }
+}
+
+// ---------------------------------------------------------------- workspace panel
+
+const workspace = { type: '', history: null, available: null, activityError: null };
+
+async function loadWorkspace() {
+  const c = state.current;
+  if (!c) return;
+  const type = workspace.type ? { type: workspace.type } : {};
+  try {
+    const [history, available] = await Promise.all([
+      conn.request('engagement_history', { conversation: c.id, limit: 20, ...type }),
+      conn.request('engagements_available', { conversation: c.id, ...type }),
+    ]);
+    if (state.current !== c) return;
+    workspace.history = history;
+    workspace.available = available;
+    workspace.activityError = null;
+  } catch (err) {
+    workspace.activityError = errorText(err);
+  }
+  renderWorkspace();
+}
+
+function renderWorkspace() {
+  const c = state.current;
+  if (!c) {
+    el.workspace.replaceChildren();
+    return;
+  }
+  const p = state.profiles.get(c.id);
+  const profile = p
+    ? h(
+        'dl',
+        { class: 'profile', id: 'profile' },
+        h('dt', {}, 'Name'),
+        h('dd', {}, `${p.first_name} ${p.last_name}`),
+        h('dt', {}, 'Locale'),
+        h('dd', {}, p.locale),
+        h('dt', {}, 'Points'),
+        h('dd', {}, String(p.points_balance)),
+        h('dt', {}, 'Segments'),
+        h('dd', {}, p.segments.length ? p.segments.join(', ') : '—'),
+      )
+    : h('p', { class: 'muted' }, 'No profile for this customer.');
+  const filter = h(
+    'select',
+    {
+      id: 'engagement-type',
+      'aria-label': 'Engagement type',
+      onchange: (e) => {
+        workspace.type = e.target.value;
+        loadWorkspace();
+      },
+    },
+    h('option', { value: '' }, 'All types'),
+    ENGAGEMENT_TYPES.map((t) => h('option', { value: t, selected: workspace.type === t }, t)),
+  );
+  const history = workspace.history;
+  const available = workspace.available;
+  el.workspace.replaceChildren(
+    ...[
+    h('h2', { class: 'small' }, 'Customer'),
+    profile,
+    h('h2', { class: 'small' }, 'Engagements'),
+    filter,
+    workspace.activityError ? h('p', { class: 'error' }, workspace.activityError) : null,
+    h('h3', { class: 'small' }, 'Available now'),
+    h(
+      'ul',
+      { id: 'available', class: 'cards' },
+      available && available.items.length
+        ? available.items.map((i) =>
+            h(
+              'li',
+              { dataset: { engagement: i.id } },
+              h('span', { class: 'tag' }, i.type),
+              h('strong', {}, i.name),
+              h('p', { class: 'muted' }, i.description),
+              h('button', { type: 'button', class: 'send-engagement', onclick: () => sendEngagement(i) }, 'Send'),
+            ),
+          )
+        : h('li', { class: 'muted' }, available ? 'Nothing this customer is entitled to.' : 'Loading…'),
+    ),
+    h('h3', { class: 'small' }, 'History'),
+    h(
+      'ul',
+      { id: 'engagement-history', class: 'history' },
+      history && history.events.length
+        ? history.events.map((e) =>
+            h(
+              'li',
+              { dataset: { type: e.type, action: e.action } },
+              h('span', { class: 'tag' }, e.type),
+              ` ${e.title} `,
+              h('span', { class: 'muted' }, `${e.action}${e.points ? ` · ${e.points} pts` : ''} · ${new Date(e.at).toLocaleDateString()}`),
+            ),
+          )
+        : h('li', { class: 'muted' }, history ? (history.no_history ? 'No engagement history.' : 'Nothing of this type.') : 'Loading…'),
+    ),
+    ].filter(Boolean),
+  );
+}
+
+// ---------------------------------------------------------------- start
+
+layout();
+renderStatus();
+renderHeader();
+renderQueue();
+conn.start();
+// Waiting times move every second.
+setInterval(() => {
+  const now = Date.now();
+  for (const span of el.queueList.querySelectorAll('.waiting')) span.textContent = `waiting ${duration(now - Number(span.dataset.since))}`;
+}, 1000);

@@ -1,0 +1,274 @@
+// The end-user demo client: stands in for the brand's mobile app. One conversation (the
+// end user's own): write, receive, see and redeem engagements, see when chat is disabled.
+// Same protocol and same client module as the console.
+
+import { Connection, h, loadClientConfig, newClientMsgId, timeOf, tokenClaims, wsUrlFor } from '/assets/chathub.js';
+import { signIn, signOut } from '/assets/signin.js';
+
+const STORAGE_KEY = 'chathub.demo.token';
+const root = document.getElementById('app');
+const config = await loadClientConfig();
+const token = await signIn(root, { roles: ['end_user'], storageKey: STORAGE_KEY, config, title: 'Customer chat (demo app)' });
+const claims = tokenClaims(token);
+const me = claims.sub;
+const conn = new Connection(wsUrlFor(config), token);
+
+const state = {
+  events: new Map(),
+  tenantDisabled: false,
+  disabled: false,
+  /** engagement id → 'redeemed' | error text, for the cards' buttons. */
+  redeemed: new Map(),
+  agentReadUpTo: 0,
+  typing: null,
+  notice: null,
+  connection: 'connecting',
+  lastReadSent: 0,
+  loaded: false,
+};
+
+const el = {
+  status: h('p', { id: 'conn-status', class: 'conn', role: 'status', 'aria-live': 'polite' }),
+  disabled: h('div', { id: 'chat-disabled', class: 'banner warn', role: 'status', hidden: true }, 'Chat is currently unavailable. Please come back later.'),
+  notice: h('div', { id: 'notice', class: 'banner error', role: 'alert', hidden: true }),
+  messages: h('ol', { id: 'messages', class: 'messages', 'aria-live': 'polite', 'aria-label': 'Messages' }),
+  typing: h('div', { id: 'typing', class: 'typing muted', 'aria-live': 'polite' }),
+  input: h('textarea', { id: 'composer', rows: 2, 'aria-label': 'Message', placeholder: 'Write a message…' }),
+  send: h('button', { type: 'submit', id: 'send', class: 'primary' }, 'Send'),
+};
+
+root.replaceChildren(
+  h(
+    'main',
+    { class: 'phone' },
+    h(
+      'header',
+      { class: 'topbar' },
+      h('strong', {}, 'Customer care'),
+      h('span', { class: 'spacer' }),
+      h('span', { class: 'me' }, claims.name || me),
+      h('button', { type: 'button', class: 'link', onclick: () => signOut(STORAGE_KEY) }, 'Sign out'),
+    ),
+    el.status,
+    el.disabled,
+    el.notice,
+    el.messages,
+    el.typing,
+    h(
+      'form',
+      {
+        class: 'composer',
+        onsubmit: (e) => {
+          e.preventDefault();
+          send();
+        },
+      },
+      el.input,
+      h('div', { class: 'composer-actions' }, el.send),
+    ),
+  ),
+);
+
+el.input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey) {
+    e.preventDefault();
+    send();
+  }
+});
+let typingSentAt = 0;
+let typingIdle = null;
+el.input.addEventListener('input', () => {
+  if (el.input.value && Date.now() - typingSentAt > 3000) {
+    typingSentAt = Date.now();
+    conn.request('typing', { typing: true, conversation: me }).catch(() => {});
+  }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(() => {
+    typingSentAt = 0;
+    conn.request('typing', { typing: false, conversation: me }).catch(() => {});
+  }, 4000);
+});
+
+conn.addEventListener('state', (e) => {
+  state.connection = e.detail.state;
+  const text = {
+    connecting: 'Connecting…',
+    open: 'Connected',
+    reconnecting: 'Connection lost: reconnecting…',
+    refused: 'Sign-in refused: the token was not accepted.',
+    closed: e.detail.code === 4100 ? 'Your session expired: sign in again.' : 'Disconnected.',
+  }[e.detail.state];
+  el.status.textContent = text;
+  el.status.dataset.state = e.detail.state;
+});
+conn.addEventListener('welcome', async (e) => {
+  state.tenantDisabled = e.detail.chat_disabled;
+  render();
+  if (state.loaded) return;
+  state.loaded = true;
+  try {
+    const page = await conn.request('history', { conversation: me, limit: 50 });
+    for (const ev of page.events) state.events.set(ev.seq, ev);
+    const last = page.events.length ? page.events[page.events.length - 1].seq : 0;
+    const sub = await conn.subscribe(me, last);
+    state.disabled = sub.disabled;
+    const opened = await conn.request('open', { conversation: me });
+    for (const r of opened.reads || []) if (r.by.role !== 'end_user') state.agentReadUpTo = Math.max(state.agentReadUpTo, r.seq);
+    render();
+    markRead();
+  } catch (err) {
+    showNotice(`Could not load the conversation: ${err.message}`);
+  }
+});
+conn.addEventListener('resumed', () => render());
+conn.addEventListener('event', (e) => {
+  const ev = e.detail;
+  state.events.set(ev.seq, ev);
+  if (ev.event === 'status') state.disabled = ev.disabled;
+  if (ev.event === 'message' && ev.author.role !== 'end_user') state.typing = null;
+  render();
+  markRead();
+});
+conn.addEventListener('tenant', (e) => {
+  state.tenantDisabled = e.detail.chat_disabled;
+  render();
+});
+conn.addEventListener('typing', (e) => {
+  const f = e.detail;
+  if (f.from.role === 'end_user') return;
+  clearTimeout(state.typingTimer);
+  state.typing = f.typing ? f.from.id : null;
+  if (f.typing) state.typingTimer = setTimeout(() => ((state.typing = null), renderTyping()), 6000);
+  renderTyping();
+});
+conn.addEventListener('read', (e) => {
+  const f = e.detail;
+  if (f.by.role !== 'end_user' && f.seq > state.agentReadUpTo) {
+    state.agentReadUpTo = f.seq;
+    render();
+  }
+});
+
+function markRead() {
+  if (document.visibilityState !== 'visible' || !state.events.size) return;
+  const last = Math.max(...state.events.keys());
+  if (last <= state.lastReadSent) return;
+  state.lastReadSent = last;
+  conn.request('read', { conversation: me, seq: last }).catch(() => {
+    state.lastReadSent = 0;
+  });
+}
+document.addEventListener('visibilitychange', markRead);
+
+function showNotice(text) {
+  el.notice.textContent = text;
+  el.notice.hidden = !text;
+}
+
+async function send() {
+  const text = el.input.value.trim();
+  if (!text) return;
+  el.send.disabled = true;
+  try {
+    // The same client_msg_id on every retry: a message is never recorded twice.
+    await conn.send({ conversation: me, text, client_msg_id: newClientMsgId() });
+    el.input.value = '';
+    showNotice('');
+  } catch (err) {
+    if (err.code === 'chat_disabled') {
+      state.disabled = true;
+      showNotice('Chat is currently unavailable: your message was not sent.');
+    } else showNotice(`Your message was not sent: ${err.message}`);
+  } finally {
+    render();
+  }
+}
+
+async function redeem(engagement) {
+  try {
+    await conn.request('redeem', { engagement });
+    state.redeemed.set(engagement, 'Redeemed ✓');
+  } catch (err) {
+    const text = {
+      already_redeemed: 'Already redeemed',
+      expired: 'This offer has expired',
+      out_of_stock: 'Sold out',
+      not_found: 'No longer available',
+    }[err.code];
+    state.redeemed.set(engagement, text || `Could not redeem: ${err.message}`);
+  }
+  render();
+}
+
+function statusLine(ev) {
+  switch (ev.cause) {
+    case 'opened':
+    case 'reopened':
+      return 'We got your message: an agent will be with you shortly.';
+    case 'taken':
+      return `${ev.owner} joined the chat`;
+    case 'taken_over':
+      return `${ev.owner} took over the chat`;
+    case 'finished':
+      return 'The conversation was closed. Write again any time.';
+    case 'disabled':
+      return 'Chat was paused by the team.';
+    case 'enabled':
+      return 'Chat is available again.';
+    default:
+      return null;
+  }
+}
+
+function renderEvent(ev, readSeq) {
+  if (ev.event === 'status') {
+    const line = statusLine(ev);
+    return line ? h('li', { class: 'system', dataset: { seq: ev.seq, cause: ev.cause } }, line) : null;
+  }
+  const mine = ev.author.role === 'end_user';
+  let body;
+  if (ev.content.kind === 'engagement') {
+    const e = ev.content.engagement;
+    const outcome = state.redeemed.get(e.id);
+    body = h(
+      'div',
+      { class: 'engagement-card', dataset: { engagement: e.id } },
+      h('span', { class: 'tag' }, e.type),
+      h('strong', {}, e.name),
+      h('p', {}, e.description),
+      outcome
+        ? h('p', { class: 'redeem-outcome', role: 'status' }, outcome)
+        : h('button', { type: 'button', class: 'redeem primary', onclick: () => redeem(e.id) }, e.type === 'coupon' ? 'Redeem coupon' : 'Redeem'),
+    );
+  } else body = h('p', { class: 'text' }, ev.content.text);
+  return h(
+    'li',
+    { class: `msg ${mine ? 'out' : 'in'}`, dataset: { seq: ev.seq } },
+    h('div', { class: 'meta' }, mine ? 'You' : ev.author.id, ' · ', h('time', {}, timeOf(ev.at))),
+    body,
+    mine && readSeq === ev.seq ? h('div', { class: 'seen' }, 'Seen') : null,
+  );
+}
+
+function render() {
+  const off = state.tenantDisabled || state.disabled;
+  el.disabled.hidden = !off;
+  el.input.disabled = off;
+  el.send.disabled = off;
+  el.input.placeholder = off ? 'Chat is currently unavailable' : 'Write a message…';
+  const seqs = [...state.events.keys()].sort((a, b) => a - b);
+  const readSeq = seqs.filter((s) => s <= state.agentReadUpTo && state.events.get(s).event === 'message' && state.events.get(s).author.role === 'end_user').pop();
+  const atBottom = el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 40;
+  el.messages.replaceChildren(
+    ...(seqs.length ? seqs.map((s) => renderEvent(state.events.get(s), readSeq)).filter(Boolean) : [h('li', { class: 'system' }, 'Ask us anything: an agent will answer here.')]),
+  );
+  if (atBottom) el.messages.scrollTop = el.messages.scrollHeight;
+  renderTyping();
+}
+
+function renderTyping() {
+  el.typing.textContent = state.typing ? `${state.typing} is typing…` : '';
+}
+
+render();
+conn.start();

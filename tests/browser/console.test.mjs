@@ -1,0 +1,173 @@
+// The product description played in a real browser: two agents race for a waiting
+// conversation in the console, the loser sees who won; the winner finishes; the end user
+// (demo client) writes again and it is back in the queue; an engagement is sent and
+// redeemed; an admin disables chat and the end user sees it. Screenshots go to
+// artifacts/.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchBrowser, screenshot, signedIn, startHub, waitForText } from './support.mjs';
+
+let hub;
+let browser;
+let alice;
+let bob;
+let ana;
+
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+  alice = await signedIn(browser, hub, '/console/', 'alice');
+  bob = await signedIn(browser, hub, '/console/', 'bob');
+  ana = await signedIn(browser, hub, '/demo/', 'u-ana');
+});
+
+after(async () => {
+  // The last state of every page, for whoever reads a failure.
+  for (const [name, page] of [['alice', alice], ['bob', bob], ['ana', ana]]) if (page) await screenshot(page, `last-${name}`).catch(() => {});
+  for (const page of [alice, bob, ana]) if (page) assert.deepEqual(page.errors, [], 'no script errors in the page');
+  await browser?.close();
+  await hub?.stop();
+});
+
+const conversation = (page) => page.locator('.queue-item[data-conversation="u-ana"]');
+
+test('both agents see the waiting conversation in the live queue', async () => {
+  for (const page of [alice, bob]) {
+    await conversation(page).waitFor();
+    assert.equal(await conversation(page).getAttribute('data-status'), 'unanswered');
+    await waitForText(page, '.queue-item[data-conversation="u-ana"] .waiting', 'waiting');
+    // The profile gives the customer's name.
+    await waitForText(page, '.queue-item[data-conversation="u-ana"] .who', 'Ana Silva');
+  }
+  await screenshot(alice, '01-queue');
+});
+
+test('two agents race to take it: exactly one wins, the other sees who took it', async () => {
+  for (const page of [alice, bob]) {
+    await conversation(page).click();
+    await waitForText(page, '.messages', "spring coupon doesn't work");
+  }
+  await alice.locator('#composer').fill('Hi Ana, Alice here. Let me check that coupon.');
+  await bob.locator('#composer').fill('Hello Ana, this is Bob!');
+  await Promise.all([alice.locator('#send').click(), bob.locator('#send').click()]);
+
+  // Each console ends with the conversation active; one says "you".
+  for (const page of [alice, bob]) await page.locator('#conv-owner').waitFor();
+  const owners = await Promise.all([alice, bob].map((p) => p.locator('#conv-owner').textContent()));
+  const winners = owners.filter((o) => o.includes('you'));
+  assert.equal(winners.length, 1, `exactly one winner, got owners ${JSON.stringify(owners)}`);
+  const [winner, loser, winnerId, loserText] = owners[0].includes('you')
+    ? [alice, bob, 'alice', 'Hello Ana, this is Bob!']
+    : [bob, alice, 'bob', 'Hi Ana, Alice here. Let me check that coupon.'];
+
+  // The loser is told who took it first, the message was not sent, and the draft is kept.
+  const notice = loser.locator('#notice[data-kind="conflict"]');
+  await notice.waitFor();
+  assert.equal(await notice.getAttribute('data-owner'), winnerId);
+  assert.match(await notice.textContent(), new RegExp(`${winnerId}.*first`, 'i'));
+  assert.equal(await loser.locator('#composer').inputValue(), loserText);
+  await loser.locator('#take-over').waitFor();
+  await screenshot(loser, '02-race-lost');
+
+  // The end user got exactly the winner's message.
+  await waitForText(ana, '#messages', winnerId);
+  const fromAgents = await ana.locator('.msg.in').count();
+  assert.equal(fromAgents, 1, 'the losing message was not delivered');
+  assert.equal(await ana.locator('.msg.in .text').textContent(), winnerId === 'alice' ? 'Hi Ana, Alice here. Let me check that coupon.' : 'Hello Ana, this is Bob!');
+  // The other console's queue shows the owner live.
+  await loser.locator('#tab-active').click();
+  await waitForText(loser, '.queue-item[data-conversation="u-ana"] .owner', winnerId);
+  globalThis.winner = winner;
+  globalThis.winnerId = winnerId;
+  await screenshot(winner, '03-race-won');
+});
+
+test('typing and read indicators reach the other side', async () => {
+  const winner = globalThis.winner;
+  await ana.locator('#composer').pressSequentially('thanks', { delay: 20 });
+  await waitForText(winner, '#typing', 'typing');
+  await ana.locator('#send').click();
+  await waitForText(winner, '.messages', 'thanks');
+  // The console marked it read; the end user sees "Seen" under their message.
+  await waitForText(ana, '.msg.out .seen', 'Seen');
+});
+
+test('canned responses: picked by shortcut, placeholders filled by the server', async () => {
+  const winner = globalThis.winner;
+  await winner.locator('#composer').fill('/poi');
+  await winner.locator('#canned [data-canned="points"]').waitFor();
+  await winner.locator('#composer').press('Enter');
+  await waitForText(ana, '#messages', 'You have 340 points, Ana.');
+});
+
+test('an engagement is sent from the console and redeemed in the app', async () => {
+  const winner = globalThis.winner;
+  await winner.locator('#engagement-type').selectOption('coupon');
+  await winner.locator('#available li[data-engagement="spring-10"] .send-engagement').waitFor();
+  // History preview filtered to coupons: Ana redeemed an autumn coupon before.
+  await waitForText(winner, '#engagement-history', '15% autumn coupon');
+  assert.equal(await winner.locator('#engagement-history li[data-type="points"]').count(), 0);
+  await screenshot(winner, '04-engagements');
+  await winner.locator('#available li[data-engagement="spring-10"] .send-engagement').click();
+
+  const card = ana.locator('.engagement-card[data-engagement="spring-10"]');
+  await card.waitFor();
+  await card.locator('button.redeem').click();
+  await waitForText(ana, '.engagement-card[data-engagement="spring-10"] .redeem-outcome', 'Redeemed');
+  await screenshot(ana, '05-redeemed');
+  // Redeemed once per user: no longer offered to the agent.
+  await winner.locator('#engagement-type').selectOption('');
+  await winner.locator('#engagement-type').selectOption('coupon');
+  await winner.waitForFunction(() => !document.querySelector('#available li[data-engagement="spring-10"]'));
+});
+
+test('finish; the end user writes again and it is back in the queue', async () => {
+  const winner = globalThis.winner;
+  await winner.locator('#finish').click();
+  await waitForText(winner, '#conv-status', 'finished');
+  await waitForText(ana, '#messages', 'The conversation was closed');
+  await ana.locator('#composer').fill('One more question, please');
+  await ana.locator('#send').click();
+  for (const page of [alice, bob]) {
+    await page.locator('#tab-unanswered').click();
+    await page.locator('.queue-item[data-conversation="u-ana"][data-status="unanswered"]').waitFor();
+    await waitForText(page, '.queue-item[data-conversation="u-ana"] .preview', 'One more question');
+  }
+  await screenshot(bob, '06-back-in-queue');
+});
+
+test('an admin disables chat and the end user sees it', async () => {
+  const carol = await signedIn(browser, hub, '/console/', 'carol');
+  try {
+    await conversation(carol).click();
+    await carol.locator('#toggle-chat').click();
+    await carol.locator('#conv-disabled').waitFor();
+    await ana.locator('#chat-disabled:not([hidden])').waitFor();
+    assert.equal(await ana.locator('#composer').isDisabled(), true);
+    await screenshot(ana, '07-chat-disabled');
+    // The tenant-wide switch too: enable the conversation, disable the tenant.
+    await carol.locator('#toggle-chat').click();
+    await ana.locator('#chat-disabled[hidden]').waitFor({ state: 'attached' });
+    await carol.locator('#tenant-toggle').click();
+    await carol.locator('#tenant-banner:not([hidden])').waitFor();
+    await ana.locator('#chat-disabled:not([hidden])').waitFor();
+    await alice.locator('#tenant-banner:not([hidden])').waitFor();
+    await screenshot(carol, '08-tenant-disabled');
+    await carol.locator('#tenant-toggle').click();
+    await ana.locator('#chat-disabled[hidden]').waitFor({ state: 'attached' });
+    assert.deepEqual(carol.errors, []);
+  } finally {
+    await carol.context().close();
+  }
+});
+
+test('a bad token is refused and says so', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${hub.http}/console/`);
+  await page.locator('#token').fill('eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYWdlbnQiLCJzdWIiOiJ4In0.bad-signature');
+  await page.locator('form.signin-form button[type=submit]').click();
+  await page.locator('#conn-status[data-state="refused"]').waitFor();
+  await context.close();
+});

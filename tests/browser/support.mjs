@@ -1,0 +1,110 @@
+// Test support for the browser tests: a real `chathub serve --demo` on free loopback
+// ports, Debian's Chromium driven by playwright-core, and small wait helpers (the tests
+// use node:test, not Playwright's runner, so nothing downloads a browser).
+
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+
+/** Screenshots land here (kept by CI as artifacts; not committed). */
+export const ARTIFACTS = path.join(here, 'artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+/** The chathub binary: `CHATHUB_BIN`, or the debug build (`cargo build` first). */
+export const CHATHUB_BIN = process.env.CHATHUB_BIN || path.join(repo, 'target', 'debug', 'chathub');
+
+/** Starts `chathub serve --demo` on free ports; resolves once it printed its addresses. */
+export function startHub(extraArgs = []) {
+  const child = spawn(CHATHUB_BIN, ['serve', '--demo', '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`chathub did not start within 20 s; stderr:\n${stderr}`));
+    }, 20000);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/chathub listening ws=(\S+) http=(\S+)/);
+      if (m && out.includes('admin api:')) {
+        clearTimeout(timer);
+        resolve({
+          ws: m[1],
+          http: m[2],
+          stop: () =>
+            new Promise((done) => {
+              if (child.exitCode !== null) return done();
+              child.once('exit', () => done());
+              child.kill('SIGTERM');
+            }),
+        });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`chathub exited with ${code}; stderr:\n${stderr}`));
+    });
+  });
+}
+
+/**
+ * Headless Debian Chromium with the flags this kind of machine needs. Playwright's
+ * `launch` gives it a fresh, empty user-data-dir of its own each time (it refuses an
+ * explicit `--user-data-dir`).
+ */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * A page in its own browser context (own sessionStorage: one signed-in person each),
+ * signed in through the one-click demo sign-in as `person`.
+ */
+export async function signedIn(browser, hub, pagePath, person) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 860 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  page.errors = errors;
+  await page.goto(`${hub.http}${pagePath}`);
+  await page.locator(`button[data-person="${person}"]`).click();
+  await page.locator('#conn-status[data-state="open"]').waitFor();
+  return page;
+}
+
+/** Saves a full-page screenshot under artifacts/. */
+export async function screenshot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+}
+
+/** Waits until `selector` on `page` has text containing `text`. */
+export async function waitForText(page, selector, text, timeout = 10000) {
+  await page.waitForFunction(
+    ([sel, t]) => [...document.querySelectorAll(sel)].some((e) => e.textContent.includes(t)),
+    [selector, text],
+    { timeout },
+  );
+}
