@@ -71,4 +71,15 @@ async fn killed_pubsub_connections_lose_no_event() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert!(resyncs > 0.0, "the repair path ran: {resyncs}");
+    // Operators see the lost pub/sub connections.
+    let reconnects: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("chathub_pubsub_reconnects_total "))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        reconnects > 0.0,
+        "pub/sub reconnects are counted: {metrics}"
+    );
 }

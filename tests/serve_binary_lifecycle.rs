@@ -73,3 +73,47 @@ async fn token_serve_metrics_and_graceful_shutdown() {
         "serve exits cleanly after SIGTERM: {status}"
     );
 }
+
+/// `serve --config FILE`: settings come from the file unless a flag (or the environment)
+/// gives them; a file with an unknown key stops the binary with a message naming it.
+#[tokio::test]
+async fn settings_come_from_a_config_file_flags_win() {
+    let dir = std::env::temp_dir().join(format!("chathub-serve-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("chathub.toml");
+    std::fs::write(
+        &path,
+        "# chathub serve settings\nmax-text-bytes = 123\nmax_page = 99\nrate-per-sec = 7\n",
+    )
+    .unwrap();
+    let path_arg = path.to_str().unwrap();
+    let hub = HubProcess::spawn(&["--config", path_arg, "--max-page", "42"]);
+    let token = chathub_e2e::dev_token("acme", Role::Agent, "alice");
+    let client = Client::connect(&hub.ws_url, &token).await.unwrap();
+    let limits = &client.welcome().limits;
+    assert_eq!(limits.max_text_bytes, 123, "from the file");
+    assert_eq!(limits.rate_per_sec, 7, "from the file");
+    assert_eq!(limits.max_page, 42, "the flag wins over the file");
+    drop(client);
+    drop(hub);
+
+    std::fs::write(&path, "max-text-bytes = 123\nmax-txet-bytes = 5\n").unwrap();
+    let out = Command::new(chathub_binary())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-http",
+            "--config",
+            path_arg,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown setting `max-txet-bytes`"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

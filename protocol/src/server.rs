@@ -71,6 +71,9 @@ pub struct PresenceFrame {
     /// Last sign of life, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<u64>,
+    /// Display name (the `name` claim of the agent's token), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The `welcome` frame.

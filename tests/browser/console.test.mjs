@@ -77,7 +77,10 @@ test('two agents race to take it: exactly one wins, the other sees who took it',
   assert.equal(await ana.locator('.msg.in .text').textContent(), winnerId === 'alice' ? 'Hi Ana, Alice here. Let me check that coupon.' : 'Hello Ana, this is Bob!');
   // The other console's queue shows the owner live.
   await loser.locator('#tab-active').click();
-  await waitForText(loser, '.queue-item[data-conversation="u-ana"] .owner', winnerId);
+  // …with the owner's display name (from the token's `name` claim).
+  const winnerName = winnerId === 'alice' ? 'Alice' : 'Bob';
+  await waitForText(loser, '.queue-item[data-conversation="u-ana"] .owner', winnerName);
+  await waitForText(loser, '#conv-owner', winnerName);
   globalThis.winner = winner;
   globalThis.winnerId = winnerId;
   await screenshot(winner, '03-race-won');

@@ -3,7 +3,9 @@
 // use node:test, not Playwright's runner, so nothing downloads a browser).
 
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -18,9 +20,12 @@ mkdirSync(ARTIFACTS, { recursive: true });
 /** The chathub binary: `CHATHUB_BIN`, or the debug build (`cargo build` first). */
 export const CHATHUB_BIN = process.env.CHATHUB_BIN || path.join(repo, 'target', 'debug', 'chathub');
 
-/** Starts `chathub serve --demo` on free ports; resolves once it printed its addresses. */
-export function startHub(extraArgs = []) {
-  const child = spawn(CHATHUB_BIN, ['serve', '--demo', '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', ...extraArgs], {
+/**
+ * Starts `chathub serve --demo` (on free ports unless `listen`/`http` say otherwise);
+ * resolves once it printed its addresses.
+ */
+export function startHub({ listen = '127.0.0.1:0', http = '127.0.0.1:0', args = [] } = {}) {
+  const child = spawn(CHATHUB_BIN, ['serve', '--demo', '--listen', listen, '--http', http, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
@@ -42,11 +47,11 @@ export function startHub(extraArgs = []) {
         resolve({
           ws: m[1],
           http: m[2],
-          stop: () =>
+          stop: (signal = 'SIGTERM') =>
             new Promise((done) => {
               if (child.exitCode !== null) return done();
               child.once('exit', () => done());
-              child.kill('SIGTERM');
+              child.kill(signal);
             }),
         });
       }
@@ -107,4 +112,49 @@ export async function waitForText(page, selector, text, timeout = 10000) {
     [selector, text],
     { timeout },
   );
+}
+
+/** A free loopback TCP port (bound, then released). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A throwaway redis-server on a free loopback port, no persistence. */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'chathub-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('redis-server did not start within 10 s')), 10000);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((done) => {
+        if (child.exitCode !== null) return done();
+        child.once('exit', () => {
+          rmSync(dir, { recursive: true, force: true });
+          done();
+        });
+        child.kill('SIGKILL');
+      }),
+  };
 }

@@ -18,6 +18,9 @@ pub struct Envelope {
     /// Not a frame but a signal: the node's subscription to `channel` was (re)established
     /// and events may have been missed meanwhile; sessions catch up from history.
     pub resync: bool,
+    /// When this node made or received it: the start of its local fan-out (for the
+    /// fan-out latency histogram).
+    pub received: std::time::Instant,
     json: OnceLock<Bytes>,
 }
 
@@ -29,6 +32,7 @@ impl Envelope {
             seq,
             msgpack,
             resync: false,
+            received: std::time::Instant::now(),
             json: OnceLock::new(),
         }
     }

@@ -20,7 +20,7 @@ pub use envelope::Envelope;
 pub use hub::{Hub, SessionId};
 pub use memory::MemoryBroker;
 pub use outbox::{Outbox, OutboxSender, Overflow};
-pub use redis::{RedisBroker, redis_channel};
+pub use redis::{RedisBroker, RedisBrokerStats, redis_channel};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! `chathub`: run a gateway node (`serve`) or mint a token (`token`).
 //!
-//! Flags, environment variables and defaults are parsed here only; the libraries take
-//! typed configuration.
+//! Flags, environment variables, the config file and defaults are parsed here only; the
+//! libraries take typed configuration.
 
 use anyhow::{Context, Result, bail};
 use chathub_domain::Role;
@@ -13,6 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+mod config_file;
 
 /// chathub: a real-time WebSocket chat hub for customer care.
 #[derive(Parser)]
@@ -32,6 +34,10 @@ enum Cmd {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// A TOML file of settings, keyed by these flags' names (`max-text-bytes = 4096`).
+    /// Flags and environment variables win over it.
+    #[arg(long, env = "CHATHUB_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// WebSocket listen address.
     #[arg(long, env = "CHATHUB_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -210,7 +216,7 @@ impl From<RoleArg> for Role {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(config_file::expand::<Cli>(std::env::args_os().collect())?);
     match cli.command {
         Cmd::Token(args) => token(args),
         Cmd::Serve(args) => {
@@ -414,5 +420,26 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    /// The example config in deploy/ stays in step with the flags.
+    #[test]
+    fn the_example_config_file_parses() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/chathub.example.toml"
+        );
+        let argv = ["chathub", "serve", "--config", path].map(std::ffi::OsString::from);
+        let expanded = config_file::expand::<Cli>(argv.to_vec()).expect("expands");
+        let cli = Cli::try_parse_from(expanded).expect("every key is a valid flag");
+        let Cmd::Serve(serve) = cli.command else {
+            panic!("serve expected");
+        };
+        assert_eq!(serve.allowed_origins, ["https://console.example.com"]);
+        assert_eq!(
+            serve.public_ws_url.as_deref(),
+            Some("wss://chat.example.com/")
+        );
+        assert!(matches!(serve.log_format, LogFormat::Json));
     }
 }

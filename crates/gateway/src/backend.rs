@@ -37,6 +37,10 @@ pub trait Backend: Send + Sync + 'static {
     fn is_ready(&self) -> bool {
         true
     }
+    /// The Redis pub/sub connection's counters (cluster mode only).
+    fn pubsub_stats(&self) -> Option<&chathub_broker::RedisBrokerStats> {
+        None
+    }
 }
 
 /// The embedded default: everything in this process, nothing else to install. One node
@@ -235,6 +239,8 @@ async fn watch_health<C: ConnectionLike + Send>(
             if ok {
                 tracing::info!("redis reachable again");
             } else {
+                ::metrics::counter!(crate::metrics::BACKEND_ERRORS, "during" => "health_check")
+                    .increment(1);
                 tracing::warn!("redis unreachable: not ready");
             }
         }
@@ -262,5 +268,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
     }
     fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed) && self.broker.is_healthy()
+    }
+    fn pubsub_stats(&self) -> Option<&chathub_broker::RedisBrokerStats> {
+        Some(self.broker.stats())
     }
 }

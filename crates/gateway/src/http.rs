@@ -49,6 +49,23 @@ async fn metrics_text<K: Backend>(State(node): State<Arc<Node<K>>>) -> impl Into
         node.hub.delivered(),
         node.hub.overflowed(),
     ));
+    body.push_str(&format!(
+        "# TYPE chathub_ready gauge\nchathub_ready {}\n",
+        u8::from(node.backend.is_ready() && !node.shutdown.is_cancelled())
+    ));
+    if let Some(stats) = node.backend.pubsub_stats() {
+        use std::sync::atomic::Ordering::Relaxed;
+        body.push_str(&format!(
+            "# TYPE chathub_pubsub_received_total counter\nchathub_pubsub_received_total {}\n\
+             # TYPE chathub_pubsub_undecodable_total counter\nchathub_pubsub_undecodable_total {}\n\
+             # TYPE chathub_pubsub_reconnects_total counter\nchathub_pubsub_reconnects_total {}\n\
+             # TYPE chathub_pubsub_resyncs_total counter\nchathub_pubsub_resyncs_total {}\n",
+            stats.received.load(Relaxed),
+            stats.undecodable.load(Relaxed),
+            stats.disconnects.load(Relaxed),
+            stats.resyncs.load(Relaxed),
+        ));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

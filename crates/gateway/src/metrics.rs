@@ -1,6 +1,6 @@
 //! Metric names and the process-wide Prometheus recorder.
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
 /// Open sockets, by role.
@@ -19,6 +19,30 @@ pub(crate) const CLOSES: &str = "chathub_session_closes_total";
 pub(crate) const RESYNCS: &str = "chathub_resyncs_total";
 /// Events recovered from history because a `seq` gap was seen on the live path.
 pub(crate) const GAP_REPAIRS: &str = "chathub_gap_repairs_total";
+/// Seconds from a frame reaching this node (from the broker, or made here) to its write
+/// on a socket: local fan-out, outbound queueing included.
+pub(crate) const FANOUT_LATENCY: &str = "chathub_fanout_latency_seconds";
+/// Backend calls that failed (Redis unreachable, timed out, or answered an error), by
+/// what was being done.
+pub(crate) const BACKEND_ERRORS: &str = "chathub_backend_errors_total";
+/// Seconds a conversation waited in `unanswered`, by how the wait ended (`taken`,
+/// `finished`).
+pub(crate) const UNANSWERED_WAIT: &str = "chathub_unanswered_wait_seconds";
+/// Seconds from the end user's message that put a conversation in the queue to the first
+/// agent reply (which takes it).
+pub(crate) const FIRST_REPLY: &str = "chathub_first_reply_seconds";
+/// Ownership races, by outcome: `won` (a take or take-over), `lost` (`conflict`).
+pub(crate) const TAKES: &str = "chathub_takes_total";
+/// Resumes (`subscribe` with `since`), by outcome: `no_gap` (nothing missed), `gap`
+/// (missed events replayed), `truncated` (history no longer reached back).
+pub(crate) const RESUMES: &str = "chathub_resumes_total";
+
+/// Histogram buckets for the `_seconds` metrics: fan-out latency sits in the
+/// sub-millisecond range, queue waits in seconds to hours.
+const SECONDS_BUCKETS: [f64; 20] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+    15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -26,7 +50,12 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// share it).
 pub(crate) fn install() {
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let builder = PrometheusBuilder::new();
+        // Only fails for an empty bucket list.
+        let builder = builder
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder is installed, whose metrics then win.
         let _ = ::metrics::set_global_recorder(recorder);
@@ -37,4 +66,62 @@ pub(crate) fn install() {
 /// The metrics in Prometheus text format.
 pub(crate) fn render() -> String {
     HANDLE.get().map(|h| h.render()).unwrap_or_default()
+}
+
+/// Counts takes, and for a change that ends a wait in `unanswered` (a take, or a finish
+/// by an admin) observes how long it waited. The wait's start is the status change
+/// before this one, read from history in a task of its own: off the reply path, and only
+/// once per ownership change, never per message.
+pub(crate) fn observe_ownership_change<K: crate::Backend>(
+    node: &std::sync::Arc<crate::Node<K>>,
+    tenant: &chathub_domain::TenantId,
+    conversation: &chathub_domain::ConversationId,
+    event: &chathub_domain::Event,
+) {
+    use chathub_domain::{Cause, EventBody, Status};
+    use chathub_store::{ConversationStore, HistoryRange};
+    let EventBody::Status { cause, .. } = &event.body else {
+        return;
+    };
+    let outcome = match cause {
+        Cause::Taken => {
+            ::metrics::counter!(TAKES, "outcome" => "won", "kind" => "taken").increment(1);
+            "taken"
+        }
+        Cause::TakenOver => {
+            ::metrics::counter!(TAKES, "outcome" => "won", "kind" => "taken_over").increment(1);
+            return;
+        }
+        Cause::Finished => "finished",
+        _ => return,
+    };
+    let (node, tenant, conversation) = (node.clone(), tenant.clone(), conversation.clone());
+    let (seq, at) = (event.seq, event.at);
+    tokio::spawn(async move {
+        // End users' messages are all that can come between entering the queue and
+        // leaving it; a page this long almost always reaches the status change.
+        let range = HistoryRange::Before {
+            before: seq,
+            limit: 100,
+        };
+        let Ok(slice) = node
+            .backend
+            .store()
+            .history(&tenant, &conversation, range)
+            .await
+        else {
+            return;
+        };
+        let entered = slice.events.iter().rev().find_map(|e| match &e.body {
+            EventBody::Status { status, .. } => Some((*status, e.at)),
+            _ => None,
+        });
+        if let Some((Status::Unanswered, since)) = entered {
+            let waited = at.saturating_sub(since) as f64 / 1000.0;
+            ::metrics::histogram!(UNANSWERED_WAIT, "outcome" => outcome).record(waited);
+            if outcome == "taken" {
+                ::metrics::histogram!(FIRST_REPLY).record(waited);
+            }
+        }
+    });
 }

@@ -286,6 +286,8 @@ impl<K: Backend> Session<K> {
         }
         self.join(&channel).await.map_err(|e| {
             tracing::warn!(error = %e, "subscribe failed");
+            ::metrics::counter!(crate::metrics::BACKEND_ERRORS, "during" => "subscribe")
+                .increment(1);
             Failure::new(ErrorCode::Unavailable, "cannot subscribe now; retry")
         })?;
         let state = self
@@ -310,6 +312,14 @@ impl<K: Backend> Session<K> {
                 (last, written.count, truncated)
             }
         };
+        if since.is_some() {
+            let outcome = match (truncated, replayed) {
+                (true, _) => "truncated",
+                (false, 0) => "no_gap",
+                (false, _) => "gap",
+            };
+            ::metrics::counter!(crate::metrics::RESUMES, "outcome" => outcome).increment(1);
+        }
         self.subs.insert(
             channel,
             Subscription {
@@ -438,6 +448,8 @@ impl<K: Backend> Session<K> {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "apply failed");
+                ::metrics::counter!(crate::metrics::BACKEND_ERRORS, "during" => "apply")
+                    .increment(1);
                 Failure::new(
                     ErrorCode::Unavailable,
                     "backend unavailable; retry with the same client_msg_id",
@@ -449,7 +461,7 @@ impl<K: Backend> Session<K> {
                 Ok((state, ack))
             }
             Decision::Conflict { owner, epoch } => {
-                ::metrics::counter!("chathub_take_conflicts_total").increment(1);
+                ::metrics::counter!(crate::metrics::TAKES, "outcome" => "lost").increment(1);
                 let who = owner
                     .as_ref()
                     .map_or("nobody".to_owned(), |o| o.to_string());
@@ -566,5 +578,6 @@ pub(crate) fn forbidden(message: impl Into<String>) -> Failure {
 
 pub(crate) fn unavailable(e: StoreError) -> Failure {
     tracing::warn!(error = %e, "store failed");
+    ::metrics::counter!(crate::metrics::BACKEND_ERRORS, "during" => "store").increment(1);
     Failure::new(ErrorCode::Unavailable, "store unavailable; retry")
 }

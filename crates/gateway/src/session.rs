@@ -3,7 +3,9 @@
 //! closes it with a documented code.
 
 use crate::auth::{Identity, now_millis, now_secs};
-use crate::metrics::{CLOSES, CONNECTIONS, FRAMES_IN, FRAMES_OUT, GAP_REPAIRS, REQUESTS, RESYNCS};
+use crate::metrics::{
+    CLOSES, CONNECTIONS, FANOUT_LATENCY, FRAMES_IN, FRAMES_OUT, GAP_REPAIRS, REQUESTS, RESYNCS,
+};
 use crate::{Backend, Node};
 use bytes::Bytes;
 use chathub_broker::outbox::{self, Outbox};
@@ -299,6 +301,7 @@ impl<K: Backend> Session<K> {
             now: now_millis(),
             ttl_ms: ttl,
             listed: self.identity.role != Role::EndUser,
+            name: Some(&self.identity.name),
         };
         let beat = self
             .node
@@ -327,6 +330,7 @@ impl<K: Backend> Session<K> {
             agent: id.to_string(),
             presence: entry.presence,
             last_seen: Some(entry.last_seen),
+            name: entry.name,
         };
         let agents = Channel::agents(tenant);
         let envelope = chathub_ownership::frames::envelope(
@@ -488,6 +492,7 @@ impl<K: Backend> Session<K> {
             }
         };
         ::metrics::counter!(FRAMES_OUT).increment(1);
+        ::metrics::histogram!(FANOUT_LATENCY).record(envelope.received.elapsed().as_secs_f64());
         self.ws.feed(message).await.map_err(|_| End::Gone)
     }
 

@@ -153,6 +153,7 @@ impl<K: Backend> Session<K> {
     pub(crate) async fn after_applied(&self, conversation: &ConversationId, events: &[Event]) {
         let t = &self.identity.tenant;
         for event in events {
+            crate::metrics::observe_ownership_change(&self.node, t, conversation, event);
             match &event.body {
                 EventBody::Status {
                     cause: Cause::TakenOver,
@@ -458,6 +459,7 @@ impl<K: Backend> Session<K> {
                             agent: e.who.strip_prefix("agent:")?.to_owned(),
                             presence: e.presence,
                             last_seen: Some(e.last_seen),
+                            name: e.name,
                         })
                     })
                     .collect();

@@ -39,6 +39,9 @@ pub struct Heartbeat<'a> {
     /// Whether the person appears in [`WorkspaceStore::presence`] listings (agents do;
     /// end users, who can be millions, are only ever asked about one by one).
     pub listed: bool,
+    /// Display name (the token's `name`), remembered for listed people so consoles can
+    /// show who owns a conversation.
+    pub name: Option<&'a str>,
 }
 
 /// One person's aggregated presence.
@@ -50,6 +53,8 @@ pub struct PresenceEntry {
     pub presence: Presence,
     /// Last heartbeat of any session (ms since the Unix epoch).
     pub last_seen: u64,
+    /// Display name given by the latest session that had one.
+    pub name: Option<String>,
 }
 
 /// A page of engagement history, newest first.

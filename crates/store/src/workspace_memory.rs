@@ -27,6 +27,8 @@ struct Tenant {
     /// who → session → (presence, expires at).
     sessions: HashMap<String, HashMap<String, (Presence, u64)>>,
     last_seen: HashMap<String, u64>,
+    /// Display names of listed people.
+    names: HashMap<String, String>,
     /// Heartbeats since the last sweep of expired sessions.
     beats: u64,
 }
@@ -235,6 +237,9 @@ impl WorkspaceStore for MemoryWorkspace {
             );
             if beat.listed {
                 w.last_seen.insert(beat.who.to_owned(), beat.now);
+                if let Some(name) = beat.name {
+                    w.names.insert(beat.who.to_owned(), name.to_owned());
+                }
             }
         });
         Ok(())
@@ -261,6 +266,7 @@ impl WorkspaceStore for MemoryWorkspace {
                     who: who.clone(),
                     presence: Presence::aggregate(live(w.sessions.get(who), now)),
                     last_seen: *seen,
+                    name: w.names.get(who).cloned(),
                 })
                 .collect();
             out.sort_by(|a, b| a.who.cmp(&b.who));
@@ -280,6 +286,7 @@ impl WorkspaceStore for MemoryWorkspace {
                 who: who.to_owned(),
                 presence: Presence::aggregate(live(w.sessions.get(who), now)),
                 last_seen: seen,
+                name: w.names.get(who).cloned(),
             })
         }))
     }

@@ -326,6 +326,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .pexpire(&key, beat.ttl_ms as i64);
         if beat.listed {
             pipe.hset(self.keys.ws(t, "last-seen"), beat.who, beat.now);
+            if let Some(name) = beat.name {
+                pipe.hset(self.keys.ws(t, "names"), beat.who, name);
+            }
         }
         pipe.exec_async(&mut conn).await.map_err(unavailable)
     }
@@ -341,8 +344,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
 
     async fn presence(&self, t: &TenantId, now: u64) -> Result<Vec<PresenceEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let seen: HashMap<String, u64> = conn
+        let (seen, names): (HashMap<String, u64>, HashMap<String, String>) = redis::pipe()
             .hgetall(self.keys.ws(t, "last-seen"))
+            .hgetall(self.keys.ws(t, "names"))
+            .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
         let mut whos: Vec<(&String, &u64)> = seen.iter().collect();
@@ -360,6 +365,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 who: who.clone(),
                 presence: Presence::aggregate(live(&sessions, now)),
                 last_seen: *at,
+                name: names.get(who.as_str()).cloned(),
             })
             .collect())
     }
@@ -371,16 +377,19 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         now: u64,
     ) -> Result<Option<PresenceEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let (sessions, seen): (HashMap<String, String>, Option<u64>) = redis::pipe()
-            .hgetall(self.keys.ws(t, &format!("presence:{who}")))
-            .hget(self.keys.ws(t, "last-seen"), who)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let (sessions, seen, name): (HashMap<String, String>, Option<u64>, Option<String>) =
+            redis::pipe()
+                .hgetall(self.keys.ws(t, &format!("presence:{who}")))
+                .hget(self.keys.ws(t, "last-seen"), who)
+                .hget(self.keys.ws(t, "names"), who)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
         Ok(seen.map(|last_seen| PresenceEntry {
             who: who.to_owned(),
             presence: Presence::aggregate(live(&sessions, now)),
             last_seen,
+            name,
         }))
     }
 

@@ -290,6 +290,26 @@ async fn presence_aggregates_devices_and_expires<S: WorkspaceStore>(s: S) {
             .iter()
             .all(|e| e.presence == Presence::Offline && e.last_seen == 1_000)
     );
+    // Display names: remembered from the sessions that give one, for listed people.
+    assert_eq!(later[0].name, None);
+    s.heartbeat(
+        &t(),
+        &Heartbeat {
+            name: Some("Alice Martin"),
+            ..beat("agent:alice", "s4", Presence::Available, 3_000, 500)
+        },
+    )
+    .await
+    .unwrap();
+    let alice = s
+        .presence_of(&t(), "agent:alice", 3_100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alice.name.as_deref(), Some("Alice Martin"));
+    let listed = s.presence(&t(), 3_100).await.unwrap();
+    assert_eq!(listed[0].name.as_deref(), Some("Alice Martin"));
+    assert_eq!(listed[1].name, None);
 }
 
 fn beat<'a>(
@@ -306,6 +326,7 @@ fn beat<'a>(
         now,
         ttl_ms,
         listed: who.starts_with("agent:"),
+        name: None,
     }
 }
 

@@ -152,7 +152,9 @@ conn.addEventListener('tenant', (e) => {
 conn.addEventListener('presence', (e) => {
   const p = e.detail;
   state.agents.set(p.agent, { presence: p.presence, last_seen: p.last_seen });
+  if (p.name) state.names.set(p.agent, p.name);
   renderAgents();
+  renderQueue();
 });
 conn.addEventListener('ownership_lost', (e) => {
   const f = e.detail;
@@ -318,6 +320,9 @@ async function loadAgents() {
   try {
     const r = await conn.request('agents');
     state.agents = new Map(r.agents.map((a) => [a.agent, a]));
+    for (const a of r.agents) if (a.name) state.names.set(a.agent, a.name);
+    renderQueue();
+    renderConversation();
     const mine = state.agents.get(state.me);
     if (mine && mine.presence !== 'offline') el.presence.value = mine.presence;
     renderAgents();
