@@ -86,6 +86,22 @@ test('two agents race to take it: exactly one wins, the other sees who took it',
   await screenshot(winner, '03-race-won');
 });
 
+test('the loser takes over deliberately; the previous owner is told', async () => {
+  const [previous, next] = [globalThis.winner, globalThis.winner === alice ? bob : alice];
+  const nextId = next === alice ? 'alice' : 'bob';
+  await next.locator('#take-over').click();
+  await waitForText(next, '#conv-owner', 'you');
+  // The draft that lost the race is what was sent.
+  assert.equal(await next.locator('#composer').inputValue(), '');
+  const notice = previous.locator('#notice[data-kind="lost"]');
+  await notice.waitFor();
+  assert.equal(await notice.getAttribute('data-owner'), nextId);
+  await waitForText(ana, '#messages', 'took over the chat');
+  assert.equal(await ana.locator('.msg.in').count(), 2);
+  globalThis.winner = next;
+  globalThis.winnerId = nextId;
+});
+
 test('typing and read indicators reach the other side', async () => {
   const winner = globalThis.winner;
   await ana.locator('#composer').pressSequentially('thanks', { delay: 20 });
@@ -162,6 +178,42 @@ test('an admin disables chat and the end user sees it', async () => {
     assert.deepEqual(carol.errors, []);
   } finally {
     await carol.context().close();
+  }
+});
+
+test('history scrolls back page by page, each event once', async () => {
+  const chen = await signedIn(browser, hub, '/demo/', 'u-chen');
+  try {
+    // 45 messages straight over the protocol, from the app's own page.
+    await chen.evaluate(async (ws) => {
+      const token = sessionStorage.getItem('chathub.demo.token');
+      const sock = new WebSocket(`${ws}/?token=${encodeURIComponent(token)}`, 'chathub.v1.json');
+      await new Promise((r) => (sock.onopen = r));
+      await new Promise((done) => {
+        let acks = 0;
+        sock.onmessage = (m) => {
+          const f = JSON.parse(m.data);
+          if (f.type === 'ok' && ++acks === 45) done();
+        };
+        for (let i = 1; i <= 45; i++) sock.send(JSON.stringify({ id: i, op: 'send', client_msg_id: `bulk-${i}`, text: `bulk ${i}` }));
+      });
+      sock.close();
+    }, hub.ws);
+    await alice.locator('#tab-unanswered').click();
+    await alice.locator('.queue-item[data-conversation="u-chen"]').click();
+    await waitForText(alice, '.messages', 'bulk 45');
+    const firstPage = await alice.locator('.messages .msg').count();
+    assert.ok(firstPage < 45, `a first page, not everything (${firstPage})`);
+    for (let i = 0; i < 10 && !(await alice.locator('.messages .msg', { hasText: /^.*bulk 1$/ }).count()); i++) {
+      await alice.locator('.messages').evaluate((el) => (el.scrollTop = 0));
+      await alice.waitForTimeout(300);
+    }
+    const texts = await alice.locator('.messages .msg .text').allTextContents();
+    assert.deepEqual(texts, Array.from({ length: 45 }, (_, i) => `bulk ${i + 1}`));
+    const seqs = await alice.locator('.messages [data-seq]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+    assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'each event once, in order');
+  } finally {
+    await chen.context().close();
   }
 });
 

@@ -536,7 +536,9 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
   // End users' last read mark: shown under the newest message it covers.
   const customerMark = c.reads.get(`end_user:${c.id}`) ?? 0;
   const seqs = [...c.events.keys()].sort((a, b) => a - b);
-  const seenSeq = seqs.filter((s) => s <= customerMark && c.events.get(s).event === 'message').pop();
+  const seenSeq = seqs
+    .filter((s) => s <= customerMark && c.events.get(s).event === 'message' && c.events.get(s).author.role !== 'end_user')
+    .pop();
 
   const messages = h(
     'ol',
