@@ -467,3 +467,137 @@ impl ClusterProcesses {
             .unwrap()
     }
 }
+
+/// Every request type, naming `conversation` where one is named, in an order where each
+/// can succeed for a role that may make it (the privileges and isolation tables run them).
+pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
+    let c = || Some(conv(conversation));
+    let send = |text: &str, canned: Option<&str>, engagement: Option<&str>| Op::Send {
+        conversation: c(),
+        client_msg_id: None,
+        text: text.into(),
+        canned: canned.map(Into::into),
+        engagement: engagement.map(Into::into),
+        epoch: None,
+    };
+    vec![
+        (
+            "subscribe",
+            Op::Subscribe {
+                conversation: c(),
+                since: Some(0),
+            },
+        ),
+        ("open", Op::Open { conversation: c() }),
+        (
+            "history",
+            Op::History {
+                conversation: c(),
+                before: None,
+                after: None,
+                limit: None,
+            },
+        ),
+        (
+            "typing",
+            Op::Typing {
+                conversation: c(),
+                typing: true,
+            },
+        ),
+        (
+            "read",
+            Op::Read {
+                conversation: c(),
+                seq: 1,
+            },
+        ),
+        (
+            "list",
+            Op::List {
+                status: chathub_domain::Status::Unanswered,
+                limit: None,
+                cursor: None,
+            },
+        ),
+        ("inbox", Op::Inbox { since: None }),
+        ("send text (take)", send("hello", None, None)),
+        ("send canned", send("", Some("hello"), None)),
+        ("send engagement", send("", None, Some("spring-10"))),
+        (
+            "engagement_history",
+            Op::EngagementHistory {
+                conversation: conv(conversation),
+                engagement_type: None,
+                before: None,
+                limit: None,
+            },
+        ),
+        (
+            "engagement_activity",
+            Op::EngagementActivity {
+                conversation: conv(conversation),
+                per_type: None,
+            },
+        ),
+        (
+            "engagements_available",
+            Op::EngagementsAvailable {
+                conversation: conv(conversation),
+                engagement_type: None,
+            },
+        ),
+        (
+            "profile",
+            Op::Profile {
+                conversation: conv(conversation),
+            },
+        ),
+        (
+            "redeem",
+            Op::Redeem {
+                engagement: "bonus-50".into(),
+            },
+        ),
+        ("canned_list", Op::CannedList { query: None }),
+        (
+            "canned_upsert",
+            Op::CannedUpsert {
+                canned: Some("x".into()),
+                shortcut: "/x".into(),
+                text: "x".into(),
+            },
+        ),
+        ("canned_delete", Op::CannedDelete { canned: "x".into() }),
+        (
+            "disable",
+            Op::Disable {
+                conversation: conv(conversation),
+            },
+        ),
+        (
+            "enable",
+            Op::Enable {
+                conversation: conv(conversation),
+            },
+        ),
+        ("disable_tenant", Op::DisableTenant {}),
+        ("enable_tenant", Op::EnableTenant {}),
+        (
+            "presence",
+            Op::Presence {
+                presence: chathub_domain::Presence::Away,
+            },
+        ),
+        ("agents", Op::Agents {}),
+        (
+            "finish",
+            Op::Finish {
+                conversation: conv(conversation),
+                epoch: 0,
+            },
+        ),
+        ("unsubscribe", Op::Unsubscribe { conversation: c() }),
+        ("ping", Op::Ping {}),
+    ]
+}
