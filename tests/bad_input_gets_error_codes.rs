@@ -206,6 +206,7 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
         Op::Subscribe {
             conversation: Some(conv("u-1")),
             since: Some(0),
+            history_id: None,
         },
         Op::History {
             conversation: Some(conv("u-1")),

@@ -61,6 +61,7 @@ async fn client_that_stops_reading_is_closed_as_slow() {
         op: Op::Subscribe {
             conversation: Some(chathub_e2e::conv("u-1")),
             since: None,
+            history_id: None,
         },
     };
     ws.send(Message::text(

@@ -51,6 +51,10 @@ pub enum Op {
         /// The last `seq` the client has; events after it are replayed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        /// The `history_id` of the `welcome` under which the client got `since`: when the
+        /// server's differs, history was lost and the reply says `history_lost`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history_id: Option<String>,
     },
     /// Stop receiving the conversation's events.
     Unsubscribe {

@@ -94,6 +94,10 @@ pub struct Welcome {
     /// Two-way chat is disabled for the whole tenant right now.
     #[serde(default)]
     pub chat_disabled: bool,
+    /// Identifies the history the server holds; send it back with `subscribe` `since`
+    /// (it changes only when the server's data was lost).
+    #[serde(default)]
+    pub history_id: String,
 }
 
 /// Limits announced in `welcome`.
@@ -327,6 +331,11 @@ pub struct Subscribed {
     /// `true` when `since` was older than the retained history (or ahead of it): some
     /// events cannot be replayed; reload the conversation with `history`.
     pub history_truncated: bool,
+    /// `true` when the server no longer holds the history `since` referred to (its data
+    /// was lost: the `history_id` differs, or `since` is ahead of every event). Nothing is
+    /// replayed; reload the conversation with `history`. Implies `history_truncated`.
+    #[serde(default)]
+    pub history_lost: bool,
 }
 
 /// Reply to `open`.

@@ -486,6 +486,7 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
             Op::Subscribe {
                 conversation: c(),
                 since: Some(0),
+                history_id: None,
             },
         ),
         ("open", Op::Open { conversation: c() }),

@@ -348,10 +348,22 @@ impl Client {
         conversation: Option<&ConversationId>,
         since: Option<u64>,
     ) -> Result<Subscribed, ClientError> {
+        self.resume(conversation, since, None).await
+    }
+
+    /// Subscribes after a reconnect: `since` and the `history_id` of the `welcome` it was
+    /// seen under (the server says `history_lost` when its history is another one).
+    pub async fn resume(
+        &self,
+        conversation: Option<&ConversationId>,
+        since: Option<u64>,
+        history_id: Option<&str>,
+    ) -> Result<Subscribed, ClientError> {
         match self
             .request(Op::Subscribe {
                 conversation: conversation.cloned(),
                 since,
+                history_id: history_id.map(str::to_owned),
             })
             .await?
         {

@@ -41,6 +41,13 @@ pub trait Backend: Send + Sync + 'static {
     fn pubsub_stats(&self) -> Option<&chathub_broker::RedisBrokerStats> {
         None
     }
+    /// Identifies the history this backend holds, as last seen (for `welcome`). It
+    /// changes when history is lost: an embedded node restarted, or Redis was flushed or
+    /// restarted without persistence. A client resuming with another id is told
+    /// `history_lost` instead of being sent a silent gap.
+    fn history_id(&self) -> String;
+    /// The history id now (a backend round trip); `None` when it cannot be read.
+    fn current_history_id(&self) -> impl Future<Output = Option<String>> + Send;
 }
 
 /// The embedded default: everything in this process, nothing else to install. One node
@@ -50,6 +57,8 @@ pub struct EmbeddedBackend {
     ownership: MemoryOwnership<MemoryBroker>,
     store: MemoryStore,
     workspace: MemoryWorkspace,
+    /// History lives as long as the process: a new id per start.
+    history_id: String,
 }
 
 impl EmbeddedBackend {
@@ -62,6 +71,7 @@ impl EmbeddedBackend {
             broker,
             store,
             workspace: MemoryWorkspace::default(),
+            history_id: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 }
@@ -83,6 +93,12 @@ impl Backend for EmbeddedBackend {
     }
     fn store(&self) -> &MemoryStore {
         &self.store
+    }
+    fn history_id(&self) -> String {
+        self.history_id.clone()
+    }
+    async fn current_history_id(&self) -> Option<String> {
+        Some(self.history_id.clone())
     }
 }
 
@@ -152,6 +168,10 @@ pub struct RedisBackend<C> {
     store: RedisStore<C>,
     workspace: RedisWorkspace<C>,
     ready: Arc<AtomicBool>,
+    /// The dataset's history id as last read (see [`Backend::history_id`]).
+    history_id: Arc<std::sync::RwLock<String>>,
+    history_id_key: String,
+    conn: C,
 }
 
 impl RedisBackend<ConnectionManager> {
@@ -179,7 +199,7 @@ impl RedisBackend<ConnectionManager> {
         let broker = RedisBroker::connect(url, conn.clone(), &config.prefix, hub, config.timeout)
             .await
             .map_err(|e| error(&e))?;
-        Ok(RedisBackend::assemble(conn, broker, config))
+        Ok(RedisBackend::assemble(conn, broker, config).await)
     }
 }
 
@@ -206,35 +226,78 @@ impl RedisBackend<ClusterConnection> {
                 .await
                 .map_err(|e| error(&e))?;
         config.ownership.sharded_pubsub = true;
-        Ok(RedisBackend::assemble(conn, broker, config))
+        Ok(RedisBackend::assemble(conn, broker, config).await)
     }
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
-    fn assemble(conn: C, broker: RedisBroker<C>, config: RedisConfig) -> Self {
+    async fn assemble(conn: C, broker: RedisBroker<C>, config: RedisConfig) -> Self {
         let keys = RedisKeys::new(&config.prefix);
         let ready = Arc::new(AtomicBool::new(true));
-        tokio::spawn(watch_health(conn.clone(), ready.clone(), config.timeout));
+        let history_id_key = format!("{}:history-id", config.prefix);
+        let first = read_history_id(conn.clone(), &history_id_key)
+            .await
+            .unwrap_or_default();
+        let history_id = Arc::new(std::sync::RwLock::new(first));
+        tokio::spawn(watch_health(
+            conn.clone(),
+            ready.clone(),
+            config.timeout,
+            history_id.clone(),
+            history_id_key.clone(),
+        ));
         RedisBackend {
             broker,
             ownership: RedisOwnership::new(conn.clone(), keys.clone(), config.ownership),
             store: RedisStore::new(conn.clone(), keys.clone()),
-            workspace: RedisWorkspace::new(conn, keys),
+            workspace: RedisWorkspace::new(conn.clone(), keys),
             ready,
+            history_id,
+            history_id_key,
+            conn,
         }
     }
 }
 
 /// Pings Redis every second; `/readyz` reports not ready while it does not answer.
-async fn watch_health<C: ConnectionLike + Send>(
+/// The dataset's history id: created by the first node that finds none (`SET NX`), so a
+/// flushed or restarted-empty Redis gets a new one and every node converges on it.
+async fn read_history_id<C: ConnectionLike + Send>(mut conn: C, key: &str) -> Option<String> {
+    let fresh = uuid::Uuid::new_v4().simple().to_string();
+    let previous: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(&fresh)
+        .arg("NX")
+        .arg("GET")
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    Some(previous.unwrap_or(fresh))
+}
+
+async fn watch_health<C: ConnectionLike + Clone + Send>(
     mut conn: C,
     ready: Arc<AtomicBool>,
     timeout: Duration,
+    history_id: Arc<std::sync::RwLock<String>>,
+    history_id_key: String,
 ) {
     let ping = redis::cmd("PING");
     loop {
         let ping = ping.query_async::<String>(&mut conn);
         let ok = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)));
+        if ok {
+            let read = read_history_id(conn.clone(), &history_id_key);
+            if let Ok(Some(id)) = tokio::time::timeout(timeout, read).await
+                && let Ok(mut current) = history_id.write()
+                && *current != id
+            {
+                if !current.is_empty() {
+                    tracing::warn!("redis holds another history now (flushed or restarted empty)");
+                }
+                *current = id;
+            }
+        }
         if ready.swap(ok, Ordering::Relaxed) != ok {
             if ok {
                 tracing::info!("redis reachable again");
@@ -271,5 +334,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
     }
     fn pubsub_stats(&self) -> Option<&chathub_broker::RedisBrokerStats> {
         Some(self.broker.stats())
+    }
+    fn history_id(&self) -> String {
+        self.history_id
+            .read()
+            .map(|id| id.clone())
+            .unwrap_or_default()
+    }
+    async fn current_history_id(&self) -> Option<String> {
+        let id = read_history_id(self.conn.clone(), &self.history_id_key).await?;
+        if let Ok(mut cached) = self.history_id.write() {
+            cached.clone_from(&id);
+        }
+        Some(id)
     }
 }

@@ -54,7 +54,8 @@ impl<K: Backend> Session<K> {
             Op::Subscribe {
                 conversation,
                 since,
-            } => self.subscribe(conversation, since).await,
+                history_id,
+            } => self.subscribe(conversation, since, history_id).await,
             Op::Unsubscribe { conversation } => {
                 let conversation = self.scope(conversation)?;
                 let channel = Channel::conversation(&self.identity.tenant, &conversation);
@@ -274,6 +275,7 @@ impl<K: Backend> Session<K> {
         &mut self,
         conversation: Option<ConversationId>,
         since: Option<u64>,
+        history_id: Option<String>,
     ) -> Result<Reply, Failure> {
         let conversation = self.scope(conversation)?;
         let channel = Channel::conversation(&self.identity.tenant, &conversation);
@@ -298,11 +300,23 @@ impl<K: Backend> Session<K> {
             .await
             .map_err(unavailable)?;
         let already = self.subs.get(&channel).map(|s| s.last_seq);
+        // History the client saw is gone when the server's history id changed (data lost,
+        // new events may already reuse the old seqs) or the client is ahead of it.
+        let lost = match (since, history_id.as_deref()) {
+            (None, _) => false,
+            (Some(since), _) if since > state.seq => true,
+            (Some(_), Some(theirs)) if !theirs.is_empty() => self
+                .node
+                .backend
+                .current_history_id()
+                .await
+                .is_some_and(|ours| !ours.is_empty() && ours != theirs),
+            (Some(_), _) => false,
+        };
         let (last, replayed, truncated) = match since {
+            _ if lost => (already.unwrap_or(0).max(state.seq), 0, true),
             None => (already.unwrap_or(0).max(state.seq), 0, false),
-            Some(since) if since >= state.seq => {
-                (already.unwrap_or(0).max(state.seq), 0, since > state.seq)
-            }
+            Some(since) if since >= state.seq => (already.unwrap_or(0).max(state.seq), 0, false),
             Some(since) => {
                 let mut last = since;
                 let written = self.write_history(&conversation, &mut last, None).await?;
@@ -313,10 +327,11 @@ impl<K: Backend> Session<K> {
             }
         };
         if since.is_some() {
-            let outcome = match (truncated, replayed) {
-                (true, _) => "truncated",
-                (false, 0) => "no_gap",
-                (false, _) => "gap",
+            let outcome = match (lost, truncated, replayed) {
+                (true, _, _) => "lost",
+                (_, true, _) => "truncated",
+                (_, _, 0) => "no_gap",
+                _ => "gap",
             };
             ::metrics::counter!(crate::metrics::RESUMES, "outcome" => outcome).increment(1);
         }
@@ -334,6 +349,7 @@ impl<K: Backend> Session<K> {
             },
             replayed,
             history_truncated: truncated,
+            history_lost: lost,
         }))
     }
 

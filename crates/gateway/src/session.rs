@@ -209,7 +209,13 @@ impl<K: Backend> Session<K> {
                 false
             }
         };
-        let welcome = self.welcome(chat_disabled);
+        // Read fresh (one round trip per connect): a client must never store seqs under
+        // a history id that is already outdated.
+        let history_id = match self.node.backend.current_history_id().await {
+            Some(id) => id,
+            None => self.node.backend.history_id(),
+        };
+        let welcome = self.welcome(chat_disabled, history_id);
         if self.send_frame(&welcome).await.is_err() {
             return End::Gone;
         }
@@ -269,7 +275,7 @@ impl<K: Backend> Session<K> {
         }
     }
 
-    fn welcome(&self, chat_disabled: bool) -> ServerFrame {
+    fn welcome(&self, chat_disabled: bool, history_id: String) -> ServerFrame {
         let c = &self.node.config;
         ServerFrame::Welcome(Welcome {
             session: format!("{}-{}", self.node.id, self.id),
@@ -287,6 +293,7 @@ impl<K: Backend> Session<K> {
                 rate_burst: c.limits.rate_burst,
             },
             chat_disabled,
+            history_id,
         })
     }
 

@@ -149,6 +149,22 @@ impl RedisServer {
         }
     }
 
+    /// Stops the server cleanly with `SHUTDOWN` (the AOF is flushed) and waits for it.
+    pub fn shutdown(&mut self) {
+        let _ = self.command(&["SHUTDOWN"]);
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Starts the server again on the same port and directory (AOF is replayed when on).
     pub fn restart(&mut self) {
         self.kill();

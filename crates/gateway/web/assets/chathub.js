@@ -7,7 +7,8 @@
 // Events it dispatches (CustomEvent, details in `detail`):
 //   state     {state, attempt, code}   connecting | open | reconnecting | refused | closed
 //   welcome   the welcome frame
-//   resumed   {replayed, truncated: [conversation…], inboxTruncated}
+//   resumed   {replayed, truncated: [conversation…], inboxTruncated}: reload the
+//             truncated conversations (history trimmed, or the server lost its data)
 //   event     an `event` frame, exactly once per (conversation, seq)
 //   queue | typing | read | tenant | presence | ownership_lost   the pushed frames
 //   protocol-error   an `err` frame without id
@@ -84,6 +85,8 @@ export class Connection extends EventTarget {
     /** Last inbox cursor seen (agents), to catch up on the queue after a reconnect. */
     this.inboxCursor = null;
     this.followInbox = false;
+    /** The welcome's history_id under which the seqs above were seen. */
+    this.historyId = '';
     this.attempt = 0;
     this.everOpened = false;
     this.stopped = false;
@@ -161,6 +164,9 @@ export class Connection extends EventTarget {
       case 'welcome': {
         const resuming = this.everOpened;
         this.welcome = frame;
+        // Resuming checks the seqs against the history they were seen in; the new id is
+        // adopted once every subscription is resumed.
+        if (!resuming) this.historyId = frame.history_id || '';
         this.everOpened = true;
         this.attempt = 0;
         this._setState('open');
@@ -256,7 +262,10 @@ export class Connection extends EventTarget {
   async subscribe(conversation, since = null) {
     this.subscriptions.set(conversation, since);
     const fields = { conversation };
-    if (since !== null) fields.since = since;
+    if (since !== null) {
+      fields.since = since;
+      if (this.historyId) fields.history_id = this.historyId;
+    }
     const result = await this.request('subscribe', fields);
     const last = this.subscriptions.get(conversation);
     if (last === undefined || last === null || result.seq > last) this.subscriptions.set(conversation, result.seq);
@@ -285,8 +294,10 @@ export class Connection extends EventTarget {
       for (const [conversation, last] of [...this.subscriptions]) {
         const r = await this.subscribe(conversation, last);
         replayed += r.replayed || 0;
-        if (r.history_truncated) truncated.push(conversation);
+        // history_lost implies history_truncated: either way, reload that conversation.
+        if (r.history_truncated || r.history_lost) truncated.push(conversation);
       }
+      this.historyId = this.welcome.history_id || '';
       if (this.followInbox) {
         const fields = this.inboxCursor ? { since: this.inboxCursor } : {};
         const r = await this.request('inbox', fields);

@@ -106,6 +106,12 @@ conn.addEventListener('welcome', async (e) => {
   render();
   if (state.loaded) return;
   state.loaded = true;
+  await loadConversation();
+});
+
+/** Loads the newest page of the conversation and follows it from there. */
+async function loadConversation() {
+  state.events.clear();
   try {
     const page = await conn.request('history', { conversation: me, limit: 50 });
     for (const ev of page.events) state.events.set(ev.seq, ev);
@@ -119,8 +125,12 @@ conn.addEventListener('welcome', async (e) => {
   } catch (err) {
     showNotice(`Could not load the conversation: ${err.message}`);
   }
+}
+conn.addEventListener('resumed', (e) => {
+  // History trimmed or lost on the server while away: start over from what it has.
+  if (e.detail.truncated.includes(me)) loadConversation();
+  else render();
 });
-conn.addEventListener('resumed', () => render());
 conn.addEventListener('event', (e) => {
   const ev = e.detail;
   state.events.set(ev.seq, ev);
