@@ -141,8 +141,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
         let content = content.map_err(unavailable)?;
         let (t, c) = (&req.tenant, &req.conversation);
         let channel = chathub_broker::Channel::conversation(t, c);
-        let mut conn = self.conn.clone();
-        let raw: Vec<u8> = APPLY
+        let mut invocation = APPLY.prepare_invoke();
+        invocation
             .key(self.keys.state(t, c))
             .key(self.keys.history(t, c))
             // Always a key of this conversation's slot, used only with a client_msg_id.
@@ -170,10 +170,28 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 "1"
             } else {
                 "0"
-            })
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+            });
+        // A connection found dead (Redis restarted since the last command) is replaced
+        // by the connection manager; one retry on the new one is safe when the command
+        // cannot apply twice: a send with a `client_msg_id` (deduplicated by the script)
+        // or setting the disabled flag (idempotent). Others answer `unavailable`.
+        let retry_safe = client_msg_id.is_some() || command == "set_disabled";
+        let mut attempt = 0;
+        let raw: Vec<u8> = loop {
+            let mut conn = self.conn.clone();
+            match invocation.invoke_async(&mut conn).await {
+                Ok(raw) => break raw,
+                Err(e)
+                    if attempt == 0
+                        && retry_safe
+                        && (e.is_connection_dropped() || e.is_io_error()) =>
+                {
+                    tracing::debug!(error = %e, "redis connection lost; retrying once");
+                    attempt += 1;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        };
         let result: ScriptResult = rmp_serde::from_slice(&raw).map_err(unavailable)?;
         match result.outcome.as_str() {
             "done" => {
