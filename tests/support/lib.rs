@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+pub mod linearizability;
+
 use chathub_client::{Client, ClientOptions};
 use chathub_domain::{ConversationId, Event, Role};
 use chathub_gateway::{
