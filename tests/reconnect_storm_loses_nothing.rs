@@ -55,8 +55,8 @@ async fn follow(
     let mut history_id: Option<String> = None;
     let mut reconnects = 0;
     // After the run: one more connection that drains to the end.
-    let mut close_at = closes.into_iter().chain([until + Duration::from_secs(5)]);
-    while let Some(deadline) = close_at.next() {
+    let close_at = closes.into_iter().chain([until + Duration::from_secs(5)]);
+    for deadline in close_at {
         let url = &urls[(xorshift(&mut seed) % urls.len() as u64) as usize];
         let mut client = loop {
             match Client::connect(url, &token).await {
