@@ -39,6 +39,7 @@ async fn bad_tokens_get_401_and_good_ones_connect() {
     let foreign = Authenticator::new(&AuthConfig {
         secret: "another-secret".into(),
         leeway_secs: 0,
+        ..AuthConfig::default()
     })
     .mint("acme", "u1", Role::EndUser, None, 60)
     .unwrap();

@@ -92,8 +92,12 @@ pub enum CloseCode {
     /// 4001: the client did not read fast enough and its outbound queue overflowed;
     /// reconnect and resume from the last `seq` it has.
     SlowConsumer,
-    /// 4100: the token expired during the session; get a new token, then reconnect.
+    /// 1008: the token expired during the session, or the key that signed it was
+    /// withdrawn (sessions are re-validated every ping interval); get a new token, then
+    /// reconnect.
     TokenExpired,
+    /// 1008 as well, when the key that signed the token is no longer accepted.
+    TokenRevoked,
     /// 4101: the client kept breaking limits (rate, bad frames); do not reconnect at once.
     PolicyViolation,
 }
@@ -108,7 +112,7 @@ impl CloseCode {
             CloseCode::InternalError => 1011,
             CloseCode::KeepaliveTimeout => 4000,
             CloseCode::SlowConsumer => 4001,
-            CloseCode::TokenExpired => 4100,
+            CloseCode::TokenExpired | CloseCode::TokenRevoked => 1008,
             CloseCode::PolicyViolation => 4101,
         }
     }
@@ -123,12 +127,16 @@ impl CloseCode {
             CloseCode::KeepaliveTimeout => "keepalive timeout, reconnect",
             CloseCode::SlowConsumer => "slow consumer, reconnect and resume",
             CloseCode::TokenExpired => "token expired",
+            CloseCode::TokenRevoked => "token no longer valid",
             CloseCode::PolicyViolation => "policy violation",
         }
     }
 
     /// Whether a client should reconnect (and resume) after this close.
     pub fn should_reconnect(self) -> bool {
-        !matches!(self, CloseCode::TokenExpired | CloseCode::PolicyViolation)
+        !matches!(
+            self,
+            CloseCode::TokenExpired | CloseCode::TokenRevoked | CloseCode::PolicyViolation
+        )
     }
 }

@@ -50,6 +50,19 @@ struct ServeArgs {
     /// HS256 token secret (default: the public development secret).
     #[arg(long, env = "CHATHUB_SECRET", default_value = DEV_SECRET, hide_default_value = true)]
     secret: String,
+    /// More accepted token secrets, comma separated (key rotation: the previous or next
+    /// key beside --secret).
+    #[arg(
+        long,
+        env = "CHATHUB_VERIFY_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    verify_secrets: Vec<String>,
+    /// A file of accepted token secrets, one per line, re-read every 5 s: removing a key
+    /// closes the sessions it signed (1008) at their next re-validation.
+    #[arg(long, env = "CHATHUB_SECRETS_FILE")]
+    secrets_file: Option<std::path::PathBuf>,
     /// Largest incoming WebSocket message, bytes (larger: close 1009).
     #[arg(long, env = "CHATHUB_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     max_message_bytes: usize,
@@ -92,6 +105,10 @@ struct ServeArgs {
     /// Handshakes in progress per node; more connections are dropped at accept.
     #[arg(long, env = "CHATHUB_MAX_HANDSHAKES", default_value_t = 1024)]
     max_handshakes: usize,
+    /// A connection must complete the WebSocket handshake within this, seconds
+    /// (half-open sockets are closed after it).
+    #[arg(long, env = "CHATHUB_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    handshake_timeout_secs: u64,
     /// Default page size of `history` and `list`.
     #[arg(long, env = "CHATHUB_DEFAULT_PAGE", default_value_t = 50)]
     default_page: usize,
@@ -256,6 +273,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         http: (!args.no_http).then_some(args.http),
         auth: AuthConfig {
             secret: args.secret,
+            verify_secrets: args.verify_secrets.clone(),
+            secrets_file: args.secrets_file.clone(),
             ..AuthConfig::default()
         },
         limits: LimitsConfig {
@@ -275,8 +294,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             ..LimitsConfig::default()
         },
         ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
-        ping_timeout: Duration::from_secs(args.ping_timeout_secs),
+        ping_timeout: Duration::from_secs(args.ping_timeout_secs.max(1)),
         write_timeout: Duration::from_secs(args.write_timeout_secs.max(1)),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout_secs.max(1)),
         owner_absent_after: Duration::from_secs(args.owner_absent_secs),
         webhook: args.webhook_url.map(|url| WebhookConfig {
             max_attempts: args.webhook_max_attempts.max(1),
@@ -287,7 +307,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
         allowed_origins: args.allowed_origins.clone(),
         public_ws_url: args.public_ws_url.clone(),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
-        ..GatewayConfig::default()
     };
     let secret = config.auth.secret.clone();
     let shutdown = CancellationToken::new();

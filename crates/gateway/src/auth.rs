@@ -60,37 +60,115 @@ pub struct Identity {
     pub expires_at: u64,
     /// Display name.
     pub name: String,
+    /// Which verification key accepted the token (a fingerprint, not the key), so the
+    /// session can be closed when that key is withdrawn.
+    pub key: u64,
 }
 
-/// Verifies and mints tokens with one secret.
+/// One accepted verification key.
+struct Key {
+    fingerprint: u64,
+    decoding: DecodingKey,
+}
+
+/// A key's fingerprint: the first 8 bytes of its SHA-256.
+fn fingerprint(secret: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// Verifies tokens against the accepted keys (several during a rotation) and mints them
+/// with the signing secret. Clones share the key set, so a reload reaches every session.
 #[derive(Clone)]
 pub struct Authenticator {
-    decoding: DecodingKey,
+    keys: std::sync::Arc<std::sync::RwLock<Vec<Key>>>,
     encoding: EncodingKey,
     validation: Validation,
+    config: AuthConfig,
 }
 
 impl Authenticator {
-    /// An authenticator for `config`.
+    /// An authenticator for `config` (its secrets file, if any, read now).
     pub fn new(config: &AuthConfig) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = config.leeway_secs;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Authenticator {
-            decoding: DecodingKey::from_secret(config.secret.as_bytes()),
+        let auth = Authenticator {
+            keys: Default::default(),
             encoding: EncodingKey::from_secret(config.secret.as_bytes()),
             validation,
-        }
+            config: config.clone(),
+        };
+        auth.reload_keys();
+        auth
     }
 
-    /// Verifies `token` and returns who it names.
+    /// Rebuilds the accepted keys: the secret, the extra ones and the secrets file's
+    /// lines (kept as they were when the file cannot be read). Returns how many.
+    pub fn reload_keys(&self) -> usize {
+        let mut secrets: Vec<String> = vec![self.config.secret.clone()];
+        secrets.extend(self.config.verify_secrets.iter().cloned());
+        if let Some(path) = &self.config.secrets_file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => secrets.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot read the secrets file; keeping the keys");
+                    return self.keys.read().map_or(0, |k| k.len());
+                }
+            }
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets.dedup();
+        let keys: Vec<Key> = secrets
+            .iter()
+            .map(|s| Key {
+                fingerprint: fingerprint(s),
+                decoding: DecodingKey::from_secret(s.as_bytes()),
+            })
+            .collect();
+        let n = keys.len();
+        if let Ok(mut current) = self.keys.write() {
+            *current = keys;
+        }
+        n
+    }
+
+    /// Whether the key with this fingerprint is still accepted.
+    pub fn key_is_active(&self, key: u64) -> bool {
+        self.keys
+            .read()
+            .is_ok_and(|keys| keys.iter().any(|k| k.fingerprint == key))
+    }
+
+    /// Verifies `token` against every accepted key and returns who it names.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid,
-            })?;
-        identity(data.claims).ok_or(AuthError::Invalid)
+        let keys = self.keys.read().map_err(|_| AuthError::Invalid)?;
+        for key in keys.iter() {
+            match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation) {
+                Ok(data) => {
+                    let mut id = identity(data.claims).ok_or(AuthError::Invalid)?;
+                    id.key = key.fingerprint;
+                    return Ok(id);
+                }
+                Err(e) => match e.kind() {
+                    // The signature is this key's: the token is just too old.
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                        return Err(AuthError::Expired);
+                    }
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => continue,
+                    _ => return Err(AuthError::Invalid),
+                },
+            }
+        }
+        Err(AuthError::Invalid)
     }
 
     /// Mints a token for `tenant`/`subject` with `role`, valid for `ttl_secs`.
@@ -157,6 +235,7 @@ fn identity(claims: Claims) -> Option<Identity> {
         actor,
         expires_at: claims.exp,
         name: claims.name.unwrap_or(claims.sub),
+        key: 0,
     })
 }
 
@@ -182,7 +261,42 @@ mod tests {
         Authenticator::new(&AuthConfig {
             secret: secret.into(),
             leeway_secs: 0,
+            ..AuthConfig::default()
         })
+    }
+
+    #[test]
+    fn rotation_accepts_every_listed_key_and_forgets_removed_ones() {
+        let old = auth("old");
+        let new = auth("new");
+        let dir = std::env::temp_dir().join(format!("chathub-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keys");
+        std::fs::write(&file, "# accepted keys\nold\n").unwrap();
+        let rotating = Authenticator::new(&AuthConfig {
+            secret: "new".into(),
+            secrets_file: Some(file.clone()),
+            leeway_secs: 0,
+            ..AuthConfig::default()
+        });
+        let by_old = rotating
+            .verify(&old.mint("acme", "a", Role::Agent, None, 60).unwrap())
+            .unwrap();
+        let by_new = rotating
+            .verify(&new.mint("acme", "a", Role::Agent, None, 60).unwrap())
+            .unwrap();
+        assert_ne!(by_old.key, by_new.key);
+        assert!(rotating.key_is_active(by_old.key));
+        // The old key is withdrawn: its tokens (and sessions) are no longer valid.
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(rotating.reload_keys(), 1);
+        assert!(!rotating.key_is_active(by_old.key));
+        assert!(rotating.key_is_active(by_new.key));
+        let again = old.mint("acme", "a", Role::Agent, None, 60).unwrap();
+        assert_eq!(rotating.verify(&again).unwrap_err(), AuthError::Invalid);
+        // An unreadable file keeps the keys as they were.
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(rotating.reload_keys(), 1);
     }
 
     #[test]

@@ -90,12 +90,23 @@ impl WebhookConfig {
 /// Token verification settings.
 #[derive(Clone)]
 pub struct AuthConfig {
-    /// HS256 secret shared with whoever mints tokens. Default: the public development
-    /// secret [`DEV_SECRET`] — set your own in production.
+    /// HS256 secret shared with whoever mints tokens (and the one `chathub token` and the
+    /// demo sign with). Default: the public development secret [`DEV_SECRET`] — set your
+    /// own in production.
     pub secret: String,
+    /// More accepted verification secrets: during a key rotation, the previous key (or
+    /// the next one) beside `secret`. Default none.
+    pub verify_secrets: Vec<String>,
+    /// A file of accepted verification secrets, one per line (`#` comments), re-read
+    /// every [`KEY_RELOAD`]: removing a key there closes the sessions whose token it
+    /// signed (1008) at their next re-validation. Default none.
+    pub secrets_file: Option<std::path::PathBuf>,
     /// Clock skew tolerated on `exp`, in seconds. Default 30.
     pub leeway_secs: u64,
 }
+
+/// How often a node re-reads [`AuthConfig::secrets_file`].
+pub const KEY_RELOAD: Duration = Duration::from_secs(5);
 
 /// The development secret used when none is configured. Public: never use it in
 /// production.
@@ -105,6 +116,8 @@ impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
             .field("secret", &"<redacted>")
+            .field("verify_secrets", &self.verify_secrets.len())
+            .field("secrets_file", &self.secrets_file)
             .field("leeway_secs", &self.leeway_secs)
             .finish()
     }
@@ -114,6 +127,8 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             secret: DEV_SECRET.to_owned(),
+            verify_secrets: Vec::new(),
+            secrets_file: None,
             leeway_secs: 30,
         }
     }

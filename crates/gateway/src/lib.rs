@@ -232,6 +232,18 @@ pub async fn start<K: Backend>(
     if let Some(http) = http {
         tracker.spawn(http::serve(http, node.clone()));
     }
+    if node.config.auth.secrets_file.is_some() {
+        // Key rotation: the accepted keys follow the file.
+        let (auth, shutdown) = (node.auth.clone(), node.shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(config::KEY_RELOAD) => { auth.reload_keys(); }
+                }
+            }
+        });
+    }
     tracker.spawn(listener::accept_loop(ws, node, tracker.clone()));
     tracing::info!(%ws_addr, ?http_addr, "gateway listening");
     Ok(RunningGateway {

@@ -225,6 +225,9 @@ impl<K: Backend> Session<K> {
         let silence_limit = interval + self.node.config.ping_timeout;
         let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
         let mut last_heard = Instant::now();
+        // Set when a ping goes out, cleared by anything the client sends: a client that
+        // lets a ping go unanswered for `ping_timeout` is closed then, not at the next tick.
+        let mut pong_due: Option<Instant> = None;
         let shutdown = self.node.shutdown.clone();
         loop {
             tokio::select! {
@@ -232,6 +235,7 @@ impl<K: Backend> Session<K> {
                 _ = shutdown.cancelled() => return End::Close(CloseCode::GoingAway),
                 incoming = self.ws.next() => {
                     last_heard = Instant::now();
+                    pong_due = None;
                     if let Err(end) = self.on_message(incoming).await {
                         return end;
                     }
@@ -256,10 +260,21 @@ impl<K: Backend> Session<K> {
                         return End::Gone;
                     }
                 }
+                _ = tokio::time::sleep_until(pong_due.unwrap_or_else(Instant::now)), if pong_due.is_some() => {
+                    return End::Close(CloseCode::KeepaliveTimeout);
+                }
                 _ = ticks.tick() => {
                     self.heartbeat().await;
-                    if now_secs() >= self.identity.expires_at {
+                    // Re-validation, every ping interval: the token's expiry, and whether
+                    // the key that signed it is still accepted (key rotation).
+                    // The same clock-skew leeway as the handshake: a token it would still
+                    // accept must not close the session, or the client would loop.
+                    let leeway = self.node.config.auth.leeway_secs;
+                    if now_secs() > self.identity.expires_at + leeway {
                         return End::Close(CloseCode::TokenExpired);
+                    }
+                    if !self.node.auth.key_is_active(self.identity.key) {
+                        return End::Close(CloseCode::TokenRevoked);
                     }
                     if last_heard.elapsed() > silence_limit {
                         return End::Close(CloseCode::KeepaliveTimeout);
@@ -270,6 +285,7 @@ impl<K: Backend> Session<K> {
                         Ok(Err(_)) => return End::Gone,
                         Err(_) => return End::Close(CloseCode::SlowConsumer),
                     }
+                    pong_due.get_or_insert(Instant::now() + self.node.config.ping_timeout);
                 }
             }
         }

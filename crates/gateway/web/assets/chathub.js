@@ -14,7 +14,7 @@
 //   protocol-error   an `err` frame without id
 
 /** Close codes after which reconnecting at once would not help. */
-const FATAL_CLOSE_CODES = new Set([1008, 1009, 4100, 4101]);
+const FATAL_CLOSE_CODES = new Set([1008, 1009, 4101]);
 /** Replies that take longer than this reject with code `timeout`. */
 const REQUEST_TIMEOUT_MS = 15000;
 /** Attempts of a send across reconnects before giving up. */

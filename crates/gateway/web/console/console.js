@@ -185,7 +185,7 @@ function renderStatus() {
       kind = 'error';
       break;
     default:
-      text = c.code === 4100 ? 'Your token expired: sign in again.' : `Disconnected (code ${c.code ?? '?'}).`;
+      text = c.code === 1008 ? 'Your token expired or was withdrawn: sign in again.' : `Disconnected (code ${c.code ?? '?'}).`;
       kind = 'error';
   }
   el.status.textContent = text;

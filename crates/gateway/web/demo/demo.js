@@ -96,7 +96,7 @@ conn.addEventListener('state', (e) => {
     open: 'Connected',
     reconnecting: 'Connection lost: reconnecting…',
     refused: 'Sign-in refused: the token was not accepted.',
-    closed: e.detail.code === 4100 ? 'Your session expired: sign in again.' : 'Disconnected.',
+    closed: e.detail.code === 1008 ? 'Your session expired: sign in again.' : 'Disconnected.',
   }[e.detail.state];
   el.status.textContent = text;
   el.status.dataset.state = e.detail.state;
