@@ -119,3 +119,26 @@ async fn no_subprotocol_means_json_text_frames() {
     let frame = Codec::Json.decode_server(text.as_bytes()).unwrap();
     assert!(matches!(frame, ServerFrame::Welcome(w) if w.subject == "u1"));
 }
+
+/// Compression is never negotiated (no `permessage-deflate`: a compression bomb cannot
+/// cost the node memory, and frames are small anyway): a client offering it gets a
+/// plain WebSocket.
+#[tokio::test]
+async fn permessage_deflate_is_not_negotiated() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = TestHub::start().await;
+    let token = hub.token("acme", Role::EndUser, "u-1");
+    let mut s = tokio::net::TcpStream::connect(hub.ws_addr).await.unwrap();
+    let request = format!(
+        "GET /?token={token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+        hub.ws_addr
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = s.read(&mut buf).await.unwrap();
+    let response = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(response.starts_with("http/1.1 101"), "{response}");
+    assert!(!response.contains("sec-websocket-extensions"), "{response}");
+}
