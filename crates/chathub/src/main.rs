@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use chathub_domain::Role;
 use chathub_gateway::{
     AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
-    RedisConfig, RedisOwnershipConfig, RedisTarget, WebhookConfig,
+    RedisConfig, RedisOwnershipConfig, RedisTarget, TlsConfig, WebhookConfig,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -44,6 +44,13 @@ struct ServeArgs {
     /// HTTP listen address (/console/, /demo/, /healthz, /readyz, /metrics, /admin/v1/).
     #[arg(long, env = "CHATHUB_HTTP", default_value = "127.0.0.1:8081")]
     http: SocketAddr,
+    /// TLS on the WebSocket port: the certificate chain (PEM), for nodes exposed
+    /// directly; with --tls-key. Without them the port is plain (put a TLS proxy in front).
+    #[arg(long, env = "CHATHUB_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM), with --tls-cert.
+    #[arg(long, env = "CHATHUB_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Do not serve the HTTP side.
     #[arg(long, env = "CHATHUB_NO_HTTP")]
     no_http: bool,
@@ -306,9 +313,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         demo: args.demo,
         allowed_origins: args.allowed_origins.clone(),
         public_ws_url: args.public_ws_url.clone(),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
     };
     let secret = config.auth.secret.clone();
+    let scheme = if config.tls.is_some() { "wss" } else { "ws" };
     let shutdown = CancellationToken::new();
     let target = match (args.redis, args.redis_cluster) {
         (Some(url), _) => Some(RedisTarget::Single(url)),
@@ -344,7 +359,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     // One parseable line for scripts and tests (port 0 gets its real port here).
     println!(
-        "chathub listening ws=ws://{} http={} backend={backend}",
+        "chathub listening ws={scheme}://{} http={} backend={backend}",
         running.ws_addr,
         running
             .http_addr

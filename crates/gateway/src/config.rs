@@ -43,6 +43,9 @@ pub struct GatewayConfig {
     /// (`wss://chat.example.com/` behind a proxy). `None`: the page's host name with the
     /// WebSocket listen port. Default `None`.
     pub public_ws_url: Option<String>,
+    /// TLS on the WebSocket port (`wss://`), for nodes exposed directly; `None`: plain
+    /// (put a TLS-terminating proxy in front). Default `None`.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// The offline delivery webhook: when an agent's message reaches an end user with no live
@@ -216,6 +219,7 @@ impl Default for GatewayConfig {
             demo: false,
             allowed_origins: Vec::new(),
             public_ws_url: None,
+            tls: None,
         }
     }
 }

@@ -25,6 +25,7 @@ mod listener;
 mod metrics;
 mod ops;
 mod session;
+pub mod tls;
 mod web;
 pub mod webhook;
 mod workspace_ops;
@@ -35,6 +36,7 @@ pub use chathub_broker::Hub;
 pub use chathub_ownership::RedisOwnershipConfig;
 pub use chathub_store::MemoryStoreConfig;
 pub use config::{AuthConfig, DEV_SECRET, GatewayConfig, LimitsConfig, WebhookConfig};
+pub use tls::{TlsConfig, TlsError};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +52,9 @@ pub enum GatewayError {
     /// The backend could not be started.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The demo tenant could not be loaded.
     #[error("cannot load the demo tenant: {0}")]
     Demo(String),
@@ -69,6 +74,8 @@ pub(crate) struct Node<K> {
     pub(crate) backend: K,
     pub(crate) hub: Arc<Hub>,
     pub(crate) auth: Authenticator,
+    /// TLS for the WebSocket port, when configured.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     /// The bound WebSocket address (the pages served over HTTP connect to its port).
     pub(crate) ws_addr: SocketAddr,
     /// This node's id, the prefix of its session ids.
@@ -186,6 +193,7 @@ pub async fn start<K: Backend>(
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, GatewayError> {
     metrics::install();
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     if config.demo {
         demo::load(&backend).await.map_err(GatewayError::Demo)?;
     }
@@ -222,6 +230,7 @@ pub async fn start<K: Backend>(
         backend,
         hub,
         ws_addr,
+        tls,
         id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         next_session: AtomicU64::new(1),
         shutdown: shutdown.clone(),

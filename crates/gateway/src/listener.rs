@@ -3,11 +3,12 @@
 
 use crate::auth::{AuthError, Identity};
 use crate::metrics::HANDSHAKES_REFUSED;
+use crate::tls::Transport;
 use crate::{Backend, Node, session};
 use chathub_protocol::Codec;
 use http::{HeaderValue, StatusCode};
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -49,7 +50,21 @@ pub(crate) async fn accept_loop<K: Backend>(
         let node = node.clone();
         tracker.spawn(async move {
             let timeout = node.config.handshake_timeout;
-            let accepted = tokio::time::timeout(timeout, handshake(stream, &node)).await;
+            // TLS (when configured) and the WebSocket handshake share the timeout.
+            let accepted = tokio::time::timeout(timeout, async {
+                let transport = match &node.tls {
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(s) => Transport::Tls(Box::new(s)),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return None;
+                        }
+                    },
+                    None => Transport::Plain(stream),
+                };
+                handshake(transport, &node).await
+            })
+            .await;
             drop(handshake_permit);
             match accepted {
                 Ok(Some((ws, identity, codec, seat))) => {
@@ -79,7 +94,7 @@ pub(crate) fn websocket_config<K>(node: &Node<K>) -> WebSocketConfig {
 }
 
 type Accepted = (
-    tokio_tungstenite::WebSocketStream<TcpStream>,
+    tokio_tungstenite::WebSocketStream<Transport>,
     Identity,
     Codec,
     Seat,
@@ -100,7 +115,7 @@ impl Drop for Seat {
     }
 }
 
-async fn handshake<K: Backend>(stream: TcpStream, node: &Node<K>) -> Option<Accepted> {
+async fn handshake<K: Backend>(stream: Transport, node: &Node<K>) -> Option<Accepted> {
     let mut admitted: Option<(Identity, Codec, Seat)> = None;
     // The error type is fixed by tungstenite's callback signature.
     #[allow(clippy::result_large_err)]

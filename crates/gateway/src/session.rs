@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -123,7 +122,7 @@ pub(crate) struct Subscription {
 
 pub(crate) struct Session<K> {
     pub(crate) node: Arc<Node<K>>,
-    pub(crate) ws: WebSocketStream<TcpStream>,
+    pub(crate) ws: WebSocketStream<crate::tls::Transport>,
     pub(crate) id: SessionId,
     pub(crate) identity: Identity,
     pub(crate) codec: Codec,
@@ -145,7 +144,7 @@ pub(crate) struct Session<K> {
 /// Runs one session to its end.
 pub(crate) async fn run<K: Backend>(
     node: Arc<Node<K>>,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<crate::tls::Transport>,
     identity: Identity,
     codec: Codec,
 ) {
