@@ -204,9 +204,15 @@ test('history scrolls back page by page, each event once', async () => {
     await waitForText(alice, '.messages', 'bulk 45');
     const firstPage = await alice.locator('.messages .msg').count();
     assert.ok(firstPage < 45, `a first page, not everything (${firstPage})`);
+    // Scrolling to the top loads the page before (infinite scroll); the "Load older
+    // messages" button is the keyboard path to the same.
     for (let i = 0; i < 10 && !(await alice.locator('.messages .msg', { hasText: /^.*bulk 1$/ }).count()); i++) {
-      await alice.locator('.messages').evaluate((el) => (el.scrollTop = 0));
+      await alice.locator('.messages').evaluate((el) => {
+        el.scrollTop = 100;
+        el.scrollTop = 0;
+      });
       await alice.waitForTimeout(300);
+      if (i >= 3 && (await alice.locator('.messages .older button').count())) await alice.locator('.messages .older button').click();
     }
     const texts = await alice.locator('.messages .msg .text').allTextContents();
     assert.deepEqual(texts, Array.from({ length: 45 }, (_, i) => `bulk ${i + 1}`));

@@ -363,6 +363,7 @@ async function openConversation(id) {
     notice: null,
     lastReadSent: 0,
     draft: '',
+    positioned: false,
   };
   const c = state.current;
   renderQueue();
@@ -382,6 +383,7 @@ async function openConversation(id) {
     const opened = await conn.request('open', { conversation: id });
     for (const r of opened.reads || []) c.reads.set(`${r.by.role}:${r.by.id}`, r.seq);
     renderConversation({ stickToBottom: true });
+    c.positioned = true;
     markRead();
   } catch (err) {
     c.notice = { kind: 'error', text: `Could not load the conversation: ${err.message}` };
@@ -511,53 +513,34 @@ function renderEvent(ev, seenSeq) {
   );
 }
 
-function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) {
-  const c = state.current;
-  if (!c) {
-    el.conversation.replaceChildren(h('div', { class: 'placeholder muted' }, 'Pick a conversation from the queue.'));
-    return;
-  }
-  const oldMessages = el.conversation.querySelector('.messages');
-  const wasAtBottom = !oldMessages || oldMessages.scrollHeight - oldMessages.scrollTop - oldMessages.clientHeight < 40;
-  const oldHeight = oldMessages ? oldMessages.scrollHeight : 0;
-  const oldTop = oldMessages ? oldMessages.scrollTop : 0;
-  const composerHadFocus = document.activeElement?.id === 'composer';
-  const draft = el.composer ? el.composer.value : c.draft;
-
-  const ownedByMe = c.status === 'active' && c.owner === state.me;
-  const actions = [];
-  if (c.status === 'active' && (ownedByMe || state.role === 'admin') && can('chat.finish'))
-    actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
-  if (state.role === 'admin' && c.status === 'unanswered' && can('chat.finish'))
-    actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
-  if (can('chat.disable'))
-    actions.push(h('button', { type: 'button', id: 'toggle-chat', onclick: toggleChat }, c.disabled ? 'Enable chat' : 'Disable chat'));
-
-  // End users' last read mark: shown under the newest message it covers.
-  const customerMark = c.reads.get(`end_user:${c.id}`) ?? 0;
-  const seqs = [...c.events.keys()].sort((a, b) => a - b);
-  const seenSeq = seqs
-    .filter((s) => s <= customerMark && c.events.get(s).event === 'message' && c.events.get(s).author.role !== 'end_user')
-    .pop();
-
-  const messages = h(
-    'ol',
-    { class: 'messages', 'aria-live': 'polite', 'aria-label': 'Messages', onscroll: (e) => e.target.scrollTop < 60 && loadOlder() },
-    c.hasMore ? h('li', { class: 'older muted' }, h('button', { type: 'button', class: 'link', onclick: loadOlder }, 'Load older messages')) : null,
-    seqs.map((s) => renderEvent(c.events.get(s), seenSeq)),
-  );
-
+/**
+ * The conversation pane's parts, made once per opened conversation: re-rendering only
+ * fills them, so the message list keeps its scroll position and the composer its draft,
+ * focus and caret.
+ */
+function skeleton(c) {
+  if (el.skeletonFor === c) return;
+  el.skeletonFor = c;
+  el.header = h('header', { class: 'conv-header' });
+  el.noticeBox = h('div', { class: 'notice-box' });
+  el.messages = h('ol', {
+    class: 'messages',
+    'aria-live': 'polite',
+    'aria-label': 'Messages',
+    // Only a scroll the agent makes loads older pages (not the positioning below).
+    onscroll: (e) => c.positioned && e.target.scrollTop < 60 && loadOlder(),
+  });
+  el.typing = h('div', { id: 'typing', class: 'typing muted', 'aria-live': 'polite' });
   el.composer = h('textarea', {
     id: 'composer',
     rows: 2,
     'aria-label': 'Message',
-    placeholder: composerPlaceholder(c),
-    disabled: c.status === 'new' && false,
     oninput: onComposerInput,
     onkeydown: onComposerKey,
   });
-  el.composer.value = draft;
+  el.composer.value = c.draft;
   el.canned = h('ul', { id: 'canned', class: 'canned', role: 'listbox', hidden: true, 'aria-label': 'Canned responses' });
+  el.send = h('button', { type: 'submit', id: 'send', class: 'primary' });
   const form = h(
     'form',
     {
@@ -573,36 +556,65 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
       'div',
       { class: 'composer-actions' },
       h('button', { type: 'button', id: 'canned-button', onclick: () => showCanned('') }, 'Canned'),
-      h('button', { type: 'submit', id: 'send', class: 'primary' }, sendLabel(c)),
+      el.send,
     ),
   );
+  el.conversation.replaceChildren(el.header, el.noticeBox, el.messages, el.typing, form);
+}
 
-  el.conversation.replaceChildren(
-    ...[
+function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) {
+  const c = state.current;
+  if (!c) {
+    el.skeletonFor = null;
+    el.composer = null;
+    el.conversation.replaceChildren(h('div', { class: 'placeholder muted' }, 'Pick a conversation from the queue.'));
+    return;
+  }
+  skeleton(c);
+  const list = el.messages;
+  const wasAtBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  const oldHeight = list.scrollHeight;
+  const oldTop = list.scrollTop;
+
+  const ownedByMe = c.status === 'active' && c.owner === state.me;
+  const actions = [];
+  if (c.status === 'active' && (ownedByMe || state.role === 'admin') && can('chat.finish'))
+    actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
+  if (state.role === 'admin' && c.status === 'unanswered' && can('chat.finish'))
+    actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
+  if (can('chat.disable'))
+    actions.push(h('button', { type: 'button', id: 'toggle-chat', onclick: toggleChat }, c.disabled ? 'Enable chat' : 'Disable chat'));
+  el.header.replaceChildren(
+    h('div', {}, h('h2', { id: 'conv-title' }, customerName(c.id)), h('span', { class: 'muted' }, c.id)),
     h(
-      'header',
-      { class: 'conv-header' },
-      h('div', {}, h('h2', { id: 'conv-title' }, customerName(c.id)), h('span', { class: 'muted' }, c.id)),
-      h(
-        'div',
-        { class: 'conv-state' },
-        h('span', { class: `pill ${c.status}`, id: 'conv-status' }, c.status),
-        c.owner ? h('span', { id: 'conv-owner' }, 'owner: ', c.owner === state.me ? 'you' : nameOf(c.owner)) : null,
-        c.disabled ? h('span', { class: 'tag warn', id: 'conv-disabled' }, 'chat disabled') : null,
-      ),
-      h('div', { class: 'conv-actions' }, actions),
+      'div',
+      { class: 'conv-state' },
+      h('span', { class: `pill ${c.status}`, id: 'conv-status' }, c.status),
+      c.owner ? h('span', { id: 'conv-owner' }, 'owner: ', c.owner === state.me ? 'you' : nameOf(c.owner)) : '',
+      c.disabled ? h('span', { class: 'tag warn', id: 'conv-disabled' }, 'chat disabled') : '',
     ),
-    renderNotice(c),
-    messages,
-    h('div', { id: 'typing', class: 'typing muted', 'aria-live': 'polite' }),
-    form,
+    h('div', { class: 'conv-actions' }, actions),
+  );
+  el.noticeBox.replaceChildren(...[renderNotice(c)].filter(Boolean));
+
+  // End users' last read mark: shown under the newest agent message it covers.
+  const customerMark = c.reads.get(`end_user:${c.id}`) ?? 0;
+  const seqs = [...c.events.keys()].sort((a, b) => a - b);
+  const seenSeq = seqs
+    .filter((s) => s <= customerMark && c.events.get(s).event === 'message' && c.events.get(s).author.role !== 'end_user')
+    .pop();
+  list.replaceChildren(
+    ...[
+      c.hasMore ? h('li', { class: 'older muted' }, h('button', { type: 'button', class: 'link', onclick: loadOlder }, 'Load older messages')) : null,
+      ...seqs.map((s) => renderEvent(c.events.get(s), seenSeq)),
     ].filter(Boolean),
   );
+  el.composer.placeholder = composerPlaceholder(c);
+  el.send.textContent = sendLabel(c);
   renderTyping();
-  if (keepAnchor) messages.scrollTop = messages.scrollHeight - oldHeight + oldTop;
-  else if (stickToBottom && wasAtBottom) messages.scrollTop = messages.scrollHeight;
-  else messages.scrollTop = oldTop;
-  if (composerHadFocus) el.composer.focus();
+  if (keepAnchor) list.scrollTop = list.scrollHeight - oldHeight + oldTop;
+  else if (stickToBottom && wasAtBottom) list.scrollTop = list.scrollHeight;
+  else list.scrollTop = oldTop;
 }
 
 function composerPlaceholder(c) {
@@ -766,8 +778,7 @@ async function sendContent(content) {
   const c = state.current;
   pendingSend = content;
   stopTyping();
-  const send = el.conversation.querySelector('#send');
-  if (send) send.disabled = true;
+  if (el.send) el.send.disabled = true;
   try {
     const r = await conn.send({ conversation: c.id, epoch: c.seenEpoch, ...content });
     if (state.current === c) {
@@ -785,6 +796,7 @@ async function sendContent(content) {
     } else c.notice = { kind: 'error', text: errorText(err) };
     return false;
   } finally {
+    if (el.send) el.send.disabled = false;
     renderConversation({ stickToBottom: true });
   }
 }
