@@ -52,6 +52,29 @@ echo "== cargo test"
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
 
+echo "== fuzzing: a bounded run per target (cargo-fuzz on the stable toolchain)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "== installing cargo-fuzz (crates.io)"
+  cargo install cargo-fuzz --locked --quiet
+fi
+# Each target starts from the committed corpus (fuzz/corpus/TARGET, read only here) and
+# writes what it finds to a scratch directory; a crash fails the run and leaves its input
+# in fuzz/artifacts/TARGET.
+fuzz_secs="${CHATHUB_FUZZ_SECS:-20}"
+for target in decode_json decode_msgpack dispatch token; do
+  scratch="$(mktemp -d)"
+  status=0
+  cargo fuzz run --fuzz-dir fuzz --sanitizer none "$target" "$scratch" "fuzz/corpus/$target" \
+    -- -max_total_time="$fuzz_secs" -print_final_stats=1 >"$scratch.log" 2>&1 || status=$?
+  echo "$target: $(grep -E '^Done' "$scratch.log" || echo 'no summary')"
+  if [ "$status" != 0 ]; then
+    tail -40 "$scratch.log" >&2
+    echo "error: fuzz target $target failed (its input is in fuzz/artifacts/$target)" >&2
+    exit 1
+  fi
+  rm -rf "$scratch" "$scratch.log"
+done
+
 echo "== browser tests (console and demo client in headless Chromium)"
 # playwright-core only (no browser download), pinned by package-lock.json.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

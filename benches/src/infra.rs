@@ -14,8 +14,10 @@ pub(crate) struct Target {
     pub(crate) urls: Vec<String>,
     /// PIDs of the gateway processes (for CPU and RSS).
     pub(crate) gateway_pids: Vec<u32>,
-    /// PID of the redis-server, if spawned.
-    pub(crate) redis_pid: Option<u32>,
+    /// PIDs of the redis-servers (one, or a Redis Cluster's masters), if spawned.
+    pub(crate) redis_pids: Vec<u32>,
+    /// A spawned Redis Cluster (stopped on drop).
+    _cluster: Option<chathub_testkit::RedisCluster>,
     /// The HS256 secret tokens are minted with.
     pub(crate) secret: String,
     children: Vec<Child>,
@@ -60,18 +62,21 @@ impl Target {
         Target {
             urls,
             gateway_pids,
-            redis_pid: None,
+            redis_pids: Vec::new(),
+            _cluster: None,
             secret,
             children: Vec::new(),
             dir: None,
         }
     }
 
-    /// Starts a redis-server on a free loopback port (unless `nodes == 1 && embedded`)
-    /// and `nodes` gateway processes in cluster mode; stops them on drop.
+    /// Starts a redis-server on a free loopback port (unless `nodes == 1 && embedded`),
+    /// or a Redis Cluster of `cluster_masters` masters when that is not 0, and `nodes`
+    /// gateway processes in cluster mode; stops them on drop.
     pub(crate) fn spawn(
         nodes: usize,
         embedded: bool,
+        cluster_masters: usize,
         bin: PathBuf,
         extra: &[String],
     ) -> Result<Target> {
@@ -81,13 +86,22 @@ impl Target {
         let mut target = Target {
             urls: Vec::new(),
             gateway_pids: Vec::new(),
-            redis_pid: None,
+            redis_pids: Vec::new(),
+            _cluster: None,
             secret: secret.clone(),
             children: Vec::new(),
             dir: Some(dir.clone()),
         };
-        let mut redis_url = None;
-        if !(embedded && nodes == 1) {
+        let mut redis_args: Vec<String> = Vec::new();
+        if cluster_masters > 0 {
+            if cluster_masters < 3 {
+                bail!("a Redis Cluster needs at least 3 masters");
+            }
+            let cluster = chathub_testkit::RedisCluster::start(cluster_masters);
+            target.redis_pids = cluster.nodes.iter().filter_map(|n| n.pid()).collect();
+            redis_args = vec!["--redis-cluster".into(), cluster.urls().join(",")];
+            target._cluster = Some(cluster);
+        } else if !(embedded && nodes == 1) {
             let port = free_port()?;
             let child = Command::new("redis-server")
                 .args([
@@ -106,7 +120,7 @@ impl Target {
                 .stdout(Stdio::null())
                 .spawn()
                 .context("starting redis-server (apt-get install redis-server)")?;
-            target.redis_pid = Some(child.id());
+            target.redis_pids = vec![child.id()];
             target.children.push(child);
             let deadline = Instant::now() + Duration::from_secs(10);
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -115,7 +129,7 @@ impl Target {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            redis_url = Some(format!("redis://127.0.0.1:{port}"));
+            redis_args = vec!["--redis".into(), format!("redis://127.0.0.1:{port}")];
         }
         for _ in 0..nodes {
             let mut cmd = Command::new(&bin);
@@ -135,9 +149,7 @@ impl Target {
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-            if let Some(url) = &redis_url {
-                cmd.args(["--redis", url]);
-            }
+            cmd.args(&redis_args);
             let mut child = cmd
                 .spawn()
                 .with_context(|| format!("starting {}", bin.display()))?;
@@ -160,9 +172,14 @@ impl Target {
         self.gateway_pids.iter().map(|p| cpu_us(*p)).sum()
     }
 
-    /// CPU time of the redis-server, in µs (0 when not spawned).
+    /// CPU time of the redis-servers, in µs (0 when not spawned).
     pub(crate) fn redis_cpu_us(&self) -> u64 {
-        self.redis_pid.map_or(0, cpu_us)
+        self.redis_cpu_us_each().iter().sum()
+    }
+
+    /// CPU time of each redis-server (each master of a Redis Cluster), in µs.
+    pub(crate) fn redis_cpu_us_each(&self) -> Vec<u64> {
+        self.redis_pids.iter().map(|p| cpu_us(*p)).collect()
     }
 
     /// Resident memory of the gateway processes, in KiB.

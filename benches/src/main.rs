@@ -56,6 +56,11 @@ struct Args {
     /// With --spawn and --nodes 1: the embedded backend instead of Redis.
     #[arg(long)]
     embedded: bool,
+    /// With --spawn: a Redis Cluster of this many masters (at least 3) instead of one
+    /// redis-server; the nodes use sharded pub/sub, and the report shows the Redis CPU
+    /// of each master.
+    #[arg(long, default_value_t = 0)]
+    redis_cluster_masters: usize,
     /// With --spawn: the chathub binary (default: next to this one).
     #[arg(long)]
     chathub_bin: Option<PathBuf>,
@@ -108,7 +113,13 @@ async fn run(args: &Args) -> Result<report::Report> {
             let bin = infra::chathub_bin(args.chathub_bin.clone())?;
             // Idle sockets must outlive the keepalive only for the run's length; give
             // nodes room for every socket.
-            Target::spawn(args.nodes.max(1), args.embedded, bin, &[])?
+            Target::spawn(
+                args.nodes.max(1),
+                args.embedded,
+                args.redis_cluster_masters,
+                bin,
+                &[],
+            )?
         }
         (None, false) => bail!("give --spawn or --connect URL[,URL…]"),
     };

@@ -38,6 +38,8 @@ pub(crate) struct Report {
     pub(crate) cpu_us_per_delivery: f64,
     /// CPU of redis-server per delivery, µs (0 without a spawned Redis).
     pub(crate) redis_cpu_us_per_delivery: f64,
+    /// CPU of each Redis master per delivery, µs (a Redis Cluster shows its spread).
+    pub(crate) redis_cpu_us_per_delivery_by_master: Vec<f64>,
     /// Gateway resident memory per connection, KiB.
     pub(crate) rss_kib_per_conn: f64,
     /// Connections established per second.
@@ -102,6 +104,14 @@ impl Report {
         ];
         for (k, v) in rows {
             println!("{k:<28}{v}");
+        }
+        if self.redis_cpu_us_per_delivery_by_master.len() > 1 {
+            let each: Vec<String> = self
+                .redis_cpu_us_per_delivery_by_master
+                .iter()
+                .map(|c| format!("{c:.2}"))
+                .collect();
+            println!("{:<28}{}", "redis CPU/deliv. by master", each.join(" / "));
         }
         if self.knee_rate > 0 {
             println!("{:<28}{}", "knee (msg/s in)", self.knee_rate);

@@ -201,6 +201,7 @@ pub(crate) async fn fanout_with_histogram(
 
     let cpu0 = target.gateway_cpu_us();
     let redis0 = target.redis_cpu_us();
+    let redis0_each = target.redis_cpu_us_each();
     let sent = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let per_user = shape.rate as f64 / k as f64;
@@ -260,6 +261,12 @@ pub(crate) async fn fanout_with_histogram(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu = target.gateway_cpu_us().saturating_sub(cpu0);
     let redis_cpu = target.redis_cpu_us().saturating_sub(redis0);
+    let redis_each: Vec<u64> = target
+        .redis_cpu_us_each()
+        .iter()
+        .zip(&redis0_each)
+        .map(|(now, before)| now.saturating_sub(*before))
+        .collect();
     stop.store(true, Ordering::Relaxed);
     let mut unique = 0;
     let mut duplicated = 0;
@@ -288,6 +295,10 @@ pub(crate) async fn fanout_with_histogram(
         duplicated,
         cpu_us_per_delivery: cpu as f64 / unique.max(1) as f64,
         redis_cpu_us_per_delivery: redis_cpu as f64 / unique.max(1) as f64,
+        redis_cpu_us_per_delivery_by_master: redis_each
+            .iter()
+            .map(|c| *c as f64 / unique.max(1) as f64)
+            .collect(),
         connect_rate,
         winners_per_epoch_max: 1,
         ..Report::default()
