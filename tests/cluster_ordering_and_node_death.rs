@@ -63,6 +63,14 @@ async fn same_order_everywhere_and_resume_after_node_death() {
         .unwrap();
     let bob = cluster.connect(2, Role::Agent, "bob").await;
     let c = conv("u-1");
+    // Carol, on the node about to die, owns another conversation.
+    let other_user = cluster.connect(0, Role::EndUser, "u-2").await;
+    other_user.send_text(None, "hi", None, None).await.unwrap();
+    let carol = cluster.connect(1, Role::Agent, "carol").await;
+    let taken = carol
+        .send_text(Some(&conv("u-2")), "carol here", Some(0), None)
+        .await
+        .unwrap();
     bob.send_text(Some(&c), "bob here", Some(0), Some("b-0"))
         .await
         .unwrap();
@@ -123,4 +131,15 @@ async fn same_order_everywhere_and_resume_after_node_death() {
     for id in &acked {
         assert_eq!(ids.get(id), Some(&1), "acknowledged {id} once");
     }
+
+    // Ownership is unchanged by the node's death: carol still owns u-2 with the same
+    // epoch, and writes on from another node with it.
+    drop(carol);
+    let carol = cluster.connect(2, Role::Agent, "carol").await;
+    let again = carol
+        .send_text(Some(&conv("u-2")), "still mine", Some(taken.epoch), None)
+        .await
+        .expect("carol still owns it, at the same epoch");
+    assert_eq!(again.epoch, taken.epoch);
+    assert_eq!(again.owner.as_ref().map(|o| o.as_str()), Some("carol"));
 }
