@@ -172,3 +172,77 @@ async fn half_open_sockets_do_not_stop_valid_connects() {
         "half-open socket still open: {closed:?}"
     );
 }
+
+/// While one socket floods (and is refused, then closed), a polite client's round trips
+/// stay as they were: the refusals cost the node little. (A loose bound on a shared,
+/// noisy machine; the harness measures latency properly.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_does_not_slow_the_others() {
+    let mut config = test_config();
+    config.limits.rate_per_sec = 10;
+    config.limits.rate_burst = 20;
+    config.limits.abuse_limit = 1_000_000;
+    let hub = TestHub::start_with(config, Default::default()).await;
+    let polite = hub.connect(Role::Agent, "polite").await;
+    async fn round_trips(client: &Client, n: usize) -> Vec<std::time::Duration> {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = std::time::Instant::now();
+            client.request(Op::Ping {}).await.unwrap();
+            times.push(start.elapsed());
+            // Within the per-socket budget (10/s) this test sets.
+            tokio::time::sleep(std::time::Duration::from_millis(125)).await;
+        }
+        times.sort();
+        times
+    }
+    let p99 = |t: &[std::time::Duration]| t[t.len() * 99 / 100 - 1];
+    let calm = round_trips(&polite, 60).await;
+
+    let mut flood = hub.connect(Role::Agent, "flood").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut id = 1_000u64;
+            // Bounded in count and time whatever happens to the polite client.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && id < 1_000_000
+                && std::time::Instant::now() < deadline
+            {
+                let frame = Codec::MsgPack
+                    .encode_request(&Request {
+                        id,
+                        op: Op::Ping {},
+                    })
+                    .unwrap();
+                let sent = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    flood.send_raw(Message::Binary(frame)),
+                )
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+                id += 1;
+                // Read the refusals, as a real (abusive) client does; a client that
+                // stops reading is the slow-consumer case, tested elsewhere.
+                while flood.try_next_event().is_some() {}
+                if id % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            id - 1_000
+        })
+    };
+    let during = round_trips(&polite, 60).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flooded = flooding.await.unwrap();
+    assert!(flooded > 1_000, "the flood ran ({flooded} requests)");
+    let (before, under) = (p99(&calm), p99(&during));
+    assert!(
+        under < before * 5 + std::time::Duration::from_millis(20),
+        "polite p99 {under:?} under the flood vs {before:?} before"
+    );
+}
