@@ -76,6 +76,10 @@ struct ServeArgs {
     /// Longest message text, bytes (longer: `too_large`).
     #[arg(long, env = "CHATHUB_MAX_TEXT_BYTES", default_value_t = 4096)]
     max_text_bytes: usize,
+    /// WebSocket read buffer per socket, bytes, allocated up front (larger frames take
+    /// more reads).
+    #[arg(long, env = "CHATHUB_READ_BUFFER_BYTES", default_value_t = 1024)]
+    read_buffer_bytes: usize,
     /// Outbound queue per socket, bytes (past it: close 4001, slow consumer).
     #[arg(long, env = "CHATHUB_OUTBOX_BYTES", default_value_t = 1024 * 1024)]
     outbox_bytes: usize,
@@ -287,6 +291,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         limits: LimitsConfig {
             max_message_bytes: args.max_message_bytes,
             max_text_bytes: args.max_text_bytes,
+            read_buffer_bytes: args.read_buffer_bytes.max(256),
             default_page: args.default_page,
             max_page: args.max_page,
             outbox_frames: args.outbox_frames,

