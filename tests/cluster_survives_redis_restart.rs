@@ -3,7 +3,7 @@
 //! not-ready on /readyz, resubscribe afterwards and deliver live events again; every
 //! message acknowledged before the outage is still in history.
 
-use chathub_domain::{EventBody, Role};
+use chathub_domain::Role;
 use chathub_e2e::{ClusterProcesses, RedisOptions, conv, full_history, http_get};
 use chathub_protocol::{ErrorCode, ServerFrame};
 use std::time::{Duration, Instant};
@@ -87,13 +87,5 @@ async fn nodes_survive_a_redis_restart() {
     }
 
     let history = full_history(&agent, "u-1").await;
-    for id in &acked {
-        let copies = history
-            .iter()
-            .filter(
-                |e| matches!(&e.body, EventBody::Message { client_msg_id: Some(x), .. } if x == id),
-            )
-            .count();
-        assert_eq!(copies, 1, "acknowledged {id} survives exactly once");
-    }
+    chathub_e2e::assert_each_once(&history, &acked);
 }

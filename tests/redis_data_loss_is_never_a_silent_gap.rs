@@ -5,7 +5,7 @@
 //! events have meanwhile reused the old `seq`s.
 
 use chathub_client::Client;
-use chathub_domain::{EventBody, Role};
+use chathub_domain::Role;
 use chathub_e2e::{TestHub, full_history, test_config};
 use chathub_gateway::RedisConfig;
 use chathub_testkit::{RedisOptions, RedisServer};
@@ -67,15 +67,7 @@ async fn aof_keeps_acknowledged_messages_across_shutdown_and_kill() {
     }
     let reader = connect_eventually(&hub, "u-1").await;
     let history = full_history(&reader, "u-1").await;
-    for id in &acked {
-        let copies = history
-            .iter()
-            .filter(
-                |e| matches!(&e.body, EventBody::Message { client_msg_id: Some(x), .. } if x == id),
-            )
-            .count();
-        assert_eq!(copies, 1, "acknowledged {id} is in history exactly once");
-    }
+    chathub_e2e::assert_each_once(&history, &acked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,6 +240,19 @@ pub fn event_seqs(frames: &[ServerFrame], conversation: &str) -> Vec<u64> {
 }
 
 /// The whole retained history of a conversation, read page by page.
+/// Asserts that every acknowledged `client_msg_id` is in `history` exactly once.
+pub fn assert_each_once(history: &[Event], acked: &[String]) {
+    for id in acked {
+        let copies = history
+            .iter()
+            .filter(|e| {
+                matches!(&e.body, chathub_domain::EventBody::Message { client_msg_id: Some(x), .. } if x == id)
+            })
+            .count();
+        assert_eq!(copies, 1, "acknowledged {id} is in history exactly once");
+    }
+}
+
 pub async fn full_history(client: &Client, conversation: &str) -> Vec<Event> {
     let mut events = Vec::new();
     let mut after = 0;
