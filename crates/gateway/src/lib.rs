@@ -74,6 +74,8 @@ pub(crate) struct Node<K> {
     pub(crate) backend: K,
     pub(crate) hub: Arc<Hub>,
     pub(crate) auth: Authenticator,
+    /// The per-frame metrics' handles.
+    pub(crate) hot: metrics::HotMetrics,
     /// TLS for the WebSocket port, when configured.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     /// The bound WebSocket address (the pages served over HTTP connect to its port).
@@ -231,6 +233,7 @@ pub async fn start<K: Backend>(
         hub,
         ws_addr,
         tls,
+        hot: metrics::HotMetrics::register(),
         id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         next_session: AtomicU64::new(1),
         shutdown: shutdown.clone(),

@@ -46,6 +46,29 @@ const SECONDS_BUCKETS: [f64; 20] = [
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Handles of the metrics touched for every frame, registered once (after [`install`]):
+/// the `counter!`/`histogram!` macros look the metric up in the registry on every call,
+/// which is waste on the per-delivery path.
+pub(crate) struct HotMetrics {
+    /// [`FRAMES_IN`].
+    pub(crate) frames_in: ::metrics::Counter,
+    /// [`FRAMES_OUT`].
+    pub(crate) frames_out: ::metrics::Counter,
+    /// [`FANOUT_LATENCY`].
+    pub(crate) fanout_latency: ::metrics::Histogram,
+}
+
+impl HotMetrics {
+    /// Registers the handles with the installed recorder.
+    pub(crate) fn register() -> Self {
+        HotMetrics {
+            frames_in: ::metrics::counter!(FRAMES_IN),
+            frames_out: ::metrics::counter!(FRAMES_OUT),
+            fanout_latency: ::metrics::histogram!(FANOUT_LATENCY),
+        }
+    }
+}
+
 /// Installs the Prometheus recorder once per process (several nodes in one test process
 /// share it).
 pub(crate) fn install() {

@@ -3,9 +3,7 @@
 //! closes it with a documented code.
 
 use crate::auth::{Identity, now_millis, now_secs};
-use crate::metrics::{
-    CLOSES, CONNECTIONS, FANOUT_LATENCY, FRAMES_IN, FRAMES_OUT, GAP_REPAIRS, REQUESTS, RESYNCS,
-};
+use crate::metrics::{CLOSES, CONNECTIONS, GAP_REPAIRS, REQUESTS, RESYNCS};
 use crate::{Backend, Node};
 use bytes::Bytes;
 use chathub_broker::outbox::{self, Outbox};
@@ -400,7 +398,7 @@ impl<K: Backend> Session<K> {
             // Pings are answered by tungstenite; pongs only prove liveness.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
         };
-        ::metrics::counter!(FRAMES_IN).increment(1);
+        self.node.hot.frames_in.increment(1);
         if let Err(abusive) = self.bucket.take(Instant::now()) {
             if abusive {
                 return Err(End::Close(CloseCode::PolicyViolation));
@@ -513,8 +511,11 @@ impl<K: Backend> Session<K> {
                 }
             }
         };
-        ::metrics::counter!(FRAMES_OUT).increment(1);
-        ::metrics::histogram!(FANOUT_LATENCY).record(envelope.received.elapsed().as_secs_f64());
+        self.node.hot.frames_out.increment(1);
+        self.node
+            .hot
+            .fanout_latency
+            .record(envelope.received.elapsed().as_secs_f64());
         self.ws.feed(message).await.map_err(|_| End::Gone)
     }
 
@@ -624,7 +625,7 @@ impl<K: Backend> Session<K> {
         let message = self
             .encode(frame)
             .ok_or(End::Close(CloseCode::InternalError))?;
-        ::metrics::counter!(FRAMES_OUT).increment(1);
+        self.node.hot.frames_out.increment(1);
         let write_timeout = self.node.config.write_timeout;
         match tokio::time::timeout(write_timeout, self.ws.feed(message)).await {
             Ok(result) => result.map_err(|_| End::Gone),
@@ -652,7 +653,7 @@ impl<K: Backend> Session<K> {
         let Some(message) = self.encode(frame) else {
             return Ok(());
         };
-        ::metrics::counter!(FRAMES_OUT).increment(1);
+        self.node.hot.frames_out.increment(1);
         let write_timeout = self.node.config.write_timeout;
         match tokio::time::timeout(write_timeout, self.ws.send(message)).await {
             Ok(result) => result,
