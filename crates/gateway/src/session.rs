@@ -219,9 +219,7 @@ impl<K: Backend> Session<K> {
         self.heartbeat().await;
         self.announce_presence().await;
         let interval = self.node.config.ping_interval;
-        let silence_limit = interval + self.node.config.ping_timeout;
         let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
-        let mut last_heard = Instant::now();
         // Set when a ping goes out, cleared by anything the client sends: a client that
         // lets a ping go unanswered for `ping_timeout` is closed then, not at the next tick.
         let mut pong_due: Option<Instant> = None;
@@ -231,7 +229,6 @@ impl<K: Backend> Session<K> {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(CloseCode::GoingAway),
                 incoming = self.ws.next() => {
-                    last_heard = Instant::now();
                     pong_due = None;
                     if let Err(end) = self.on_message(incoming).await {
                         return end;
@@ -272,9 +269,6 @@ impl<K: Backend> Session<K> {
                     }
                     if !self.node.auth.key_is_active(self.identity.key) {
                         return End::Close(CloseCode::TokenRevoked);
-                    }
-                    if last_heard.elapsed() > silence_limit {
-                        return End::Close(CloseCode::KeepaliveTimeout);
                     }
                     let ping = self.ws.send(Message::Ping(Bytes::new()));
                     match tokio::time::timeout(self.node.config.write_timeout, ping).await {
