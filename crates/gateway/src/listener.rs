@@ -51,24 +51,30 @@ pub(crate) async fn accept_loop<K: Backend>(
         tracker.spawn(async move {
             let timeout = node.config.handshake_timeout;
             // TLS (when configured) and the WebSocket handshake share the timeout.
-            let accepted = tokio::time::timeout(timeout, async {
-                let transport = match &node.tls {
-                    Some(tls) => match tls.accept(stream).await {
-                        Ok(s) => Transport::Tls(Box::new(s)),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return None;
-                        }
-                    },
-                    None => Transport::Plain(stream),
-                };
-                handshake(transport, &node).await
-            })
+            // Boxed, here and for the session below: the task keeps only what the
+            // current phase needs, so an idle socket does not carry the handshake's state
+            // (the unboxed task was ~12 KB per socket).
+            let accepted = tokio::time::timeout(
+                timeout,
+                Box::pin(async {
+                    let transport = match &node.tls {
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(s) => Transport::Tls(Box::new(s)),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return None;
+                            }
+                        },
+                        None => Transport::Plain(stream),
+                    };
+                    handshake(transport, &node).await
+                }),
+            )
             .await;
             drop(handshake_permit);
             match accepted {
                 Ok(Some((ws, identity, codec, seat))) => {
-                    session::run(node.clone(), ws, identity, codec).await;
+                    Box::pin(session::run(node.clone(), ws, identity, codec)).await;
                     drop(seat);
                 }
                 Ok(None) => {}

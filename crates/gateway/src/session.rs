@@ -167,13 +167,16 @@ pub(crate) async fn run<K: Backend>(
         bucket,
         presence: Presence::Available,
     };
-    let end = session.serve(outbox).await;
+    // What an idle socket holds is this future, so everything that is not the steady
+    // loop (set-up, requests, history replays, tear-down) runs boxed: allocated while it
+    // runs instead of being reserved in every socket's task for its whole life.
+    let end = Box::pin(session.serve(outbox)).await;
     if let End::Close(code) = end {
         ::metrics::counter!(CLOSES, "code" => code.code().to_string()).increment(1);
-        session.close(code).await;
+        Box::pin(session.close(code)).await;
     }
-    session.leave_all().await;
-    session.went_offline().await;
+    Box::pin(session.leave_all()).await;
+    Box::pin(session.went_offline()).await;
     ::metrics::gauge!(CONNECTIONS, "role" => role).decrement(1.0);
 }
 
@@ -187,37 +190,9 @@ pub(crate) fn presence_key(identity: &Identity) -> String {
 
 impl<K: Backend> Session<K> {
     async fn serve(&mut self, mut outbox: Outbox) -> End {
-        let tenant = self.identity.tenant.clone();
-        let fixed = match &self.identity.actor {
-            Actor::Agent { id, .. } => vec![Channel::agents(&tenant), Channel::agent(&tenant, id)],
-            Actor::EndUser(_) => vec![Channel::users(&tenant)],
-        };
-        for channel in fixed {
-            if let Err(e) = self.join(&channel).await {
-                tracing::warn!(error = %e, %channel, "cannot follow a session channel");
-                return End::Close(CloseCode::InternalError);
-            }
-            self.fixed.push(channel);
+        if let Err(end) = Box::pin(self.start()).await {
+            return end;
         }
-        let chat_disabled = match self.node.settings(&tenant).await {
-            Ok(settings) => settings.chat_disabled,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read tenant settings");
-                false
-            }
-        };
-        // Read fresh (one round trip per connect): a client must never store seqs under
-        // a history id that is already outdated.
-        let history_id = match self.node.backend.current_history_id().await {
-            Some(id) => id,
-            None => self.node.backend.history_id(),
-        };
-        let welcome = self.welcome(chat_disabled, history_id);
-        if self.send_frame(&welcome).await.is_err() {
-            return End::Gone;
-        }
-        self.heartbeat().await;
-        self.announce_presence().await;
         let interval = self.node.config.ping_interval;
         let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
         // Set when a ping goes out, cleared by anything the client sends: a client that
@@ -230,7 +205,7 @@ impl<K: Backend> Session<K> {
                 _ = shutdown.cancelled() => return End::Close(CloseCode::GoingAway),
                 incoming = self.ws.next() => {
                     pong_due = None;
-                    if let Err(end) = self.on_message(incoming).await {
+                    if let Err(end) = Box::pin(self.on_message(incoming)).await {
                         return end;
                     }
                 }
@@ -246,7 +221,7 @@ impl<K: Backend> Session<K> {
                 _ = tokio::time::sleep(RESYNC_RETRY), if !self.pending_resync.is_empty() => {
                     let pending: Vec<Channel> = self.pending_resync.iter().cloned().collect();
                     for channel in pending {
-                        if let Err(end) = self.catch_up(&channel, None).await {
+                        if let Err(end) = Box::pin(self.catch_up(&channel, None)).await {
                             return end;
                         }
                     }
@@ -258,7 +233,7 @@ impl<K: Backend> Session<K> {
                     return End::Close(CloseCode::KeepaliveTimeout);
                 }
                 _ = ticks.tick() => {
-                    self.heartbeat().await;
+                    Box::pin(self.heartbeat()).await;
                     // Re-validation, every ping interval: the token's expiry, and whether
                     // the key that signed it is still accepted (key rotation).
                     // The same clock-skew leeway as the handshake: a token it would still
@@ -280,6 +255,42 @@ impl<K: Backend> Session<K> {
                 }
             }
         }
+    }
+
+    /// Joins the session's fixed channels, sends `welcome` and announces presence.
+    async fn start(&mut self) -> Result<(), End> {
+        let tenant = self.identity.tenant.clone();
+        let fixed = match &self.identity.actor {
+            Actor::Agent { id, .. } => vec![Channel::agents(&tenant), Channel::agent(&tenant, id)],
+            Actor::EndUser(_) => vec![Channel::users(&tenant)],
+        };
+        for channel in fixed {
+            if let Err(e) = self.join(&channel).await {
+                tracing::warn!(error = %e, %channel, "cannot follow a session channel");
+                return Err(End::Close(CloseCode::InternalError));
+            }
+            self.fixed.push(channel);
+        }
+        let chat_disabled = match self.node.settings(&tenant).await {
+            Ok(settings) => settings.chat_disabled,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read tenant settings");
+                false
+            }
+        };
+        // Read fresh (one round trip per connect): a client must never store seqs under
+        // a history id that is already outdated.
+        let history_id = match self.node.backend.current_history_id().await {
+            Some(id) => id,
+            None => self.node.backend.history_id(),
+        };
+        let welcome = self.welcome(chat_disabled, history_id);
+        if self.send_frame(&welcome).await.is_err() {
+            return Err(End::Gone);
+        }
+        self.heartbeat().await;
+        self.announce_presence().await;
+        Ok(())
     }
 
     fn welcome(&self, chat_disabled: bool, history_id: String) -> ServerFrame {
@@ -466,7 +477,7 @@ impl<K: Backend> Session<K> {
     /// first); other frames go out if their channel is still followed.
     async fn deliver(&mut self, envelope: Arc<Envelope>) -> Result<(), End> {
         if envelope.resync {
-            return self.resync(&envelope.channel).await;
+            return Box::pin(self.resync(&envelope.channel)).await;
         }
         if let Some(seq) = envelope.seq {
             let Some(sub) = self.subs.get(&envelope.channel) else {
@@ -478,7 +489,7 @@ impl<K: Backend> Session<K> {
             }
             if seq > last + 1 || self.pending_resync.contains(&envelope.channel) {
                 // The broker lost events: fill the gap from history first.
-                self.catch_up(&envelope.channel, Some(seq)).await?;
+                Box::pin(self.catch_up(&envelope.channel, Some(seq))).await?;
                 if self.pending_resync.contains(&envelope.channel) {
                     // History is unreadable now; this event comes with the retry.
                     return Ok(());
