@@ -7,13 +7,16 @@
 use crate::frames::{changes_queue, message_preview};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
-use chathub_domain::{Actor, AgentId, Command, ConversationState, Event, MessageContent, Refusal};
+use chathub_domain::{
+    Actor, AgentId, Command, ConversationState, Event, MessageContent, Refusal, TenantId,
+};
 use chathub_protocol::SendAck;
 use chathub_store::RedisKeys;
 use redis::Script;
 use redis::aio::ConnectionLike;
 use serde::Deserialize;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, OnceLock};
+use tokio::sync::{mpsc, oneshot};
 
 static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/apply.lua")));
 static INBOX: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/inbox.lua")));
@@ -53,12 +56,19 @@ pub struct RedisOwnership<C> {
     conn: C,
     keys: RedisKeys,
     config: RedisOwnershipConfig,
+    /// The queue of the node's inbox writer (started at the first update).
+    inbox_writer: Arc<OnceLock<mpsc::Sender<InboxJob>>>,
 }
 
 impl<C> RedisOwnership<C> {
     /// A backend using `conn`, `keys` and `config`.
     pub fn new(conn: C, keys: RedisKeys, config: RedisOwnershipConfig) -> Self {
-        RedisOwnership { conn, keys, config }
+        RedisOwnership {
+            conn,
+            keys,
+            config,
+            inbox_writer: Arc::default(),
+        }
     }
 
     fn publish_command(&self) -> &'static str {
@@ -78,7 +88,7 @@ struct ScriptResult {
     state: Option<ConversationState>,
     #[serde(default)]
     ack: Option<SendAck>,
-    #[serde(default, deserialize_with = "events_or_empty")]
+    #[serde(default, deserialize_with = "packed_events")]
     events: Vec<Event>,
     #[serde(default)]
     owner: Option<AgentId>,
@@ -88,19 +98,58 @@ struct ScriptResult {
     refusal: Option<String>,
 }
 
-/// Lua cannot tell an empty array from an empty map; accept both as "no events".
-fn events_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Event>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrMap {
-        List(Vec<Event>),
-        Map(std::collections::HashMap<String, Event>),
+/// The script returns each event as the bytes it stored and published (a MessagePack
+/// string holding a packed event); Lua cannot tell an empty array from an empty map, so
+/// both mean "no events".
+fn packed_events<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Event>, D::Error> {
+    /// One packed event, whichever string type carries it.
+    struct Packed(Event);
+    impl<'de> Deserialize<'de> for Packed {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Bytes;
+            impl serde::de::Visitor<'_> for Bytes {
+                type Value = Packed;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a packed event")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Packed, E> {
+                    rmp_serde::from_slice(v).map(Packed).map_err(E::custom)
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Packed, E> {
+                    self.visit_bytes(v.as_bytes())
+                }
+            }
+            d.deserialize_bytes(Bytes)
+        }
     }
-    Ok(match ListOrMap::deserialize(d)? {
-        ListOrMap::List(v) => v,
-        ListOrMap::Map(m) if m.is_empty() => Vec::new(),
-        ListOrMap::Map(_) => return Err(serde::de::Error::custom("events is a non-empty map")),
-    })
+    /// A list of packed events, or an empty map.
+    struct Events;
+    impl<'de> serde::de::Visitor<'de> for Events {
+        type Value = Vec<Event>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of packed events")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<Event>, A::Error> {
+            let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+            while let Some(Packed(event)) = seq.next_element()? {
+                events.push(event);
+            }
+            Ok(events)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Vec<Event>, A::Error> {
+            match map.next_key::<serde::de::IgnoredAny>()? {
+                None => Ok(Vec::new()),
+                Some(_) => Err(serde::de::Error::custom("events is a non-empty map")),
+            }
+        }
+    }
+    d.deserialize_any(Events)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> OwnershipError {
@@ -226,44 +275,141 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     /// The second step. The command is already applied, so a failure here is logged, not
     /// returned: the entry catches up with the conversation's next change.
+    ///
+    /// Group commit: the update goes to the node's inbox writer, which applies everything
+    /// pending for a tenant in one script call (one round trip and one script run for
+    /// many messages under load, the same single call when idle), and this waits for it,
+    /// so the queue already shows the change when the command is acknowledged.
     async fn update_inbox(&self, req: &ApplyRequest, state: &ConversationState, events: &[Event]) {
-        let t = &req.tenant;
-        let at = events.last().map_or(req.at, |e| e.at);
-        let preview = message_preview(events).unwrap_or_default();
-        let status_changed = changes_queue(events);
+        let update = InboxUpdate {
+            tenant: req.tenant.clone(),
+            conversation: req.conversation.to_string(),
+            seq: state.seq,
+            status: state.status.as_str(),
+            owner: state
+                .owner
+                .as_ref()
+                .map_or_else(String::new, |o| o.to_string()),
+            epoch: state.epoch,
+            disabled: state.disabled,
+            at: events.last().map_or(req.at, |e| e.at),
+            status_changed: changes_queue(events),
+            preview: message_preview(events).unwrap_or_default(),
+        };
+        let (done, finished) = oneshot::channel();
+        let writer = self.inbox_writer.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(INBOX_QUEUE);
+            tokio::spawn(write_inboxes(self.clone(), rx));
+            tx
+        });
+        match writer.send((update, done)).await {
+            Ok(()) => {
+                if finished.await.is_err() {
+                    // Only when the runtime shuts down under the writer: the entry then
+                    // catches up with the conversation's next change, as after a failure.
+                    tracing::debug!("inbox writer stopped before reporting");
+                }
+            }
+            // The writer's runtime is gone (e.g. a runtime per test): write directly.
+            Err(mpsc::error::SendError((update, _))) => {
+                self.write_tenant_inbox(&[update]).await;
+            }
+        }
+    }
+
+    /// Applies `updates` (all of one tenant, in order) with one script call, retried once.
+    async fn write_tenant_inbox(&self, updates: &[InboxUpdate]) {
+        let Some(first) = updates.first() else {
+            return;
+        };
+        let t = &first.tenant;
         let agents = chathub_broker::Channel::agents(t);
+        let mut invocation = INBOX.prepare_invoke();
+        invocation
+            .key(self.keys.inbox(t))
+            .key(self.keys.queue(t, chathub_domain::Status::Unanswered))
+            .key(self.keys.queue(t, chathub_domain::Status::Active))
+            .key(self.keys.queue(t, chathub_domain::Status::Finished))
+            .key(self.keys.inbox_events(t))
+            .arg(self.publish_command())
+            .arg(redis_channel(self.keys.prefix(), &agents))
+            .arg(self.config.inbox_stream_max_len);
+        for u in updates {
+            invocation
+                .arg(&u.conversation)
+                .arg(u.seq)
+                .arg(u.status)
+                .arg(&u.owner)
+                .arg(u.epoch)
+                .arg(if u.disabled { "1" } else { "0" })
+                .arg(u.at)
+                .arg(if u.status_changed { "1" } else { "0" })
+                .arg(&u.preview);
+        }
         for attempt in 0..2 {
             let mut conn = self.conn.clone();
-            let result: Result<i64, _> = INBOX
-                .key(self.keys.inbox(t))
-                .key(self.keys.queue(t, chathub_domain::Status::Unanswered))
-                .key(self.keys.queue(t, chathub_domain::Status::Active))
-                .key(self.keys.queue(t, chathub_domain::Status::Finished))
-                .key(self.keys.inbox_events(t))
-                .arg(req.conversation.as_str())
-                .arg(state.seq)
-                .arg(state.status.as_str())
-                .arg(state.owner.as_ref().map_or("", |o| o.as_str()))
-                .arg(state.epoch)
-                .arg(if state.disabled { "1" } else { "0" })
-                .arg(at)
-                .arg(if status_changed { "1" } else { "0" })
-                .arg(&preview)
-                .arg(self.publish_command())
-                .arg(redis_channel(self.keys.prefix(), &agents))
-                .arg(if status_changed { "1" } else { "0" })
-                .arg(self.config.inbox_stream_max_len)
-                .invoke_async(&mut conn)
-                .await;
+            let result: Result<i64, _> = invocation.invoke_async(&mut conn).await;
             match result {
                 Ok(_) => return,
                 Err(e) if attempt == 0 => {
                     tracing::debug!(error = %e, "inbox update failed, retrying")
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, conversation = %req.conversation, "inbox update failed")
+                    tracing::warn!(error = %e, tenant = %t, updates = updates.len(), "inbox update failed")
                 }
             }
+        }
+    }
+}
+
+/// Inbox updates waiting for the writer, per node; senders wait when it is full.
+const INBOX_QUEUE: usize = 4096;
+
+/// Most updates applied by one script call (keeps each script run short: Redis runs
+/// nothing else meanwhile).
+const INBOX_BATCH: usize = 128;
+
+/// One conversation's queue entry after a command, for `lua/inbox.lua`.
+struct InboxUpdate {
+    tenant: TenantId,
+    conversation: String,
+    seq: u64,
+    status: &'static str,
+    owner: String,
+    epoch: u64,
+    disabled: bool,
+    at: u64,
+    status_changed: bool,
+    preview: String,
+}
+
+/// An update and who waits for it.
+type InboxJob = (InboxUpdate, oneshot::Sender<()>);
+
+/// The node's inbox writer: takes whatever updates are pending (at least one, at most
+/// [`INBOX_BATCH`]), writes them with one call per tenant (tenants concurrently), then
+/// releases their senders. While a call is in flight the next batch gathers, so batches
+/// grow with load and stay single updates when idle.
+async fn write_inboxes<C: ConnectionLike + Clone + Send + Sync + 'static>(
+    ownership: RedisOwnership<C>,
+    mut rx: mpsc::Receiver<InboxJob>,
+) {
+    let mut jobs: Vec<InboxJob> = Vec::with_capacity(INBOX_BATCH);
+    while rx.recv_many(&mut jobs, INBOX_BATCH).await > 0 {
+        // Stable: each tenant's updates keep their order.
+        jobs.sort_by(|a, b| a.0.tenant.cmp(&b.0.tenant));
+        let mut updates = Vec::with_capacity(jobs.len());
+        let mut waiters = Vec::with_capacity(jobs.len());
+        for (update, done) in jobs.drain(..) {
+            updates.push(update);
+            waiters.push(done);
+        }
+        let calls = updates
+            .chunk_by(|a, b| a.tenant == b.tenant)
+            .map(|group| ownership.write_tenant_inbox(group));
+        futures::future::join_all(calls).await;
+        for done in waiters {
+            let _ = done.send(());
         }
     }
 }

@@ -371,6 +371,92 @@ async fn queue_follows_status_changes<O: Ownership, S: ConversationStore, B: Bro
     assert_eq!(page.items[0].preview.as_deref(), Some("hello"));
 }
 
+/// Many conversations of two tenants change at once (the Redis backend then writes the
+/// queue in batches per tenant): every entry ends at its conversation's last change, in
+/// the list of its status, with the last message as preview, and no tenant sees another's.
+async fn queue_is_exact_after_a_burst<O: Ownership + 'static, S: ConversationStore, B: Broker>(
+    f: Fixture<O, S, B>,
+) {
+    const PER_TENANT: usize = 30;
+    let tenants = [
+        TenantId::new("burst-a").unwrap(),
+        TenantId::new("burst-b").unwrap(),
+    ];
+    let mut tasks = Vec::new();
+    for tenant in &tenants {
+        for i in 0..PER_TENANT {
+            let ownership = f.ownership.clone();
+            let tenant = tenant.clone();
+            tasks.push(tokio::spawn(async move {
+                let user = format!("u{i}");
+                for n in 1..=3 {
+                    let request = ApplyRequest {
+                        tenant: tenant.clone(),
+                        ..send(
+                            end_user(&user),
+                            &user,
+                            &format!("{tenant} m{n}"),
+                            None,
+                            None,
+                        )
+                    };
+                    ownership.apply(request).await.unwrap();
+                }
+                // Agents take every other conversation.
+                if i % 2 == 0 {
+                    let request = ApplyRequest {
+                        tenant: tenant.clone(),
+                        ..send(
+                            agent("a1"),
+                            &user,
+                            &format!("{tenant} reply"),
+                            Some(0),
+                            None,
+                        )
+                    };
+                    ownership.apply(request).await.unwrap();
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for tenant in &tenants {
+        let unanswered = f
+            .store
+            .list(tenant, Status::Unanswered, 100, None)
+            .await
+            .unwrap();
+        let active = f
+            .store
+            .list(tenant, Status::Active, 100, None)
+            .await
+            .unwrap();
+        assert_eq!(unanswered.items.len(), PER_TENANT / 2, "{tenant}");
+        assert_eq!(active.items.len(), PER_TENANT / 2, "{tenant}");
+        for item in &unanswered.items {
+            // opened + three messages
+            assert_eq!(item.seq, 4, "{item:?}");
+            assert_eq!(
+                item.preview.as_deref(),
+                Some(format!("{tenant} m3").as_str())
+            );
+            assert_eq!(item.owner, None);
+        }
+        for item in &active.items {
+            // opened + three messages + taken + reply
+            assert_eq!(item.seq, 6, "{item:?}");
+            assert_eq!(
+                item.preview.as_deref(),
+                Some(format!("{tenant} reply").as_str())
+            );
+            assert_eq!(item.owner.as_ref().map(|o| o.as_str()), Some("a1"));
+            assert_eq!(item.epoch, 1);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_exactly_one_winner_in_a_race() {
     exactly_one_winner_in_a_race(memory()).await;
@@ -429,4 +515,19 @@ async fn redis_cluster_retried_sends_are_recorded_once() {
 #[tokio::test]
 async fn redis_cluster_queue_follows_status_changes() {
     queue_follows_status_changes(redis_cluster().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_queue_is_exact_after_a_burst() {
+    queue_is_exact_after_a_burst(memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_queue_is_exact_after_a_burst() {
+    queue_is_exact_after_a_burst(redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_queue_is_exact_after_a_burst() {
+    queue_is_exact_after_a_burst(redis_cluster().await).await;
 }

@@ -23,7 +23,8 @@
 -- ARGV[15] dedup window, ms
 -- ARGV[16] content kind: text | engagement (send)
 -- ARGV[17] tenant-wide chat disabled ('1' / '0')
--- Returns a MessagePack map: {outcome = done|conflict|refused, ...}.
+-- Returns a MessagePack map: {outcome = done|conflict|refused, ...}; `events` holds each
+-- event as packed bytes (a MessagePack string).
 
 local role, actor_id, privileges = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local command, client_msg_id = ARGV[4], ARGV[6]
@@ -145,21 +146,22 @@ else
 end
 
 -- Decided; now write. State first, then history, dedup, publish.
+-- Each event is packed once: the same bytes go to history, into the published frame and
+-- back to the caller.
+local packed_events = {}
 if #events > 0 then
-  redis.call('HSET', KEYS[1], 'status', next_state.status, 'epoch', next_state.epoch,
-    'seq', next_state.seq, 'disabled', next_state.disabled and '1' or '0')
-  if next_state.owner then
-    redis.call('HSET', KEYS[1], 'owner', next_state.owner)
-  else
-    redis.call('HDEL', KEYS[1], 'owner')
-  end
-  local max_len = tonumber(ARGV[13])
-  for _, event in ipairs(events) do
+  -- '' is "no owner" to every reader of the hash: one write instead of a write and a delete.
+  redis.call('HSET', KEYS[1], 'status', next_state.status, 'owner', next_state.owner or '',
+    'epoch', next_state.epoch, 'seq', next_state.seq,
+    'disabled', next_state.disabled and '1' or '0')
+  local max_len = ARGV[13]
+  for i, event in ipairs(events) do
     local packed = cmsgpack.pack(event)
-    if max_len > 0 then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', max_len, event.seq .. '-0', 'e', packed, 't', at)
+    packed_events[i] = packed
+    if max_len ~= '0' then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', max_len, event.seq .. '-0', 'e', packed, 't', ARGV[9])
     else
-      redis.call('XADD', KEYS[2], event.seq .. '-0', 'e', packed, 't', at)
+      redis.call('XADD', KEYS[2], event.seq .. '-0', 'e', packed, 't', ARGV[9])
     end
   end
   -- Age limit: drop a few of the oldest entries per command (amortised).
@@ -193,10 +195,21 @@ if command == 'send' then
   end
 end
 
-for _, event in ipairs(events) do
-  local frame = { type = 'event', conversation = ARGV[10] }
-  for k, v in pairs(event) do frame[k] = v end
-  redis.call(ARGV[12], ARGV[11], cmsgpack.pack(frame))
+-- The published frame is the event's map with `type` and `conversation` added: spliced
+-- into the packed event (a fixmap: events have at most 10 fields) rather than re-packed.
+local frame_fields = (#events > 0) and cmsgpack.pack('type', 'event', 'conversation', ARGV[10])
+for i, event in ipairs(events) do
+  local packed = packed_events[i]
+  local header = string.byte(packed, 1)
+  local frame
+  if header >= 0x80 and header <= 0x8d then
+    frame = string.char(header + 2) .. frame_fields .. string.sub(packed, 2)
+  else
+    frame = { type = 'event', conversation = ARGV[10] }
+    for k, v in pairs(event) do frame[k] = v end
+    frame = cmsgpack.pack(frame)
+  end
+  redis.call(ARGV[12], ARGV[11], frame)
 end
 
-return cmsgpack.pack({ outcome = 'done', state = next_state, ack = ack, events = events })
+return cmsgpack.pack({ outcome = 'done', state = next_state, ack = ack, events = packed_events })

@@ -1,0 +1,122 @@
+//! `lua/inbox.lua` applies several queue updates in one call (the node's inbox writer
+//! batches them per tenant): in order, skipping any that is not newer than the entry,
+//! moving entries between the status sets only when the status changes, and publishing a
+//! queue frame (with its inbox cursor) for status changes only.
+
+// Test helpers: unwrap is how a test says "this must hold".
+#![allow(clippy::unwrap_used)]
+
+use chathub_testkit::RedisServer;
+use redis::AsyncCommands;
+
+const KEYS: [&str; 5] = [
+    "i:inbox",
+    "i:unanswered",
+    "i:active",
+    "i:finished",
+    "i:events",
+];
+
+/// One update's nine arguments.
+fn update(
+    conversation: &str,
+    seq: u64,
+    status: &str,
+    owner: &str,
+    at: u64,
+    status_changed: bool,
+    preview: &str,
+) -> Vec<String> {
+    vec![
+        conversation.into(),
+        seq.to_string(),
+        status.into(),
+        owner.into(),
+        u64::from(!owner.is_empty()).to_string(),
+        "0".into(),
+        at.to_string(),
+        if status_changed { "1" } else { "0" }.into(),
+        preview.into(),
+    ]
+}
+
+#[tokio::test]
+async fn one_call_applies_many_updates_in_order() {
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("i:agents").await.unwrap();
+
+    let script = redis::Script::new(include_str!("../src/lua/inbox.lua"));
+    let mut call = script.prepare_invoke();
+    for key in KEYS {
+        call.key(key);
+    }
+    call.arg("PUBLISH").arg("i:agents").arg(100);
+    let updates = [
+        update("a", 1, "unanswered", "", 100, true, "hello"),
+        update("b", 1, "unanswered", "", 110, true, "hi"),
+        update("a", 2, "unanswered", "", 120, false, "more"),
+        // Stale (an older seq arriving late): skipped.
+        update("a", 1, "finished", "", 130, true, "stale"),
+        update("b", 3, "active", "x", 140, true, ""),
+    ];
+    for u in &updates {
+        for arg in u {
+            call.arg(arg);
+        }
+    }
+    let changed: i64 = call.invoke_async(&mut conn).await.unwrap();
+    assert_eq!(changed, 4, "the stale update is skipped");
+
+    let unanswered: Vec<(String, f64)> =
+        conn.zrange_withscores("i:unanswered", 0, -1).await.unwrap();
+    assert_eq!(
+        unanswered,
+        vec![("a".to_owned(), 100.0)],
+        "waiting since it opened"
+    );
+    let active: Vec<(String, f64)> = conn.zrange_withscores("i:active", 0, -1).await.unwrap();
+    assert_eq!(active, vec![("b".to_owned(), 140.0)]);
+    let finished: Vec<String> = conn.zrange("i:finished", 0, -1).await.unwrap();
+    assert!(finished.is_empty());
+
+    let a: Vec<u8> = conn.hget("i:inbox", "a").await.unwrap();
+    let a: serde_json::Value = rmp_serde::from_slice(&a).unwrap();
+    assert_eq!(a["seq"], 2);
+    assert_eq!(a["preview"], "more");
+    assert_eq!(a["since"], 100);
+    assert_eq!(a["updated"], 120);
+    let b: Vec<u8> = conn.hget("i:inbox", "b").await.unwrap();
+    let b: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
+    assert_eq!(b["owner"], "x");
+    assert_eq!(b["preview"], "hi", "an empty preview keeps the last one");
+    assert_eq!(b["since"], 140, "a status change restarts `since`");
+
+    // Three status changes → three stream entries and three frames, in order.
+    let len: usize = conn.xlen("i:events").await.unwrap();
+    assert_eq!(len, 3);
+    let mut messages = pubsub.on_message();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let message = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            futures::StreamExt::next(&mut messages),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let frame: serde_json::Value = rmp_serde::from_slice(message.get_payload_bytes()).unwrap();
+        assert_eq!(frame["type"], "queue");
+        assert!(frame["cursor"].is_string());
+        seen.push((
+            frame["conversation"].as_str().unwrap().to_owned(),
+            frame["seq"].as_u64().unwrap(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        vec![("a".into(), 1), ("b".into(), 1), ("b".into(), 3)]
+    );
+}
