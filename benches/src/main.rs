@@ -7,6 +7,7 @@
 //! processes (`chathub serve --redis`), and stops them at the end; `--connect` uses
 //! running nodes (`--gateway-pids` for their CPU and memory figures).
 
+mod floor;
 mod infra;
 mod report;
 mod scenarios;
@@ -29,6 +30,12 @@ enum Scenario {
     Resume,
     /// Fanout at rising rates until p99 > 10 ms or a loss: the knee.
     Ramp,
+    /// The fanout shape through a bare tokio-tungstenite relay (no Redis, no logic): what
+    /// the client-facing socket work alone costs here, the floor under `fanout`.
+    Floor,
+    /// The relay process of `floor` (started by it).
+    #[value(hide = true)]
+    RelayServer,
 }
 
 /// Load-testing harness for chathub.
@@ -105,6 +112,30 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: &Args) -> Result<report::Report> {
+    match args.scenario {
+        Scenario::RelayServer => {
+            floor::serve_relay().await?;
+            bail!("the relay stopped");
+        }
+        Scenario::Floor => {
+            let (report, hist) = floor::floor(
+                args.conversations,
+                args.agents,
+                args.rate,
+                args.duration.clamp(0.5, 3600.0),
+            )
+            .await?;
+            if let Some(path) = &args.svg {
+                let title = format!(
+                    "bare relay floor: {} groups x {} followers, {} msg/s in",
+                    args.conversations, args.agents, args.rate
+                );
+                report::write_svg(&hist, path, &title)?;
+            }
+            return Ok(report);
+        }
+        _ => {}
+    }
     let target = match (&args.connect, args.spawn) {
         (Some(urls), _) => {
             Target::connect(urls.clone(), args.gateway_pids.clone(), args.secret.clone())
@@ -149,6 +180,7 @@ async fn run(args: &Args) -> Result<report::Report> {
         Scenario::TakeRace => scenarios::take_race(&target, &shape).await?,
         Scenario::Resume => scenarios::resume(&target, &shape).await?,
         Scenario::Ramp => scenarios::ramp(&target, &shape).await?,
+        Scenario::Floor | Scenario::RelayServer => unreachable!("handled above"),
     };
     report.nodes = target.urls.len();
     Ok(report)
