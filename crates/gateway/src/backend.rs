@@ -225,7 +225,7 @@ impl RedisBackend<ClusterConnection> {
             RedisBroker::connect_cluster(urls, conn.clone(), &config.prefix, hub, config.timeout)
                 .await
                 .map_err(|e| error(&e))?;
-        config.ownership.sharded_pubsub = true;
+        config.ownership.cluster = true;
         Ok(RedisBackend::assemble(conn, broker, config).await)
     }
 }

@@ -12,7 +12,9 @@
 //! - [`frames`]: how events and queue entries become shared, encoded-once envelopes.
 //! - [`memory`]: the embedded twin (one lock per conversation).
 //! - [`redis`]: the Redis backend: `lua/apply.lua` (the state machine restated, one
-//!   atomic step) and `lua/inbox.lua` (the tenant's queue, second step).
+//!   atomic step, which on a single Redis also updates the tenant's queue) and
+//!   `lua/inbox.lua` (the tenant's queue as a second, batched step on a Redis Cluster);
+//!   both start with `lua/inbox_entry.lua` (one queue entry).
 
 pub mod frames;
 pub mod memory;

@@ -1,10 +1,12 @@
-//! The Redis backend: every command is one atomic script (`lua/apply.lua`), then the
-//! tenant's inbox is updated by a second, idempotent script (`lua/inbox.lua`).
+//! The Redis backend: every command is one atomic script (`lua/apply.lua`). On a single
+//! Redis the same script also updates the tenant's queue entry (one round trip per
+//! command); on a Redis Cluster the queue lives in another slot, so it is updated by a
+//! second, idempotent script (`lua/inbox.lua`), batched per tenant by each node.
 //!
 //! `redis::Script` runs scripts with EVALSHA and reloads them transparently when Redis
 //! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
 
-use crate::frames::{changes_queue, message_preview};
+use crate::frames::{PREVIEW_CHARS, changes_queue, message_preview};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
 use chathub_domain::{
@@ -18,8 +20,18 @@ use serde::Deserialize;
 use std::sync::{Arc, LazyLock, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
-static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/apply.lua")));
-static INBOX: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/inbox.lua")));
+static APPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/inbox_entry.lua"),
+        include_str!("lua/apply.lua")
+    ))
+});
+static INBOX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/inbox_entry.lua"),
+        include_str!("lua/inbox.lua")
+    ))
+});
 
 /// Settings of the Redis ownership backend.
 #[derive(Debug, Clone)]
@@ -33,8 +45,10 @@ pub struct RedisOwnershipConfig {
     pub dedup_window_ms: u64,
     /// Queue frames kept in the tenant's inbox stream. Default 10 000.
     pub inbox_stream_max_len: u64,
-    /// Publish with SPUBLISH (sharded pub/sub, for Redis Cluster) instead of PUBLISH.
-    pub sharded_pubsub: bool,
+    /// The keys live on a Redis Cluster: publish with SPUBLISH (sharded pub/sub) instead
+    /// of PUBLISH, and update the tenant's queue (another slot than the conversation) in
+    /// a second, batched step instead of inside the apply script.
+    pub cluster: bool,
 }
 
 impl Default for RedisOwnershipConfig {
@@ -44,7 +58,7 @@ impl Default for RedisOwnershipConfig {
             history_max_age_ms: 0,
             dedup_window_ms: 10 * 60 * 1000,
             inbox_stream_max_len: 10_000,
-            sharded_pubsub: false,
+            cluster: false,
         }
     }
 }
@@ -72,7 +86,7 @@ impl<C> RedisOwnership<C> {
     }
 
     fn publish_command(&self) -> &'static str {
-        if self.config.sharded_pubsub {
+        if self.config.cluster {
             "SPUBLISH"
         } else {
             "PUBLISH"
@@ -188,6 +202,15 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             None => ("", Ok(Vec::new())),
         };
         let content = content.map_err(unavailable)?;
+        let preview: String = match &req.command {
+            Command::Send { content, .. } => {
+                content.preview().chars().take(PREVIEW_CHARS).collect()
+            }
+            _ => String::new(),
+        };
+        // On a single Redis the queue entry is updated inside the same script: one round
+        // trip per command.
+        let inbox_inline = !self.config.cluster;
         let (t, c) = (&req.tenant, &req.conversation);
         let channel = chathub_broker::Channel::conversation(t, c);
         let mut invocation = APPLY.prepare_invoke();
@@ -220,6 +243,21 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             } else {
                 "0"
             });
+        if inbox_inline {
+            let agents = chathub_broker::Channel::agents(t);
+            invocation
+                .key(self.keys.inbox(t))
+                .key(self.keys.queue(t, chathub_domain::Status::Unanswered))
+                .key(self.keys.queue(t, chathub_domain::Status::Active))
+                .key(self.keys.queue(t, chathub_domain::Status::Finished))
+                .key(self.keys.inbox_events(t))
+                .arg("1")
+                .arg(&preview)
+                .arg(redis_channel(self.keys.prefix(), &agents))
+                .arg(self.config.inbox_stream_max_len);
+        } else {
+            invocation.arg("0");
+        }
         // A connection found dead (Redis restarted since the last command) is replaced
         // by the connection manager; one retry on the new one is safe when the command
         // cannot apply twice: a send with a `client_msg_id` (deduplicated by the script)
@@ -247,7 +285,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 let state = result
                     .state
                     .ok_or_else(|| unavailable("script returned no state"))?;
-                if !result.events.is_empty() {
+                if !result.events.is_empty() && !inbox_inline {
                     self.update_inbox(&req, &state, &result.events).await;
                 }
                 Ok(Decision::Done {

@@ -110,7 +110,7 @@ async fn redis_cluster() -> ClusterFixture {
     .await
     .unwrap();
     let config = RedisOwnershipConfig {
-        sharded_pubsub: true,
+        cluster: true,
         ..RedisOwnershipConfig::default()
     };
     Fixture {

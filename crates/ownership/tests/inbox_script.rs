@@ -1,5 +1,5 @@
-//! `lua/inbox.lua` applies several queue updates in one call (the node's inbox writer
-//! batches them per tenant): in order, skipping any that is not newer than the entry,
+//! `lua/inbox.lua` (the second step on a Redis Cluster) applies several queue updates in
+//! one call (the node's inbox writer batches them per tenant): in order, skipping any that is not newer than the entry,
 //! moving entries between the status sets only when the status changes, and publishing a
 //! queue frame (with its inbox cursor) for status changes only.
 
@@ -48,7 +48,10 @@ async fn one_call_applies_many_updates_in_order() {
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub.subscribe("i:agents").await.unwrap();
 
-    let script = redis::Script::new(include_str!("../src/lua/inbox.lua"));
+    let script = redis::Script::new(concat!(
+        include_str!("../src/lua/inbox_entry.lua"),
+        include_str!("../src/lua/inbox.lua")
+    ));
     let mut call = script.prepare_invoke();
     for key in KEYS {
         call.key(key);

@@ -1,3 +1,4 @@
+-- Runs after `inbox_entry.lua` (which defines `update_inbox_entry`).
 -- Applies one command to one conversation atomically: the Lua restatement of
 -- chathub_domain::conversation::apply (a differential property test holds the two equal),
 -- plus history append, idempotency key and publish, in one step.
@@ -23,6 +24,11 @@
 -- ARGV[15] dedup window, ms
 -- ARGV[16] content kind: text | engagement (send)
 -- ARGV[17] tenant-wide chat disabled ('1' / '0')
+-- ARGV[18] update the tenant's queue here too ('1' on a single Redis, with KEYS[4..8]:
+--          inbox hash, unanswered / active / finished zsets, inbox event stream; '0' on
+--          a Redis Cluster, where the queue is another slot and a second step does it)
+-- ARGV[19] queue preview of the message ('' for none)   ARGV[20] agents channel
+-- ARGV[21] inbox stream max length
 -- Returns a MessagePack map: {outcome = done|conflict|refused, ...}; `events` holds each
 -- event as packed bytes (a MessagePack string).
 
@@ -210,6 +216,21 @@ for i, event in ipairs(events) do
     frame = cmsgpack.pack(frame)
   end
   redis.call(ARGV[12], ARGV[11], frame)
+end
+
+if ARGV[18] == '1' and #events > 0 then
+  local status_changed = false
+  for _, event in ipairs(events) do
+    if event.event == 'status' then status_changed = true end
+  end
+  update_inbox_entry(
+    { KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[12], ARGV[20], ARGV[21] },
+    {
+      conversation = ARGV[10], seq = next_state.seq, status = next_state.status,
+      owner = next_state.owner or '', epoch = next_state.epoch,
+      disabled = next_state.disabled and '1' or '0', at = at,
+      status_changed = status_changed, preview = ARGV[19],
+    })
 end
 
 return cmsgpack.pack({ outcome = 'done', state = next_state, ack = ack, events = packed_events })
