@@ -243,6 +243,15 @@ impl From<RoleArg> for Role {
     }
 }
 
+/// jemalloc rather than glibc's allocator: a session allocates and frees small, short-lived
+/// buffers for every frame from two threads, where glibc spent ~11 % of the gateways' CPU
+/// (`malloc_consolidate` sweeps included). Measured on the fanout benchmark: ~10 % less
+/// CPU per delivery and a lower tail, with the same memory per idle socket and connect
+/// rate (mimalloc, also tried, made connects 3× slower).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> Result<()> {
     let cli = Cli::parse_from(config_file::expand::<Cli>(std::env::args_os().collect())?);
     match cli.command {
