@@ -198,7 +198,7 @@ pub(crate) async fn floor(
             tokio::spawn(async move {
                 let mut local = histogram();
                 let mut next = 0u64;
-                let (mut unique, mut duplicated, mut gaps) = (0u64, 0u64, 0u64);
+                let (mut unique, mut duplicated) = (0u64, 0u64);
                 loop {
                     let frame =
                         match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
@@ -215,7 +215,7 @@ pub(crate) async fn floor(
                         duplicated += 1;
                         continue;
                     }
-                    gaps += seq - next;
+                    // A skipped seq is a loss: it shows as `expected - delivered`.
                     next = seq + 1;
                     unique += 1;
                     let us = (start.elapsed().as_nanos() as u64).saturating_sub(sent) / 1000;
@@ -224,7 +224,7 @@ pub(crate) async fn floor(
                 if let Ok(mut h) = hist.lock() {
                     let _ = h.add(&local);
                 }
-                (unique, duplicated, gaps)
+                (unique, duplicated)
             })
         })
         .collect();
@@ -282,7 +282,7 @@ pub(crate) async fn floor(
     stop.store(true, Ordering::Relaxed);
     let (mut unique, mut duplicated) = (0, 0);
     for r in receivers {
-        let (u, d, _gaps) = r.await?;
+        let (u, d) = r.await?;
         unique += u;
         duplicated += d;
     }

@@ -85,6 +85,18 @@ impl<C> RedisOwnership<C> {
         }
     }
 
+    /// Adds the tenant's queue keys, in the order `lua/inbox_entry.lua` takes them:
+    /// inbox hash, unanswered / active / finished sets, inbox event stream.
+    fn queue_keys(&self, invocation: &mut redis::ScriptInvocation, t: &TenantId) {
+        use chathub_domain::Status;
+        invocation
+            .key(self.keys.inbox(t))
+            .key(self.keys.queue(t, Status::Unanswered))
+            .key(self.keys.queue(t, Status::Active))
+            .key(self.keys.queue(t, Status::Finished))
+            .key(self.keys.inbox_events(t));
+    }
+
     fn publish_command(&self) -> &'static str {
         if self.config.cluster {
             "SPUBLISH"
@@ -245,12 +257,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             });
         if inbox_inline {
             let agents = chathub_broker::Channel::agents(t);
+            self.queue_keys(&mut invocation, t);
             invocation
-                .key(self.keys.inbox(t))
-                .key(self.keys.queue(t, chathub_domain::Status::Unanswered))
-                .key(self.keys.queue(t, chathub_domain::Status::Active))
-                .key(self.keys.queue(t, chathub_domain::Status::Finished))
-                .key(self.keys.inbox_events(t))
                 .arg("1")
                 .arg(&preview)
                 .arg(redis_channel(self.keys.prefix(), &agents))
@@ -363,12 +371,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let t = &first.tenant;
         let agents = chathub_broker::Channel::agents(t);
         let mut invocation = INBOX.prepare_invoke();
+        self.queue_keys(&mut invocation, t);
         invocation
-            .key(self.keys.inbox(t))
-            .key(self.keys.queue(t, chathub_domain::Status::Unanswered))
-            .key(self.keys.queue(t, chathub_domain::Status::Active))
-            .key(self.keys.queue(t, chathub_domain::Status::Finished))
-            .key(self.keys.inbox_events(t))
             .arg(self.publish_command())
             .arg(redis_channel(self.keys.prefix(), &agents))
             .arg(self.config.inbox_stream_max_len);
