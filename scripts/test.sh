@@ -17,6 +17,8 @@ fi
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
+# The jemalloc allocator of the `chathub` binary is built from source with make.
+command -v make >/dev/null 2>&1 || missing="$missing make"
 # The browser tests drive Debian's Chromium (a test tool's own browser download does not
 # work everywhere) with Node.js.
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing="$missing chromium"

@@ -248,7 +248,7 @@ impl From<RoleArg> for Role {
 /// (`malloc_consolidate` sweeps included). Measured on the fanout benchmark: ~10 % less
 /// CPU per delivery and a lower tail, with the same memory per idle socket and connect
 /// rate (mimalloc, also tried, made connects 3× slower).
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
