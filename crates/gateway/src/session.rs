@@ -788,3 +788,69 @@ mod tests {
         assert_eq!(bucket.take(t2), Err(true));
     }
 }
+
+#[cfg(test)]
+mod footprint {
+    // Test set-up: unwrap is how a test says "this must hold".
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{EmbeddedBackend, GatewayConfig};
+    use chathub_broker::Hub;
+    use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
+
+    /// Every idle socket keeps the `serve` future for its whole life, so its size is
+    /// memory per socket: whatever is not the steady loop must run boxed (see `run`).
+    /// An unboxed request or replay future inside it would multiply this several times.
+    #[tokio::test]
+    async fn the_steady_loop_of_an_idle_socket_stays_small() {
+        let hub = Arc::new(Hub::new());
+        let config = GatewayConfig::default();
+        let auth = crate::Authenticator::new(&config.auth);
+        let token = auth.mint("t", "u1", Role::EndUser, None, 600).unwrap();
+        let identity = auth.verify(&token).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let ((server, _), _client) = tokio::try_join!(listener.accept(), client).unwrap();
+        let node = Arc::new(crate::Node {
+            auth,
+            backend: EmbeddedBackend::new(hub.clone(), Default::default()),
+            hub,
+            hot: crate::metrics::HotMetrics::register(),
+            tls: None,
+            ws_addr: listener.local_addr().unwrap(),
+            id: "test".into(),
+            next_session: Default::default(),
+            shutdown: Default::default(),
+            webhook: None,
+            per_subject: Default::default(),
+            settings: Default::default(),
+            config,
+        });
+        let ws = WebSocketStream::from_raw_socket(
+            crate::tls::Transport::Plain(server),
+            WsRole::Server,
+            None,
+        )
+        .await;
+        let (outbox_tx, outbox) = outbox::channel(8, 1 << 16);
+        let mut session = Session {
+            bucket: RateBucket::new(&node.config.limits),
+            node,
+            ws,
+            id: 1,
+            who: presence_key(&identity),
+            identity,
+            codec: Codec::Json,
+            outbox_tx,
+            subs: HashMap::new(),
+            fixed: Vec::new(),
+            pending_resync: Default::default(),
+            presence: Presence::Available,
+        };
+        // 640 bytes when this was written (debug and release alike); an unboxed request
+        // future alone adds ~2 KB.
+        let size = std::mem::size_of_val(&session.serve(outbox));
+        assert!(size <= 1024, "the serve future is {size} bytes");
+    }
+}
