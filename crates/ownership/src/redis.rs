@@ -345,7 +345,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let (done, finished) = oneshot::channel();
         let writer = self.inbox_writer.get_or_init(|| {
             let (tx, rx) = mpsc::channel(INBOX_QUEUE);
-            tokio::spawn(write_inboxes(self.clone(), rx));
+            // The writer's own handle has no writer queue: holding this one would keep
+            // the channel open forever, and the task with it.
+            let handle = RedisOwnership {
+                inbox_writer: Arc::default(),
+                ..self.clone()
+            };
+            tokio::spawn(write_inboxes(handle, rx));
             tx
         });
         match writer.send((update, done)).await {
@@ -431,7 +437,8 @@ type InboxJob = (InboxUpdate, oneshot::Sender<()>);
 /// The node's inbox writer: takes whatever updates are pending (at least one, at most
 /// [`INBOX_BATCH`]), writes them with one call per tenant (tenants concurrently), then
 /// releases their senders. While a call is in flight the next batch gathers, so batches
-/// grow with load and stay single updates when idle.
+/// grow with load and stay single updates when idle. Ends when every handle of the
+/// backend is gone.
 async fn write_inboxes<C: ConnectionLike + Clone + Send + Sync + 'static>(
     ownership: RedisOwnership<C>,
     mut rx: mpsc::Receiver<InboxJob>,
