@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use chathub_broker::{Channel, Envelope};
-use chathub_domain::{ConversationId, ConversationState, Event, EventBody};
+use chathub_domain::{ConversationId, ConversationState, Event, EventBody, MessageContent};
 use chathub_protocol::{Codec, EventFrame, QueueItem, ServerFrame};
 use std::sync::Arc;
 
@@ -70,11 +70,14 @@ pub fn queue_item(
 /// The shortened preview of the last message among `events`, if any.
 pub fn message_preview(events: &[Event]) -> Option<String> {
     events.iter().rev().find_map(|e| match &e.body {
-        EventBody::Message { content, .. } => {
-            Some(content.preview().chars().take(PREVIEW_CHARS).collect())
-        }
+        EventBody::Message { content, .. } => Some(content_preview(content)),
         _ => None,
     })
+}
+
+/// The queue's preview of one message: at most [`PREVIEW_CHARS`] characters.
+pub fn content_preview(content: &MessageContent) -> String {
+    content.preview().chars().take(PREVIEW_CHARS).collect()
 }
 
 /// Whether `events` change what the agents' queue shows (status, owner, flags), so that

@@ -6,7 +6,7 @@
 //! `redis::Script` runs scripts with EVALSHA and reloads them transparently when Redis
 //! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
 
-use crate::frames::{PREVIEW_CHARS, changes_queue, message_preview};
+use crate::frames::{changes_queue, content_preview, message_preview};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
 use chathub_domain::{
@@ -214,12 +214,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             None => ("", Ok(Vec::new())),
         };
         let content = content.map_err(unavailable)?;
-        let preview: String = match &req.command {
-            Command::Send { content, .. } => {
-                content.preview().chars().take(PREVIEW_CHARS).collect()
-            }
-            _ => String::new(),
-        };
         // On a single Redis the queue entry is updated inside the same script: one round
         // trip per command.
         let inbox_inline = !self.config.cluster;
@@ -260,7 +254,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             self.queue_keys(&mut invocation, t);
             invocation
                 .arg("1")
-                .arg(&preview)
+                .arg(match &req.command {
+                    Command::Send { content, .. } => content_preview(content),
+                    _ => String::new(),
+                })
                 .arg(redis_channel(self.keys.prefix(), &agents))
                 .arg(self.config.inbox_stream_max_len);
         } else {
