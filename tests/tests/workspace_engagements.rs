@@ -6,9 +6,8 @@
 
 use chathub_domain::engagement::{EngagementType, HistoryAction};
 use chathub_domain::{EventBody, MessageContent, Role, Status};
-use chathub_e2e::{TestHub, conv, expect_event};
+use chathub_e2e::{TestHub, conv, expect_event, http_request};
 use chathub_protocol::{ErrorCode, Op, Reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn available(c: &chathub_client::Client, user: &str) -> Vec<String> {
     let op = Op::EngagementsAvailable {
@@ -222,26 +221,7 @@ async fn engagements(hub: TestHub) {
 
 /// A JSON request to the admin API; returns status and body.
 async fn api(hub: &TestHub, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(hub.http_addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        text.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default(),
-    )
+    http_request(hub.http_addr, method, path, token, body).await
 }
 
 async fn admin_api(hub: TestHub) {

@@ -55,3 +55,36 @@ impl Envelope {
         self.msgpack.len()
     }
 }
+
+impl Envelope {
+    /// Encodes `frame` once, in MessagePack, into a shareable envelope: how every frame
+    /// a node publishes is made, so what clients receive does not depend on the backend.
+    pub fn encode(
+        channel: &Channel,
+        seq: Option<u64>,
+        frame: &chathub_protocol::ServerFrame,
+    ) -> std::sync::Arc<Envelope> {
+        // Every ServerFrame is encodable; an error here would be a bug in the types, and
+        // the fallback (an empty frame is never sent: see the gateway) keeps the node alive.
+        let bytes = chathub_protocol::Codec::MsgPack
+            .encode_server(frame)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot encode frame");
+                Bytes::new()
+            });
+        std::sync::Arc::new(Envelope::new(channel.clone(), seq, bytes))
+    }
+
+    /// The envelope of one conversation event.
+    pub fn event(
+        channel: &Channel,
+        conversation: &chathub_domain::ConversationId,
+        event: &chathub_domain::Event,
+    ) -> std::sync::Arc<Envelope> {
+        let frame = chathub_protocol::ServerFrame::Event(chathub_protocol::EventFrame {
+            conversation: conversation.clone(),
+            event: event.clone(),
+        });
+        Envelope::encode(channel, Some(event.seq), &frame)
+    }
+}

@@ -30,8 +30,31 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum BrokerError {
     /// The transport (Redis) is unreachable; the caller may retry.
-    #[error("broker unavailable: {0}")]
-    Unavailable(String),
+    #[error("broker unavailable: {source}")]
+    Unavailable {
+        /// What failed underneath.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl BrokerError {
+    /// The protocol error code a client gets for this error.
+    pub fn code(&self) -> chathub_protocol::ErrorCode {
+        chathub_protocol::ErrorCode::Unavailable
+    }
+
+    /// Whether the same call may succeed later (always: the transport comes back).
+    pub fn is_retryable(&self) -> bool {
+        true
+    }
+
+    /// A transport failure.
+    pub fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> BrokerError {
+        BrokerError::Unavailable {
+            source: Box::new(source),
+        }
+    }
 }
 
 /// Moves envelopes between the nodes subscribed to a channel.

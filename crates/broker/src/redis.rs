@@ -85,8 +85,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
         timeout: Duration,
     ) -> Result<Self, BrokerError> {
         let url = with_resp3(url);
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let client = redis::Client::open(url.as_str()).map_err(BrokerError::unavailable)?;
         let prefix: Arc<str> = prefix.into();
         let stats = Arc::new(RedisBrokerStats::default());
         let lost = Arc::new(AtomicBool::new(false));
@@ -108,7 +107,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
         let pubsub = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            .map_err(BrokerError::unavailable)?;
         let healthy = Arc::new(AtomicBool::new(true));
         tokio::spawn(keep_alive(
             pubsub.clone(),
@@ -155,11 +154,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
                 Ok::<(), redis::aio::SendError>(())
             })
             .build()
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            .map_err(BrokerError::unavailable)?;
         let pubsub = client
             .get_async_connection()
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            .map_err(BrokerError::unavailable)?;
         Ok(RedisBroker {
             pubsub: PubSub::Cluster(pubsub),
             publisher,
@@ -301,7 +300,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C
             .arg(envelope.msgpack.as_ref())
             .exec_async(&mut conn)
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))
+            .map_err(BrokerError::unavailable)
     }
 
     async fn subscribe(&self, channel: &Channel) -> Result<(), BrokerError> {
@@ -311,7 +310,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C
             PubSub::Single(mut conn) => conn.subscribe(name).await,
             PubSub::Cluster(mut conn) => conn.ssubscribe(name).await,
         };
-        subscribed.map_err(|e| BrokerError::Unavailable(e.to_string()))
+        subscribed.map_err(BrokerError::unavailable)
     }
 
     async fn unsubscribe(&self, channel: &Channel) -> Result<(), BrokerError> {
@@ -325,6 +324,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C
             PubSub::Single(mut conn) => conn.unsubscribe(name).await,
             PubSub::Cluster(mut conn) => conn.sunsubscribe(name).await,
         };
-        unsubscribed.map_err(|e| BrokerError::Unavailable(e.to_string()))
+        unsubscribed.map_err(BrokerError::unavailable)
     }
 }

@@ -1,6 +1,8 @@
 //! The admin HTTP API, on the HTTP port: how a brand's loyalty system (or an admin)
 //! pushes the engagement catalogue, end-user profiles and history, canned responses and
-//! the tenant-wide chat switch.
+//! the tenant-wide chat switch. An adapter over the same [`ops`](crate::ops) functions as
+//! the socket: it parses the route and body, builds the caller's context from the bearer
+//! token, and renders the op's answer or error.
 //!
 //! Every route needs `Authorization: Bearer <token>` of the tenant, with a privilege:
 //! `engagement.manage` (catalogue, profiles, history), `canned.manage` (canned
@@ -8,6 +10,7 @@
 //! codes of the WebSocket protocol.
 
 use crate::auth::{Identity, now_millis};
+use crate::ops::{self, Ctx, Failure, canned, engagements, tenant};
 use crate::{Backend, Node};
 use axum::Json;
 use axum::Router;
@@ -16,13 +19,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use chathub_broker::{Broker, Channel};
 use chathub_domain::canned::CannedResponse;
 use chathub_domain::engagement::{CatalogueItem, EngagementType, HistoryEvent, Profile};
-use chathub_domain::ids::validate;
 use chathub_domain::{EndUserId, Privilege};
-use chathub_protocol::{ErrorCode, ServerFrame, TenantFrame};
-use chathub_store::{StoreError, TenantSettings, WorkspaceStore};
+use chathub_protocol::ErrorCode;
+use chathub_store::TenantSettings;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -36,18 +37,33 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Invalid(what) => bad_request(format!("invalid {what}")),
-            e => {
-                tracing::warn!(error = %e, "admin api: store failed");
-                ApiError(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::Unavailable,
-                    "store unavailable; retry".into(),
-                )
-            }
+/// The HTTP status of an error code.
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::BadRequest | ErrorCode::UnknownOp => StatusCode::BAD_REQUEST,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // The rules' refusals (conflict, chat_disabled, invalid_state, the entitlement
+        // codes): the request was understood, the state of things refuses it.
+        _ => StatusCode::CONFLICT,
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Reply(e) => ApiError(status_of(e.code), e.code, e.message),
+            // No connection to lose over HTTP; kept total for the type's sake.
+            Failure::Gone => ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error".into(),
+            ),
         }
     }
 }
@@ -64,23 +80,6 @@ fn bad_request(message: impl Into<String>) -> ApiError {
         ErrorCode::BadRequest,
         message.into(),
     )
-}
-
-fn not_found(what: &str) -> ApiError {
-    ApiError(
-        StatusCode::NOT_FOUND,
-        ErrorCode::NotFound,
-        format!("no such {what}"),
-    )
-}
-
-/// The answer to a DELETE: 204 when something was removed, 404 when there was nothing.
-fn deleted(removed: bool, what: &str) -> ApiResult<StatusCode> {
-    if removed {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found(what))
-    }
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -112,7 +111,8 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
         )
 }
 
-/// The caller, who must hold `privilege`.
+/// The caller, who must hold `privilege` (the ops check it again: one rule, and the
+/// route's documented privilege is refused before the body is even read).
 fn authorize<K: Backend>(
     node: &Node<K>,
     headers: &HeaderMap,
@@ -146,8 +146,8 @@ fn authorize<K: Backend>(
     Ok(identity)
 }
 
-fn id_ok(id: &str) -> ApiResult<()> {
-    validate(id).map_err(|e| bad_request(format!("invalid id: {e}")))
+fn cx<'a, K>(node: &'a Arc<Node<K>>, identity: &'a Identity) -> Ctx<'a, K> {
+    Ctx { node, identity }
 }
 
 fn user_of(user: &str) -> ApiResult<EndUserId> {
@@ -159,7 +159,7 @@ async fn list_items<K: Backend>(
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<CatalogueItem>>> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
-    Ok(Json(node.backend.workspace().items(&who.tenant).await?))
+    Ok(Json(engagements::catalogue(&cx(&node, &who)).await?))
 }
 
 /// A catalogue item as put: the id comes from the path.
@@ -185,7 +185,7 @@ async fn put_item<K: Backend>(
     body: Result<Json<NewItem>, JsonRejection>,
 ) -> ApiResult<Json<CatalogueItem>> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
-    id_ok(&id)?;
+    ops::engagements::valid_id(&id, "id")?;
     let Json(new) = body?;
     let item = CatalogueItem {
         id,
@@ -196,14 +196,7 @@ async fn put_item<K: Backend>(
         valid_until: new.valid_until,
         rules: new.rules,
     };
-    if item.name.trim().is_empty() {
-        return Err(bad_request("`name` is empty"));
-    }
-    node.backend
-        .workspace()
-        .upsert_item(&who.tenant, item.clone())
-        .await?;
-    Ok(Json(item))
+    Ok(Json(engagements::put_item(&cx(&node, &who), item).await?))
 }
 
 async fn delete_item<K: Backend>(
@@ -212,12 +205,8 @@ async fn delete_item<K: Backend>(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
-    let removed = node
-        .backend
-        .workspace()
-        .delete_item(&who.tenant, &id)
-        .await?;
-    deleted(removed, "engagement")
+    engagements::delete_item(&cx(&node, &who), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn put_profile<K: Backend>(
@@ -229,11 +218,9 @@ async fn put_profile<K: Backend>(
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     let user = user_of(&user)?;
     let Json(profile) = body?;
-    node.backend
-        .workspace()
-        .upsert_profile(&who.tenant, &user, profile.clone())
-        .await?;
-    Ok(Json(profile))
+    Ok(Json(
+        engagements::put_profile(&cx(&node, &who), &user, profile).await?,
+    ))
 }
 
 async fn get_profile<K: Backend>(
@@ -243,10 +230,9 @@ async fn get_profile<K: Backend>(
 ) -> ApiResult<Json<Profile>> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     let user = user_of(&user)?;
-    match node.backend.workspace().profile(&who.tenant, &user).await? {
-        Some(p) => Ok(Json(p)),
-        None => Err(not_found("profile")),
-    }
+    Ok(Json(
+        engagements::get_profile(&cx(&node, &who), &user).await?,
+    ))
 }
 
 /// A history event as posted: `id` and `at` may be left out.
@@ -276,12 +262,10 @@ async fn post_history<K: Backend>(
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     let user = user_of(&user)?;
     let Json(new) = body?;
-    let id = new
-        .id
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    id_ok(&id)?;
     let event = HistoryEvent {
-        id,
+        id: new
+            .id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
         engagement_type: new.engagement_type,
         action: new.action,
         engagement: new.engagement,
@@ -289,10 +273,7 @@ async fn post_history<K: Backend>(
         points: new.points,
         at: new.at.unwrap_or_else(now_millis),
     };
-    node.backend
-        .workspace()
-        .add_history(&who.tenant, &user, event.clone())
-        .await?;
+    let event = engagements::record_history(&cx(&node, &who), &user, event).await?;
     Ok((StatusCode::CREATED, Json(event)))
 }
 
@@ -303,7 +284,7 @@ struct HistoryQuery {
     #[serde(default)]
     before: Option<String>,
     #[serde(default)]
-    limit: Option<usize>,
+    limit: Option<u32>,
 }
 
 async fn get_history<K: Backend>(
@@ -314,21 +295,14 @@ async fn get_history<K: Backend>(
 ) -> ApiResult<Json<serde_json::Value>> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     let user = user_of(&user)?;
-    let limit = q
-        .limit
-        .unwrap_or(node.config.limits.default_page)
-        .clamp(1, node.config.limits.max_page);
-    let page = node
-        .backend
-        .workspace()
-        .history(
-            &who.tenant,
-            &user,
-            q.engagement_type,
-            q.before.as_deref(),
-            limit,
-        )
-        .await?;
+    let page = engagements::history_page(
+        &cx(&node, &who),
+        &user,
+        q.engagement_type,
+        q.before.as_deref(),
+        q.limit,
+    )
+    .await?;
     Ok(Json(
         serde_json::json!({"events": page.events, "next_cursor": page.next_cursor}),
     ))
@@ -339,7 +313,7 @@ async fn list_canned<K: Backend>(
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<CannedResponse>>> {
     let who = authorize(&node, &headers, Privilege::CannedManage)?;
-    Ok(Json(node.backend.workspace().canned(&who.tenant).await?))
+    Ok(Json(canned::all(&cx(&node, &who)).await?))
 }
 
 /// A canned response as put: the id comes from the path.
@@ -356,20 +330,8 @@ async fn put_canned<K: Backend>(
     body: Result<Json<NewCanned>, JsonRejection>,
 ) -> ApiResult<Json<CannedResponse>> {
     let who = authorize(&node, &headers, Privilege::CannedManage)?;
-    id_ok(&id)?;
     let Json(new) = body?;
-    if new.shortcut.trim().is_empty() || new.text.trim().is_empty() {
-        return Err(bad_request("`shortcut` and `text` must not be empty"));
-    }
-    let canned = CannedResponse {
-        id,
-        shortcut: new.shortcut,
-        text: new.text,
-    };
-    node.backend
-        .workspace()
-        .upsert_canned(&who.tenant, canned.clone())
-        .await?;
+    let canned = canned::upsert(&cx(&node, &who), Some(id), new.shortcut, new.text).await?;
     Ok(Json(canned))
 }
 
@@ -379,12 +341,8 @@ async fn delete_canned<K: Backend>(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let who = authorize(&node, &headers, Privilege::CannedManage)?;
-    let removed = node
-        .backend
-        .workspace()
-        .delete_canned(&who.tenant, &id)
-        .await?;
-    deleted(removed, "canned response")
+    canned::delete(&cx(&node, &who), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_settings<K: Backend>(
@@ -392,7 +350,7 @@ async fn get_settings<K: Backend>(
     headers: HeaderMap,
 ) -> ApiResult<Json<TenantSettings>> {
     let who = authorize(&node, &headers, Privilege::ChatDisable)?;
-    Ok(Json(node.backend.workspace().settings(&who.tenant).await?))
+    Ok(Json(tenant::settings(&cx(&node, &who)).await?))
 }
 
 async fn put_settings<K: Backend>(
@@ -402,23 +360,8 @@ async fn put_settings<K: Backend>(
 ) -> ApiResult<Json<TenantSettings>> {
     let who = authorize(&node, &headers, Privilege::ChatDisable)?;
     let Json(settings) = body?;
-    let changed = node
-        .backend
-        .workspace()
-        .set_chat_disabled(&who.tenant, settings.chat_disabled)
-        .await?;
-    node.remember_settings(&who.tenant, settings);
-    if changed {
-        // Everyone in the tenant hears about the switch, as with the socket request.
-        let frame = ServerFrame::Tenant(TenantFrame {
-            chat_disabled: settings.chat_disabled,
-        });
-        for channel in [Channel::agents(&who.tenant), Channel::users(&who.tenant)] {
-            let envelope = chathub_ownership::frames::envelope(&channel, None, &frame);
-            if let Err(e) = node.backend.broker().publish(&channel, envelope).await {
-                tracing::warn!(error = %e, "tenant frame publish failed");
-            }
-        }
-    }
-    Ok(Json(settings))
+    let frame = tenant::set_chat(&cx(&node, &who), settings.chat_disabled).await?;
+    Ok(Json(TenantSettings {
+        chat_disabled: frame.chat_disabled,
+    }))
 }

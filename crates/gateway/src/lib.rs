@@ -8,8 +8,10 @@
 //! - [`auth`]: token verification and minting.
 //! - [`backend`]: the services behind the node ([`EmbeddedBackend`] by default).
 //! - `listener`: the accept loop and the handshake (auth, subprotocol).
-//! - `session`: one socket: read requests, write replies and events, keepalive, close.
-//! - `ops`: what each request does.
+//! - `session`: one socket, the socket loop only: read frames, hand requests to `ops`,
+//!   write replies and events in `seq` order, keepalive, close.
+//! - `ops`: what each request does: one dispatch, one file per request family; the
+//!   socket and the admin API both call it.
 //! - `http`: `/healthz`, `/readyz`, `/metrics`; `admin`: the admin HTTP API; `web`: the
 //!   agent console and the end-user demo client.
 //! - `metrics`: metric names and the Prometheus recorder.
@@ -28,7 +30,6 @@ mod session;
 pub mod tls;
 mod web;
 pub mod webhook;
-mod workspace_ops;
 
 pub use auth::{AuthError, Authenticator, Claims, Identity};
 pub use backend::{Backend, BackendError, EmbeddedBackend, RedisBackend, RedisConfig, RedisTarget};

@@ -1,21 +1,20 @@
-//! One WebSocket connection: reads requests and answers them, writes events from its
-//! outbox in `seq` order without gaps or duplicates, keeps the connection alive, and
-//! closes it with a documented code.
+//! One WebSocket connection, the socket loop only: read frames and hand requests to
+//! [`ops::dispatch`](crate::ops), write events from the outbox in `seq` order without
+//! gaps or duplicates (repairing a gap from history), keep the connection alive, close it
+//! with a documented code. What a request does is in [`crate::ops`].
 
-use crate::auth::{Identity, now_millis, now_secs};
+use crate::auth::{Identity, now_secs};
 use crate::metrics::{CLOSES, CONNECTIONS, GAP_REPAIRS, REQUESTS, RESYNCS};
+use crate::ops::{self, Connection, Ctx, Failure, Follows, Gone};
 use crate::{Backend, Node};
 use bytes::Bytes;
 use chathub_broker::outbox::{self, Outbox};
 use chathub_broker::{Broker, Channel, Envelope, OutboxSender, SessionId};
-use chathub_domain::{Actor, ConversationId, Event, Presence, Role};
+use chathub_domain::{Actor, Presence};
 use chathub_protocol::{
-    CloseCode, Codec, DecodeErrorKind, ErrorCode, ErrorFrame, EventFrame, Limits, PresenceFrame,
-    ServerFrame, Welcome,
+    CloseCode, Codec, DecodeErrorKind, ErrorCode, ErrorFrame, Limits, ServerFrame, Welcome,
 };
-use chathub_store::{ConversationStore, Heartbeat, HistoryRange, WorkspaceStore};
 use futures::{SinkExt, StreamExt};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -32,21 +31,6 @@ pub(crate) enum End {
     Close(CloseCode),
     /// The connection is gone or closed by the client; nothing more to send.
     Gone,
-}
-
-/// Why a request failed.
-pub(crate) enum Failure {
-    /// Answer with this error.
-    Reply(ErrorFrame),
-    /// The connection broke while answering.
-    Gone,
-}
-
-impl Failure {
-    /// An error reply with `code` and `message`.
-    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
-        Failure::Reply(ErrorFrame::new(None, code, message))
-    }
 }
 
 /// A socket's request budget: a token bucket, and a count of refusals per 10 s window
@@ -100,43 +84,31 @@ impl RateBucket {
 /// How soon a failed catch-up from history is retried.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
 
-/// Events read from history per round trip while replaying or repairing a gap.
-const HISTORY_CHUNK: usize = 256;
-
-/// What [`Session::write_history`] wrote.
-pub(crate) struct Written {
-    /// How many events were written.
-    pub(crate) count: u64,
-    /// `seq` of the first event written.
-    pub(crate) first: Option<u64>,
-}
-
-/// A followed conversation.
-pub(crate) struct Subscription {
-    pub(crate) conversation: ConversationId,
-    /// The last `seq` written to the client: later live events must continue from here.
-    pub(crate) last_seq: u64,
-}
-
+/// One socket's session: who it is, its request budget, and its [`Link`].
 pub(crate) struct Session<K> {
-    pub(crate) node: Arc<Node<K>>,
-    pub(crate) ws: WebSocketStream<crate::tls::Transport>,
-    pub(crate) id: SessionId,
-    pub(crate) identity: Identity,
-    pub(crate) codec: Codec,
-    pub(crate) outbox_tx: OutboxSender,
-    pub(crate) subs: HashMap<Channel, Subscription>,
+    node: Arc<Node<K>>,
+    identity: Identity,
+    /// Request budget (token bucket).
+    bucket: RateBucket,
+    link: Link<K>,
+}
+
+/// The socket side of a session, which requests act on through [`Connection`]: the
+/// WebSocket, the followed conversations, this device's presence.
+pub(crate) struct Link<K> {
+    node: Arc<Node<K>>,
+    ws: WebSocketStream<crate::tls::Transport>,
+    id: SessionId,
+    /// `<node>-<n>`, as in `welcome` and presence records.
+    key: String,
+    codec: Codec,
+    outbox_tx: OutboxSender,
+    follows: Follows,
     /// Channels followed for the whole session: for agents the tenant's agents channel and
     /// their own; for end users the tenant's users channel.
-    pub(crate) fixed: Vec<Channel>,
-    /// `role:id` in presence records (`agent:alice`, `end_user:u-1`).
-    pub(crate) who: String,
-    /// Request budget (token bucket).
-    pub(crate) bucket: RateBucket,
-    /// Followed conversations whose catch-up from history failed and is retried.
-    pub(crate) pending_resync: std::collections::HashSet<Channel>,
+    fixed: Vec<Channel>,
     /// This device's availability (agents choose; end users are simply online).
-    pub(crate) presence: Presence,
+    presence: Presence,
 }
 
 /// Runs one session to its end.
@@ -148,24 +120,24 @@ pub(crate) async fn run<K: Backend>(
 ) {
     let limits = &node.config.limits;
     let (outbox_tx, outbox) = outbox::channel(limits.outbox_frames, limits.outbox_bytes);
-    let bucket = RateBucket::new(limits);
     let id = node.next_session.fetch_add(1, Ordering::Relaxed);
     let role = identity.role.as_str();
     ::metrics::gauge!(CONNECTIONS, "role" => role).increment(1.0);
-    let who = presence_key(&identity);
     let mut session = Session {
+        bucket: RateBucket::new(limits),
+        link: Link {
+            node: node.clone(),
+            ws,
+            id,
+            key: format!("{}-{id}", node.id),
+            codec,
+            outbox_tx,
+            follows: Follows::default(),
+            fixed: Vec::new(),
+            presence: Presence::Available,
+        },
         node,
-        ws,
-        id,
         identity,
-        codec,
-        outbox_tx,
-        subs: HashMap::new(),
-        fixed: Vec::new(),
-        who,
-        pending_resync: Default::default(),
-        bucket,
-        presence: Presence::Available,
     };
     // What an idle socket holds is this future, so everything that is not the steady
     // loop (set-up, requests, history replays, tear-down) runs boxed: allocated while it
@@ -173,22 +145,23 @@ pub(crate) async fn run<K: Backend>(
     let end = Box::pin(session.serve(outbox)).await;
     if let End::Close(code) = end {
         ::metrics::counter!(CLOSES, "code" => code.code().to_string()).increment(1);
-        Box::pin(session.close(code)).await;
+        Box::pin(session.link.close(code)).await;
     }
-    Box::pin(session.leave_all()).await;
-    Box::pin(session.went_offline()).await;
+    Box::pin(session.link.leave_all()).await;
+    let cx = session.cx();
+    Box::pin(ops::presence::went_offline(&cx, &session.link.key)).await;
     ::metrics::gauge!(CONNECTIONS, "role" => role).decrement(1.0);
 }
 
-/// The presence record key of an identity: agents and admins are `agent:<id>`.
-pub(crate) fn presence_key(identity: &Identity) -> String {
-    match identity.role {
-        Role::EndUser => format!("end_user:{}", identity.subject),
-        Role::Agent | Role::Admin => format!("agent:{}", identity.subject),
-    }
-}
-
 impl<K: Backend> Session<K> {
+    /// The context of this session's requests.
+    fn cx(&self) -> Ctx<'_, K> {
+        Ctx {
+            node: &self.node,
+            identity: &self.identity,
+        }
+    }
+
     async fn serve(&mut self, mut outbox: Outbox) -> End {
         if let Err(end) = Box::pin(self.start()).await {
             return end;
@@ -203,7 +176,7 @@ impl<K: Backend> Session<K> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(CloseCode::GoingAway),
-                incoming = self.ws.next() => {
+                incoming = self.link.ws.next() => {
                     pong_due = None;
                     if let Err(end) = Box::pin(self.on_message(incoming)).await {
                         return end;
@@ -218,14 +191,15 @@ impl<K: Backend> Session<K> {
                     Ok(None) => return End::Gone,
                     Err(_overflow) => return End::Close(CloseCode::SlowConsumer),
                 },
-                _ = tokio::time::sleep(RESYNC_RETRY), if !self.pending_resync.is_empty() => {
-                    let pending: Vec<Channel> = self.pending_resync.iter().cloned().collect();
+                _ = tokio::time::sleep(RESYNC_RETRY), if !self.link.follows.pending_resync.is_empty() => {
+                    let pending: Vec<Channel> =
+                        self.link.follows.pending_resync.iter().cloned().collect();
                     for channel in pending {
                         if let Err(end) = Box::pin(self.catch_up(&channel, None)).await {
                             return end;
                         }
                     }
-                    if self.ws.flush().await.is_err() {
+                    if self.link.ws.flush().await.is_err() {
                         return End::Gone;
                     }
                 }
@@ -233,7 +207,8 @@ impl<K: Backend> Session<K> {
                     return End::Close(CloseCode::KeepaliveTimeout);
                 }
                 _ = ticks.tick() => {
-                    Box::pin(self.heartbeat()).await;
+                    let cx = self.cx();
+                    Box::pin(ops::presence::heartbeat(&cx, &self.link.key, self.link.presence)).await;
                     // Re-validation, every ping interval: the token's expiry, and whether
                     // the key that signed it is still accepted (key rotation).
                     // The same clock-skew leeway as the handshake: a token it would still
@@ -245,7 +220,7 @@ impl<K: Backend> Session<K> {
                     if !self.node.auth.key_is_active(self.identity.key) {
                         return End::Close(CloseCode::TokenRevoked);
                     }
-                    let ping = self.ws.send(Message::Ping(Bytes::new()));
+                    let ping = self.link.ws.send(Message::Ping(Bytes::new()));
                     match tokio::time::timeout(self.node.config.write_timeout, ping).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => return End::Gone,
@@ -265,11 +240,11 @@ impl<K: Backend> Session<K> {
             Actor::EndUser(_) => vec![Channel::users(&tenant)],
         };
         for channel in fixed {
-            if let Err(e) = self.join(&channel).await {
+            if let Err(e) = self.link.join(&channel).await {
                 tracing::warn!(error = %e, %channel, "cannot follow a session channel");
                 return Err(End::Close(CloseCode::InternalError));
             }
-            self.fixed.push(channel);
+            self.link.fixed.push(channel);
         }
         let chat_disabled = match self.node.settings(&tenant).await {
             Ok(settings) => settings.chat_disabled,
@@ -285,18 +260,19 @@ impl<K: Backend> Session<K> {
             None => self.node.backend.history_id(),
         };
         let welcome = self.welcome(chat_disabled, history_id);
-        if self.send_frame(&welcome).await.is_err() {
+        if self.link.send_frame(&welcome).await.is_err() {
             return Err(End::Gone);
         }
-        self.heartbeat().await;
-        self.announce_presence().await;
+        let cx = self.cx();
+        ops::presence::heartbeat(&cx, &self.link.key, self.link.presence).await;
+        ops::presence::announce(&cx).await;
         Ok(())
     }
 
     fn welcome(&self, chat_disabled: bool, history_id: String) -> ServerFrame {
         let c = &self.node.config;
         ServerFrame::Welcome(Welcome {
-            session: format!("{}-{}", self.node.id, self.id),
+            session: self.link.key.clone(),
             tenant: self.identity.tenant.clone(),
             role: self.identity.role,
             subject: self.identity.subject.clone(),
@@ -315,79 +291,12 @@ impl<K: Backend> Session<K> {
         })
     }
 
-    /// This session is alive (with its presence) for three ping intervals.
-    pub(crate) async fn heartbeat(&self) {
-        let ttl = self.node.config.ping_interval.as_millis() as u64 * 3;
-        let session = format!("{}-{}", self.node.id, self.id);
-        let beat = Heartbeat {
-            who: &self.who,
-            session: &session,
-            presence: self.presence,
-            now: now_millis(),
-            ttl_ms: ttl,
-            listed: self.identity.role != Role::EndUser,
-            name: Some(&self.identity.name),
-        };
-        let beat = self
-            .node
-            .backend
-            .workspace()
-            .heartbeat(&self.identity.tenant, &beat);
-        if let Err(e) = beat.await {
-            tracing::debug!(error = %e, "heartbeat failed");
-        }
-    }
-
-    /// Tells the tenant's agents this agent's aggregated availability.
-    pub(crate) async fn announce_presence(&self) -> Option<PresenceFrame> {
-        let Actor::Agent { id, .. } = &self.identity.actor else {
-            return None;
-        };
-        let tenant = &self.identity.tenant;
-        let entry = self
-            .node
-            .backend
-            .workspace()
-            .presence_of(tenant, &self.who, now_millis())
-            .await
-            .ok()??;
-        let frame = PresenceFrame {
-            agent: id.to_string(),
-            presence: entry.presence,
-            last_seen: Some(entry.last_seen),
-            name: entry.name,
-        };
-        let agents = Channel::agents(tenant);
-        let envelope = chathub_ownership::frames::envelope(
-            &agents,
-            None,
-            &ServerFrame::Presence(frame.clone()),
-        );
-        if let Err(e) = self.node.backend.broker().publish(&agents, envelope).await {
-            tracing::debug!(error = %e, "presence publish failed");
-        }
-        Some(frame)
-    }
-
-    async fn went_offline(&mut self) {
-        let session = format!("{}-{}", self.node.id, self.id);
-        let left = self
-            .node
-            .backend
-            .workspace()
-            .leave(&self.identity.tenant, &self.who, &session);
-        if let Err(e) = left.await {
-            tracing::debug!(error = %e, "presence leave failed");
-        }
-        self.announce_presence().await;
-    }
-
     async fn on_message(&mut self, incoming: Option<Result<Message, WsError>>) -> Result<(), End> {
         let message = match incoming {
             None => return Err(End::Gone),
             Some(Err(WsError::Capacity(_))) => return Err(End::Close(CloseCode::TooBig)),
             Some(Err(e)) => {
-                tracing::debug!(error = %e, session = self.id, "read failed");
+                tracing::debug!(error = %e, session = self.link.id, "read failed");
                 return Err(End::Gone);
             }
             Some(Ok(m)) => m,
@@ -397,7 +306,7 @@ impl<K: Backend> Session<K> {
             Message::Binary(b) => (Codec::MsgPack, b),
             Message::Close(_) => {
                 // tungstenite queued the close answer; flushing sends it.
-                let _ = self.ws.flush().await;
+                let _ = self.link.ws.flush().await;
                 return Err(End::Gone);
             }
             // Pings are answered by tungstenite; pongs only prove liveness.
@@ -413,6 +322,7 @@ impl<K: Backend> Session<K> {
             let refusal =
                 ErrorFrame::new(id, ErrorCode::RateLimited, "too many requests; slow down");
             return self
+                .link
                 .send_frame(&ServerFrame::Err(refusal))
                 .await
                 .map_err(|_| End::Gone);
@@ -420,7 +330,11 @@ impl<K: Backend> Session<K> {
         let reply = match codec.decode_request(bytes) {
             Ok(request) => {
                 let op = request.op.name();
-                match self.handle(request.op).await {
+                let cx = Ctx {
+                    node: &self.node,
+                    identity: &self.identity,
+                };
+                match ops::dispatch(&cx, &mut self.link, request.op).await {
                     Ok(result) => {
                         ::metrics::counter!(REQUESTS, "op" => op, "result" => "ok").increment(1);
                         ServerFrame::Ok {
@@ -447,7 +361,7 @@ impl<K: Backend> Session<K> {
                 ServerFrame::Err(ErrorFrame::new(e.id, code, e.detail))
             }
         };
-        self.send_frame(&reply).await.map_err(|_| End::Gone)
+        self.link.send_frame(&reply).await.map_err(|_| End::Gone)
     }
 
     /// Writes `first` and whatever else is queued now, then flushes once.
@@ -464,7 +378,7 @@ impl<K: Backend> Session<K> {
                 let Some(next) = outbox.try_recv() else { break };
                 self.deliver(next).await?;
             }
-            self.ws.flush().await.map_err(|_| End::Gone)
+            self.link.ws.flush().await.map_err(|_| End::Gone)
         };
         match tokio::time::timeout(write_timeout, batch).await {
             Ok(result) => result,
@@ -479,30 +393,117 @@ impl<K: Backend> Session<K> {
         if envelope.resync {
             return Box::pin(self.resync(&envelope.channel)).await;
         }
-        if let Some(seq) = envelope.seq {
-            let Some(sub) = self.subs.get(&envelope.channel) else {
-                return Ok(());
-            };
-            let last = sub.last_seq;
-            if seq <= last {
-                return Ok(());
-            }
-            if seq > last + 1 || self.pending_resync.contains(&envelope.channel) {
+        let follows = &self.link.follows;
+        match delivery(
+            follows.subs.get(&envelope.channel).map(|s| s.last_seq),
+            follows.pending_resync.contains(&envelope.channel),
+            self.link.fixed.contains(&envelope.channel),
+            envelope.seq,
+        ) {
+            Delivery::Skip => return Ok(()),
+            Delivery::Write => {}
+            Delivery::RepairFirst => {
                 // The broker lost events: fill the gap from history first.
+                let seq = envelope.seq.unwrap_or_default();
                 Box::pin(self.catch_up(&envelope.channel, Some(seq))).await?;
-                if self.pending_resync.contains(&envelope.channel) {
+                if self.link.follows.pending_resync.contains(&envelope.channel) {
                     // History is unreadable now; this event comes with the retry.
                     return Ok(());
                 }
             }
-            if let Some(sub) = self.subs.get_mut(&envelope.channel) {
-                sub.last_seq = seq;
-            }
-        } else if !self.subs.contains_key(&envelope.channel)
-            && !self.fixed.contains(&envelope.channel)
-        {
-            return Ok(());
         }
+        if let (Some(seq), Some(sub)) = (
+            envelope.seq,
+            self.link.follows.subs.get_mut(&envelope.channel),
+        ) {
+            sub.last_seq = seq;
+        }
+        self.link.write_envelope(&envelope).await
+    }
+
+    /// The node's subscription to `channel` was re-established (or an earlier catch-up
+    /// failed): whatever was published meanwhile may be lost, so write what history has
+    /// after the last `seq` sent. If history cannot be read now, the channel is marked and
+    /// retried shortly; its live events wait for that (they are in history too).
+    async fn resync(&mut self, channel: &Channel) -> Result<(), End> {
+        if self.link.follows.subs.contains_key(channel) {
+            ::metrics::counter!(RESYNCS).increment(1);
+        }
+        self.catch_up(channel, None).await
+    }
+
+    /// Writes history after the subscription's last `seq` (up to `before`, exclusive),
+    /// advancing it as events go out. Returns `Ok` also when history is unreadable: the
+    /// channel is then pending a retry.
+    async fn catch_up(&mut self, channel: &Channel, before: Option<u64>) -> Result<(), End> {
+        let Some(sub) = self.link.follows.subs.get(channel) else {
+            self.link.follows.pending_resync.remove(channel);
+            return Ok(());
+        };
+        let conversation = sub.conversation.clone();
+        let mut last = sub.last_seq;
+        let cx = Ctx {
+            node: &self.node,
+            identity: &self.identity,
+        };
+        let result =
+            ops::follow::write_history(&cx, &mut self.link, &conversation, &mut last, before).await;
+        let follows = &mut self.link.follows;
+        if let Some(sub) = follows.subs.get_mut(channel) {
+            sub.last_seq = sub.last_seq.max(last);
+        }
+        match result {
+            Ok(written) => {
+                if written.count > 0 {
+                    ::metrics::counter!(GAP_REPAIRS).increment(written.count);
+                }
+                follows.pending_resync.remove(channel);
+                Ok(())
+            }
+            Err(Failure::Gone) => Err(End::Gone),
+            Err(Failure::Reply(_)) => {
+                follows.pending_resync.insert(channel.clone());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What to do with a live envelope, given the subscription's last `seq` (`None`: its
+/// channel is not a followed conversation), whether that conversation awaits a catch-up,
+/// whether the channel is one of the session's fixed ones, and the envelope's `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Not for this client (not followed, or already written).
+    Skip,
+    /// Write it now.
+    Write,
+    /// Events are missing before it: write them from history first.
+    RepairFirst,
+}
+
+/// Decides one live envelope's fate (see [`Delivery`]): pure, so the ordering rules are
+/// unit-tested without a socket.
+pub(crate) fn delivery(
+    last_seq: Option<u64>,
+    pending_resync: bool,
+    fixed: bool,
+    seq: Option<u64>,
+) -> Delivery {
+    match (seq, last_seq) {
+        (Some(_), None) => Delivery::Skip,
+        (Some(seq), Some(last)) if seq <= last => Delivery::Skip,
+        (Some(seq), Some(last)) if seq > last + 1 || pending_resync => Delivery::RepairFirst,
+        (Some(_), Some(_)) => Delivery::Write,
+        (None, Some(_)) => Delivery::Write,
+        (None, None) if fixed => Delivery::Write,
+        (None, None) => Delivery::Skip,
+    }
+}
+
+impl<K: Backend> Link<K> {
+    /// Feeds one shared envelope in this session's encoding (JSON made once per node).
+    async fn write_envelope(&mut self, envelope: &Envelope) -> Result<(), End> {
         let message = match self.codec {
             Codec::MsgPack => Message::Binary(envelope.msgpack.clone()),
             Codec::Json => {
@@ -524,109 +525,8 @@ impl<K: Backend> Session<K> {
         self.ws.feed(message).await.map_err(|_| End::Gone)
     }
 
-    /// The node's subscription to `channel` was re-established (or an earlier catch-up
-    /// failed): whatever was published meanwhile may be lost, so write what history has
-    /// after the last `seq` sent. If history cannot be read now, the channel is marked and
-    /// retried shortly; its live events wait for that (they are in history too).
-    async fn resync(&mut self, channel: &Channel) -> Result<(), End> {
-        if self.subs.contains_key(channel) {
-            ::metrics::counter!(RESYNCS).increment(1);
-        }
-        self.catch_up(channel, None).await
-    }
-
-    /// Writes history after the subscription's last `seq` (up to `before`, exclusive),
-    /// advancing it as events go out. Returns `Ok` also when history is unreadable: the
-    /// channel is then pending a retry.
-    async fn catch_up(&mut self, channel: &Channel, before: Option<u64>) -> Result<(), End> {
-        let Some(sub) = self.subs.get(channel) else {
-            self.pending_resync.remove(channel);
-            return Ok(());
-        };
-        let conversation = sub.conversation.clone();
-        let mut last = sub.last_seq;
-        let result = self.write_history(&conversation, &mut last, before).await;
-        if let Some(sub) = self.subs.get_mut(channel) {
-            sub.last_seq = sub.last_seq.max(last);
-        }
-        match result {
-            Ok(written) => {
-                if written.count > 0 {
-                    ::metrics::counter!(GAP_REPAIRS).increment(written.count);
-                }
-                self.pending_resync.remove(channel);
-                Ok(())
-            }
-            Err(Failure::Gone) => Err(End::Gone),
-            Err(Failure::Reply(_)) => {
-                self.pending_resync.insert(channel.clone());
-                Ok(())
-            }
-        }
-    }
-
-    /// Writes the retained events with `*after < seq < before` (no upper bound when
-    /// `before` is `None`), oldest first, reading history in chunks; `*after` advances to
-    /// each event written, so a failure part-way leaves it at the last one sent.
-    pub(crate) async fn write_history(
-        &mut self,
-        conversation: &ConversationId,
-        after: &mut u64,
-        before: Option<u64>,
-    ) -> Result<Written, Failure> {
-        let mut written = Written {
-            count: 0,
-            first: None,
-        };
-        loop {
-            let range = HistoryRange::After {
-                after: *after,
-                limit: HISTORY_CHUNK,
-            };
-            let slice = self
-                .node
-                .backend
-                .store()
-                .history(&self.identity.tenant, conversation, range)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "history read failed");
-                    Failure::new(ErrorCode::Unavailable, "store unavailable; retry")
-                })?;
-            let more = slice.has_more;
-            for event in slice.events {
-                if before.is_some_and(|b| event.seq >= b) {
-                    return Ok(written);
-                }
-                let seq = event.seq;
-                self.feed_event(conversation, event)
-                    .await
-                    .map_err(|_| Failure::Gone)?;
-                written.first.get_or_insert(seq);
-                written.count += 1;
-                *after = seq;
-            }
-            if !more {
-                return Ok(written);
-            }
-        }
-    }
-
-    /// Feeds one event read from history (encoded for this session only).
-    pub(crate) async fn feed_event(
-        &mut self,
-        conversation: &ConversationId,
-        event: Event,
-    ) -> Result<(), End> {
-        let frame = ServerFrame::Event(EventFrame {
-            conversation: conversation.clone(),
-            event,
-        });
-        self.feed_frame(&frame).await
-    }
-
     /// Feeds one frame made for this session only (replays), without flushing.
-    pub(crate) async fn feed_frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
+    async fn feed_frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
         let message = self
             .encode(frame)
             .ok_or(End::Close(CloseCode::InternalError))?;
@@ -654,7 +554,7 @@ impl<K: Backend> Session<K> {
     }
 
     /// Sends one frame now (flushing everything fed before it).
-    pub(crate) async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), WsError> {
+    async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), WsError> {
         let Some(message) = self.encode(frame) else {
             return Ok(());
         };
@@ -666,39 +566,16 @@ impl<K: Backend> Session<K> {
         }
     }
 
-    /// Follows `channel` on this node: joins the hub and, for the node's first local
-    /// follower, subscribes the node on the broker.
-    pub(crate) async fn join(
-        &mut self,
-        channel: &Channel,
-    ) -> Result<(), chathub_broker::BrokerError> {
-        if self.node.hub.join(channel, self.id, &self.outbox_tx) {
-            if let Err(e) = self.node.backend.broker().subscribe(channel).await {
-                self.node.hub.leave(channel, self.id);
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Stops following `channel`.
-    pub(crate) async fn leave(&mut self, channel: &Channel) {
-        if self.node.hub.leave(channel, self.id)
-            && let Err(e) = self.node.backend.broker().unsubscribe(channel).await
-        {
-            tracing::warn!(error = %e, %channel, "unsubscribe failed");
-        }
-    }
-
     async fn leave_all(&mut self) {
         let channels: Vec<Channel> = self
+            .follows
             .subs
             .drain()
             .map(|(c, _)| c)
             .chain(self.fixed.drain(..))
             .collect();
         for channel in channels {
-            self.leave(&channel).await;
+            Connection::leave(self, &channel).await;
         }
     }
 
@@ -741,6 +618,42 @@ impl<K: Backend> Session<K> {
     }
 }
 
+impl<K: Backend> Connection for Link<K> {
+    fn session_key(&self) -> &str {
+        &self.key
+    }
+
+    fn follows(&mut self) -> &mut Follows {
+        &mut self.follows
+    }
+
+    fn presence(&mut self) -> &mut Presence {
+        &mut self.presence
+    }
+
+    async fn join(&mut self, channel: &Channel) -> Result<(), chathub_broker::BrokerError> {
+        if self.node.hub.join(channel, self.id, &self.outbox_tx)
+            && let Err(e) = self.node.backend.broker().subscribe(channel).await
+        {
+            self.node.hub.leave(channel, self.id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn leave(&mut self, channel: &Channel) {
+        if self.node.hub.leave(channel, self.id)
+            && let Err(e) = self.node.backend.broker().unsubscribe(channel).await
+        {
+            tracing::warn!(error = %e, %channel, "unsubscribe failed");
+        }
+    }
+
+    async fn feed(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
+        self.feed_frame(frame).await.map_err(|_| Gone)
+    }
+}
+
 /// The JSON encoding of a MessagePack frame (once per node per event: see [`Envelope`]).
 fn transcode_to_json(msgpack: &[u8]) -> Bytes {
     Codec::MsgPack
@@ -754,6 +667,31 @@ fn transcode_to_json(msgpack: &[u8]) -> Bytes {
 mod tests {
     use super::*;
     use crate::config::LimitsConfig;
+
+    #[test]
+    fn live_events_continue_the_sequence_exactly() {
+        // Not followed: skipped, whatever it is.
+        assert_eq!(delivery(None, false, false, Some(3)), Delivery::Skip);
+        assert_eq!(delivery(None, false, false, None), Delivery::Skip);
+        // Already written (a replay got there first): skipped.
+        assert_eq!(delivery(Some(5), false, false, Some(5)), Delivery::Skip);
+        assert_eq!(delivery(Some(5), false, false, Some(2)), Delivery::Skip);
+        // The next one: written.
+        assert_eq!(delivery(Some(5), false, false, Some(6)), Delivery::Write);
+        // A gap: repaired from history first.
+        assert_eq!(
+            delivery(Some(5), false, false, Some(8)),
+            Delivery::RepairFirst
+        );
+        // A catch-up pending: even the next one waits for it.
+        assert_eq!(
+            delivery(Some(5), true, false, Some(6)),
+            Delivery::RepairFirst
+        );
+        // Frames outside the sequence: for followed and fixed channels only.
+        assert_eq!(delivery(Some(5), false, false, None), Delivery::Write);
+        assert_eq!(delivery(None, false, true, None), Delivery::Write);
+    }
 
     #[test]
     fn bucket_allows_the_burst_then_the_rate_then_calls_abuse() {
@@ -807,7 +745,9 @@ mod footprint {
         let hub = Arc::new(Hub::new());
         let config = GatewayConfig::default();
         let auth = crate::Authenticator::new(&config.auth);
-        let token = auth.mint("t", "u1", Role::EndUser, None, 600).unwrap();
+        let token = auth
+            .mint("t", "u1", chathub_domain::Role::EndUser, None, 600)
+            .unwrap();
         let identity = auth.verify(&token).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
@@ -836,17 +776,19 @@ mod footprint {
         let (outbox_tx, outbox) = outbox::channel(8, 1 << 16);
         let mut session = Session {
             bucket: RateBucket::new(&node.config.limits),
+            link: Link {
+                node: node.clone(),
+                ws,
+                id: 1,
+                key: "test-1".into(),
+                codec: Codec::Json,
+                outbox_tx,
+                follows: Follows::default(),
+                fixed: Vec::new(),
+                presence: Presence::Available,
+            },
             node,
-            ws,
-            id: 1,
-            who: presence_key(&identity),
             identity,
-            codec: Codec::Json,
-            outbox_tx,
-            subs: HashMap::new(),
-            fixed: Vec::new(),
-            pending_resync: Default::default(),
-            presence: Presence::Available,
         };
         // 640 bytes when this was written (debug and release alike); an unboxed request
         // future alone adds ~2 KB.

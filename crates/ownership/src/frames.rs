@@ -1,38 +1,11 @@
-//! Turning applied events into published frames, shared by every backend so that what
-//! clients receive does not depend on the backend.
+//! What an applied command shows in the tenant's queue, shared by every backend so that
+//! what consoles receive does not depend on the backend.
 
-use bytes::Bytes;
-use chathub_broker::{Channel, Envelope};
 use chathub_domain::{ConversationId, ConversationState, Event, EventBody, MessageContent};
-use chathub_protocol::{Codec, EventFrame, QueueItem, ServerFrame};
-use std::sync::Arc;
+use chathub_protocol::QueueItem;
 
 /// Longest queue preview, in characters.
 pub const PREVIEW_CHARS: usize = 120;
-
-/// Encodes a frame once, in MessagePack, into a shareable envelope.
-pub fn envelope(channel: &Channel, seq: Option<u64>, frame: &ServerFrame) -> Arc<Envelope> {
-    // Every ServerFrame is encodable; an error here would be a bug in the types, and the
-    // fallback (an empty frame is never sent: see the gateway) keeps the node alive.
-    let bytes = Codec::MsgPack.encode_server(frame).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot encode frame");
-        Bytes::new()
-    });
-    Arc::new(Envelope::new(channel.clone(), seq, bytes))
-}
-
-/// The envelope of one conversation event.
-pub fn event_envelope(
-    channel: &Channel,
-    conversation: &ConversationId,
-    event: &Event,
-) -> Arc<Envelope> {
-    let frame = ServerFrame::Event(EventFrame {
-        conversation: conversation.clone(),
-        event: event.clone(),
-    });
-    envelope(channel, Some(event.seq), &frame)
-}
 
 /// The queue entry after `events` were applied, given the previous entry (if any).
 pub fn queue_item(

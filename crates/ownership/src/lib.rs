@@ -9,7 +9,7 @@
 //!
 //! # Layout
 //! - [`Ownership`], [`ApplyRequest`], [`Decision`]: the contract.
-//! - [`frames`]: how events and queue entries become shared, encoded-once envelopes.
+//! - [`frames`]: what applied events show in the tenant's queue (entries, previews).
 //! - [`memory`]: the embedded twin (one lock per conversation).
 //! - [`redis`]: the Redis backend: `lua/apply.lua` (the state machine restated, one
 //!   atomic step, which on a single Redis also updates the tenant's queue) and
@@ -30,13 +30,55 @@ use chathub_protocol::SendAck;
 use std::future::Future;
 
 /// Errors of an ownership backend (not outcomes: losing a race is [`Decision::Conflict`]).
+/// [`code`](OwnershipError::code) and [`is_retryable`](OwnershipError::is_retryable)
+/// classify them.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OwnershipError {
-    /// The backend is unreachable; whether the command applied is unknown. Retrying a
-    /// send with the same `client_msg_id` is safe.
-    #[error("ownership backend unavailable: {0}")]
-    Unavailable(String),
+    /// The backend is unreachable or timed out; whether the command applied is unknown.
+    /// Retrying a send with the same `client_msg_id` is safe.
+    #[error("ownership backend unavailable: {source}")]
+    Unavailable {
+        /// What failed underneath.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The backend's answer or stored state could not be decoded: a bug or a foreign
+    /// write. Retrying does not help.
+    #[error("corrupt ownership data: {0}")]
+    Corrupt(String),
+    /// The backend refused the command for good (a script error, an unknown outcome):
+    /// a bug. Retrying does not help.
+    #[error("ownership internal error: {0}")]
+    Internal(String),
+}
+
+impl OwnershipError {
+    /// The protocol error code a client gets for this error.
+    pub fn code(&self) -> chathub_protocol::ErrorCode {
+        match self {
+            OwnershipError::Unavailable { .. } => chathub_protocol::ErrorCode::Unavailable,
+            OwnershipError::Corrupt(_) | OwnershipError::Internal(_) => {
+                chathub_protocol::ErrorCode::Internal
+            }
+        }
+    }
+
+    /// Whether the same command may succeed later (with the same `client_msg_id`).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, OwnershipError::Unavailable { .. })
+    }
+
+    /// Classifies a Redis error by redis-rs's own retry method.
+    pub fn from_redis(e: ::redis::RedisError) -> OwnershipError {
+        if chathub_store::is_outage(&e) {
+            OwnershipError::Unavailable {
+                source: Box::new(e),
+            }
+        } else {
+            OwnershipError::Internal(e.to_string())
+        }
+    }
 }
 
 /// One command to apply.

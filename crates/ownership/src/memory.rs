@@ -1,8 +1,8 @@
 //! The embedded twin: the domain state machine applied under one lock per conversation.
 
-use crate::frames::{changes_queue, envelope, event_envelope, queue_item};
+use crate::frames::{changes_queue, queue_item};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
-use chathub_broker::{Broker, Channel};
+use chathub_broker::{Broker, Channel, Envelope};
 use chathub_domain::{Author, Command, EventBody, Outcome, apply_in};
 use chathub_protocol::{SendAck, ServerFrame};
 use chathub_store::MemoryStore;
@@ -74,7 +74,10 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
         for event in &transition.events {
             let published = self
                 .broker
-                .publish(&channel, event_envelope(&channel, &req.conversation, event))
+                .publish(
+                    &channel,
+                    Envelope::event(&channel, &req.conversation, event),
+                )
                 .await;
             if let Err(e) = published {
                 // Recorded in history already: subscribers repair the gap from there.
@@ -96,7 +99,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
                 let frame = ServerFrame::Queue(self.store.append_inbox(&req.tenant, item));
                 let published = self
                     .broker
-                    .publish(&agents, envelope(&agents, None, &frame))
+                    .publish(&agents, Envelope::encode(&agents, None, &frame))
                     .await;
                 if let Err(e) = published {
                     tracing::warn!(error = %e, "queue publish failed");

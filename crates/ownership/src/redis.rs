@@ -178,10 +178,6 @@ fn packed_events<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Event>, D
     d.deserialize_any(Events)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> OwnershipError {
-    OwnershipError::Unavailable(e.to_string())
-}
-
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwnership<C> {
     async fn apply(&self, req: ApplyRequest) -> Result<Decision, OwnershipError> {
         let (role, actor_id, privileges) = match &req.actor {
@@ -213,7 +209,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             }
             None => ("", Ok(Vec::new())),
         };
-        let content = content.map_err(unavailable)?;
+        let content = content.map_err(|e| OwnershipError::Internal(format!("encode: {e}")))?;
         // On a single Redis the queue entry is updated inside the same script: one round
         // trip per command.
         let inbox_inline = !self.config.cluster;
@@ -281,15 +277,16 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                     tracing::debug!(error = %e, "redis connection lost; retrying once");
                     attempt += 1;
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(OwnershipError::from_redis(e)),
             }
         };
-        let result: ScriptResult = rmp_serde::from_slice(&raw).map_err(unavailable)?;
+        let result: ScriptResult = rmp_serde::from_slice(&raw)
+            .map_err(|e| OwnershipError::Corrupt(format!("script result: {e}")))?;
         match result.outcome.as_str() {
             "done" => {
                 let state = result
                     .state
-                    .ok_or_else(|| unavailable("script returned no state"))?;
+                    .ok_or_else(|| OwnershipError::Internal("script returned no state".into()))?;
                 if !result.events.is_empty() && !inbox_inline {
                     self.update_inbox(&req, &state, &result.events).await;
                 }
@@ -308,9 +305,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 Some("chat_disabled") => Refusal::ChatDisabled,
                 Some("invalid_state") => Refusal::InvalidState,
                 Some("missing_epoch") => Refusal::MissingEpoch,
-                other => return Err(unavailable(format!("unknown refusal {other:?}"))),
+                other => {
+                    return Err(OwnershipError::Internal(format!(
+                        "unknown refusal {other:?}"
+                    )));
+                }
             })),
-            other => Err(unavailable(format!("unknown outcome {other}"))),
+            other => Err(OwnershipError::Internal(format!("unknown outcome {other}"))),
         }
     }
 }

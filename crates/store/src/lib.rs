@@ -31,16 +31,80 @@ use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, T
 use chathub_protocol::QueueItem;
 use std::future::Future;
 
-/// Errors of a store.
+/// Errors of a store. Each variant's doc says what the caller should do; [`code`] and
+/// [`is_retryable`] classify them so no caller matches on messages.
+///
+/// [`code`]: StoreError::code
+/// [`is_retryable`]: StoreError::is_retryable
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The backend is unreachable or failed; the request may be retried.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// A cursor or range given by a client is not valid.
+    /// The backend is unreachable, timed out or is loading: retry later.
+    #[error("store unavailable: {source}")]
+    Unavailable {
+        /// What failed underneath.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Stored data could not be decoded: a bug or a foreign write, not an outage.
+    /// Retrying does not help; report it.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// The decoder's complaint.
+        detail: String,
+    },
+    /// The backend refused the command for good (a script error, a wrong type): a bug.
+    /// Retrying does not help.
+    #[error("store internal error: {0}")]
+    Internal(String),
+    /// A cursor or range given by a client is not valid: answer `bad_request`.
     #[error("invalid {0}")]
     Invalid(&'static str),
+}
+
+impl StoreError {
+    /// The protocol error code a client gets for this error.
+    pub fn code(&self) -> chathub_protocol::ErrorCode {
+        use chathub_protocol::ErrorCode;
+        match self {
+            StoreError::Unavailable { .. } => ErrorCode::Unavailable,
+            StoreError::Invalid(_) => ErrorCode::BadRequest,
+            StoreError::Corrupt { .. } | StoreError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+
+    /// Classifies a Redis error: the connection's failures are outages, the server's
+    /// permanent refusals (script errors, wrong types) are internal errors.
+    pub fn from_redis(e: ::redis::RedisError) -> StoreError {
+        if is_outage(&e) {
+            StoreError::Unavailable {
+                source: Box::new(e),
+            }
+        } else {
+            StoreError::Internal(e.to_string())
+        }
+    }
+
+    /// Data read back that does not decode.
+    pub fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// Whether a Redis error is an outage (retry later) rather than a permanent refusal:
+/// redis-rs's own classification (`retry_method`), not the message.
+pub fn is_outage(e: &::redis::RedisError) -> bool {
+    !matches!(e.retry_method(), ::redis::RetryMethod::NoRetry)
 }
 
 /// Which slice of a conversation's history to read. Every slice is returned oldest first.

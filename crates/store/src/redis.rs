@@ -104,12 +104,12 @@ impl<C> RedisStore<C> {
     }
 }
 
-fn unavailable(e: RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn redis_error(e: RedisError) -> StoreError {
+    StoreError::from_redis(e)
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("undecodable {what}: {e}"))
+fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::corrupt(what, e)
 }
 
 /// Decodes the `e` field of a history stream entry.
@@ -184,7 +184,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             .arg(&["status", "owner", "epoch", "seq", "disabled"])
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         parse_state(&fields)
     }
 
@@ -201,7 +201,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             HistoryRange::Latest { limit } => (
                 conn.xrevrange_count(&key, "+", "-", limit + 1)
                     .await
-                    .map_err(unavailable)?,
+                    .map_err(redis_error)?,
                 limit,
                 true,
             ),
@@ -213,7 +213,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
                 (
                     conn.xrevrange_count(&key, end, "-", limit + 1)
                         .await
-                        .map_err(unavailable)?,
+                        .map_err(redis_error)?,
                     limit,
                     true,
                 )
@@ -223,7 +223,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
                 (
                     conn.xrange_count(&key, start, "+", limit + 1)
                         .await
-                        .map_err(unavailable)?,
+                        .map_err(redis_error)?,
                     limit,
                     false,
                 )
@@ -274,7 +274,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
                     .await
             }
         }
-        .map_err(unavailable)?;
+        .map_err(redis_error)?;
         let members: Vec<(u64, String)> = scored.into_iter().map(|(m, s)| (s as u64, m)).collect();
         let cursor = after.map(|(t, c)| (t, c.to_string()));
         let (members, next_cursor) =
@@ -288,7 +288,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             .arg(&names)
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let mut items = Vec::with_capacity(blobs.len());
         for blob in blobs.into_iter().flatten() {
             let item: QueueItem =
@@ -316,7 +316,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             .arg(seq)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok((moved > 0).then_some(moved))
     }
 
@@ -338,7 +338,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         let newest: StreamRangeReply = conn
             .xrevrange_count(&key, "+", "-", 1)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let latest = newest.ids.first().map(|e| e.id.clone());
         let Some((since_text, since_id)) = since else {
             return Ok(InboxSlice {
@@ -352,7 +352,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         let oldest: StreamRangeReply = conn
             .xrange_count(&key, "-", "+", 1)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let oldest_id = oldest.ids.first().and_then(|e| stream_id(&e.id));
         let truncated = match (oldest_id, latest_id) {
             (Some(oldest), Some(latest)) => since_id < oldest || since_id > latest,
@@ -363,7 +363,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         let reply: StreamRangeReply = conn
             .xrange_count(&key, start, "+", limit + 1)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let has_more = reply.ids.len() > limit;
         let mut items = Vec::with_capacity(reply.ids.len().min(limit));
         for entry in reply.ids.iter().take(limit) {
@@ -392,7 +392,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         let marks: Vec<(String, u64)> = conn
             .hgetall(self.keys.reads(tenant, conversation))
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let mut out: Vec<(Author, u64)> = marks
             .into_iter()
             .filter_map(|(field, seq)| parse_reader(&field).map(|a| (a, seq)))

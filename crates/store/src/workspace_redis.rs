@@ -37,17 +37,16 @@ impl<C> RedisWorkspace<C> {
     }
 }
 
-fn unavailable(e: RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn redis_error(e: RedisError) -> StoreError {
+    StoreError::from_redis(e)
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    rmp_serde::to_vec_named(v).map_err(|e| StoreError::Unavailable(format!("encode: {e}")))
+    rmp_serde::to_vec_named(v).map_err(|e| StoreError::Internal(format!("encode: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    rmp_serde::from_slice(bytes)
-        .map_err(|e| StoreError::Unavailable(format!("undecodable workspace entry: {e}")))
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::corrupt("workspace entry", e))
 }
 
 impl RedisKeys {
@@ -62,7 +61,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let disabled: Option<String> = conn
             .hget(self.keys.ws(t, "settings"), "chat_disabled")
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(TenantSettings {
             chat_disabled: disabled.as_deref() == Some("1"),
         })
@@ -75,12 +74,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .arg("chat_disabled")
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let value = if disabled { "1" } else { "0" };
         let _: () = conn
             .hset(self.keys.ws(t, "settings"), "chat_disabled", value)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(old.as_deref().unwrap_or("0") != value)
     }
 
@@ -93,7 +92,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             Some(n) => pipe.hset(self.keys.ws(t, "stock"), &item.id, n),
             None => pipe.hdel(self.keys.ws(t, "stock"), &item.id),
         };
-        pipe.exec_async(&mut conn).await.map_err(unavailable)
+        pipe.exec_async(&mut conn).await.map_err(redis_error)
     }
 
     async fn delete_item(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
@@ -104,7 +103,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .hdel(self.keys.ws(t, "stock"), id)
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(removed > 0)
     }
 
@@ -115,7 +114,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .hgetall(self.keys.ws(t, "stock"))
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let mut items = blobs
             .values()
             .map(|b| decode::<CatalogueItem>(b))
@@ -143,7 +142,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 encode(&profile)?,
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(())
     }
 
@@ -152,7 +151,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let blob: Option<Vec<u8>> = conn
             .hget(self.keys.ws(t, "profiles"), user.as_str())
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         blob.map(|b| decode(&b)).transpose()
     }
 
@@ -185,7 +184,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             )
             .exec_async(&mut conn)
             .await
-            .map_err(unavailable)
+            .map_err(redis_error)
     }
 
     async fn history(
@@ -211,7 +210,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let scored: Vec<(String, f64)> = conn
             .zrevrangebyscore_limit_withscores(&index, max, "-inf", 0, (limit + 1 + 64) as isize)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let ids: Vec<(u64, String)> = scored.into_iter().map(|(id, at)| (at as u64, id)).collect();
         let (ids, next_cursor) = crate::page(ids, Clone::clone, true, before.as_ref(), limit);
         if ids.is_empty() {
@@ -223,7 +222,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .arg(&names)
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let events = blobs
             .into_iter()
             .flatten()
@@ -240,7 +239,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let mut ids: Vec<String> = conn
             .smembers(self.keys.ws(t, &format!("redeemed:{user}")))
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         ids.sort();
         Ok(ids)
     }
@@ -256,7 +255,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let exists: bool = conn
             .hexists(self.keys.ws(t, "catalogue"), &item.id)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         if !exists {
             return Ok(Err(RedeemRefusal::UnknownItem));
         }
@@ -276,7 +275,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .arg(encode(&event)?)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(match outcome.as_str() {
             "ok" => Ok(()),
             "already_redeemed" => Err(RedeemRefusal::Ineligible(Ineligible::AlreadyRedeemed)),
@@ -289,7 +288,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let _: () = conn
             .hset(self.keys.ws(t, "canned"), &canned.id, encode(&canned)?)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(())
     }
 
@@ -298,7 +297,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let removed: u64 = conn
             .hdel(self.keys.ws(t, "canned"), id)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(removed > 0)
     }
 
@@ -307,7 +306,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let blobs: HashMap<String, Vec<u8>> = conn
             .hgetall(self.keys.ws(t, "canned"))
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let mut all = blobs
             .values()
             .map(|b| decode::<CannedResponse>(b))
@@ -330,7 +329,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 pipe.hset(self.keys.ws(t, "names"), beat.who, name);
             }
         }
-        pipe.exec_async(&mut conn).await.map_err(unavailable)
+        pipe.exec_async(&mut conn).await.map_err(redis_error)
     }
 
     async fn leave(&self, t: &TenantId, who: &str, session: &str) -> Result<(), StoreError> {
@@ -338,7 +337,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let _: () = conn
             .hdel(self.keys.ws(t, &format!("presence:{who}")), session)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(())
     }
 
@@ -349,7 +348,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .hgetall(self.keys.ws(t, "names"))
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         let mut whos: Vec<(&String, &u64)> = seen.iter().collect();
         whos.sort();
         let mut pipe = redis::pipe();
@@ -357,7 +356,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             pipe.hgetall(self.keys.ws(t, &format!("presence:{who}")));
         }
         let sessions: Vec<HashMap<String, String>> =
-            pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            pipe.query_async(&mut conn).await.map_err(redis_error)?;
         Ok(whos
             .into_iter()
             .zip(sessions)
@@ -384,7 +383,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 .hget(self.keys.ws(t, "names"), who)
                 .query_async(&mut conn)
                 .await
-                .map_err(unavailable)?;
+                .map_err(redis_error)?;
         Ok(seen.map(|last_seen| PresenceEntry {
             who: who.to_owned(),
             presence: Presence::aggregate(live(&sessions, now)),
@@ -398,7 +397,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let sessions: HashMap<String, String> = conn
             .hgetall(self.keys.ws(t, &format!("presence:{who}")))
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_error)?;
         Ok(live(&sessions, now).next().is_some())
     }
 }

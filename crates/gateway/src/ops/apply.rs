@@ -1,0 +1,102 @@
+//! One command through the ownership backend: the only way a request changes a
+//! conversation. Losing a race and the rules' refusals become error replies here.
+
+use super::{Ctx, Failure, forbidden};
+use crate::Backend;
+use crate::auth::now_millis;
+use chathub_domain::{Command, Context, ConversationId, ConversationState, Refusal};
+use chathub_ownership::{ApplyRequest, Decision, Ownership};
+use chathub_protocol::{ConversationView, ErrorCode, ErrorFrame, SendAck};
+
+/// Applies `command` and answers with the conversation's state after it (and, for a
+/// send, its acknowledgement).
+pub(crate) async fn apply<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: ConversationId,
+    command: Command,
+) -> Result<(ConversationState, Option<SendAck>), Failure> {
+    let conversation = cx.scope(Some(conversation))?;
+    let settings = cx
+        .node
+        .settings(&cx.identity.tenant)
+        .await
+        .map_err(super::store_failed)?;
+    let request = ApplyRequest {
+        tenant: cx.identity.tenant.clone(),
+        conversation: conversation.clone(),
+        actor: cx.identity.actor.clone(),
+        command,
+        at: now_millis(),
+        context: Context {
+            tenant_chat_disabled: settings.chat_disabled,
+        },
+    };
+    let decision = cx
+        .node
+        .backend
+        .ownership()
+        .apply(request)
+        .await
+        .map_err(|e| {
+            ::metrics::counter!(crate::metrics::BACKEND_ERRORS, "during" => "apply").increment(1);
+            if e.is_retryable() {
+                tracing::warn!(error = %e, "apply: backend unavailable");
+                Failure::new(
+                    ErrorCode::Unavailable,
+                    "backend unavailable; retry with the same client_msg_id",
+                )
+            } else {
+                tracing::error!(error = %e, "apply failed");
+                Failure::new(ErrorCode::Internal, "internal error")
+            }
+        })?;
+    match decision {
+        Decision::Done { state, ack, events } => {
+            super::followups::after_applied(cx, &conversation, &events).await;
+            Ok((state, ack))
+        }
+        Decision::Conflict { owner, epoch } => {
+            ::metrics::counter!(crate::metrics::TAKES, "outcome" => "lost").increment(1);
+            let who = owner
+                .as_ref()
+                .map_or("nobody".to_owned(), |o| o.to_string());
+            Err(Failure::Reply(ErrorFrame {
+                id: None,
+                code: ErrorCode::Conflict,
+                message: format!(
+                    "the conversation changed hands: owner {who}, epoch {epoch}; not delivered"
+                ),
+                owner,
+                epoch: Some(epoch),
+                reason: None,
+            }))
+        }
+        Decision::Refused(refusal) => Err(match refusal {
+            Refusal::Forbidden => forbidden("your role or privileges do not allow this"),
+            Refusal::ChatDisabled => Failure::new(
+                ErrorCode::ChatDisabled,
+                "two-way chat is disabled for this conversation",
+            ),
+            Refusal::InvalidState => Failure::new(
+                ErrorCode::InvalidState,
+                "not possible in the conversation's current status",
+            ),
+            Refusal::MissingEpoch => Failure::bad_request(
+                "missing field `epoch`: agents send the ownership epoch they saw",
+            ),
+        }),
+    }
+}
+
+/// Applies `command` and answers with the conversation's state after it.
+pub(crate) async fn apply_view<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: ConversationId,
+    command: Command,
+) -> Result<ConversationView, Failure> {
+    let (state, _) = apply(cx, conversation.clone(), command).await?;
+    Ok(ConversationView {
+        conversation,
+        state,
+    })
+}

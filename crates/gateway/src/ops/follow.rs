@@ -1,0 +1,343 @@
+//! Following a conversation: `subscribe` (subscribe-then-replay), `unsubscribe`, `open`,
+//! `history`; and the history replays that a resume and a gap repair write.
+
+use super::{Connection, Ctx, Failure, store_failed};
+use crate::Backend;
+use chathub_broker::Channel;
+use chathub_domain::{ConversationId, ConversationState, Event};
+use chathub_protocol::{
+    ConversationView, ErrorCode, EventFrame, HistoryPage, Opened, ReadMark, Reply, ServerFrame,
+    Subscribed,
+};
+use chathub_store::{ConversationStore, HistoryRange};
+use std::collections::{HashMap, HashSet};
+
+/// Events read from history per round trip while replaying or repairing a gap.
+const HISTORY_CHUNK: usize = 256;
+
+/// A followed conversation.
+pub(crate) struct Subscription {
+    /// The conversation.
+    pub(crate) conversation: ConversationId,
+    /// The last `seq` written to the client: later live events must continue from here.
+    pub(crate) last_seq: u64,
+}
+
+/// The conversations one connection follows.
+#[derive(Default)]
+pub(crate) struct Follows {
+    /// By channel.
+    pub(crate) subs: HashMap<Channel, Subscription>,
+    /// Followed conversations whose catch-up from history failed and is retried.
+    pub(crate) pending_resync: HashSet<Channel>,
+}
+
+/// What [`write_history`] wrote.
+pub(crate) struct Written {
+    /// How many events were written.
+    pub(crate) count: u64,
+    /// `seq` of the first event written.
+    pub(crate) first: Option<u64>,
+}
+
+/// `subscribe`. Subscribe-then-replay: follow the live channel first (events queue in the
+/// outbox), then write history after `since`, then let the live events through, skipping
+/// every `seq` already written. No gap, no duplicate.
+pub(crate) async fn subscribe<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conn: &mut impl Connection,
+    conversation: Option<ConversationId>,
+    since: Option<u64>,
+    history_id: Option<String>,
+) -> Result<Reply, Failure> {
+    let conversation = cx.scope(conversation)?;
+    let channel = Channel::conversation(&cx.identity.tenant, &conversation);
+    let max = cx.node.config.limits.max_subscriptions;
+    let subs = &conn.follows().subs;
+    if !subs.contains_key(&channel) && subs.len() >= max {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!("at most {max} subscriptions per connection"),
+        ));
+    }
+    conn.join(&channel).await.map_err(|e| {
+        tracing::warn!(error = %e, "subscribe failed");
+        ::metrics::counter!(crate::metrics::BACKEND_ERRORS, "during" => "subscribe").increment(1);
+        Failure::new(ErrorCode::Unavailable, "cannot subscribe now; retry")
+    })?;
+    let state = cx
+        .node
+        .backend
+        .store()
+        .state(&cx.identity.tenant, &conversation)
+        .await
+        .map_err(store_failed)?;
+    let already = conn.follows().subs.get(&channel).map(|s| s.last_seq);
+    let ours = match (since, history_id.as_deref()) {
+        (Some(_), Some(theirs)) if !theirs.is_empty() => cx.node.backend.current_history_id().await,
+        _ => None,
+    };
+    let plan = resume_plan(since, history_id.as_deref(), ours.as_deref(), state.seq);
+    let (last, replayed, truncated) = match plan {
+        Resume::Lost | Resume::Live => {
+            (already.unwrap_or(0).max(state.seq), 0, plan == Resume::Lost)
+        }
+        Resume::Replay { after } => {
+            let mut last = after;
+            let written = write_history(cx, conn, &conversation, &mut last, None).await?;
+            let truncated = replay_truncated(after, written.first);
+            let last = last.max(state.seq).max(already.unwrap_or(0));
+            (last, written.count, truncated)
+        }
+    };
+    let lost = plan == Resume::Lost;
+    if since.is_some() {
+        let outcome = match (lost, truncated, replayed) {
+            (true, _, _) => "lost",
+            (_, true, _) => "truncated",
+            (_, _, 0) => "no_gap",
+            _ => "gap",
+        };
+        ::metrics::counter!(crate::metrics::RESUMES, "outcome" => outcome).increment(1);
+    }
+    conn.follows().subs.insert(
+        channel,
+        Subscription {
+            conversation: conversation.clone(),
+            last_seq: last,
+        },
+    );
+    Ok(Reply::Subscribe(Subscribed {
+        view: ConversationView {
+            conversation,
+            state: ConversationState { seq: last, ..state },
+        },
+        replayed,
+        history_truncated: truncated,
+        history_lost: lost,
+    }))
+}
+
+/// What a `subscribe` must do before going live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Nothing to replay: no `since`, or the client is up to date.
+    Live,
+    /// Replay every event after this `seq`.
+    Replay {
+        /// The client's last `seq`.
+        after: u64,
+    },
+    /// The history the client saw is gone: the server's history id changed (data lost;
+    /// new events may already reuse the old seqs) or the client is ahead of the server.
+    Lost,
+}
+
+/// Decides a resume from the client's `since` and `history_id`, the server's history id
+/// (`ours`, read only when the client gave one) and the conversation's last `seq`.
+pub(crate) fn resume_plan(
+    since: Option<u64>,
+    theirs: Option<&str>,
+    ours: Option<&str>,
+    last_seq: u64,
+) -> Resume {
+    let Some(since) = since else {
+        return Resume::Live;
+    };
+    if since > last_seq {
+        return Resume::Lost;
+    }
+    let changed = match (theirs, ours) {
+        (Some(theirs), Some(ours)) => !theirs.is_empty() && !ours.is_empty() && ours != theirs,
+        _ => false,
+    };
+    if changed {
+        Resume::Lost
+    } else if since == last_seq {
+        Resume::Live
+    } else {
+        Resume::Replay { after: since }
+    }
+}
+
+/// Whether a replay after `after` whose first event was `first` skipped events: trimmed
+/// history shows as a first event later than the one asked for.
+pub(crate) fn replay_truncated(after: u64, first: Option<u64>) -> bool {
+    first.is_some_and(|first| first > after + 1)
+}
+
+/// `unsubscribe`.
+pub(crate) async fn unsubscribe<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conn: &mut impl Connection,
+    conversation: Option<ConversationId>,
+) -> Result<Reply, Failure> {
+    let conversation = cx.scope(conversation)?;
+    let channel = Channel::conversation(&cx.identity.tenant, &conversation);
+    if conn.follows().subs.remove(&channel).is_some() {
+        conn.follows().pending_resync.remove(&channel);
+        conn.leave(&channel).await;
+    }
+    Ok(Reply::Unsubscribe {})
+}
+
+/// `open`: the conversation's state and read marks.
+pub(crate) async fn open<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: Option<ConversationId>,
+) -> Result<Reply, Failure> {
+    let conversation = cx.scope(conversation)?;
+    let store = cx.node.backend.store();
+    let tenant = &cx.identity.tenant;
+    let state = store
+        .state(tenant, &conversation)
+        .await
+        .map_err(store_failed)?;
+    let reads = store
+        .reads(tenant, &conversation)
+        .await
+        .map_err(store_failed)?;
+    Ok(Reply::Open(Opened {
+        view: ConversationView {
+            conversation,
+            state,
+        },
+        reads: reads
+            .into_iter()
+            .map(|(by, seq)| ReadMark { by, seq })
+            .collect(),
+    }))
+}
+
+/// `history`: one page, before or after a `seq`, or the newest.
+pub(crate) async fn history<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: Option<ConversationId>,
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<u32>,
+) -> Result<Reply, Failure> {
+    let conversation = cx.scope(conversation)?;
+    let limit = cx.page_size(limit)?;
+    let range = match (before, after) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::bad_request("give `before` or `after`, not both"));
+        }
+        (Some(before), None) => HistoryRange::Before { before, limit },
+        (None, Some(after)) => HistoryRange::After { after, limit },
+        (None, None) => HistoryRange::Latest { limit },
+    };
+    let slice = cx
+        .node
+        .backend
+        .store()
+        .history(&cx.identity.tenant, &conversation, range)
+        .await
+        .map_err(store_failed)?;
+    Ok(Reply::History(HistoryPage {
+        conversation,
+        events: slice.events,
+        has_more: slice.has_more,
+    }))
+}
+
+/// Writes the retained events with `*after < seq < before` (no upper bound when `before`
+/// is `None`) to `conn`, oldest first, reading history in chunks; `*after` advances to
+/// each event written, so a failure part-way leaves it at the last one sent.
+pub(crate) async fn write_history<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conn: &mut impl Connection,
+    conversation: &ConversationId,
+    after: &mut u64,
+    before: Option<u64>,
+) -> Result<Written, Failure> {
+    let mut written = Written {
+        count: 0,
+        first: None,
+    };
+    loop {
+        let range = HistoryRange::After {
+            after: *after,
+            limit: HISTORY_CHUNK,
+        };
+        let slice = cx
+            .node
+            .backend
+            .store()
+            .history(&cx.identity.tenant, conversation, range)
+            .await
+            .map_err(store_failed)?;
+        let more = slice.has_more;
+        for event in slice.events {
+            if before.is_some_and(|b| event.seq >= b) {
+                return Ok(written);
+            }
+            let seq = event.seq;
+            conn.feed(&event_frame(conversation, event)).await?;
+            written.first.get_or_insert(seq);
+            written.count += 1;
+            *after = seq;
+        }
+        if !more {
+            return Ok(written);
+        }
+    }
+}
+
+/// The frame of one event read from history (encoded for one connection only).
+fn event_frame(conversation: &ConversationId, event: Event) -> ServerFrame {
+    ServerFrame::Event(EventFrame {
+        conversation: conversation.clone(),
+        event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_replays_only_what_the_client_missed() {
+        assert_eq!(resume_plan(None, None, None, 7), Resume::Live);
+        assert_eq!(resume_plan(Some(7), None, None, 7), Resume::Live);
+        assert_eq!(
+            resume_plan(Some(3), None, None, 7),
+            Resume::Replay { after: 3 }
+        );
+        assert_eq!(
+            resume_plan(Some(0), Some("h1"), Some("h1"), 7),
+            Resume::Replay { after: 0 }
+        );
+    }
+
+    #[test]
+    fn a_resume_is_lost_when_history_changed_or_the_client_is_ahead() {
+        assert_eq!(resume_plan(Some(8), None, None, 7), Resume::Lost);
+        assert_eq!(
+            resume_plan(Some(3), Some("old"), Some("new"), 7),
+            Resume::Lost
+        );
+        // The same seq under another history is not "up to date".
+        assert_eq!(
+            resume_plan(Some(7), Some("old"), Some("new"), 7),
+            Resume::Lost
+        );
+        // An id the server cannot read now, or an empty one, proves nothing.
+        assert_eq!(
+            resume_plan(Some(3), Some("old"), None, 7),
+            Resume::Replay { after: 3 }
+        );
+        assert_eq!(
+            resume_plan(Some(3), Some(""), Some("new"), 7),
+            Resume::Replay { after: 3 }
+        );
+    }
+
+    #[test]
+    fn a_replay_starting_late_was_truncated() {
+        assert!(!replay_truncated(3, Some(4)));
+        assert!(!replay_truncated(3, None));
+        assert!(replay_truncated(3, Some(9)));
+        assert!(replay_truncated(0, Some(2)));
+    }
+}

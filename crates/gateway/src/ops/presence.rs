@@ -1,0 +1,128 @@
+//! Availability: `presence` (an agent sets this device available or away), `agents`
+//! (who is available); and the session's side of it: a heartbeat per ping interval,
+//! announcements to the tenant's agents, leaving when the socket ends.
+
+use super::{Connection, Ctx, Failure, store_failed};
+use crate::Backend;
+use crate::auth::{Identity, now_millis};
+use chathub_broker::{Broker, Channel, Envelope};
+use chathub_domain::{Actor, Presence, Role};
+use chathub_protocol::{AgentsReply, ErrorCode, PresenceFrame, Reply, ServerFrame};
+use chathub_store::{Heartbeat, WorkspaceStore};
+
+/// The presence record key of an identity: agents and admins are `agent:<id>`.
+pub(crate) fn presence_key(identity: &Identity) -> String {
+    match identity.role {
+        Role::EndUser => format!("end_user:{}", identity.subject),
+        Role::Agent | Role::Admin => format!("agent:{}", identity.subject),
+    }
+}
+
+/// `presence`.
+pub(crate) async fn set<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conn: &mut impl Connection,
+    presence: Presence,
+) -> Result<Reply, Failure> {
+    cx.require_agent("presence")?;
+    if presence == Presence::Offline {
+        return Err(Failure::bad_request(
+            "`presence` is `available` or `away` (offline is having no session)",
+        ));
+    }
+    *conn.presence() = presence;
+    heartbeat(cx, conn.session_key(), presence).await;
+    let frame = announce(cx)
+        .await
+        .ok_or_else(|| Failure::new(ErrorCode::Unavailable, "cannot read presence; retry"))?;
+    Ok(Reply::Presence(frame))
+}
+
+/// `agents`: every agent of the tenant with their aggregated availability.
+pub(crate) async fn agents<K: Backend>(cx: &Ctx<'_, K>) -> Result<Reply, Failure> {
+    cx.require_agent("agents")?;
+    let agents = cx
+        .node
+        .backend
+        .workspace()
+        .presence(&cx.identity.tenant, now_millis())
+        .await
+        .map_err(store_failed)?
+        .into_iter()
+        .filter_map(|e| {
+            Some(PresenceFrame {
+                agent: e.who.strip_prefix("agent:")?.to_owned(),
+                presence: e.presence,
+                last_seen: Some(e.last_seen),
+                name: e.name,
+            })
+        })
+        .collect();
+    Ok(Reply::Agents(AgentsReply { agents }))
+}
+
+/// This session is alive (with its presence) for three ping intervals.
+pub(crate) async fn heartbeat<K: Backend>(cx: &Ctx<'_, K>, session: &str, presence: Presence) {
+    let ttl = cx.node.config.ping_interval.as_millis() as u64 * 3;
+    let who = presence_key(cx.identity);
+    let beat = Heartbeat {
+        who: &who,
+        session,
+        presence,
+        now: now_millis(),
+        ttl_ms: ttl,
+        listed: cx.identity.role != Role::EndUser,
+        name: Some(&cx.identity.name),
+    };
+    let beat = cx
+        .node
+        .backend
+        .workspace()
+        .heartbeat(&cx.identity.tenant, &beat);
+    if let Err(e) = beat.await {
+        tracing::debug!(error = %e, "heartbeat failed");
+    }
+}
+
+/// Tells the tenant's agents this agent's aggregated availability (nothing for end
+/// users); returns what it told.
+pub(crate) async fn announce<K: Backend>(cx: &Ctx<'_, K>) -> Option<PresenceFrame> {
+    let Actor::Agent { id, .. } = &cx.identity.actor else {
+        return None;
+    };
+    let tenant = &cx.identity.tenant;
+    let entry = cx
+        .node
+        .backend
+        .workspace()
+        .presence_of(tenant, &presence_key(cx.identity), now_millis())
+        .await
+        .ok()??;
+    let frame = PresenceFrame {
+        agent: id.to_string(),
+        presence: entry.presence,
+        last_seen: Some(entry.last_seen),
+        name: entry.name,
+    };
+    let agents = Channel::agents(tenant);
+    let envelope = Envelope::encode(&agents, None, &ServerFrame::Presence(frame.clone()));
+    if let Err(e) = cx.node.backend.broker().publish(&agents, envelope).await {
+        tracing::debug!(error = %e, "presence publish failed");
+    }
+    Some(frame)
+}
+
+/// The session `session` ended: its presence record goes, and the agents hear the
+/// person's availability now (other devices may still be online).
+pub(crate) async fn went_offline<K: Backend>(cx: &Ctx<'_, K>, session: &str) {
+    let who = presence_key(cx.identity);
+    let left = cx
+        .node
+        .backend
+        .workspace()
+        .leave(&cx.identity.tenant, &who, session);
+    if let Err(e) = left.await {
+        tracing::debug!(error = %e, "presence leave failed");
+    }
+    announce(cx).await;
+}

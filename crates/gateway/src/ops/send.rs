@@ -1,0 +1,138 @@
+//! `send`: a message of text, a canned response (filled from the end user's profile) or
+//! an engagement the end user is entitled to. An agent's send takes the conversation
+//! when it does not own it (the backend decides, fenced by the epoch it saw).
+
+use super::apply::apply;
+use super::{Ctx, Failure, not_found, store_failed};
+use crate::Backend;
+use chathub_domain::canned;
+use chathub_domain::{Command, ConversationId, EngagementCard, MessageContent};
+use chathub_protocol::{ErrorCode, Reply};
+use chathub_store::WorkspaceStore;
+
+/// Longest `client_msg_id`, in bytes.
+pub(crate) const MAX_CLIENT_MSG_ID: usize = 64;
+
+/// What a `send` asked to send, before it is resolved into message content.
+pub(crate) enum MessageBody {
+    /// Plain text.
+    Text(String),
+    /// A canned response by id.
+    Canned(String),
+    /// A catalogue engagement by id.
+    Engagement(String),
+}
+
+impl MessageBody {
+    /// The body from the request's fields: exactly one of them.
+    pub(crate) fn from_fields(
+        text: String,
+        canned: Option<String>,
+        engagement: Option<String>,
+    ) -> Result<MessageBody, Failure> {
+        match (text.is_empty(), canned, engagement) {
+            (false, None, None) => Ok(MessageBody::Text(text)),
+            (true, Some(id), None) => Ok(MessageBody::Canned(id)),
+            (true, None, Some(id)) => Ok(MessageBody::Engagement(id)),
+            (true, None, None) => Err(Failure::bad_request("`text` is empty")),
+            _ => Err(Failure::bad_request(
+                "give exactly one of `text`, `canned`, `engagement`",
+            )),
+        }
+    }
+}
+
+/// `send`.
+pub(crate) async fn send<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: Option<ConversationId>,
+    client_msg_id: Option<String>,
+    body: MessageBody,
+    epoch: Option<u64>,
+) -> Result<Reply, Failure> {
+    let conversation = cx.scope(conversation)?;
+    if let Some(id) = &client_msg_id
+        && (id.is_empty() || id.len() > MAX_CLIENT_MSG_ID)
+    {
+        return Err(Failure::bad_request(format!(
+            "`client_msg_id` must be 1 to {MAX_CLIENT_MSG_ID} bytes"
+        )));
+    }
+    if !cx.is_end_user() && epoch.is_none() {
+        return Err(Failure::bad_request(
+            "missing field `epoch`: agents send the ownership epoch they saw",
+        ));
+    }
+    let content = content(cx, &conversation, body).await?;
+    if let MessageContent::Text { text } = &content {
+        if text.trim().is_empty() {
+            return Err(Failure::bad_request("`text` is empty"));
+        }
+        let max = cx.node.config.limits.max_text_bytes;
+        if text.len() > max {
+            return Err(Failure::new(
+                ErrorCode::TooLarge,
+                format!("`text` is {} bytes; the limit is {max}", text.len()),
+            ));
+        }
+    }
+    let command = Command::Send {
+        content,
+        client_msg_id,
+        seen_epoch: if cx.is_end_user() { None } else { epoch },
+    };
+    match apply(cx, conversation, command).await?.1 {
+        Some(ack) => Ok(Reply::Send(ack)),
+        None => Err(Failure::new(
+            ErrorCode::Internal,
+            "send was not acknowledged",
+        )),
+    }
+}
+
+/// Resolves what a `send` asked for into message content: canned responses are filled
+/// from the end user's profile, engagements are checked for entitlement.
+async fn content<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+    body: MessageBody,
+) -> Result<MessageContent, Failure> {
+    match body {
+        MessageBody::Text(text) => Ok(MessageContent::Text { text }),
+        MessageBody::Canned(id) => {
+            cx.require_agent("send canned")?;
+            let ws = cx.node.backend.workspace();
+            let t = &cx.identity.tenant;
+            let all = ws.canned(t).await.map_err(store_failed)?;
+            let found = all
+                .into_iter()
+                .find(|c| c.id == id)
+                .ok_or_else(|| not_found("canned response"))?;
+            let profile = ws
+                .profile(t, &conversation.end_user())
+                .await
+                .map_err(store_failed)?
+                .unwrap_or_default();
+            Ok(MessageContent::Text {
+                text: canned::fill(&found.text, &profile, &cx.identity.name),
+            })
+        }
+        MessageBody::Engagement(id) => {
+            cx.require_agent("send engagement")?;
+            let (item, verdict) = super::engagements::entitlements(cx, conversation)
+                .await?
+                .into_iter()
+                .find(|(item, _)| item.id == id)
+                .ok_or_else(|| not_found("engagement"))?;
+            verdict.map_err(super::engagements::ineligible)?;
+            Ok(MessageContent::Engagement {
+                engagement: EngagementCard {
+                    id: item.id,
+                    engagement_type: item.engagement_type,
+                    name: item.name,
+                    description: item.description,
+                },
+            })
+        }
+    }
+}
