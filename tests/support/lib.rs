@@ -170,11 +170,18 @@ impl TestHub {
             .unwrap()
     }
 
-    /// Stops the node and waits until every session was closed.
-    pub async fn stop(mut self) {
+    /// Tasks of the node running now (sessions, listeners, background work).
+    pub fn tasks_running(&self) -> usize {
+        self.running.as_ref().map_or(0, |r| r.tasks_running())
+    }
+
+    /// Stops the node and waits until every session was closed and every task of the
+    /// node ended; returns how many were left (0 unless one was stuck).
+    pub async fn stop(mut self) -> usize {
         self.shutdown.cancel();
-        if let Some(r) = self.running.take() {
-            r.stopped().await;
+        match self.running.take() {
+            Some(r) => r.stopped().await.tasks_left,
+            None => 0,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`Hub`]: the node's local registry, channel → local sessions.
 //! - [`Broker`]: moves envelopes between nodes; [`MemoryBroker`] is the single-process
 //!   twin; [`RedisBroker`] moves them through Redis pub/sub between nodes.
+//! - [`Tasks`]: a node's background tasks, under its cancellation token and tracker.
 
 mod channel;
 mod envelope;
@@ -14,6 +15,7 @@ mod hub;
 mod memory;
 pub mod outbox;
 pub mod redis;
+mod tasks;
 
 pub use channel::Channel;
 pub use envelope::Envelope;
@@ -21,6 +23,7 @@ pub use hub::{Hub, SessionId};
 pub use memory::MemoryBroker;
 pub use outbox::{Outbox, OutboxSender, Overflow};
 pub use redis::{RedisBroker, RedisBrokerStats, redis_channel};
+pub use tasks::Tasks;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -83,6 +83,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
         prefix: &str,
         hub: Arc<Hub>,
         timeout: Duration,
+        tasks: &crate::Tasks,
     ) -> Result<Self, BrokerError> {
         let url = with_resp3(url);
         let client = redis::Client::open(url.as_str()).map_err(BrokerError::unavailable)?;
@@ -109,7 +110,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBroker<C> {
             .await
             .map_err(BrokerError::unavailable)?;
         let healthy = Arc::new(AtomicBool::new(true));
-        tokio::spawn(keep_alive(
+        tasks.spawn(keep_alive(
             pubsub.clone(),
             healthy.clone(),
             timeout,

@@ -1,7 +1,7 @@
 //! The backend a gateway node runs on: a broker, an ownership applier and a store,
 //! chosen once at start-up. The gateway only asks them; it never decides.
 
-use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker};
+use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker, Tasks};
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
 use chathub_store::{
     ConversationStore, MemoryStore, MemoryStoreConfig, MemoryWorkspace, RedisKeys, RedisStore,
@@ -181,6 +181,7 @@ impl RedisBackend<ConnectionManager> {
         config: RedisConfig,
         url: &str,
         hub: Arc<Hub>,
+        tasks: &Tasks,
     ) -> Result<Self, BackendError> {
         let error = |e: &dyn std::fmt::Display| BackendError::Redis {
             url: url.to_owned(),
@@ -196,10 +197,17 @@ impl RedisBackend<ConnectionManager> {
             .get_connection_manager_with_config(manager)
             .await
             .map_err(|e| error(&e))?;
-        let broker = RedisBroker::connect(url, conn.clone(), &config.prefix, hub, config.timeout)
-            .await
-            .map_err(|e| error(&e))?;
-        Ok(RedisBackend::assemble(conn, broker, config).await)
+        let broker = RedisBroker::connect(
+            url,
+            conn.clone(),
+            &config.prefix,
+            hub,
+            config.timeout,
+            tasks,
+        )
+        .await
+        .map_err(|e| error(&e))?;
+        Ok(RedisBackend::assemble(conn, broker, config, tasks).await)
     }
 }
 
@@ -209,6 +217,7 @@ impl RedisBackend<ClusterConnection> {
         mut config: RedisConfig,
         urls: &[String],
         hub: Arc<Hub>,
+        tasks: &Tasks,
     ) -> Result<Self, BackendError> {
         let error = |e: &dyn std::fmt::Display| BackendError::Redis {
             url: urls.join(","),
@@ -226,12 +235,12 @@ impl RedisBackend<ClusterConnection> {
                 .await
                 .map_err(|e| error(&e))?;
         config.ownership.cluster = true;
-        Ok(RedisBackend::assemble(conn, broker, config).await)
+        Ok(RedisBackend::assemble(conn, broker, config, tasks).await)
     }
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
-    async fn assemble(conn: C, broker: RedisBroker<C>, config: RedisConfig) -> Self {
+    async fn assemble(conn: C, broker: RedisBroker<C>, config: RedisConfig, tasks: &Tasks) -> Self {
         let keys = RedisKeys::new(&config.prefix);
         let ready = Arc::new(AtomicBool::new(true));
         let history_id_key = format!("{}:history-id", config.prefix);
@@ -239,7 +248,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
             .await
             .unwrap_or_default();
         let history_id = Arc::new(std::sync::RwLock::new(first));
-        tokio::spawn(watch_health(
+        tasks.spawn(watch_health(
             conn.clone(),
             ready.clone(),
             config.timeout,
@@ -248,7 +257,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
         ));
         RedisBackend {
             broker,
-            ownership: RedisOwnership::new(conn.clone(), keys.clone(), config.ownership),
+            ownership: RedisOwnership::new(conn.clone(), keys.clone(), config.ownership)
+                .with_tasks(tasks.clone()),
             store: RedisStore::new(conn.clone(), keys.clone()),
             workspace: RedisWorkspace::new(conn.clone(), keys),
             ready,

@@ -120,7 +120,7 @@ pub(crate) fn observe_ownership_change<K: crate::Backend>(
     };
     let (node, tenant, conversation) = (node.clone(), tenant.clone(), conversation.clone());
     let (seq, at) = (event.seq, event.at);
-    tokio::spawn(async move {
+    node.tasks.clone().spawn(async move {
         // End users' messages are all that can come between entering the queue and
         // leaving it; a page this long almost always reaches the status change.
         let range = HistoryRange::Before {

@@ -762,6 +762,7 @@ mod footprint {
             id: "test".into(),
             next_session: Default::default(),
             shutdown: Default::default(),
+            tasks: Default::default(),
             webhook: None,
             per_subject: Default::default(),
             settings: Default::default(),

@@ -72,6 +72,8 @@ pub struct RedisOwnership<C> {
     config: RedisOwnershipConfig,
     /// The queue of the node's inbox writer (started at the first update).
     inbox_writer: Arc<OnceLock<mpsc::Sender<InboxJob>>>,
+    /// Where the inbox writer runs.
+    tasks: chathub_broker::Tasks,
 }
 
 impl<C> RedisOwnership<C> {
@@ -82,7 +84,14 @@ impl<C> RedisOwnership<C> {
             keys,
             config,
             inbox_writer: Arc::default(),
+            tasks: chathub_broker::Tasks::default(),
         }
+    }
+
+    /// Runs the node's background work (the inbox writer) under `tasks`.
+    pub fn with_tasks(mut self, tasks: chathub_broker::Tasks) -> Self {
+        self.tasks = tasks;
+        self
     }
 
     /// Adds the tenant's queue keys, in the order `lua/inbox_entry.lua` takes them:
@@ -349,7 +358,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 inbox_writer: Arc::default(),
                 ..self.clone()
             };
-            tokio::spawn(write_inboxes(handle, rx));
+            self.tasks.spawn(write_inboxes(handle, rx));
             tx
         });
         match writer.send((update, done)).await {

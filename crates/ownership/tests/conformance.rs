@@ -67,6 +67,7 @@ async fn redis() -> RedisFixture {
         "test",
         hub.clone(),
         Duration::from_secs(2),
+        &chathub_broker::Tasks::default(),
     )
     .await
     .unwrap();

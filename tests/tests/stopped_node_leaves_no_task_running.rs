@@ -1,0 +1,97 @@
+//! Every task of a node — sessions, listeners and the background work (the Redis pub/sub
+//! keepalive, the health watch, the cluster's inbox writer, the webhook worker, the key
+//! reload, metric tasks) — runs under the node's cancellation token and task tracker:
+//! stopping the node ends all of them.
+
+use chathub_domain::Role;
+use chathub_e2e::{PATIENCE, TestHub, conv, test_config};
+use chathub_gateway::{GatewayConfig, RedisConfig, WebhookConfig};
+use chathub_testkit::{RedisCluster, RedisServer};
+
+/// A config that starts every optional background task: the webhook worker and the
+/// reload of a secrets file.
+fn config_with_every_task(dir: &std::path::Path) -> GatewayConfig {
+    let secrets = dir.join("secrets");
+    std::fs::write(&secrets, "a-long-enough-test-secret-for-hs256\n").unwrap();
+    let mut config = test_config();
+    // Nobody listens there: the worker only has to exist.
+    config.webhook = Some(WebhookConfig::new("http://127.0.0.1:9/hook", "s"));
+    config.auth.secrets_file = Some(secrets);
+    config.auth.secret = "a-long-enough-test-secret-for-hs256".into();
+    config
+}
+
+/// Traffic that wakes the lazy tasks (the inbox writer on a cluster, a take's metric);
+/// its sessions end when it returns.
+async fn some_traffic(hub: &TestHub) {
+    let user = hub.connect(Role::EndUser, "u-1").await;
+    user.send_text(None, "hello", None, Some("m-1"))
+        .await
+        .unwrap();
+    let agent = hub.connect(Role::Agent, "alice").await;
+    agent
+        .send_text(Some(&conv("u-1")), "hi", Some(0), Some("a-1"))
+        .await
+        .unwrap();
+}
+
+async fn stops_everything(hub: TestHub, background: usize) {
+    some_traffic(&hub).await;
+    // Once the sessions have ended, what runs is exactly the background work.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while hub.tasks_running() != background && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        hub.tasks_running(),
+        background,
+        "the node's background tasks are all tracked"
+    );
+    let left = hub.stop().await;
+    assert_eq!(left, 0, "tasks left running after the node stopped");
+}
+
+#[tokio::test]
+async fn a_stopped_embedded_node_leaves_no_task() {
+    let dir = tempfile_dir();
+    let config = config_with_every_task(&dir);
+    // Listener, HTTP, webhook worker, key reload.
+    stops_everything(TestHub::start_with(config, Default::default()).await, 4).await;
+}
+
+#[tokio::test]
+async fn a_stopped_redis_node_leaves_no_task() {
+    let dir = tempfile_dir();
+    let server = RedisServer::start();
+    let config = config_with_every_task(&dir);
+    let hub = TestHub::start_on_redis(config, RedisConfig::new(server.url())).await;
+    // And the pub/sub keepalive and the health watch.
+    stops_everything(hub, 6).await;
+}
+
+#[tokio::test]
+async fn a_stopped_redis_cluster_node_leaves_no_task() {
+    let dir = tempfile_dir();
+    let cluster = RedisCluster::start(3);
+    let config = config_with_every_task(&dir);
+    let hub = TestHub::start_on_redis(config, RedisConfig::cluster(cluster.urls())).await;
+    // The health watch and the inbox writer (started by the first queue update).
+    stops_everything(hub, 6).await;
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "chathub-stop-{}-{}",
+        std::process::id(),
+        uuid_like()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
