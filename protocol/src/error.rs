@@ -75,7 +75,10 @@ impl ErrorCode {
 }
 
 /// WebSocket close codes the server uses. 1xxx are the standard ones; 4000–4099 mean
-/// "reconnect and resume"; 4100–4199 mean "do not reconnect without fixing something".
+/// "reconnect and resume"; 1008, 1009 and 4100–4199 mean "do not reconnect without fixing
+/// something". The one table of codes, reasons and whether to reconnect is
+/// `protocol/vectors/close_codes.json`, checked against this type and against the browser
+/// client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CloseCode {
@@ -83,7 +86,8 @@ pub enum CloseCode {
     Normal,
     /// 1001: the server is shutting down; reconnect (to another node) and resume.
     GoingAway,
-    /// 1009: a frame or message exceeded the size limit.
+    /// 1009: a frame or message exceeded the size limit; fix the client before
+    /// reconnecting (at once it would resend the same message).
     TooBig,
     /// 1011: unexpected server error; reconnect and resume.
     InternalError,
@@ -103,6 +107,19 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every close code, in the order of the table.
+    pub const ALL: [CloseCode; 9] = [
+        CloseCode::Normal,
+        CloseCode::GoingAway,
+        CloseCode::TokenExpired,
+        CloseCode::TokenRevoked,
+        CloseCode::TooBig,
+        CloseCode::InternalError,
+        CloseCode::KeepaliveTimeout,
+        CloseCode::SlowConsumer,
+        CloseCode::PolicyViolation,
+    ];
+
     /// The numeric code.
     pub fn code(self) -> u16 {
         match self {
@@ -114,6 +131,21 @@ impl CloseCode {
             CloseCode::SlowConsumer => 4001,
             CloseCode::TokenExpired | CloseCode::TokenRevoked => 1008,
             CloseCode::PolicyViolation => 4101,
+        }
+    }
+
+    /// The code's name in the table (`slow_consumer`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "normal",
+            CloseCode::GoingAway => "going_away",
+            CloseCode::TooBig => "too_big",
+            CloseCode::InternalError => "internal_error",
+            CloseCode::KeepaliveTimeout => "keepalive_timeout",
+            CloseCode::SlowConsumer => "slow_consumer",
+            CloseCode::TokenExpired => "token_expired",
+            CloseCode::TokenRevoked => "token_revoked",
+            CloseCode::PolicyViolation => "policy_violation",
         }
     }
 
@@ -132,11 +164,51 @@ impl CloseCode {
         }
     }
 
-    /// Whether a client should reconnect (and resume) after this close.
+    /// Whether a client should reconnect (and resume) at once after this close.
     pub fn should_reconnect(self) -> bool {
         !matches!(
             self,
-            CloseCode::TokenExpired | CloseCode::TokenRevoked | CloseCode::PolicyViolation
+            CloseCode::Normal
+                | CloseCode::TokenExpired
+                | CloseCode::TokenRevoked
+                | CloseCode::TooBig
+                | CloseCode::PolicyViolation
         )
+    }
+}
+
+#[cfg(test)]
+mod close_code_table {
+    use super::CloseCode;
+
+    /// The one table of close codes (also read by the browser client's tests).
+    const TABLE: &str = include_str!("../vectors/close_codes.json");
+
+    #[derive(serde::Deserialize)]
+    struct Row {
+        code: u16,
+        name: String,
+        reason: String,
+        reconnect: bool,
+    }
+
+    #[test]
+    fn the_close_codes_are_the_table() {
+        let rows: Vec<Row> = serde_json::from_str(TABLE).expect("close_codes.json parses");
+        assert_eq!(rows.len(), CloseCode::ALL.len(), "one row per close code");
+        for (row, code) in rows.iter().zip(CloseCode::ALL) {
+            assert_eq!(row.name, code.name());
+            assert_eq!(row.code, code.code(), "{}", row.name);
+            assert_eq!(row.reason, code.reason(), "{}", row.name);
+            assert_eq!(row.reconnect, code.should_reconnect(), "{}", row.name);
+        }
+        // The ranges the document promises.
+        for code in CloseCode::ALL {
+            match code.code() {
+                4000..=4099 => assert!(code.should_reconnect(), "{}", code.name()),
+                4100..=4199 => assert!(!code.should_reconnect(), "{}", code.name()),
+                _ => {}
+            }
+        }
     }
 }

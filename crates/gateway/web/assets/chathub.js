@@ -13,8 +13,11 @@
 //   queue | typing | read | tenant | presence | ownership_lost   the pushed frames
 //   protocol-error   an `err` frame without id
 
-/** Close codes after which reconnecting at once would not help. */
-const FATAL_CLOSE_CODES = new Set([1008, 1009, 4101]);
+/**
+ * Close codes after which reconnecting at once would not help: those with
+ * `reconnect: false` in protocol/vectors/close_codes.json (a test holds the two equal).
+ */
+export const FATAL_CLOSE_CODES = new Set([1000, 1008, 1009, 4101]);
 /** Replies that take longer than this reject with code `timeout`. */
 const REQUEST_TIMEOUT_MS = 15000;
 /** Attempts of a send across reconnects before giving up. */
