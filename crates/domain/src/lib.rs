@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`ids`]: newtype identifiers (`TenantId`, `ConversationId`, `AgentId`, `EndUserId`).
 //! - [`roles`]: roles, privileges and the authenticated [`Actor`](roles::Actor).
+//! - [`participant`]: the typed key of a person in presence and read marks.
 //! - [`engagement`]: engagement catalogue, profiles, history, and entitlement rules.
 //! - [`canned`]: canned responses and their placeholders.
 //! - [`conversation`]: the state machine `(state, actor, command) -> outcome`, which is
@@ -14,6 +15,7 @@ pub mod canned;
 pub mod conversation;
 pub mod engagement;
 pub mod ids;
+pub mod participant;
 pub mod presence;
 pub mod roles;
 
@@ -22,5 +24,6 @@ pub use conversation::{
     MessageContent, Outcome, Refusal, Status, Transition, apply, apply_in,
 };
 pub use ids::{AgentId, ConversationId, EndUserId, IdError, TenantId};
+pub use participant::Participant;
 pub use presence::Presence;
 pub use roles::{Actor, Privilege, Privileges, Role};

@@ -123,3 +123,29 @@ async fn one_call_applies_many_updates_in_order() {
         vec![("a".into(), 1), ("b".into(), 1), ("b".into(), 3)]
     );
 }
+
+/// The privilege bits the apply script tests are chathub_domain's own encoding.
+#[test]
+fn the_scripts_privilege_bits_are_the_domains() {
+    use chathub_domain::{Privilege, Privileges};
+    let script = include_str!("../src/lua/apply.lua");
+    let line = script
+        .lines()
+        .find(|l| l.starts_with("local CHAT_TAKE, CHAT_FINISH, CHAT_DISABLE, ENGAGEMENT_SEND ="))
+        .expect("apply.lua names its privilege bits");
+    let values: Vec<u32> = line
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    let expected = [
+        Privilege::ChatTake,
+        Privilege::ChatFinish,
+        Privilege::ChatDisable,
+        Privilege::EngagementSend,
+    ]
+    .map(|p| Privileges::of(&[p]).bits());
+    assert_eq!(values, expected);
+}

@@ -27,7 +27,7 @@ pub use workspace::{
 pub use workspace_memory::MemoryWorkspace;
 pub use workspace_redis::RedisWorkspace;
 
-use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, TenantId};
+use chathub_domain::{ConversationId, ConversationState, Event, Participant, Status, TenantId};
 use chathub_protocol::QueueItem;
 use std::future::Future;
 
@@ -201,7 +201,7 @@ pub trait ConversationStore: Send + Sync + 'static {
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
-        by: &Author,
+        by: &Participant,
         seq: u64,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
@@ -215,12 +215,12 @@ pub trait ConversationStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<InboxSlice, StoreError>> + Send;
 
-    /// Every participant's read mark.
+    /// Every participant's read mark, ordered by participant.
     fn reads(
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
-    ) -> impl Future<Output = Result<Vec<(Author, u64)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(Participant, u64)>, StoreError>> + Send;
 }
 
 /// Queue cursors are `"<sort time>:<conversation>"`; this parses one.

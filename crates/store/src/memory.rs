@@ -4,7 +4,7 @@ use crate::{
     ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, page,
     parse_cursor, sort_time,
 };
-use chathub_domain::{Author, ConversationId, ConversationState, Event, Status, TenantId};
+use chathub_domain::{ConversationId, ConversationState, Event, Participant, Status, TenantId};
 use chathub_protocol::{QueueItem, SendAck};
 use dashmap::DashMap;
 use std::collections::{HashMap, VecDeque};
@@ -43,7 +43,7 @@ pub struct ConversationRecord {
     /// Acks of recent sends by `(author id, client_msg_id)`, with their expiry (ms).
     pub dedup: HashMap<(String, String), (SendAck, u64)>,
     /// Read marks.
-    pub reads: Vec<(Author, u64)>,
+    pub reads: Vec<(Participant, u64)>,
 }
 
 impl ConversationRecord {
@@ -269,7 +269,7 @@ impl ConversationStore for MemoryStore {
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
-        by: &Author,
+        by: &Participant,
         seq: u64,
     ) -> Result<Option<u64>, StoreError> {
         // Never create a record here: a read mark on a conversation without events means
@@ -343,7 +343,7 @@ impl ConversationStore for MemoryStore {
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
-    ) -> Result<Vec<(Author, u64)>, StoreError> {
+    ) -> Result<Vec<(Participant, u64)>, StoreError> {
         Ok(match self.existing(tenant, conversation) {
             Some(r) => r.lock().await.reads.clone(),
             None => Vec::new(),
@@ -368,7 +368,7 @@ mod tests {
             seq,
             at: seq,
             body: EventBody::Message {
-                author: Author {
+                author: chathub_domain::Author {
                     role: Role::EndUser,
                     id: "c".into(),
                 },
@@ -526,10 +526,7 @@ mod tests {
         let store = MemoryStore::default();
         let (t, c) = ids();
         store.record(&t, &c).lock().await.state.seq = 10;
-        let me = Author {
-            role: Role::Agent,
-            id: "a".into(),
-        };
+        let me = Participant::agent(&chathub_domain::AgentId::new("a").unwrap());
         let elsewhere = ConversationId::new("nowhere").unwrap();
         assert_eq!(store.set_read(&t, &elsewhere, &me, 4).await.unwrap(), None);
         assert_eq!(store.set_read(&t, &c, &me, 4).await.unwrap(), Some(4));

@@ -9,7 +9,7 @@ use crate::{
     ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, page,
     parse_cursor,
 };
-use chathub_domain::{Author, ConversationId, ConversationState, Event, Role, Status, TenantId};
+use chathub_domain::{ConversationId, ConversationState, Event, Participant, Status, TenantId};
 use chathub_protocol::QueueItem;
 use redis::aio::ConnectionLike;
 use redis::streams::StreamRangeReply;
@@ -126,24 +126,6 @@ fn decode_entry(map: &std::collections::HashMap<String, Value>) -> Result<Event,
 fn stream_id(id: &str) -> Option<(u64, u64)> {
     let (ms, n) = id.split_once('-')?;
     Some((ms.parse().ok()?, n.parse().ok()?))
-}
-
-fn reader_key(a: &Author) -> String {
-    format!("{}:{}", a.role.as_str(), a.id)
-}
-
-fn parse_reader(field: &str) -> Option<Author> {
-    let (role, id) = field.split_once(':')?;
-    let role = match role {
-        "end_user" => Role::EndUser,
-        "agent" => Role::Agent,
-        "admin" => Role::Admin,
-        _ => return None,
-    };
-    Some(Author {
-        role,
-        id: id.to_owned(),
-    })
 }
 
 /// Parses a state hash read with `HMGET status owner epoch seq disabled`.
@@ -305,14 +287,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
-        by: &Author,
+        by: &Participant,
         seq: u64,
     ) -> Result<Option<u64>, StoreError> {
         let mut conn = self.conn.clone();
         let moved: u64 = SET_READ
             .key(self.keys.reads(tenant, conversation))
             .key(self.keys.state(tenant, conversation))
-            .arg(reader_key(by))
+            .arg(by.key())
             .arg(seq)
             .invoke_async(&mut conn)
             .await
@@ -387,17 +369,17 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
-    ) -> Result<Vec<(Author, u64)>, StoreError> {
+    ) -> Result<Vec<(Participant, u64)>, StoreError> {
         let mut conn = self.conn.clone();
         let marks: Vec<(String, u64)> = conn
             .hgetall(self.keys.reads(tenant, conversation))
             .await
             .map_err(redis_error)?;
-        let mut out: Vec<(Author, u64)> = marks
+        let mut out: Vec<(Participant, u64)> = marks
             .into_iter()
-            .filter_map(|(field, seq)| parse_reader(&field).map(|a| (a, seq)))
+            .filter_map(|(field, seq)| Participant::parse(&field).map(|p| (p, seq)))
             .collect();
-        out.sort_by(|a, b| (a.0.role.as_str(), &a.0.id).cmp(&(b.0.role.as_str(), &b.0.id)));
+        out.sort();
         Ok(out)
     }
 }

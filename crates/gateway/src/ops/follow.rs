@@ -204,7 +204,10 @@ pub(crate) async fn open<K: Backend>(
         },
         reads: reads
             .into_iter()
-            .map(|(by, seq)| ReadMark { by, seq })
+            .map(|(by, seq)| ReadMark {
+                by: by.author(),
+                seq,
+            })
             .collect(),
     }))
 }

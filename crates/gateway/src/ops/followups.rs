@@ -10,7 +10,9 @@ use crate::auth::now_millis;
 use crate::webhook::Delivery;
 use chathub_broker::Channel;
 use chathub_domain::engagement::{HistoryAction, HistoryEvent};
-use chathub_domain::{Author, Cause, ConversationId, Event, EventBody, MessageContent, Role};
+use chathub_domain::{
+    Author, Cause, ConversationId, Event, EventBody, MessageContent, Participant, Role,
+};
 use chathub_protocol::{OwnershipLostFrame, ServerFrame};
 use chathub_store::WorkspaceStore;
 
@@ -82,7 +84,7 @@ async fn notify_if_offline<K: Backend>(
         return;
     };
     let t = &cx.identity.tenant;
-    let who = format!("end_user:{}", conversation.end_user());
+    let who = Participant::end_user(&conversation.end_user()).key();
     match cx
         .node
         .backend

@@ -6,16 +6,13 @@ use super::{Connection, Ctx, Failure, store_failed};
 use crate::Backend;
 use crate::auth::{Identity, now_millis};
 use chathub_broker::{Broker, Channel, Envelope};
-use chathub_domain::{Actor, Presence, Role};
+use chathub_domain::{Actor, Participant, Presence, Role};
 use chathub_protocol::{AgentsReply, ErrorCode, PresenceFrame, Reply, ServerFrame};
 use chathub_store::{Heartbeat, WorkspaceStore};
 
 /// The presence record key of an identity: agents and admins are `agent:<id>`.
 pub(crate) fn presence_key(identity: &Identity) -> String {
-    match identity.role {
-        Role::EndUser => format!("end_user:{}", identity.subject),
-        Role::Agent | Role::Admin => format!("agent:{}", identity.subject),
-    }
+    Participant::of(&identity.actor).key()
 }
 
 /// `presence`.
@@ -51,7 +48,7 @@ pub(crate) async fn agents<K: Backend>(cx: &Ctx<'_, K>) -> Result<Reply, Failure
         .into_iter()
         .filter_map(|e| {
             Some(PresenceFrame {
-                agent: e.who.strip_prefix("agent:")?.to_owned(),
+                agent: Participant::parse(&e.who)?.as_agent()?.to_string(),
                 presence: e.presence,
                 last_seen: Some(e.last_seen),
                 name: e.name,

@@ -4,7 +4,7 @@
 use super::{Connection, Ctx, Failure, store_failed};
 use crate::Backend;
 use crate::auth::now_millis;
-use chathub_domain::{Presence, Status};
+use chathub_domain::{Participant, Presence, Status};
 use chathub_protocol::{InboxReply, ListPage, QueueItem, Reply, ServerFrame};
 use chathub_store::{ConversationStore, WorkspaceStore};
 
@@ -59,7 +59,7 @@ async fn flag_absent_owners<K: Backend>(
     let limit = cx.node.config.owner_absent_after.as_millis() as u64;
     for item in items.iter_mut() {
         let Some(owner) = &item.owner else { continue };
-        let who = format!("agent:{owner}");
+        let who = Participant::agent(owner).key();
         let absent = match presence.iter().find(|p| p.who == who) {
             Some(p) => p.presence == Presence::Offline && now.saturating_sub(p.last_seen) > limit,
             None => true,

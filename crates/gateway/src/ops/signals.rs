@@ -4,7 +4,7 @@
 use super::{Ctx, Failure, store_failed};
 use crate::Backend;
 use chathub_broker::{Broker, Channel, Envelope};
-use chathub_domain::{Author, ConversationId};
+use chathub_domain::{Author, ConversationId, Participant};
 use chathub_protocol::{ErrorCode, ReadFrame, Reply, ServerFrame, TypingFrame};
 use chathub_store::ConversationStore;
 
@@ -36,7 +36,7 @@ pub(crate) async fn read<K: Backend>(
     seq: u64,
 ) -> Result<Reply, Failure> {
     let conversation = cx.scope(conversation)?;
-    let by = Author::of(&cx.identity.actor);
+    let by = Participant::of(&cx.identity.actor);
     let moved = cx
         .node
         .backend
@@ -47,7 +47,7 @@ pub(crate) async fn read<K: Backend>(
     if let Some(seq) = moved {
         let frame = ServerFrame::Read(ReadFrame {
             conversation: conversation.clone(),
-            by,
+            by: by.author(),
             seq,
         });
         publish(

@@ -32,19 +32,31 @@
 -- Returns a MessagePack map: {outcome = done|conflict|refused, ...}; `events` holds each
 -- event as packed bytes (a MessagePack string).
 
+-- Every key and argument by name (nothing below reads KEYS[i] or ARGV[i]).
+local state_key, history_key, dedup_key = KEYS[1], KEYS[2], KEYS[3]
+local queue_keys = { KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8] }
 local role, actor_id, privileges = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local command, client_msg_id = ARGV[4], ARGV[6]
-local content_kind = ARGV[16]
-local tenant_disabled = ARGV[17] == '1'
+local command, content_packed, client_msg_id = ARGV[4], ARGV[5], ARGV[6]
 local seen_epoch = tonumber(ARGV[7])
 local want_disabled = ARGV[8] == '1'
-local at = tonumber(ARGV[9])
+local at_text = ARGV[9]
+local at = tonumber(at_text)
+local conversation_id, channel, publish_command = ARGV[10], ARGV[11], ARGV[12]
+local history_max_len, history_max_age = ARGV[13], tonumber(ARGV[14])
+local dedup_window = tonumber(ARGV[15])
+local content_kind = ARGV[16]
+local tenant_disabled = ARGV[17] == '1'
+local queue_inline = ARGV[18] == '1'
+local preview, agents_channel, inbox_max_len = ARGV[19], ARGV[20], ARGV[21]
+
+-- Privilege bits, as chathub_domain::Privileges::bits encodes them (pinned by a test).
+local CHAT_TAKE, CHAT_FINISH, CHAT_DISABLE, ENGAGEMENT_SEND = 1, 2, 4, 8
 
 local function has(bit_value)
   return bit.band(privileges, bit_value) ~= 0
 end
 
-local h = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch', 'seq', 'disabled')
+local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled')
 local state = {
   status = h[1] or 'new',
   owner = (h[2] and h[2] ~= '') and h[2] or nil,
@@ -60,7 +72,7 @@ end
 
 -- A retried send answers what the first one did.
 if command == 'send' and client_msg_id ~= '' then
-  local ack = redis.call('GET', KEYS[3])
+  local ack = redis.call('GET', dedup_key)
   if ack then
     return cmsgpack.pack({ outcome = 'done', state = state_map(state), ack = cmsgpack.unpack(ack) })
   end
@@ -107,7 +119,7 @@ local function message()
   push({
     event = 'message', author = by,
     client_msg_id = (client_msg_id ~= '') and client_msg_id or nil,
-    content = cmsgpack.unpack(ARGV[5]),
+    content = cmsgpack.unpack(content_packed),
   })
 end
 
@@ -123,10 +135,10 @@ if role == 'end_user' then
   message()
 elseif command == 'send' then
   if seen_epoch == nil then return refused('missing_epoch') end
-  if content_kind == 'engagement' and not has(8) then return refused('forbidden') end
+  if content_kind == 'engagement' and not has(ENGAGEMENT_SEND) then return refused('forbidden') end
   local owns = state.status == 'active' and state.owner == actor_id
   if not owns then
-    if not has(1) then return refused('forbidden') end
+    if not has(CHAT_TAKE) then return refused('forbidden') end
     if disabled then return refused('chat_disabled') end
   end
   if seen_epoch ~= state.epoch then return conflict() end
@@ -138,11 +150,11 @@ elseif command == 'send' then
 elseif command == 'finish' then
   if state.status == 'new' or state.status == 'finished' then return refused('invalid_state') end
   local owns = state.owner == actor_id
-  if not has(2) or not (owns or role == 'admin') then return refused('forbidden') end
+  if not has(CHAT_FINISH) or not (owns or role == 'admin') then return refused('forbidden') end
   if seen_epoch ~= state.epoch then return conflict() end
   set_status('finished', nil, 'finished')
 elseif command == 'set_disabled' then
-  if not has(4) then return refused('forbidden') end
+  if not has(CHAT_DISABLE) then return refused('forbidden') end
   if state.disabled ~= want_disabled then
     next_state.disabled = want_disabled
     push_status(want_disabled and 'disabled' or 'enabled', nil)
@@ -157,31 +169,29 @@ end
 local packed_events = {}
 if #events > 0 then
   -- '' is "no owner" to every reader of the hash: one write instead of a write and a delete.
-  redis.call('HSET', KEYS[1], 'status', next_state.status, 'owner', next_state.owner or '',
+  redis.call('HSET', state_key, 'status', next_state.status, 'owner', next_state.owner or '',
     'epoch', next_state.epoch, 'seq', next_state.seq,
     'disabled', next_state.disabled and '1' or '0')
-  local max_len = ARGV[13]
   for i, event in ipairs(events) do
     local packed = cmsgpack.pack(event)
     packed_events[i] = packed
-    if max_len ~= '0' then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', max_len, event.seq .. '-0', 'e', packed, 't', ARGV[9])
+    if history_max_len ~= '0' then
+      redis.call('XADD', history_key, 'MAXLEN', '~', history_max_len, event.seq .. '-0', 'e', packed, 't', at_text)
     else
-      redis.call('XADD', KEYS[2], event.seq .. '-0', 'e', packed, 't', ARGV[9])
+      redis.call('XADD', history_key, event.seq .. '-0', 'e', packed, 't', at_text)
     end
   end
   -- Age limit: drop a few of the oldest entries per command (amortised).
-  local max_age = tonumber(ARGV[14])
-  if max_age > 0 then
-    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 16)
+  if history_max_age > 0 then
+    local oldest = redis.call('XRANGE', history_key, '-', '+', 'COUNT', 16)
     for _, entry in ipairs(oldest) do
       local fields = entry[2]
       local t = nil
       for i = 1, #fields, 2 do
         if fields[i] == 't' then t = tonumber(fields[i + 1]) end
       end
-      if t and t < at - max_age then
-        redis.call('XDEL', KEYS[2], entry[1])
+      if t and t < at - history_max_age then
+        redis.call('XDEL', history_key, entry[1])
       else
         break
       end
@@ -193,17 +203,17 @@ local ack = nil
 if command == 'send' then
   local message_seq = next_state.seq
   ack = {
-    conversation = ARGV[10], seq = message_seq, status = next_state.status,
+    conversation = conversation_id, seq = message_seq, status = next_state.status,
     owner = next_state.owner, epoch = next_state.epoch,
   }
   if client_msg_id ~= '' then
-    redis.call('SET', KEYS[3], cmsgpack.pack(ack), 'PX', tonumber(ARGV[15]))
+    redis.call('SET', dedup_key, cmsgpack.pack(ack), 'PX', dedup_window)
   end
 end
 
 -- The published frame is the event's map with `type` and `conversation` added: spliced
 -- into the packed event (a fixmap: events have at most 10 fields) rather than re-packed.
-local frame_fields = (#events > 0) and cmsgpack.pack('type', 'event', 'conversation', ARGV[10])
+local frame_fields = (#events > 0) and cmsgpack.pack('type', 'event', 'conversation', conversation_id)
 for i, event in ipairs(events) do
   local packed = packed_events[i]
   local header = string.byte(packed, 1)
@@ -211,25 +221,26 @@ for i, event in ipairs(events) do
   if header >= 0x80 and header <= 0x8d then
     frame = string.char(header + 2) .. frame_fields .. string.sub(packed, 2)
   else
-    frame = { type = 'event', conversation = ARGV[10] }
+    frame = { type = 'event', conversation = conversation_id }
     for k, v in pairs(event) do frame[k] = v end
     frame = cmsgpack.pack(frame)
   end
-  redis.call(ARGV[12], ARGV[11], frame)
+  redis.call(publish_command, channel, frame)
 end
 
-if ARGV[18] == '1' and #events > 0 then
+if queue_inline and #events > 0 then
   local status_changed = false
   for _, event in ipairs(events) do
     if event.event == 'status' then status_changed = true end
   end
   update_inbox_entry(
-    { KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[12], ARGV[20], ARGV[21] },
+    { queue_keys[1], queue_keys[2], queue_keys[3], queue_keys[4], queue_keys[5],
+      publish_command, agents_channel, inbox_max_len },
     {
-      conversation = ARGV[10], seq = next_state.seq, status = next_state.status,
+      conversation = conversation_id, seq = next_state.seq, status = next_state.status,
       owner = next_state.owner or '', epoch = next_state.epoch,
       disabled = next_state.disabled and '1' or '0', at = at,
-      status_changed = status_changed, preview = ARGV[19],
+      status_changed = status_changed, preview = preview,
     })
 end
 

@@ -12,9 +12,16 @@
 --   preview ('' to keep the old one)
 -- Returns how many entries changed (an update that is not newer than the entry is skipped).
 
-local q = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3] }
+local inbox_key, unanswered_key, active_key, finished_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local inbox_events_key = KEYS[5]
+local publish_command, agents_channel, inbox_max_len = ARGV[1], ARGV[2], ARGV[3]
+-- Each update is read from its 9 arguments by name, starting at `base`.
+local FIRST_UPDATE, PER_UPDATE = 4, 9
+
+local q = { inbox_key, unanswered_key, active_key, finished_key, inbox_events_key,
+  publish_command, agents_channel, inbox_max_len }
 local changed = 0
-for base = 4, #ARGV, 9 do
+for base = FIRST_UPDATE, #ARGV, PER_UPDATE do
   changed = changed + update_inbox_entry(q, {
     conversation = ARGV[base], seq = tonumber(ARGV[base + 1]), status = ARGV[base + 2],
     owner = ARGV[base + 3], epoch = tonumber(ARGV[base + 4]), disabled = ARGV[base + 5],
