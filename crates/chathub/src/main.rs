@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 use chathub_domain::Role;
+use chathub_gateway::config::defaults;
 use chathub_gateway::{
     AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
     RedisConfig, RedisOwnershipConfig, RedisTarget, TlsConfig, WebhookConfig,
@@ -71,35 +72,35 @@ struct ServeArgs {
     #[arg(long, env = "CHATHUB_SECRETS_FILE")]
     secrets_file: Option<std::path::PathBuf>,
     /// Largest incoming WebSocket message, bytes (larger: close 1009).
-    #[arg(long, env = "CHATHUB_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "CHATHUB_MAX_MESSAGE_BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
     /// Longest message text, bytes (longer: `too_large`).
-    #[arg(long, env = "CHATHUB_MAX_TEXT_BYTES", default_value_t = 4096)]
+    #[arg(long, env = "CHATHUB_MAX_TEXT_BYTES", default_value_t = defaults::MAX_TEXT_BYTES)]
     max_text_bytes: usize,
     /// WebSocket read buffer per socket, bytes, allocated up front (larger frames take
     /// more reads).
-    #[arg(long, env = "CHATHUB_READ_BUFFER_BYTES", default_value_t = 1024)]
+    #[arg(long, env = "CHATHUB_READ_BUFFER_BYTES", default_value_t = defaults::READ_BUFFER_BYTES)]
     read_buffer_bytes: usize,
     /// Outbound queue per socket, bytes (past it: close 4001, slow consumer).
-    #[arg(long, env = "CHATHUB_OUTBOX_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "CHATHUB_OUTBOX_BYTES", default_value_t = defaults::OUTBOX_BYTES)]
     outbox_bytes: usize,
     /// Outbound queue per socket, frames.
-    #[arg(long, env = "CHATHUB_OUTBOX_FRAMES", default_value_t = 1024)]
+    #[arg(long, env = "CHATHUB_OUTBOX_FRAMES", default_value_t = defaults::OUTBOX_FRAMES)]
     outbox_frames: usize,
     /// Conversations one socket may subscribe to.
-    #[arg(long, env = "CHATHUB_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
+    #[arg(long, env = "CHATHUB_MAX_SUBSCRIPTIONS", default_value_t = defaults::MAX_SUBSCRIPTIONS)]
     max_subscriptions: usize,
     /// Open sockets per node.
-    #[arg(long, env = "CHATHUB_MAX_CONNECTIONS", default_value_t = 100_000)]
+    #[arg(long, env = "CHATHUB_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     max_connections: usize,
     /// Requests per second a socket may make on average (more: `rate_limited`).
-    #[arg(long, env = "CHATHUB_RATE_PER_SEC", default_value_t = 100)]
+    #[arg(long, env = "CHATHUB_RATE_PER_SEC", default_value_t = defaults::RATE_PER_SEC)]
     rate_per_sec: u32,
     /// Requests a socket may make in a burst.
-    #[arg(long, env = "CHATHUB_RATE_BURST", default_value_t = 500)]
+    #[arg(long, env = "CHATHUB_RATE_BURST", default_value_t = defaults::RATE_BURST)]
     rate_burst: u32,
     /// `rate_limited` answers within 10 s after which a socket is closed with 4101.
-    #[arg(long, env = "CHATHUB_ABUSE_LIMIT", default_value_t = 200)]
+    #[arg(long, env = "CHATHUB_ABUSE_LIMIT", default_value_t = defaults::ABUSE_LIMIT)]
     abuse_limit: u32,
     /// Browser origins allowed to connect, comma separated (others: HTTP 403); empty:
     /// any. Clients that send no Origin header are not affected.
@@ -111,41 +112,41 @@ struct ServeArgs {
     #[arg(long, env = "CHATHUB_PUBLIC_WS_URL")]
     public_ws_url: Option<String>,
     /// Open sockets per person (tenant + subject) on a node; more get HTTP 429.
-    #[arg(long, env = "CHATHUB_MAX_SOCKETS_PER_SUBJECT", default_value_t = 20)]
+    #[arg(long, env = "CHATHUB_MAX_SOCKETS_PER_SUBJECT", default_value_t = defaults::MAX_SOCKETS_PER_SUBJECT)]
     max_sockets_per_subject: usize,
     /// Handshakes in progress per node; more connections are dropped at accept.
-    #[arg(long, env = "CHATHUB_MAX_HANDSHAKES", default_value_t = 1024)]
+    #[arg(long, env = "CHATHUB_MAX_HANDSHAKES", default_value_t = defaults::MAX_HANDSHAKES)]
     max_handshakes: usize,
     /// A connection must complete the WebSocket handshake within this, seconds
     /// (half-open sockets are closed after it).
-    #[arg(long, env = "CHATHUB_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "CHATHUB_HANDSHAKE_TIMEOUT_SECS", default_value_t = defaults::HANDSHAKE_TIMEOUT_SECS)]
     handshake_timeout_secs: u64,
     /// Default page size of `history` and `list`.
-    #[arg(long, env = "CHATHUB_DEFAULT_PAGE", default_value_t = 50)]
+    #[arg(long, env = "CHATHUB_DEFAULT_PAGE", default_value_t = defaults::DEFAULT_PAGE)]
     default_page: usize,
     /// Largest page size of `history` and `list`.
-    #[arg(long, env = "CHATHUB_MAX_PAGE", default_value_t = 200)]
+    #[arg(long, env = "CHATHUB_MAX_PAGE", default_value_t = defaults::MAX_PAGE)]
     max_page: usize,
     /// Server ping interval, seconds.
-    #[arg(long, env = "CHATHUB_PING_INTERVAL_SECS", default_value_t = 20)]
+    #[arg(long, env = "CHATHUB_PING_INTERVAL_SECS", default_value_t = defaults::PING_INTERVAL_SECS)]
     ping_interval_secs: u64,
     /// Extra silence tolerated after a ping before closing with 4000, seconds.
-    #[arg(long, env = "CHATHUB_PING_TIMEOUT_SECS", default_value_t = 20)]
+    #[arg(long, env = "CHATHUB_PING_TIMEOUT_SECS", default_value_t = defaults::PING_TIMEOUT_SECS)]
     ping_timeout_secs: u64,
     /// A socket write stuck this long (client not reading) closes it with 4001, seconds.
-    #[arg(long, env = "CHATHUB_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "CHATHUB_WRITE_TIMEOUT_SECS", default_value_t = defaults::WRITE_TIMEOUT_SECS)]
     write_timeout_secs: u64,
     /// Grace period for sessions to close on shutdown, seconds.
-    #[arg(long, env = "CHATHUB_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
+    #[arg(long, env = "CHATHUB_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]
     shutdown_grace_secs: u64,
     /// Events kept per conversation (embedded backend).
-    #[arg(long, env = "CHATHUB_HISTORY_MAX_LEN", default_value_t = 10_000)]
+    #[arg(long, env = "CHATHUB_HISTORY_MAX_LEN", default_value_t = defaults::HISTORY_MAX_LEN)]
     history_max_len: usize,
     /// Queue changes kept per tenant for consoles catching up with `inbox`.
-    #[arg(long, env = "CHATHUB_INBOX_MAX_LEN", default_value_t = 10_000)]
+    #[arg(long, env = "CHATHUB_INBOX_MAX_LEN", default_value_t = defaults::INBOX_MAX_LEN)]
     inbox_max_len: usize,
     /// How long a `client_msg_id` is remembered for deduplication, seconds.
-    #[arg(long, env = "CHATHUB_DEDUP_WINDOW_SECS", default_value_t = 600)]
+    #[arg(long, env = "CHATHUB_DEDUP_WINDOW_SECS", default_value_t = defaults::DEDUP_WINDOW_SECS)]
     dedup_window_secs: u64,
     /// Cluster mode: Redis URL (`redis://HOST:PORT`). Without it the node runs on the
     /// embedded backend.
@@ -159,14 +160,14 @@ struct ServeArgs {
     #[arg(long, env = "CHATHUB_REDIS_PREFIX", default_value = "chathub")]
     redis_prefix: String,
     /// Timeout of every Redis call, milliseconds (past it: `unavailable`).
-    #[arg(long, env = "CHATHUB_REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(long, env = "CHATHUB_REDIS_TIMEOUT_MS", default_value_t = defaults::REDIS_TIMEOUT_MS)]
     redis_timeout_ms: u64,
     /// Events older than this are dropped from history, seconds (0: keep by length only).
     #[arg(long, env = "CHATHUB_HISTORY_MAX_AGE_SECS", default_value_t = 0)]
     history_max_age_secs: u64,
     /// Agents whose owner has had no live session this long are flagged `owner_absent`,
     /// seconds.
-    #[arg(long, env = "CHATHUB_OWNER_ABSENT_SECS", default_value_t = 120)]
+    #[arg(long, env = "CHATHUB_OWNER_ABSENT_SECS", default_value_t = defaults::OWNER_ABSENT_SECS)]
     owner_absent_secs: u64,
     /// Offline delivery webhook URL (http://…): agents' messages for end users with no
     /// live socket are POSTed there, HMAC-signed.
@@ -181,10 +182,10 @@ struct ServeArgs {
     )]
     webhook_secret: String,
     /// Attempts per webhook delivery (exponential backoff).
-    #[arg(long, env = "CHATHUB_WEBHOOK_MAX_ATTEMPTS", default_value_t = 6)]
+    #[arg(long, env = "CHATHUB_WEBHOOK_MAX_ATTEMPTS", default_value_t = defaults::WEBHOOK_MAX_ATTEMPTS)]
     webhook_max_attempts: u32,
     /// Webhook deliveries waiting to be sent; more are dropped (and counted).
-    #[arg(long, env = "CHATHUB_WEBHOOK_QUEUE", default_value_t = 10_000)]
+    #[arg(long, env = "CHATHUB_WEBHOOK_QUEUE", default_value_t = defaults::WEBHOOK_QUEUE)]
     webhook_queue: usize,
     /// Load the demo tenant `demo` (agents, admin, end users, catalogue, history, canned
     /// responses) and print ready-to-use tokens.

@@ -131,7 +131,7 @@ impl RedisConfig {
         RedisConfig {
             target: RedisTarget::Single(url.into()),
             prefix: "chathub".to_owned(),
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_millis(crate::config::defaults::REDIS_TIMEOUT_MS),
             ownership: RedisOwnershipConfig::default(),
         }
     }

@@ -48,6 +48,59 @@ pub struct GatewayConfig {
     pub tls: Option<crate::tls::TlsConfig>,
 }
 
+/// Every default of the node's settings, written once: the `Default` impls and the
+/// binary's flags both use these.
+pub mod defaults {
+    pub use chathub_store::defaults::{DEDUP_WINDOW_SECS, HISTORY_MAX_LEN, INBOX_MAX_LEN};
+
+    /// Timeout of every Redis call, in ms.
+    pub const REDIS_TIMEOUT_MS: u64 = 2000;
+    /// Largest incoming WebSocket message, in bytes.
+    pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+    /// Longest message text, in bytes.
+    pub const MAX_TEXT_BYTES: usize = 4096;
+    /// Default page of `history` / `list`.
+    pub const DEFAULT_PAGE: usize = 50;
+    /// Largest page of `history` / `list`.
+    pub const MAX_PAGE: usize = 200;
+    /// Outbound queue per socket, in frames.
+    pub const OUTBOX_FRAMES: usize = 1024;
+    /// Outbound queue per socket, in bytes.
+    pub const OUTBOX_BYTES: usize = 1024 * 1024;
+    /// Conversations one socket may follow.
+    pub const MAX_SUBSCRIPTIONS: usize = 1000;
+    /// Open sockets per node.
+    pub const MAX_CONNECTIONS: usize = 100_000;
+    /// Open sockets per person on a node.
+    pub const MAX_SOCKETS_PER_SUBJECT: usize = 20;
+    /// Handshakes in progress per node.
+    pub const MAX_HANDSHAKES: usize = 1024;
+    /// WebSocket read buffer per socket.
+    pub const READ_BUFFER_BYTES: usize = 1024;
+    /// Requests per second per socket on average.
+    pub const RATE_PER_SEC: u32 = 100;
+    /// Requests per socket in a burst.
+    pub const RATE_BURST: u32 = 500;
+    /// `rate_limited` answers within 10 s before the socket is closed.
+    pub const ABUSE_LIMIT: u32 = 200;
+    /// Server ping interval, in seconds.
+    pub const PING_INTERVAL_SECS: u64 = 20;
+    /// Silence tolerated after a ping, in seconds.
+    pub const PING_TIMEOUT_SECS: u64 = 20;
+    /// A socket write stuck this long closes the socket, in seconds.
+    pub const WRITE_TIMEOUT_SECS: u64 = 10;
+    /// Time to finish the WebSocket handshake, in seconds.
+    pub const HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+    /// Grace period of a shutdown, in seconds.
+    pub const SHUTDOWN_GRACE_SECS: u64 = 5;
+    /// An owner without a live session this long is flagged `owner_absent`, in seconds.
+    pub const OWNER_ABSENT_SECS: u64 = 120;
+    /// Attempts per webhook delivery.
+    pub const WEBHOOK_MAX_ATTEMPTS: u32 = 6;
+    /// Webhook deliveries waiting.
+    pub const WEBHOOK_QUEUE: usize = 10_000;
+}
+
 /// The offline delivery webhook: when an agent's message reaches an end user with no live
 /// socket, the hub POSTs it here so the brand's push service can notify the phone.
 #[derive(Clone)]
@@ -83,8 +136,8 @@ impl WebhookConfig {
         WebhookConfig {
             url: url.into(),
             secret: secret.into(),
-            max_attempts: 6,
-            queue: 10_000,
+            max_attempts: defaults::WEBHOOK_MAX_ATTEMPTS,
+            queue: defaults::WEBHOOK_QUEUE,
             timeout: Duration::from_secs(5),
         }
     }
@@ -184,21 +237,21 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            max_message_bytes: 64 * 1024,
-            max_text_bytes: 4096,
-            default_page: 50,
-            max_page: 200,
-            outbox_frames: 1024,
-            outbox_bytes: 1024 * 1024,
-            max_subscriptions: 1000,
-            max_connections: 100_000,
-            max_sockets_per_subject: 20,
-            max_handshakes: 1024,
-            read_buffer_bytes: 1024,
+            max_message_bytes: defaults::MAX_MESSAGE_BYTES,
+            max_text_bytes: defaults::MAX_TEXT_BYTES,
+            default_page: defaults::DEFAULT_PAGE,
+            max_page: defaults::MAX_PAGE,
+            outbox_frames: defaults::OUTBOX_FRAMES,
+            outbox_bytes: defaults::OUTBOX_BYTES,
+            max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_sockets_per_subject: defaults::MAX_SOCKETS_PER_SUBJECT,
+            max_handshakes: defaults::MAX_HANDSHAKES,
+            read_buffer_bytes: defaults::READ_BUFFER_BYTES,
             write_buffer_bytes: 8 * 1024,
-            rate_per_sec: 100,
-            rate_burst: 500,
-            abuse_limit: 200,
+            rate_per_sec: defaults::RATE_PER_SEC,
+            rate_burst: defaults::RATE_BURST,
+            abuse_limit: defaults::ABUSE_LIMIT,
         }
     }
 }
@@ -210,12 +263,12 @@ impl Default for GatewayConfig {
             http: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
-            ping_interval: Duration::from_secs(20),
-            ping_timeout: Duration::from_secs(20),
-            write_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-            owner_absent_after: Duration::from_secs(120),
+            ping_interval: Duration::from_secs(defaults::PING_INTERVAL_SECS),
+            ping_timeout: Duration::from_secs(defaults::PING_TIMEOUT_SECS),
+            write_timeout: Duration::from_secs(defaults::WRITE_TIMEOUT_SECS),
+            handshake_timeout: Duration::from_secs(defaults::HANDSHAKE_TIMEOUT_SECS),
+            shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
+            owner_absent_after: Duration::from_secs(defaults::OWNER_ABSENT_SECS),
             webhook: None,
             demo: false,
             allowed_origins: Vec::new(),

@@ -54,10 +54,10 @@ pub struct RedisOwnershipConfig {
 impl Default for RedisOwnershipConfig {
     fn default() -> Self {
         RedisOwnershipConfig {
-            history_max_len: 10_000,
+            history_max_len: chathub_store::defaults::HISTORY_MAX_LEN as u64,
             history_max_age_ms: 0,
-            dedup_window_ms: 10 * 60 * 1000,
-            inbox_stream_max_len: 10_000,
+            dedup_window_ms: chathub_store::defaults::DEDUP_WINDOW_SECS * 1000,
+            inbox_stream_max_len: chathub_store::defaults::INBOX_MAX_LEN as u64,
             cluster: false,
         }
     }

@@ -12,6 +12,17 @@
 //! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
 //!   ([`RedisStore`]); the ownership crate's scripts write the same keys.
 
+/// Defaults shared by every backend's configuration and the binary's flags (written
+/// once here).
+pub mod defaults {
+    /// Events kept per conversation in the hot tier.
+    pub const HISTORY_MAX_LEN: usize = 10_000;
+    /// How long a `client_msg_id` is remembered, in seconds.
+    pub const DEDUP_WINDOW_SECS: u64 = 600;
+    /// Queue changes kept per tenant for consoles catching up.
+    pub const INBOX_MAX_LEN: usize = 10_000;
+}
+
 pub mod memory;
 pub mod redis;
 pub mod workspace;

@@ -26,9 +26,9 @@ pub struct MemoryStoreConfig {
 impl Default for MemoryStoreConfig {
     fn default() -> Self {
         MemoryStoreConfig {
-            history_max_len: 10_000,
-            dedup_window_ms: 10 * 60 * 1000,
-            inbox_max_len: 10_000,
+            history_max_len: crate::defaults::HISTORY_MAX_LEN,
+            dedup_window_ms: crate::defaults::DEDUP_WINDOW_SECS * 1000,
+            inbox_max_len: crate::defaults::INBOX_MAX_LEN,
         }
     }
 }
