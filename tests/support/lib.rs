@@ -92,6 +92,18 @@ impl TestHub {
         }
     }
 
+    /// A node with the demo tenant loaded, on its own fresh 3-master Redis Cluster.
+    pub async fn start_demo_cluster() -> TestHub {
+        let config = GatewayConfig {
+            demo: true,
+            ..test_config()
+        };
+        let cluster = RedisCluster::start(3);
+        let mut hub = TestHub::start_on_redis(config, RedisConfig::cluster(cluster.urls())).await;
+        hub.redis = Some(Box::new(cluster));
+        hub
+    }
+
     /// A client of the demo tenant, with the display name `name`.
     pub async fn demo_client(&self, role: Role, subject: &str, name: &str) -> Client {
         let token = self

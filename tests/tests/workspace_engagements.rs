@@ -368,6 +368,12 @@ async fn engagements_redis() {
     engagements(TestHub::start_demo(true).await).await;
 }
 
+/// On a Redis Cluster the "received" record comes with the tenant's queue step.
+#[tokio::test]
+async fn engagements_redis_cluster() {
+    engagements(TestHub::start_demo_cluster().await).await;
+}
+
 #[tokio::test]
 async fn admin_api_embedded() {
     admin_api(TestHub::start_demo(false).await).await;

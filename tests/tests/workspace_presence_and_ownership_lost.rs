@@ -122,3 +122,13 @@ async fn presence_and_ownership_lost_redis() {
     hub.redis = Some(Box::new(server));
     scenario(hub).await;
 }
+
+/// On a Redis Cluster the notice comes with the tenant's queue step (another slot than
+/// the conversation's).
+#[tokio::test]
+async fn presence_and_ownership_lost_redis_cluster() {
+    let cluster = chathub_testkit::RedisCluster::start(3);
+    let mut hub = TestHub::start_on_redis(config(), RedisConfig::cluster(cluster.urls())).await;
+    hub.redis = Some(Box::new(cluster));
+    scenario(hub).await;
+}

@@ -23,9 +23,16 @@ impl Channel {
         Channel(format!("agents:{{{tenant}}}").into())
     }
 
-    /// The channel of one agent's devices: `ownership_lost` notices.
+    /// The channel of one agent's devices: `ownership_lost` notices. It carries the
+    /// tenant's hash tag (not the agent's), so on a Redis Cluster the step that updates
+    /// the tenant's queue can publish on it.
     pub fn agent(tenant: &TenantId, agent: &chathub_domain::AgentId) -> Channel {
-        Channel(format!("agent:{{{tenant}/{agent}}}").into())
+        Channel(format!("{}{agent}", Channel::agent_prefix(tenant)).into())
+    }
+
+    /// What every agent channel of `tenant` starts with (the scripts add the agent's id).
+    pub fn agent_prefix(tenant: &TenantId) -> String {
+        format!("agent:{{{tenant}}}/")
     }
 
     /// The channel of a tenant's end users: tenant-wide notices.

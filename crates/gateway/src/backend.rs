@@ -66,11 +66,12 @@ impl EmbeddedBackend {
     pub fn new(hub: Arc<Hub>, config: MemoryStoreConfig) -> Self {
         let broker = MemoryBroker::new(hub);
         let store = MemoryStore::new(config);
+        let workspace = MemoryWorkspace::default();
         EmbeddedBackend {
-            ownership: MemoryOwnership::new(store.clone(), broker.clone()),
+            ownership: MemoryOwnership::new(store.clone(), broker.clone(), workspace.clone()),
             broker,
             store,
-            workspace: MemoryWorkspace::default(),
+            workspace,
             history_id: uuid::Uuid::new_v4().simple().to_string(),
         }
     }

@@ -1,8 +1,13 @@
-//! What an applied command shows in the tenant's queue, shared by every backend so that
-//! what consoles receive does not depend on the backend.
+//! What an applied command shows beyond its events — the tenant's queue entry, the
+//! previous owner's `ownership_lost` notice, the end user's "received" engagement record
+//! — written once here as the specification every backend follows (the Lua scripts
+//! restate it; the differential test holds them equal).
 
-use chathub_domain::{ConversationId, ConversationState, Event, EventBody, MessageContent};
-use chathub_protocol::QueueItem;
+use chathub_domain::engagement::{HistoryAction, HistoryEvent};
+use chathub_domain::{
+    AgentId, Cause, ConversationId, ConversationState, Event, EventBody, MessageContent, Role,
+};
+use chathub_protocol::{OwnershipLostFrame, QueueItem};
 
 /// Longest queue preview, in characters.
 pub const PREVIEW_CHARS: usize = 120;
@@ -59,4 +64,53 @@ pub fn changes_queue(events: &[Event]) -> bool {
     events
         .iter()
         .any(|e| matches!(e.body, EventBody::Status { .. }))
+}
+
+/// The notice a command's events owe a previous owner: after a take-over, the agent who
+/// lost the conversation is told who took it (`ownership_lost`, on their own channel).
+/// Published by the atomic step with the queue entry, on every backend.
+pub fn ownership_lost(
+    conversation: &ConversationId,
+    events: &[Event],
+) -> Option<(AgentId, OwnershipLostFrame)> {
+    events.iter().find_map(|e| match &e.body {
+        EventBody::Status {
+            cause: Cause::TakenOver,
+            previous_owner: Some(previous),
+            owner: Some(by),
+            epoch,
+            ..
+        } => Some((
+            previous.clone(),
+            OwnershipLostFrame {
+                conversation: conversation.clone(),
+                by: by.clone(),
+                epoch: *epoch,
+                seq: e.seq,
+            },
+        )),
+        _ => None,
+    })
+}
+
+/// The end user's engagement-history record of an engagement an agent sent through the
+/// chat ("received"), written by the atomic step with the queue entry on every backend.
+/// Its id is the message's place in the conversation, so writing it again is harmless.
+pub fn received_record(conversation: &ConversationId, events: &[Event]) -> Option<HistoryEvent> {
+    events.iter().find_map(|e| match &e.body {
+        EventBody::Message {
+            author,
+            content: MessageContent::Engagement { engagement },
+            ..
+        } if author.role != Role::EndUser => Some(HistoryEvent {
+            id: format!("chat:{conversation}:{}", e.seq),
+            engagement_type: engagement.engagement_type,
+            action: HistoryAction::Received,
+            engagement: Some(engagement.id.clone()),
+            title: engagement.name.clone(),
+            points: None,
+            at: e.at,
+        }),
+        _ => None,
+    })
 }

@@ -1,11 +1,11 @@
 //! The embedded twin: the domain state machine applied under one lock per conversation.
 
-use crate::frames::{changes_queue, queue_item};
+use crate::frames::{changes_queue, ownership_lost, queue_item, received_record};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::{Broker, Channel, Envelope};
 use chathub_domain::{Author, Command, EventBody, Outcome, apply_in};
 use chathub_protocol::{SendAck, ServerFrame};
-use chathub_store::MemoryStore;
+use chathub_store::{MemoryStore, MemoryWorkspace, WorkspaceStore};
 
 /// Applies commands to a [`MemoryStore`] and publishes through a broker. Holding the
 /// conversation's lock from the decision to the publish makes every command atomic and
@@ -14,12 +14,19 @@ use chathub_store::MemoryStore;
 pub struct MemoryOwnership<B> {
     store: MemoryStore,
     broker: B,
+    /// Where sent engagements are recorded in the end user's history.
+    workspace: MemoryWorkspace,
 }
 
 impl<B: Broker> MemoryOwnership<B> {
-    /// A twin writing into `store` and publishing through `broker`.
-    pub fn new(store: MemoryStore, broker: B) -> Self {
-        MemoryOwnership { store, broker }
+    /// A twin writing into `store` (and the end users' engagement history into
+    /// `workspace`) and publishing through `broker`.
+    pub fn new(store: MemoryStore, broker: B, workspace: MemoryWorkspace) -> Self {
+        MemoryOwnership {
+            store,
+            broker,
+            workspace,
+        }
     }
 }
 
@@ -84,7 +91,27 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
                 tracing::warn!(error = %e, %channel, "publish failed");
             }
         }
-        // Second step: the tenant's queue index, idempotent by seq.
+        // What the command owes beyond its events, under the same lock: the previous
+        // owner's notice and the end user's "received" record.
+        if let Some((previous, frame)) = ownership_lost(&req.conversation, &transition.events) {
+            let mine = Channel::agent(&req.tenant, &previous);
+            let frame = ServerFrame::OwnershipLost(frame);
+            if let Err(e) = self
+                .broker
+                .publish(&mine, Envelope::encode(&mine, None, &frame))
+                .await
+            {
+                tracing::warn!(error = %e, "ownership_lost publish failed");
+            }
+        }
+        if let Some(record) = received_record(&req.conversation, &transition.events) {
+            let user = req.conversation.end_user();
+            if let Err(e) = self.workspace.add_history(&req.tenant, &user, record).await {
+                // The memory workspace does not fail; kept total for the trait's sake.
+                tracing::warn!(error = %e, "cannot record the sent engagement");
+            }
+        }
+        // The tenant's queue index, idempotent by seq.
         if !transition.events.is_empty() {
             let previous = self.store.queue_entry(&req.tenant, &req.conversation);
             let item = queue_item(

@@ -6,7 +6,9 @@
 //! `redis::Script` runs scripts with EVALSHA and reloads them transparently when Redis
 //! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
 
-use crate::frames::{changes_queue, content_preview, message_preview};
+use crate::frames::{
+    changes_queue, content_preview, message_preview, ownership_lost, received_record,
+};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
 use chathub_domain::{
@@ -104,6 +106,30 @@ impl<C> RedisOwnership<C> {
             .key(self.keys.queue(t, Status::Active))
             .key(self.keys.queue(t, Status::Finished))
             .key(self.keys.inbox_events(t));
+    }
+
+    /// The agents' own channel prefix as Redis names it (the scripts add the agent).
+    fn agent_channel_prefix(&self, t: &TenantId) -> String {
+        format!(
+            "{}:{}",
+            self.keys.prefix(),
+            chathub_broker::Channel::agent_prefix(t)
+        )
+    }
+
+    /// Adds the keys of an end user's "received" record: history hash, index of all
+    /// types, index of its type (`received_keys` in `lua/inbox_entry.lua`).
+    fn received_keys(
+        &self,
+        invocation: &mut redis::ScriptInvocation,
+        t: &TenantId,
+        user: &chathub_domain::EndUserId,
+        kind: chathub_domain::engagement::EngagementType,
+    ) {
+        invocation
+            .key(self.keys.engagement_history(t, user))
+            .key(self.keys.engagement_index(t, user, None))
+            .key(self.keys.engagement_index(t, user, Some(kind)));
     }
 
     fn publish_command(&self) -> &'static str {
@@ -264,7 +290,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                     _ => String::new(),
                 })
                 .arg(redis_channel(self.keys.prefix(), &agents))
-                .arg(self.config.inbox_stream_max_len);
+                .arg(self.config.inbox_stream_max_len)
+                .arg(self.agent_channel_prefix(t));
+            if let Command::Send {
+                content: MessageContent::Engagement { engagement },
+                ..
+            } = &req.command
+                && role != "end_user"
+            {
+                // The end user's "received" record is written in the same step.
+                let kind = engagement.engagement_type;
+                self.received_keys(&mut invocation, t, &c.end_user(), kind);
+            }
         } else {
             invocation.arg("0");
         }
@@ -348,6 +385,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             at: events.last().map_or(req.at, |e| e.at),
             status_changed: changes_queue(events),
             preview: message_preview(events).unwrap_or_default(),
+            lost: ownership_lost(&req.conversation, events),
+            received: received_record(&req.conversation, events)
+                .map(|r| (req.conversation.end_user(), r)),
         };
         let (done, finished) = oneshot::channel();
         let writer = self.inbox_writer.get_or_init(|| {
@@ -388,7 +428,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         invocation
             .arg(self.publish_command())
             .arg(redis_channel(self.keys.prefix(), &agents))
-            .arg(self.config.inbox_stream_max_len);
+            .arg(self.config.inbox_stream_max_len)
+            .arg(self.agent_channel_prefix(t));
+        // The fixed keys come first; each "received" record adds its three.
+        let mut next_key = QUEUE_KEYS + 1;
         for u in updates {
             invocation
                 .arg(&u.conversation)
@@ -400,6 +443,29 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 .arg(u.at)
                 .arg(if u.status_changed { "1" } else { "0" })
                 .arg(&u.preview);
+            match &u.lost {
+                Some((agent, frame)) => invocation
+                    .arg(agent.as_str())
+                    .arg(frame.by.as_str())
+                    .arg(frame.epoch)
+                    .arg(frame.seq),
+                None => invocation.arg("").arg("").arg(0).arg(0),
+            };
+            match &u.received {
+                Some((user, record)) => {
+                    self.received_keys(&mut invocation, t, user, record.engagement_type);
+                    invocation
+                        .arg(next_key)
+                        .arg(&record.id)
+                        .arg(record.engagement_type.as_str())
+                        .arg(record.engagement.as_deref().unwrap_or(""))
+                        .arg(&record.title);
+                    next_key += 3;
+                }
+                None => {
+                    invocation.arg(0).arg("").arg("").arg("").arg("");
+                }
+            }
         }
         for attempt in 0..2 {
             let mut conn = self.conn.clone();
@@ -416,6 +482,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         }
     }
 }
+
+/// Keys every `lua/inbox.lua` call starts with (see [`RedisOwnership::queue_keys`]).
+const QUEUE_KEYS: usize = 5;
 
 /// Inbox updates waiting for the writer, per node; senders wait when it is full.
 const INBOX_QUEUE: usize = 4096;
@@ -436,6 +505,16 @@ struct InboxUpdate {
     at: u64,
     status_changed: bool,
     preview: String,
+    /// The previous owner's notice after a take-over.
+    lost: Option<(
+        chathub_domain::AgentId,
+        chathub_protocol::OwnershipLostFrame,
+    )>,
+    /// The end user's "received" record of an engagement an agent sent.
+    received: Option<(
+        chathub_domain::EndUserId,
+        chathub_domain::engagement::HistoryEvent,
+    )>,
 }
 
 /// An update and who waits for it.

@@ -36,7 +36,7 @@ fn memory() -> Fixture<MemoryOwnership<MemoryBroker>, MemoryStore, MemoryBroker>
     let hub = Arc::new(Hub::new());
     let store = MemoryStore::default();
     let broker = MemoryBroker::new(hub.clone());
-    let ownership = MemoryOwnership::new(store.clone(), broker.clone());
+    let ownership = MemoryOwnership::new(store.clone(), broker.clone(), Default::default());
     Fixture {
         ownership: Arc::new(ownership),
         store,

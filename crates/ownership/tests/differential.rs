@@ -1,6 +1,9 @@
 //! Differential property test: random command sequences from several agents, admins and
 //! the end user go through the pure state machine and through the Redis script; outcomes,
-//! states and events (read back from the history stream) must be identical.
+//! states and events (read back from the history stream) must be identical, and so must
+//! what the step owes beyond its events, against `chathub_ownership::frames` (the
+//! specification the memory twin runs): the tenant's queue entry, the previous owner's
+//! `ownership_lost` notice and the end user's "received" engagement record.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,10 +12,14 @@ use chathub_domain::{
     Actor, AgentId, Command, Context, ConversationId, ConversationState, EndUserId, EngagementCard,
     MessageContent, Outcome, Privileges, Role, TenantId, apply_in,
 };
+use chathub_ownership::frames;
 use chathub_ownership::{ApplyRequest, Decision, Ownership, RedisOwnership, RedisOwnershipConfig};
+use chathub_protocol::{Codec, QueueItem, ServerFrame};
 use chathub_store::{ConversationStore, HistoryRange, RedisKeys, RedisStore};
 use chathub_testkit::RedisServer;
+use futures::StreamExt;
 use proptest::prelude::*;
+use redis::AsyncCommands;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone)]
@@ -127,17 +134,23 @@ fn redis_script_agrees_with_the_state_machine() {
         .enable_all()
         .build()
         .unwrap();
-    let conn = runtime.block_on(async {
-        redis::Client::open(server.url())
-            .unwrap()
-            .get_connection_manager()
-            .await
-            .unwrap()
+    let (conn, notices) = runtime.block_on(async {
+        let client = redis::Client::open(server.url()).unwrap();
+        // Every agent channel of the tenant: the notices the script publishes.
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.psubscribe("diff:agent:{t}/*").await.unwrap();
+        (
+            client.get_connection_manager().await.unwrap(),
+            pubsub.into_on_message(),
+        )
     });
+    let raw = conn.clone();
+    // proptest's body is a `Fn`: the stream is borrowed mutably through a cell.
+    let notices = std::cell::RefCell::new(Some(notices));
     let keys = RedisKeys::new("diff");
     let ownership =
         RedisOwnership::new(conn.clone(), keys.clone(), RedisOwnershipConfig::default());
-    let store = RedisStore::new(conn, keys);
+    let store = RedisStore::new(conn, keys.clone());
     let tenant = TenantId::new("t").unwrap();
 
     let config = ProptestConfig {
@@ -150,6 +163,7 @@ fn redis_script_agrees_with_the_state_machine() {
         let user = EndUserId::new(format!("u{}", CASE.fetch_add(1, Ordering::Relaxed))).unwrap();
         let conversation = ConversationId::of_end_user(&user);
         let mut state = ConversationState::default();
+        let mut entry: Option<QueueItem> = None;
         for (n, (st, tenant_chat_disabled)) in steps.iter().enumerate() {
             let (who, cmd) = command(st, &state, &user, n);
             let at = 1_700_000_000_000 + n as u64;
@@ -171,6 +185,55 @@ fn redis_script_agrees_with_the_state_machine() {
                         .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: state.seq, limit: 10 }))
                         .unwrap();
                     prop_assert_eq!(&recorded.events, &t.events, "events of {:?} by {:?}", cmd, who);
+                    if !t.events.is_empty() {
+                        // The queue entry.
+                        let expected = frames::queue_item(&conversation, &t.state, &t.events, entry.as_ref());
+                        let blob: Vec<u8> = runtime
+                            .block_on(raw.clone().hget(keys.inbox(&tenant), conversation.as_str()))
+                            .unwrap();
+                        let stored: QueueItem = rmp_serde::from_slice(&blob).unwrap();
+                        prop_assert_eq!(&stored, &expected, "queue entry after {:?} by {:?}", cmd, who);
+                        entry = Some(expected);
+                    }
+                    // The notice, if any: everything published on agent channels up to a
+                    // marker published after the command.
+                    let marker = format!("diff:agent:{{t}}/marker-{n}");
+                    let published: Vec<(String, Vec<u8>)> = runtime.block_on(async {
+                        let _: () = raw.clone().publish(&marker, "m").await.unwrap();
+                        let mut got = Vec::new();
+                        // Taken out of the cell while awaited, put back after.
+                        let mut stream = notices.take().unwrap();
+                        while let Some(msg) = stream.next().await {
+                            if msg.get_channel_name() == marker {
+                                break;
+                            }
+                            got.push((msg.get_channel_name().to_owned(), msg.get_payload_bytes().to_vec()));
+                        }
+                        notices.replace(Some(stream));
+                        got
+                    });
+                    let expected: Vec<(String, ServerFrame)> = frames::ownership_lost(&conversation, &t.events)
+                        .map(|(agent, frame)| (format!("diff:agent:{{t}}/{agent}"), ServerFrame::OwnershipLost(frame)))
+                        .into_iter()
+                        .collect();
+                    let got: Vec<(String, ServerFrame)> = published
+                        .into_iter()
+                        .map(|(channel, bytes)| (channel, Codec::MsgPack.decode_server(&bytes).unwrap()))
+                        .collect();
+                    prop_assert_eq!(&got, &expected, "notices of {:?} by {:?}", cmd, who);
+                    // The "received" record, if any.
+                    if let Some(record) = frames::received_record(&conversation, &t.events) {
+                        let blob: Vec<u8> = runtime
+                            .block_on(raw.clone().hget(keys.engagement_history(&tenant, &user), &record.id))
+                            .unwrap();
+                        let stored: chathub_domain::engagement::HistoryEvent =
+                            rmp_serde::from_slice(&blob).unwrap();
+                        prop_assert_eq!(&stored, &record, "received record of {:?} by {:?}", cmd, who);
+                        let indexed: Option<u64> = runtime
+                            .block_on(raw.clone().zscore(keys.engagement_index(&tenant, &user, Some(record.engagement_type)), &record.id))
+                            .unwrap();
+                        prop_assert_eq!(indexed, Some(record.at));
+                    }
                     state = t.state;
                 }
                 (Outcome::Conflict { owner, epoch }, Decision::Conflict { owner: o, epoch: e }) => {

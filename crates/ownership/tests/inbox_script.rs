@@ -17,7 +17,7 @@ const KEYS: [&str; 5] = [
     "i:events",
 ];
 
-/// One update's nine arguments.
+/// One update's arguments: the nine of its queue entry, then no notice and no record.
 fn update(
     conversation: &str,
     seq: u64,
@@ -37,6 +37,17 @@ fn update(
         at.to_string(),
         if status_changed { "1" } else { "0" }.into(),
         preview.into(),
+        // No ownership_lost notice.
+        String::new(),
+        String::new(),
+        "0".into(),
+        "0".into(),
+        // No "received" record.
+        "0".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
     ]
 }
 
@@ -56,7 +67,7 @@ async fn one_call_applies_many_updates_in_order() {
     for key in KEYS {
         call.key(key);
     }
-    call.arg("PUBLISH").arg("i:agents").arg(100);
+    call.arg("PUBLISH").arg("i:agents").arg(100).arg("i:agent:");
     let updates = [
         update("a", 1, "unanswered", "", 100, true, "hello"),
         update("b", 1, "unanswered", "", 110, true, "hi"),
@@ -148,4 +159,68 @@ fn the_scripts_privilege_bits_are_the_domains() {
     ]
     .map(|p| Privileges::of(&[p]).bits());
     assert_eq!(values, expected);
+}
+
+/// On a Redis Cluster the previous owner's notice and the "received" record ride with
+/// the queue update: published on the agent's channel and recorded under its keys.
+#[tokio::test]
+async fn an_update_carries_its_notice_and_received_record() {
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("i:agent:alice").await.unwrap();
+    let script = redis::Script::new(concat!(
+        include_str!("../src/lua/inbox_entry.lua"),
+        include_str!("../src/lua/inbox.lua")
+    ));
+    let mut call = script.prepare_invoke();
+    for key in KEYS {
+        call.key(key);
+    }
+    call.key("i:history:u1")
+        .key("i:index:u1")
+        .key("i:index:u1:coupon");
+    call.arg("PUBLISH").arg("i:agents").arg(100).arg("i:agent:");
+    let mut args = update("u1", 7, "active", "bob", 500, true, "a coupon");
+    args.truncate(9);
+    args.extend(
+        [
+            "alice",
+            "bob",
+            "2",
+            "6",
+            "6",
+            "chat:u1:7",
+            "coupon",
+            "c-10",
+            "10% off",
+        ]
+        .map(String::from),
+    );
+    for arg in &args {
+        call.arg(arg);
+    }
+    let changed: i64 = call.invoke_async(&mut conn).await.unwrap();
+    assert_eq!(changed, 1);
+
+    let mut messages = pubsub.on_message();
+    let notice = futures::StreamExt::next(&mut messages).await.unwrap();
+    let frame = chathub_protocol::Codec::MsgPack
+        .decode_server(notice.get_payload_bytes())
+        .unwrap();
+    let chathub_protocol::ServerFrame::OwnershipLost(lost) = frame else {
+        panic!("{frame:?}")
+    };
+    assert_eq!((lost.by.as_str(), lost.epoch, lost.seq), ("bob", 2, 6));
+
+    let blob: Vec<u8> = conn.hget("i:history:u1", "chat:u1:7").await.unwrap();
+    let record: chathub_domain::engagement::HistoryEvent = rmp_serde::from_slice(&blob).unwrap();
+    assert_eq!(record.engagement.as_deref(), Some("c-10"));
+    assert_eq!(record.title, "10% off");
+    assert_eq!(record.at, 500);
+    for index in ["i:index:u1", "i:index:u1:coupon"] {
+        let at: Option<u64> = conn.zscore(index, "chat:u1:7").await.unwrap();
+        assert_eq!(at, Some(500), "{index}");
+    }
 }

@@ -81,6 +81,25 @@ impl RedisKeys {
         self.tenant(t, &format!("queue:{}", status.as_str()))
     }
 
+    /// An end user's engagement history: hash, event id → event (MessagePack).
+    pub fn engagement_history(&self, t: &TenantId, user: &chathub_domain::EndUserId) -> String {
+        self.tenant(t, &format!("history:{user}"))
+    }
+
+    /// An end user's engagement history index: sorted set of event ids by time, of every
+    /// type (`None`) or of one.
+    pub fn engagement_index(
+        &self,
+        t: &TenantId,
+        user: &chathub_domain::EndUserId,
+        engagement_type: Option<chathub_domain::engagement::EngagementType>,
+    ) -> String {
+        match engagement_type {
+            Some(kind) => self.tenant(t, &format!("history-index:{user}:{}", kind.as_str())),
+            None => self.tenant(t, &format!("history-index:{user}")),
+        }
+    }
+
     /// The tenant's inbox event stream (queue frames, for consoles catching up).
     pub fn inbox_events(&self, t: &TenantId) -> String {
         self.tenant(t, "inbox-events")

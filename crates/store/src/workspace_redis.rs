@@ -165,20 +165,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         redis::pipe()
             .atomic()
             .hset(
-                self.keys.ws(t, &format!("history:{user}")),
+                self.keys.engagement_history(t, user),
                 &event.id,
                 encode(&event)?,
             )
             .zadd(
-                self.keys.ws(t, &format!("history-index:{user}")),
+                self.keys.engagement_index(t, user, None),
                 &event.id,
                 event.at,
             )
             .zadd(
-                self.keys.ws(
-                    t,
-                    &format!("history-index:{user}:{}", event.engagement_type.as_str()),
-                ),
+                self.keys
+                    .engagement_index(t, user, Some(event.engagement_type)),
                 &event.id,
                 event.at,
             )
@@ -196,12 +194,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         limit: usize,
     ) -> Result<EngagementHistoryPage, StoreError> {
         let before = before.map(parse_history_cursor).transpose()?;
-        let index = match filter {
-            Some(f) => self
-                .keys
-                .ws(t, &format!("history-index:{user}:{}", f.as_str())),
-            None => self.keys.ws(t, &format!("history-index:{user}")),
-        };
+        let index = self.keys.engagement_index(t, user, filter);
         let mut conn = self.conn.clone();
         // Entries tied with the cursor's time come back and are skipped: fetch a few more.
         let max = before
@@ -218,7 +211,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         }
         let names: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
         let blobs: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-            .arg(self.keys.ws(t, &format!("history:{user}")))
+            .arg(self.keys.engagement_history(t, user))
             .arg(&names)
             .query_async(&mut conn)
             .await
@@ -262,12 +255,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let outcome: String = REDEEM
             .key(self.keys.ws(t, "stock"))
             .key(self.keys.ws(t, &format!("redeemed:{user}")))
-            .key(self.keys.ws(t, &format!("history:{user}")))
-            .key(self.keys.ws(t, &format!("history-index:{user}")))
-            .key(self.keys.ws(
-                t,
-                &format!("history-index:{user}:{}", event.engagement_type.as_str()),
-            ))
+            .key(self.keys.engagement_history(t, user))
+            .key(self.keys.engagement_index(t, user, None))
+            .key(
+                self.keys
+                    .engagement_index(t, user, Some(event.engagement_type)),
+            )
             .arg(&item.id)
             .arg(if item.rules.once_per_user { "1" } else { "0" })
             .arg(&event.id)

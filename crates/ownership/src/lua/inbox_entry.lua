@@ -54,3 +54,31 @@ local function update_inbox_entry(q, u)
   end
   return 1
 end
+
+-- What a command owes beyond its events and queue entry (the Lua restatement of
+-- chathub_ownership::frames::{ownership_lost, received_record}; the differential test
+-- holds them equal). Written whether or not the queue entry was newer: the record is
+-- idempotent by its id, and a late notice still tells the previous owner who took it.
+--
+-- q: as above, plus q[9] the agents' own channel prefix (`<prefix>:agent:{tenant}/`)
+-- f: { conversation, at (number),
+--      lost_agent ('' for none), lost_by, lost_epoch (number), lost_seq (number),
+--      received_keys (nil, or { history hash, index (all types), index (this type) }),
+--      received_id, received_type, received_engagement, received_title }
+local function apply_followups(q, f)
+  if f.lost_agent ~= '' then
+    redis.call(q[6], q[9] .. f.lost_agent, cmsgpack.pack({
+      type = 'ownership_lost', conversation = f.conversation, by = f.lost_by,
+      epoch = f.lost_epoch, seq = f.lost_seq,
+    }))
+  end
+  if f.received_keys then
+    local record = cmsgpack.pack({
+      id = f.received_id, type = f.received_type, action = 'received',
+      engagement = f.received_engagement, title = f.received_title, at = f.at,
+    })
+    redis.call('HSET', f.received_keys[1], f.received_id, record)
+    redis.call('ZADD', f.received_keys[2], f.at, f.received_id)
+    redis.call('ZADD', f.received_keys[3], f.at, f.received_id)
+  end
+end
