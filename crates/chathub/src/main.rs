@@ -187,6 +187,10 @@ struct ServeArgs {
     /// Webhook deliveries waiting to be sent; more are dropped (and counted).
     #[arg(long, env = "CHATHUB_WEBHOOK_QUEUE", default_value_t = defaults::WEBHOOK_QUEUE)]
     webhook_queue: usize,
+    /// How long the node that applied an agent's message has its webhook job before
+    /// another node may take it (after a node death), seconds.
+    #[arg(long, env = "CHATHUB_WEBHOOK_LEASE_SECS", default_value_t = defaults::WEBHOOK_LEASE_SECS)]
+    webhook_lease_secs: u64,
     /// Load the demo tenant `demo` (agents, admin, end users, catalogue, history, canned
     /// responses) and print ready-to-use tokens.
     #[arg(long, env = "CHATHUB_DEMO")]
@@ -323,6 +327,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         webhook: args.webhook_url.map(|url| WebhookConfig {
             max_attempts: args.webhook_max_attempts.max(1),
             queue: args.webhook_queue.max(1),
+            lease: Duration::from_secs(args.webhook_lease_secs.max(1)),
             ..WebhookConfig::new(url, args.webhook_secret.clone())
         }),
         demo: args.demo,

@@ -4,8 +4,8 @@
 use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker, Tasks};
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
 use chathub_store::{
-    ConversationStore, MemoryStore, MemoryStoreConfig, MemoryWorkspace, RedisKeys, RedisStore,
-    RedisWorkspace, WorkspaceStore,
+    ConversationStore, MemoryJobs, MemoryStore, MemoryStoreConfig, MemoryWorkspace, RedisJobs,
+    RedisKeys, RedisStore, RedisWorkspace, WebhookJobs, WorkspaceStore,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -24,6 +24,8 @@ pub trait Backend: Send + Sync + 'static {
     type Store: ConversationStore;
     /// The agent workspace's data: settings, engagements, canned responses, presence.
     type Workspace: WorkspaceStore;
+    /// The durable jobs after a command (the offline webhook's).
+    type Jobs: WebhookJobs;
 
     /// The broker.
     fn broker(&self) -> &Self::Broker;
@@ -33,6 +35,8 @@ pub trait Backend: Send + Sync + 'static {
     fn store(&self) -> &Self::Store;
     /// The workspace store.
     fn workspace(&self) -> &Self::Workspace;
+    /// The pending webhook jobs.
+    fn jobs(&self) -> &Self::Jobs;
     /// Whether the backend can serve now (for `/readyz`).
     fn is_ready(&self) -> bool {
         true
@@ -57,6 +61,7 @@ pub struct EmbeddedBackend {
     ownership: MemoryOwnership<MemoryBroker>,
     store: MemoryStore,
     workspace: MemoryWorkspace,
+    jobs: MemoryJobs,
     /// History lives as long as the process: a new id per start.
     history_id: String,
 }
@@ -72,8 +77,17 @@ impl EmbeddedBackend {
             broker,
             store,
             workspace,
+            jobs: MemoryJobs::default(),
             history_id: uuid::Uuid::new_v4().simple().to_string(),
         }
+    }
+
+    /// Agents' messages record an offline-webhook job, due `lease` after them.
+    pub fn with_webhook_jobs(mut self, lease: Duration) -> Self {
+        self.ownership = self
+            .ownership
+            .with_webhook_jobs(self.jobs.clone(), lease.as_millis() as u64);
+        self
     }
 }
 
@@ -82,7 +96,11 @@ impl Backend for EmbeddedBackend {
     type Ownership = MemoryOwnership<MemoryBroker>;
     type Store = MemoryStore;
     type Workspace = MemoryWorkspace;
+    type Jobs = MemoryJobs;
 
+    fn jobs(&self) -> &MemoryJobs {
+        &self.jobs
+    }
     fn broker(&self) -> &MemoryBroker {
         &self.broker
     }
@@ -168,6 +186,7 @@ pub struct RedisBackend<C> {
     ownership: RedisOwnership<C>,
     store: RedisStore<C>,
     workspace: RedisWorkspace<C>,
+    jobs: RedisJobs<C>,
     ready: Arc<AtomicBool>,
     /// The dataset's history id as last read (see [`Backend::history_id`]).
     history_id: Arc<std::sync::RwLock<String>>,
@@ -261,7 +280,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
             ownership: RedisOwnership::new(conn.clone(), keys.clone(), config.ownership)
                 .with_tasks(tasks.clone()),
             store: RedisStore::new(conn.clone(), keys.clone()),
-            workspace: RedisWorkspace::new(conn.clone(), keys),
+            workspace: RedisWorkspace::new(conn.clone(), keys.clone()),
+            jobs: RedisJobs::new(conn.clone(), keys),
             ready,
             history_id,
             history_id_key,
@@ -327,7 +347,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
     type Ownership = RedisOwnership<C>;
     type Store = RedisStore<C>;
     type Workspace = RedisWorkspace<C>;
+    type Jobs = RedisJobs<C>;
 
+    fn jobs(&self) -> &Self::Jobs {
+        &self.jobs
+    }
     fn broker(&self) -> &Self::Broker {
         &self.broker
     }

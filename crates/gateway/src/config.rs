@@ -99,6 +99,8 @@ pub mod defaults {
     pub const WEBHOOK_MAX_ATTEMPTS: u32 = 6;
     /// Webhook deliveries waiting.
     pub const WEBHOOK_QUEUE: usize = 10_000;
+    /// Lease of a webhook job held by the node that applied its message, in seconds.
+    pub const WEBHOOK_LEASE_SECS: u64 = 30;
 }
 
 /// The offline delivery webhook: when an agent's message reaches an end user with no live
@@ -117,6 +119,10 @@ pub struct WebhookConfig {
     pub queue: usize,
     /// Timeout of one POST. Default 5 s.
     pub timeout: Duration,
+    /// How long the node that applied an agent's message has its webhook job before any
+    /// node's sweeper may take it (after that node died, or while it still retries: the
+    /// receiver then deduplicates by `X-Chathub-Delivery`). Default 30 s.
+    pub lease: Duration,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -139,6 +145,7 @@ impl WebhookConfig {
             max_attempts: defaults::WEBHOOK_MAX_ATTEMPTS,
             queue: defaults::WEBHOOK_QUEUE,
             timeout: Duration::from_secs(5),
+            lease: Duration::from_secs(defaults::WEBHOOK_LEASE_SECS),
         }
     }
 }

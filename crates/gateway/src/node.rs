@@ -36,6 +36,8 @@ pub(crate) struct Node<K> {
     pub(crate) webhook: Option<webhook::Webhook>,
     /// Open sockets per (tenant, subject).
     pub(crate) per_subject: Arc<dashmap::DashMap<(chathub_domain::TenantId, String), usize>>,
+    /// Tenants this node has registered for the webhook job sweepers.
+    pub(crate) job_tenants: dashmap::DashSet<chathub_domain::TenantId>,
     /// Tenant settings read recently (see [`Node::settings`]).
     pub(crate) settings: dashmap::DashMap<
         chathub_domain::TenantId,
@@ -63,6 +65,20 @@ impl<K: Backend> Node<K> {
         let fresh = self.backend.workspace().settings(tenant).await?;
         self.remember_settings(tenant, fresh);
         Ok(fresh)
+    }
+
+    /// Makes the tenant's webhook jobs visible to every node's sweeper, once per node,
+    /// before its first session is served (with a webhook only).
+    pub(crate) async fn register_job_tenant(&self, tenant: &chathub_domain::TenantId) {
+        use chathub_store::WebhookJobs;
+        if self.webhook.is_none() || !self.job_tenants.insert(tenant.clone()) {
+            return;
+        }
+        if let Err(e) = self.backend.jobs().register_tenant(tenant).await {
+            tracing::warn!(error = %e, "cannot register the tenant for webhook jobs");
+            // The next session tries again.
+            self.job_tenants.remove(tenant);
+        }
     }
 
     /// Records settings this node just wrote or read.
@@ -128,16 +144,22 @@ pub async fn start_embedded(
 ) -> Result<RunningGateway, GatewayError> {
     let tasks = Tasks::new(TaskTracker::new(), shutdown);
     let hub = Arc::new(Hub::new());
-    let backend = EmbeddedBackend::new(hub.clone(), store);
+    let mut backend = EmbeddedBackend::new(hub.clone(), store);
+    if let Some(webhook) = &config.webhook {
+        backend = backend.with_webhook_jobs(webhook.lease);
+    }
     start(config, backend, hub, tasks).await
 }
 
 /// Starts a node in cluster mode, on Redis.
 pub async fn start_redis(
     config: GatewayConfig,
-    redis: RedisConfig,
+    mut redis: RedisConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, GatewayError> {
+    if let Some(webhook) = &config.webhook {
+        redis.ownership.webhook_job_lease_ms = webhook.lease.as_millis() as u64;
+    }
     let tasks = Tasks::new(TaskTracker::new(), shutdown);
     let hub = Arc::new(Hub::new());
     let started = match redis.target.clone() {
@@ -191,9 +213,11 @@ async fn start<K: Backend>(
     };
     let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
     let grace = config.shutdown_grace;
+    let mut webhook_done = None;
     let webhook = config.webhook.clone().map(|c| {
-        let (hook, worker) = webhook::Webhook::new(c);
+        let (hook, worker, done) = webhook::Webhook::new(c);
         tasks.spawn(worker);
+        webhook_done = Some(done);
         hook
     });
     let node = Arc::new(Node {
@@ -211,7 +235,15 @@ async fn start<K: Backend>(
         webhook,
         settings: Default::default(),
         per_subject: Default::default(),
+        job_tenants: Default::default(),
     });
+    if let (Some(done), Some(webhook)) = (webhook_done, &node.config.webhook) {
+        tasks.spawn(crate::ops::followups::complete_jobs(node.clone(), done));
+        tasks.spawn(crate::ops::followups::sweep_jobs(
+            node.clone(),
+            webhook.lease,
+        ));
+    }
     if let Some(http) = http {
         tasks.tracker().spawn(http::serve(http, node.clone()));
     }

@@ -246,6 +246,7 @@ impl<K: Backend> Session<K> {
             }
             self.link.fixed.push(channel);
         }
+        self.node.register_job_tenant(&tenant).await;
         let chat_disabled = match self.node.settings(&tenant).await {
             Ok(settings) => settings.chat_disabled,
             Err(e) => {
@@ -765,6 +766,7 @@ mod footprint {
             tasks: Default::default(),
             webhook: None,
             per_subject: Default::default(),
+            job_tenants: Default::default(),
             settings: Default::default(),
             config,
         });

@@ -6,6 +6,12 @@
 //! it) and `X-Chathub-Signature: sha256=<hex HMAC-SHA256 of the body>`. A delivery is
 //! retried with exponential backoff until a 2xx answer or `max_attempts`; the node also
 //! remembers recent ids and never queues the same one twice.
+//!
+//! Every delivery is a durable job (see `chathub_store::jobs`), recorded by the atomic
+//! step with the message: the node that applied it queues it here at once and completes
+//! the job when the delivery ends (delivered or given up); a job whose node died is
+//! claimed by any node's sweeper once its lease is over, so a node's death loses no push.
+//! Delivery is at least once: a receiver deduplicates by `X-Chathub-Delivery`.
 
 use crate::config::WebhookConfig;
 use bytes::Bytes;
@@ -40,6 +46,9 @@ pub struct Delivery {
     pub author: chathub_domain::Author,
     /// What it says.
     pub content: chathub_domain::MessageContent,
+    /// The durable job to complete when the delivery ends.
+    #[serde(skip)]
+    pub job: Option<chathub_store::WebhookJob>,
 }
 
 /// The queue into the webhook worker. Cheap to clone.
@@ -50,33 +59,44 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// A webhook and its worker (spawn the future; it ends when every handle is gone).
-    pub fn new(config: WebhookConfig) -> (Webhook, impl std::future::Future<Output = ()> + Send) {
+    /// A webhook, its worker (spawn the future; it ends when every handle is gone) and
+    /// the jobs of the deliveries that ended, to complete (a job whose completion is lost
+    /// is delivered again after its lease: at least once).
+    pub fn new(
+        config: WebhookConfig,
+    ) -> (
+        Webhook,
+        impl std::future::Future<Output = ()> + Send,
+        mpsc::Receiver<chathub_store::WebhookJob>,
+    ) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let (done_tx, done_rx) = mpsc::channel(config.queue.max(1));
         let hook = Webhook {
             tx,
             seen: Arc::default(),
         };
-        (hook, worker(config, rx))
+        (hook, worker(config, rx, done_tx), done_rx)
     }
 
-    /// Queues `delivery` unless its id was queued before. Never waits: when the queue is
-    /// full the delivery is dropped and counted.
+    /// Queues `delivery` unless its id was queued before on this node. Never waits:
+    /// when the queue is full the delivery is dropped and counted (its job stays, and
+    /// comes back after its lease).
     pub fn enqueue(&self, delivery: Delivery) {
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if !seen.0.insert(delivery.id.clone()) {
-                return;
-            }
-            seen.1.push_back(delivery.id.clone());
-            if seen.1.len() > REMEMBERED
-                && let Some(old) = seen.1.pop_front()
-            {
-                seen.0.remove(&old);
-            }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.0.contains(&delivery.id) {
+            return;
         }
+        let id = delivery.id.clone();
         if self.tx.try_send(delivery).is_err() {
             ::metrics::counter!("chathub_webhook_dropped_total").increment(1);
+            return;
+        }
+        seen.0.insert(id.clone());
+        seen.1.push_back(id);
+        if seen.1.len() > REMEMBERED
+            && let Some(old) = seen.1.pop_front()
+        {
+            seen.0.remove(&old);
         }
     }
 }
@@ -90,7 +110,11 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn worker(config: WebhookConfig, mut rx: mpsc::Receiver<Delivery>) {
+async fn worker(
+    config: WebhookConfig,
+    mut rx: mpsc::Receiver<Delivery>,
+    done: mpsc::Sender<chathub_store::WebhookJob>,
+) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     while let Some(delivery) = rx.recv().await {
@@ -134,6 +158,12 @@ async fn worker(config: WebhookConfig, mut rx: mpsc::Receiver<Delivery>) {
                     }
                 }
             }
+        }
+        if let Some(job) = delivery.job
+            && done.try_send(job).is_err()
+        {
+            // Not completed: the job comes back after its lease (at least once).
+            tracing::debug!(id = %delivery.id, "webhook job completion dropped");
         }
     }
 }

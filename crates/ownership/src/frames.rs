@@ -93,6 +93,16 @@ pub fn ownership_lost(
     })
 }
 
+/// The `seq` of the message among `events` that owes a webhook job: an agent's message
+/// (the end user may be offline and need a push). Recorded by the atomic step when the
+/// node has a webhook.
+pub fn webhook_job(events: &[Event]) -> Option<u64> {
+    events.iter().find_map(|e| match &e.body {
+        EventBody::Message { author, .. } if author.role != Role::EndUser => Some(e.seq),
+        _ => None,
+    })
+}
+
 /// The end user's engagement-history record of an engagement an agent sent through the
 /// chat ("received"), written by the atomic step with the queue entry on every backend.
 /// Its id is the message's place in the conversation, so writing it again is harmless.

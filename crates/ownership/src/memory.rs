@@ -1,11 +1,11 @@
 //! The embedded twin: the domain state machine applied under one lock per conversation.
 
-use crate::frames::{changes_queue, ownership_lost, queue_item, received_record};
+use crate::frames::{changes_queue, ownership_lost, queue_item, received_record, webhook_job};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::{Broker, Channel, Envelope};
 use chathub_domain::{Author, Command, EventBody, Outcome, apply_in};
 use chathub_protocol::{SendAck, ServerFrame};
-use chathub_store::{MemoryStore, MemoryWorkspace, WorkspaceStore};
+use chathub_store::{MemoryJobs, MemoryStore, MemoryWorkspace, WebhookJob, WorkspaceStore};
 
 /// Applies commands to a [`MemoryStore`] and publishes through a broker. Holding the
 /// conversation's lock from the decision to the publish makes every command atomic and
@@ -16,6 +16,9 @@ pub struct MemoryOwnership<B> {
     broker: B,
     /// Where sent engagements are recorded in the end user's history.
     workspace: MemoryWorkspace,
+    /// Where agents' messages record their offline-webhook job, with its lease (ms);
+    /// `None` without a webhook.
+    jobs: Option<(MemoryJobs, u64)>,
 }
 
 impl<B: Broker> MemoryOwnership<B> {
@@ -26,7 +29,14 @@ impl<B: Broker> MemoryOwnership<B> {
             store,
             broker,
             workspace,
+            jobs: None,
         }
+    }
+
+    /// Records a webhook job in `jobs` for every agent message, due `lease_ms` after it.
+    pub fn with_webhook_jobs(mut self, jobs: MemoryJobs, lease_ms: u64) -> Self {
+        self.jobs = Some((jobs, lease_ms));
+        self
     }
 }
 
@@ -103,6 +113,14 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             {
                 tracing::warn!(error = %e, "ownership_lost publish failed");
             }
+        }
+        if let (Some((jobs, lease)), Some(seq)) = (&self.jobs, webhook_job(&transition.events)) {
+            let job = WebhookJob {
+                tenant: req.tenant.clone(),
+                conversation: req.conversation.clone(),
+                seq,
+            };
+            jobs.add(job, req.at + lease);
         }
         if let Some(record) = received_record(&req.conversation, &transition.events) {
             let user = req.conversation.end_user();

@@ -7,7 +7,7 @@
 //! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
 
 use crate::frames::{
-    changes_queue, content_preview, message_preview, ownership_lost, received_record,
+    changes_queue, content_preview, message_preview, ownership_lost, received_record, webhook_job,
 };
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
@@ -47,6 +47,10 @@ pub struct RedisOwnershipConfig {
     pub dedup_window_ms: u64,
     /// Queue frames kept in the tenant's inbox stream. Default 10 000.
     pub inbox_stream_max_len: u64,
+    /// Lease of an offline-webhook job, in ms: an agent's message records one, due this
+    /// long after it (the node that applied it handles it first). 0: no webhook, no
+    /// jobs. Default 0.
+    pub webhook_job_lease_ms: u64,
     /// The keys live on a Redis Cluster: publish with SPUBLISH (sharded pub/sub) instead
     /// of PUBLISH, and update the tenant's queue (another slot than the conversation) in
     /// a second, batched step instead of inside the apply script.
@@ -60,6 +64,7 @@ impl Default for RedisOwnershipConfig {
             history_max_age_ms: 0,
             dedup_window_ms: chathub_store::defaults::DEDUP_WINDOW_SECS * 1000,
             inbox_stream_max_len: chathub_store::defaults::INBOX_MAX_LEN as u64,
+            webhook_job_lease_ms: 0,
             cluster: false,
         }
     }
@@ -283,6 +288,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
         if inbox_inline {
             let agents = chathub_broker::Channel::agents(t);
             self.queue_keys(&mut invocation, t);
+            invocation.key(self.keys.webhook_jobs(t));
             invocation
                 .arg("1")
                 .arg(match &req.command {
@@ -291,7 +297,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 })
                 .arg(redis_channel(self.keys.prefix(), &agents))
                 .arg(self.config.inbox_stream_max_len)
-                .arg(self.agent_channel_prefix(t));
+                .arg(self.agent_channel_prefix(t))
+                .arg(self.config.webhook_job_lease_ms);
             if let Command::Send {
                 content: MessageContent::Engagement { engagement },
                 ..
@@ -388,6 +395,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             lost: ownership_lost(&req.conversation, events),
             received: received_record(&req.conversation, events)
                 .map(|r| (req.conversation.end_user(), r)),
+            job_seq: if self.config.webhook_job_lease_ms > 0 {
+                webhook_job(events).unwrap_or(0)
+            } else {
+                0
+            },
         };
         let (done, finished) = oneshot::channel();
         let writer = self.inbox_writer.get_or_init(|| {
@@ -425,13 +437,16 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let agents = chathub_broker::Channel::agents(t);
         let mut invocation = INBOX.prepare_invoke();
         self.queue_keys(&mut invocation, t);
+        invocation.key(self.keys.webhook_jobs(t));
         invocation
             .arg(self.publish_command())
             .arg(redis_channel(self.keys.prefix(), &agents))
             .arg(self.config.inbox_stream_max_len)
-            .arg(self.agent_channel_prefix(t));
-        // The fixed keys come first; each "received" record adds its three.
-        let mut next_key = QUEUE_KEYS + 1;
+            .arg(self.agent_channel_prefix(t))
+            .arg(self.config.webhook_job_lease_ms);
+        // The fixed keys come first (the queue's and the job set); each "received"
+        // record adds its three.
+        let mut next_key = QUEUE_KEYS + 2;
         for u in updates {
             invocation
                 .arg(&u.conversation)
@@ -466,6 +481,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                     invocation.arg(0).arg("").arg("").arg("").arg("");
                 }
             }
+            invocation.arg(u.job_seq);
         }
         for attempt in 0..2 {
             let mut conn = self.conn.clone();
@@ -515,6 +531,8 @@ struct InboxUpdate {
         chathub_domain::EndUserId,
         chathub_domain::engagement::HistoryEvent,
     )>,
+    /// The agent message owing a webhook job (0: none).
+    job_seq: u64,
 }
 
 /// An update and who waits for it.

@@ -148,8 +148,13 @@ fn redis_script_agrees_with_the_state_machine() {
     // proptest's body is a `Fn`: the stream is borrowed mutably through a cell.
     let notices = std::cell::RefCell::new(Some(notices));
     let keys = RedisKeys::new("diff");
-    let ownership =
-        RedisOwnership::new(conn.clone(), keys.clone(), RedisOwnershipConfig::default());
+    // With a webhook: agents' messages record their job, due one lease later.
+    const LEASE: u64 = 1000;
+    let config = RedisOwnershipConfig {
+        webhook_job_lease_ms: LEASE,
+        ..RedisOwnershipConfig::default()
+    };
+    let ownership = RedisOwnership::new(conn.clone(), keys.clone(), config);
     let store = RedisStore::new(conn, keys.clone());
     let tenant = TenantId::new("t").unwrap();
 
@@ -221,6 +226,13 @@ fn redis_script_agrees_with_the_state_machine() {
                         .map(|(channel, bytes)| (channel, Codec::MsgPack.decode_server(&bytes).unwrap()))
                         .collect();
                     prop_assert_eq!(&got, &expected, "notices of {:?} by {:?}", cmd, who);
+                    // The webhook job, if any.
+                    if let Some(seq) = frames::webhook_job(&t.events) {
+                        let due: Option<u64> = runtime
+                            .block_on(raw.clone().zscore(keys.webhook_jobs(&tenant), format!("{seq}:{conversation}")))
+                            .unwrap();
+                        prop_assert_eq!(due, Some(at + LEASE), "webhook job of {:?} by {:?}", cmd, who);
+                    }
                     // The "received" record, if any.
                     if let Some(record) = frames::received_record(&conversation, &t.events) {
                         let blob: Vec<u8> = runtime

@@ -9,12 +9,13 @@
 use chathub_testkit::RedisServer;
 use redis::AsyncCommands;
 
-const KEYS: [&str; 5] = [
+const KEYS: [&str; 6] = [
     "i:inbox",
     "i:unanswered",
     "i:active",
     "i:finished",
     "i:events",
+    "i:jobs",
 ];
 
 /// One update's arguments: the nine of its queue entry, then no notice and no record.
@@ -48,6 +49,8 @@ fn update(
         String::new(),
         String::new(),
         String::new(),
+        // No webhook job.
+        "0".into(),
     ]
 }
 
@@ -67,7 +70,11 @@ async fn one_call_applies_many_updates_in_order() {
     for key in KEYS {
         call.key(key);
     }
-    call.arg("PUBLISH").arg("i:agents").arg(100).arg("i:agent:");
+    call.arg("PUBLISH")
+        .arg("i:agents")
+        .arg(100)
+        .arg("i:agent:")
+        .arg(0);
     let updates = [
         update("a", 1, "unanswered", "", 100, true, "hello"),
         update("b", 1, "unanswered", "", 110, true, "hi"),
@@ -181,20 +188,26 @@ async fn an_update_carries_its_notice_and_received_record() {
     call.key("i:history:u1")
         .key("i:index:u1")
         .key("i:index:u1:coupon");
-    call.arg("PUBLISH").arg("i:agents").arg(100).arg("i:agent:");
+    call.arg("PUBLISH")
+        .arg("i:agents")
+        .arg(100)
+        .arg("i:agent:")
+        .arg(1000);
     let mut args = update("u1", 7, "active", "bob", 500, true, "a coupon");
     args.truncate(9);
+    // The notice; the record, whose keys start at KEYS[7]; the webhook job of seq 7.
     args.extend(
         [
             "alice",
             "bob",
             "2",
             "6",
-            "6",
+            "7",
             "chat:u1:7",
             "coupon",
             "c-10",
             "10% off",
+            "7",
         ]
         .map(String::from),
     );
@@ -223,4 +236,7 @@ async fn an_update_carries_its_notice_and_received_record() {
         let at: Option<u64> = conn.zscore(index, "chat:u1:7").await.unwrap();
         assert_eq!(at, Some(500), "{index}");
     }
+    // The job, due one lease after the change.
+    let due: Option<u64> = conn.zscore("i:jobs", "7:u1").await.unwrap();
+    assert_eq!(due, Some(1500));
 }

@@ -9,6 +9,7 @@
 //! - [`workspace`]: the agent workspace's data ([`WorkspaceStore`]): tenant settings,
 //!   engagements, profiles and history, canned responses, presence; with
 //!   [`MemoryWorkspace`] and [`RedisWorkspace`].
+//! - [`jobs`]: durable jobs after a command (the offline webhook's), memory and Redis.
 //! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
 //!   ([`RedisStore`]); the ownership crate's scripts write the same keys.
 
@@ -23,12 +24,14 @@ pub mod defaults {
     pub const INBOX_MAX_LEN: usize = 10_000;
 }
 
+pub mod jobs;
 pub mod memory;
 pub mod redis;
 pub mod workspace;
 mod workspace_memory;
 mod workspace_redis;
 
+pub use jobs::{MemoryJobs, RedisJobs, WebhookJob, WebhookJobs};
 pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{RedisKeys, RedisStore};
 pub use workspace::{

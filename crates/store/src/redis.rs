@@ -100,6 +100,16 @@ impl RedisKeys {
         }
     }
 
+    /// The tenant's pending offline-webhook jobs (see [`crate::jobs`]).
+    pub fn webhook_jobs(&self, t: &TenantId) -> String {
+        self.tenant(t, "jobs:webhook")
+    }
+
+    /// The tenants that may have pending jobs (one set for the whole hub).
+    pub fn job_tenants(&self) -> String {
+        format!("{}:jobs:tenants", self.prefix)
+    }
+
     /// The tenant's inbox event stream (queue frames, for consoles catching up).
     pub fn inbox_events(&self, t: &TenantId) -> String {
         self.tenant(t, "inbox-events")

@@ -1,64 +1,139 @@
 //! What an applied command's events set off in the gateway: the ownership-change
-//! metrics and the offline delivery webhook. (The previous owner's `ownership_lost`
-//! notice and the end user's "received" record are the atomic step's own: see
-//! `chathub_ownership::frames`.) Failures are logged: the command itself is done.
+//! metrics, and the offline delivery webhook's jobs (recorded by the atomic step; this
+//! node offers its own at once, and sweeps up those whose node died). The previous
+//! owner's `ownership_lost` notice and the end user's "received" record are the atomic
+//! step's own (see `chathub_ownership::frames`). Failures are logged: the command itself
+//! is done.
 
 use super::Ctx;
-use crate::Backend;
 use crate::auth::now_millis;
 use crate::webhook::Delivery;
-use chathub_domain::{Author, ConversationId, Event, EventBody, MessageContent, Participant, Role};
-use chathub_store::WorkspaceStore;
+use crate::{Backend, Node};
+use chathub_domain::{Event, EventBody, Participant};
+use chathub_store::{ConversationStore, HistoryRange, WebhookJob, WebhookJobs, WorkspaceStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a node looks for webhook jobs whose lease is over.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
+/// Jobs claimed per sweep.
+const SWEEP_BATCH: usize = 64;
 
 /// Runs the follow-ups of `events`, just applied to `conversation`.
 pub(crate) async fn after_applied<K: Backend>(
     cx: &Ctx<'_, K>,
-    conversation: &ConversationId,
+    conversation: &chathub_domain::ConversationId,
     events: &[Event],
 ) {
     let t = &cx.identity.tenant;
     for event in events {
         crate::metrics::observe_ownership_change(cx.node, t, conversation, event);
-        if let EventBody::Message {
-            author, content, ..
-        } = &event.body
-            && author.role != Role::EndUser
-        {
-            notify_if_offline(cx, conversation, event, author, content).await;
-        }
+    }
+    if cx.node.webhook.is_none() {
+        return;
+    }
+    // The step recorded a job for an agent's message: this node offers it at once.
+    if let Some(seq) = chathub_ownership::frames::webhook_job(events)
+        && let Some(event) = events.iter().find(|e| e.seq == seq)
+    {
+        let job = WebhookJob {
+            tenant: t.clone(),
+            conversation: conversation.clone(),
+            seq,
+        };
+        offer(cx.node, job, event).await;
     }
 }
 
-/// Queues the offline delivery webhook when the end user has no live socket.
-async fn notify_if_offline<K: Backend>(
-    cx: &Ctx<'_, K>,
-    conversation: &ConversationId,
-    event: &Event,
-    author: &Author,
-    content: &MessageContent,
-) {
-    let Some(webhook) = &cx.node.webhook else {
+/// Queues the webhook of `job` (whose message is `event`) when the end user has no live
+/// socket, else completes the job: they see the message.
+async fn offer<K: Backend>(node: &Node<K>, job: WebhookJob, event: &Event) {
+    let Some(webhook) = &node.webhook else {
         return;
     };
-    let t = &cx.identity.tenant;
-    let who = Participant::end_user(&conversation.end_user()).key();
-    match cx
-        .node
+    let EventBody::Message {
+        author, content, ..
+    } = &event.body
+    else {
+        return complete(node, &job).await;
+    };
+    let who = Participant::end_user(&job.conversation.end_user()).key();
+    match node
         .backend
         .workspace()
-        .online(t, &who, now_millis())
+        .online(&job.tenant, &who, now_millis())
         .await
     {
-        Ok(true) => {}
+        Ok(true) => complete(node, &job).await,
         Ok(false) => webhook.enqueue(Delivery {
-            id: format!("{t}/{conversation}/{}", event.seq),
-            tenant: t.to_string(),
-            conversation: conversation.to_string(),
-            seq: event.seq,
+            id: format!("{}/{}/{}", job.tenant, job.conversation, job.seq),
+            tenant: job.tenant.to_string(),
+            conversation: job.conversation.to_string(),
+            seq: job.seq,
             at: event.at,
             author: author.clone(),
             content: content.clone(),
+            job: Some(job),
         }),
+        // The job stays: it comes back after its lease.
         Err(e) => tracing::warn!(error = %e, "cannot check presence for the webhook"),
+    }
+}
+
+async fn complete<K: Backend>(node: &Node<K>, job: &WebhookJob) {
+    if let Err(e) = node.backend.jobs().complete(job).await {
+        // It comes back after its lease and is offered again (at least once).
+        tracing::warn!(error = %e, "cannot complete a webhook job");
+    }
+}
+
+/// Completes the jobs of deliveries that ended.
+pub(crate) async fn complete_jobs<K: Backend>(
+    node: Arc<Node<K>>,
+    mut done: tokio::sync::mpsc::Receiver<WebhookJob>,
+) {
+    while let Some(job) = done.recv().await {
+        complete(&node, &job).await;
+    }
+}
+
+/// Offers the webhook jobs whose lease is over: their node died, or has not finished
+/// with them in time. Runs on every node with a webhook.
+pub(crate) async fn sweep_jobs<K: Backend>(node: Arc<Node<K>>, lease: Duration) {
+    let lease_ms = lease.as_millis() as u64;
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let claimed = match node
+            .backend
+            .jobs()
+            .claim_due(now_millis(), lease_ms, SWEEP_BATCH)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot claim webhook jobs");
+                continue;
+            }
+        };
+        for job in claimed {
+            let range = HistoryRange::After {
+                after: job.seq.saturating_sub(1),
+                limit: 1,
+            };
+            let read = node
+                .backend
+                .store()
+                .history(&job.tenant, &job.conversation, range)
+                .await;
+            match read {
+                Ok(slice) => match slice.events.into_iter().find(|e| e.seq == job.seq) {
+                    Some(event) => offer(&node, job, &event).await,
+                    // Gone from history (trimmed or erased): nothing left to push.
+                    None => complete(&node, &job).await,
+                },
+                Err(e) => tracing::debug!(error = %e, "cannot read a webhook job's message"),
+            }
+        }
     }
 }

@@ -29,7 +29,9 @@
 --          a Redis Cluster, where the queue is another slot and a second step does it)
 -- ARGV[19] queue preview of the message ('' for none)   ARGV[20] agents channel
 -- ARGV[21] inbox stream max length   ARGV[22] the agents' own channel prefix
---          (`<prefix>:agent:{tenant}/`); with an engagement sent by an agent, KEYS[9..11]:
+--          (`<prefix>:agent:{tenant}/`)   ARGV[23] lease of an offline-webhook job, ms
+--          ('0': no webhook, no job), with KEYS[9] the tenant's job set;
+--          with an engagement sent by an agent, KEYS[10..12]:
 --          the end user's engagement history hash and its two indexes (all types, this
 --          type), for the "received" record
 -- Returns a MessagePack map: {outcome = done|conflict|refused, ...}; `events` holds each
@@ -38,7 +40,8 @@
 -- Every key and argument by name (nothing below reads KEYS[i] or ARGV[i]).
 local state_key, history_key, dedup_key = KEYS[1], KEYS[2], KEYS[3]
 local queue_keys = { KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8] }
-local received_keys = KEYS[9] and { KEYS[9], KEYS[10], KEYS[11] } or nil
+local jobs_key = KEYS[9]
+local received_keys = KEYS[10] and { KEYS[10], KEYS[11], KEYS[12] } or nil
 local role, actor_id, privileges = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local command, content_packed, client_msg_id = ARGV[4], ARGV[5], ARGV[6]
 local seen_epoch = tonumber(ARGV[7])
@@ -53,6 +56,7 @@ local tenant_disabled = ARGV[17] == '1'
 local queue_inline = ARGV[18] == '1'
 local preview, agents_channel, inbox_max_len = ARGV[19], ARGV[20], ARGV[21]
 local agent_channel_prefix = ARGV[22]
+local job_lease = tonumber(ARGV[23] or '0')
 
 -- Privilege bits, as chathub_domain::Privileges::bits encodes them (pinned by a test).
 local CHAT_TAKE, CHAT_FINISH, CHAT_DISABLE, ENGAGEMENT_SEND = 1, 2, 4, 8
@@ -235,7 +239,7 @@ end
 
 if queue_inline and #events > 0 then
   local status_changed = false
-  local followups = { conversation = conversation_id, at = at, lost_agent = '' }
+  local followups = { conversation = conversation_id, at = at, lost_agent = '', job_seq = 0 }
   for _, event in ipairs(events) do
     if event.event == 'status' then
       status_changed = true
@@ -243,7 +247,12 @@ if queue_inline and #events > 0 then
         followups.lost_agent, followups.lost_by = event.previous_owner, event.owner
         followups.lost_epoch, followups.lost_seq = event.epoch, event.seq
       end
-    elseif event.event == 'message' and event.author.role ~= 'end_user'
+    elseif event.event == 'message' and event.author.role ~= 'end_user' then
+      if job_lease > 0 then
+        followups.job_seq, followups.job_due = event.seq, at + job_lease
+      end
+    end
+    if event.event == 'message' and event.author.role ~= 'end_user'
         and event.content.kind == 'engagement' and received_keys then
       local card = event.content.engagement
       followups.received_keys = received_keys
@@ -253,7 +262,7 @@ if queue_inline and #events > 0 then
     end
   end
   local q = { queue_keys[1], queue_keys[2], queue_keys[3], queue_keys[4], queue_keys[5],
-    publish_command, agents_channel, inbox_max_len, agent_channel_prefix }
+    publish_command, agents_channel, inbox_max_len, agent_channel_prefix, jobs_key }
   apply_followups(q, followups)
   update_inbox_entry(
     q,

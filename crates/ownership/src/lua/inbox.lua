@@ -5,28 +5,31 @@
 -- Runs after `inbox_entry.lua`, which defines `update_inbox_entry` and `apply_followups`.
 --
 -- KEYS[1] inbox hash  KEYS[2] unanswered zset  KEYS[3] active zset  KEYS[4] finished zset
--- KEYS[5] inbox event stream; then, for each update with a "received" record, its three
+-- KEYS[5] inbox event stream   KEYS[6] the tenant's webhook job set; then, for each
+-- update with a "received" record, its three
 -- keys (history hash, index of all types, index of its type). All under the tenant's
 -- hash tag.
 -- ARGV[1] publish command   ARGV[2] agents channel   ARGV[3] inbox stream max length
--- ARGV[4] the agents' own channel prefix
--- then 18 arguments per update, in order of application:
+-- ARGV[4] the agents' own channel prefix   ARGV[5] lease of a webhook job (ms)
+-- then 19 arguments per update, in order of application:
 --   conversation, seq, status, owner ('' for none), epoch, disabled ('1'/'0'),
 --   time of the change (ms), status changed ('1'/'0': also publish a queue frame),
 --   preview ('' to keep the old one),
 --   lost agent ('' for none), lost to, lost epoch, lost seq,
---   received: index of its first key in KEYS ('0' for none), id, type, engagement, title
+--   received: index of its first key in KEYS ('0' for none), id, type, engagement, title,
+--   webhook job: the message's seq ('0' for none) (due: the change's time + ARGV[5])
 -- Returns how many entries changed (an update that is not newer than the entry is skipped).
 
 local inbox_key, unanswered_key, active_key, finished_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local inbox_events_key = KEYS[5]
 local publish_command, agents_channel, inbox_max_len = ARGV[1], ARGV[2], ARGV[3]
 local agent_channel_prefix = ARGV[4]
+local job_lease = tonumber(ARGV[5])
 -- Each update is read from its arguments by name, starting at `base`.
-local FIRST_UPDATE, PER_UPDATE = 5, 18
+local FIRST_UPDATE, PER_UPDATE = 6, 19
 
 local q = { inbox_key, unanswered_key, active_key, finished_key, inbox_events_key,
-  publish_command, agents_channel, inbox_max_len, agent_channel_prefix }
+  publish_command, agents_channel, inbox_max_len, agent_channel_prefix, KEYS[6] }
 local changed = 0
 for base = FIRST_UPDATE, #ARGV, PER_UPDATE do
   local conversation, at = ARGV[base], tonumber(ARGV[base + 6])
@@ -39,6 +42,7 @@ for base = FIRST_UPDATE, #ARGV, PER_UPDATE do
       and { KEYS[received_key], KEYS[received_key + 1], KEYS[received_key + 2] } or nil,
     received_id = ARGV[base + 14], received_type = ARGV[base + 15],
     received_engagement = ARGV[base + 16], received_title = ARGV[base + 17],
+    job_seq = tonumber(ARGV[base + 18]), job_due = at + job_lease,
   })
   changed = changed + update_inbox_entry(q, {
     conversation = conversation, seq = tonumber(ARGV[base + 1]), status = ARGV[base + 2],

@@ -60,12 +60,18 @@ end
 -- holds them equal). Written whether or not the queue entry was newer: the record is
 -- idempotent by its id, and a late notice still tells the previous owner who took it.
 --
--- q: as above, plus q[9] the agents' own channel prefix (`<prefix>:agent:{tenant}/`)
--- f: { conversation, at (number),
+-- q: as above, plus q[9] the agents' own channel prefix (`<prefix>:agent:{tenant}/`) and
+--    q[10] the tenant's webhook job set
+-- f: { conversation, at (number), job_seq (number: the agent message needing a webhook
+--      job, 0 for none), job_due (number, ms),
 --      lost_agent ('' for none), lost_by, lost_epoch (number), lost_seq (number),
 --      received_keys (nil, or { history hash, index (all types), index (this type) }),
 --      received_id, received_type, received_engagement, received_title }
 local function apply_followups(q, f)
+  if f.job_seq > 0 then
+    -- NX: recording it again (a retried step) keeps the first due time.
+    redis.call('ZADD', q[10], 'NX', f.job_due, f.job_seq .. ':' .. f.conversation)
+  end
   if f.lost_agent ~= '' then
     redis.call(q[6], q[9] .. f.lost_agent, cmsgpack.pack({
       type = 'ownership_lost', conversation = f.conversation, by = f.lost_by,
