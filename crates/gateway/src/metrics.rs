@@ -92,17 +92,11 @@ pub(crate) fn render() -> String {
 }
 
 /// Counts takes, and for a change that ends a wait in `unanswered` (a take, or a finish
-/// by an admin) observes how long it waited. The wait's start is the status change
-/// before this one, read from history in a task of its own: off the reply path, and only
-/// once per ownership change, never per message.
-pub(crate) fn observe_ownership_change<K: crate::Backend>(
-    node: &std::sync::Arc<crate::Node<K>>,
-    tenant: &chathub_domain::TenantId,
-    conversation: &chathub_domain::ConversationId,
-    event: &chathub_domain::Event,
-) {
-    use chathub_domain::{Cause, EventBody, Status};
-    use chathub_store::{ConversationStore, HistoryRange};
+/// by an admin) observes how long it waited: `queued_since` is when the conversation had
+/// entered the queue, as the atomic step found it in the queue entry it replaced (no
+/// extra read, nothing after the reply).
+pub(crate) fn observe_ownership_change(event: &chathub_domain::Event, queued_since: Option<u64>) {
+    use chathub_domain::{Cause, EventBody};
     let EventBody::Status { cause, .. } = &event.body else {
         return;
     };
@@ -118,33 +112,11 @@ pub(crate) fn observe_ownership_change<K: crate::Backend>(
         Cause::Finished => "finished",
         _ => return,
     };
-    let (node, tenant, conversation) = (node.clone(), tenant.clone(), conversation.clone());
-    let (seq, at) = (event.seq, event.at);
-    node.tasks.clone().spawn(async move {
-        // End users' messages are all that can come between entering the queue and
-        // leaving it; a page this long almost always reaches the status change.
-        let range = HistoryRange::Before {
-            before: seq,
-            limit: 100,
-        };
-        let Ok(slice) = node
-            .backend
-            .store()
-            .history(&tenant, &conversation, range)
-            .await
-        else {
-            return;
-        };
-        let entered = slice.events.iter().rev().find_map(|e| match &e.body {
-            EventBody::Status { status, .. } => Some((*status, e.at)),
-            _ => None,
-        });
-        if let Some((Status::Unanswered, since)) = entered {
-            let waited = at.saturating_sub(since) as f64 / 1000.0;
-            ::metrics::histogram!(UNANSWERED_WAIT, "outcome" => outcome).record(waited);
-            if outcome == "taken" {
-                ::metrics::histogram!(FIRST_REPLY).record(waited);
-            }
+    if let Some(since) = queued_since {
+        let waited = event.at.saturating_sub(since) as f64 / 1000.0;
+        ::metrics::histogram!(UNANSWERED_WAIT, "outcome" => outcome).record(waited);
+        if outcome == "taken" {
+            ::metrics::histogram!(FIRST_REPLY).record(waited);
         }
-    });
+    }
 }

@@ -30,8 +30,6 @@ pub(crate) struct Node<K> {
     pub(crate) next_session: AtomicU64,
     /// Cancelled when the node shuts down; sessions close with 1001.
     pub(crate) shutdown: CancellationToken,
-    /// The node's background tasks (under `shutdown`, waited for on stop).
-    pub(crate) tasks: Tasks,
     /// The offline delivery webhook, if configured.
     pub(crate) webhook: Option<webhook::Webhook>,
     /// Open sockets per (tenant, subject).
@@ -231,7 +229,6 @@ async fn start<K: Backend>(
         id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         next_session: AtomicU64::new(1),
         shutdown: tasks.shutdown().clone(),
-        tasks: tasks.clone(),
         webhook,
         settings: Default::default(),
         per_subject: Default::default(),

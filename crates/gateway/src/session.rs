@@ -763,7 +763,6 @@ mod footprint {
             id: "test".into(),
             next_session: Default::default(),
             shutdown: Default::default(),
-            tasks: Default::default(),
             webhook: None,
             per_subject: Default::default(),
             job_tenants: Default::default(),

@@ -6,6 +6,7 @@
 use chathub_domain::engagement::{HistoryAction, HistoryEvent};
 use chathub_domain::{
     AgentId, Cause, ConversationId, ConversationState, Event, EventBody, MessageContent, Role,
+    Status,
 };
 use chathub_protocol::{OwnershipLostFrame, QueueItem};
 
@@ -43,6 +44,14 @@ pub fn queue_item(
         owner_absent: None,
         cursor: None,
     }
+}
+
+/// When a command took a conversation out of the unanswered queue (its previous entry
+/// was unanswered, its new state is not): the time it had entered the queue.
+pub fn queued_since(previous: Option<&QueueItem>, state: &ConversationState) -> Option<u64> {
+    previous
+        .filter(|p| p.status == Status::Unanswered && state.status != Status::Unanswered)
+        .map(|p| p.since)
 }
 
 /// The shortened preview of the last message among `events`, if any.

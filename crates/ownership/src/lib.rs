@@ -111,6 +111,10 @@ pub enum Decision {
         /// The events this command recorded (empty for a retried send, or when nothing
         /// changed), for follow-up notifications.
         events: Vec<Event>,
+        /// When the command took the conversation out of the unanswered queue (a take,
+        /// or finishing it unanswered): the time it had entered the queue, from the
+        /// queue entry the step replaced. For the waiting-time metrics.
+        queued_since: Option<u64>,
     },
     /// Lost a race: the epoch moved. Nothing changed and nothing was delivered.
     Conflict {

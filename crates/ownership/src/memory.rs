@@ -1,6 +1,8 @@
 //! The embedded twin: the domain state machine applied under one lock per conversation.
 
-use crate::frames::{changes_queue, ownership_lost, queue_item, received_record, webhook_job};
+use crate::frames::{
+    changes_queue, ownership_lost, queue_item, queued_since, received_record, webhook_job,
+};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::{Broker, Channel, Envelope};
 use chathub_domain::{Author, Command, EventBody, Outcome, apply_in};
@@ -57,6 +59,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
                 state: record.state.clone(),
                 ack: Some(ack.clone()),
                 events: Vec::new(),
+                queued_since: None,
             });
         }
         let transition = match apply_in(
@@ -130,8 +133,10 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             }
         }
         // The tenant's queue index, idempotent by seq.
+        let mut since = None;
         if !transition.events.is_empty() {
             let previous = self.store.queue_entry(&req.tenant, &req.conversation);
+            since = queued_since(previous.as_ref(), &transition.state);
             let item = queue_item(
                 &req.conversation,
                 &transition.state,
@@ -155,6 +160,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             state: transition.state,
             ack,
             events: transition.events,
+            queued_since: since,
         })
     }
 }

@@ -151,6 +151,8 @@ impl<C> RedisOwnership<C> {
 struct ScriptResult {
     outcome: String,
     #[serde(default)]
+    queued_since: Option<u64>,
+    #[serde(default)]
     state: Option<ConversationState>,
     #[serde(default)]
     ack: Option<SendAck>,
@@ -340,13 +342,15 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 let state = result
                     .state
                     .ok_or_else(|| OwnershipError::Internal("script returned no state".into()))?;
+                let mut queued_since = result.queued_since;
                 if !result.events.is_empty() && !inbox_inline {
-                    self.update_inbox(&req, &state, &result.events).await;
+                    queued_since = self.update_inbox(&req, &state, &result.events).await;
                 }
                 Ok(Decision::Done {
                     state,
                     ack: result.ack,
                     events: result.events,
+                    queued_since,
                 })
             }
             "conflict" => Ok(Decision::Conflict {
@@ -377,7 +381,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     /// pending for a tenant in one script call (one round trip and one script run for
     /// many messages under load, the same single call when idle), and this waits for it,
     /// so the queue already shows the change when the command is acknowledged.
-    async fn update_inbox(&self, req: &ApplyRequest, state: &ConversationState, events: &[Event]) {
+    /// Returns when the conversation had entered the unanswered queue if the update took
+    /// it out of it (unknown when the update failed).
+    async fn update_inbox(
+        &self,
+        req: &ApplyRequest,
+        state: &ConversationState,
+        events: &[Event],
+    ) -> Option<u64> {
         let update = InboxUpdate {
             tenant: req.tenant.clone(),
             conversation: req.conversation.to_string(),
@@ -414,24 +425,31 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             tx
         });
         match writer.send((update, done)).await {
-            Ok(()) => {
-                if finished.await.is_err() {
+            Ok(()) => match finished.await {
+                Ok(since) => since,
+                Err(_) => {
                     // Only when the runtime shuts down under the writer: the entry then
                     // catches up with the conversation's next change, as after a failure.
                     tracing::debug!("inbox writer stopped before reporting");
+                    None
                 }
-            }
+            },
             // The writer's runtime is gone (e.g. a runtime per test): write directly.
-            Err(mpsc::error::SendError((update, _))) => {
-                self.write_tenant_inbox(&[update]).await;
-            }
+            Err(mpsc::error::SendError((update, _))) => self
+                .write_tenant_inbox(&[update])
+                .await
+                .into_iter()
+                .next()
+                .flatten(),
         }
     }
 
     /// Applies `updates` (all of one tenant, in order) with one script call, retried once.
-    async fn write_tenant_inbox(&self, updates: &[InboxUpdate]) {
+    /// Returns, per update, when the conversation had entered the unanswered queue if the
+    /// update took it out of it (all `None` when the call failed).
+    async fn write_tenant_inbox(&self, updates: &[InboxUpdate]) -> Vec<Option<u64>> {
         let Some(first) = updates.first() else {
-            return;
+            return Vec::new();
         };
         let t = &first.tenant;
         let agents = chathub_broker::Channel::agents(t);
@@ -485,9 +503,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         }
         for attempt in 0..2 {
             let mut conn = self.conn.clone();
-            let result: Result<i64, _> = invocation.invoke_async(&mut conn).await;
+            let result: Result<Vec<(i64, u64)>, _> = invocation.invoke_async(&mut conn).await;
             match result {
-                Ok(_) => return,
+                Ok(results) => {
+                    return results
+                        .into_iter()
+                        .map(|(_, since)| (since > 0).then_some(since))
+                        .collect();
+                }
                 Err(e) if attempt == 0 => {
                     tracing::debug!(error = %e, "inbox update failed, retrying")
                 }
@@ -496,6 +519,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 }
             }
         }
+        vec![None; updates.len()]
     }
 }
 
@@ -536,7 +560,7 @@ struct InboxUpdate {
 }
 
 /// An update and who waits for it.
-type InboxJob = (InboxUpdate, oneshot::Sender<()>);
+type InboxJob = (InboxUpdate, oneshot::Sender<Option<u64>>);
 
 /// The node's inbox writer: takes whatever updates are pending (at least one, at most
 /// [`INBOX_BATCH`]), writes them with one call per tenant (tenants concurrently), then
@@ -560,9 +584,10 @@ async fn write_inboxes<C: ConnectionLike + Clone + Send + Sync + 'static>(
         let calls = updates
             .chunk_by(|a, b| a.tenant == b.tenant)
             .map(|group| ownership.write_tenant_inbox(group));
-        futures::future::join_all(calls).await;
-        for done in waiters {
-            let _ = done.send(());
+        let results = futures::future::join_all(calls).await;
+        // The groups are in the updates' order, so their results line up with the waiters.
+        for (done, since) in waiters.into_iter().zip(results.into_iter().flatten()) {
+            let _ = done.send(since);
         }
     }
 }

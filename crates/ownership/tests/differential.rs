@@ -184,7 +184,7 @@ fn redis_script_agrees_with_the_state_machine() {
             };
             let got = runtime.block_on(ownership.apply(request)).unwrap();
             match (expected, got) {
-                (Outcome::Applied(t), Decision::Done { state: s, .. }) => {
+                (Outcome::Applied(t), Decision::Done { state: s, queued_since, .. }) => {
                     prop_assert_eq!(&s, &t.state, "state after {:?} by {:?}", cmd, who);
                     let recorded = runtime
                         .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: state.seq, limit: 10 }))
@@ -198,6 +198,11 @@ fn redis_script_agrees_with_the_state_machine() {
                             .unwrap();
                         let stored: QueueItem = rmp_serde::from_slice(&blob).unwrap();
                         prop_assert_eq!(&stored, &expected, "queue entry after {:?} by {:?}", cmd, who);
+                        prop_assert_eq!(
+                            queued_since,
+                            frames::queued_since(entry.as_ref(), &t.state),
+                            "queued_since after {:?} by {:?}", cmd, who
+                        );
                         entry = Some(expected);
                     }
                     // The notice, if any: everything published on agent channels up to a

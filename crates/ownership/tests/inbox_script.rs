@@ -88,8 +88,12 @@ async fn one_call_applies_many_updates_in_order() {
             call.arg(arg);
         }
     }
-    let changed: i64 = call.invoke_async(&mut conn).await.unwrap();
-    assert_eq!(changed, 4, "the stale update is skipped");
+    let results: Vec<(i64, u64)> = call.invoke_async(&mut conn).await.unwrap();
+    let changed: Vec<i64> = results.iter().map(|r| r.0).collect();
+    assert_eq!(changed, [1, 1, 1, 0, 1], "the stale update is skipped");
+    // Only b's take-over left the unanswered queue, where it had waited since 110.
+    let since: Vec<u64> = results.iter().map(|r| r.1).collect();
+    assert_eq!(since, [0, 0, 0, 0, 110]);
 
     let unanswered: Vec<(String, f64)> =
         conn.zrange_withscores("i:unanswered", 0, -1).await.unwrap();
@@ -214,8 +218,8 @@ async fn an_update_carries_its_notice_and_received_record() {
     for arg in &args {
         call.arg(arg);
     }
-    let changed: i64 = call.invoke_async(&mut conn).await.unwrap();
-    assert_eq!(changed, 1);
+    let results: Vec<(i64, u64)> = call.invoke_async(&mut conn).await.unwrap();
+    assert_eq!(results, [(1, 0)]);
 
     let mut messages = pubsub.on_message();
     let notice = futures::StreamExt::next(&mut messages).await.unwrap();

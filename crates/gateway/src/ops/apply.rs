@@ -51,8 +51,13 @@ pub(crate) async fn apply<K: Backend>(
             }
         })?;
     match decision {
-        Decision::Done { state, ack, events } => {
-            super::followups::after_applied(cx, &conversation, &events).await;
+        Decision::Done {
+            state,
+            ack,
+            events,
+            queued_since,
+        } => {
+            super::followups::after_applied(cx, &conversation, &events, queued_since).await;
             Ok((state, ack))
         }
         Decision::Conflict { owner, epoch } => {

@@ -25,10 +25,11 @@ pub(crate) async fn after_applied<K: Backend>(
     cx: &Ctx<'_, K>,
     conversation: &chathub_domain::ConversationId,
     events: &[Event],
+    queued_since: Option<u64>,
 ) {
     let t = &cx.identity.tenant;
     for event in events {
-        crate::metrics::observe_ownership_change(cx.node, t, conversation, event);
+        crate::metrics::observe_ownership_change(event, queued_since);
     }
     if cx.node.webhook.is_none() {
         return;

@@ -237,6 +237,8 @@ for i, event in ipairs(events) do
   redis.call(publish_command, channel, frame)
 end
 
+-- When the step took the conversation out of the unanswered queue: since when it waited.
+local queued_since = nil
 if queue_inline and #events > 0 then
   local status_changed = false
   local followups = { conversation = conversation_id, at = at, lost_agent = '', job_seq = 0 }
@@ -264,7 +266,8 @@ if queue_inline and #events > 0 then
   local q = { queue_keys[1], queue_keys[2], queue_keys[3], queue_keys[4], queue_keys[5],
     publish_command, agents_channel, inbox_max_len, agent_channel_prefix, jobs_key }
   apply_followups(q, followups)
-  update_inbox_entry(
+  local _
+  _, queued_since = update_inbox_entry(
     q,
     {
       conversation = conversation_id, seq = next_state.seq, status = next_state.status,
@@ -274,4 +277,7 @@ if queue_inline and #events > 0 then
     })
 end
 
-return cmsgpack.pack({ outcome = 'done', state = next_state, ack = ack, events = packed_events })
+return cmsgpack.pack({
+  outcome = 'done', state = next_state, ack = ack, events = packed_events,
+  queued_since = queued_since,
+})

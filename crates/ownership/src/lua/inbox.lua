@@ -18,7 +18,9 @@
 --   lost agent ('' for none), lost to, lost epoch, lost seq,
 --   received: index of its first key in KEYS ('0' for none), id, type, engagement, title,
 --   webhook job: the message's seq ('0' for none) (due: the change's time + ARGV[5])
--- Returns how many entries changed (an update that is not newer than the entry is skipped).
+-- Returns, per update in order, { changed (1, or 0 when it was not newer than the entry
+-- and skipped), the time the conversation had entered the unanswered queue when the
+-- update took it out of it (else 0) }.
 
 local inbox_key, unanswered_key, active_key, finished_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local inbox_events_key = KEYS[5]
@@ -30,7 +32,7 @@ local FIRST_UPDATE, PER_UPDATE = 6, 19
 
 local q = { inbox_key, unanswered_key, active_key, finished_key, inbox_events_key,
   publish_command, agents_channel, inbox_max_len, agent_channel_prefix, KEYS[6] }
-local changed = 0
+local results = {}
 for base = FIRST_UPDATE, #ARGV, PER_UPDATE do
   local conversation, at = ARGV[base], tonumber(ARGV[base + 6])
   local received_key = tonumber(ARGV[base + 13])
@@ -44,11 +46,12 @@ for base = FIRST_UPDATE, #ARGV, PER_UPDATE do
     received_engagement = ARGV[base + 16], received_title = ARGV[base + 17],
     job_seq = tonumber(ARGV[base + 18]), job_due = at + job_lease,
   })
-  changed = changed + update_inbox_entry(q, {
+  local changed, queued_since = update_inbox_entry(q, {
     conversation = conversation, seq = tonumber(ARGV[base + 1]), status = ARGV[base + 2],
     owner = ARGV[base + 3], epoch = tonumber(ARGV[base + 4]), disabled = ARGV[base + 5],
     at = at, status_changed = ARGV[base + 7] == '1',
     preview = ARGV[base + 8],
   })
+  results[#results + 1] = { changed, queued_since or 0 }
 end
-return changed
+return results

@@ -8,7 +8,9 @@
 -- u: { conversation, seq (number), status, owner ('' for none), epoch (number),
 --      disabled ('1'/'0'), at (number, ms), status_changed (boolean: also publish a queue
 --      frame), preview ('' to keep the old one) }
--- Returns 1 when the entry changed, 0 when it already reflected this seq or a later one.
+-- Returns 1 when the entry changed, 0 when it already reflected this seq or a later one;
+-- and, when the change took the conversation out of the unanswered queue, the time it
+-- had entered it (chathub_ownership::frames::queued_since).
 local function update_inbox_entry(q, u)
   local old_blob = redis.call('HGET', q[1], u.conversation)
   local old = old_blob and cmsgpack.unpack(old_blob) or nil
@@ -52,7 +54,10 @@ local function update_inbox_entry(q, u)
     frame.cursor = id
     redis.call(q[6], q[7], cmsgpack.pack(frame))
   end
-  return 1
+  if old and old.status == 'unanswered' and item.status ~= 'unanswered' then
+    return 1, old.since
+  end
+  return 1, nil
 end
 
 -- What a command owes beyond its events and queue entry (the Lua restatement of
