@@ -2,7 +2,7 @@
 //! (`canned.manage`), for the socket and the admin API alike.
 
 use super::engagements::valid_id;
-use super::{Ctx, Failure, not_found, store_failed};
+use super::{Ctx, Failure, store_failed};
 use crate::Backend;
 use chathub_domain::Privilege;
 use chathub_domain::canned::{self, CannedResponse};
@@ -83,9 +83,5 @@ pub(crate) async fn delete<K: Backend>(cx: &Ctx<'_, K>, id: &str) -> Result<(), 
         .delete_canned(&cx.identity.tenant, id)
         .await
         .map_err(store_failed)?;
-    if removed {
-        Ok(())
-    } else {
-        Err(not_found("canned response"))
-    }
+    super::removed(removed, "canned response")
 }

@@ -261,11 +261,7 @@ pub(crate) async fn delete_item<K: Backend>(cx: &Ctx<'_, K>, id: &str) -> Result
         .delete_item(&cx.identity.tenant, id)
         .await
         .map_err(store_failed)?;
-    if removed {
-        Ok(())
-    } else {
-        Err(not_found("engagement"))
-    }
+    super::removed(removed, "engagement")
 }
 
 /// Creates or replaces an end user's profile (admin API).

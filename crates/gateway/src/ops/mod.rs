@@ -115,6 +115,15 @@ pub(crate) fn not_found(what: &str) -> Failure {
     Failure::new(ErrorCode::NotFound, format!("no such {what}"))
 }
 
+/// The answer to a removal: done, or `not_found` for `what` when there was nothing.
+pub(crate) fn removed(removed: bool, what: &str) -> Result<(), Failure> {
+    if removed {
+        Ok(())
+    } else {
+        Err(not_found(what))
+    }
+}
+
 /// A store failure as the client sees it. Counted and logged here, where it becomes a
 /// reply: invalid client input is `bad_request`, corrupt data `internal`, an unreachable
 /// backend `unavailable`.
