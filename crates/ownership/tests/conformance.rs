@@ -1,200 +1,18 @@
 //! Conformance suite of the [`Ownership`] contract (with the store's read side and the
-//! broker's delivery): the same test bodies run against the memory twin and against a
-//! real redis-server.
+//! broker's delivery): the same test bodies run against the memory twin, a real
+//! redis-server and a Redis Cluster (`on_every_backend!`).
 
 // Test helpers: unwrap is how a test says "this must hold".
 #![allow(clippy::unwrap_used)]
 
-use chathub_broker::outbox::{self, Outbox};
-use chathub_broker::{Broker, Channel, Hub, MemoryBroker, RedisBroker};
-use chathub_domain::{
-    Actor, AgentId, Command, ConversationId, EndUserId, EventBody, MessageContent, Role, Status,
-    TenantId,
-};
-use chathub_ownership::{
-    ApplyRequest, Decision, MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig,
-};
-use chathub_protocol::{Codec, ServerFrame};
-use chathub_store::{ConversationStore, HistoryRange, MemoryStore, RedisKeys, RedisStore};
-use chathub_testkit::{RedisCluster, RedisServer};
-use redis::aio::ConnectionManager;
-use redis::cluster_async::ClusterConnection;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-/// What a conformance body needs from a backend.
-struct Fixture<O, S, B> {
-    ownership: Arc<O>,
-    store: S,
-    broker: B,
-    hub: Arc<Hub>,
-    /// Keeps the Redis server or cluster (if any) alive for the test.
-    _redis: Option<Box<dyn std::any::Any>>,
-}
-
-fn memory() -> Fixture<MemoryOwnership<MemoryBroker>, MemoryStore, MemoryBroker> {
-    let hub = Arc::new(Hub::new());
-    let store = MemoryStore::default();
-    let broker = MemoryBroker::new(hub.clone());
-    let ownership = MemoryOwnership::new(store.clone(), broker.clone(), Default::default());
-    Fixture {
-        ownership: Arc::new(ownership),
-        store,
-        broker,
-        hub,
-        _redis: None,
-    }
-}
-
-type RedisFixture = Fixture<
-    RedisOwnership<ConnectionManager>,
-    RedisStore<ConnectionManager>,
-    RedisBroker<ConnectionManager>,
->;
-
-async fn redis() -> RedisFixture {
-    let server = RedisServer::start();
-    let conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .unwrap();
-    let keys = RedisKeys::new("test");
-    let hub = Arc::new(Hub::new());
-    let broker = RedisBroker::connect(
-        &server.url(),
-        conn.clone(),
-        "test",
-        hub.clone(),
-        Duration::from_secs(2),
-        &chathub_broker::Tasks::default(),
-    )
-    .await
-    .unwrap();
-    Fixture {
-        ownership: Arc::new(RedisOwnership::new(
-            conn.clone(),
-            keys.clone(),
-            RedisOwnershipConfig::default(),
-        )),
-        store: RedisStore::new(conn, keys),
-        broker,
-        hub,
-        _redis: Some(Box::new(server)),
-    }
-}
-
-type ClusterFixture = Fixture<
-    RedisOwnership<ClusterConnection>,
-    RedisStore<ClusterConnection>,
-    RedisBroker<ClusterConnection>,
->;
-
-/// The same backend on a 3-master Redis Cluster: sharded pub/sub, scripts per slot.
-async fn redis_cluster() -> ClusterFixture {
-    let cluster = RedisCluster::start(3);
-    let urls = cluster.urls();
-    let conn = redis::cluster::ClusterClient::new(urls.iter().map(String::as_str))
-        .unwrap()
-        .get_async_connection()
-        .await
-        .unwrap();
-    let keys = RedisKeys::new("test");
-    let hub = Arc::new(Hub::new());
-    let broker = RedisBroker::connect_cluster(
-        &urls,
-        conn.clone(),
-        "test",
-        hub.clone(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
-    let config = RedisOwnershipConfig {
-        cluster: true,
-        ..RedisOwnershipConfig::default()
-    };
-    Fixture {
-        ownership: Arc::new(RedisOwnership::new(conn.clone(), keys.clone(), config)),
-        store: RedisStore::new(conn, keys),
-        broker,
-        hub,
-        _redis: Some(Box::new(cluster)),
-    }
-}
-
-fn tenant() -> TenantId {
-    TenantId::new("t1").unwrap()
-}
-
-fn conversation(name: &str) -> ConversationId {
-    ConversationId::new(name).unwrap()
-}
-
-fn agent(name: &str) -> Actor {
-    Actor::Agent {
-        id: AgentId::new(name).unwrap(),
-        admin: false,
-        privileges: Role::Agent.default_privileges(),
-    }
-}
-
-fn end_user(name: &str) -> Actor {
-    Actor::EndUser(EndUserId::new(name).unwrap())
-}
-
-fn send(
-    actor: Actor,
-    conv: &str,
-    text: &str,
-    epoch: Option<u64>,
-    id: Option<&str>,
-) -> ApplyRequest {
-    ApplyRequest {
-        tenant: tenant(),
-        conversation: conversation(conv),
-        actor,
-        command: Command::Send {
-            content: MessageContent::Text { text: text.into() },
-            client_msg_id: id.map(str::to_owned),
-            seen_epoch: epoch,
-        },
-        at: 1_000,
-        context: Default::default(),
-    }
-}
-
-/// Follows `channel` like a session would: joins the hub, subscribes the node.
-async fn follow<O, S, B: Broker>(f: &Fixture<O, S, B>, channel: &Channel, session: u64) -> Outbox {
-    let (tx, rx) = outbox::channel(100_000, usize::MAX);
-    if f.hub.join(channel, session, &tx) {
-        f.broker.subscribe(channel).await.unwrap();
-    }
-    // The sender is kept alive by the hub.
-    rx
-}
-
-/// The next `n` frames (delivery through Redis is asynchronous), then checks that no
-/// more arrive.
-async fn frames(outbox: &mut Outbox, n: usize) -> Vec<ServerFrame> {
-    let mut frames = Vec::new();
-    while frames.len() < n {
-        let env = tokio::time::timeout(Duration::from_secs(10), outbox.recv())
-            .await
-            .expect("frames arrive")
-            .unwrap()
-            .unwrap();
-        if env.resync {
-            continue;
-        }
-        frames.push(Codec::MsgPack.decode_server(&env.msgpack).unwrap());
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    while let Some(env) = outbox.try_recv() {
-        assert!(env.resync, "unexpected extra frame");
-    }
-    frames
-}
+use chathub_broker::{Broker, Channel};
+use chathub_domain::{AgentId, Command, EventBody, Status, TenantId};
+use chathub_ownership::{ApplyRequest, Decision, Ownership};
+use chathub_protocol::ServerFrame;
+use chathub_store::{ConversationStore, HistoryRange};
+use common::{Fixture, Limits, agent, conversation, end_user, follow, frames, send, tenant};
 
 async fn exactly_one_winner_in_a_race<O: Ownership, S: ConversationStore, B: Broker>(
     f: Fixture<O, S, B>,
@@ -458,77 +276,29 @@ async fn queue_is_exact_after_a_burst<O: Ownership + 'static, S: ConversationSto
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_exactly_one_winner_in_a_race() {
-    exactly_one_winner_in_a_race(memory()).await;
+/// Stamps out one test per backend (memory, Redis, Redis Cluster) for a body.
+macro_rules! on_every_backend {
+    ($body:ident) => {
+        mod $body {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                $body(common::memory(Limits::default())).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                $body(common::redis(Limits::default()).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_cluster() {
+                $body(common::redis_cluster(Limits::default()).await).await;
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_publish_order_is_seq_order() {
-    publish_order_is_seq_order(memory()).await;
-}
-
-#[tokio::test]
-async fn memory_retried_sends_are_recorded_once() {
-    retried_sends_are_recorded_once(memory()).await;
-}
-
-#[tokio::test]
-async fn memory_queue_follows_status_changes() {
-    queue_follows_status_changes(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_exactly_one_winner_in_a_race() {
-    exactly_one_winner_in_a_race(redis().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_publish_order_is_seq_order() {
-    publish_order_is_seq_order(redis().await).await;
-}
-
-#[tokio::test]
-async fn redis_retried_sends_are_recorded_once() {
-    retried_sends_are_recorded_once(redis().await).await;
-}
-
-#[tokio::test]
-async fn redis_queue_follows_status_changes() {
-    queue_follows_status_changes(redis().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cluster_exactly_one_winner_in_a_race() {
-    exactly_one_winner_in_a_race(redis_cluster().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cluster_publish_order_is_seq_order() {
-    publish_order_is_seq_order(redis_cluster().await).await;
-}
-
-#[tokio::test]
-async fn redis_cluster_retried_sends_are_recorded_once() {
-    retried_sends_are_recorded_once(redis_cluster().await).await;
-}
-
-#[tokio::test]
-async fn redis_cluster_queue_follows_status_changes() {
-    queue_follows_status_changes(redis_cluster().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_queue_is_exact_after_a_burst() {
-    queue_is_exact_after_a_burst(memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_queue_is_exact_after_a_burst() {
-    queue_is_exact_after_a_burst(redis().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cluster_queue_is_exact_after_a_burst() {
-    queue_is_exact_after_a_burst(redis_cluster().await).await;
-}
+on_every_backend!(exactly_one_winner_in_a_race);
+on_every_backend!(publish_order_is_seq_order);
+on_every_backend!(retried_sends_are_recorded_once);
+on_every_backend!(queue_follows_status_changes);
+on_every_backend!(queue_is_exact_after_a_burst);
