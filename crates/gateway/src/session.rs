@@ -81,23 +81,50 @@ impl RateBucket {
     }
 }
 
+/// What a session runs over: a WebSocket as a `Sink` of messages and a `Stream` of
+/// them (axum's `testing-websockets` habit), so the session's logic is unit-tested over
+/// channels. The node's sockets are `WebSocketStream<Transport>`.
+pub(crate) trait Socket:
+    futures::Sink<Message, Error = WsError>
+    + futures::Stream<Item = Result<Message, WsError>>
+    + Unpin
+    + Send
+    + 'static
+{
+    /// After closing with 1009: reads and throws away up to `budget` raw bytes until
+    /// the peer closes (the rest of the oversized message cannot be parsed as frames).
+    fn discard_rest(&mut self, budget: usize) -> impl Future<Output = ()> + Send;
+}
+
+impl Socket for WebSocketStream<crate::tls::Transport> {
+    async fn discard_rest(&mut self, mut budget: usize) {
+        let mut buf = [0u8; 4096];
+        while budget > 0 {
+            match self.get_mut().read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => budget = budget.saturating_sub(n),
+            }
+        }
+    }
+}
+
 /// How soon a failed catch-up from history is retried.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
 
 /// One socket's session: who it is, its request budget, and its [`Link`].
-pub(crate) struct Session<K> {
+pub(crate) struct Session<K, W> {
     node: Arc<Node<K>>,
     identity: Identity,
     /// Request budget (token bucket).
     bucket: RateBucket,
-    link: Link<K>,
+    link: Link<K, W>,
 }
 
 /// The socket side of a session, which requests act on through [`Connection`]: the
 /// WebSocket, the followed conversations, this device's presence.
-pub(crate) struct Link<K> {
+pub(crate) struct Link<K, W> {
     node: Arc<Node<K>>,
-    ws: WebSocketStream<crate::tls::Transport>,
+    ws: W,
     id: SessionId,
     /// `<node>-<n>`, as in `welcome` and presence records.
     key: String,
@@ -112,9 +139,9 @@ pub(crate) struct Link<K> {
 }
 
 /// Runs one session to its end.
-pub(crate) async fn run<K: Backend>(
+pub(crate) async fn run<K: Backend, W: Socket>(
     node: Arc<Node<K>>,
-    ws: WebSocketStream<crate::tls::Transport>,
+    ws: W,
     identity: Identity,
     codec: Codec,
 ) {
@@ -153,7 +180,7 @@ pub(crate) async fn run<K: Backend>(
     ::metrics::gauge!(CONNECTIONS, "role" => role).decrement(1.0);
 }
 
-impl<K: Backend> Session<K> {
+impl<K: Backend, W: Socket> Session<K, W> {
     /// The context of this session's requests.
     fn cx(&self) -> Ctx<'_, K> {
         Ctx {
@@ -502,7 +529,7 @@ pub(crate) fn delivery(
     }
 }
 
-impl<K: Backend> Link<K> {
+impl<K: Backend, W: Socket> Link<K, W> {
     /// Feeds one shared envelope in this session's encoding (JSON made once per node).
     async fn write_envelope(&mut self, envelope: &Envelope) -> Result<(), End> {
         let message = match self.codec {
@@ -595,17 +622,7 @@ impl<K: Backend> Link<K> {
         if code == CloseCode::TooBig {
             // The rest of the oversized message is still arriving and cannot be parsed as
             // frames; read it raw and throw it away until the client closes.
-            let _ = tokio::time::timeout(grace, async {
-                let mut buf = [0u8; 4096];
-                let mut budget: usize = 64 * 1024 * 1024;
-                while budget > 0 {
-                    match self.ws.get_mut().read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => budget = budget.saturating_sub(n),
-                    }
-                }
-            })
-            .await;
+            let _ = tokio::time::timeout(grace, self.ws.discard_rest(64 * 1024 * 1024)).await;
             return;
         }
         let _ = tokio::time::timeout(grace, async {
@@ -619,7 +636,7 @@ impl<K: Backend> Link<K> {
     }
 }
 
-impl<K: Backend> Connection for Link<K> {
+impl<K: Backend, W: Socket> Connection for Link<K, W> {
     fn session_key(&self) -> &str {
         &self.key
     }
@@ -798,3 +815,7 @@ mod footprint {
         assert!(size <= 1024, "the serve future is {size} bytes");
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod over_channels;
