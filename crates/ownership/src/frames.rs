@@ -9,17 +9,18 @@ use chathub_domain::{
     Status,
 };
 use chathub_protocol::{OwnershipLostFrame, QueueItem};
+use chathub_store::QueueEntry;
 
 /// Longest queue preview, in characters.
 pub const PREVIEW_CHARS: usize = 120;
 
 /// The queue entry after `events` were applied, given the previous entry (if any).
-pub fn queue_item(
+pub fn queue_entry(
     conversation: &ConversationId,
     state: &ConversationState,
     events: &[Event],
-    previous: Option<&QueueItem>,
-) -> QueueItem {
+    previous: Option<&QueueEntry>,
+) -> QueueEntry {
     let last_at = events.last().map(|e| e.at);
     let status_at = events
         .iter()
@@ -27,7 +28,7 @@ pub fn queue_item(
         .find(|e| matches!(e.body, EventBody::Status { .. }))
         .map(|e| e.at);
     let preview = message_preview(events).or_else(|| previous.and_then(|p| p.preview.clone()));
-    QueueItem {
+    QueueEntry {
         conversation: conversation.clone(),
         status: state.status,
         owner: state.owner.clone(),
@@ -40,15 +41,31 @@ pub fn queue_item(
             .unwrap_or(0),
         updated: last_at.or(previous.map(|p| p.updated)).unwrap_or(0),
         preview,
+    }
+}
+
+/// The queue item clients get for a stored entry (with its inbox position, for `queue`
+/// frames); the gateway adds the live fields (`waiting_ms`, `owner_absent`) to `list`.
+pub fn queue_item(entry: QueueEntry, cursor: Option<String>) -> QueueItem {
+    QueueItem {
+        conversation: entry.conversation,
+        status: entry.status,
+        owner: entry.owner,
+        epoch: entry.epoch,
+        seq: entry.seq,
+        disabled: entry.disabled,
+        since: entry.since,
+        updated: entry.updated,
+        preview: entry.preview,
         waiting_ms: None,
         owner_absent: None,
-        cursor: None,
+        cursor,
     }
 }
 
 /// When a command took a conversation out of the unanswered queue (its previous entry
 /// was unanswered, its new state is not): the time it had entered the queue.
-pub fn queued_since(previous: Option<&QueueItem>, state: &ConversationState) -> Option<u64> {
+pub fn queued_since(previous: Option<&QueueEntry>, state: &ConversationState) -> Option<u64> {
     previous
         .filter(|p| p.status == Status::Unanswered && state.status != Status::Unanswered)
         .map(|p| p.since)

@@ -26,7 +26,7 @@ pub use redis::{RedisOwnership, RedisOwnershipConfig};
 use chathub_domain::{
     Actor, AgentId, Command, Context, ConversationId, ConversationState, Event, Refusal, TenantId,
 };
-use chathub_protocol::SendAck;
+use chathub_store::Receipt;
 use std::future::Future;
 
 /// Errors of an ownership backend (not outcomes: losing a race is [`Decision::Conflict`]).
@@ -107,7 +107,7 @@ pub enum Decision {
         state: ConversationState,
         /// For sends: the acknowledgement, identical for every retry of the same
         /// `client_msg_id` within the dedup window.
-        ack: Option<SendAck>,
+        ack: Option<Receipt>,
         /// The events this command recorded (empty for a retried send, or when nothing
         /// changed), for follow-up notifications.
         events: Vec<Event>,

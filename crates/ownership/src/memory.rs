@@ -1,12 +1,14 @@
 //! The embedded twin: the domain state machine applied under one lock per conversation.
 
 use crate::frames::{
-    changes_queue, ownership_lost, queue_item, queued_since, received_record, webhook_job,
+    changes_queue, ownership_lost, queue_entry, queue_item, queued_since, received_record,
+    webhook_job,
 };
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::{Broker, Channel, Envelope};
 use chathub_domain::{Author, Command, EventBody, Outcome, apply_in};
-use chathub_protocol::{SendAck, ServerFrame};
+use chathub_protocol::ServerFrame;
+use chathub_store::Receipt;
 use chathub_store::{MemoryJobs, MemoryStore, MemoryWorkspace, WebhookJob, WorkspaceStore};
 
 /// Applies commands to a [`MemoryStore`] and publishes through a broker. Holding the
@@ -73,7 +75,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             Outcome::Conflict { owner, epoch } => return Ok(Decision::Conflict { owner, epoch }),
             Outcome::Refused(r) => return Ok(Decision::Refused(r)),
         };
-        let ack = matches!(req.command, Command::Send { .. }).then(|| SendAck {
+        let ack = matches!(req.command, Command::Send { .. }).then(|| Receipt {
             conversation: req.conversation.clone(),
             seq: transition
                 .events
@@ -137,7 +139,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
         if !transition.events.is_empty() {
             let previous = self.store.queue_entry(&req.tenant, &req.conversation);
             since = queued_since(previous.as_ref(), &transition.state);
-            let item = queue_item(
+            let item = queue_entry(
                 &req.conversation,
                 &transition.state,
                 &transition.events,
@@ -146,7 +148,8 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             let changed = self.store.upsert_queue(&req.tenant, item.clone());
             if changed && changes_queue(&transition.events) {
                 let agents = Channel::agents(&req.tenant);
-                let frame = ServerFrame::Queue(self.store.append_inbox(&req.tenant, item));
+                let change = self.store.append_inbox(&req.tenant, item);
+                let frame = ServerFrame::Queue(queue_item(change.entry, Some(change.cursor)));
                 let published = self
                     .broker
                     .publish(&agents, Envelope::encode(&agents, None, &frame))

@@ -14,7 +14,7 @@ use chathub_broker::redis_channel;
 use chathub_domain::{
     Actor, AgentId, Command, ConversationState, Event, MessageContent, Refusal, TenantId,
 };
-use chathub_protocol::SendAck;
+use chathub_store::Receipt;
 use chathub_store::RedisKeys;
 use redis::Script;
 use redis::aio::ConnectionLike;
@@ -155,7 +155,7 @@ struct ScriptResult {
     #[serde(default)]
     state: Option<ConversationState>,
     #[serde(default)]
-    ack: Option<SendAck>,
+    ack: Option<Receipt>,
     #[serde(default, deserialize_with = "packed_events")]
     events: Vec<Event>,
     #[serde(default)]

@@ -14,8 +14,8 @@ use chathub_domain::{
 };
 use chathub_ownership::frames;
 use chathub_ownership::{ApplyRequest, Decision, Ownership, RedisOwnership, RedisOwnershipConfig};
-use chathub_protocol::{Codec, QueueItem, ServerFrame};
-use chathub_store::{ConversationStore, HistoryRange, RedisKeys, RedisStore};
+use chathub_protocol::{Codec, ServerFrame};
+use chathub_store::{ConversationStore, HistoryRange, QueueEntry, RedisKeys, RedisStore};
 use chathub_testkit::RedisServer;
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -168,7 +168,7 @@ fn redis_script_agrees_with_the_state_machine() {
         let user = EndUserId::new(format!("u{}", CASE.fetch_add(1, Ordering::Relaxed))).unwrap();
         let conversation = ConversationId::of_end_user(&user);
         let mut state = ConversationState::default();
-        let mut entry: Option<QueueItem> = None;
+        let mut entry: Option<QueueEntry> = None;
         for (n, (st, tenant_chat_disabled)) in steps.iter().enumerate() {
             let (who, cmd) = command(st, &state, &user, n);
             let at = 1_700_000_000_000 + n as u64;
@@ -192,11 +192,11 @@ fn redis_script_agrees_with_the_state_machine() {
                     prop_assert_eq!(&recorded.events, &t.events, "events of {:?} by {:?}", cmd, who);
                     if !t.events.is_empty() {
                         // The queue entry.
-                        let expected = frames::queue_item(&conversation, &t.state, &t.events, entry.as_ref());
+                        let expected = frames::queue_entry(&conversation, &t.state, &t.events, entry.as_ref());
                         let blob: Vec<u8> = runtime
                             .block_on(raw.clone().hget(keys.inbox(&tenant), conversation.as_str()))
                             .unwrap();
-                        let stored: QueueItem = rmp_serde::from_slice(&blob).unwrap();
+                        let stored: QueueEntry = rmp_serde::from_slice(&blob).unwrap();
                         prop_assert_eq!(&stored, &expected, "queue entry after {:?} by {:?}", cmd, who);
                         prop_assert_eq!(
                             queued_since,

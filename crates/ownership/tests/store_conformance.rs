@@ -191,19 +191,19 @@ async fn inbox_cursors_and_truncation<O: Ownership, S: ConversationStore, B: Bro
     let retained: Vec<String> = old
         .items
         .iter()
-        .map(|i| i.conversation.to_string())
+        .map(|i| i.entry.conversation.to_string())
         .collect();
     assert_eq!(retained, ["i3", "i4", "i5"], "the last 3 changes");
     let last_two = f
         .store
-        .inbox_after(&t, old.items[0].cursor.as_deref(), 10)
+        .inbox_after(&t, Some(old.items[0].cursor.as_str()), 10)
         .await
         .unwrap();
     assert!(!last_two.truncated);
     let names: Vec<String> = last_two
         .items
         .iter()
-        .map(|i| i.conversation.to_string())
+        .map(|i| i.entry.conversation.to_string())
         .collect();
     assert_eq!(names, ["i4", "i5"], "exclusive of the cursor");
     let none = f.store.inbox_after(&t, Some(&latest), 10).await.unwrap();

@@ -10,6 +10,7 @@
 //!   engagements, profiles and history, canned responses, presence; with
 //!   [`MemoryWorkspace`] and [`RedisWorkspace`].
 //! - [`jobs`]: durable jobs after a command (the offline webhook's), memory and Redis.
+//! - `rows`: the rows the stores keep ([`QueueEntry`], [`InboxEntry`], [`Receipt`]).
 //! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
 //!   ([`RedisStore`]); the ownership crate's scripts write the same keys.
 
@@ -27,6 +28,7 @@ pub mod defaults {
 pub mod jobs;
 pub mod memory;
 pub mod redis;
+mod rows;
 pub mod workspace;
 mod workspace_memory;
 mod workspace_redis;
@@ -34,6 +36,7 @@ mod workspace_redis;
 pub use jobs::{MemoryJobs, RedisJobs, WebhookJob, WebhookJobs};
 pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{RedisKeys, RedisStore};
+pub use rows::{InboxEntry, QueueEntry, Receipt};
 pub use workspace::{
     EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
     WorkspaceStore,
@@ -42,7 +45,6 @@ pub use workspace_memory::MemoryWorkspace;
 pub use workspace_redis::RedisWorkspace;
 
 use chathub_domain::{ConversationId, ConversationState, Event, Participant, Status, TenantId};
-use chathub_protocol::QueueItem;
 use std::future::Future;
 
 /// Errors of a store. Each variant's doc says what the caller should do; [`code`] and
@@ -158,7 +160,7 @@ pub struct HistorySlice {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueuePage {
     /// Entries in the status's order.
-    pub items: Vec<QueueItem>,
+    pub items: Vec<QueueEntry>,
     /// Cursor for the next page, `None` on the last.
     pub next_cursor: Option<String>,
 }
@@ -167,7 +169,7 @@ pub struct QueuePage {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InboxSlice {
     /// Queue entries after the position asked for, oldest first, each with its `cursor`.
-    pub items: Vec<QueueItem>,
+    pub items: Vec<InboxEntry>,
     /// Whether more entries follow this slice.
     pub has_more: bool,
     /// Whether the position asked for is older than the retained stream.
@@ -290,7 +292,7 @@ pub(crate) fn page<T>(
 
 /// The time an entry sorts by in its status's list: entering the queue for unanswered,
 /// the last change otherwise.
-pub fn sort_time(item: &QueueItem) -> u64 {
+pub fn sort_time(item: &QueueEntry) -> u64 {
     match item.status {
         Status::Unanswered => item.since,
         _ => item.updated,

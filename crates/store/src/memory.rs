@@ -1,11 +1,11 @@
 //! The embedded backend's data: everything in process memory, one lock per conversation.
 
+use crate::rows::{InboxEntry, QueueEntry, Receipt};
 use crate::{
     ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, page,
     parse_cursor, sort_time,
 };
 use chathub_domain::{ConversationId, ConversationState, Event, Participant, Status, TenantId};
-use chathub_protocol::{QueueItem, SendAck};
 use dashmap::DashMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -41,7 +41,7 @@ pub struct ConversationRecord {
     /// Retained events, oldest first.
     pub history: VecDeque<Event>,
     /// Acks of recent sends by `(author id, client_msg_id)`, with their expiry (ms).
-    pub dedup: HashMap<(String, String), (SendAck, u64)>,
+    pub dedup: HashMap<(String, String), (Receipt, u64)>,
     /// Read marks.
     pub reads: Vec<(Participant, u64)>,
 }
@@ -57,7 +57,7 @@ impl ConversationRecord {
 
     /// Remembers the ack of a send until `expires`; forgets expired acks first when the
     /// map grows, so memory stays bounded by the send rate times the window.
-    pub fn remember(&mut self, key: (String, String), ack: SendAck, now: u64, expires: u64) {
+    pub fn remember(&mut self, key: (String, String), ack: Receipt, now: u64, expires: u64) {
         if self.dedup.len() >= 256 {
             self.dedup.retain(|_, (_, exp)| *exp > now);
         }
@@ -65,7 +65,7 @@ impl ConversationRecord {
     }
 
     /// The remembered ack for `key`, if not expired.
-    pub fn recall(&self, key: &(String, String), now: u64) -> Option<&SendAck> {
+    pub fn recall(&self, key: &(String, String), now: u64) -> Option<&Receipt> {
         self.dedup
             .get(key)
             .filter(|(_, exp)| *exp > now)
@@ -85,7 +85,7 @@ pub struct MemoryStore {
 struct Inner {
     config: MemoryStoreConfig,
     conversations: DashMap<Key, Arc<Mutex<ConversationRecord>>>,
-    queues: DashMap<TenantId, Arc<RwLock<HashMap<ConversationId, QueueItem>>>>,
+    queues: DashMap<TenantId, Arc<RwLock<HashMap<ConversationId, QueueEntry>>>>,
     inboxes: DashMap<TenantId, Arc<RwLock<InboxLog>>>,
 }
 
@@ -94,7 +94,7 @@ struct Inner {
 struct InboxLog {
     /// Position of the newest entry (0: none yet).
     last: u64,
-    entries: VecDeque<(u64, QueueItem)>,
+    entries: VecDeque<(u64, QueueEntry)>,
 }
 
 impl MemoryStore {
@@ -140,7 +140,7 @@ impl MemoryStore {
 
     /// Puts `item` into the tenant's queue index unless the index already reflects a
     /// later `seq` (idempotent, order-insensitive). Returns whether it changed.
-    pub fn upsert_queue(&self, tenant: &TenantId, item: QueueItem) -> bool {
+    pub fn upsert_queue(&self, tenant: &TenantId, item: QueueEntry) -> bool {
         let queue = self.inner.queues.entry(tenant.clone()).or_default().clone();
         let mut queue = queue.write().unwrap_or_else(|p| p.into_inner());
         match queue.get(&item.conversation) {
@@ -153,7 +153,7 @@ impl MemoryStore {
     }
 
     /// Appends a queue change to the tenant's inbox log and returns it with its cursor.
-    pub fn append_inbox(&self, tenant: &TenantId, mut item: QueueItem) -> QueueItem {
+    pub fn append_inbox(&self, tenant: &TenantId, item: QueueEntry) -> InboxEntry {
         let log = self
             .inner
             .inboxes
@@ -162,13 +162,15 @@ impl MemoryStore {
             .clone();
         let mut log = log.write().unwrap_or_else(|p| p.into_inner());
         log.last += 1;
-        item.cursor = Some(log.last.to_string());
         let position = log.last;
         log.entries.push_back((position, item.clone()));
         while log.entries.len() > self.inner.config.inbox_max_len.max(1) {
             log.entries.pop_front();
         }
-        item
+        InboxEntry {
+            entry: item,
+            cursor: position.to_string(),
+        }
     }
 
     /// The queue entry of a conversation, if it has one.
@@ -176,7 +178,7 @@ impl MemoryStore {
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
-    ) -> Option<QueueItem> {
+    ) -> Option<QueueEntry> {
         let queue = self.inner.queues.get(tenant)?.clone();
         let queue = queue.read().unwrap_or_else(|p| p.into_inner());
         queue.get(conversation).cloned()
@@ -250,7 +252,7 @@ impl ConversationStore for MemoryStore {
         let Some(queue) = self.inner.queues.get(tenant).map(|q| q.clone()) else {
             return Ok(QueuePage::default());
         };
-        let items: Vec<QueueItem> = {
+        let items: Vec<QueueEntry> = {
             let queue = queue.read().unwrap_or_else(|p| p.into_inner());
             queue
                 .values()
@@ -259,7 +261,7 @@ impl ConversationStore for MemoryStore {
                 .collect()
         };
         let newest_first = status != Status::Unanswered;
-        let key = |i: &QueueItem| (sort_time(i), i.conversation.to_string());
+        let key = |i: &QueueEntry| (sort_time(i), i.conversation.to_string());
         let after = after.map(|(t, c)| (t, c.to_string()));
         let (items, next_cursor) = page(items, key, newest_first, after.as_ref(), limit);
         Ok(QueuePage { items, next_cursor })
@@ -322,12 +324,15 @@ impl ConversationStore for MemoryStore {
             });
         };
         let first = log.entries.front().map_or(log.last + 1, |(n, _)| *n);
-        let mut items: Vec<QueueItem> = log
+        let mut items: Vec<InboxEntry> = log
             .entries
             .iter()
             .filter(|(n, _)| *n > since)
             .take(limit + 1)
-            .map(|(_, item)| item.clone())
+            .map(|(n, item)| InboxEntry {
+                entry: item.clone(),
+                cursor: n.to_string(),
+            })
             .collect();
         let has_more = items.len() > limit;
         items.truncate(limit);
@@ -461,8 +466,8 @@ mod tests {
         assert!(after.events.is_empty() && !after.has_more);
     }
 
-    fn item(conv: &str, status: Status, since: u64, updated: u64, seq: u64) -> QueueItem {
-        QueueItem {
+    fn item(conv: &str, status: Status, since: u64, updated: u64, seq: u64) -> QueueEntry {
+        QueueEntry {
             conversation: ConversationId::new(conv).unwrap(),
             status,
             owner: None,
@@ -472,9 +477,6 @@ mod tests {
             since,
             updated,
             preview: None,
-            waiting_ms: None,
-            owner_absent: None,
-            cursor: None,
         }
     }
 

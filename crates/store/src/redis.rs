@@ -5,12 +5,12 @@
 //! contain `/`), so the conversation's script touches one slot on Redis Cluster. The
 //! tenant's inbox lives under `{tenant}`, another slot, updated in a second step.
 
+use crate::rows::{InboxEntry, QueueEntry};
 use crate::{
     ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, page,
     parse_cursor,
 };
 use chathub_domain::{ConversationId, ConversationState, Event, Participant, Status, TenantId};
-use chathub_protocol::QueueItem;
 use redis::aio::ConnectionLike;
 use redis::streams::StreamRangeReply;
 use redis::{AsyncCommands, RedisError, Script, Value};
@@ -302,7 +302,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             .map_err(redis_error)?;
         let mut items = Vec::with_capacity(blobs.len());
         for blob in blobs.into_iter().flatten() {
-            let item: QueueItem =
+            let item: QueueEntry =
                 rmp_serde::from_slice(&blob).map_err(|e| corrupt("queue entry", e))?;
             // The index may briefly lag the entry; show only what matches.
             if item.status == status {
@@ -381,10 +381,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             let Some(Value::BulkString(blob)) = entry.map.get("q") else {
                 return Err(corrupt("inbox entry", "missing field q"));
             };
-            let mut item: QueueItem =
+            // The stream holds the published frame: the entry's fields and `type`.
+            let item: QueueEntry =
                 rmp_serde::from_slice(blob).map_err(|e| corrupt("inbox entry", e))?;
-            item.cursor = Some(entry.id.clone());
-            items.push(item);
+            items.push(InboxEntry {
+                entry: item,
+                cursor: entry.id.clone(),
+            });
         }
         Ok(InboxSlice {
             items,

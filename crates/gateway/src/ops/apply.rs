@@ -58,7 +58,7 @@ pub(crate) async fn apply<K: Backend>(
             queued_since,
         } => {
             super::followups::after_applied(cx, &conversation, &events, queued_since).await;
-            Ok((state, ack))
+            Ok((state, ack.map(send_ack)))
         }
         Decision::Conflict { owner, epoch } => {
             ::metrics::counter!(crate::metrics::TAKES, "outcome" => "lost").increment(1);
@@ -90,6 +90,17 @@ pub(crate) async fn apply<K: Backend>(
                 "missing field `epoch`: agents send the ownership epoch they saw",
             ),
         }),
+    }
+}
+
+/// The wire's acknowledgement of a send, from the receipt the backend remembers.
+fn send_ack(receipt: chathub_store::Receipt) -> SendAck {
+    SendAck {
+        conversation: receipt.conversation,
+        seq: receipt.seq,
+        status: receipt.status,
+        owner: receipt.owner,
+        epoch: receipt.epoch,
     }
 }
 

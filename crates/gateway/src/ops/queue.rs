@@ -5,6 +5,7 @@ use super::{Connection, Ctx, Failure, store_failed};
 use crate::Backend;
 use crate::auth::now_millis;
 use chathub_domain::{Participant, Presence, Status};
+use chathub_ownership::frames::queue_item;
 use chathub_protocol::{InboxReply, ListPage, QueueItem, Reply, ServerFrame};
 use chathub_store::{ConversationStore, WorkspaceStore};
 
@@ -28,7 +29,11 @@ pub(crate) async fn list<K: Backend>(
         .await
         .map_err(store_failed)?;
     let now = now_millis();
-    let mut items = page.items;
+    let mut items: Vec<QueueItem> = page
+        .items
+        .into_iter()
+        .map(|entry| queue_item(entry, None))
+        .collect();
     for item in items.iter_mut().filter(|i| i.status == Status::Unanswered) {
         item.waiting_ms = Some(now.saturating_sub(item.since));
     }
@@ -89,9 +94,10 @@ pub(crate) async fn inbox<K: Backend>(
             .await
             .map_err(store_failed)?;
         truncated.get_or_insert(slice.truncated);
-        for item in slice.items {
-            after = item.cursor.clone();
+        for change in slice.items {
+            after = Some(change.cursor.clone());
             replayed += 1;
+            let item = queue_item(change.entry, Some(change.cursor));
             conn.feed(&ServerFrame::Queue(item)).await?;
         }
         if !slice.has_more || after.is_none() {
