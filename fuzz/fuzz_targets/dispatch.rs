@@ -34,7 +34,9 @@ fn harness() -> &'static Harness {
         let config = GatewayConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             http: None,
-            demo: true,
+            seed: Some(std::sync::Arc::new(
+                chathub::demo::seed(1_764_000_000_000).expect("demo seed"),
+            )),
             limits: LimitsConfig {
                 rate_per_sec: 1_000_000,
                 rate_burst: 1_000_000,

@@ -80,7 +80,7 @@ impl TestHub {
     /// A node with the demo tenant loaded, embedded (`redis: false`) or on its own Redis.
     pub async fn start_demo(redis: bool) -> TestHub {
         let config = GatewayConfig {
-            demo: true,
+            seed: Some(demo_seed()),
             ..test_config()
         };
         if redis {
@@ -96,7 +96,7 @@ impl TestHub {
     /// A node with the demo tenant loaded, on its own fresh 3-master Redis Cluster.
     pub async fn start_demo_cluster() -> TestHub {
         let config = GatewayConfig {
-            demo: true,
+            seed: Some(demo_seed()),
             ..test_config()
         };
         let cluster = RedisCluster::start(3);
@@ -203,6 +203,15 @@ impl Drop for TestHub {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The binary's demo tenant, as a seed for an in-process node.
+pub fn demo_seed() -> Arc<chathub_gateway::seed::Seed> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    Arc::new(chathub::demo::seed(now).unwrap())
 }
 
 pub fn conv(id: &str) -> ConversationId {

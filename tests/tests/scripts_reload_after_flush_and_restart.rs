@@ -54,7 +54,7 @@ async fn no_client_sees_a_lost_script() {
         ..Default::default()
     });
     let config = GatewayConfig {
-        demo: true,
+        seed: Some(chathub_e2e::demo_seed()),
         ..test_config()
     };
     let hub = TestHub::start_on_redis(config, RedisConfig::new(redis.url())).await;

@@ -104,7 +104,7 @@ async fn scenario(hub: TestHub) {
 fn config() -> GatewayConfig {
     // Flag an owner as soon as no session is left.
     GatewayConfig {
-        demo: true,
+        seed: Some(chathub_e2e::demo_seed()),
         owner_absent_after: Duration::ZERO,
         ..test_config()
     }

@@ -330,7 +330,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
             lease: Duration::from_secs(args.webhook_lease_secs.max(1)),
             ..WebhookConfig::new(url, args.webhook_secret.clone())
         }),
-        demo: args.demo,
+        seed: if args.demo {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            Some(std::sync::Arc::new(chathub::demo::seed(now)?))
+        } else {
+            None
+        },
         allowed_origins: args.allowed_origins.clone(),
         public_ws_url: args.public_ws_url.clone(),
         tls: match (&args.tls_cert, &args.tls_key) {
@@ -343,6 +350,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
     };
     let secret = config.auth.secret.clone();
+    let config_seed = config.seed.clone();
     let scheme = if config.tls.is_some() { "wss" } else { "ws" };
     let shutdown = CancellationToken::new();
     let target = match (args.redis, args.redis_cluster) {
@@ -385,8 +393,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .http_addr
             .map_or("off".to_owned(), |a| format!("http://{a}"))
     );
-    if args.demo {
-        print_demo_tokens(&secret, running.ws_addr, running.http_addr)?;
+    if let Some(seed) = &config_seed {
+        print_demo_tokens(seed, &secret, running.ws_addr, running.http_addr)?;
     }
     wait_for_signal().await?;
     tracing::info!("shutting down: closing sessions with 1001");
@@ -398,20 +406,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
 /// Prints a token per demo person, ready to paste into a client, and where the console
 /// and the demo client are.
 fn print_demo_tokens(
+    seed: &chathub_gateway::seed::Seed,
     secret: &str,
     ws: std::net::SocketAddr,
     http: Option<std::net::SocketAddr>,
 ) -> Result<()> {
-    use chathub_gateway::demo;
     let auth = Authenticator::new(&AuthConfig {
         secret: secret.to_owned(),
         ..AuthConfig::default()
     });
     println!(
         "demo tenant `{}` loaded; tokens (valid 7 days):",
-        demo::TENANT
+        seed.tenant
     );
-    for person in demo::people(&auth, demo::TOKEN_TTL_SECS)? {
+    for person in seed.sign_ins(&auth)? {
         println!("token {} {} {}", person.role, person.id, person.token);
     }
     println!("connect: ws://{ws}/?token=<token>");

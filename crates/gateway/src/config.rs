@@ -33,8 +33,9 @@ pub struct GatewayConfig {
     pub owner_absent_after: Duration,
     /// Offline delivery webhook; `None` disables it.
     pub webhook: Option<WebhookConfig>,
-    /// Load the demo tenant at start (see `demo`). Default off.
-    pub demo: bool,
+    /// Data to load at start, whose people the console offers a one-click sign-in (the
+    /// binary's `--demo`). Default none.
+    pub seed: Option<std::sync::Arc<crate::seed::Seed>>,
     /// Browser origins allowed to connect (`https://console.example.com`); a handshake
     /// with another `Origin` header gets HTTP 403. Empty: any origin. Requests without
     /// an `Origin` header (apps, servers) are not affected.
@@ -277,7 +278,7 @@ impl Default for GatewayConfig {
             shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
             owner_absent_after: Duration::from_secs(defaults::OWNER_ABSENT_SECS),
             webhook: None,
-            demo: false,
+            seed: None,
             allowed_origins: Vec::new(),
             public_ws_url: None,
             tls: None,

@@ -11,24 +11,26 @@
 //! - [`backend`]: the services behind the node ([`EmbeddedBackend`] by default).
 //! - `listener`: the accept loop and the handshake (auth, subprotocol).
 //! - `session`: one socket, the socket loop only: read frames, hand requests to `ops`,
-//!   write replies and events in `seq` order, keepalive, close.
+//!   write replies and events in `seq` order, keepalive, close; generic over the socket
+//!   (`Sink + Stream`) so its logic is unit-tested over channels (`session_tests.rs`).
 //! - `ops`: what each request does: one dispatch, one file per request family; the
 //!   socket and the admin API both call it.
 //! - `http`: `/healthz`, `/readyz`, `/metrics`; `admin`: the admin HTTP API; `web`: the
 //!   agent console and the end-user demo client.
 //! - `metrics`: metric names and the Prometheus recorder.
-//! - [`webhook`]: offline delivery to the brand's push service.
+//! - [`webhook`]: offline delivery to the brand's push service (durable jobs).
+//! - [`seed`]: data loaded at start and its one-click sign-ins (the binary's demo).
 
 mod admin;
 pub mod auth;
 pub mod backend;
 pub mod config;
-pub mod demo;
 mod http;
 mod listener;
 mod metrics;
 mod node;
 mod ops;
+pub mod seed;
 mod session;
 pub mod tls;
 mod web;
@@ -56,9 +58,9 @@ pub enum GatewayError {
     /// The TLS certificate or key could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// The demo tenant could not be loaded.
-    #[error("cannot load the demo tenant: {0}")]
-    Demo(String),
+    /// The seed could not be loaded.
+    #[error("cannot load the seed data: {0}")]
+    Seed(String),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -3,7 +3,7 @@
 use crate::auth::Authenticator;
 use crate::backend::{Backend, EmbeddedBackend, RedisBackend, RedisConfig, RedisTarget};
 use crate::config::{self, GatewayConfig};
-use crate::{GatewayError, demo, http, listener, metrics, tls, webhook};
+use crate::{GatewayError, http, listener, metrics, tls, webhook};
 use chathub_broker::{Hub, Tasks};
 use chathub_store::MemoryStoreConfig;
 use std::net::SocketAddr;
@@ -187,8 +187,10 @@ async fn start<K: Backend>(
 ) -> Result<RunningGateway, GatewayError> {
     metrics::install();
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    if config.demo {
-        demo::load(&backend).await.map_err(GatewayError::Demo)?;
+    if let Some(seed) = &config.seed {
+        seed.load(&backend, crate::auth::now_millis())
+            .await
+            .map_err(GatewayError::Seed)?;
     }
     let ws = TcpListener::bind(config.listen)
         .await

@@ -100,7 +100,7 @@ struct ClientConfig {
     ws_url: Option<String>,
     /// Otherwise: the page's host name with this port.
     ws_port: u16,
-    /// `serve --demo`: `/demo-tokens.json` is available.
+    /// `serve --demo` (a seed): `/demo-tokens.json` is available.
     demo: bool,
 }
 
@@ -108,17 +108,17 @@ async fn client_config<K: Backend>(State(node): State<Arc<Node<K>>>) -> impl Int
     axum::Json(ClientConfig {
         ws_url: node.config.public_ws_url.clone(),
         ws_port: node.ws_addr.port(),
-        demo: node.config.demo,
+        demo: node.config.seed.is_some(),
     })
 }
 
 /// Tokens for the demo tenant's people, for the one-click sign-in. Only with `--demo`
 /// (whose tokens are printed on the console anyway); 404 otherwise.
 async fn demo_tokens<K: Backend>(State(node): State<Arc<Node<K>>>) -> Response {
-    if !node.config.demo {
+    let Some(seed) = &node.config.seed else {
         return (StatusCode::NOT_FOUND, "the demo tenant is not loaded\n").into_response();
-    }
-    match crate::demo::people(&node.auth, crate::demo::TOKEN_TTL_SECS) {
+    };
+    match seed.sign_ins(&node.auth) {
         Ok(people) => axum::Json(people).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot mint demo tokens");

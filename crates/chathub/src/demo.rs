@@ -1,18 +1,14 @@
 //! The demo tenant loaded by `chathub serve --demo`: agents, an admin, end users with
 //! profiles and engagement history, a catalogue of every engagement type, canned
-//! responses, and one conversation already waiting in the queue.
+//! responses, and one conversation already waiting in the queue — as a
+//! [`Seed`] the gateway loads.
 
-use crate::auth::now_millis;
-use crate::backend::Backend;
 use chathub_domain::canned::CannedResponse;
 use chathub_domain::engagement::{
     CatalogueItem, EligibilityRules, EngagementType, HistoryAction, HistoryEvent, Profile,
 };
-use chathub_domain::{
-    Actor, Command, Context, ConversationId, EndUserId, MessageContent, TenantId,
-};
-use chathub_ownership::{ApplyRequest, Ownership};
-use chathub_store::WorkspaceStore;
+use chathub_domain::{EndUserId, IdError, Role, TenantId};
+use chathub_gateway::seed::{Seed, SeedPerson};
 
 /// The demo tenant's id.
 pub const TENANT: &str = "demo";
@@ -47,12 +43,8 @@ fn item(
     }
 }
 
-/// Loads the demo tenant into `backend` (idempotent: loading twice changes nothing).
-pub async fn load<K: Backend>(backend: &K) -> Result<(), String> {
-    let t = TenantId::new(TENANT).map_err(|e| e.to_string())?;
-    let ws = backend.workspace();
-    let now = now_millis();
-    let err = |e: chathub_store::StoreError| e.to_string();
+/// The demo tenant, with its times relative to `now` (ms since the Unix epoch).
+pub fn seed(now: u64) -> Result<Seed, IdError> {
     let catalogue = [
         item(
             "spring-10",
@@ -123,9 +115,6 @@ pub async fn load<K: Backend>(backend: &K) -> Result<(), String> {
             Some(now + 60 * DAY),
         ),
     ];
-    for i in catalogue {
-        ws.upsert_item(&t, i).await.map_err(err)?;
-    }
     let profiles = [
         (
             "u-ana",
@@ -158,11 +147,11 @@ pub async fn load<K: Backend>(backend: &K) -> Result<(), String> {
             },
         ),
     ];
-    for (user, profile) in profiles {
-        let user = EndUserId::new(user).map_err(|e| e.to_string())?;
-        ws.upsert_profile(&t, &user, profile).await.map_err(err)?;
-    }
-    let ana = EndUserId::new("u-ana").map_err(|e| e.to_string())?;
+    let profiles = profiles
+        .into_iter()
+        .map(|(user, profile)| Ok((EndUserId::new(user)?, profile)))
+        .collect::<Result<Vec<_>, IdError>>()?;
+    let ana = EndUserId::new("u-ana")?;
     let history = [
         (
             "h1",
@@ -219,18 +208,21 @@ pub async fn load<K: Backend>(backend: &K) -> Result<(), String> {
             DAY,
         ),
     ];
-    for (id, t_, action, engagement, title, points, ago) in history {
-        let event = HistoryEvent {
-            id: id.into(),
-            engagement_type: t_,
-            action,
-            engagement: engagement.map(Into::into),
-            title: title.into(),
-            points,
-            at: now - ago,
-        };
-        ws.add_history(&t, &ana, event).await.map_err(err)?;
-    }
+    let history = history
+        .into_iter()
+        .map(|(id, kind, action, engagement, title, points, ago)| {
+            let event = HistoryEvent {
+                id: id.into(),
+                engagement_type: kind,
+                action,
+                engagement: engagement.map(Into::into),
+                title: title.into(),
+                points,
+                at: now - ago,
+            };
+            (ana.clone(), event)
+        })
+        .collect();
     let canned = [
         (
             "hello",
@@ -249,79 +241,45 @@ pub async fn load<K: Backend>(backend: &K) -> Result<(), String> {
         ),
         ("bye", "/bye", "Have a great day, {first_name}!"),
     ];
-    for (id, shortcut, text) in canned {
-        ws.upsert_canned(
-            &t,
-            CannedResponse {
-                id: id.into(),
-                shortcut: shortcut.into(),
-                text: text.into(),
-            },
-        )
-        .await
-        .map_err(err)?;
-    }
-    // A conversation waiting in the queue (idempotent by its client_msg_id).
-    let request = ApplyRequest {
-        tenant: t.clone(),
-        conversation: ConversationId::of_end_user(&ana),
-        actor: Actor::EndUser(ana.clone()),
-        command: Command::Send {
-            content: MessageContent::Text {
-                text: "Hi! My spring coupon doesn't work at checkout.".into(),
-            },
-            client_msg_id: Some("demo-1".into()),
-            seen_epoch: None,
-        },
-        at: now,
-        context: Context::default(),
-    };
-    backend
-        .ownership()
-        .apply(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-/// A ready-to-use token for one person of the demo tenant.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DemoPerson {
-    /// `end_user`, `agent` or `admin`.
-    pub role: &'static str,
-    /// The person's id (for end users, also their conversation's id).
-    pub id: &'static str,
-    /// Display name.
-    pub name: &'static str,
-    /// A signed token, valid for `ttl_secs`.
-    pub token: String,
-}
-
-/// Mints a token for every person of the demo tenant, valid `ttl_secs`: printed by
-/// `serve --demo` and offered by the console's one-click demo sign-in.
-pub fn people(
-    auth: &crate::Authenticator,
-    ttl_secs: u64,
-) -> Result<Vec<DemoPerson>, crate::AuthError> {
-    use chathub_domain::Role;
-    let mut people: Vec<(Role, &'static str, &'static str)> = Vec::new();
-    for (id, name) in AGENTS {
-        people.push((Role::Agent, id, name));
-    }
-    people.push((Role::Admin, ADMIN.0, ADMIN.1));
-    for (id, name) in END_USERS {
-        people.push((Role::EndUser, id, name));
-    }
-    people
+    let canned = canned
         .into_iter()
-        .map(|(role, id, name)| {
-            let token = auth.mint_named(TENANT, id, role, None, ttl_secs, Some(name.to_owned()))?;
-            Ok(DemoPerson {
-                role: role.as_str(),
-                id,
-                name,
-                token,
-            })
+        .map(|(id, shortcut, text)| CannedResponse {
+            id: id.into(),
+            shortcut: shortcut.into(),
+            text: text.into(),
         })
-        .collect()
+        .collect();
+    let mut people: Vec<SeedPerson> = AGENTS
+        .iter()
+        .map(|(id, name)| person(Role::Agent, id, name))
+        .collect();
+    people.push(person(Role::Admin, ADMIN.0, ADMIN.1));
+    people.extend(
+        END_USERS
+            .iter()
+            .map(|(id, name)| person(Role::EndUser, id, name)),
+    );
+    Ok(Seed {
+        tenant: TenantId::new(TENANT)?,
+        people,
+        token_ttl_secs: TOKEN_TTL_SECS,
+        catalogue: catalogue.into(),
+        profiles,
+        history,
+        canned,
+        // A conversation waiting in the queue (idempotent by its client_msg_id).
+        waiting: vec![(
+            ana,
+            "demo-1".into(),
+            "Hi! My spring coupon doesn't work at checkout.".into(),
+        )],
+    })
+}
+
+fn person(role: Role, id: &str, name: &str) -> SeedPerson {
+    SeedPerson {
+        role,
+        id: id.into(),
+        name: name.into(),
+    }
 }
