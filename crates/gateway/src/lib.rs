@@ -4,7 +4,7 @@
 //! decision is the backend's.
 //!
 //! # Layout
-//! - `node`: what every session of a node shares ([`Node`](node)), starting and
+//! - `node`: what every session of a node shares (`Node`), starting and
 //!   stopping a node ([`start_embedded`], [`start_redis`], [`RunningGateway`]).
 //! - [`config`]: typed settings with documented defaults.
 //! - [`auth`]: token verification and minting.

@@ -109,7 +109,8 @@ pub struct Stopped {
 }
 
 impl RunningGateway {
-    /// Asks the node to shut down (same as cancelling the token given to [`start`]).
+    /// Asks the node to shut down (same as cancelling the token given to
+    /// [`start_embedded`] or [`start_redis`]).
     pub fn shutdown(&self) {
         self.tasks.shutdown().cancel();
     }
