@@ -751,8 +751,7 @@ mod footprint {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::{EmbeddedBackend, GatewayConfig};
-    use chathub_broker::Hub;
+    use crate::LimitsConfig;
     use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 
     /// Every idle socket keeps the `serve` future for its whole life, so its size is
@@ -760,32 +759,15 @@ mod footprint {
     /// An unboxed request or replay future inside it would multiply this several times.
     #[tokio::test]
     async fn the_steady_loop_of_an_idle_socket_stays_small() {
-        let hub = Arc::new(Hub::new());
-        let config = GatewayConfig::default();
-        let auth = crate::Authenticator::new(&config.auth);
-        let token = auth
+        let node = super::over_channels::node(LimitsConfig::default());
+        let token = node
+            .auth
             .mint("t", "u1", chathub_domain::Role::EndUser, None, 600)
             .unwrap();
-        let identity = auth.verify(&token).unwrap();
+        let identity = node.auth.verify(&token).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
         let ((server, _), _client) = tokio::try_join!(listener.accept(), client).unwrap();
-        let node = Arc::new(crate::Node {
-            auth,
-            backend: EmbeddedBackend::new(hub.clone(), Default::default()),
-            hub,
-            hot: crate::metrics::HotMetrics::register(),
-            tls: None,
-            ws_addr: listener.local_addr().unwrap(),
-            id: "test".into(),
-            next_session: Default::default(),
-            shutdown: Default::default(),
-            webhook: None,
-            per_subject: Default::default(),
-            job_tenants: Default::default(),
-            settings: Default::default(),
-            config,
-        });
         let ws = WebSocketStream::from_raw_socket(
             crate::tls::Transport::Plain(server),
             WsRole::Server,

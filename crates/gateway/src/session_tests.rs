@@ -110,7 +110,8 @@ impl Client {
 const TENANT: &str = "t";
 const USER: &str = "u1";
 
-fn node(limits: LimitsConfig) -> Arc<Node<EmbeddedBackend>> {
+/// A node on the embedded backend with `limits` (also used by the footprint test).
+pub(super) fn node(limits: LimitsConfig) -> Arc<Node<EmbeddedBackend>> {
     let hub = Arc::new(Hub::new());
     let config = GatewayConfig {
         limits,
@@ -225,6 +226,36 @@ async fn subscribe(client: &mut Client) -> Vec<u64> {
     }
 }
 
+/// A node and an end user's session that follows their conversation, which has two
+/// events (opened, a message), both already written to the client.
+async fn following_two_events() -> (
+    Arc<Node<EmbeddedBackend>>,
+    Client,
+    tokio::task::JoinHandle<()>,
+) {
+    let node = node(LimitsConfig::default());
+    let (mut client, task) = connect(&node, 64);
+    assert!(matches!(client.frame().await, ServerFrame::Welcome(_)));
+    node.backend
+        .ownership()
+        .apply(message("one", 1))
+        .await
+        .unwrap();
+    assert_eq!(subscribe(&mut client).await, vec![1, 2]);
+    (node, client, task)
+}
+
+/// The next `n` events' `seq`s (other frames skipped).
+async fn next_event_seqs(client: &mut Client, n: usize) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    while seqs.len() < n {
+        if let ServerFrame::Event(e) = client.frame().await {
+            seqs.push(e.event.seq);
+        }
+    }
+    seqs
+}
+
 #[tokio::test]
 async fn a_slow_consumer_is_closed_with_4001_and_leaves_the_hub() {
     let limits = LimitsConfig {
@@ -258,16 +289,7 @@ async fn a_slow_consumer_is_closed_with_4001_and_leaves_the_hub() {
 
 #[tokio::test]
 async fn a_resync_signal_replays_what_the_broker_lost() {
-    let node = node(LimitsConfig::default());
-    let (mut client, task) = connect(&node, 64);
-    assert!(matches!(client.frame().await, ServerFrame::Welcome(_)));
-    node.backend
-        .ownership()
-        .apply(message("one", 1))
-        .await
-        .unwrap();
-    // opened + "one".
-    assert_eq!(subscribe(&mut client).await, vec![1, 2]);
+    let (node, mut client, task) = following_two_events().await;
     // Three events the broker never delivered, then the node's "resubscribed" signal.
     let lost = silent(&node);
     for (n, text) in ["two", "three", "four"].iter().enumerate() {
@@ -276,12 +298,7 @@ async fn a_resync_signal_replays_what_the_broker_lost() {
     let channel = Channel::conversation(&tenant(), &conversation());
     node.hub
         .dispatch(&channel, &Arc::new(Envelope::resync(channel.clone())));
-    let mut seqs = Vec::new();
-    while seqs.len() < 3 {
-        if let ServerFrame::Event(e) = client.frame().await {
-            seqs.push(e.event.seq);
-        }
-    }
+    let seqs = next_event_seqs(&mut client, 3).await;
     assert_eq!(
         seqs,
         vec![3, 4, 5],
@@ -293,15 +310,7 @@ async fn a_resync_signal_replays_what_the_broker_lost() {
 
 #[tokio::test]
 async fn a_seq_gap_is_filled_from_history_before_the_event() {
-    let node = node(LimitsConfig::default());
-    let (mut client, task) = connect(&node, 64);
-    assert!(matches!(client.frame().await, ServerFrame::Welcome(_)));
-    node.backend
-        .ownership()
-        .apply(message("one", 1))
-        .await
-        .unwrap();
-    assert_eq!(subscribe(&mut client).await, vec![1, 2]);
+    let (node, mut client, task) = following_two_events().await;
     // Two events lost on the way, then the third arrives live.
     let lost = silent(&node);
     for text in ["two", "three"] {
@@ -326,12 +335,7 @@ async fn a_seq_gap_is_filled_from_history_before_the_event() {
         .apply(message("five", 12))
         .await
         .unwrap();
-    let mut seqs = Vec::new();
-    while seqs.len() < 4 {
-        if let ServerFrame::Event(e) = client.frame().await {
-            seqs.push(e.event.seq);
-        }
-    }
+    let seqs = next_event_seqs(&mut client, 4).await;
     assert_eq!(seqs, vec![3, 4, 5, 6], "no gap, no duplicate");
     drop(client);
     task.await.unwrap();
