@@ -57,7 +57,6 @@ impl RedisServer {
             std::process::id(),
             NEXT_DIR.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&dir).expect("temporary directory");
         // A port can be taken between probing and binding; try a few.
         for _ in 0..5 {
             let mut server = RedisServer {
@@ -74,6 +73,9 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
+        // Made here, not once before the attempts: a failed attempt's server is dropped,
+        // and its drop removes the directory the next attempt shares.
+        std::fs::create_dir_all(&self.dir).expect("temporary directory");
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args([
