@@ -4,17 +4,23 @@
 //! state machine against the current state, and if it applies, store the new state,
 //! append its events to history with consecutive `seq`s, remember the send's idempotency
 //! key, and publish the events on the conversation's channel — so publish order equals
-//! `seq` order and a lost race changes nothing. Then, as a second idempotent step keyed by
-//! `(conversation, seq)`, it updates the tenant's queue index and tells the agents.
+//! `seq` order and a lost race changes nothing. With the tenant's queue entry (in the same
+//! step on a single Redis and in the memory twin; on a Redis Cluster in a second,
+//! idempotent step keyed by `(conversation, seq)`, since the tenant's keys are another
+//! slot) go what the command owes beyond its events: the queue frame to the agents, the
+//! previous owner's `ownership_lost` notice, the end user's "received" engagement record
+//! and the offline webhook's durable job. The gateway does nothing between the step and
+//! its reply that a node's death could lose.
 //!
 //! # Layout
 //! - [`Ownership`], [`ApplyRequest`], [`Decision`]: the contract.
-//! - [`frames`]: what applied events show in the tenant's queue (entries, previews).
+//! - [`frames`]: the specification of what a step writes beyond its events (queue
+//!   entries and previews, notices, records, jobs); the scripts restate it.
 //! - [`memory`]: the embedded twin (one lock per conversation).
 //! - [`redis`]: the Redis backend: `lua/apply.lua` (the state machine restated, one
 //!   atomic step, which on a single Redis also updates the tenant's queue) and
 //!   `lua/inbox.lua` (the tenant's queue as a second, batched step on a Redis Cluster);
-//!   both start with `lua/inbox_entry.lua` (one queue entry).
+//!   both start with `lua/inbox_entry.lua` (one queue entry, and the follow-ups).
 
 pub mod frames;
 pub mod memory;
