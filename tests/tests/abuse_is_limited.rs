@@ -53,6 +53,49 @@ async fn flooding_is_refused_then_closed() {
     polite.request(Op::Ping {}).await.unwrap();
 }
 
+/// Control frames cost from the same budget: a flood of pings, or of unsolicited pongs,
+/// from one authenticated socket is closed with 4101 like a request flood; a polite
+/// client goes on.
+async fn control_frame_flood_is_closed(pong: bool) {
+    let mut config = test_config();
+    config.limits.rate_per_sec = 10;
+    config.limits.rate_burst = 20;
+    config.limits.abuse_limit = 50;
+    let hub = TestHub::start_with(config, Default::default()).await;
+    let polite = hub.connect(Role::Agent, "polite").await;
+    let mut flood = hub.connect(Role::Agent, "flood").await;
+    let mut sent = 0;
+    for _ in 0..2_000 {
+        let frame = if pong {
+            Message::Pong(Default::default())
+        } else {
+            Message::Ping(Default::default())
+        };
+        if flood.send_raw(frame).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent > 70, "only {sent} sent");
+    while flood
+        .next_event_within(std::time::Duration::from_secs(5))
+        .await
+        .is_some()
+    {}
+    assert_eq!(flood.close_code().await, Some(4101));
+    polite.request(Op::Ping {}).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_ping_flood_is_closed() {
+    control_frame_flood_is_closed(false).await;
+}
+
+#[tokio::test]
+async fn a_pong_flood_is_closed() {
+    control_frame_flood_is_closed(true).await;
+}
+
 async fn handshake_status(url: &str, token: &str, origin: Option<&str>) -> Result<(), u16> {
     let mut req = format!("{url}/?token={token}")
         .into_client_request()

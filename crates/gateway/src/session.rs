@@ -337,8 +337,21 @@ impl<K: Backend, W: Socket> Session<K, W> {
                 let _ = self.link.ws.flush().await;
                 return Err(End::Gone);
             }
-            // Pings are answered by tungstenite; pongs only prove liveness.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
+            // Pings are answered by tungstenite and pongs only prove liveness, but every
+            // frame costs from the same budget as a request: a control-frame flood is cut
+            // off like a request flood (no reply to refuse: the refusal only counts).
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                self.node.hot.frames_in.increment(1);
+                return match self.bucket.take(Instant::now()) {
+                    Err(true) => Err(End::Close(CloseCode::PolicyViolation)),
+                    Err(false) => {
+                        ::metrics::counter!(REQUESTS, "op" => "control", "result" => "rate_limited")
+                            .increment(1);
+                        Ok(())
+                    }
+                    Ok(()) => Ok(()),
+                };
+            }
         };
         self.node.hot.frames_in.increment(1);
         if let Err(abusive) = self.bucket.take(Instant::now()) {
