@@ -48,11 +48,15 @@ async fn withdrawn_keys_close_their_sessions() {
     let dir = std::env::temp_dir().join(format!("chathub-rotation-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let keys = dir.join("keys");
-    std::fs::write(&keys, "# previous key, still accepted\nold-secret\n").unwrap();
+    std::fs::write(
+        &keys,
+        "# previous key, still accepted\nold-secret-for-rotation\n",
+    )
+    .unwrap();
     let mut config = test_config();
     config.ping_interval = Duration::from_millis(200);
     config.auth = AuthConfig {
-        secret: "new-secret".into(),
+        secret: "new-secret-for-rotation".into(),
         secrets_file: Some(keys.clone()),
         ..AuthConfig::default()
     };
@@ -63,10 +67,10 @@ async fn withdrawn_keys_close_their_sessions() {
             ..AuthConfig::default()
         })
     };
-    let old_token = signer("old-secret")
+    let old_token = signer("old-secret-for-rotation")
         .mint("acme", "u-old", Role::EndUser, None, 600)
         .unwrap();
-    let new_token = signer("new-secret")
+    let new_token = signer("new-secret-for-rotation")
         .mint("acme", "u-new", Role::EndUser, None, 600)
         .unwrap();
     let mut by_old = Client::connect(&hub.url(), &old_token).await.unwrap();

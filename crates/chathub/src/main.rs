@@ -233,6 +233,8 @@ struct TokenArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum RoleArg {
+    /// `end-user`, or `end_user` as the protocol and the token claim spell it.
+    #[value(alias = "end_user")]
     EndUser,
     Agent,
     Admin,
@@ -270,10 +272,15 @@ fn main() -> Result<()> {
 
 fn token(args: TokenArgs) -> Result<()> {
     let ttl = parse_duration(&args.ttl)?;
-    let auth = Authenticator::new(&AuthConfig {
+    let config = AuthConfig {
         secret: args.secret,
         ..AuthConfig::default()
-    });
+    };
+    // A token no node would accept is not minted.
+    if let Err(e) = config.check() {
+        bail!("{e}");
+    }
+    let auth = Authenticator::new(&config);
     let token = auth.mint_named(
         &args.tenant,
         &args.subject,

@@ -118,17 +118,24 @@ fn authorize<K: Backend>(
     headers: &HeaderMap,
     privilege: Privilege,
 ) -> ApiResult<Identity> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let unauthorized = |message: &str| {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            message.into(),
+        )
+    };
+    let mut given = headers.get_all("authorization").iter();
+    let (Some(value), None) = (given.next(), given.next()) else {
+        return Err(unauthorized(
+            "give exactly one `Authorization: Bearer <token>` header",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "missing bearer token".into(),
-            )
-        })?;
+        .ok_or_else(|| unauthorized("missing bearer token"))?;
     let identity = node.auth.verify(token.trim()).map_err(|e| {
         ApiError(
             StatusCode::UNAUTHORIZED,

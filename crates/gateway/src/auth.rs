@@ -38,6 +38,10 @@ pub enum AuthError {
     /// The token is malformed, wrongly signed or names invalid ids.
     #[error("invalid token")]
     Invalid,
+    /// More than one credential was given (a header and a query token, two query
+    /// tokens, two headers): none is taken, whichever would be valid.
+    #[error("ambiguous credentials: give exactly one token")]
+    Ambiguous,
     /// The token could not be minted (bad ids or encoding failure).
     #[error("cannot mint token: {0}")]
     Mint(String),

@@ -172,9 +172,35 @@ pub struct AuthConfig {
 /// How often a node re-reads [`AuthConfig::secrets_file`].
 pub const KEY_RELOAD: Duration = Duration::from_secs(5);
 
+/// The shortest token secret a node accepts, in bytes: HS256 with a short secret is
+/// guessable offline from any token. An empty secret is refused with it.
+pub const MIN_SECRET_BYTES: usize = 16;
+
 /// The development secret used when none is configured. Public: never use it in
 /// production.
 pub const DEV_SECRET: &str = "chathub-dev-secret-change-me";
+
+impl AuthConfig {
+    /// Refuses a signing or verification secret shorter than [`MIN_SECRET_BYTES`] (an
+    /// empty one included), naming which.
+    pub fn check(&self) -> Result<(), String> {
+        let short = |s: &str| s.len() < MIN_SECRET_BYTES;
+        if short(&self.secret) {
+            return Err(format!(
+                "the token secret is {} bytes; it must be at least {MIN_SECRET_BYTES}",
+                self.secret.len()
+            ));
+        }
+        if let Some(n) = self.verify_secrets.iter().position(|s| short(s)) {
+            return Err(format!(
+                "verification secret #{} is {} bytes; each must be at least {MIN_SECRET_BYTES}",
+                n + 1,
+                self.verify_secrets[n].len()
+            ));
+        }
+        Ok(())
+    }
+}
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -58,6 +58,9 @@ pub enum GatewayError {
     /// The TLS certificate or key could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The configuration is refused (a secret too short, …): the message says what.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The seed could not be loaded.
     #[error("cannot load the seed data: {0}")]
     Seed(String),

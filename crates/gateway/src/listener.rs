@@ -147,10 +147,7 @@ async fn handshake<K: Backend>(stream: Transport, node: &Node<K>) -> Option<Acce
                 "origin not allowed".to_owned(),
             ));
         }
-        let identity = match token_of(req)
-            .ok_or(AuthError::Missing)
-            .and_then(|t| node.auth.verify(t))
-        {
+        let identity = match token_of(req).and_then(|t| node.auth.verify(t)) {
             Ok(identity) => identity,
             Err(e) => {
                 ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "unauthorized").increment(1);
@@ -220,20 +217,35 @@ fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
     }
 }
 
-/// The token from `Authorization: Bearer …`, else from the `token` query parameter
-/// (browsers cannot set headers on WebSocket requests).
-fn token_of(req: &Request) -> Option<&str> {
-    if let Some(value) = req.headers().get("authorization")
-        && let Ok(value) = value.to_str()
-        && let Some(token) = value.strip_prefix("Bearer ")
-    {
-        return Some(token.trim());
+/// The one token of the request: `Authorization: Bearer …` or the `token` query
+/// parameter (browsers cannot set headers on WebSocket requests). Several (a header and
+/// a query token, two of either) are ambiguous and refused, whichever is valid: a
+/// proxy or a client must never have one taken over the other.
+fn token_of(req: &Request) -> Result<&str, AuthError> {
+    let headers = req.headers().get_all("authorization");
+    let mut found: Vec<&str> = Vec::with_capacity(1);
+    for value in headers {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(AuthError::Invalid)?;
+        found.push(token);
     }
-    req.uri()
-        .query()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))
-        .filter(|t| !t.is_empty())
+    if let Some(query) = req.uri().query() {
+        found.extend(
+            query
+                .split('&')
+                .filter_map(|pair| pair.strip_prefix("token=")),
+        );
+    }
+    match found.as_slice() {
+        [] => Err(AuthError::Missing),
+        [token] if !token.is_empty() => Ok(token),
+        [_] => Err(AuthError::Missing),
+        _ => Err(AuthError::Ambiguous),
+    }
 }
 
 /// The codec from `Sec-WebSocket-Protocol`: the first of ours the client offers (and

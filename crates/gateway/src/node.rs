@@ -186,6 +186,7 @@ async fn start<K: Backend>(
     hub: Arc<Hub>,
     tasks: Tasks,
 ) -> Result<RunningGateway, GatewayError> {
+    config.auth.check().map_err(GatewayError::Config)?;
     metrics::install();
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     if let Some(seed) = &config.seed {
