@@ -95,12 +95,16 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
     },
-    /// Agents: finish the conversation (owner, or an admin).
+    /// Agents: finish the conversation (owner, or an admin). `conversation` and `epoch`
+    /// are required; they are optional in the type so that an end user is told
+    /// `forbidden`, not `bad_request` (the role is checked first).
     Finish {
         /// Conversation to finish.
-        conversation: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
         /// The epoch the agent saw.
-        epoch: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u64>,
     },
     /// Tell the other side you are (not) typing. Not recorded.
     Typing {
@@ -121,12 +125,14 @@ pub enum Op {
     /// Admins (`chat.disable`): disable two-way chat on the conversation.
     Disable {
         /// Conversation.
-        conversation: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
     },
     /// Admins (`chat.disable`): enable two-way chat again.
     Enable {
         /// Conversation.
-        conversation: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
     },
     /// Agents: replay the tenant's queue changes after inbox position `since` (the
     /// `cursor` of the last `queue` frame seen), to catch up after a reconnect.
@@ -138,7 +144,8 @@ pub enum Op {
     /// Agents: the end user's engagement history, newest first, optionally of one type.
     EngagementHistory {
         /// Conversation (the end user).
-        conversation: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
         /// Only this engagement type.
         #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
         engagement_type: Option<EngagementType>,
@@ -152,7 +159,8 @@ pub enum Op {
     /// Agents: the end user's latest events of every engagement type.
     EngagementActivity {
         /// Conversation (the end user).
-        conversation: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
         /// Events per type (default 3).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         per_type: Option<u32>,
@@ -160,7 +168,8 @@ pub enum Op {
     /// Agents: the catalogue items the end user is entitled to now, optionally of one type.
     EngagementsAvailable {
         /// Conversation (the end user).
-        conversation: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
         /// Only this engagement type.
         #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
         engagement_type: Option<EngagementType>,
@@ -168,7 +177,8 @@ pub enum Op {
     /// Agents: the end user's profile.
     Profile {
         /// Conversation (the end user).
-        conversation: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
     },
     /// End users: redeem an engagement received in the thread.
     Redeem {

@@ -694,7 +694,7 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         (
             "engagement_history",
             Op::EngagementHistory {
-                conversation: conv(conversation),
+                conversation: Some(conv(conversation)),
                 engagement_type: None,
                 before: None,
                 limit: None,
@@ -703,21 +703,21 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         (
             "engagement_activity",
             Op::EngagementActivity {
-                conversation: conv(conversation),
+                conversation: Some(conv(conversation)),
                 per_type: None,
             },
         ),
         (
             "engagements_available",
             Op::EngagementsAvailable {
-                conversation: conv(conversation),
+                conversation: Some(conv(conversation)),
                 engagement_type: None,
             },
         ),
         (
             "profile",
             Op::Profile {
-                conversation: conv(conversation),
+                conversation: Some(conv(conversation)),
             },
         ),
         (
@@ -739,13 +739,13 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         (
             "disable",
             Op::Disable {
-                conversation: conv(conversation),
+                conversation: Some(conv(conversation)),
             },
         ),
         (
             "enable",
             Op::Enable {
-                conversation: conv(conversation),
+                conversation: Some(conv(conversation)),
             },
         ),
         ("disable_tenant", Op::DisableTenant {}),
@@ -760,8 +760,8 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         (
             "finish",
             Op::Finish {
-                conversation: conv(conversation),
-                epoch: 0,
+                conversation: Some(conv(conversation)),
+                epoch: Some(0),
             },
         ),
         ("unsubscribe", Op::Unsubscribe { conversation: c() }),

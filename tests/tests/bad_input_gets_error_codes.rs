@@ -228,11 +228,11 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
             cursor: None,
         },
         Op::Finish {
-            conversation: conv("u-2"),
-            epoch: 0,
+            conversation: Some(conv("u-2")),
+            epoch: Some(0),
         },
         Op::Disable {
-            conversation: conv("u-2"),
+            conversation: Some(conv("u-2")),
         },
     ] {
         let name = op.name();
@@ -264,8 +264,8 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
         .unwrap();
     let err = no_finish
         .request(Op::Finish {
-            conversation: conv("u-1"),
-            epoch: ack.epoch,
+            conversation: Some(conv("u-1")),
+            epoch: Some(ack.epoch),
         })
         .await
         .unwrap_err();
@@ -273,7 +273,7 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
     // Agents cannot disable chat; admins can, and then end users get chat_disabled.
     let err = no_finish
         .request(Op::Disable {
-            conversation: conv("u-1"),
+            conversation: Some(conv("u-1")),
         })
         .await
         .unwrap_err();
@@ -281,7 +281,7 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
     let admin = hub.connect(Role::Admin, "boss").await;
     admin
         .request(Op::Disable {
-            conversation: conv("u-1"),
+            conversation: Some(conv("u-1")),
         })
         .await
         .unwrap();
@@ -292,7 +292,7 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
     assert_eq!(err.server().unwrap().code, ErrorCode::ChatDisabled);
     admin
         .request(Op::Enable {
-            conversation: conv("u-1"),
+            conversation: Some(conv("u-1")),
         })
         .await
         .unwrap();
@@ -357,4 +357,61 @@ async fn ids_of_another_tenant_show_nothing_of_it_embedded() {
 #[tokio::test]
 async fn ids_of_another_tenant_show_nothing_of_it_redis() {
     ids_of_another_tenant_show_nothing_of_it(TestHub::start_redis().await).await;
+}
+
+/// The role is checked before anything else: an end user calling an agent-only request
+/// is `forbidden`, with or without a `conversation` (not `bad_request` for the missing
+/// field).
+#[tokio::test]
+async fn end_users_are_forbidden_agent_requests_with_or_without_a_conversation() {
+    let hub = TestHub::start().await;
+    let user = hub.connect(Role::EndUser, "u-1").await;
+    for conversation in [None, Some(conv("u-1"))] {
+        let requests = [
+            Op::Finish {
+                conversation: conversation.clone(),
+                epoch: None,
+            },
+            Op::EngagementHistory {
+                conversation: conversation.clone(),
+                engagement_type: None,
+                before: None,
+                limit: None,
+            },
+            Op::EngagementActivity {
+                conversation: conversation.clone(),
+                per_type: None,
+            },
+            Op::EngagementsAvailable {
+                conversation: conversation.clone(),
+                engagement_type: None,
+            },
+            Op::Profile {
+                conversation: conversation.clone(),
+            },
+            Op::Disable {
+                conversation: conversation.clone(),
+            },
+            Op::Enable {
+                conversation: conversation.clone(),
+            },
+        ];
+        for op in requests {
+            let name = op.name();
+            let e = user.request(op).await.unwrap_err();
+            assert_eq!(
+                e.server().map(|e| e.code),
+                Some(ErrorCode::Forbidden),
+                "{name} with conversation {conversation:?}"
+            );
+        }
+    }
+    // Agents who leave the conversation out are told what is missing.
+    let agent = hub.connect(Role::Agent, "alice").await;
+    let e = agent
+        .request(Op::Profile { conversation: None })
+        .await
+        .unwrap_err();
+    assert_eq!(e.server().unwrap().code, ErrorCode::BadRequest);
+    hub.stop().await;
 }

@@ -48,8 +48,8 @@ async fn catch_up(hub: TestHub) {
         .await
         .unwrap();
     bob.request(Op::Finish {
-        conversation: conv("u-1"),
-        epoch: ack.epoch,
+        conversation: Some(conv("u-1")),
+        epoch: Some(ack.epoch),
     })
     .await
     .unwrap();

@@ -81,24 +81,24 @@ async fn take_take_over_finish_and_reopen(hub: TestHub) {
     // Only the owner (or an admin) finishes; alice is not the owner any more.
     let err = alice
         .request(Op::Finish {
-            conversation: c.clone(),
-            epoch: 2,
+            conversation: Some(c.clone()),
+            epoch: Some(2),
         })
         .await
         .unwrap_err();
     assert_eq!(err.server().unwrap().code, ErrorCode::Forbidden);
     let err = user
         .request(Op::Finish {
-            conversation: c.clone(),
-            epoch: 2,
+            conversation: Some(c.clone()),
+            epoch: Some(2),
         })
         .await
         .unwrap_err();
     assert_eq!(err.server().unwrap().code, ErrorCode::Forbidden);
     let Reply::Finish(view) = bob
         .request(Op::Finish {
-            conversation: c.clone(),
-            epoch: 2,
+            conversation: Some(c.clone()),
+            epoch: Some(2),
         })
         .await
         .unwrap()
@@ -115,8 +115,8 @@ async fn take_take_over_finish_and_reopen(hub: TestHub) {
     );
     let err = bob
         .request(Op::Finish {
-            conversation: c.clone(),
-            epoch: 3,
+            conversation: Some(c.clone()),
+            epoch: Some(3),
         })
         .await
         .unwrap_err();
@@ -150,8 +150,8 @@ async fn take_take_over_finish_and_reopen(hub: TestHub) {
     // An admin may finish a conversation it does not own.
     let Reply::Finish(view) = boss
         .request(Op::Finish {
-            conversation: c.clone(),
-            epoch: 4,
+            conversation: Some(c.clone()),
+            epoch: Some(4),
         })
         .await
         .unwrap()

@@ -74,7 +74,7 @@ async fn with_epoch(client: &Client, op: Op, role: Role) -> Op {
         },
         Op::Finish { conversation, .. } => Op::Finish {
             conversation,
-            epoch,
+            epoch: Some(epoch),
         },
         other => other,
     }

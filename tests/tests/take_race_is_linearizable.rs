@@ -139,8 +139,8 @@ async fn every_conversation_history_is_linearizable() {
                                 seen_epoch: known_epoch,
                             },
                             Op::Finish {
-                                conversation,
-                                epoch: known_epoch,
+                                conversation: Some(conversation),
+                                epoch: Some(known_epoch),
                             },
                         )
                     } else {

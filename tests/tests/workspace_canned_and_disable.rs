@@ -143,7 +143,7 @@ async fn disable(hub: TestHub) {
     // Per conversation: admins only; end user and takers are refused; the owner may write.
     let e = alice
         .request(Op::Disable {
-            conversation: conv("u-ben"),
+            conversation: Some(conv("u-ben")),
         })
         .await
         .unwrap_err();
@@ -154,7 +154,7 @@ async fn disable(hub: TestHub) {
         .unwrap();
     let Reply::Disable(view) = carol
         .request(Op::Disable {
-            conversation: conv("u-ben"),
+            conversation: Some(conv("u-ben")),
         })
         .await
         .unwrap()
@@ -187,7 +187,7 @@ async fn disable(hub: TestHub) {
         .unwrap();
     carol
         .request(Op::Enable {
-            conversation: conv("u-ben"),
+            conversation: Some(conv("u-ben")),
         })
         .await
         .unwrap();

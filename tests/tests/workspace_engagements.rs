@@ -11,7 +11,7 @@ use chathub_protocol::{ErrorCode, Op, Reply};
 
 async fn available(c: &chathub_client::Client, user: &str) -> Vec<String> {
     let op = Op::EngagementsAvailable {
-        conversation: conv(user),
+        conversation: Some(conv(user)),
         engagement_type: None,
     };
     let Reply::EngagementsAvailable(r) = c.request(op).await.unwrap() else {
@@ -25,7 +25,7 @@ async fn engagements(hub: TestHub) {
 
     // History preview: newest first, paged, filtered by type; explicit "no history".
     let op = |t, before, limit| Op::EngagementHistory {
-        conversation: conv("u-ana"),
+        conversation: Some(conv("u-ana")),
         engagement_type: t,
         before,
         limit,
@@ -68,7 +68,7 @@ async fn engagements(hub: TestHub) {
     );
     assert_eq!(points.events.len(), 2);
     let none = Op::EngagementHistory {
-        conversation: conv("u-chen"),
+        conversation: Some(conv("u-chen")),
         engagement_type: None,
         before: None,
         limit: None,
@@ -84,7 +84,7 @@ async fn engagements(hub: TestHub) {
     // Recent activity per type.
     let Reply::EngagementActivity(activity) = alice
         .request(Op::EngagementActivity {
-            conversation: conv("u-ana"),
+            conversation: Some(conv("u-ana")),
             per_type: Some(1),
         })
         .await
@@ -165,7 +165,7 @@ async fn engagements(hub: TestHub) {
     // ...and is recorded in the user's history as received.
     let Reply::EngagementHistory(h) = alice
         .request(Op::EngagementHistory {
-            conversation: conv("u-ben"),
+            conversation: Some(conv("u-ben")),
             engagement_type: Some(EngagementType::Coupon),
             before: None,
             limit: None,
@@ -206,7 +206,7 @@ async fn engagements(hub: TestHub) {
     // End users cannot use the agents' requests.
     let e = ben_phone
         .request(Op::Profile {
-            conversation: conv("u-ben"),
+            conversation: Some(conv("u-ben")),
         })
         .await
         .unwrap_err();
@@ -302,7 +302,7 @@ async fn admin_api(hub: TestHub) {
     );
     let Reply::EngagementHistory(h) = alice
         .request(Op::EngagementHistory {
-            conversation: conv("u-chen"),
+            conversation: Some(conv("u-chen")),
             engagement_type: None,
             before: None,
             limit: None,

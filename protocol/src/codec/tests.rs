@@ -164,11 +164,13 @@ fn bad_frames_are_classified_with_their_id() {
         .decode_request(br#"{"id":5,"op":"explode"}"#)
         .unwrap_err();
     assert_eq!((e.kind, e.id), (DecodeErrorKind::UnknownOp, Some(5)));
+    // A missing required field (`finish`'s conversation is checked by the op instead, so
+    // that end users are told `forbidden` first).
     let e = Codec::Json
-        .decode_request(br#"{"id":6,"op":"finish"}"#)
+        .decode_request(br#"{"id":6,"op":"list"}"#)
         .unwrap_err();
     assert_eq!((e.kind, e.id), (DecodeErrorKind::BadField, Some(6)));
-    assert!(e.detail.contains("conversation"), "{}", e.detail);
+    assert!(e.detail.contains("status"), "{}", e.detail);
     let e = Codec::Json
         .decode_request(br#"{"id":7,"op":"send","text":5}"#)
         .unwrap_err();

@@ -183,15 +183,29 @@ pub(crate) async fn dispatch<K: Backend>(
         Op::Finish {
             conversation,
             epoch,
-        } => Ok(Reply::Finish(
-            lifecycle::finish(cx, conversation, epoch).await?,
-        )),
-        Op::Disable { conversation } => Ok(Reply::Disable(
-            lifecycle::set_disabled(cx, conversation, true).await?,
-        )),
-        Op::Enable { conversation } => Ok(Reply::Enable(
-            lifecycle::set_disabled(cx, conversation, false).await?,
-        )),
+        } => {
+            let conversation = cx.agents_conversation("finish", conversation)?;
+            let epoch = epoch.ok_or_else(|| {
+                Failure::bad_request(
+                    "missing field `epoch`: agents send the ownership epoch they saw",
+                )
+            })?;
+            Ok(Reply::Finish(
+                lifecycle::finish(cx, conversation, epoch).await?,
+            ))
+        }
+        Op::Disable { conversation } => {
+            let conversation = cx.agents_conversation("disable", conversation)?;
+            Ok(Reply::Disable(
+                lifecycle::set_disabled(cx, conversation, true).await?,
+            ))
+        }
+        Op::Enable { conversation } => {
+            let conversation = cx.agents_conversation("enable", conversation)?;
+            Ok(Reply::Enable(
+                lifecycle::set_disabled(cx, conversation, false).await?,
+            ))
+        }
         Op::Typing {
             conversation,
             typing,
@@ -202,16 +216,28 @@ pub(crate) async fn dispatch<K: Backend>(
             engagement_type,
             before,
             limit,
-        } => engagements::history(cx, conversation, engagement_type, before, limit).await,
+        } => {
+            let conversation = cx.agents_conversation("engagement_history", conversation)?;
+            engagements::history(cx, conversation, engagement_type, before, limit).await
+        }
         Op::EngagementActivity {
             conversation,
             per_type,
-        } => engagements::activity(cx, conversation, per_type).await,
+        } => {
+            let conversation = cx.agents_conversation("engagement_activity", conversation)?;
+            engagements::activity(cx, conversation, per_type).await
+        }
         Op::EngagementsAvailable {
             conversation,
             engagement_type,
-        } => engagements::available(cx, conversation, engagement_type).await,
-        Op::Profile { conversation } => engagements::profile(cx, conversation).await,
+        } => {
+            let conversation = cx.agents_conversation("engagements_available", conversation)?;
+            engagements::available(cx, conversation, engagement_type).await
+        }
+        Op::Profile { conversation } => {
+            let conversation = cx.agents_conversation("profile", conversation)?;
+            engagements::profile(cx, conversation).await
+        }
         Op::Redeem { engagement } => engagements::redeem(cx, engagement).await,
         Op::CannedList { query } => canned::list(cx, query).await,
         Op::CannedUpsert {
@@ -261,6 +287,18 @@ impl<K: Backend> Ctx<'_, K> {
             return Err(forbidden(format!("`{op}` is for agents")));
         }
         Ok(())
+    }
+
+    /// The conversation of an agent-only request: the role is checked first (an end user
+    /// is `forbidden`, with or without a conversation), then the conversation must be
+    /// named.
+    pub(crate) fn agents_conversation(
+        &self,
+        op: &str,
+        given: Option<ConversationId>,
+    ) -> Result<ConversationId, Failure> {
+        self.require_agent(op)?;
+        given.ok_or_else(|| Failure::bad_request("missing field `conversation`"))
     }
 
     /// Refuses a caller without `privilege`.
