@@ -70,8 +70,57 @@ impl From<Failure> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::TooLarge,
+                format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
+            );
+        }
         bad_request(e.body_text())
     }
+}
+
+/// Largest admin request body, in bytes (a catalogue item or a profile is a few KB).
+pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Admin bodies are JSON in UTF-8, said so exactly: `application/json`, with at most a
+/// `charset=utf-8` parameter. Anything else (`application/json+evil`, another charset, no
+/// type) is refused with 415 before the body is read.
+async fn strict_json(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let has_body = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::DELETE | axum::http::Method::HEAD
+    );
+    if has_body && !is_json_utf8(request.headers().get(axum::http::header::CONTENT_TYPE)) {
+        return ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadRequest,
+            "the body must be `Content-Type: application/json` (UTF-8)".into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether a Content-Type is `application/json`, optionally with `charset=utf-8`.
+fn is_json_utf8(value: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mut parts = value.split(';').map(str::trim);
+    if !parts
+        .next()
+        .is_some_and(|t| t.eq_ignore_ascii_case("application/json"))
+    {
+        return false;
+    }
+    parts.all(|p| {
+        p.split_once('=').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("charset")
+                && v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        })
+    })
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -109,6 +158,8 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
             "/admin/v1/settings",
             get(get_settings::<K>).put(put_settings::<K>),
         )
+        .layer(axum::middleware::from_fn(strict_json))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// The caller, who must hold `privilege` (the ops check it again: one rule, and the
@@ -371,4 +422,23 @@ async fn put_settings<K: Backend>(
     Ok(Json(TenantSettings {
         chat_disabled: frame.chat_disabled,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_utf8;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn only_json_in_utf8_is_accepted() {
+        let ok = |v: &str| is_json_utf8(Some(&HeaderValue::from_str(v).unwrap()));
+        assert!(ok("application/json"));
+        assert!(ok("Application/JSON; charset=UTF-8"));
+        assert!(ok("application/json;charset=\"utf-8\""));
+        assert!(!ok("application/json+evil"));
+        assert!(!ok("application/json; charset=utf-16"));
+        assert!(!ok("application/json; boundary=x"));
+        assert!(!ok("text/plain"));
+        assert!(!is_json_utf8(None));
+    }
 }
