@@ -86,6 +86,13 @@ pub enum CloseCode {
     Normal,
     /// 1001: the server is shutting down; reconnect (to another node) and resume.
     GoingAway,
+    /// 1002: the client broke the WebSocket protocol (reserved bits, a bad opcode, a
+    /// fragmented control frame, …); the connection is dropped after the close frame.
+    /// Fix the client before reconnecting.
+    ProtocolError,
+    /// 1007: a text frame was not UTF-8; the connection is dropped after the close frame.
+    /// Fix the client before reconnecting.
+    InvalidData,
     /// 1009: a frame or message exceeded the size limit; fix the client before
     /// reconnecting (at once it would resend the same message).
     TooBig,
@@ -108,9 +115,11 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every close code, in the order of the table.
-    pub const ALL: [CloseCode; 9] = [
+    pub const ALL: [CloseCode; 11] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
+        CloseCode::ProtocolError,
+        CloseCode::InvalidData,
         CloseCode::TokenExpired,
         CloseCode::TokenRevoked,
         CloseCode::TooBig,
@@ -125,6 +134,8 @@ impl CloseCode {
         match self {
             CloseCode::Normal => 1000,
             CloseCode::GoingAway => 1001,
+            CloseCode::ProtocolError => 1002,
+            CloseCode::InvalidData => 1007,
             CloseCode::TooBig => 1009,
             CloseCode::InternalError => 1011,
             CloseCode::KeepaliveTimeout => 4000,
@@ -139,6 +150,8 @@ impl CloseCode {
         match self {
             CloseCode::Normal => "normal",
             CloseCode::GoingAway => "going_away",
+            CloseCode::ProtocolError => "protocol_error",
+            CloseCode::InvalidData => "invalid_data",
             CloseCode::TooBig => "too_big",
             CloseCode::InternalError => "internal_error",
             CloseCode::KeepaliveTimeout => "keepalive_timeout",
@@ -154,6 +167,8 @@ impl CloseCode {
         match self {
             CloseCode::Normal => "bye",
             CloseCode::GoingAway => "server shutting down, reconnect",
+            CloseCode::ProtocolError => "protocol error",
+            CloseCode::InvalidData => "text frame is not utf-8",
             CloseCode::TooBig => "message too big",
             CloseCode::InternalError => "internal error, reconnect",
             CloseCode::KeepaliveTimeout => "keepalive timeout, reconnect",
@@ -169,6 +184,8 @@ impl CloseCode {
         !matches!(
             self,
             CloseCode::Normal
+                | CloseCode::ProtocolError
+                | CloseCode::InvalidData
                 | CloseCode::TokenExpired
                 | CloseCode::TokenRevoked
                 | CloseCode::TooBig

@@ -323,6 +323,13 @@ impl<K: Backend, W: Socket> Session<K, W> {
         let message = match incoming {
             None => return Err(End::Gone),
             Some(Err(WsError::Capacity(_))) => return Err(End::Close(CloseCode::TooBig)),
+            // RFC 6455: a protocol error or a text frame that is not UTF-8 fails the
+            // connection with 1002 / 1007 (sent, then dropped), unless the peer is gone.
+            Some(Err(WsError::Protocol(e))) if !is_peer_gone(&e) => {
+                tracing::debug!(error = %e, session = self.link.id, "protocol error");
+                return Err(End::Close(CloseCode::ProtocolError));
+            }
+            Some(Err(WsError::Utf8(_))) => return Err(End::Close(CloseCode::InvalidData)),
             Some(Err(e)) => {
                 tracing::debug!(error = %e, session = self.link.id, "read failed");
                 return Err(End::Gone);
@@ -632,6 +639,10 @@ impl<K: Backend, W: Socket> Link<K, W> {
         if !matches!(sent, Ok(Ok(()))) {
             return;
         }
+        if matches!(code, CloseCode::ProtocolError | CloseCode::InvalidData) {
+            // The stream cannot be trusted any more: drop it after the close frame.
+            return;
+        }
         if code == CloseCode::TooBig {
             // The rest of the oversized message is still arriving and cannot be parsed as
             // frames; read it raw and throw it away until the client closes.
@@ -683,6 +694,16 @@ impl<K: Backend, W: Socket> Connection for Link<K, W> {
     async fn feed(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
         self.feed_frame(frame).await.map_err(|_| Gone)
     }
+}
+
+/// Whether a protocol "error" only says the peer went away (reset without a close
+/// handshake): nothing to tell it then.
+fn is_peer_gone(e: &tokio_tungstenite::tungstenite::error::ProtocolError) -> bool {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    matches!(
+        e,
+        P::ResetWithoutClosingHandshake | P::SendAfterClosing | P::ReceivedAfterClosing
+    )
 }
 
 /// The JSON encoding of a MessagePack frame (once per node per event: see [`Envelope`]).

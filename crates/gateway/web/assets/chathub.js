@@ -17,7 +17,7 @@
  * Close codes after which reconnecting at once would not help: those with
  * `reconnect: false` in protocol/vectors/close_codes.json (a test holds the two equal).
  */
-export const FATAL_CLOSE_CODES = new Set([1000, 1008, 1009, 4101]);
+export const FATAL_CLOSE_CODES = new Set([1000, 1002, 1007, 1008, 1009, 4101]);
 /** Replies that take longer than this reject with code `timeout`. */
 const REQUEST_TIMEOUT_MS = 15000;
 /** Attempts of a send across reconnects before giving up. */
