@@ -6,7 +6,7 @@ use crate::frames::{
 };
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::{Broker, Channel, Envelope};
-use chathub_domain::{Author, Command, EventBody, Outcome, apply_in};
+use chathub_domain::{Command, EventBody, Outcome, Participant, apply_in};
 use chathub_protocol::ServerFrame;
 use chathub_store::Receipt;
 use chathub_store::{MemoryJobs, MemoryStore, MemoryWorkspace, WebhookJob, WorkspaceStore};
@@ -53,7 +53,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             Command::Send {
                 client_msg_id: Some(id),
                 ..
-            } => Some((Author::of(&req.actor).id, id.clone())),
+            } => Some((Participant::of(&req.actor).key(), id.clone())),
             _ => None,
         };
         if let Some(ack) = dedup_key.as_ref().and_then(|k| record.recall(k, req.at)) {

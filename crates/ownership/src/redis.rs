@@ -12,7 +12,8 @@ use crate::frames::{
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
 use chathub_domain::{
-    Actor, AgentId, Command, ConversationState, Event, MessageContent, Refusal, TenantId,
+    Actor, AgentId, Command, ConversationState, Event, MessageContent, Participant, Refusal,
+    TenantId,
 };
 use chathub_store::Receipt;
 use chathub_store::RedisKeys;
@@ -262,10 +263,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             .key(self.keys.state(t, c))
             .key(self.keys.history(t, c))
             // Always a key of this conversation's slot, used only with a client_msg_id.
-            .key(
-                self.keys
-                    .dedup(t, c, actor_id, client_msg_id.unwrap_or("-")),
-            )
+            .key(self.keys.dedup(
+                t,
+                c,
+                &Participant::of(&req.actor),
+                client_msg_id.unwrap_or("-"),
+            ))
             .arg(role)
             .arg(actor_id)
             .arg(privileges)

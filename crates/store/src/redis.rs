@@ -54,16 +54,19 @@ impl RedisKeys {
         self.conv(t, c, "history")
     }
 
-    /// Idempotency key of one send, holding its ack (MessagePack), with the dedup window
-    /// as TTL.
+    /// Idempotency key of one send, holding its receipt (MessagePack), with the dedup
+    /// window as TTL: per author (role and id: an agent and an end user of the same id
+    /// are two authors) and `client_msg_id`.
     pub fn dedup(
         &self,
         t: &TenantId,
         c: &ConversationId,
-        author: &str,
+        author: &Participant,
         client_msg_id: &str,
     ) -> String {
-        self.conv(t, c, &format!("dedup:{author}:{client_msg_id}"))
+        let author = author.key();
+        let (author, id) = (part(&author), part(client_msg_id));
+        self.conv(t, c, &format!("dedup:{author}:{id}"))
     }
 
     /// Read marks hash: `role:id` → seq.
@@ -83,7 +86,22 @@ impl RedisKeys {
 
     /// An end user's engagement history: hash, event id → event (MessagePack).
     pub fn engagement_history(&self, t: &TenantId, user: &chathub_domain::EndUserId) -> String {
-        self.tenant(t, &format!("history:{user}"))
+        self.tenant(t, &format!("history:{}", part(user.as_str())))
+    }
+
+    /// The catalogue items an end user has redeemed: set of item ids.
+    pub fn redeemed(&self, t: &TenantId, user: &chathub_domain::EndUserId) -> String {
+        self.tenant(t, &format!("redeemed:{}", part(user.as_str())))
+    }
+
+    /// One participant's live sessions: hash, session → `presence|expires`.
+    pub fn presence(&self, t: &TenantId, who: &str) -> String {
+        self.tenant(t, &format!("presence:{}", part(who)))
+    }
+
+    /// A key of the tenant's workspace data that names no id (`settings`, `catalogue`…).
+    pub fn workspace(&self, t: &TenantId, what: &'static str) -> String {
+        self.tenant(t, what)
     }
 
     /// An end user's engagement history index: sorted set of event ids by time, of every
@@ -94,6 +112,7 @@ impl RedisKeys {
         user: &chathub_domain::EndUserId,
         engagement_type: Option<chathub_domain::engagement::EngagementType>,
     ) -> String {
+        let user = part(user.as_str());
         match engagement_type {
             Some(kind) => self.tenant(t, &format!("history-index:{user}:{}", kind.as_str())),
             None => self.tenant(t, &format!("history-index:{user}")),
@@ -113,6 +132,17 @@ impl RedisKeys {
     /// The tenant's inbox event stream (queue frames, for consoles catching up).
     pub fn inbox_events(&self, t: &TenantId) -> String {
         self.tenant(t, "inbox-events")
+    }
+}
+
+/// One id inside a key, escaped so that keys built from distinct ids never collide: ids
+/// may hold `:`, the separator, so `%` becomes `%25` and `:` becomes `%3A` (hash tags need
+/// nothing: ids cannot hold `{`, `}` or `/`).
+pub fn part(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.contains([':', '%']) {
+        std::borrow::Cow::Owned(id.replace('%', "%25").replace(':', "%3A"))
+    } else {
+        std::borrow::Cow::Borrowed(id)
     }
 }
 

@@ -49,17 +49,11 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     rmp_serde::from_slice(bytes).map_err(|e| StoreError::corrupt("workspace entry", e))
 }
 
-impl RedisKeys {
-    fn ws(&self, t: &TenantId, what: &str) -> String {
-        format!("{}:tenant:{{{t}}}:{what}", self.prefix())
-    }
-}
-
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
         let disabled: Option<String> = conn
-            .hget(self.keys.ws(t, "settings"), "chat_disabled")
+            .hget(self.keys.workspace(t, "settings"), "chat_disabled")
             .await
             .map_err(redis_error)?;
         Ok(TenantSettings {
@@ -70,14 +64,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn set_chat_disabled(&self, t: &TenantId, disabled: bool) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let old: Option<String> = redis::cmd("HGET")
-            .arg(self.keys.ws(t, "settings"))
+            .arg(self.keys.workspace(t, "settings"))
             .arg("chat_disabled")
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
         let value = if disabled { "1" } else { "0" };
         let _: () = conn
-            .hset(self.keys.ws(t, "settings"), "chat_disabled", value)
+            .hset(self.keys.workspace(t, "settings"), "chat_disabled", value)
             .await
             .map_err(redis_error)?;
         Ok(old.as_deref().unwrap_or("0") != value)
@@ -86,11 +80,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn upsert_item(&self, t: &TenantId, item: CatalogueItem) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(self.keys.ws(t, "catalogue"), &item.id, encode(&item)?);
+        pipe.atomic().hset(
+            self.keys.workspace(t, "catalogue"),
+            &item.id,
+            encode(&item)?,
+        );
         match item.rules.stock {
-            Some(n) => pipe.hset(self.keys.ws(t, "stock"), &item.id, n),
-            None => pipe.hdel(self.keys.ws(t, "stock"), &item.id),
+            Some(n) => pipe.hset(self.keys.workspace(t, "stock"), &item.id, n),
+            None => pipe.hdel(self.keys.workspace(t, "stock"), &item.id),
         };
         pipe.exec_async(&mut conn).await.map_err(redis_error)
     }
@@ -99,8 +96,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let mut conn = self.conn.clone();
         let (removed, _): (u64, u64) = redis::pipe()
             .atomic()
-            .hdel(self.keys.ws(t, "catalogue"), id)
-            .hdel(self.keys.ws(t, "stock"), id)
+            .hdel(self.keys.workspace(t, "catalogue"), id)
+            .hdel(self.keys.workspace(t, "stock"), id)
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -110,8 +107,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn items(&self, t: &TenantId) -> Result<Vec<CatalogueItem>, StoreError> {
         let mut conn = self.conn.clone();
         let (blobs, stock): (HashMap<String, Vec<u8>>, HashMap<String, i64>) = redis::pipe()
-            .hgetall(self.keys.ws(t, "catalogue"))
-            .hgetall(self.keys.ws(t, "stock"))
+            .hgetall(self.keys.workspace(t, "catalogue"))
+            .hgetall(self.keys.workspace(t, "stock"))
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -137,7 +134,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let mut conn = self.conn.clone();
         let _: () = conn
             .hset(
-                self.keys.ws(t, "profiles"),
+                self.keys.workspace(t, "profiles"),
                 user.as_str(),
                 encode(&profile)?,
             )
@@ -149,7 +146,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn profile(&self, t: &TenantId, user: &EndUserId) -> Result<Option<Profile>, StoreError> {
         let mut conn = self.conn.clone();
         let blob: Option<Vec<u8>> = conn
-            .hget(self.keys.ws(t, "profiles"), user.as_str())
+            .hget(self.keys.workspace(t, "profiles"), user.as_str())
             .await
             .map_err(redis_error)?;
         blob.map(|b| decode(&b)).transpose()
@@ -230,7 +227,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn redeemed(&self, t: &TenantId, user: &EndUserId) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
         let mut ids: Vec<String> = conn
-            .smembers(self.keys.ws(t, &format!("redeemed:{user}")))
+            .smembers(self.keys.redeemed(t, user))
             .await
             .map_err(redis_error)?;
         ids.sort();
@@ -246,15 +243,15 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     ) -> Result<Result<(), RedeemRefusal>, StoreError> {
         let mut conn = self.conn.clone();
         let exists: bool = conn
-            .hexists(self.keys.ws(t, "catalogue"), &item.id)
+            .hexists(self.keys.workspace(t, "catalogue"), &item.id)
             .await
             .map_err(redis_error)?;
         if !exists {
             return Ok(Err(RedeemRefusal::UnknownItem));
         }
         let outcome: String = REDEEM
-            .key(self.keys.ws(t, "stock"))
-            .key(self.keys.ws(t, &format!("redeemed:{user}")))
+            .key(self.keys.workspace(t, "stock"))
+            .key(self.keys.redeemed(t, user))
             .key(self.keys.engagement_history(t, user))
             .key(self.keys.engagement_index(t, user, None))
             .key(
@@ -279,7 +276,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn upsert_canned(&self, t: &TenantId, canned: CannedResponse) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: () = conn
-            .hset(self.keys.ws(t, "canned"), &canned.id, encode(&canned)?)
+            .hset(
+                self.keys.workspace(t, "canned"),
+                &canned.id,
+                encode(&canned)?,
+            )
             .await
             .map_err(redis_error)?;
         Ok(())
@@ -288,7 +289,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn delete_canned(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let removed: u64 = conn
-            .hdel(self.keys.ws(t, "canned"), id)
+            .hdel(self.keys.workspace(t, "canned"), id)
             .await
             .map_err(redis_error)?;
         Ok(removed > 0)
@@ -297,7 +298,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn canned(&self, t: &TenantId) -> Result<Vec<CannedResponse>, StoreError> {
         let mut conn = self.conn.clone();
         let blobs: HashMap<String, Vec<u8>> = conn
-            .hgetall(self.keys.ws(t, "canned"))
+            .hgetall(self.keys.workspace(t, "canned"))
             .await
             .map_err(redis_error)?;
         let mut all = blobs
@@ -310,16 +311,16 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
 
     async fn heartbeat(&self, t: &TenantId, beat: &Heartbeat<'_>) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let key = self.keys.ws(t, &format!("presence:{}", beat.who));
+        let key = self.keys.presence(t, beat.who);
         let mut pipe = redis::pipe();
         let value = format!("{}|{}", beat.presence.as_str(), beat.now + beat.ttl_ms);
         pipe.hset(&key, beat.session, value)
             // The whole hash goes when its last session stops beating.
             .pexpire(&key, beat.ttl_ms as i64);
         if beat.listed {
-            pipe.hset(self.keys.ws(t, "last-seen"), beat.who, beat.now);
+            pipe.hset(self.keys.workspace(t, "last-seen"), beat.who, beat.now);
             if let Some(name) = beat.name {
-                pipe.hset(self.keys.ws(t, "names"), beat.who, name);
+                pipe.hset(self.keys.workspace(t, "names"), beat.who, name);
             }
         }
         pipe.exec_async(&mut conn).await.map_err(redis_error)
@@ -328,7 +329,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn leave(&self, t: &TenantId, who: &str, session: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: () = conn
-            .hdel(self.keys.ws(t, &format!("presence:{who}")), session)
+            .hdel(self.keys.presence(t, who), session)
             .await
             .map_err(redis_error)?;
         Ok(())
@@ -337,8 +338,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn presence(&self, t: &TenantId, now: u64) -> Result<Vec<PresenceEntry>, StoreError> {
         let mut conn = self.conn.clone();
         let (seen, names): (HashMap<String, u64>, HashMap<String, String>) = redis::pipe()
-            .hgetall(self.keys.ws(t, "last-seen"))
-            .hgetall(self.keys.ws(t, "names"))
+            .hgetall(self.keys.workspace(t, "last-seen"))
+            .hgetall(self.keys.workspace(t, "names"))
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -346,7 +347,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         whos.sort();
         let mut pipe = redis::pipe();
         for (who, _) in &whos {
-            pipe.hgetall(self.keys.ws(t, &format!("presence:{who}")));
+            pipe.hgetall(self.keys.presence(t, who));
         }
         let sessions: Vec<HashMap<String, String>> =
             pipe.query_async(&mut conn).await.map_err(redis_error)?;
@@ -371,9 +372,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         let mut conn = self.conn.clone();
         let (sessions, seen, name): (HashMap<String, String>, Option<u64>, Option<String>) =
             redis::pipe()
-                .hgetall(self.keys.ws(t, &format!("presence:{who}")))
-                .hget(self.keys.ws(t, "last-seen"), who)
-                .hget(self.keys.ws(t, "names"), who)
+                .hgetall(self.keys.presence(t, who))
+                .hget(self.keys.workspace(t, "last-seen"), who)
+                .hget(self.keys.workspace(t, "names"), who)
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_error)?;
@@ -388,7 +389,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn online(&self, t: &TenantId, who: &str, now: u64) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let sessions: HashMap<String, String> = conn
-            .hgetall(self.keys.ws(t, &format!("presence:{who}")))
+            .hgetall(self.keys.presence(t, who))
             .await
             .map_err(redis_error)?;
         Ok(live(&sessions, now).next().is_some())
