@@ -289,3 +289,38 @@ async fn a_flood_does_not_slow_the_others() {
         "polite p99 {under:?} under the flood vs {before:?} before"
     );
 }
+
+/// One address cannot take every handshake slot: 1,100 half-open connections from
+/// 127.0.0.1 hold only that address's share, and a polite client from 127.0.0.2 connects
+/// while they are held.
+#[tokio::test]
+async fn a_slowloris_from_one_address_does_not_lock_out_another() {
+    let mut config = test_config();
+    config.handshake_timeout = std::time::Duration::from_secs(60);
+    let hub = TestHub::start_with(config, Default::default()).await;
+    let mut held = Vec::new();
+    for _ in 0..1_100 {
+        // Connected, never a byte sent: each holds a handshake slot until it times out.
+        held.push(tokio::net::TcpStream::connect(hub.ws_addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket.connect(hub.ws_addr).await.unwrap();
+    let token = hub.token("acme", Role::Agent, "polite");
+    let url = format!("{}/?token={token}", hub.url());
+    let (mut ws, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio_tungstenite::client_async(url, stream),
+    )
+    .await
+    .expect("the polite client's handshake is served while the flood holds")
+    .unwrap();
+    use futures::StreamExt;
+    let welcome = ws.next().await.unwrap().unwrap();
+    assert!(
+        welcome.to_text().unwrap().contains("welcome"),
+        "{welcome:?}"
+    );
+    drop(held);
+}

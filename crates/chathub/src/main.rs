@@ -117,6 +117,13 @@ struct ServeArgs {
     /// Handshakes in progress per node; more connections are dropped at accept.
     #[arg(long, env = "CHATHUB_MAX_HANDSHAKES", default_value_t = defaults::MAX_HANDSHAKES)]
     max_handshakes: usize,
+    /// Handshakes in progress per client address (one address cannot take every slot).
+    #[arg(long, env = "CHATHUB_MAX_HANDSHAKES_PER_ADDRESS", default_value_t = defaults::MAX_HANDSHAKES_PER_ADDRESS)]
+    max_handshakes_per_address: usize,
+    /// Balancers in front of the node (comma separated IPs): exempt from the
+    /// per-address handshake share, since each carries many clients.
+    #[arg(long, env = "CHATHUB_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// A connection must complete the WebSocket handshake within this, seconds
     /// (half-open sockets are closed after it).
     #[arg(long, env = "CHATHUB_HANDSHAKE_TIMEOUT_SECS", default_value_t = defaults::HANDSHAKE_TIMEOUT_SECS)]
@@ -321,6 +328,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_connections: args.max_connections,
             max_sockets_per_subject: args.max_sockets_per_subject.max(1),
             max_handshakes: args.max_handshakes.max(1),
+            max_handshakes_per_address: args.max_handshakes_per_address.max(1),
+            trusted_proxies: args.trusted_proxies.clone(),
             rate_per_sec: args.rate_per_sec.max(1),
             rate_burst: args.rate_burst.max(1),
             abuse_limit: args.abuse_limit.max(1),

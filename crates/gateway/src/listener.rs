@@ -22,6 +22,7 @@ pub(crate) async fn accept_loop<K: Backend>(
 ) {
     let permits = Arc::new(Semaphore::new(node.config.limits.max_connections));
     let handshakes = Arc::new(Semaphore::new(node.config.limits.max_handshakes.max(1)));
+    let per_address: Arc<dashmap::DashMap<std::net::IpAddr, usize>> = Arc::default();
     loop {
         let accepted = tokio::select! {
             _ = node.shutdown.cancelled() => break,
@@ -38,6 +39,13 @@ pub(crate) async fn accept_loop<K: Backend>(
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "capacity").increment(1);
+            drop(stream);
+            continue;
+        };
+        // One address's share first, so it cannot take the slots the node has left.
+        let Some(address_share) = AddressShare::take(&per_address, peer.ip(), &node.config.limits)
+        else {
+            ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "per_address").increment(1);
             drop(stream);
             continue;
         };
@@ -72,6 +80,7 @@ pub(crate) async fn accept_loop<K: Backend>(
             )
             .await;
             drop(handshake_permit);
+            drop(address_share);
             match accepted {
                 Ok(Some((ws, identity, codec, seat))) => {
                     Box::pin(session::run(node.clone(), ws, identity, codec)).await;
@@ -82,6 +91,50 @@ pub(crate) async fn accept_loop<K: Backend>(
             }
             drop(permit);
         });
+    }
+}
+
+/// One handshake in progress from an address, counted against its share until dropped.
+struct AddressShare {
+    counts: Arc<dashmap::DashMap<std::net::IpAddr, usize>>,
+    address: Option<std::net::IpAddr>,
+}
+
+impl AddressShare {
+    /// Takes a place in `address`'s share, or `None` when it has none left. Trusted
+    /// proxies carry many clients and take no share.
+    fn take(
+        counts: &Arc<dashmap::DashMap<std::net::IpAddr, usize>>,
+        address: std::net::IpAddr,
+        limits: &crate::config::LimitsConfig,
+    ) -> Option<AddressShare> {
+        if limits.trusted_proxies.contains(&address) {
+            return Some(AddressShare {
+                counts: counts.clone(),
+                address: None,
+            });
+        }
+        let mut count = counts.entry(address).or_insert(0);
+        if *count >= limits.max_handshakes_per_address.max(1) {
+            return None;
+        }
+        *count += 1;
+        Some(AddressShare {
+            counts: counts.clone(),
+            address: Some(address),
+        })
+    }
+}
+
+impl Drop for AddressShare {
+    fn drop(&mut self) {
+        if let Some(address) = self.address {
+            // Removed at zero, so addresses seen once do not accumulate.
+            self.counts.remove_if_mut(&address, |_, count| {
+                *count = count.saturating_sub(1);
+                *count == 0
+            });
+        }
     }
 }
 
