@@ -55,8 +55,9 @@ async fn stops_everything(hub: TestHub, background: usize) {
 async fn a_stopped_embedded_node_leaves_no_task() {
     let dir = tempfile_dir();
     let config = config_with_every_task(&dir);
-    // Listener, HTTP, webhook worker, its job sweeper and job completer, key reload.
-    stops_everything(TestHub::start_with(config, Default::default()).await, 6).await;
+    // Listener, HTTP, webhook worker, its job sweeper and job completer, key reload,
+    // presence watch.
+    stops_everything(TestHub::start_with(config, Default::default()).await, 7).await;
 }
 
 #[tokio::test]
@@ -66,7 +67,7 @@ async fn a_stopped_redis_node_leaves_no_task() {
     let config = config_with_every_task(&dir);
     let hub = TestHub::start_on_redis(config, RedisConfig::new(server.url())).await;
     // And the pub/sub keepalive and the health watch.
-    stops_everything(hub, 8).await;
+    stops_everything(hub, 9).await;
 }
 
 #[tokio::test]
@@ -76,7 +77,7 @@ async fn a_stopped_redis_cluster_node_leaves_no_task() {
     let config = config_with_every_task(&dir);
     let hub = TestHub::start_on_redis(config, RedisConfig::cluster(cluster.urls())).await;
     // The health watch and the inbox writer (started by the first queue update).
-    stops_everything(hub, 8).await;
+    stops_everything(hub, 9).await;
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -123,3 +123,58 @@ pub(crate) async fn went_offline<K: Backend>(cx: &Ctx<'_, K>, session: &str) {
     }
     announce(cx).await;
 }
+
+/// Watches the availability of the agents of every tenant this node serves, each ping
+/// interval, and tells the tenant's agents about a change nobody announced: an agent
+/// whose sessions lived on a node that died turns `offline` when their heartbeats
+/// expire (three ping intervals), and no session of theirs is left to say so. Every node
+/// watches; a change announced twice is the same state twice.
+pub(crate) async fn watch<K: Backend>(node: std::sync::Arc<crate::Node<K>>) {
+    use std::collections::HashMap;
+    let mut known: HashMap<(chathub_domain::TenantId, String), Presence> = HashMap::new();
+    loop {
+        tokio::time::sleep(node.config.ping_interval).await;
+        let tenants: std::collections::HashSet<chathub_domain::TenantId> =
+            node.per_subject.iter().map(|e| e.key().0.clone()).collect();
+        known.retain(|(t, _), _| tenants.contains(t));
+        for tenant in tenants {
+            let entries = match node
+                .backend
+                .workspace()
+                .presence(&tenant, now_millis())
+                .await
+            {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::debug!(error = %e, "presence watch: cannot read presence");
+                    continue;
+                }
+            };
+            for entry in entries {
+                let Some(agent) = Participant::parse(&entry.who)
+                    .and_then(|p| p.as_agent().map(ToString::to_string))
+                else {
+                    continue;
+                };
+                let before = known.insert((tenant.clone(), entry.who.clone()), entry.presence);
+                // Only what went offline unannounced: other changes come from the
+                // sessions themselves.
+                if before.is_some_and(|b| b != Presence::Offline)
+                    && entry.presence == Presence::Offline
+                {
+                    let frame = ServerFrame::Presence(PresenceFrame {
+                        agent,
+                        presence: entry.presence,
+                        last_seen: Some(entry.last_seen),
+                        name: entry.name,
+                    });
+                    let agents = Channel::agents(&tenant);
+                    let envelope = Envelope::encode(&agents, None, &frame);
+                    if let Err(e) = node.backend.broker().publish(&agents, envelope).await {
+                        tracing::debug!(error = %e, "presence watch: publish failed");
+                    }
+                }
+            }
+        }
+    }
+}
