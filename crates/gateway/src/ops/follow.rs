@@ -237,11 +237,62 @@ pub(crate) async fn history<K: Backend>(
         .history(&cx.identity.tenant, &conversation, range)
         .await
         .map_err(store_failed)?;
+    // A page must fit the socket's outbound budget in any encoding, or the legitimate
+    // reply would kill its socket: cut it short (keeping the side nearest the cursor)
+    // and say `has_more`.
+    let budget = cx
+        .node
+        .config
+        .limits
+        .outbox_bytes
+        .saturating_sub(REPLY_OVERHEAD);
+    let newest_side = !matches!(range, HistoryRange::After { .. });
+    let (events, cut) = fit_page(slice.events, budget, newest_side);
     Ok(Reply::History(HistoryPage {
         conversation,
-        events: slice.events,
-        has_more: slice.has_more,
+        events,
+        has_more: slice.has_more || cut,
     }))
+}
+
+/// Room kept in a reply for everything but its events.
+const REPLY_OVERHEAD: usize = 1024;
+
+/// Keeps as many of `events` (oldest first) as fit in `budget` bytes, measured in JSON
+/// (never smaller than MessagePack for these frames, so the page fits either encoding):
+/// the newest ones when `newest_side` (a page read backwards), else the oldest. Returns
+/// the kept events and whether any was cut. At least one event is kept: a single event
+/// always fits, since none is stored larger than a socket can receive.
+pub(crate) fn fit_page(
+    mut events: Vec<Event>,
+    budget: usize,
+    newest_side: bool,
+) -> (Vec<Event>, bool) {
+    let size = |e: &Event| serde_json::to_vec(e).map_or(usize::MAX, |b| b.len() + 1);
+    let mut used = 0;
+    let mut keep = 0;
+    let order: Box<dyn Iterator<Item = &Event>> = if newest_side {
+        Box::new(events.iter().rev())
+    } else {
+        Box::new(events.iter())
+    };
+    for event in order {
+        let n = size(event);
+        if keep > 0 && used + n > budget {
+            break;
+        }
+        used = used.saturating_add(n);
+        keep += 1;
+    }
+    let cut = keep < events.len();
+    if cut {
+        if newest_side {
+            events.drain(..events.len() - keep);
+        } else {
+            events.truncate(keep);
+        }
+    }
+    (events, cut)
 }
 
 /// Writes the retained events with `*after < seq < before` (no upper bound when `before`
@@ -334,6 +385,43 @@ mod tests {
             resume_plan(Some(3), Some(""), Some("new"), 7),
             Resume::Replay { after: 3 }
         );
+    }
+
+    fn message(seq: u64, text: &str) -> Event {
+        Event {
+            seq,
+            at: 0,
+            body: chathub_domain::EventBody::Message {
+                author: chathub_domain::Author {
+                    role: chathub_domain::Role::EndUser,
+                    id: "u".into(),
+                },
+                client_msg_id: None,
+                content: chathub_domain::MessageContent::Text { text: text.into() },
+            },
+        }
+    }
+
+    #[test]
+    fn a_page_is_cut_to_its_budget_on_the_cursors_side() {
+        let events: Vec<Event> = (1..=10).map(|n| message(n, &"\"".repeat(100))).collect();
+        // Sizes differ by a byte with the seq digits: a little room for that.
+        let one = serde_json::to_vec(&events[0]).unwrap().len() + 1;
+        let seqs = |e: &[Event]| e.iter().map(|e| e.seq).collect::<Vec<_>>();
+        // Read backwards: the newest ones stay.
+        let (kept, cut) = fit_page(events.clone(), one * 3 + 10, true);
+        assert!(cut);
+        assert_eq!(seqs(&kept), [8, 9, 10]);
+        // Read forwards: the oldest ones stay.
+        let (kept, cut) = fit_page(events.clone(), one * 3 + 10, false);
+        assert!(cut);
+        assert_eq!(seqs(&kept), [1, 2, 3]);
+        // Room for all: nothing cut; no room at all: still one.
+        let (kept, cut) = fit_page(events.clone(), one * 100, true);
+        assert!(!cut && kept.len() == 10);
+        let (kept, cut) = fit_page(events, 1, true);
+        assert!(cut);
+        assert_eq!(seqs(&kept), [10]);
     }
 
     #[test]
