@@ -19,6 +19,53 @@ use chathub_store::{EngagementHistoryPage, RedeemRefusal, WorkspaceStore};
 /// Default events per type in `engagement_activity`.
 const DEFAULT_PER_TYPE: usize = 3;
 
+/// Limits of what the brand's systems store, in bytes (and counts): every path (admin
+/// API, socket) goes through these ops, so none stores more. They keep every event that
+/// carries them (an engagement card) far below a socket's outbound budget.
+pub(crate) mod field_limits {
+    /// A catalogue item's or history event's name / title.
+    pub(crate) const NAME: usize = 200;
+    /// A catalogue item's description.
+    pub(crate) const DESCRIPTION: usize = 2000;
+    /// A profile's first or last name.
+    pub(crate) const PERSON_NAME: usize = 100;
+    /// A profile's locale (a BCP 47 tag).
+    pub(crate) const LOCALE: usize = 35;
+    /// Segments of a profile or an eligibility rule, and the length of each.
+    pub(crate) const SEGMENTS: usize = 50;
+    /// Length of one segment.
+    pub(crate) const SEGMENT: usize = 64;
+}
+
+/// Refuses a field over its limit with `too_large`, naming it.
+fn at_most(field: &str, value: &str, max: usize) -> Result<(), Failure> {
+    if value.len() > max {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!("`{field}` is {} bytes; the limit is {max}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a segment list over its limits.
+fn segments_ok(field: &str, segments: &[String]) -> Result<(), Failure> {
+    if segments.len() > field_limits::SEGMENTS {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!(
+                "`{field}` has {} segments; the limit is {}",
+                segments.len(),
+                field_limits::SEGMENTS
+            ),
+        ));
+    }
+    for segment in segments {
+        at_most(field, segment, field_limits::SEGMENT)?;
+    }
+    Ok(())
+}
+
 /// The error for an engagement the end user may not get now.
 pub(crate) fn ineligible(reason: Ineligible) -> Failure {
     let code = match reason {
@@ -242,6 +289,9 @@ pub(crate) async fn put_item<K: Backend>(
     if item.name.trim().is_empty() {
         return Err(Failure::bad_request("`name` is empty"));
     }
+    at_most("name", &item.name, field_limits::NAME)?;
+    at_most("description", &item.description, field_limits::DESCRIPTION)?;
+    segments_ok("rules.segments", &item.rules.segments)?;
     cx.node
         .backend
         .workspace()
@@ -271,6 +321,10 @@ pub(crate) async fn put_profile<K: Backend>(
     profile: Profile,
 ) -> Result<Profile, Failure> {
     cx.require(Privilege::EngagementManage)?;
+    at_most("first_name", &profile.first_name, field_limits::PERSON_NAME)?;
+    at_most("last_name", &profile.last_name, field_limits::PERSON_NAME)?;
+    at_most("locale", &profile.locale, field_limits::LOCALE)?;
+    segments_ok("segments", &profile.segments)?;
     cx.node
         .backend
         .workspace()
@@ -304,6 +358,10 @@ pub(crate) async fn record_history<K: Backend>(
 ) -> Result<HistoryEvent, Failure> {
     cx.require(Privilege::EngagementManage)?;
     valid_id(&event.id, "id")?;
+    at_most("title", &event.title, field_limits::NAME)?;
+    if let Some(engagement) = &event.engagement {
+        valid_id(engagement, "engagement")?;
+    }
     cx.node
         .backend
         .workspace()

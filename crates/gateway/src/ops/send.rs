@@ -10,6 +10,9 @@ use chathub_domain::{Command, ConversationId, EngagementCard, MessageContent};
 use chathub_protocol::{ErrorCode, Reply};
 use chathub_store::WorkspaceStore;
 
+/// Room kept in an event for everything but its content (seq, author, times…).
+const EVENT_OVERHEAD: usize = 1024;
+
 /// Longest `client_msg_id`, in bytes.
 pub(crate) const MAX_CLIENT_MSG_ID: usize = 64;
 
@@ -75,6 +78,21 @@ pub(crate) async fn send<K: Backend>(
                 format!("`text` is {} bytes; the limit is {max}", text.len()),
             ));
         }
+    }
+    // No event is stored that a client could not receive: a message larger than a
+    // socket's outbound budget would close every follower (and every later replay).
+    let size = serde_json::to_vec(&content).map_or(usize::MAX, |b| b.len());
+    let budget = cx
+        .node
+        .config
+        .limits
+        .outbox_bytes
+        .saturating_sub(EVENT_OVERHEAD);
+    if size > budget {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!("the message is {size} bytes; a socket receives at most {budget}"),
+        ));
     }
     let command = Command::Send {
         content,
