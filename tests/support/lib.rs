@@ -483,7 +483,19 @@ pub struct HubProcess {
 impl HubProcess {
     /// Starts `chathub serve` with `extra` arguments and waits for its listening line.
     pub fn spawn(extra: &[&str]) -> HubProcess {
-        let mut child = Command::new(chathub_binary())
+        HubProcess::spawn_in(Command::new(chathub_binary()), extra)
+    }
+
+    /// Like [`HubProcess::spawn`], with at most `nofile` open files (`prlimit`).
+    pub fn spawn_with_nofile(nofile: u32, extra: &[&str]) -> HubProcess {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(chathub_binary());
+        HubProcess::spawn_in(cmd, extra)
+    }
+
+    fn spawn_in(mut cmd: Command, extra: &[&str]) -> HubProcess {
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(extra)
             .env(

@@ -124,6 +124,16 @@ struct ServeArgs {
     /// per-address handshake share, since each carries many clients.
     #[arg(long, env = "CHATHUB_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Open connections on the HTTP port; more are closed at accept.
+    #[arg(long, env = "CHATHUB_MAX_HTTP_CONNECTIONS", default_value_t = defaults::MAX_HTTP_CONNECTIONS)]
+    max_http_connections: usize,
+    /// Open HTTP connections per client address.
+    #[arg(long, env = "CHATHUB_MAX_HTTP_CONNECTIONS_PER_ADDRESS", default_value_t = defaults::MAX_HTTP_CONNECTIONS_PER_ADDRESS)]
+    max_http_connections_per_address: usize,
+    /// An HTTP connection must send its request headers within this, and is closed
+    /// after this long idle, seconds.
+    #[arg(long, env = "CHATHUB_HTTP_HEADER_TIMEOUT_SECS", default_value_t = defaults::HTTP_HEADER_TIMEOUT_SECS)]
+    http_header_timeout_secs: u64,
     /// A connection must complete the WebSocket handshake within this, seconds
     /// (half-open sockets are closed after it).
     #[arg(long, env = "CHATHUB_HANDSHAKE_TIMEOUT_SECS", default_value_t = defaults::HANDSHAKE_TIMEOUT_SECS)]
@@ -330,6 +340,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_handshakes: args.max_handshakes.max(1),
             max_handshakes_per_address: args.max_handshakes_per_address.max(1),
             trusted_proxies: args.trusted_proxies.clone(),
+            max_http_connections: args.max_http_connections.max(1),
+            max_http_connections_per_address: args.max_http_connections_per_address.max(1),
+            http_header_timeout: Duration::from_secs(args.http_header_timeout_secs.max(1)),
             rate_per_sec: args.rate_per_sec.max(1),
             rate_burst: args.rate_burst.max(1),
             abuse_limit: args.abuse_limit.max(1),

@@ -72,6 +72,12 @@ pub mod defaults {
     pub const MAX_SUBSCRIPTIONS: usize = 1000;
     /// Handshakes in progress per client address.
     pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 64;
+    /// Open connections on the HTTP port.
+    pub const MAX_HTTP_CONNECTIONS: usize = 512;
+    /// Open HTTP connections per client address.
+    pub const MAX_HTTP_CONNECTIONS_PER_ADDRESS: usize = 32;
+    /// Header and idle timeout of an HTTP connection, in seconds.
+    pub const HTTP_HEADER_TIMEOUT_SECS: u64 = 10;
     /// Open sockets per node.
     pub const MAX_CONNECTIONS: usize = 100_000;
     /// Open sockets per person on a node.
@@ -258,8 +264,17 @@ pub struct LimitsConfig {
     /// under it: handshakes last milliseconds).
     pub max_handshakes_per_address: usize,
     /// Addresses of the balancers in front of the node: their connections carry many
-    /// clients, so the per-address share does not apply to them. Default none.
+    /// clients, so the per-address shares do not apply to them. Default none.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Open connections on the HTTP port (console, admin API, health, metrics); more are
+    /// closed at accept. Default 512: the HTTP side never takes the WebSocket port's
+    /// file descriptors.
+    pub max_http_connections: usize,
+    /// Open HTTP connections per client address. Default 32.
+    pub max_http_connections_per_address: usize,
+    /// An HTTP connection must send a request's headers within this, and is closed after
+    /// this long idle between requests. Default 10 s.
+    pub http_header_timeout: std::time::Duration,
     /// WebSocket read buffer per socket (allocated up front). Default 1 KiB: most chat
     /// frames fit, larger ones take a few more reads, and every idle socket saves 3 KiB
     /// against 4 KiB (measured: 13.4 → 10.4 KiB RSS per idle socket).
@@ -292,6 +307,9 @@ impl Default for LimitsConfig {
             max_handshakes: defaults::MAX_HANDSHAKES,
             max_handshakes_per_address: defaults::MAX_HANDSHAKES_PER_ADDRESS,
             trusted_proxies: Vec::new(),
+            max_http_connections: defaults::MAX_HTTP_CONNECTIONS,
+            max_http_connections_per_address: defaults::MAX_HTTP_CONNECTIONS_PER_ADDRESS,
+            http_header_timeout: std::time::Duration::from_secs(defaults::HTTP_HEADER_TIMEOUT_SECS),
             read_buffer_bytes: defaults::READ_BUFFER_BYTES,
             write_buffer_bytes: 8 * 1024,
             rate_per_sec: defaults::RATE_PER_SEC,

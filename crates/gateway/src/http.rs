@@ -9,21 +9,83 @@ use axum::routing::get;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// Serves the HTTP side on `listener` until the node shuts down. Bounded like the
+/// WebSocket port: at most `max_http_connections` open (more are closed at accept), at
+/// most `max_http_connections_per_address` from one address (so one client cannot take
+/// the balancer's `/healthz`), headers within `http_header_timeout` and no longer idle
+/// than it between requests.
 pub(crate) async fn serve<K: Backend>(listener: TcpListener, node: Arc<Node<K>>) {
+    use crate::listener::AddressShare;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
     let shutdown = node.shutdown.clone();
+    let limits = node.config.limits.clone();
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<K>))
         .route("/metrics", get(metrics_text::<K>))
         .merge(crate::admin::routes::<K>())
         .merge(crate::web::routes::<K>())
-        .with_state(node);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "http server failed");
+        .with_state(node.clone());
+    let open = Arc::new(tokio::sync::Semaphore::new(
+        limits.max_http_connections.max(1),
+    ));
+    let per_address: Arc<dashmap::DashMap<std::net::IpAddr, usize>> = Arc::default();
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Usually EMFILE: back off a little instead of spinning.
+                tracing::warn!(error = %e, "http accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            ::metrics::counter!(crate::metrics::HTTP_REFUSED, "reason" => "capacity").increment(1);
+            continue;
+        };
+        let share = AddressShare::take(
+            &per_address,
+            peer.ip(),
+            limits.max_http_connections_per_address,
+            &limits.trusted_proxies,
+        );
+        let Some(share) = share else {
+            ::metrics::counter!(crate::metrics::HTTP_REFUSED, "reason" => "per_address")
+                .increment(1);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let (shutdown, grace, timeout) = (
+            shutdown.clone(),
+            node.config.shutdown_grace,
+            limits.http_header_timeout,
+        );
+        connections.spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .keep_alive(true);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(grace, connection).await;
+                }
+            }
+            drop((permit, share));
+        });
     }
+    connections.close();
+    let _ = tokio::time::timeout(node.config.shutdown_grace, connections.wait()).await;
 }
 
 /// Ready when not shutting down and the backend can serve: load balancers stop sending

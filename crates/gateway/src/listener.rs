@@ -43,8 +43,14 @@ pub(crate) async fn accept_loop<K: Backend>(
             continue;
         };
         // One address's share first, so it cannot take the slots the node has left.
-        let Some(address_share) = AddressShare::take(&per_address, peer.ip(), &node.config.limits)
-        else {
+        let limits = &node.config.limits;
+        let share = AddressShare::take(
+            &per_address,
+            peer.ip(),
+            limits.max_handshakes_per_address,
+            &limits.trusted_proxies,
+        );
+        let Some(address_share) = share else {
             ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "per_address").increment(1);
             drop(stream);
             continue;
@@ -94,8 +100,9 @@ pub(crate) async fn accept_loop<K: Backend>(
     }
 }
 
-/// One handshake in progress from an address, counted against its share until dropped.
-struct AddressShare {
+/// One connection (or handshake) in progress from an address, counted against its share
+/// until dropped.
+pub(crate) struct AddressShare {
     counts: Arc<dashmap::DashMap<std::net::IpAddr, usize>>,
     address: Option<std::net::IpAddr>,
 }
@@ -103,19 +110,20 @@ struct AddressShare {
 impl AddressShare {
     /// Takes a place in `address`'s share, or `None` when it has none left. Trusted
     /// proxies carry many clients and take no share.
-    fn take(
+    pub(crate) fn take(
         counts: &Arc<dashmap::DashMap<std::net::IpAddr, usize>>,
         address: std::net::IpAddr,
-        limits: &crate::config::LimitsConfig,
+        limit: usize,
+        trusted: &[std::net::IpAddr],
     ) -> Option<AddressShare> {
-        if limits.trusted_proxies.contains(&address) {
+        if trusted.contains(&address) {
             return Some(AddressShare {
                 counts: counts.clone(),
                 address: None,
             });
         }
         let mut count = counts.entry(address).or_insert(0);
-        if *count >= limits.max_handshakes_per_address.max(1) {
+        if *count >= limit.max(1) {
             return None;
         }
         *count += 1;

@@ -4,6 +4,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
 /// Open sockets, by role.
+/// HTTP connections closed at accept, by reason (`capacity`, `per_address`).
+pub(crate) const HTTP_REFUSED: &str = "chathub_http_connections_refused_total";
 pub(crate) const CONNECTIONS: &str = "chathub_connections";
 /// Handshakes refused, by reason.
 pub(crate) const HANDSHAKES_REFUSED: &str = "chathub_handshakes_refused_total";
