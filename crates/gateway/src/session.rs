@@ -409,7 +409,7 @@ impl<K: Backend, W: Socket> Session<K, W> {
                 ServerFrame::Err(ErrorFrame::new(e.id, code, e.detail))
             }
         };
-        self.link.send_frame(&reply).await.map_err(|_| End::Gone)
+        self.link.send_reply(reply).await.map_err(|_| End::Gone)
     }
 
     /// Writes `first` and whatever else is queued now, then flushes once.
@@ -599,6 +599,43 @@ impl<K: Backend, W: Socket> Link<K, W> {
         } else {
             Message::Text(Utf8Bytes::try_from(bytes).ok()?)
         })
+    }
+
+    /// Sends a reply now. A reply that would not fit the socket's outbound budget (an
+    /// answer too large for this socket) is replaced by `too_large` for the same request:
+    /// a legitimate request never kills its socket.
+    async fn send_reply(&mut self, reply: ServerFrame) -> Result<(), WsError> {
+        let Some(message) = self.encode(&reply) else {
+            return Ok(());
+        };
+        let budget = self.node.config.limits.outbox_bytes;
+        let message = if message.len() > budget {
+            let id = match &reply {
+                ServerFrame::Ok { id, .. } => Some(*id),
+                ServerFrame::Err(e) => e.id,
+                _ => None,
+            };
+            let refusal = ErrorFrame::new(
+                id,
+                ErrorCode::TooLarge,
+                format!(
+                    "the answer is {} bytes, more than this socket receives ({budget}); narrow the request",
+                    message.len()
+                ),
+            );
+            match self.encode(&ServerFrame::Err(refusal)) {
+                Some(m) => m,
+                None => return Ok(()),
+            }
+        } else {
+            message
+        };
+        self.node.hot.frames_out.increment(1);
+        let write_timeout = self.node.config.write_timeout;
+        match tokio::time::timeout(write_timeout, self.ws.send(message)).await {
+            Ok(result) => result,
+            Err(_) => Err(WsError::Io(std::io::ErrorKind::TimedOut.into())),
+        }
     }
 
     /// Sends one frame now (flushing everything fed before it).
