@@ -324,3 +324,58 @@ async fn a_slowloris_from_one_address_does_not_lock_out_another() {
     );
     drop(held);
 }
+
+/// Behind a balancer speaking the PROXY protocol (`--trusted-proxies`, `--proxy-protocol`)
+/// the client's own address takes the per-address share: a slowloris from one client
+/// (through the balancer) holds its share only, another client connects, and the
+/// flooding client is refused while its share is full.
+#[tokio::test]
+async fn behind_a_proxy_the_share_is_the_clients() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = test_config();
+    config.handshake_timeout = std::time::Duration::from_secs(60);
+    config.limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    config.limits.proxy_protocol = true;
+    config.limits.max_handshakes_per_address = 8;
+    let hub = TestHub::start_with(config, Default::default()).await;
+    let through_proxy = |client: &'static str| {
+        let addr = hub.ws_addr;
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let header = format!("PROXY TCP4 {client} 127.0.0.1 40000 {}\r\n", addr.port());
+            s.write_all(header.as_bytes()).await.unwrap();
+            s
+        }
+    };
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(through_proxy("10.0.0.9").await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let token = hub.token("acme", Role::Agent, "polite");
+    let url = format!("{}/?token={token}", hub.url());
+    let handshake = |stream| {
+        let url = url.clone();
+        async move {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                tokio_tungstenite::client_async(url, stream),
+            )
+            .await
+        }
+    };
+    let other = handshake(through_proxy("10.0.0.2").await).await;
+    assert!(
+        matches!(other, Ok(Ok(_))),
+        "another client connects: {other:?}"
+    );
+    let flooder = handshake(through_proxy("10.0.0.9").await).await;
+    assert!(
+        !matches!(flooder, Ok(Ok(_))),
+        "the flooding client's share is full"
+    );
+    // From the balancer, a connection without its PROXY header is not served.
+    let bare = tokio::net::TcpStream::connect(hub.ws_addr).await.unwrap();
+    assert!(!matches!(handshake(bare).await, Ok(Ok(_))));
+    drop(held);
+}

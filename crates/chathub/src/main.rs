@@ -124,6 +124,10 @@ struct ServeArgs {
     /// per-address handshake share, since each carries many clients.
     #[arg(long, env = "CHATHUB_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// The trusted proxies speak the PROXY protocol v1 on the WebSocket port (haproxy
+    /// `send-proxy`): the client's address then takes its per-address share.
+    #[arg(long, env = "CHATHUB_PROXY_PROTOCOL")]
+    proxy_protocol: bool,
     /// Open connections on the HTTP port; more are closed at accept.
     #[arg(long, env = "CHATHUB_MAX_HTTP_CONNECTIONS", default_value_t = defaults::MAX_HTTP_CONNECTIONS)]
     max_http_connections: usize,
@@ -340,6 +344,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_handshakes: args.max_handshakes.max(1),
             max_handshakes_per_address: args.max_handshakes_per_address.max(1),
             trusted_proxies: args.trusted_proxies.clone(),
+            proxy_protocol: args.proxy_protocol,
             max_http_connections: args.max_http_connections.max(1),
             max_http_connections_per_address: args.max_http_connections_per_address.max(1),
             http_header_timeout: Duration::from_secs(args.http_header_timeout_secs.max(1)),

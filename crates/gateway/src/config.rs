@@ -266,6 +266,10 @@ pub struct LimitsConfig {
     /// Addresses of the balancers in front of the node: their connections carry many
     /// clients, so the per-address shares do not apply to them. Default none.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The trusted proxies speak the PROXY protocol (v1) on the WebSocket port: each of
+    /// their connections starts with the client's address, which then takes its share of
+    /// the handshake slots like a direct client's. Default off.
+    pub proxy_protocol: bool,
     /// Open connections on the HTTP port (console, admin API, health, metrics); more are
     /// closed at accept. Default 512: the HTTP side never takes the WebSocket port's
     /// file descriptors.
@@ -307,6 +311,7 @@ impl Default for LimitsConfig {
             max_handshakes: defaults::MAX_HANDSHAKES,
             max_handshakes_per_address: defaults::MAX_HANDSHAKES_PER_ADDRESS,
             trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             max_http_connections: defaults::MAX_HTTP_CONNECTIONS,
             max_http_connections_per_address: defaults::MAX_HTTP_CONNECTIONS_PER_ADDRESS,
             http_header_timeout: std::time::Duration::from_secs(defaults::HTTP_HEADER_TIMEOUT_SECS),

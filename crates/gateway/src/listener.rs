@@ -62,15 +62,47 @@ pub(crate) async fn accept_loop<K: Backend>(
         };
         let _ = stream.set_nodelay(true);
         let node = node.clone();
+        let per_address = per_address.clone();
+        let proxied = node.config.limits.proxy_protocol
+            && node.config.limits.trusted_proxies.contains(&peer.ip());
         tracker.spawn(async move {
             let timeout = node.config.handshake_timeout;
-            // TLS (when configured) and the WebSocket handshake share the timeout.
+            // The PROXY header (from a trusted balancer), TLS (when configured) and the
+            // WebSocket handshake share the timeout.
             // Boxed, here and for the session below: the task keeps only what the
             // current phase needs, so an idle socket does not carry the handshake's state
             // (the unboxed task was ~12 KB per socket).
             let accepted = tokio::time::timeout(
                 timeout,
                 Box::pin(async {
+                    let mut stream = stream;
+                    // Behind a balancer speaking the PROXY protocol, the client's own
+                    // address takes its share, as a direct client's does.
+                    let _client_share = if proxied {
+                        let client = match read_proxy_header(&mut stream).await {
+                            Ok(client) => client,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "bad PROXY header");
+                                return None;
+                            }
+                        };
+                        let limits = &node.config.limits;
+                        match AddressShare::take(
+                            &per_address,
+                            client,
+                            limits.max_handshakes_per_address,
+                            &[],
+                        ) {
+                            Some(share) => Some(share),
+                            None => {
+                                ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => "per_address")
+                                    .increment(1);
+                                return None;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     let transport = match &node.tls {
                         Some(tls) => match tls.accept(stream).await {
                             Ok(s) => Transport::Tls(Box::new(s)),
@@ -97,6 +129,42 @@ pub(crate) async fn accept_loop<K: Backend>(
             }
             drop(permit);
         });
+    }
+}
+
+/// Reads a PROXY protocol v1 header (`PROXY TCP4 <src> <dst> <sport> <dport>\r\n`, at
+/// most 107 bytes, read byte by byte so nothing after it is consumed) and returns the
+/// client's address. `PROXY UNKNOWN` (a balancer's own health check) gives the proxy's
+/// unspecified address.
+async fn read_proxy_header(
+    stream: &mut tokio::net::TcpStream,
+) -> std::io::Result<std::net::IpAddr> {
+    use tokio::io::AsyncReadExt;
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let mut line = Vec::with_capacity(107);
+    loop {
+        let byte = stream.read_u8().await?;
+        line.push(byte);
+        if line.ends_with(b"\r\n") {
+            break;
+        }
+        if line.len() >= 107 {
+            return Err(invalid("PROXY header too long"));
+        }
+    }
+    let line = std::str::from_utf8(&line[..line.len() - 2]).map_err(|_| invalid("not ASCII"))?;
+    let mut fields = line.split(' ');
+    if fields.next() != Some("PROXY") {
+        return Err(invalid("no PROXY header"));
+    }
+    match fields.next() {
+        Some("TCP4") | Some("TCP6") => fields
+            .next()
+            .and_then(|src| src.parse().ok())
+            .ok_or_else(|| invalid("bad source address")),
+        Some("UNKNOWN") => Ok(std::net::IpAddr::from([0, 0, 0, 0])),
+        _ => Err(invalid("bad PROXY protocol")),
     }
 }
 
