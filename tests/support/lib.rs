@@ -347,7 +347,7 @@ pub async fn http_request(
 }
 
 /// Sends one request as written and reads the whole answer: status and body.
-async fn http_exchange(addr: SocketAddr, request: &str) -> (u16, String) {
+pub async fn http_exchange(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request.as_bytes()).await.unwrap();
     let mut out = Vec::new();

@@ -3,12 +3,10 @@
 //! is 413 `too_large`.
 
 use chathub_domain::Role;
-use chathub_e2e::TestHub;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use chathub_e2e::{TestHub, http_exchange};
 
 /// A PUT of a canned response with `content_type` and `body`; status and answer body.
 async fn put(hub: &TestHub, token: &str, content_type: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(hub.http_addr).await.unwrap();
     let content_type = content_type
         .map(|t| format!("Content-Type: {t}\r\n"))
         .unwrap_or_default();
@@ -16,20 +14,7 @@ async fn put(hub: &TestHub, token: &str, content_type: Option<&str>, body: &str)
         "PUT /admin/v1/canned/late HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    http_exchange(hub.http_addr, &request).await
 }
 
 #[tokio::test]

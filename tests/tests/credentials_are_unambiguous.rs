@@ -4,7 +4,7 @@
 //! to mint with one; the CLI spells the end-user role both ways.
 
 use chathub_domain::Role;
-use chathub_e2e::{TestHub, chathub_binary, http_request, test_config};
+use chathub_e2e::{TestHub, chathub_binary, http_exchange, http_request, test_config};
 use chathub_gateway::{GatewayConfig, GatewayError, MemoryStoreConfig};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -56,15 +56,11 @@ async fn two_credentials_are_refused_whichever_is_valid() {
     let admin = hub.token("acme", Role::Admin, "carol");
     let (status, _) = http_request(hub.http_addr, "GET", "/admin/v1/canned", &admin, "").await;
     assert_eq!(status, 200);
-    let mut s = tokio::net::TcpStream::connect(hub.http_addr).await.unwrap();
     let request = format!(
         "GET /admin/v1/canned HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n"
     );
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let (status, answer) = http_exchange(hub.http_addr, &request).await;
+    assert_eq!(status, 401, "{answer}");
     assert!(answer.contains("\"unauthorized\""), "{answer}");
     hub.stop().await;
 }
