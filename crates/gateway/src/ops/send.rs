@@ -10,6 +10,19 @@ use chathub_domain::{Command, ConversationId, EngagementCard, MessageContent};
 use chathub_protocol::{ErrorCode, Reply};
 use chathub_store::WorkspaceStore;
 
+/// Whether `content` might encode to more than `budget` bytes: a bound without encoding
+/// (no allocation per message); only then is it measured. JSON escapes a byte into at
+/// most 6 (`\u00XX`); an engagement card's fields are bounded by the catalogue's limits.
+fn encoded_size_may_exceed(content: &MessageContent, budget: usize) -> bool {
+    let raw = match content {
+        MessageContent::Text { text } => text.len(),
+        MessageContent::Engagement { engagement } => {
+            engagement.id.len() + engagement.name.len() + engagement.description.len() + 64
+        }
+    };
+    raw.saturating_mul(6).saturating_add(128) > budget
+}
+
 /// Room kept in an event for everything but its content (seq, author, times…).
 const EVENT_OVERHEAD: usize = 1024;
 
@@ -81,14 +94,16 @@ pub(crate) async fn send<K: Backend>(
     }
     // No event is stored that a client could not receive: a message larger than a
     // socket's outbound budget would close every follower (and every later replay).
-    let size = serde_json::to_vec(&content).map_or(usize::MAX, |b| b.len());
     let budget = cx
         .node
         .config
         .limits
         .outbox_bytes
         .saturating_sub(EVENT_OVERHEAD);
-    if size > budget {
+    if encoded_size_may_exceed(&content, budget)
+        && let size = serde_json::to_vec(&content).map_or(usize::MAX, |b| b.len())
+        && size > budget
+    {
         return Err(Failure::new(
             ErrorCode::TooLarge,
             format!("the message is {size} bytes; a socket receives at most {budget}"),
@@ -151,6 +166,25 @@ async fn content<K: Backend>(
                     description: item.description,
                 },
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_bound_is_never_below_the_encoded_size() {
+        for text in ["hi", "\"\"\"\"", "\u{1}\u{2}\u{3}", "héllo ✓"] {
+            let content = MessageContent::Text { text: text.into() };
+            let size = serde_json::to_vec(&content).unwrap().len();
+            // Whatever budget the bound says is safe, the real size is within it.
+            assert!(!encoded_size_may_exceed(
+                &content,
+                size.max(text.len() * 6 + 128)
+            ));
+            assert!(encoded_size_may_exceed(&content, size - 1));
         }
     }
 }
