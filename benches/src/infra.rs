@@ -145,6 +145,9 @@ impl Target {
             .args(["--max-connections", "1000000"])
             // The harness's agents burst on purpose (take races): not abuse.
             .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
+            // Every simulated client comes from loopback: one address, thousands of
+            // handshakes at once by design.
+            .args(["--max-handshakes-per-address", "1000000"])
             .args(extra)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
