@@ -630,12 +630,7 @@ impl<K: Backend, W: Socket> Link<K, W> {
         } else {
             message
         };
-        self.node.hot.frames_out.increment(1);
-        let write_timeout = self.node.config.write_timeout;
-        match tokio::time::timeout(write_timeout, self.ws.send(message)).await {
-            Ok(result) => result,
-            Err(_) => Err(WsError::Io(std::io::ErrorKind::TimedOut.into())),
-        }
+        self.send_message(message).await
     }
 
     /// Sends one frame now (flushing everything fed before it).
@@ -643,6 +638,11 @@ impl<K: Backend, W: Socket> Link<K, W> {
         let Some(message) = self.encode(frame) else {
             return Ok(());
         };
+        self.send_message(message).await
+    }
+
+    /// Sends one encoded message now, within the write timeout.
+    async fn send_message(&mut self, message: Message) -> Result<(), WsError> {
         self.node.hot.frames_out.increment(1);
         let write_timeout = self.node.config.write_timeout;
         match tokio::time::timeout(write_timeout, self.ws.send(message)).await {
