@@ -153,6 +153,11 @@ impl Target {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
             cmd.args(&redis_args);
+            if redis_args.is_empty() && !extra.iter().any(|a| a == "--ephemeral") {
+                // The embedded default as a user runs it: a data directory, fsync on.
+                cmd.arg("--data-dir")
+                    .arg(dir.join(format!("data-{}", target.urls.len())));
+            }
             let mut child = cmd
                 .spawn()
                 .with_context(|| format!("starting {}", bin.display()))?;
@@ -160,7 +165,10 @@ impl Target {
             target.gateway_pids.push(child.id());
             target.children.push(child);
             let mut line = String::new();
-            std::io::BufReader::new(stdout).read_line(&mut line)?;
+            let mut stdout = std::io::BufReader::new(stdout);
+            stdout.read_line(&mut line)?;
+            // Later lines (the data directory) must find the pipe open.
+            std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
             let url = line
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("ws="))

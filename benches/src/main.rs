@@ -60,9 +60,13 @@ struct Args {
     /// With --spawn: gateway nodes.
     #[arg(long, default_value_t = 2)]
     nodes: usize,
-    /// With --spawn and --nodes 1: the embedded backend instead of Redis.
+    /// With --spawn and --nodes 1: the embedded backend instead of Redis (with a data
+    /// directory, as `chathub serve` runs by default).
     #[arg(long)]
     embedded: bool,
+    /// With --embedded: keep nothing on disk (`chathub serve --ephemeral`).
+    #[arg(long, requires = "embedded")]
+    ephemeral: bool,
     /// With --spawn: a Redis Cluster of this many masters (at least 3) instead of one
     /// redis-server; the nodes use sharded pub/sub, and the report shows the Redis CPU
     /// of each master.
@@ -142,6 +146,11 @@ async fn run(args: &Args) -> Result<report::Report> {
         }
         (None, true) => {
             let bin = infra::chathub_bin(args.chathub_bin.clone())?;
+            let extra: Vec<String> = if args.ephemeral {
+                vec!["--ephemeral".into()]
+            } else {
+                Vec::new()
+            };
             // Idle sockets must outlive the keepalive only for the run's length; give
             // nodes room for every socket.
             Target::spawn(
@@ -149,7 +158,7 @@ async fn run(args: &Args) -> Result<report::Report> {
                 args.embedded,
                 args.redis_cluster_masters,
                 bin,
-                &[],
+                &extra,
             )?
         }
         (None, false) => bail!("give --spawn or --connect URL[,URL…]"),

@@ -491,10 +491,10 @@ pub(crate) async fn resume(target: &Target, shape: &Shape) -> Result<Report> {
                         .subscribe(Some(&conversation), Some(since))
                         .await
                         .ok()?;
-                    if wave > 0 {
-                        if let Ok(mut h) = resumes.lock() {
-                            let _ = h.record((t.elapsed().as_micros() as u64).max(1));
-                        }
+                    if wave > 0
+                        && let Ok(mut h) = resumes.lock()
+                    {
+                        let _ = h.record((t.elapsed().as_micros() as u64).max(1));
                     }
                     let stay =
                         Duration::from_millis(1000 + (j as u64 * 37 + wave as u64 * 101) % 1000);

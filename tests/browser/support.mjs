@@ -25,7 +25,10 @@ export const CHATHUB_BIN = process.env.CHATHUB_BIN || path.join(repo, 'target', 
  * resolves once it printed its addresses.
  */
 export function startHub({ listen = '127.0.0.1:0', http = '127.0.0.1:0', args = [] } = {}) {
-  const child = spawn(CHATHUB_BIN, ['serve', '--demo', '--listen', listen, '--http', http, ...args], {
+  // Each hub keeps its data in a fresh directory of its own, removed when it stops.
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'chathub-browser-data-'));
+  const serve = ['serve', '--demo', '--listen', listen, '--http', http, '--data-dir', dataDir];
+  const child = spawn(CHATHUB_BIN, [...serve, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
@@ -49,8 +52,12 @@ export function startHub({ listen = '127.0.0.1:0', http = '127.0.0.1:0', args = 
           http: m[2],
           stop: (signal = 'SIGTERM') =>
             new Promise((done) => {
-              if (child.exitCode !== null) return done();
-              child.once('exit', () => done());
+              const cleanUp = () => {
+                rmSync(dataDir, { recursive: true, force: true });
+                done();
+              };
+              if (child.exitCode !== null) return cleanUp();
+              child.once('exit', cleanUp);
               child.kill(signal);
             }),
         });

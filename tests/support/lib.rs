@@ -473,11 +473,14 @@ pub fn chathub_binary() -> std::path::PathBuf {
     bin
 }
 
-/// A `chathub serve` process on free ports; killed on drop.
+/// A `chathub serve` process on free ports; killed on drop. An embedded node keeps its
+/// data in a scratch directory of its own (removed on drop) unless `extra` names one.
 pub struct HubProcess {
     pub child: Child,
     pub ws_url: String,
     pub http_addr: SocketAddr,
+    /// The embedded node's own data directory.
+    pub data: Option<chathub_testkit::ScratchDir>,
 }
 
 impl HubProcess {
@@ -495,8 +498,17 @@ impl HubProcess {
     }
 
     fn spawn_in(mut cmd: Command, extra: &[&str]) -> HubProcess {
+        let chooses_storage = extra
+            .iter()
+            .any(|a| ["--redis", "--redis-cluster", "--ephemeral", "--data-dir"].contains(a));
+        let data = (!chooses_storage).then(|| chathub_testkit::ScratchDir::new("hub-data"));
+        if let Some(dir) = &data {
+            cmd.arg("serve").arg("--data-dir").arg(dir.path());
+        } else {
+            cmd.arg("serve");
+        }
         let mut child = cmd
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(extra)
             .env(
                 "RUST_LOG",
@@ -507,8 +519,12 @@ impl HubProcess {
             .spawn()
             .expect("chathub starts");
         let stdout = child.stdout.take().unwrap();
+        let mut stdout = std::io::BufReader::new(stdout);
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        // The node prints more (its data directory, demo tokens): keep reading so that
+        // its stdout never breaks.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         // "chathub listening ws=ws://ADDR http=http://ADDR backend=embedded"
         let field = |key: &str| {
             line.split_whitespace()
@@ -522,6 +538,7 @@ impl HubProcess {
             child,
             ws_url,
             http_addr,
+            data,
         }
     }
 

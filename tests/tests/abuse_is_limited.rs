@@ -272,7 +272,7 @@ async fn a_flood_does_not_slow_the_others() {
                 // Read the refusals, as a real (abusive) client does; a client that
                 // stops reading is the slow-consumer case, tested elsewhere.
                 while flood.try_next_event().is_some() {}
-                if id % 64 == 0 {
+                if id.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }

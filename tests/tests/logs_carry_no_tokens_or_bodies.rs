@@ -48,6 +48,7 @@ fn spawn(format: &str) -> (std::process::Child, String) {
     let mut child = Command::new(chathub_binary())
         .args([
             "serve",
+            "--ephemeral",
             "--listen",
             "127.0.0.1:0",
             "--http",

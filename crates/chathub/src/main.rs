@@ -10,6 +10,7 @@ use chathub_gateway::{
     AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
     RedisConfig, RedisOwnershipConfig, RedisTarget, TlsConfig, WebhookConfig,
 };
+use chathub_gateway::{DataDirConfig, SyncMode};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -160,7 +161,26 @@ struct ServeArgs {
     /// Grace period for sessions to close on shutdown, seconds.
     #[arg(long, env = "CHATHUB_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]
     shutdown_grace_secs: u64,
-    /// Events kept per conversation (embedded backend).
+    /// Embedded backend: the data directory, where everything is kept (SQLite; created
+    /// when missing). A restart, even after a crash, keeps every acknowledged change.
+    #[arg(
+        long,
+        env = "CHATHUB_DATA_DIR",
+        default_value = "chathub-data",
+        conflicts_with = "ephemeral"
+    )]
+    data_dir: std::path::PathBuf,
+    /// Embedded backend: keep nothing on disk (everything is lost when the process
+    /// ends), for tests and benchmarks.
+    #[arg(long, env = "CHATHUB_EPHEMERAL")]
+    ephemeral: bool,
+    /// Embedded backend: `full` fsyncs every commit group (an acknowledged change
+    /// survives a power loss), `normal` leaves it to the OS (it survives a crash of the
+    /// process, not of the machine).
+    #[arg(long, env = "CHATHUB_DATA_SYNC", default_value = "full", value_parser = ["full", "normal"])]
+    data_sync: String,
+    /// Events kept per conversation in memory (embedded backend; with a data directory
+    /// older ones are read from it) or in Redis.
     #[arg(long, env = "CHATHUB_HISTORY_MAX_LEN", default_value_t = defaults::HISTORY_MAX_LEN)]
     history_max_len: usize,
     /// Queue changes kept per tenant for consoles catching up with `inbox`.
@@ -392,6 +412,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         (None, Some(urls)) => Some(RedisTarget::Cluster(urls)),
         (None, None) => None,
     };
+    // Printed after the listening line (scripts read that line first).
+    let mut data_note = None;
     let (running, backend) = match target {
         Some(target) => {
             let redis = RedisConfig {
@@ -415,8 +437,30 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 dedup_window_ms: args.dedup_window_secs * 1000,
                 inbox_max_len: args.inbox_max_len.max(1),
             };
-            let running = chathub_gateway::start_embedded(config, store, shutdown.clone()).await?;
-            (running, "embedded")
+            if args.ephemeral {
+                let running =
+                    chathub_gateway::start_embedded(config, store, shutdown.clone()).await?;
+                (running, "embedded-ephemeral")
+            } else {
+                let mut data = DataDirConfig::new(&args.data_dir);
+                data.sync = match args.data_sync.as_str() {
+                    "normal" => SyncMode::Normal,
+                    _ => SyncMode::Full,
+                };
+                let dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
+                data_note = Some(format!(
+                    "chathub data directory: {} (SQLite)",
+                    dir.display()
+                ));
+                let running = chathub_gateway::start_embedded_with_data(
+                    config,
+                    store,
+                    data,
+                    shutdown.clone(),
+                )
+                .await?;
+                (running, "embedded")
+            }
         }
     };
     // One parseable line for scripts and tests (port 0 gets its real port here).
@@ -427,6 +471,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .http_addr
             .map_or("off".to_owned(), |a| format!("http://{a}"))
     );
+    if let Some(note) = data_note {
+        println!("{note}");
+    }
     if let Some(seed) = &config_seed {
         print_demo_tokens(seed, &secret, running.ws_addr, running.http_addr)?;
     }

@@ -3,6 +3,7 @@
 
 use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker, Tasks};
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
+use chathub_store::sqlite::DataDirConfig;
 use chathub_store::{
     ConversationStore, MemoryJobs, MemoryStore, MemoryStoreConfig, MemoryWorkspace, RedisJobs,
     RedisKeys, RedisStore, RedisWorkspace, WebhookJobs, WorkspaceStore,
@@ -62,7 +63,8 @@ pub struct EmbeddedBackend {
     store: MemoryStore,
     workspace: MemoryWorkspace,
     jobs: MemoryJobs,
-    /// History lives as long as the process: a new id per start.
+    /// Ephemeral: history lives as long as the process, a new id per start. With a
+    /// data directory: the directory's id, kept across restarts.
     history_id: String,
 }
 
@@ -80,6 +82,41 @@ impl EmbeddedBackend {
             jobs: MemoryJobs::default(),
             history_id: uuid::Uuid::new_v4().simple().to_string(),
         }
+    }
+
+    /// An embedded backend keeping everything in the data directory `data` (created
+    /// when missing, read back into memory when not), delivering into `hub`. Reading the
+    /// directory back runs on the blocking pool.
+    pub async fn open(
+        hub: Arc<Hub>,
+        config: MemoryStoreConfig,
+        data: DataDirConfig,
+    ) -> Result<Self, BackendError> {
+        let dir = data.dir.display().to_string();
+        let opened =
+            tokio::task::spawn_blocking(move || chathub_store::sqlite::open(&data, config))
+                .await
+                .map_err(|e| BackendError::DataDir {
+                    dir: dir.clone(),
+                    reason: e.to_string(),
+                })?
+                .map_err(|e| BackendError::DataDir {
+                    dir,
+                    reason: e.to_string(),
+                })?;
+        let broker = MemoryBroker::new(hub);
+        Ok(EmbeddedBackend {
+            ownership: MemoryOwnership::new(
+                opened.store.clone(),
+                broker.clone(),
+                opened.workspace.clone(),
+            ),
+            broker,
+            store: opened.store,
+            workspace: opened.workspace,
+            jobs: opened.jobs,
+            history_id: opened.journal.history_id().to_owned(),
+        })
     }
 
     /// Agents' messages record an offline-webhook job, due `lease` after them.
@@ -168,6 +205,15 @@ impl RedisConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackendError {
+    /// The data directory could not be opened (in use by another process, unreadable,
+    /// or holding data that does not decode).
+    #[error("cannot open the data directory {dir}: {reason}")]
+    DataDir {
+        /// The directory.
+        dir: String,
+        /// Why.
+        reason: String,
+    },
     /// Redis is unreachable or refused the connection.
     #[error("cannot connect to redis at {url}: {reason}")]
     Redis {

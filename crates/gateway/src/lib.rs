@@ -41,9 +41,10 @@ pub use backend::{Backend, BackendError, EmbeddedBackend, RedisBackend, RedisCon
 pub use chathub_broker::Hub;
 pub use chathub_ownership::RedisOwnershipConfig;
 pub use chathub_store::MemoryStoreConfig;
+pub use chathub_store::sqlite::{DataDirConfig, SyncMode};
 pub use config::{AuthConfig, DEV_SECRET, GatewayConfig, LimitsConfig, WebhookConfig};
 pub(crate) use node::Node;
-pub use node::{RunningGateway, Stopped, start_embedded, start_redis};
+pub use node::{RunningGateway, Stopped, start_embedded, start_embedded_with_data, start_redis};
 pub use tls::{TlsConfig, TlsError};
 
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@ use crate::config::{self, GatewayConfig};
 use crate::{GatewayError, http, listener, metrics, tls, webhook};
 use chathub_broker::{Hub, Tasks};
 use chathub_store::MemoryStoreConfig;
+use chathub_store::sqlite::DataDirConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -144,6 +145,23 @@ pub async fn start_embedded(
     let tasks = Tasks::new(TaskTracker::new(), shutdown);
     let hub = Arc::new(Hub::new());
     let mut backend = EmbeddedBackend::new(hub.clone(), store);
+    if let Some(webhook) = &config.webhook {
+        backend = backend.with_webhook_jobs(webhook.lease);
+    }
+    start(config, backend, hub, tasks).await
+}
+
+/// Starts a node with the embedded backend keeping everything in the data directory
+/// `data` (SQLite; nothing else to install): a restart keeps every acknowledged change.
+pub async fn start_embedded_with_data(
+    config: GatewayConfig,
+    store: MemoryStoreConfig,
+    data: DataDirConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, GatewayError> {
+    let tasks = Tasks::new(TaskTracker::new(), shutdown);
+    let hub = Arc::new(Hub::new());
+    let mut backend = EmbeddedBackend::open(hub.clone(), store, data).await?;
     if let Some(webhook) = &config.webhook {
         backend = backend.with_webhook_jobs(webhook.lease);
     }

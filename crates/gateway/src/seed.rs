@@ -10,7 +10,7 @@ use chathub_domain::{
     Actor, Command, Context, ConversationId, EndUserId, MessageContent, Role, TenantId,
 };
 use chathub_ownership::{ApplyRequest, Ownership};
-use chathub_store::WorkspaceStore;
+use chathub_store::{ConversationStore, WorkspaceStore};
 
 /// What a seed puts in one tenant. Loading it twice changes nothing (upserts by id,
 /// waiting messages by their `client_msg_id`).
@@ -30,7 +30,8 @@ pub struct Seed {
     pub history: Vec<(EndUserId, HistoryEvent)>,
     /// Canned responses.
     pub canned: Vec<CannedResponse>,
-    /// Messages of end users waiting in the queue: (user, client_msg_id, text).
+    /// Messages of end users waiting in the queue: (user, client_msg_id, text), each
+    /// sent only into a conversation without events.
     pub waiting: Vec<(EndUserId, String, String)>,
 }
 
@@ -101,6 +102,13 @@ impl Seed {
             ws.upsert_canned(t, canned.clone()).await.map_err(err)?;
         }
         for (user, client_msg_id, text) in &self.waiting {
+            // Only into a conversation that has nothing yet: on a node that keeps its
+            // data, a restart long after the dedup window must not send it again.
+            let conversation = ConversationId::of_end_user(user);
+            let state = backend.store().state(t, &conversation).await.map_err(err)?;
+            if state.seq > 0 {
+                continue;
+            }
             let request = ApplyRequest {
                 tenant: t.clone(),
                 conversation: ConversationId::of_end_user(user),

@@ -75,6 +75,17 @@ impl OwnershipError {
         matches!(self, OwnershipError::Unavailable { .. })
     }
 
+    /// Carries a store's error over: an outage stays one, the rest are corrupt data or
+    /// bugs.
+    pub fn from_store(e: chathub_store::StoreError) -> OwnershipError {
+        use chathub_store::StoreError;
+        match e {
+            StoreError::Unavailable { source } => OwnershipError::Unavailable { source },
+            StoreError::Corrupt { .. } => OwnershipError::Corrupt(e.to_string()),
+            other => OwnershipError::Internal(other.to_string()),
+        }
+    }
+
     /// Classifies a Redis error by redis-rs's own retry method.
     pub fn from_redis(e: ::redis::RedisError) -> OwnershipError {
         if chathub_store::is_outage(&e) {

@@ -9,7 +9,8 @@ use chathub_broker::{Broker, Channel, Envelope};
 use chathub_domain::{Command, EventBody, Outcome, Participant, apply_in};
 use chathub_protocol::ServerFrame;
 use chathub_store::Receipt;
-use chathub_store::{MemoryJobs, MemoryStore, MemoryWorkspace, WebhookJob, WorkspaceStore};
+use chathub_store::sqlite::Write;
+use chathub_store::{MemoryJobs, MemoryStore, MemoryWorkspace, WebhookJob};
 
 /// Applies commands to a [`MemoryStore`] and publishes through a broker. Holding the
 /// conversation's lock from the decision to the publish makes every command atomic and
@@ -87,12 +88,104 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             owner: transition.state.owner.clone(),
             epoch: transition.state.epoch,
         });
+        // Everything the command changes, decided before anything is written: the
+        // queue entry it leaves, its inbox position, the webhook job, the end user's
+        // "received" record.
+        let tenant = &req.tenant;
+        let queue = (!transition.events.is_empty()).then(|| {
+            let previous = self.store.queue_entry(tenant, &req.conversation);
+            let since = queued_since(previous.as_ref(), &transition.state);
+            let entry = queue_entry(
+                &req.conversation,
+                &transition.state,
+                &transition.events,
+                previous.as_ref(),
+            );
+            let changed = previous.as_ref().is_none_or(|p| p.seq < entry.seq);
+            (entry, since, changed)
+        });
+        let inbox_position = match &queue {
+            Some((_, _, true)) if changes_queue(&transition.events) => {
+                Some(self.store.reserve_inbox_position(tenant))
+            }
+            _ => None,
+        };
+        let job = match (&self.jobs, webhook_job(&transition.events)) {
+            (Some((_, lease)), Some(seq)) => Some((
+                WebhookJob {
+                    tenant: tenant.clone(),
+                    conversation: req.conversation.clone(),
+                    seq,
+                },
+                req.at + lease,
+            )),
+            _ => None,
+        };
+        let received = received_record(&req.conversation, &transition.events);
+        let user = req.conversation.end_user();
+        // With a data directory, the command is kept before memory changes and before
+        // anything is published: an acknowledgement means it is on disk.
+        if let Some(journal) = self.store.journal() {
+            let mut writes = vec![
+                Write::State {
+                    tenant: tenant.clone(),
+                    conversation: req.conversation.clone(),
+                    state: transition.state.clone(),
+                    at: req.at,
+                },
+                Write::Events {
+                    tenant: tenant.clone(),
+                    conversation: req.conversation.clone(),
+                    events: transition.events.clone(),
+                },
+            ];
+            if let (Some((author, id)), Some(ack)) = (&dedup_key, &ack) {
+                writes.push(Write::Send {
+                    tenant: tenant.clone(),
+                    conversation: req.conversation.clone(),
+                    author: author.clone(),
+                    client_msg_id: id.clone(),
+                    receipt: ack.clone(),
+                    expires: req.at + config.dedup_window_ms,
+                });
+            }
+            if let Some((entry, _, true)) = &queue {
+                writes.push(Write::Queue {
+                    tenant: tenant.clone(),
+                    entry: entry.clone(),
+                });
+                if let Some(position) = inbox_position {
+                    writes.push(Write::Inbox {
+                        tenant: tenant.clone(),
+                        position,
+                        entry: entry.clone(),
+                        keep: config.inbox_max_len.max(1) as u64,
+                    });
+                }
+            }
+            if let Some((job, due)) = &job {
+                writes.push(Write::JobAdded {
+                    job: job.clone(),
+                    due: *due,
+                });
+            }
+            if let Some(record) = &received {
+                writes.push(
+                    MemoryWorkspace::history_write(tenant, &user, record)
+                        .map_err(OwnershipError::from_store)?,
+                );
+            }
+            journal
+                .commit(writes)
+                .await
+                .map_err(OwnershipError::from_store)?;
+        }
         record.state = transition.state.clone();
         record.append(&transition.events, config.history_max_len);
         if let (Some(key), Some(ack)) = (dedup_key, &ack) {
             record.remember(key, ack.clone(), req.at, req.at + config.dedup_window_ms);
         }
-        let channel = Channel::conversation(&req.tenant, &req.conversation);
+        let channel = Channel::conversation(tenant, &req.conversation);
         for event in &transition.events {
             let published = self
                 .broker
@@ -109,7 +202,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
         // What the command owes beyond its events, under the same lock: the previous
         // owner's notice and the end user's "received" record.
         if let Some((previous, frame)) = ownership_lost(&req.conversation, &transition.events) {
-            let mine = Channel::agent(&req.tenant, &previous);
+            let mine = Channel::agent(tenant, &previous);
             let frame = ServerFrame::OwnershipLost(frame);
             if let Err(e) = self
                 .broker
@@ -119,36 +212,22 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
                 tracing::warn!(error = %e, "ownership_lost publish failed");
             }
         }
-        if let (Some((jobs, lease)), Some(seq)) = (&self.jobs, webhook_job(&transition.events)) {
-            let job = WebhookJob {
-                tenant: req.tenant.clone(),
-                conversation: req.conversation.clone(),
-                seq,
-            };
-            jobs.add(job, req.at + lease);
+        if let (Some((jobs, _)), Some((job, due))) = (&self.jobs, job) {
+            jobs.add(job, due);
         }
-        if let Some(record) = received_record(&req.conversation, &transition.events) {
-            let user = req.conversation.end_user();
-            if let Err(e) = self.workspace.add_history(&req.tenant, &user, record).await {
-                // The memory workspace does not fail; kept total for the trait's sake.
-                tracing::warn!(error = %e, "cannot record the sent engagement");
-            }
+        if let Some(record) = received {
+            self.workspace.restore_history(tenant, &user, record);
         }
         // The tenant's queue index, idempotent by seq.
         let mut since = None;
-        if !transition.events.is_empty() {
-            let previous = self.store.queue_entry(&req.tenant, &req.conversation);
-            since = queued_since(previous.as_ref(), &transition.state);
-            let item = queue_entry(
-                &req.conversation,
-                &transition.state,
-                &transition.events,
-                previous.as_ref(),
-            );
-            let changed = self.store.upsert_queue(&req.tenant, item.clone());
-            if changed && changes_queue(&transition.events) {
-                let agents = Channel::agents(&req.tenant);
-                let change = self.store.append_inbox(&req.tenant, item);
+        if let Some((entry, queued, changed)) = queue {
+            since = queued;
+            if changed {
+                self.store.upsert_queue(tenant, entry.clone());
+            }
+            if let Some(position) = inbox_position {
+                let agents = Channel::agents(tenant);
+                let change = self.store.insert_inbox(tenant, position, entry);
                 let frame = ServerFrame::Queue(queue_item(change.entry, Some(change.cursor)));
                 let published = self
                     .broker

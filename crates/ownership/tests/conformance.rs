@@ -286,6 +286,10 @@ macro_rules! on_every_backend {
                 $body(common::memory(Limits::default())).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn data_dir() {
+                $body(common::data_dir(Limits::default())).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
                 $body(common::redis(Limits::default()).await).await;
             }

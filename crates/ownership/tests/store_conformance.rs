@@ -222,6 +222,10 @@ macro_rules! on_every_backend {
                 $body(common::memory($limits)).await;
             }
             #[tokio::test]
+            async fn data_dir() {
+                $body(common::data_dir($limits)).await;
+            }
+            #[tokio::test]
             async fn redis() {
                 $body(common::redis($limits).await).await;
             }

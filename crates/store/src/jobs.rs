@@ -78,9 +78,20 @@ pub trait WebhookJobs: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct MemoryJobs {
     due: Arc<Mutex<BTreeMap<WebhookJob, u64>>>,
+    /// Where completions are kept (`None`: memory only).
+    journal: Option<crate::sqlite::Journal>,
 }
 
 impl MemoryJobs {
+    /// Jobs whose completions are kept in `journal` (new jobs are journaled by the
+    /// command that makes them, with its other writes).
+    pub fn journaled(journal: crate::sqlite::Journal) -> Self {
+        MemoryJobs {
+            due: Arc::default(),
+            journal: Some(journal),
+        }
+    }
+
     /// Records a job due at `due` (ms); recording it again keeps the first.
     pub fn add(&self, job: WebhookJob, due: u64) {
         let mut jobs = self.due.lock().unwrap_or_else(|p| p.into_inner());
@@ -124,6 +135,10 @@ impl WebhookJobs for MemoryJobs {
     }
 
     async fn complete(&self, job: &WebhookJob) -> Result<(), StoreError> {
+        if let Some(journal) = &self.journal {
+            let done = crate::sqlite::Write::JobDone { job: job.clone() };
+            journal.commit(vec![done]).await?;
+        }
         self.due
             .lock()
             .unwrap_or_else(|p| p.into_inner())

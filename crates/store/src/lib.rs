@@ -11,6 +11,8 @@
 //!   [`MemoryWorkspace`] and [`RedisWorkspace`].
 //! - [`jobs`]: durable jobs after a command (the offline webhook's), memory and Redis.
 //! - `rows`: the rows the stores keep ([`QueueEntry`], [`InboxEntry`], [`Receipt`]).
+//! - [`sqlite`]: the embedded default's data directory: every change of the memory
+//!   stores kept in SQLite before it is applied (group commit), read back at start.
 //! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
 //!   ([`RedisStore`]); the ownership crate's scripts write the same keys.
 
@@ -29,6 +31,7 @@ pub mod jobs;
 pub mod memory;
 pub mod redis;
 mod rows;
+pub mod sqlite;
 pub mod workspace;
 mod workspace_memory;
 mod workspace_redis;

@@ -1,6 +1,7 @@
 //! The embedded backend's data: everything in process memory, one lock per conversation.
 
 use crate::rows::{InboxEntry, QueueEntry, Receipt};
+use crate::sqlite::{Journal, Write};
 use crate::{
     ConversationStore, HistoryRange, HistorySlice, InboxSlice, QueuePage, StoreError, page,
     parse_cursor, sort_time,
@@ -87,6 +88,9 @@ struct Inner {
     conversations: DashMap<Key, Arc<Mutex<ConversationRecord>>>,
     queues: DashMap<TenantId, Arc<RwLock<HashMap<ConversationId, QueueEntry>>>>,
     inboxes: DashMap<TenantId, Arc<RwLock<InboxLog>>>,
+    /// The data directory every change is written to before memory changes (`None`:
+    /// memory only, `--ephemeral`).
+    journal: Option<Journal>,
 }
 
 /// A tenant's recent queue changes, numbered from 1.
@@ -108,9 +112,39 @@ impl MemoryStore {
         }
     }
 
+    /// A store whose changes are kept in `journal` (filled from it by
+    /// [`crate::sqlite::open`]).
+    pub fn journaled(config: MemoryStoreConfig, journal: Journal) -> Self {
+        MemoryStore {
+            inner: Arc::new(Inner {
+                config,
+                journal: Some(journal),
+                ..Inner::default()
+            }),
+        }
+    }
+
     /// The store's settings.
     pub fn config(&self) -> &MemoryStoreConfig {
         &self.inner.config
+    }
+
+    /// The data directory's journal, when the store keeps its data.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.inner.journal.as_ref()
+    }
+
+    /// Puts a conversation read back from the data directory in place.
+    pub fn restore(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        record: ConversationRecord,
+    ) {
+        self.inner.conversations.insert(
+            (tenant.clone(), conversation.clone()),
+            Arc::new(Mutex::new(record)),
+        );
     }
 
     /// The record of a conversation, created empty if it has none yet. Writers hold its
@@ -154,16 +188,35 @@ impl MemoryStore {
 
     /// Appends a queue change to the tenant's inbox log and returns it with its cursor.
     pub fn append_inbox(&self, tenant: &TenantId, item: QueueEntry) -> InboxEntry {
-        let log = self
-            .inner
+        let position = self.reserve_inbox_position(tenant);
+        self.insert_inbox(tenant, position, item)
+    }
+
+    fn inbox(&self, tenant: &TenantId) -> Arc<RwLock<InboxLog>> {
+        self.inner
             .inboxes
             .entry(tenant.clone())
             .or_default()
-            .clone();
+            .clone()
+    }
+
+    /// The next position of the tenant's inbox, taken for a change about to be kept (a
+    /// change whose commit fails leaves a gap, which readers skip).
+    pub fn reserve_inbox_position(&self, tenant: &TenantId) -> u64 {
+        let log = self.inbox(tenant);
         let mut log = log.write().unwrap_or_else(|p| p.into_inner());
         log.last += 1;
-        let position = log.last;
-        log.entries.push_back((position, item.clone()));
+        log.last
+    }
+
+    /// Puts a queue change at `position` of the tenant's inbox log (in position order,
+    /// trimmed to the configured length) and returns it with its cursor.
+    pub fn insert_inbox(&self, tenant: &TenantId, position: u64, item: QueueEntry) -> InboxEntry {
+        let log = self.inbox(tenant);
+        let mut log = log.write().unwrap_or_else(|p| p.into_inner());
+        log.last = log.last.max(position);
+        let at = log.entries.partition_point(|(n, _)| *n < position);
+        log.entries.insert(at, (position, item.clone()));
         while log.entries.len() > self.inner.config.inbox_max_len.max(1) {
             log.entries.pop_front();
         }
@@ -182,6 +235,23 @@ impl MemoryStore {
         let queue = self.inner.queues.get(tenant)?.clone();
         let queue = queue.read().unwrap_or_else(|p| p.into_inner());
         queue.get(conversation).cloned()
+    }
+}
+
+/// Whether a history read needs events older than memory's window, which starts at
+/// `first_retained` and holds `len` events (a window starting at seq 1 is complete). A
+/// read ending exactly at the window's start also goes to the file, which knows whether
+/// older events exist (`has_more`).
+fn reaches_before(range: HistoryRange, len: usize, first_retained: u64) -> bool {
+    if first_retained <= 1 {
+        return false;
+    }
+    match range {
+        HistoryRange::Latest { limit } => limit >= len,
+        HistoryRange::Before { before, limit } => {
+            before > 1 && before.saturating_sub(limit as u64) <= first_retained
+        }
+        HistoryRange::After { after, .. } => after + 1 < first_retained,
     }
 }
 
@@ -209,6 +279,13 @@ impl ConversationStore for MemoryStore {
         let record = record.lock().await;
         let h = &record.history;
         let first_retained = h.front().map_or(0, |e| e.seq);
+        if let Some(journal) = &self.inner.journal
+            && reaches_before(range, h.len(), first_retained)
+        {
+            // Older than memory's window: the data directory has every event.
+            drop(record);
+            return journal.history(tenant, conversation, range).await;
+        }
         // Retained seqs are consecutive, so positions follow from seqs.
         let index_of = |seq: u64| seq.saturating_sub(first_retained) as usize;
         let (start, end, has_more) = match range {
@@ -283,6 +360,19 @@ impl ConversationStore for MemoryStore {
         let seq = seq.min(record.state.seq);
         if seq == 0 {
             return Ok(None);
+        }
+        let current = record.reads.iter().find(|(a, _)| a == by).map(|(_, m)| *m);
+        if current.is_some_and(|mark| mark >= seq) {
+            return Ok(None);
+        }
+        if let Some(journal) = &self.inner.journal {
+            let write = Write::Read {
+                tenant: tenant.clone(),
+                conversation: conversation.clone(),
+                participant: by.key(),
+                seq,
+            };
+            journal.commit(vec![write]).await?;
         }
         match record.reads.iter_mut().find(|(a, _)| a == by) {
             Some((_, mark)) if *mark >= seq => Ok(None),

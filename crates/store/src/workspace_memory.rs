@@ -2,6 +2,7 @@
 //! await), which makes `redeem` atomic.
 
 use crate::StoreError;
+use crate::sqlite::{Journal, Write};
 use crate::workspace::{
     EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
     WorkspaceStore,
@@ -48,18 +49,157 @@ fn live(
         .map(|(_, (p, _))| *p)
 }
 
+/// The kinds of workspace rows in the data directory, and their keys.
+mod row {
+    /// Tenant settings; key empty.
+    pub(super) const SETTINGS: &str = "settings";
+    /// A catalogue item; key its id.
+    pub(super) const ITEM: &str = "item";
+    /// An end user's profile; key the user.
+    pub(super) const PROFILE: &str = "profile";
+    /// An engagement history event; key `user<TAB>event id` (user ids hold no tab).
+    pub(super) const HISTORY: &str = "history";
+    /// An item a user redeemed; key `user<TAB>item id`.
+    pub(super) const REDEEMED: &str = "redeemed";
+    /// A canned response; key its id.
+    pub(super) const CANNED: &str = "canned";
+}
+
 /// The memory workspace store. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct MemoryWorkspace {
     tenants: Arc<DashMap<TenantId, Arc<Mutex<Tenant>>>>,
+    /// One writer at a time per tenant, held across the journal's commit so a change is
+    /// decided, kept and applied without another change in between (reads never wait).
+    writers: Arc<DashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Where changes are kept before memory changes (`None`: memory only).
+    journal: Option<Journal>,
 }
 
 impl MemoryWorkspace {
+    /// A workspace whose changes are kept in `journal` (filled from it by
+    /// [`crate::sqlite::open`]).
+    pub fn journaled(journal: Journal) -> Self {
+        MemoryWorkspace {
+            journal: Some(journal),
+            ..MemoryWorkspace::default()
+        }
+    }
+
     fn with<R>(&self, t: &TenantId, f: impl FnOnce(&mut Tenant) -> R) -> R {
         let tenant = self.tenants.entry(t.clone()).or_default().clone();
         let mut tenant = tenant.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut tenant)
     }
+
+    async fn writer(&self, t: &TenantId) -> tokio::sync::OwnedMutexGuard<()> {
+        let gate = self.writers.entry(t.clone()).or_default().clone();
+        gate.lock_owned().await
+    }
+
+    /// Keeps `writes` in the journal (nothing without one).
+    async fn keep(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(journal) => journal.commit(writes).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The journal write that keeps an engagement history event (for a command that
+    /// journals it with its other writes, then calls [`restore_history`]).
+    ///
+    /// [`restore_history`]: MemoryWorkspace::restore_history
+    pub fn history_write(
+        t: &TenantId,
+        user: &EndUserId,
+        event: &HistoryEvent,
+    ) -> Result<Write, StoreError> {
+        row_write(
+            t,
+            row::HISTORY,
+            format!("{user}\t{}", event.id),
+            Some(event),
+        )
+    }
+
+    /// Puts an engagement history event in memory without journaling it (already kept,
+    /// or read back from the data directory).
+    pub fn restore_history(&self, t: &TenantId, user: &EndUserId, event: HistoryEvent) {
+        self.with(t, |w| insert_history(w, user, event));
+    }
+
+    /// Puts one row read back from the data directory in place.
+    pub fn restore(
+        &self,
+        t: &TenantId,
+        kind: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        fn decode<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, StoreError> {
+            serde_json::from_str(v).map_err(|e| StoreError::corrupt("workspace row", e))
+        }
+        let split = |key: &str| -> Result<(EndUserId, String), StoreError> {
+            let (user, id) = key
+                .split_once('\t')
+                .ok_or_else(|| StoreError::corrupt("workspace row", format!("key {key}")))?;
+            let user = EndUserId::new(user).map_err(|e| StoreError::corrupt("user id", e))?;
+            Ok((user, id.to_owned()))
+        };
+        let user = |key: &str| EndUserId::new(key).map_err(|e| StoreError::corrupt("user id", e));
+        match kind {
+            row::SETTINGS => {
+                let settings = decode(value)?;
+                self.with(t, |w| w.settings = settings);
+            }
+            row::ITEM => {
+                let item: CatalogueItem = decode(value)?;
+                self.with(t, |w| w.items.insert(item.id.clone(), item));
+            }
+            row::PROFILE => {
+                let (user, profile) = (user(key)?, decode(value)?);
+                self.with(t, |w| w.profiles.insert(user, profile));
+            }
+            row::HISTORY => {
+                let (user, _) = split(key)?;
+                self.restore_history(t, &user, decode(value)?);
+            }
+            row::REDEEMED => {
+                let (user, id) = split(key)?;
+                self.with(t, |w| w.redeemed.entry(user).or_default().insert(id));
+            }
+            row::CANNED => {
+                let canned: CannedResponse = decode(value)?;
+                self.with(t, |w| w.canned.insert(canned.id.clone(), canned));
+            }
+            other => {
+                return Err(StoreError::corrupt(
+                    "workspace row",
+                    format!("kind {other}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The journal write of one workspace row (`None`: its removal).
+fn row_write<T: serde::Serialize>(
+    t: &TenantId,
+    kind: &'static str,
+    key: String,
+    value: Option<&T>,
+) -> Result<Write, StoreError> {
+    let value = value
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Internal(format!("encode workspace row: {e}")))?;
+    Ok(Write::Workspace {
+        tenant: t.clone(),
+        kind,
+        key,
+        value,
+    })
 }
 
 /// History cursors are `"<at>:<id>"`: everything strictly older in `(at, id)` order.
@@ -80,19 +220,38 @@ impl WorkspaceStore for MemoryWorkspace {
     }
 
     async fn set_chat_disabled(&self, t: &TenantId, disabled: bool) -> Result<bool, StoreError> {
-        Ok(self.with(t, |w| {
-            let changed = w.settings.chat_disabled != disabled;
-            w.settings.chat_disabled = disabled;
-            changed
-        }))
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings);
+        if settings.chat_disabled == disabled {
+            return Ok(false);
+        }
+        settings.chat_disabled = disabled;
+        self.keep(vec![row_write(
+            t,
+            row::SETTINGS,
+            String::new(),
+            Some(&settings),
+        )?])
+        .await?;
+        self.with(t, |w| w.settings = settings);
+        Ok(true)
     }
 
     async fn upsert_item(&self, t: &TenantId, item: CatalogueItem) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        self.keep(vec![row_write(t, row::ITEM, item.id.clone(), Some(&item))?])
+            .await?;
         self.with(t, |w| w.items.insert(item.id.clone(), item));
         Ok(())
     }
 
     async fn delete_item(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let _writer = self.writer(t).await;
+        if !self.with(t, |w| w.items.contains_key(id)) {
+            return Ok(false);
+        }
+        self.keep(vec![row_write::<()>(t, row::ITEM, id.to_owned(), None)?])
+            .await?;
         Ok(self.with(t, |w| w.items.remove(id).is_some()))
     }
 
@@ -106,6 +265,14 @@ impl WorkspaceStore for MemoryWorkspace {
         user: &EndUserId,
         profile: Profile,
     ) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        self.keep(vec![row_write(
+            t,
+            row::PROFILE,
+            user.to_string(),
+            Some(&profile),
+        )?])
+        .await?;
         self.with(t, |w| w.profiles.insert(user.clone(), profile));
         Ok(())
     }
@@ -120,7 +287,10 @@ impl WorkspaceStore for MemoryWorkspace {
         user: &EndUserId,
         event: HistoryEvent,
     ) -> Result<(), StoreError> {
-        self.with(t, |w| insert_history(w, user, event));
+        let _writer = self.writer(t).await;
+        self.keep(vec![Self::history_write(t, user, &event)?])
+            .await?;
+        self.restore_history(t, user, event);
         Ok(())
     }
 
@@ -180,34 +350,70 @@ impl WorkspaceStore for MemoryWorkspace {
         item: &CatalogueItem,
         event: HistoryEvent,
     ) -> Result<Result<(), RedeemRefusal>, StoreError> {
-        Ok(self.with(t, |w| {
-            let Some(current) = w.items.get_mut(&item.id) else {
+        // Decided, kept and applied under the tenant's writer: no other change between.
+        let _writer = self.writer(t).await;
+        let decided = self.with(t, |w| {
+            let Some(current) = w.items.get(&item.id) else {
                 return Err(RedeemRefusal::UnknownItem);
             };
             let already = w.redeemed.get(user).is_some_and(|r| r.contains(&item.id));
             if current.rules.once_per_user && already {
                 return Err(RedeemRefusal::Ineligible(Ineligible::AlreadyRedeemed));
             }
-            match &mut current.rules.stock {
+            let mut after = current.clone();
+            match &mut after.rules.stock {
                 Some(0) => return Err(RedeemRefusal::Ineligible(Ineligible::OutOfStock)),
                 Some(n) => *n -= 1,
                 None => {}
             }
+            Ok(after)
+        });
+        let after = match decided {
+            Ok(after) => after,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        self.keep(vec![
+            row_write(t, row::ITEM, after.id.clone(), Some(&after))?,
+            row_write(
+                t,
+                row::REDEEMED,
+                format!("{user}\t{}", after.id),
+                Some(&true),
+            )?,
+            Self::history_write(t, user, &event)?,
+        ])
+        .await?;
+        self.with(t, |w| {
             w.redeemed
                 .entry(user.clone())
                 .or_default()
-                .insert(item.id.clone());
+                .insert(after.id.clone());
+            w.items.insert(after.id.clone(), after);
             insert_history(w, user, event);
-            Ok(())
-        }))
+        });
+        Ok(Ok(()))
     }
 
     async fn upsert_canned(&self, t: &TenantId, canned: CannedResponse) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        self.keep(vec![row_write(
+            t,
+            row::CANNED,
+            canned.id.clone(),
+            Some(&canned),
+        )?])
+        .await?;
         self.with(t, |w| w.canned.insert(canned.id.clone(), canned));
         Ok(())
     }
 
     async fn delete_canned(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let _writer = self.writer(t).await;
+        if !self.with(t, |w| w.canned.contains_key(id)) {
+            return Ok(false);
+        }
+        self.keep(vec![row_write::<()>(t, row::CANNED, id.to_owned(), None)?])
+            .await?;
         Ok(self.with(t, |w| w.canned.remove(id).is_some()))
     }
 

@@ -351,6 +351,13 @@ macro_rules! both {
             async fn memory() {
                 $body(super::memory()).await;
             }
+            #[tokio::test]
+            async fn data_dir() {
+                let dir = chathub_testkit::ScratchDir::new("workspace-data");
+                let config = chathub_store::sqlite::DataDirConfig::new(dir.path());
+                let opened = chathub_store::sqlite::open(&config, Default::default()).unwrap();
+                $body(opened.workspace).await;
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
                 let server = RedisServer::start();

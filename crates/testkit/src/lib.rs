@@ -6,6 +6,7 @@
 //!   directory, stopped (and its directory removed) on drop.
 //! - [`RedisCluster`]: a local Redis Cluster of several masters.
 //! - [`free_port`]: a free loopback TCP port.
+//! - [`ScratchDir`]: a fresh temporary directory, removed on drop (data directories).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +21,37 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// A fresh, empty temporary directory, removed (with everything in it) on drop.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Makes a new directory whose name starts with `chathub-<what>-`.
+    pub fn new(what: &str) -> ScratchDir {
+        let path = std::env::temp_dir().join(format!(
+            "chathub-{what}-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a temporary directory");
+        ScratchDir { path }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// Options for [`RedisServer::start_with`].

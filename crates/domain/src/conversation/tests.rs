@@ -374,13 +374,12 @@ proptest! {
                     // every status event carries the snapshot after it
                     if let Some(Event { body: EventBody::Status { status, owner, epoch, disabled, .. }, .. }) =
                         t.events.iter().rev().find(|e| matches!(e.body, EventBody::Status { .. }))
+                        && matches!(st, Step::Finish { .. } | Step::SetDisabled { .. })
                     {
-                        if matches!(st, Step::Finish { .. } | Step::SetDisabled { .. }) {
-                            prop_assert_eq!(*status, t.state.status);
-                            prop_assert_eq!(owner, &t.state.owner);
-                            prop_assert_eq!(*epoch, t.state.epoch);
-                            prop_assert_eq!(*disabled, t.state.disabled);
-                        }
+                        prop_assert_eq!(*status, t.state.status);
+                        prop_assert_eq!(owner, &t.state.owner);
+                        prop_assert_eq!(*epoch, t.state.epoch);
+                        prop_assert_eq!(*disabled, t.state.disabled);
                     }
                     state = t.state;
                 }

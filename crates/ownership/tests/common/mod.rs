@@ -1,5 +1,6 @@
 //! The backends every conformance suite of this crate runs against, and the helpers
-//! their bodies share: the memory twin, a real redis-server, a 3-master Redis Cluster.
+//! their bodies share: the memory twin (alone and with its data directory), a real
+//! redis-server, a 3-master Redis Cluster.
 
 // Test helpers: unwrap is how a test says "this must hold"; not every suite uses every
 // helper.
@@ -12,6 +13,7 @@ use chathub_domain::{
 };
 use chathub_ownership::{ApplyRequest, MemoryOwnership, RedisOwnership, RedisOwnershipConfig};
 use chathub_protocol::{Codec, ServerFrame};
+use chathub_store::sqlite::DataDirConfig;
 use chathub_store::{MemoryStore, MemoryStoreConfig, RedisKeys, RedisStore};
 use chathub_testkit::{RedisCluster, RedisServer};
 use redis::aio::ConnectionManager;
@@ -58,6 +60,31 @@ pub fn memory(limits: Limits) -> Fixture<MemoryOwnership<MemoryBroker>, MemorySt
         broker,
         hub,
         _redis: None,
+    }
+}
+
+/// The embedded default with its data directory (a scratch directory, removed with the
+/// fixture). Memory keeps only the 4 latest events per conversation, so every suite also
+/// reads across the seam between memory and the file.
+pub fn data_dir(
+    limits: Limits,
+) -> Fixture<MemoryOwnership<MemoryBroker>, MemoryStore, MemoryBroker> {
+    let dir = chathub_testkit::ScratchDir::new("ownership-data");
+    let config = MemoryStoreConfig {
+        inbox_max_len: limits.inbox_max_len,
+        history_max_len: 4,
+        ..MemoryStoreConfig::default()
+    };
+    let opened = chathub_store::sqlite::open(&DataDirConfig::new(dir.path()), config).unwrap();
+    let hub = Arc::new(Hub::new());
+    let broker = MemoryBroker::new(hub.clone());
+    let ownership = MemoryOwnership::new(opened.store.clone(), broker.clone(), opened.workspace);
+    Fixture {
+        ownership: Arc::new(ownership),
+        store: opened.store,
+        broker,
+        hub,
+        _redis: Some(Box::new(dir)),
     }
 }
 
