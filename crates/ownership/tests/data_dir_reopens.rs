@@ -297,4 +297,13 @@ fn the_schema_migrates_from_empty() {
     assert_eq!(Some(applied as i32), known.last().map(|(v, _)| *v));
     // Applying again changes nothing.
     sqlite::migrate(&mut conn).unwrap();
+    // A file migrated by a newer binary (a version this one does not know) is refused,
+    // not written with an older schema.
+    conn.execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+         VALUES (9999, 'from_the_future', '2030-01-01T00:00:00Z', '0')",
+        [],
+    )
+    .unwrap();
+    assert!(sqlite::migrate(&mut conn).is_err());
 }
