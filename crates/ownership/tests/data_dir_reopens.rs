@@ -307,3 +307,86 @@ fn the_schema_migrates_from_empty() {
     .unwrap();
     assert!(sqlite::migrate(&mut conn).is_err());
 }
+
+#[tokio::test]
+async fn a_file_of_the_previous_version_migrates_with_its_data() {
+    use chathub_store::search::{self, Search, SearchQuery};
+    let dir = chathub_testkit::ScratchDir::new("upgrade");
+    {
+        // The file as version 1 (before search) left it, with one conversation.
+        let mut conn = rusqlite::Connection::open(dir.path().join(sqlite::DATABASE_FILE)).unwrap();
+        sqlite::migrate_to(&mut conn, 1).unwrap();
+        let o = MemoryOwnership::new(
+            Default::default(),
+            MemoryBroker::new(Arc::new(Hub::new())),
+            Default::default(),
+        );
+        let Decision::Done { state, events, .. } = o
+            .apply(send(
+                end_user("ann"),
+                "ann",
+                "my coupon is gone",
+                None,
+                None,
+            ))
+            .await
+            .unwrap()
+        else {
+            panic!("applies")
+        };
+        conn.execute(
+            "INSERT INTO conversations (tenant, conversation, state, updated_at)
+             VALUES ('t1', 'ann', ?1, 0)",
+            [serde_json::to_string(&state).unwrap()],
+        )
+        .unwrap();
+        for e in &events {
+            let text = match &e.body {
+                chathub_domain::EventBody::Message { .. } => Some("my coupon is gone"),
+                _ => None,
+            };
+            conn.execute(
+                "INSERT INTO events (tenant, conversation, seq, at, kind, author_role, author_id, text, body)
+                 VALUES ('t1', 'ann', ?1, ?2, ?3, 'end_user', 'ann', ?4, ?5)",
+                rusqlite::params![
+                    e.seq as i64,
+                    e.at as i64,
+                    if text.is_some() { "message" } else { "status" },
+                    text,
+                    serde_json::to_string(e).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let opened = open(dir.path());
+    let t = tenant();
+    let history = opened
+        .store
+        .history(
+            &t,
+            &conversation("ann"),
+            HistoryRange::After {
+                after: 0,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.events.len(), 2);
+    // Version 2 indexed what version 1 had written.
+    let q = SearchQuery {
+        query: search::parse("coupon").unwrap(),
+        end_user: None,
+        agent: None,
+        status: None,
+        from: None,
+        to: None,
+        kind: None,
+        cursor: None,
+        limit: 10,
+    };
+    let page = opened.journal.search(&t, q).await.unwrap();
+    assert_eq!(page.hits.len(), 1);
+    assert_eq!(page.hits[0].seq, 2);
+}

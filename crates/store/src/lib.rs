@@ -13,6 +13,8 @@
 //! - `rows`: the rows the stores keep ([`QueueEntry`], [`InboxEntry`], [`Receipt`]).
 //! - [`sqlite`]: the embedded default's data directory: every change of the memory
 //!   stores kept in SQLite before it is applied (group commit), read back at start.
+//! - [`search`]: full-text search of a tenant's messages: the query language (parsed
+//!   once for every backend), filters, hits.
 //! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
 //!   ([`RedisStore`]); the ownership crate's scripts write the same keys.
 
@@ -31,6 +33,7 @@ pub mod jobs;
 pub mod memory;
 pub mod redis;
 mod rows;
+pub mod search;
 pub mod sqlite;
 pub mod workspace;
 mod workspace_memory;

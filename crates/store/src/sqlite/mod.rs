@@ -17,9 +17,11 @@
 //! - `writer`: the writer thread (group commit, one savepoint per command).
 //! - `load`: reading the directory back into memory.
 //! - `read`: reads served from the file (deep history).
+//! - `search`: full-text search (FTS5) of the tenant's messages.
 
 mod load;
 mod read;
+mod search;
 mod writer;
 
 use crate::jobs::WebhookJob;
@@ -245,6 +247,21 @@ impl Journal {
     }
 }
 
+impl crate::search::Search for Journal {
+    /// Searches the tenant's messages (every event kept, newest first).
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: crate::search::SearchQuery,
+    ) -> Result<crate::search::SearchPage, StoreError> {
+        let tenant = tenant.clone();
+        self.inner
+            .readers
+            .run(move |conn| search::search(conn, &tenant, &query))
+            .await
+    }
+}
+
 fn writer_gone() -> StoreError {
     StoreError::Internal("the data directory's writer has stopped".into())
 }
@@ -310,6 +327,16 @@ mod embedded {
 /// `migrations/sqlite`, recorded in the file's `refinery_schema_history`).
 pub fn migrate(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
     embedded::migrations::runner()
+        .run(conn)
+        .map(|_| ())
+        .map_err(|e| StoreError::Internal(format!("schema migration failed: {e}")))
+}
+
+/// Applies the schema migrations up to `version` only: a file as an earlier release
+/// left it (for tests of upgrades).
+pub fn migrate_to(conn: &mut rusqlite::Connection, version: i32) -> Result<(), StoreError> {
+    embedded::migrations::runner()
+        .set_target(refinery::Target::Version(version))
         .run(conn)
         .map(|_| ())
         .map_err(|e| StoreError::Internal(format!("schema migration failed: {e}")))
