@@ -217,13 +217,43 @@ pub enum Op {
     },
     /// Agents: the tenant's agents and their availability.
     Agents {},
+    /// Agents: full-text search of the tenant's messages, newest first.
+    Search {
+        /// What to find: words (all must appear), `"quoted phrases"`, `-excluded`, and
+        /// `OR` between two terms.
+        query: String,
+        /// Only this end user's conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_user: Option<String>,
+        /// Only conversations this agent wrote in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        /// Only conversations in this status now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<Status>,
+        /// Only messages at or after this time (ms since the Unix epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<u64>,
+        /// Only messages before this time (ms).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<u64>,
+        /// Only `text` messages or `engagement`s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+        /// `next_cursor` of the previous page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Page size.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Application-level ping; answered with `ok`.
     Ping {},
 }
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 25] = [
+    pub const NAMES: [&'static str; 26] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -248,6 +278,7 @@ impl Op {
         "enable_tenant",
         "presence",
         "agents",
+        "search",
         "ping",
     ];
 
@@ -278,6 +309,7 @@ impl Op {
             Op::EnableTenant {} => "enable_tenant",
             Op::Presence { .. } => "presence",
             Op::Agents {} => "agents",
+            Op::Search { .. } => "search",
             Op::Ping {} => "ping",
         }
     }

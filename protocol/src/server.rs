@@ -277,8 +277,47 @@ pub enum Reply {
     Presence(PresenceFrame),
     /// The tenant's agents.
     Agents(AgentsReply),
+    /// Messages found, newest first.
+    Search(SearchReply),
     /// Pong.
     Ping {},
+}
+
+/// Reply to `search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchReply {
+    /// Messages found, newest first.
+    pub hits: Vec<SearchHit>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// One message found by `search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// Its conversation.
+    pub conversation: ConversationId,
+    /// Its `seq` (page the conversation's `history` around it).
+    pub seq: u64,
+    /// When it was written, ms since the Unix epoch.
+    pub at: u64,
+    /// Who wrote it.
+    pub author: Author,
+    /// `text` or `engagement`.
+    pub kind: String,
+    /// The message around the match, in pieces; `hit: true` marks the matched words
+    /// (render them highlighted; the text is plain, never markup).
+    pub snippet: Vec<SnippetPart>,
+}
+
+/// A piece of a search hit's snippet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnippetPart {
+    /// The text.
+    pub text: String,
+    /// Whether it matched the query.
+    pub hit: bool,
 }
 
 /// Reply to `inbox`.

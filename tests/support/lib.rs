@@ -787,6 +787,20 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         ),
         ("agents", Op::Agents {}),
         (
+            "search",
+            Op::Search {
+                query: "coupon".into(),
+                end_user: None,
+                agent: None,
+                status: None,
+                from: None,
+                to: None,
+                kind: None,
+                cursor: None,
+                limit: None,
+            },
+        ),
+        (
             "finish",
             Op::Finish {
                 conversation: Some(conv(conversation)),

@@ -40,6 +40,7 @@ const EXPECTED: &[(&str, [Expect; 4])] = &[
     ("enable_tenant", [F, F, F, A]),
     ("presence", [F, A, A, A]),
     ("agents", [F, A, A, A]),
+    ("search", [F, A, A, A]),
     ("finish", [F, A, F, A]),
     ("unsubscribe", [A, A, A, A]),
     ("ping", [A, A, A, A]),

@@ -78,6 +78,9 @@ struct ServeArgs {
     /// Longest message text, bytes (longer: `too_large`).
     #[arg(long, env = "CHATHUB_MAX_TEXT_BYTES", default_value_t = defaults::MAX_TEXT_BYTES)]
     max_text_bytes: usize,
+    /// Longest `search` query, bytes (longer: `too_large`).
+    #[arg(long, env = "CHATHUB_MAX_SEARCH_QUERY_BYTES", default_value_t = defaults::MAX_SEARCH_QUERY_BYTES)]
+    max_search_query_bytes: usize,
     /// WebSocket read buffer per socket, bytes, allocated up front (larger frames take
     /// more reads).
     #[arg(long, env = "CHATHUB_READ_BUFFER_BYTES", default_value_t = defaults::READ_BUFFER_BYTES)]
@@ -353,6 +356,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         limits: LimitsConfig {
             max_message_bytes: args.max_message_bytes,
             max_text_bytes: args.max_text_bytes,
+            max_search_query_bytes: args.max_search_query_bytes,
             read_buffer_bytes: args.read_buffer_bytes.max(256),
             default_page: args.default_page,
             max_page: args.max_page,

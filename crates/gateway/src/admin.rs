@@ -6,11 +6,11 @@
 //!
 //! Every route needs `Authorization: Bearer <token>` of the tenant, with a privilege:
 //! `engagement.manage` (catalogue, profiles, history), `canned.manage` (canned
-//! responses), `chat.disable` (settings). Errors are JSON `{"code", "message"}` with the
+//! responses), `chat.disable` (settings); search takes any agent's or admin's token. Errors are JSON `{"code", "message"}` with the
 //! codes of the WebSocket protocol.
 
 use crate::auth::{Identity, now_millis};
-use crate::ops::{self, Ctx, Failure, canned, engagements, tenant};
+use crate::ops::{self, Ctx, Failure, canned, engagements, search, tenant};
 use crate::{Backend, Node};
 use axum::Json;
 use axum::Router;
@@ -149,6 +149,7 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
             "/admin/v1/users/{user}/history",
             get(get_history::<K>).post(post_history::<K>),
         )
+        .route("/admin/v1/search", get(get_search::<K>))
         .route("/admin/v1/canned", get(list_canned::<K>))
         .route(
             "/admin/v1/canned/{id}",
@@ -169,6 +170,19 @@ fn authorize<K: Backend>(
     headers: &HeaderMap,
     privilege: Privilege,
 ) -> ApiResult<Identity> {
+    let identity = authenticate(node, headers)?;
+    if !identity.actor.has(privilege) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!("needs the `{}` privilege", privilege.as_str()),
+        ));
+    }
+    Ok(identity)
+}
+
+/// The caller, from exactly one bearer token of the tenant (the op checks the role).
+fn authenticate<K: Backend>(node: &Node<K>, headers: &HeaderMap) -> ApiResult<Identity> {
     let unauthorized = |message: &str| {
         ApiError(
             StatusCode::UNAUTHORIZED,
@@ -194,13 +208,6 @@ fn authorize<K: Backend>(
             e.to_string(),
         )
     })?;
-    if !identity.actor.has(privilege) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            format!("needs the `{}` privilege", privilege.as_str()),
-        ));
-    }
     Ok(identity)
 }
 
@@ -364,6 +371,48 @@ async fn get_history<K: Backend>(
     Ok(Json(
         serde_json::json!({"events": page.events, "next_cursor": page.next_cursor}),
     ))
+}
+
+/// `GET /admin/v1/search`'s query string: the `search` request's fields, `q` the query.
+#[derive(Deserialize)]
+struct SearchParams {
+    q: String,
+    #[serde(default)]
+    end_user: Option<String>,
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    status: Option<chathub_domain::Status>,
+    #[serde(default)]
+    from: Option<u64>,
+    #[serde(default)]
+    to: Option<u64>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn get_search<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    headers: HeaderMap,
+    Query(p): Query<SearchParams>,
+) -> ApiResult<Json<chathub_protocol::SearchReply>> {
+    let who = authenticate(&node, &headers)?;
+    let request = search::SearchRequest {
+        query: p.q,
+        end_user: p.end_user,
+        agent: p.agent,
+        status: p.status,
+        from: p.from,
+        to: p.to,
+        kind: p.kind,
+        cursor: p.cursor,
+        limit: p.limit,
+    };
+    Ok(Json(search::search(&cx(&node, &who), request).await?))
 }
 
 async fn list_canned<K: Backend>(

@@ -2,7 +2,10 @@
 //! chosen once at start-up. The gateway only asks them; it never decides.
 
 use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker, Tasks};
+use chathub_domain::TenantId;
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
+use chathub_store::StoreError;
+use chathub_store::search::{Search, SearchPage, SearchQuery};
 use chathub_store::sqlite::DataDirConfig;
 use chathub_store::{
     ConversationStore, MemoryJobs, MemoryStore, MemoryStoreConfig, MemoryWorkspace, RedisJobs,
@@ -53,6 +56,29 @@ pub trait Backend: Send + Sync + 'static {
     fn history_id(&self) -> String;
     /// The history id now (a backend round trip); `None` when it cannot be read.
     fn current_history_id(&self) -> impl Future<Output = Option<String>> + Send;
+    /// Whether this backend has a record tier (search, deep history beyond the hot
+    /// window): the embedded data directory, or a cluster's archive.
+    fn has_record_tier(&self) -> bool {
+        false
+    }
+    /// Full-text search of the tenant's messages in the record tier; `unavailable`
+    /// where there is none (an ephemeral node, a cluster without an archive).
+    fn search(
+        &self,
+        _tenant: &TenantId,
+        _query: SearchQuery,
+    ) -> impl Future<Output = Result<SearchPage, StoreError>> + Send {
+        async { Err(no_record_tier()) }
+    }
+}
+
+/// The error of a request that needs the record tier on a backend without one.
+fn no_record_tier() -> StoreError {
+    StoreError::Unavailable {
+        source: "no record tier here: search needs the data directory (embedded, not \
+                 --ephemeral) or an archive (cluster mode)"
+            .into(),
+    }
 }
 
 /// The embedded default: everything in this process, nothing else to install. One node
@@ -155,6 +181,19 @@ impl Backend for EmbeddedBackend {
     }
     async fn current_history_id(&self) -> Option<String> {
         Some(self.history_id.clone())
+    }
+    fn has_record_tier(&self) -> bool {
+        self.store.journal().is_some()
+    }
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: SearchQuery,
+    ) -> Result<SearchPage, StoreError> {
+        match self.store.journal() {
+            Some(journal) => journal.search(tenant, query).await,
+            None => Err(no_record_tier()),
+        }
     }
 }
 

@@ -60,6 +60,8 @@ pub mod defaults {
     pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
     /// Longest message text, in bytes.
     pub const MAX_TEXT_BYTES: usize = 4096;
+    /// Longest `search` query, in bytes.
+    pub const MAX_SEARCH_QUERY_BYTES: usize = chathub_store::search::MAX_QUERY_BYTES;
     /// Default page of `history` / `list`.
     pub const DEFAULT_PAGE: usize = 50;
     /// Largest page of `history` / `list`.
@@ -240,6 +242,8 @@ pub struct LimitsConfig {
     pub max_message_bytes: usize,
     /// Longest message text, in bytes; longer gets `too_large`. Default 4 096.
     pub max_text_bytes: usize,
+    /// Longest `search` query, in bytes; longer gets `too_large`. Default 256.
+    pub max_search_query_bytes: usize,
     /// Default page size of `history` and `list`. Default 50.
     pub default_page: usize,
     /// Largest page size of `history` and `list`. Default 200.
@@ -301,6 +305,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_message_bytes: defaults::MAX_MESSAGE_BYTES,
             max_text_bytes: defaults::MAX_TEXT_BYTES,
+            max_search_query_bytes: defaults::MAX_SEARCH_QUERY_BYTES,
             default_page: defaults::DEFAULT_PAGE,
             max_page: defaults::MAX_PAGE,
             outbox_frames: defaults::OUTBOX_FRAMES,

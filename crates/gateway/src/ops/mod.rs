@@ -22,6 +22,7 @@
 //! - `canned`: `canned_list`, `canned_upsert`, `canned_delete`.
 //! - `tenant`: `disable_tenant`, `enable_tenant` (the admin API's settings).
 //! - `presence`: `presence`, `agents`, and the session's heartbeat and announcements.
+//! - `search`: `search` (and the admin API's search).
 //! - `followups`: what an applied command's events set off.
 
 pub(crate) mod apply;
@@ -32,6 +33,7 @@ pub(crate) mod followups;
 pub(crate) mod lifecycle;
 pub(crate) mod presence;
 pub(crate) mod queue;
+pub(crate) mod search;
 pub(crate) mod send;
 pub(crate) mod signals;
 pub(crate) mod tenant;
@@ -255,6 +257,30 @@ pub(crate) async fn dispatch<K: Backend>(
         Op::EnableTenant {} => Ok(Reply::EnableTenant(tenant::set_chat(cx, false).await?)),
         Op::Presence { presence } => presence::set(cx, conn, presence).await,
         Op::Agents {} => presence::agents(cx).await,
+        Op::Search {
+            query,
+            end_user,
+            agent,
+            status,
+            from,
+            to,
+            kind,
+            cursor,
+            limit,
+        } => {
+            let request = search::SearchRequest {
+                query,
+                end_user,
+                agent,
+                status,
+                from,
+                to,
+                kind,
+                cursor,
+                limit,
+            };
+            Ok(Reply::Search(search::search(cx, request).await?))
+        }
         Op::Ping {} => Ok(Reply::Ping {}),
     }
 }

@@ -1,0 +1,156 @@
+//! `search` over the socket and `GET /admin/v1/search` on a node with its data
+//! directory: agents find their tenant's messages (never another tenant's), end users
+//! are `forbidden`, a query with nothing to find is `bad_request`, an over-long one
+//! `too_large`; a node without a record tier (`--ephemeral`) answers `unavailable`.
+
+use chathub_client::Client;
+use chathub_domain::{ConversationId, Role};
+use chathub_e2e::{HubProcess, dev_token, http_request};
+use chathub_protocol::{ErrorCode, Op, Reply, SearchReply};
+
+fn search(query: &str) -> Op {
+    Op::Search {
+        query: query.into(),
+        end_user: None,
+        agent: None,
+        status: None,
+        from: None,
+        to: None,
+        kind: None,
+        cursor: None,
+        limit: None,
+    }
+}
+
+async fn connect(hub: &HubProcess, tenant: &str, role: Role, subject: &str) -> Client {
+    Client::connect(&hub.ws_url, &dev_token(tenant, role, subject))
+        .await
+        .expect("connects")
+}
+
+async fn error_code(client: &Client, op: Op) -> Option<ErrorCode> {
+    client.request(op).await.err()?.server().map(|e| e.code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_search_their_tenant_over_both_transports() {
+    let hub = HubProcess::spawn(&[]);
+    let ann = connect(&hub, "acme", Role::EndUser, "ann").await;
+    ann.send_text(None, "My coupon code does not work", None, None)
+        .await
+        .expect("sent");
+    let alice = connect(&hub, "acme", Role::Agent, "alice").await;
+    let ann_conv = ConversationId::new("ann").expect("id");
+    alice
+        .send_text(Some(&ann_conv), "Which coupon did you use?", Some(0), None)
+        .await
+        .expect("sent");
+    let eve = connect(&hub, "other", Role::EndUser, "eve").await;
+    eve.send_text(None, "coupon coupon coupon", None, None)
+        .await
+        .expect("sent");
+
+    let Ok(Reply::Search(found)) = alice.request(search("coupon")).await else {
+        panic!("search answers")
+    };
+    let seqs: Vec<(String, u64)> = found
+        .hits
+        .iter()
+        .map(|h| (h.conversation.to_string(), h.seq))
+        .collect();
+    assert_eq!(
+        seqs,
+        [("ann".into(), 4), ("ann".into(), 2)],
+        "newest first, one tenant"
+    );
+    assert!(
+        found.hits[0]
+            .snippet
+            .iter()
+            .any(|p| p.hit && p.text == "coupon")
+    );
+    assert_eq!(found.hits[0].author.id, "alice");
+
+    let Ok(Reply::Search(phrase)) = alice.request(search("\"does not work\" -refund")).await else {
+        panic!("search answers")
+    };
+    assert_eq!(phrase.hits.len(), 1);
+
+    // The admin API: the same search, the same answer.
+    let admin = dev_token("acme", Role::Admin, "root");
+    let (status, body) = http_request(
+        hub.http_addr,
+        "GET",
+        "/admin/v1/search?q=coupon&end_user=ann&limit=1",
+        &admin,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let page: SearchReply = serde_json::from_str(&body).expect("a search reply");
+    assert_eq!(page.hits.len(), 1);
+    assert_eq!(page.hits[0].seq, 4);
+    let cursor = page.next_cursor.expect("a second page");
+    let (status, body) = http_request(
+        hub.http_addr,
+        "GET",
+        &format!("/admin/v1/search?q=coupon&end_user=ann&limit=1&cursor={cursor}"),
+        &admin,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let page: SearchReply = serde_json::from_str(&body).expect("a search reply");
+    assert_eq!(page.hits.iter().map(|h| h.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(page.next_cursor, None);
+
+    // Refusals, alike on both transports.
+    assert_eq!(
+        error_code(&ann, search("coupon")).await,
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        error_code(&alice, search("-coupon")).await,
+        Some(ErrorCode::BadRequest)
+    );
+    assert_eq!(
+        error_code(&alice, search("!!!")).await,
+        Some(ErrorCode::BadRequest)
+    );
+    let long = "coupon ".repeat(100);
+    assert_eq!(
+        error_code(&alice, search(&long)).await,
+        Some(ErrorCode::TooLarge)
+    );
+    let (status, body) = http_request(
+        hub.http_addr,
+        "GET",
+        "/admin/v1/search?q=-coupon",
+        &admin,
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad_request"), "{body}");
+    let user = dev_token("acme", Role::EndUser, "ann");
+    let (status, body) =
+        http_request(hub.http_addr, "GET", "/admin/v1/search?q=coupon", &user, "").await;
+    assert_eq!(status, 403, "{body}");
+    // The other tenant's agent sees only eve's message.
+    let other = connect(&hub, "other", Role::Agent, "olga").await;
+    let Ok(Reply::Search(theirs)) = other.request(search("coupon")).await else {
+        panic!("search answers")
+    };
+    assert_eq!(theirs.hits.len(), 1);
+    assert_eq!(theirs.hits[0].conversation.to_string(), "eve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_record_tier_says_unavailable() {
+    let hub = HubProcess::spawn(&["--ephemeral"]);
+    let alice = connect(&hub, "acme", Role::Agent, "alice").await;
+    assert_eq!(
+        error_code(&alice, search("coupon")).await,
+        Some(ErrorCode::Unavailable)
+    );
+}
