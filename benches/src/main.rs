@@ -11,6 +11,7 @@ mod floor;
 mod infra;
 mod report;
 mod scenarios;
+mod search;
 
 use anyhow::{Result, bail};
 use clap::{Parser, ValueEnum};
@@ -33,6 +34,10 @@ enum Scenario {
     /// The fanout shape through a bare tokio-tungstenite relay (no Redis, no logic): what
     /// the client-facing socket work alone costs here, the floor under `fanout`.
     Floor,
+    /// Loads `--messages` messages into one tenant, then runs `--searches` searches of a
+    /// mix of shapes (common word, rare word, two words, phrase with exclusion, one end
+    /// user): their latency (p50, p95, p99).
+    Search,
     /// The relay process of `floor` (started by it).
     #[value(hide = true)]
     RelayServer,
@@ -87,6 +92,12 @@ struct Args {
     /// Seconds of load.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+    /// `search`: messages to load first.
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: u64,
+    /// `search`: searches to run.
+    #[arg(long, default_value_t = 500)]
+    searches: u64,
     /// Connections (idle).
     #[arg(long, default_value_t = 10_000)]
     conns: usize,
@@ -189,6 +200,9 @@ async fn run(args: &Args) -> Result<report::Report> {
         Scenario::TakeRace => scenarios::take_race(&target, &shape).await?,
         Scenario::Resume => scenarios::resume(&target, &shape).await?,
         Scenario::Ramp => scenarios::ramp(&target, &shape).await?,
+        Scenario::Search => {
+            search::search(&target, args.conversations, args.messages, args.searches).await?
+        }
         Scenario::Floor | Scenario::RelayServer => unreachable!("handled above"),
     };
     report.nodes = target.urls.len();

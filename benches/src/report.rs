@@ -28,6 +28,8 @@ pub(crate) struct Report {
     pub(crate) duplicated: u64,
     /// Latency percentiles, µs.
     pub p50_us: u64,
+    /// 95th percentile (`search`).
+    pub(crate) p95_us: u64,
     /// 99th percentile.
     pub p99_us: u64,
     /// 99.9th percentile.

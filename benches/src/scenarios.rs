@@ -28,14 +28,14 @@ pub(crate) struct Shape {
     pub(crate) conns: usize,
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     urls: Vec<String>,
     auth: Authenticator,
     next_conn: AtomicUsize,
 }
 
 impl Ctx {
-    fn new(target: &Target) -> Self {
+    pub(crate) fn new(target: &Target) -> Self {
         Ctx {
             urls: target.urls.clone(),
             auth: Authenticator::new(&AuthConfig {
@@ -46,7 +46,7 @@ impl Ctx {
         }
     }
 
-    async fn connect(
+    pub(crate) async fn connect(
         &self,
         node: usize,
         tenant: String,
@@ -73,7 +73,7 @@ impl Ctx {
 }
 
 /// Runs `jobs` with at most `limit` in flight.
-async fn bounded<T, F>(jobs: Vec<F>, limit: usize) -> Vec<T>
+pub(crate) async fn bounded<T, F>(jobs: Vec<F>, limit: usize) -> Vec<T>
 where
     F: std::future::Future<Output = T>,
 {

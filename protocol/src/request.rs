@@ -247,13 +247,23 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// The conversation's transcript: every message, the ownership timeline and the
+    /// engagements sent and redeemed. End users get their own; agents name one.
+    Transcript {
+        /// The conversation (end users may leave it out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// Also render it: `text` or `html` (in `rendered`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<String>,
+    },
     /// Application-level ping; answered with `ok`.
     Ping {},
 }
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 26] = [
+    pub const NAMES: [&'static str; 27] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -279,6 +289,7 @@ impl Op {
         "presence",
         "agents",
         "search",
+        "transcript",
         "ping",
     ];
 
@@ -310,6 +321,7 @@ impl Op {
             Op::Presence { .. } => "presence",
             Op::Agents {} => "agents",
             Op::Search { .. } => "search",
+            Op::Transcript { .. } => "transcript",
             Op::Ping {} => "ping",
         }
     }

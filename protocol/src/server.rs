@@ -279,8 +279,89 @@ pub enum Reply {
     Agents(AgentsReply),
     /// Messages found, newest first.
     Search(SearchReply),
+    /// A conversation's transcript.
+    Transcript(TranscriptReply),
     /// Pong.
     Ping {},
+}
+
+/// Reply to `transcript`: a conversation's record, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptReply {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// When it was made, ms since the Unix epoch.
+    pub generated_at: u64,
+    /// The conversation's state now.
+    pub state: ConversationState,
+    /// Whether it starts at the conversation's first event (`false` where the hot
+    /// tier's retention removed older ones and no record tier keeps them).
+    pub complete: bool,
+    /// Every message.
+    pub messages: Vec<TranscriptMessage>,
+    /// Every change of status and owner: opened, taken, taken over, finished, reopened,
+    /// disabled, enabled.
+    pub timeline: Vec<TimelineEntry>,
+    /// Engagements sent in the conversation and redeemed by the end user.
+    pub engagements: Vec<TranscriptEngagement>,
+    /// The transcript as `text` or `html`, when `format` asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered: Option<String>,
+}
+
+/// A message of a transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptMessage {
+    /// Its `seq`.
+    pub seq: u64,
+    /// When, ms.
+    pub at: u64,
+    /// Who wrote it.
+    pub author: Author,
+    /// `text` or `engagement`.
+    pub kind: String,
+    /// The text (an engagement's title).
+    pub text: String,
+}
+
+/// A change of status or owner in a transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Its `seq`.
+    pub seq: u64,
+    /// When, ms.
+    pub at: u64,
+    /// What happened.
+    pub cause: chathub_domain::Cause,
+    /// The status after it.
+    pub status: Status,
+    /// The owner after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<AgentId>,
+    /// The owner before a take-over or a finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_owner: Option<AgentId>,
+    /// Who caused it.
+    pub by: Author,
+}
+
+/// An engagement in a transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptEngagement {
+    /// When, ms.
+    pub at: u64,
+    /// `sent` (by an agent, in the conversation) or `redeemed` (by the end user).
+    pub action: String,
+    /// The catalogue item.
+    pub id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub engagement_type: EngagementType,
+    /// Its title.
+    pub name: String,
+    /// The message's `seq`, for engagements sent in the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// Reply to `search`.

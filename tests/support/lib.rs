@@ -787,6 +787,13 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         ),
         ("agents", Op::Agents {}),
         (
+            "transcript",
+            Op::Transcript {
+                conversation: c(),
+                format: None,
+            },
+        ),
+        (
             "search",
             Op::Search {
                 query: "coupon".into(),

@@ -41,6 +41,7 @@ const EXPECTED: &[(&str, [Expect; 4])] = &[
     ("presence", [F, A, A, A]),
     ("agents", [F, A, A, A]),
     ("search", [F, A, A, A]),
+    ("transcript", [A, A, A, A]),
     ("finish", [F, A, F, A]),
     ("unsubscribe", [A, A, A, A]),
     ("ping", [A, A, A, A]),

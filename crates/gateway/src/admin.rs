@@ -6,11 +6,12 @@
 //!
 //! Every route needs `Authorization: Bearer <token>` of the tenant, with a privilege:
 //! `engagement.manage` (catalogue, profiles, history), `canned.manage` (canned
-//! responses), `chat.disable` (settings); search takes any agent's or admin's token. Errors are JSON `{"code", "message"}` with the
+//! responses), `chat.disable` (settings); search and transcripts take any agent's or
+//! admin's token (an end user's token gets only their own transcript). Errors are JSON `{"code", "message"}` with the
 //! codes of the WebSocket protocol.
 
 use crate::auth::{Identity, now_millis};
-use crate::ops::{self, Ctx, Failure, canned, engagements, search, tenant};
+use crate::ops::{self, Ctx, Failure, canned, engagements, search, tenant, transcript};
 use crate::{Backend, Node};
 use axum::Json;
 use axum::Router;
@@ -150,6 +151,10 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
             get(get_history::<K>).post(post_history::<K>),
         )
         .route("/admin/v1/search", get(get_search::<K>))
+        .route(
+            "/admin/v1/conversations/{id}/transcript",
+            get(get_transcript::<K>),
+        )
         .route("/admin/v1/canned", get(list_canned::<K>))
         .route(
             "/admin/v1/canned/{id}",
@@ -413,6 +418,38 @@ async fn get_search<K: Backend>(
         limit: p.limit,
     };
     Ok(Json(search::search(&cx(&node, &who), request).await?))
+}
+
+/// `GET …/transcript`'s query string.
+#[derive(Deserialize)]
+struct TranscriptParams {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn get_transcript<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<TranscriptParams>,
+) -> ApiResult<Response> {
+    let who = authenticate(&node, &headers)?;
+    let conversation = chathub_domain::ConversationId::new(id)
+        .map_err(|e| bad_request(format!("invalid conversation id: {e}")))?;
+    let format = match p.format.as_deref() {
+        None | Some("json") => None,
+        Some(f) => Some(transcript::Format::parse(f)?),
+    };
+    let max = transcript::ADMIN_MAX_EVENTS;
+    let mut reply =
+        transcript::transcript(&cx(&node, &who), Some(conversation), format, max).await?;
+    let content_type = match format {
+        None => return Ok(Json(reply).into_response()),
+        Some(transcript::Format::Text) => "text/plain; charset=utf-8",
+        Some(transcript::Format::Html) => "text/html; charset=utf-8",
+    };
+    let body = reply.rendered.take().unwrap_or_default();
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 async fn list_canned<K: Backend>(

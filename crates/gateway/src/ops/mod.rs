@@ -23,6 +23,7 @@
 //! - `tenant`: `disable_tenant`, `enable_tenant` (the admin API's settings).
 //! - `presence`: `presence`, `agents`, and the session's heartbeat and announcements.
 //! - `search`: `search` (and the admin API's search).
+//! - `transcript`: `transcript` (and the admin API's transcripts).
 //! - `followups`: what an applied command's events set off.
 
 pub(crate) mod apply;
@@ -37,6 +38,7 @@ pub(crate) mod search;
 pub(crate) mod send;
 pub(crate) mod signals;
 pub(crate) mod tenant;
+pub(crate) mod transcript;
 
 use crate::auth::Identity;
 use crate::{Backend, Node};
@@ -280,6 +282,19 @@ pub(crate) async fn dispatch<K: Backend>(
                 limit,
             };
             Ok(Reply::Search(search::search(cx, request).await?))
+        }
+        Op::Transcript {
+            conversation,
+            format,
+        } => {
+            let format = match format.as_deref() {
+                None | Some("json") => None,
+                Some(f) => Some(transcript::Format::parse(f)?),
+            };
+            let max = transcript::SOCKET_MAX_EVENTS;
+            let reply = transcript::transcript(cx, conversation, format, max).await?;
+            transcript::fits_socket(cx, &reply)?;
+            Ok(Reply::Transcript(reply))
         }
         Op::Ping {} => Ok(Reply::Ping {}),
     }

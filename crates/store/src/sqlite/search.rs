@@ -1,5 +1,11 @@
 //! Search on the data directory: the parsed query rendered as an FTS5 expression, the
-//! filters as SQL, newest first, paged by `(at, rowid)`.
+//! filters as SQL, newest first, paged by rowid.
+//!
+//! Newest first is the order events were committed in (their rowid), which FTS5 walks
+//! backwards natively: a page stops after `limit` hits however common the words are, and
+//! a rare word costs only its few matches. (Sorting by `at` instead made SQLite scan the
+//! tenant's events in time order and probe the index for each: 1 s for a rare word over
+//! a million messages, against 1 ms this way.)
 
 use super::from_sqlite;
 use super::read::decode_event;
@@ -38,17 +44,12 @@ pub(super) fn fts5(query: &ParsedQuery) -> String {
     expression
 }
 
-fn parse_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
-    let (at, rowid) = cursor
-        .split_once('-')
-        .ok_or(StoreError::Invalid("search cursor"))?;
-    Ok((
-        at.parse()
-            .map_err(|_| StoreError::Invalid("search cursor"))?,
-        rowid
-            .parse()
-            .map_err(|_| StoreError::Invalid("search cursor"))?,
-    ))
+fn parse_cursor(cursor: &str) -> Result<i64, StoreError> {
+    cursor
+        .parse()
+        .ok()
+        .filter(|rowid| *rowid > 0)
+        .ok_or(StoreError::Invalid("search cursor"))
 }
 
 /// Runs a search within `tenant`.
@@ -61,8 +62,8 @@ pub(super) fn search(
     let clamp = |t: u64| t.min(i64::MAX as u64) as i64;
     let mut stmt = conn
         .prepare_cached(
-            "SELECT e.conversation, e.body, e.rowid, e.at,
-                    snippet(events_fts, 0, char(1), char(2), '…', ?12)
+            "SELECT e.conversation, e.body, e.rowid,
+                    snippet(events_fts, 0, char(1), char(2), '…', ?11)
              FROM events_fts JOIN events e ON e.rowid = events_fts.rowid
              WHERE events_fts MATCH ?1
                AND e.tenant = ?2
@@ -79,9 +80,9 @@ pub(super) fn search(
                      SELECT 1 FROM conversations c
                      WHERE c.tenant = e.tenant AND c.conversation = e.conversation
                        AND json_extract(c.state, '$.status') = ?8))
-               AND (?9 IS NULL OR e.at < ?9 OR (e.at = ?9 AND e.rowid < ?10))
-             ORDER BY e.at DESC, e.rowid DESC
-             LIMIT ?11",
+               AND (?9 IS NULL OR events_fts.rowid < ?9)
+             ORDER BY events_fts.rowid DESC
+             LIMIT ?10",
         )
         .map_err(from_sqlite)?;
     let limit = query.limit.max(1);
@@ -96,8 +97,7 @@ pub(super) fn search(
                 query.kind.map(MessageKind::as_str),
                 query.agent.as_ref().map(|a| a.as_str().to_owned()),
                 query.status.map(|s| s.as_str()),
-                cursor.map(|(at, _)| at),
-                cursor.map(|(_, rowid)| rowid),
+                cursor,
                 (limit as i64).saturating_add(1),
                 SNIPPET_TOKENS,
             ],
@@ -106,8 +106,7 @@ pub(super) fn search(
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(3)?,
                 ))
             },
         )
@@ -115,9 +114,9 @@ pub(super) fn search(
     let mut hits = Vec::new();
     let mut last = None;
     for row in rows {
-        let (conversation, body, rowid, at, snippet) = row.map_err(from_sqlite)?;
+        let (conversation, body, rowid, snippet) = row.map_err(from_sqlite)?;
         if hits.len() == limit {
-            let next = last.map(|(at, rowid): (i64, i64)| format!("{at}-{rowid}"));
+            let next = last.map(|rowid: i64| rowid.to_string());
             return Ok(SearchPage {
                 hits,
                 next_cursor: next,
@@ -143,7 +142,7 @@ pub(super) fn search(
             kind,
             snippet: crate::search::snippet_parts(&snippet, OPEN, CLOSE),
         });
-        last = Some((at, rowid));
+        last = Some(rowid);
     }
     Ok(SearchPage {
         hits,
