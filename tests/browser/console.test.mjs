@@ -5,6 +5,7 @@
 // artifacts/.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { launchBrowser, screenshot, signedIn, startHub, waitForText } from './support.mjs';
 
@@ -154,6 +155,19 @@ test('finish; the end user writes again and it is back in the queue', async () =
     await waitForText(page, '.queue-item[data-conversation="u-ana"] .preview', 'One more question');
   }
   await screenshot(bob, '06-back-in-queue');
+});
+
+test('the Transcript action downloads the conversation, ownership timeline included', async () => {
+  const winner = globalThis.winner;
+  const [download] = await Promise.all([winner.waitForEvent('download'), winner.locator('#transcript').click()]);
+  assert.equal(download.suggestedFilename(), 'transcript-u-ana.html');
+  const file = await download.path();
+  const html = readFileSync(file, 'utf8');
+  assert.match(html, /^<!doctype html>/);
+  assert.match(html, /Transcript of conversation u-ana/);
+  assert.match(html, /One more question, please/);
+  assert.match(html, /taken over by/);
+  assert.match(html, /finished by/);
 });
 
 test('an admin disables chat and the end user sees it', async () => {

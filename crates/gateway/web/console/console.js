@@ -584,6 +584,7 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
     actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
   if (can('chat.disable'))
     actions.push(h('button', { type: 'button', id: 'toggle-chat', onclick: toggleChat }, c.disabled ? 'Enable chat' : 'Disable chat'));
+  actions.push(h('button', { type: 'button', id: 'transcript', onclick: downloadTranscript, title: 'Download the transcript (HTML)' }, 'Transcript'));
   el.header.replaceChildren(
     h('div', {}, h('h2', { id: 'conv-title' }, customerName(c.id)), h('span', { class: 'muted' }, c.id)),
     h(
@@ -824,6 +825,24 @@ async function finish() {
     c.notice = { kind: 'error', text: errorText(err) };
   }
   renderConversation();
+}
+
+// The conversation's transcript (messages, ownership timeline, engagements) as a
+// self-contained HTML file, rendered by the server with everything escaped.
+async function downloadTranscript() {
+  const c = state.current;
+  try {
+    const r = await conn.request('transcript', { conversation: c.id, format: 'html' });
+    const url = URL.createObjectURL(new Blob([r.rendered], { type: 'text/html' }));
+    const link = h('a', { href: url, download: `transcript-${c.id}.html` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (err) {
+    c.notice = { kind: 'error', text: errorText(err) };
+    renderConversation();
+  }
 }
 
 async function toggleChat() {
