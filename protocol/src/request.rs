@@ -257,13 +257,23 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         format: Option<String>,
     },
+    /// Agents: the tenant's figures over conversation cycles opened in `[from, to)` (ms;
+    /// default: today, UTC, until now).
+    Stats {
+        /// Start, ms since the Unix epoch (inclusive).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<u64>,
+        /// End, ms (exclusive).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<u64>,
+    },
     /// Application-level ping; answered with `ok`.
     Ping {},
 }
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 27] = [
+    pub const NAMES: [&'static str; 28] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -290,6 +300,7 @@ impl Op {
         "agents",
         "search",
         "transcript",
+        "stats",
         "ping",
     ];
 
@@ -322,6 +333,7 @@ impl Op {
             Op::Agents {} => "agents",
             Op::Search { .. } => "search",
             Op::Transcript { .. } => "transcript",
+            Op::Stats { .. } => "stats",
             Op::Ping {} => "ping",
         }
     }

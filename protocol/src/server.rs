@@ -281,6 +281,8 @@ pub enum Reply {
     Search(SearchReply),
     /// A conversation's transcript.
     Transcript(TranscriptReply),
+    /// The tenant's figures.
+    Stats(StatsReply),
     /// Pong.
     Ping {},
 }
@@ -362,6 +364,31 @@ pub struct TranscriptEngagement {
     /// The message's `seq`, for engagements sent in the conversation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+}
+
+/// Reply to `stats`: figures over the conversation cycles opened in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Start, ms (inclusive).
+    pub from: u64,
+    /// End, ms (exclusive).
+    pub to: u64,
+    /// Cycles opened (a conversation opened, or reopened by the end user).
+    pub opened: u64,
+    /// Of them, answered by an agent.
+    pub answered: u64,
+    /// Of them, finished.
+    pub finished: u64,
+    /// Messages of end users in them.
+    pub end_user_messages: u64,
+    /// Messages of agents in them.
+    pub agent_messages: u64,
+    /// Mean time from opening to the first take (or to a finish unanswered), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_waiting_ms: Option<u64>,
+    /// Mean time from the first take to the finish, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_handling_ms: Option<u64>,
 }
 
 /// Reply to `search`.

@@ -170,6 +170,15 @@ test('the Transcript action downloads the conversation, ownership timeline inclu
   assert.match(html, /finished by/);
 });
 
+test("the top bar shows today's figures", async () => {
+  const winner = globalThis.winner;
+  // Loaded at sign-in (Ana's conversation was waiting then); a reload shows the cycles so far.
+  await winner.reload();
+  await waitForText(winner, '#today', 'Today: ');
+  const today = await winner.locator('#today').textContent();
+  assert.match(today, /Today: [1-9]\d* opened · [1-9]\d* answered · [1-9]\d* finished/);
+});
+
 test('an admin disables chat and the end user sees it', async () => {
   const carol = await signedIn(browser, hub, '/console/', 'carol');
   try {

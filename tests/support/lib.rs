@@ -358,11 +358,33 @@ pub async fn http_exchange(addr: SocketAddr, request: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     (status, body)
+}
+
+/// The payload of a chunked HTTP/1.1 body (streamed responses); panics on a malformed
+/// one, and on a body that ends without its last chunk (a transfer cut short).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..]
+            .strip_prefix("\r\n")
+            .expect("a chunk ends with CRLF");
+    }
 }
 
 /// One POST a webhook receiver got: headers (lower-case names) and body.
@@ -786,6 +808,13 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
             },
         ),
         ("agents", Op::Agents {}),
+        (
+            "stats",
+            Op::Stats {
+                from: None,
+                to: None,
+            },
+        ),
         (
             "transcript",
             Op::Transcript {

@@ -42,6 +42,7 @@ const EXPECTED: &[(&str, [Expect; 4])] = &[
     ("agents", [F, A, A, A]),
     ("search", [F, A, A, A]),
     ("transcript", [A, A, A, A]),
+    ("stats", [F, A, A, A]),
     ("finish", [F, A, F, A]),
     ("unsubscribe", [A, A, A, A]),
     ("ping", [A, A, A, A]),

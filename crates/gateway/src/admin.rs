@@ -11,7 +11,7 @@
 //! codes of the WebSocket protocol.
 
 use crate::auth::{Identity, now_millis};
-use crate::ops::{self, Ctx, Failure, canned, engagements, search, tenant, transcript};
+use crate::ops::{self, Ctx, Failure, canned, engagements, reports, search, tenant, transcript};
 use crate::{Backend, Node};
 use axum::Json;
 use axum::Router;
@@ -151,6 +151,7 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
             get(get_history::<K>).post(post_history::<K>),
         )
         .route("/admin/v1/search", get(get_search::<K>))
+        .route("/admin/v1/reports/cycles.csv", get(get_cycles::<K>))
         .route(
             "/admin/v1/conversations/{id}/transcript",
             get(get_transcript::<K>),
@@ -418,6 +419,73 @@ async fn get_search<K: Backend>(
         limit: p.limit,
     };
     Ok(Json(search::search(&cx(&node, &who), request).await?))
+}
+
+/// `GET /admin/v1/reports/cycles.csv`'s query string: times as ms, RFC 3339 or
+/// `YYYY-MM-DD` (UTC).
+#[derive(Deserialize)]
+struct ReportParams {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// One row per conversation cycle opened in `[from, to)` (default: today so far), as
+/// CSV, streamed as the rows are read (admins).
+async fn get_cycles<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    headers: HeaderMap,
+    Query(p): Query<ReportParams>,
+) -> ApiResult<Response> {
+    let who = authenticate(&node, &headers)?;
+    if who.role != chathub_domain::Role::Admin {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "reports are for admins".into(),
+        ));
+    }
+    let from = p
+        .from
+        .as_deref()
+        .map(|t| reports::parse_time(t, "from"))
+        .transpose()?;
+    let to =
+        p.to.as_deref()
+            .map(|t| reports::parse_time(t, "to"))
+            .transpose()?;
+    let (from, to) = reports::range(from, to)?;
+    let (rows, reader) = reports::cycles(&cx(&node, &who), from, to)?;
+    let header = futures::stream::once(async {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+            chathub_store::report::CycleRow::CSV_HEADER.as_bytes(),
+        ))
+    });
+    // Rows as they come; a reader that failed ends the body with an error, so the
+    // client sees a broken transfer rather than a short report that looks complete.
+    let body = futures::stream::unfold((rows, Some(reader)), |(mut rows, reader)| async move {
+        match rows.recv().await {
+            Some(row) => Some((Ok(bytes::Bytes::from(row.csv())), (rows, reader))),
+            None => match reader?.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), (rows, None))),
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), (rows, None))),
+            },
+        }
+    });
+    let body = axum::body::Body::from_stream(futures::StreamExt::chain(header, body));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"cycles.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET …/transcript`'s query string.

@@ -5,6 +5,7 @@ use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker, Tasks};
 use chathub_domain::TenantId;
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
 use chathub_store::StoreError;
+use chathub_store::report::CycleRow;
 use chathub_store::search::{Search, SearchPage, SearchQuery};
 use chathub_store::sqlite::DataDirConfig;
 use chathub_store::{
@@ -68,6 +69,17 @@ pub trait Backend: Send + Sync + 'static {
         _tenant: &TenantId,
         _query: SearchQuery,
     ) -> impl Future<Output = Result<SearchPage, StoreError>> + Send {
+        async { Err(no_record_tier()) }
+    }
+    /// Streams the tenant's conversation cycles opened in `[from, to)` (ms) into `rows`
+    /// (see [`chathub_store::report`]); `unavailable` without a record tier.
+    fn report_cycles(
+        &self,
+        _tenant: &TenantId,
+        _from: u64,
+        _to: u64,
+        _rows: tokio::sync::mpsc::Sender<CycleRow>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Err(no_record_tier()) }
     }
 }
@@ -184,6 +196,18 @@ impl Backend for EmbeddedBackend {
     }
     fn has_record_tier(&self) -> bool {
         self.store.journal().is_some()
+    }
+    async fn report_cycles(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+        rows: tokio::sync::mpsc::Sender<CycleRow>,
+    ) -> Result<(), StoreError> {
+        match self.store.journal() {
+            Some(journal) => journal.report_cycles(tenant, from, to, rows).await,
+            None => Err(no_record_tier()),
+        }
     }
     async fn search(
         &self,

@@ -13,6 +13,7 @@
 //! - `rows`: the rows the stores keep ([`QueueEntry`], [`InboxEntry`], [`Receipt`]).
 //! - [`sqlite`]: the embedded default's data directory: every change of the memory
 //!   stores kept in SQLite before it is applied (group commit), read back at start.
+//! - [`report`]: one row per conversation cycle, and the day's totals, from events.
 //! - [`search`]: full-text search of a tenant's messages: the query language (parsed
 //!   once for every backend), filters, hits.
 //! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
@@ -32,6 +33,7 @@ pub mod defaults {
 pub mod jobs;
 pub mod memory;
 pub mod redis;
+pub mod report;
 mod rows;
 pub mod search;
 pub mod sqlite;

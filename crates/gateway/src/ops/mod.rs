@@ -22,6 +22,7 @@
 //! - `canned`: `canned_list`, `canned_upsert`, `canned_delete`.
 //! - `tenant`: `disable_tenant`, `enable_tenant` (the admin API's settings).
 //! - `presence`: `presence`, `agents`, and the session's heartbeat and announcements.
+//! - `reports`: `stats` (the console's figures) and the admin API's cycles CSV.
 //! - `search`: `search` (and the admin API's search).
 //! - `transcript`: `transcript` (and the admin API's transcripts).
 //! - `followups`: what an applied command's events set off.
@@ -34,6 +35,7 @@ pub(crate) mod followups;
 pub(crate) mod lifecycle;
 pub(crate) mod presence;
 pub(crate) mod queue;
+pub(crate) mod reports;
 pub(crate) mod search;
 pub(crate) mod send;
 pub(crate) mod signals;
@@ -296,6 +298,7 @@ pub(crate) async fn dispatch<K: Backend>(
             transcript::fits_socket(cx, &reply)?;
             Ok(Reply::Transcript(reply))
         }
+        Op::Stats { from, to } => Ok(Reply::Stats(reports::stats(cx, from, to).await?)),
         Op::Ping {} => Ok(Reply::Ping {}),
     }
 }

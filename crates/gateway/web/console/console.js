@@ -75,6 +75,7 @@ function layout() {
     h('option', { value: 'away' }, 'Away'),
   );
   el.tenantToggle = h('button', { id: 'tenant-toggle', type: 'button', hidden: true, onclick: toggleTenant });
+  el.today = h('span', { id: 'today', class: 'muted today', hidden: true, title: 'Conversations opened today (UTC)' });
   el.tenantBanner = h('div', { id: 'tenant-banner', class: 'banner warn', role: 'status', hidden: true }, 'Chat is disabled for the whole tenant: end users cannot write and conversations cannot be taken.');
   el.tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Queue' });
   el.queueList = h('ul', { id: 'queue-list', class: 'queue-list', 'aria-label': 'Conversations' });
@@ -88,6 +89,7 @@ function layout() {
       h('strong', { class: 'brand' }, 'chathub'),
       h('span', { class: 'muted' }, ' console'),
       el.status,
+      el.today,
       h('span', { class: 'spacer' }),
       el.tenantToggle,
       el.presence,
@@ -127,6 +129,8 @@ conn.addEventListener('welcome', async (e) => {
   } catch (err) {
     console.warn('initial load failed', err);
   }
+  loadToday();
+  setInterval(loadToday, TODAY_REFRESH_MS);
 });
 conn.addEventListener('resumed', (e) => {
   const { replayed, truncated, inboxTruncated } = e.detail;
@@ -198,6 +202,24 @@ function renderHeader() {
   el.tenantToggle.hidden = !admin;
   el.tenantToggle.textContent = state.tenantDisabled ? 'Enable chat for the tenant' : 'Disable chat for the tenant';
   el.tenantBanner.hidden = !state.tenantDisabled;
+}
+
+// ---------------------------------------------------------------- today's figures
+
+const TODAY_REFRESH_MS = 60000;
+
+// A mean time, or a dash where there is none yet.
+const mean = (ms) => (ms === undefined || ms === null ? '–' : duration(ms));
+
+// The day's figures from the record tier (hidden on a node without one).
+async function loadToday() {
+  try {
+    const t = await conn.request('stats');
+    el.today.textContent = `Today: ${t.opened} opened · ${t.answered} answered · ${t.finished} finished · wait ${mean(t.mean_waiting_ms)} · handling ${mean(t.mean_handling_ms)}`;
+    el.today.hidden = false;
+  } catch {
+    el.today.hidden = true;
+  }
 }
 
 async function toggleTenant() {

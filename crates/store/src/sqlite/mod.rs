@@ -262,6 +262,25 @@ impl crate::search::Search for Journal {
     }
 }
 
+impl Journal {
+    /// Streams the tenant's conversation cycles opened in `[from, to)` (ms) into `rows`,
+    /// in `(conversation, seq)` order, as they are read: nothing is built in memory but
+    /// the cycle at hand. Stops early when the receiver is gone.
+    pub async fn report_cycles(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+        rows: mpsc::Sender<crate::report::CycleRow>,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant.clone();
+        self.inner
+            .readers
+            .run(move |conn| read::cycles(conn, &tenant, from, to, &rows))
+            .await
+    }
+}
+
 fn writer_gone() -> StoreError {
     StoreError::Internal("the data directory's writer has stopped".into())
 }

@@ -117,3 +117,52 @@ pub(super) fn history(
     }
     Ok(HistorySlice { events, has_more })
 }
+
+/// Feeds the tenant's events from `from` on, in `(conversation, seq)` order, through the
+/// cycle builder and sends each finished row (blocking while the receiver is behind).
+pub(super) fn cycles(
+    conn: &Connection,
+    tenant: &TenantId,
+    from: u64,
+    to: u64,
+    rows: &tokio::sync::mpsc::Sender<crate::report::CycleRow>,
+) -> Result<(), StoreError> {
+    let clamp = |t: u64| t.min(i64::MAX as u64) as i64;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT conversation, body FROM events
+             WHERE tenant = ?1 AND at >= ?2
+             ORDER BY conversation, seq",
+        )
+        .map_err(from_sqlite)?;
+    let events = stmt
+        .query_map(params![tenant.as_str(), clamp(from)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(from_sqlite)?;
+    let mut cycles = crate::report::Cycles::new(from, to);
+    let mut conversation: Option<ConversationId> = None;
+    for row in events {
+        let (c, body) = row.map_err(from_sqlite)?;
+        if conversation
+            .as_ref()
+            .is_none_or(|known| known.as_str() != c)
+        {
+            conversation = Some(
+                ConversationId::new(c).map_err(|e| StoreError::corrupt("conversation id", e))?,
+            );
+        }
+        let Some(current) = &conversation else {
+            continue;
+        };
+        if let Some(done) = cycles.push(current, &decode_event(&body)?)
+            && rows.blocking_send(done).is_err()
+        {
+            return Ok(());
+        }
+    }
+    if let Some(open) = cycles.finish() {
+        let _ = rows.blocking_send(open);
+    }
+    Ok(())
+}
