@@ -12,11 +12,15 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # Real components: tests that claim Redis behaviour start a real redis-server on a free
-# loopback port; the local-cluster test puts haproxy in front of the nodes; the browser
+# loopback port, the archive's tests a real PostgreSQL; the local-cluster test puts haproxy in front of the nodes; the browser
 # tests run Chromium. All are Debian packages.
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
+# The archive's tests start a real PostgreSQL (Debian: /usr/lib/postgresql/<major>/bin).
+if [ -z "${CHATHUB_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  missing="$missing postgresql"
+fi
 # The jemalloc allocator of the `chathub` binary is built from source with make.
 command -v make >/dev/null 2>&1 || missing="$missing make"
 # The browser tests drive Debian's Chromium (a test tool's own browser download does not

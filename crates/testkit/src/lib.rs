@@ -7,6 +7,12 @@
 //! - [`RedisCluster`]: a local Redis Cluster of several masters.
 //! - [`free_port`]: a free loopback TCP port.
 //! - [`ScratchDir`]: a fresh temporary directory, removed on drop (data directories).
+//! - [`PostgresServer`]: a real PostgreSQL on a free loopback port (as the `postgres`
+//!   user when run as root), stopped and removed on drop.
+
+mod postgres;
+
+pub use postgres::PostgresServer;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
