@@ -5,7 +5,7 @@ use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker, Tasks};
 use chathub_domain::TenantId;
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
 use chathub_store::StoreError;
-use chathub_store::report::CycleRow;
+use chathub_store::report::{CycleRow, Reports};
 use chathub_store::search::{Search, SearchPage, SearchQuery};
 use chathub_store::sqlite::DataDirConfig;
 use chathub_store::{

@@ -1,16 +1,58 @@
-//! Search's contract, one body per behaviour, run on every record tier (`on_every_record!`):
-//! the embedded data directory (SQLite FTS5) today. Messages are written through the
-//! ownership backend, as in production.
+//! The record tier's contract — search and reports — one body per behaviour, run on every
+//! record tier (`on_every_record!`): the embedded data directory (SQLite, FTS5) and
+//! cluster mode's archive (a real PostgreSQL, `tsvector`). Messages are written through
+//! the ownership backend, as in production; for the archive, each applied command's
+//! events are then copied into it, as the archiver does.
 
 // Test code: unwrap is how a test says "this must hold".
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use chathub_domain::ConversationId;
 use chathub_domain::{AgentId, EndUserId, Role, Status, TenantId};
 use chathub_ownership::{ApplyRequest, Ownership};
+use chathub_ownership::{Decision, OwnershipError};
+use chathub_store::postgres::{Archive, ArchiveConfig};
+use chathub_store::report::{CycleRow, Reports};
 use chathub_store::search::{self, MessageKind, Search, SearchPage, SearchQuery};
 use common::*;
+
+/// An ownership backend whose applied events are then copied into the archive.
+struct Archiving<O> {
+    inner: O,
+    archive: Archive,
+}
+
+impl<O: Ownership> Ownership for Archiving<O> {
+    async fn apply(&self, request: ApplyRequest) -> Result<Decision, OwnershipError> {
+        let (tenant, conversation) = (request.tenant.clone(), request.conversation.clone());
+        let decision = self.inner.apply(request).await?;
+        if let Decision::Done { state, events, .. } = &decision {
+            self.archive
+                .archive(&tenant, &conversation, Some(state), events)
+                .await
+                .unwrap();
+        }
+        Ok(decision)
+    }
+}
+
+async fn cycles<S: Reports>(s: &S, from: u64, to: u64) -> Vec<CycleRow> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let t = tenant();
+    let read = s.report_cycles(&t, from, to, tx);
+    let collect = async {
+        let mut rows = Vec::new();
+        while let Some(row) = rx.recv().await {
+            rows.push(row);
+        }
+        rows
+    };
+    let (read, rows) = tokio::join!(read, collect);
+    read.unwrap();
+    rows
+}
 
 fn query(text: &str) -> SearchQuery {
     SearchQuery {
@@ -116,6 +158,49 @@ async fn corpus<O: Ownership>(o: &O) {
     let mut other = send(end_user("ann"), "ann", "coupon parcel refund", None, None);
     other.tenant = TenantId::new("other-tenant").unwrap();
     write(o, other, 6_000).await;
+}
+
+async fn cycles_are_reported_once_each<S: Search + Reports, O: Ownership>(o: &O, s: &S) {
+    corpus(o).await;
+    let mut finish = send(agent("alice"), "ann", "", None, None);
+    finish.command = chathub_domain::Command::Finish { seen_epoch: 1 };
+    write(o, finish, 7_000).await;
+    write(
+        o,
+        send(end_user("ann"), "ann", "back again", None, None),
+        8_000,
+    )
+    .await;
+    let rows = cycles(s, 0, 100_000).await;
+    /// conversation, opened seq, owners, finished at, end user and agent messages.
+    type Summary = (String, u64, Vec<String>, Option<u64>, u64, u64);
+    let summary: Vec<Summary> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.conversation.to_string(),
+                r.opened_seq,
+                r.owners.clone(),
+                r.finished_at,
+                r.end_user_messages,
+                r.agent_messages,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("ann".into(), 1, vec!["alice".to_owned()], Some(7_000), 2, 1),
+            ("ann".into(), 7, vec![], None, 1, 0),
+            ("bob".into(), 1, vec![], None, 2, 0),
+        ]
+    );
+    assert_eq!(rows[0].waiting_ms(), Some(2_000));
+    assert_eq!(rows[0].handling_ms(), Some(4_000));
+    // Only cycles opened in the range; another tenant's never.
+    let later = cycles(s, 7_500, 100_000).await;
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].conversation, ConversationId::new("ann").unwrap());
 }
 
 async fn words_phrases_exclusions_and_either<S: Search, O: Ownership>(o: &O, s: &S) {
@@ -263,6 +348,20 @@ macro_rules! on_every_record {
                 let journal = f.store.journal().unwrap().clone();
                 $body(f.ownership.as_ref(), &journal).await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let pg = chathub_testkit::PostgresServer::start();
+                let archive = Archive::connect(&ArchiveConfig::new(pg.url()))
+                    .await
+                    .unwrap();
+                let f = common::memory(Limits::default());
+                let o = Archiving {
+                    inner: std::sync::Arc::try_unwrap(f.ownership)
+                        .unwrap_or_else(|_| unreachable!("the fixture shares nothing yet")),
+                    archive: archive.clone(),
+                };
+                $body(&o, &archive).await;
+            }
         }
     };
 }
@@ -271,3 +370,4 @@ on_every_record!(words_phrases_exclusions_and_either);
 on_every_record!(filters_narrow_the_hits);
 on_every_record!(pages_by_cursor_without_gap_or_duplicate);
 on_every_record!(never_across_tenants);
+on_every_record!(cycles_are_reported_once_each);

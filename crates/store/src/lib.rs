@@ -16,6 +16,8 @@
 //! - [`report`]: one row per conversation cycle, and the day's totals, from events.
 //! - [`search`]: full-text search of a tenant's messages: the query language (parsed
 //!   once for every backend), filters, hits.
+//! - [`postgres`]: cluster mode's archive (the record tier in PostgreSQL): idempotent
+//!   upserts, deep history, search, reports.
 //! - [`redis`]: the Redis key layout ([`RedisKeys`]) and the Redis read side
 //!   ([`RedisStore`]); the ownership crate's scripts write the same keys.
 
@@ -32,6 +34,7 @@ pub mod defaults {
 
 pub mod jobs;
 pub mod memory;
+pub mod postgres;
 pub mod redis;
 pub mod report;
 mod rows;

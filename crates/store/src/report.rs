@@ -161,6 +161,19 @@ impl Cycles {
     }
 }
 
+/// Streams a tenant's conversation cycles from the record tier.
+pub trait Reports: Send + Sync + 'static {
+    /// Sends every cycle opened in `[from, to)` (ms) into `rows`, in `(conversation, seq)`
+    /// order, as it is read; stops early when the receiver is gone.
+    fn report_cycles(
+        &self,
+        tenant: &chathub_domain::TenantId,
+        from: u64,
+        to: u64,
+        rows: tokio::sync::mpsc::Sender<CycleRow>,
+    ) -> impl std::future::Future<Output = Result<(), crate::StoreError>> + Send;
+}
+
 /// Totals over cycles: what the console shows for the day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Totals {

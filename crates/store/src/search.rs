@@ -40,6 +40,12 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The words of `text` joined by spaces: what a backend whose own tokenizer differs
+/// indexes, so that it finds what the query's words say.
+pub fn index_text(text: &str) -> String {
+    words(text).join(" ")
+}
+
 /// Parses a web-search style query. An empty query, one with nothing to search for, or
 /// one that only excludes is [`StoreError::Invalid`].
 pub fn parse(query: &str) -> Result<ParsedQuery, StoreError> {

@@ -169,7 +169,14 @@ impl PostgresServer {
     fn create_database(&self) {
         let status = self
             .command("createdb")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "chathub"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "chathub",
+            ])
             .arg("chathub")
             .status()
             .expect("createdb runs");

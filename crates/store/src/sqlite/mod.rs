@@ -262,11 +262,11 @@ impl crate::search::Search for Journal {
     }
 }
 
-impl Journal {
+impl crate::report::Reports for Journal {
     /// Streams the tenant's conversation cycles opened in `[from, to)` (ms) into `rows`,
     /// in `(conversation, seq)` order, as they are read: nothing is built in memory but
     /// the cycle at hand. Stops early when the receiver is gone.
-    pub async fn report_cycles(
+    async fn report_cycles(
         &self,
         tenant: &TenantId,
         from: u64,

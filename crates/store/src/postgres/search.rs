@@ -1,0 +1,134 @@
+//! Search on the archive: the parsed query rendered as a `tsquery`, matched against the
+//! events' generated `tsvector` (GIN index), newest first by archive order.
+
+use super::{Archive, decode_event, from_pg};
+use crate::StoreError;
+use crate::search::{
+    MessageKind, ParsedQuery, Search, SearchHit, SearchPage, SearchQuery, Term, snippet_parts,
+};
+use chathub_domain::{ConversationId, EventBody, MessageContent, TenantId};
+
+fn phrase(term: &Term) -> String {
+    // Words hold only letters and digits: nothing to escape inside the quotes.
+    let words: Vec<String> = term.words.iter().map(|w| format!("'{w}'")).collect();
+    format!("({})", words.join(" <-> "))
+}
+
+/// The `to_tsquery` text of a parsed query.
+pub(super) fn tsquery(query: &ParsedQuery) -> String {
+    let mut parts: Vec<String> = query
+        .all_of
+        .iter()
+        .map(|group| {
+            let alternatives: Vec<String> = group.iter().map(phrase).collect();
+            format!("({})", alternatives.join(" | "))
+        })
+        .collect();
+    parts.extend(query.none_of.iter().map(|t| format!("!{}", phrase(t))));
+    parts.join(" & ")
+}
+
+fn parse_cursor(cursor: &str) -> Result<i64, StoreError> {
+    cursor
+        .parse()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(StoreError::Invalid("search cursor"))
+}
+
+impl Search for Archive {
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: SearchQuery,
+    ) -> Result<SearchPage, StoreError> {
+        let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
+        let clamp = |t: u64| t.min(i64::MAX as u64) as i64;
+        let limit = query.limit.max(1);
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT e.conversation, e.body, e.id,
+                        ts_headline('chathub_simple', coalesce(e.text, ''), q,
+                                    'StartSel=' || chr(1) || ', StopSel=' || chr(2)
+                                    || ', MaxWords=24, MinWords=12, HighlightAll=false')
+                 FROM events e, to_tsquery('chathub_simple', $1) q
+                 WHERE e.tenant = $2 AND e.search @@ q
+                   AND ($3::text IS NULL OR e.conversation = $3)
+                   AND ($4::bigint IS NULL OR e.at >= $4)
+                   AND ($5::bigint IS NULL OR e.at < $5)
+                   AND ($6::text IS NULL OR e.body -> 'content' ->> 'kind' = $6)
+                   AND ($7::text IS NULL OR EXISTS (
+                         SELECT 1 FROM events a
+                         WHERE a.tenant = e.tenant AND a.conversation = e.conversation
+                           AND a.kind = 'message' AND a.author_role IN ('agent', 'admin')
+                           AND a.author_id = $7))
+                   AND ($8::text IS NULL OR EXISTS (
+                         SELECT 1 FROM conversations c
+                         WHERE c.tenant = e.tenant AND c.conversation = e.conversation
+                           AND c.state ->> 'status' = $8))
+                   AND ($9::bigint IS NULL OR e.id < $9)
+                 ORDER BY e.id DESC
+                 LIMIT $10",
+            )
+            .await
+            .map_err(from_pg)?;
+        let end_user = query.end_user.as_ref().map(|u| u.as_str().to_owned());
+        let agent = query.agent.as_ref().map(|a| a.as_str().to_owned());
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &tsquery(&query.query),
+                    &tenant.as_str(),
+                    &end_user,
+                    &query.from.map(clamp),
+                    &query.to.map(clamp),
+                    &query.kind.map(MessageKind::as_str),
+                    &agent,
+                    &query.status.map(|s| s.as_str()),
+                    &cursor,
+                    &(limit as i64).saturating_add(1),
+                ],
+            )
+            .await
+            .map_err(from_pg)?;
+        let more = rows.len() > limit;
+        let mut hits = Vec::with_capacity(limit.min(rows.len()));
+        let mut last = None;
+        for row in rows.into_iter().take(limit) {
+            let conversation: String = row.get(0);
+            let event = decode_event(row.get(1))?;
+            let id: i64 = row.get(2);
+            let snippet: String = row.get(3);
+            let EventBody::Message {
+                author, content, ..
+            } = event.body
+            else {
+                return Err(StoreError::corrupt("search hit", "not a message"));
+            };
+            let kind = match content {
+                MessageContent::Text { .. } => MessageKind::Text,
+                MessageContent::Engagement { .. } => MessageKind::Engagement,
+            };
+            hits.push(SearchHit {
+                conversation: ConversationId::new(conversation)
+                    .map_err(|e| StoreError::corrupt("conversation id", e))?,
+                seq: event.seq,
+                at: event.at,
+                author,
+                kind,
+                snippet: snippet_parts(&snippet, '\u{1}', '\u{2}'),
+            });
+            last = Some(id);
+        }
+        Ok(SearchPage {
+            hits,
+            next_cursor: if more {
+                last.map(|id| id.to_string())
+            } else {
+                None
+            },
+        })
+    }
+}
