@@ -197,6 +197,9 @@ impl Backend for EmbeddedBackend {
     fn has_record_tier(&self) -> bool {
         self.store.journal().is_some()
     }
+    fn is_ready(&self) -> bool {
+        self.store.journal().is_none_or(|j| j.is_writing())
+    }
     async fn report_cycles(
         &self,
         tenant: &TenantId,

@@ -77,6 +77,8 @@ pub struct Cycles {
     from: u64,
     to: u64,
     current: Option<CycleRow>,
+    /// The conversation of the stored rows being fed ([`Cycles::push_stored`]).
+    stored: Option<ConversationId>,
 }
 
 impl Cycles {
@@ -86,7 +88,25 @@ impl Cycles {
             from,
             to,
             current: None,
+            stored: None,
         }
+    }
+
+    /// [`push`](Cycles::push) for rows read from a record tier, whose conversation is a
+    /// stored string (parsed once per conversation, not per event).
+    pub fn push_stored(
+        &mut self,
+        conversation: &str,
+        event: &Event,
+    ) -> Result<Option<CycleRow>, crate::StoreError> {
+        let known = match self.stored.take() {
+            Some(c) if c.as_str() == conversation => c,
+            _ => ConversationId::new(conversation)
+                .map_err(|e| crate::StoreError::corrupt("conversation id", e))?,
+        };
+        let done = self.push(&known, event);
+        self.stored = Some(known);
+        Ok(done)
     }
 
     /// Feeds the next event; returns a row when a cycle ended (finished, or the next

@@ -201,6 +201,37 @@ pub trait Search: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<SearchPage, StoreError>> + Send;
 }
 
+/// The hit of a stored message event whose snippet marks its matches with `open` and
+/// `close` (each backend's highlighter is told to use them).
+pub(crate) fn hit(
+    conversation: &str,
+    event: chathub_domain::Event,
+    marked_snippet: &str,
+    open: char,
+    close: char,
+) -> Result<SearchHit, StoreError> {
+    use chathub_domain::{EventBody, MessageContent};
+    let EventBody::Message {
+        author, content, ..
+    } = event.body
+    else {
+        return Err(StoreError::corrupt("search hit", "not a message"));
+    };
+    let kind = match content {
+        MessageContent::Text { .. } => MessageKind::Text,
+        MessageContent::Engagement { .. } => MessageKind::Engagement,
+    };
+    Ok(SearchHit {
+        conversation: ConversationId::new(conversation)
+            .map_err(|e| StoreError::corrupt("conversation id", e))?,
+        seq: event.seq,
+        at: event.at,
+        author,
+        kind,
+        snippet: snippet_parts(marked_snippet, open, close),
+    })
+}
+
 /// Splits a snippet whose matches are wrapped in `open` and `close` into parts.
 pub(crate) fn snippet_parts(marked: &str, open: char, close: char) -> Vec<SnippetPart> {
     let mut parts = Vec::new();

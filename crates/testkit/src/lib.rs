@@ -60,6 +60,19 @@ impl Drop for ScratchDir {
     }
 }
 
+/// Waits up to `grace` for a server asked to stop, then kills it.
+fn wait_or_kill(mut child: Child, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Options for [`RedisServer::start_with`].
 #[derive(Debug, Clone, Default)]
 pub struct RedisOptions {
@@ -197,16 +210,8 @@ impl RedisServer {
     /// Stops the server cleanly with `SHUTDOWN` (the AOF is flushed) and waits for it.
     pub fn shutdown(&mut self) {
         let _ = self.command(&["SHUTDOWN"]);
-        if let Some(mut c) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            wait_or_kill(c, Duration::from_secs(10));
         }
     }
 

@@ -5,7 +5,7 @@
 //! `postgres` user that Debian's package creates and both run as that user (the child's
 //! uid and gid are set before exec, so the child *is* the server: signals reach it).
 
-use crate::{NEXT_DIR, free_port};
+use crate::{NEXT_DIR, free_port, wait_or_kill};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -207,19 +207,11 @@ impl PostgresServer {
 
     /// Stops it cleanly (fast shutdown, SIGINT) and waits.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        if let Some(c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-INT", &c.id().to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            wait_or_kill(c, Duration::from_secs(10));
         }
     }
 

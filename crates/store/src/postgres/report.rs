@@ -3,7 +3,7 @@
 use super::{Archive, decode_event, from_pg};
 use crate::StoreError;
 use crate::report::{CycleRow, Cycles};
-use chathub_domain::{ConversationId, TenantId};
+use chathub_domain::TenantId;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -32,23 +32,10 @@ impl crate::report::Reports for Archive {
             .map_err(from_pg)?;
         let mut stream = std::pin::pin!(stream);
         let mut cycles = Cycles::new(from, to);
-        let mut conversation: Option<ConversationId> = None;
         while let Some(row) = stream.next().await {
             let row = row.map_err(from_pg)?;
-            let c: &str = row.get(0);
-            if conversation
-                .as_ref()
-                .is_none_or(|known| known.as_str() != c)
-            {
-                conversation = Some(
-                    ConversationId::new(c)
-                        .map_err(|e| StoreError::corrupt("conversation id", e))?,
-                );
-            }
-            let Some(current) = &conversation else {
-                continue;
-            };
-            if let Some(done) = cycles.push(current, &decode_event(row.get(1))?)
+            let event = decode_event(row.get(1))?;
+            if let Some(done) = cycles.push_stored(row.get(0), &event)?
                 && rows.send(done).await.is_err()
             {
                 return Ok(());

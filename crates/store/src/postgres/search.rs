@@ -3,10 +3,8 @@
 
 use super::{Archive, decode_event, from_pg};
 use crate::StoreError;
-use crate::search::{
-    MessageKind, ParsedQuery, Search, SearchHit, SearchPage, SearchQuery, Term, snippet_parts,
-};
-use chathub_domain::{ConversationId, EventBody, MessageContent, TenantId};
+use crate::search::{MessageKind, ParsedQuery, Search, SearchPage, SearchQuery, Term};
+use chathub_domain::TenantId;
 
 fn phrase(term: &Term) -> String {
     // Words hold only letters and digits: nothing to escape inside the quotes.
@@ -98,28 +96,15 @@ impl Search for Archive {
         let mut last = None;
         for row in rows.into_iter().take(limit) {
             let conversation: String = row.get(0);
-            let event = decode_event(row.get(1))?;
             let id: i64 = row.get(2);
             let snippet: String = row.get(3);
-            let EventBody::Message {
-                author, content, ..
-            } = event.body
-            else {
-                return Err(StoreError::corrupt("search hit", "not a message"));
-            };
-            let kind = match content {
-                MessageContent::Text { .. } => MessageKind::Text,
-                MessageContent::Engagement { .. } => MessageKind::Engagement,
-            };
-            hits.push(SearchHit {
-                conversation: ConversationId::new(conversation)
-                    .map_err(|e| StoreError::corrupt("conversation id", e))?,
-                seq: event.seq,
-                at: event.at,
-                author,
-                kind,
-                snippet: snippet_parts(&snippet, '\u{1}', '\u{2}'),
-            });
+            hits.push(crate::search::hit(
+                &conversation,
+                decode_event(row.get(1))?,
+                &snippet,
+                '\u{1}',
+                '\u{2}',
+            )?);
             last = Some(id);
         }
         Ok(SearchPage {

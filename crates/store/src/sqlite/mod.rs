@@ -220,6 +220,12 @@ impl Journal {
         committed.await.map_err(|_| writer_gone())?
     }
 
+    /// Whether the writer thread still takes commits (it stops only on a bug: then every
+    /// command answers an error, and the node should leave the balancer).
+    pub fn is_writing(&self) -> bool {
+        !self.inner.to_writer.is_closed()
+    }
+
     /// The id of this directory's history: made when the directory was created, kept for
     /// its life (clients resuming across a restart keep their place).
     pub fn history_id(&self) -> &str {

@@ -141,21 +141,9 @@ pub(super) fn cycles(
         })
         .map_err(from_sqlite)?;
     let mut cycles = crate::report::Cycles::new(from, to);
-    let mut conversation: Option<ConversationId> = None;
     for row in events {
-        let (c, body) = row.map_err(from_sqlite)?;
-        if conversation
-            .as_ref()
-            .is_none_or(|known| known.as_str() != c)
-        {
-            conversation = Some(
-                ConversationId::new(c).map_err(|e| StoreError::corrupt("conversation id", e))?,
-            );
-        }
-        let Some(current) = &conversation else {
-            continue;
-        };
-        if let Some(done) = cycles.push(current, &decode_event(&body)?)
+        let (conversation, body) = row.map_err(from_sqlite)?;
+        if let Some(done) = cycles.push_stored(&conversation, &decode_event(&body)?)?
             && rows.blocking_send(done).is_err()
         {
             return Ok(());

@@ -10,8 +10,8 @@
 use super::from_sqlite;
 use super::read::decode_event;
 use crate::StoreError;
-use crate::search::{MessageKind, ParsedQuery, SearchHit, SearchPage, SearchQuery, Term};
-use chathub_domain::{ConversationId, EventBody, MessageContent, TenantId};
+use crate::search::{MessageKind, ParsedQuery, SearchPage, SearchQuery, Term};
+use chathub_domain::TenantId;
 use rusqlite::{Connection, params};
 
 /// Marks around matches in FTS5's snippets (control characters: never in stored text
@@ -122,26 +122,13 @@ pub(super) fn search(
                 next_cursor: next,
             });
         }
-        let event = decode_event(&body)?;
-        let EventBody::Message {
-            author, content, ..
-        } = event.body
-        else {
-            return Err(StoreError::corrupt("search hit", "not a message"));
-        };
-        let kind = match content {
-            MessageContent::Text { .. } => MessageKind::Text,
-            MessageContent::Engagement { .. } => MessageKind::Engagement,
-        };
-        hits.push(SearchHit {
-            conversation: ConversationId::new(conversation)
-                .map_err(|e| StoreError::corrupt("conversation id", e))?,
-            seq: event.seq,
-            at: event.at,
-            author,
-            kind,
-            snippet: crate::search::snippet_parts(&snippet, OPEN, CLOSE),
-        });
+        hits.push(crate::search::hit(
+            &conversation,
+            decode_event(&body)?,
+            &snippet,
+            OPEN,
+            CLOSE,
+        )?);
         last = Some(rowid);
     }
     Ok(SearchPage {
