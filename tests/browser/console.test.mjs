@@ -170,6 +170,24 @@ test('the Transcript action downloads the conversation, ownership timeline inclu
   assert.match(html, /finished by/);
 });
 
+test('search finds a message and opens its conversation', async () => {
+  const winner = globalThis.winner;
+  await winner.locator('#search').fill('"one more question"');
+  await winner.locator('#search').press('Enter');
+  const hit = winner.locator('.search-hit[data-conversation="u-ana"]');
+  await hit.first().waitFor();
+  assert.match(await hit.first().locator('mark').first().textContent(), /^One more question$/);
+  await hit.first().click();
+  await waitForText(winner, '#conv-title', 'Ana');
+  await winner.locator('#search-clear').click();
+  await winner.locator('#queue-list').waitFor();
+  // A query with nothing to find says so.
+  await winner.locator('#search').fill('!!!');
+  await winner.locator('#search').press('Enter');
+  await waitForText(winner, '#search-error', 'search query');
+  await winner.locator('#search-clear').click();
+});
+
 test("the top bar shows today's figures", async () => {
   const winner = globalThis.winner;
   // Loaded at sign-in (Ana's conversation was waiting then); a reload shows the cycles so far.

@@ -77,6 +77,16 @@ function layout() {
   el.tenantToggle = h('button', { id: 'tenant-toggle', type: 'button', hidden: true, onclick: toggleTenant });
   el.today = h('span', { id: 'today', class: 'muted today', hidden: true, title: 'Conversations opened today (UTC)' });
   el.tenantBanner = h('div', { id: 'tenant-banner', class: 'banner warn', role: 'status', hidden: true }, 'Chat is disabled for the whole tenant: end users cannot write and conversations cannot be taken.');
+  el.searchInput = h('input', { id: 'search', type: 'search', placeholder: 'Search messages', 'aria-label': 'Search messages', maxlength: '256' });
+  el.searchForm = h(
+    'form',
+    { class: 'search', role: 'search', onsubmit: (e) => {
+      e.preventDefault();
+      runSearch(el.searchInput.value);
+    } },
+    el.searchInput,
+  );
+  el.searchResults = h('ul', { id: 'search-results', class: 'queue-list', 'aria-label': 'Search results', hidden: true });
   el.tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Queue' });
   el.queueList = h('ul', { id: 'queue-list', class: 'queue-list', 'aria-label': 'Conversations' });
   el.conversation = h('section', { id: 'conversation', class: 'conversation', 'aria-label': 'Conversation' });
@@ -100,7 +110,7 @@ function layout() {
     h(
       'div',
       { class: 'columns' },
-      h('nav', { class: 'queue', 'aria-label': 'Queue' }, el.tabs, el.queueList, h('h2', { class: 'small' }, 'Agents'), el.agents),
+      h('nav', { class: 'queue', 'aria-label': 'Queue' }, el.searchForm, el.searchResults, el.tabs, el.queueList, h('h2', { class: 'small' }, 'Agents'), el.agents),
       el.conversation,
       el.workspace,
     ),
@@ -320,6 +330,47 @@ function renderQueue() {
       );
     }),
   );
+}
+
+// ---------------------------------------------------------------- search
+
+// Full-text search of the tenant's messages (newest first): the hits replace the queue
+// until the search is cleared; a hit opens its conversation.
+async function runSearch(query) {
+  const q = query.trim();
+  const showQueue = (visible) => {
+    el.searchResults.hidden = visible;
+    el.tabs.hidden = !visible;
+    el.queueList.hidden = !visible;
+  };
+  if (!q) {
+    showQueue(true);
+    return;
+  }
+  showQueue(false);
+  const clear = h('li', {}, h('button', { type: 'button', id: 'search-clear', class: 'link', onclick: () => {
+    el.searchInput.value = '';
+    showQueue(true);
+  } }, 'Back to the queue'));
+  try {
+    const r = await conn.request('search', { query: q, limit: 20 });
+    const hits = r.hits.map((hit) =>
+      h(
+        'li',
+        {},
+        h(
+          'button',
+          { type: 'button', class: 'queue-item search-hit', dataset: { conversation: hit.conversation, seq: hit.seq }, onclick: () => openConversation(hit.conversation) },
+          h('span', { class: 'who' }, customerName(hit.conversation)),
+          h('span', { class: 'muted' }, timeOf(hit.at)),
+          h('span', { class: 'preview' }, ...hit.snippet.map((part) => (part.hit ? h('mark', {}, part.text) : part.text))),
+        ),
+      ),
+    );
+    el.searchResults.replaceChildren(clear, ...(hits.length ? hits : [h('li', { class: 'empty muted' }, 'No message matches.')]));
+  } catch (err) {
+    el.searchResults.replaceChildren(clear, h('li', { class: 'empty muted', id: 'search-error' }, errorText(err)));
+  }
 }
 
 async function loadProfile(conversation) {
