@@ -132,6 +132,13 @@ async fn agents_search_their_tenant_over_both_transports() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("bad_request"), "{body}");
+    // A query string that does not parse is a JSON `bad_request` too.
+    for path in ["/admin/v1/search", "/admin/v1/search?q=coupon&limit=many"] {
+        let (status, body) = http_request(hub.http_addr, "GET", path, &admin, "").await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+        assert_eq!(error["code"], "bad_request", "{path}: {body}");
+    }
     let user = dev_token("acme", Role::EndUser, "ann");
     let (status, body) =
         http_request(hub.http_addr, "GET", "/admin/v1/search?q=coupon", &user, "").await;

@@ -15,7 +15,7 @@ use crate::ops::{self, Ctx, Failure, canned, engagements, reports, search, tenan
 use crate::{Backend, Node};
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -78,6 +78,14 @@ impl From<JsonRejection> for ApiError {
                 format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
             );
         }
+        bad_request(e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    /// A query string that does not parse (a missing `q`, a `limit` that is not a
+    /// number) is a `bad_request` in the API's JSON shape, like every other error.
+    fn from(e: QueryRejection) -> Self {
         bad_request(e.body_text())
     }
 }
@@ -362,8 +370,9 @@ async fn get_history<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
     Path(user): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let Query(q) = q?;
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     let user = user_of(&user)?;
     let page = engagements::history_page(
@@ -404,8 +413,9 @@ struct SearchParams {
 async fn get_search<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
-    Query(p): Query<SearchParams>,
+    p: Result<Query<SearchParams>, QueryRejection>,
 ) -> ApiResult<Json<chathub_protocol::SearchReply>> {
+    let Query(p) = p?;
     let who = authenticate(&node, &headers)?;
     let request = search::SearchRequest {
         query: p.q,
@@ -436,8 +446,9 @@ struct ReportParams {
 async fn get_cycles<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
-    Query(p): Query<ReportParams>,
+    p: Result<Query<ReportParams>, QueryRejection>,
 ) -> ApiResult<Response> {
+    let Query(p) = p?;
     let who = authenticate(&node, &headers)?;
     if who.role != chathub_domain::Role::Admin {
         return Err(ApiError(
@@ -499,8 +510,9 @@ async fn get_transcript<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(p): Query<TranscriptParams>,
+    p: Result<Query<TranscriptParams>, QueryRejection>,
 ) -> ApiResult<Response> {
+    let Query(p) = p?;
     let who = authenticate(&node, &headers)?;
     let conversation = chathub_domain::ConversationId::new(id)
         .map_err(|e| bad_request(format!("invalid conversation id: {e}")))?;
