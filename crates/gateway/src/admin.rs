@@ -516,10 +516,7 @@ async fn get_transcript<K: Backend>(
     let who = authenticate(&node, &headers)?;
     let conversation = chathub_domain::ConversationId::new(id)
         .map_err(|e| bad_request(format!("invalid conversation id: {e}")))?;
-    let format = match p.format.as_deref() {
-        None | Some("json") => None,
-        Some(f) => Some(transcript::Format::parse(f)?),
-    };
+    let format = transcript::Format::parse(p.format.as_deref())?;
     let max = transcript::ADMIN_MAX_EVENTS;
     let mut reply =
         transcript::transcript(&cx(&node, &who), Some(conversation), format, max).await?;

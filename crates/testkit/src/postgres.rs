@@ -7,7 +7,7 @@
 
 use crate::{NEXT_DIR, free_port, wait_or_kill};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -226,11 +226,6 @@ impl PostgresServer {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("postgres did not restart on port {}", self.port);
-    }
-
-    /// The data directory.
-    pub fn data(&self) -> &Path {
-        &self.dir
     }
 }
 

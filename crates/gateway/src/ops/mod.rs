@@ -289,10 +289,7 @@ pub(crate) async fn dispatch<K: Backend>(
             conversation,
             format,
         } => {
-            let format = match format.as_deref() {
-                None | Some("json") => None,
-                Some(f) => Some(transcript::Format::parse(f)?),
-            };
+            let format = transcript::Format::parse(format.as_deref())?;
             let max = transcript::SOCKET_MAX_EVENTS;
             let reply = transcript::transcript(cx, conversation, format, max).await?;
             transcript::fits_socket(cx, &reply)?;

@@ -30,12 +30,14 @@ pub(crate) enum Format {
 }
 
 impl Format {
-    /// Parses `text` or `html`.
-    pub(crate) fn parse(given: &str) -> Result<Format, Failure> {
+    /// Parses a request's `format`: absent or `json` (the structure only), `text` or
+    /// `html`.
+    pub(crate) fn parse(given: Option<&str>) -> Result<Option<Format>, Failure> {
         match given {
-            "text" => Ok(Format::Text),
-            "html" => Ok(Format::Html),
-            other => Err(Failure::bad_request(format!(
+            None | Some("json") => Ok(None),
+            Some("text") => Ok(Some(Format::Text)),
+            Some("html") => Ok(Some(Format::Html)),
+            Some(other) => Err(Failure::bad_request(format!(
                 "invalid `format` {other:?}: `json`, `text` or `html`"
             ))),
         }

@@ -30,7 +30,7 @@ use crate::{HistoryRange, HistorySlice, MemoryJobs, MemoryStore, MemoryStoreConf
 use crate::{MemoryWorkspace, StoreError};
 use chathub_domain::{ConversationId, ConversationState, Event, TenantId};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -230,11 +230,6 @@ impl Journal {
     /// its life (clients resuming across a restart keep their place).
     pub fn history_id(&self) -> &str {
         &self.inner.history_id
-    }
-
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
     }
 
     /// A slice of a conversation's history read from the file (every event kept, not
