@@ -63,8 +63,8 @@ async fn one_call_applies_many_updates_in_order() {
     pubsub.subscribe("i:agents").await.unwrap();
 
     let script = redis::Script::new(concat!(
-        include_str!("../src/lua/inbox_entry.lua"),
-        include_str!("../src/lua/inbox.lua")
+        include_str!("../src/redis/lua/inbox_entry.lua"),
+        include_str!("../src/redis/lua/inbox.lua")
     ));
     let mut call = script.prepare_invoke();
     for key in KEYS {
@@ -150,7 +150,7 @@ async fn one_call_applies_many_updates_in_order() {
 #[test]
 fn the_scripts_privilege_bits_are_the_domains() {
     use chathub_domain::{Privilege, Privileges};
-    let script = include_str!("../src/lua/apply.lua");
+    let script = include_str!("../src/redis/lua/apply.lua");
     let line = script
         .lines()
         .find(|l| l.starts_with("local CHAT_TAKE, CHAT_FINISH, CHAT_DISABLE, ENGAGEMENT_SEND ="))
@@ -182,8 +182,8 @@ async fn an_update_carries_its_notice_and_received_record() {
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub.subscribe("i:agent:alice").await.unwrap();
     let script = redis::Script::new(concat!(
-        include_str!("../src/lua/inbox_entry.lua"),
-        include_str!("../src/lua/inbox.lua")
+        include_str!("../src/redis/lua/inbox_entry.lua"),
+        include_str!("../src/redis/lua/inbox.lua")
     ));
     let mut call = script.prepare_invoke();
     for key in KEYS {

@@ -133,6 +133,95 @@ impl RedisKeys {
     pub fn inbox_events(&self, t: &TenantId) -> String {
         self.tenant(t, "inbox-events")
     }
+
+    /// The conversation's shard of pending follow-ups (see [`PendingShard`]).
+    pub fn pending_shard(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+        sharding: PendingSharding,
+    ) -> PendingShard {
+        match sharding {
+            PendingSharding::One => PendingShard(0),
+            PendingSharding::PerSlot => PendingShard(slot_of(format!("{t}/{c}").as_bytes())),
+        }
+    }
+
+    /// The sorted set of one shard's pending follow-ups: members `<kind>:<tenant>/<conversation>`
+    /// (kind `q`: the queue entry; `a`: the archive), scored by when the follow-up last
+    /// made progress (ms). Its hash tag falls in the shard's slot, so the apply script of
+    /// any conversation of that slot can write it.
+    pub fn pending(&self, shard: PendingShard) -> String {
+        format!("{}:pending:{{{}}}", self.prefix, slot_tag(shard.0))
+    }
+
+    /// The gateway nodes alive: sorted set, node id scored by its last heartbeat (ms).
+    pub fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
+    /// The lease on one range of pending shards (value: the holder's node id).
+    pub fn sweep_lease(&self, range: u16) -> String {
+        format!("{}:sweep-lease:{range}", self.prefix)
+    }
+
+    /// A counter every node watches: bumped when a node is found dead (or follow-ups
+    /// failed), so that every node sweeps the shards it holds.
+    pub fn sweep_epoch(&self) -> String {
+        format!("{}:sweep-epoch", self.prefix)
+    }
+}
+
+/// How the pending follow-ups are sharded: a single Redis needs one set; on a Redis
+/// Cluster each slot has its own, since a script may only touch keys of its own slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingSharding {
+    /// One set (a single Redis).
+    One,
+    /// One set per cluster slot (16,384).
+    PerSlot,
+}
+
+impl PendingSharding {
+    /// How many shards there are.
+    pub fn shards(self) -> u16 {
+        match self {
+            PendingSharding::One => 1,
+            PendingSharding::PerSlot => SLOTS,
+        }
+    }
+}
+
+/// One shard of the pending follow-ups (a cluster slot, or the only one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PendingShard(pub u16);
+
+/// Hash slots of a Redis Cluster.
+const SLOTS: u16 = 16384;
+
+/// The cluster slot of a hash tag's content (CRC16/XMODEM, as Redis computes it).
+fn slot_of(tag: &[u8]) -> u16 {
+    crc16::State::<crc16::XMODEM>::calculate(tag) % SLOTS
+}
+
+/// A short hash tag per slot, found once: the smallest decimal number whose slot it is.
+fn slot_tag(slot: u16) -> &'static str {
+    static TAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let mut tags = vec![String::new(); usize::from(SLOTS)];
+        let mut missing = usize::from(SLOTS);
+        let mut n: u64 = 0;
+        while missing > 0 {
+            let tag = n.to_string();
+            let slot = usize::from(slot_of(tag.as_bytes()));
+            if tags[slot].is_empty() {
+                tags[slot] = tag;
+                missing -= 1;
+            }
+            n += 1;
+        }
+        tags
+    });
+    &TAGS[usize::from(slot % SLOTS)]
 }
 
 /// One id inside a key, escaped so that keys built from distinct ids never collide: ids
@@ -443,5 +532,42 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             .collect();
         out.sort();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_computed_as_redis_does() {
+        // `CLUSTER KEYSLOT foo` and `CLUSTER KEYSLOT bar` on a real Redis.
+        assert_eq!(slot_of(b"foo"), 12182);
+        assert_eq!(slot_of(b"bar"), 5061);
+    }
+
+    #[test]
+    fn every_slot_has_a_tag_of_its_own() {
+        for slot in 0..SLOTS {
+            assert_eq!(slot_of(slot_tag(slot).as_bytes()), slot);
+        }
+        let keys = RedisKeys::new("p");
+        let (t, c) = (
+            TenantId::new("acme").unwrap(),
+            ConversationId::new("u-1").unwrap(),
+        );
+        let shard = keys.pending_shard(&t, &c, PendingSharding::PerSlot);
+        assert_eq!(shard.0, slot_of(b"acme/u-1"));
+        let state = keys.state(&t, &c);
+        let tag_of = |key: &str| {
+            let open = key.find('{').unwrap();
+            let close = key[open..].find('}').unwrap() + open;
+            slot_of(key[open + 1..close].as_bytes())
+        };
+        assert_eq!(tag_of(&keys.pending(shard)), tag_of(&state));
+        assert_eq!(
+            keys.pending_shard(&t, &c, PendingSharding::One),
+            PendingShard(0)
+        );
     }
 }

@@ -129,72 +129,104 @@ impl Archive {
         state: Option<&ConversationState>,
         events: &[Event],
     ) -> Result<(), StoreError> {
+        self.archive_many(&[ArchiveItem {
+            tenant,
+            conversation,
+            state,
+            events,
+        }])
+        .await
+    }
+
+    /// Upserts the events and states of many conversations in one transaction of two
+    /// statements (whatever the number of events: one round trip each), as
+    /// [`Archive::archive`] does for one.
+    pub async fn archive_many(&self, items: &[ArchiveItem<'_>]) -> Result<(), StoreError> {
+        let rows = items.iter().map(|i| i.events.len()).sum::<usize>();
+        let mut columns = EventColumns::with_capacity(rows);
+        for item in items {
+            for event in item.events {
+                columns.push(item.tenant, item.conversation, event)?;
+            }
+        }
+        // One row per conversation, its newest state: an upsert may not touch a row twice.
+        let mut states: std::collections::BTreeMap<(&str, &str), &ConversationState> =
+            std::collections::BTreeMap::new();
+        for item in items {
+            if let Some(state) = item.state {
+                let key = (item.tenant.as_str(), item.conversation.as_str());
+                let newer = states.get(&key).is_none_or(|s| s.seq < state.seq);
+                if newer {
+                    states.insert(key, state);
+                }
+            }
+        }
+        let mut state_columns: (Vec<&str>, Vec<&str>, Vec<serde_json::Value>, Vec<i64>) =
+            Default::default();
+        for ((tenant, conversation), state) in states {
+            let value = serde_json::to_value(state)
+                .map_err(|e| StoreError::Internal(format!("encode state: {e}")))?;
+            state_columns.0.push(tenant);
+            state_columns.1.push(conversation);
+            state_columns.2.push(value);
+            state_columns.3.push(state.seq as i64);
+        }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(from_pg)?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO events
-                   (tenant, conversation, seq, at, kind, author_role, author_id, text,
-                    search_text, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(from_pg)?;
-        for event in events {
-            let (kind, author, text) = match &event.body {
-                EventBody::Message {
-                    author, content, ..
-                } => {
-                    let text = match content {
-                        MessageContent::Text { text } => text.as_str(),
-                        MessageContent::Engagement { engagement } => engagement.name.as_str(),
-                    };
-                    ("message", author, Some(text))
-                }
-                EventBody::Status { by, .. } => ("status", by, None),
-            };
-            let search_text = text.map(crate::search::index_text);
-            let body = serde_json::to_value(event)
-                .map_err(|e| StoreError::Internal(format!("encode event: {e}")))?;
+        if rows > 0 {
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO events
+                       (tenant, conversation, seq, at, kind, author_role, author_id, text,
+                        search_text, body)
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[],
+                        $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                        $10::jsonb[])
+                     ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(from_pg)?;
+            let c = &columns;
             tx.execute(
                 &insert,
                 &[
-                    &tenant.as_str(),
-                    &conversation.as_str(),
-                    &(event.seq as i64),
-                    &(event.at as i64),
-                    &kind,
-                    &author.role.as_str(),
-                    &author.id,
-                    &text,
-                    &search_text,
-                    &body,
+                    &c.tenant,
+                    &c.conversation,
+                    &c.seq,
+                    &c.at,
+                    &c.kind,
+                    &c.author_role,
+                    &c.author_id,
+                    &c.text,
+                    &c.search_text,
+                    &c.body,
                 ],
             )
             .await
             .map_err(from_pg)?;
         }
-        if let Some(state) = state {
-            let value = serde_json::to_value(state)
-                .map_err(|e| StoreError::Internal(format!("encode state: {e}")))?;
-            tx.execute(
-                "INSERT INTO conversations (tenant, conversation, state, seq)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, conversation) DO UPDATE
-                   SET state = excluded.state, seq = excluded.seq
-                   WHERE conversations.seq < excluded.seq",
-                &[
-                    &tenant.as_str(),
-                    &conversation.as_str(),
-                    &value,
-                    &(state.seq as i64),
-                ],
-            )
-            .await
-            .map_err(from_pg)?;
+        if !state_columns.0.is_empty() {
+            let upsert = tx
+                .prepare_cached(
+                    "INSERT INTO conversations (tenant, conversation, state, seq)
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::int8[])
+                     ON CONFLICT (tenant, conversation) DO UPDATE
+                       SET state = excluded.state, seq = excluded.seq
+                       WHERE conversations.seq < excluded.seq",
+                )
+                .await
+                .map_err(from_pg)?;
+            let (t, c, v, q) = &state_columns;
+            tx.execute(&upsert, &[t, c, v, q]).await.map_err(from_pg)?;
         }
         tx.commit().await.map_err(from_pg)
+    }
+
+    /// Whether PostgreSQL answers (a `SELECT 1` on a pooled connection).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("SELECT 1", &[]).await.map_err(from_pg)?;
+        Ok(())
     }
 
     /// A slice of a conversation's archived history, oldest first.
@@ -250,6 +282,83 @@ impl Archive {
             events.reverse();
         }
         Ok(HistorySlice { events, has_more })
+    }
+}
+
+/// One conversation's share of [`Archive::archive_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct ArchiveItem<'a> {
+    /// The tenant.
+    pub tenant: &'a TenantId,
+    /// The conversation.
+    pub conversation: &'a ConversationId,
+    /// Its state after the events, when known.
+    pub state: Option<&'a ConversationState>,
+    /// The events, in any order (each is upserted by its `seq`).
+    pub events: &'a [Event],
+}
+
+/// The events of one batch, column by column (for `UNNEST`).
+struct EventColumns<'a> {
+    tenant: Vec<&'a str>,
+    conversation: Vec<&'a str>,
+    seq: Vec<i64>,
+    at: Vec<i64>,
+    kind: Vec<&'static str>,
+    author_role: Vec<&'static str>,
+    author_id: Vec<&'a str>,
+    text: Vec<Option<&'a str>>,
+    search_text: Vec<Option<String>>,
+    body: Vec<serde_json::Value>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        EventColumns {
+            tenant: Vec::with_capacity(n),
+            conversation: Vec::with_capacity(n),
+            seq: Vec::with_capacity(n),
+            at: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            author_role: Vec::with_capacity(n),
+            author_id: Vec::with_capacity(n),
+            text: Vec::with_capacity(n),
+            search_text: Vec::with_capacity(n),
+            body: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(
+        &mut self,
+        tenant: &'a TenantId,
+        conversation: &'a ConversationId,
+        event: &'a Event,
+    ) -> Result<(), StoreError> {
+        let (kind, author, text) = match &event.body {
+            EventBody::Message {
+                author, content, ..
+            } => {
+                let text = match content {
+                    MessageContent::Text { text } => text.as_str(),
+                    MessageContent::Engagement { engagement } => engagement.name.as_str(),
+                };
+                ("message", author, Some(text))
+            }
+            EventBody::Status { by, .. } => ("status", by, None),
+        };
+        let body = serde_json::to_value(event)
+            .map_err(|e| StoreError::Internal(format!("encode event: {e}")))?;
+        self.tenant.push(tenant.as_str());
+        self.conversation.push(conversation.as_str());
+        self.seq.push(event.seq as i64);
+        self.at.push(event.at as i64);
+        self.kind.push(kind);
+        self.author_role.push(author.role.as_str());
+        self.author_id.push(&author.id);
+        self.text.push(text);
+        self.search_text.push(text.map(crate::search::index_text));
+        self.body.push(body);
+        Ok(())
     }
 }
 

@@ -7,6 +7,8 @@
 -- back, so nothing may be written until the outcome is known.
 --
 -- KEYS[1] state hash   KEYS[2] history stream   KEYS[3] dedup key (same hash tag)
+-- KEYS[4] the pending follow-ups of the conversation's shard (a sorted set whose hash tag
+--         falls in the same slot; see chathub_store::RedisKeys::pending)
 -- ARGV[1]  actor role: end_user | agent | admin
 -- ARGV[2]  actor id
 -- ARGV[3]  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
@@ -24,24 +26,27 @@
 -- ARGV[15] dedup window, ms
 -- ARGV[16] content kind: text | engagement (send)
 -- ARGV[17] tenant-wide chat disabled ('1' / '0')
--- ARGV[18] update the tenant's queue here too ('1' on a single Redis, with KEYS[4..8]:
+-- ARGV[18] update the tenant's queue here too ('1' on a single Redis, with KEYS[5..9]:
 --          inbox hash, unanswered / active / finished zsets, inbox event stream; '0' on
 --          a Redis Cluster, where the queue is another slot and a second step does it)
 -- ARGV[19] queue preview of the message ('' for none)   ARGV[20] agents channel
 -- ARGV[21] inbox stream max length   ARGV[22] the agents' own channel prefix
 --          (`<prefix>:agent:{tenant}/`)   ARGV[23] lease of an offline-webhook job, ms
---          ('0': no webhook, no job), with KEYS[9] the tenant's job set;
---          with an engagement sent by an agent, KEYS[10..12]:
+--          ('0': no webhook, no job), with KEYS[10] the tenant's job set;
+--          with an engagement sent by an agent, KEYS[11..13]:
 --          the end user's engagement history hash and its two indexes (all types, this
---          type), for the "received" record
+--          type), for the "received" record (ARGV[19..23] are '' when ARGV[18] is '0')
+-- ARGV[24] the follow-ups this step leaves pending, one letter each ('' for none):
+--          'q' the queue entry (the second step on a Redis Cluster), 'a' the archive
+-- ARGV[25] the conversation as the pending set names it: `<tenant>/<conversation>`
 -- Returns a MessagePack map: {outcome = done|conflict|refused, ...}; `events` holds each
 -- event as packed bytes (a MessagePack string).
 
 -- Every key and argument by name (nothing below reads KEYS[i] or ARGV[i]).
-local state_key, history_key, dedup_key = KEYS[1], KEYS[2], KEYS[3]
-local queue_keys = { KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8] }
-local jobs_key = KEYS[9]
-local received_keys = KEYS[10] and { KEYS[10], KEYS[11], KEYS[12] } or nil
+local state_key, history_key, dedup_key, pending_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local queue_keys = { KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9] }
+local jobs_key = KEYS[10]
+local received_keys = KEYS[11] and { KEYS[11], KEYS[12], KEYS[13] } or nil
 local role, actor_id, privileges = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local command, content_packed, client_msg_id = ARGV[4], ARGV[5], ARGV[6]
 local seen_epoch = tonumber(ARGV[7])
@@ -56,7 +61,8 @@ local tenant_disabled = ARGV[17] == '1'
 local queue_inline = ARGV[18] == '1'
 local preview, agents_channel, inbox_max_len = ARGV[19], ARGV[20], ARGV[21]
 local agent_channel_prefix = ARGV[22]
-local job_lease = tonumber(ARGV[23] or '0')
+local job_lease = tonumber(ARGV[23] ~= '' and ARGV[23] or '0')
+local pending_marks, pending_member = ARGV[24], ARGV[25]
 
 -- Privilege bits, as chathub_domain::Privileges::bits encodes them (pinned by a test).
 local CHAT_TAKE, CHAT_FINISH, CHAT_DISABLE, ENGAGEMENT_SEND = 1, 2, 4, 8
@@ -181,6 +187,12 @@ if #events > 0 then
   redis.call('HSET', state_key, 'status', next_state.status, 'owner', next_state.owner or '',
     'epoch', next_state.epoch, 'seq', next_state.seq,
     'disabled', next_state.disabled and '1' or '0')
+  -- What a node still owes after this step, recorded with it: if the node dies before
+  -- settling it, a sweeper finds it here. NX: the mark keeps the time of its oldest
+  -- unsettled change.
+  for i = 1, #pending_marks do
+    redis.call('ZADD', pending_key, 'NX', at, string.sub(pending_marks, i, i) .. ':' .. pending_member)
+  end
   for i, event in ipairs(events) do
     local packed = cmsgpack.pack(event)
     packed_events[i] = packed

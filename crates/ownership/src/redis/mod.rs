@@ -3,8 +3,15 @@
 //! command); on a Redis Cluster the queue lives in another slot, so it is updated by a
 //! second, idempotent script (`lua/inbox.lua`), batched per tenant by each node.
 //!
+//! What a step leaves for later (that second step, the archive's copy) is marked in the
+//! same atomic step and swept if the node dies first: see [`followups`].
+//!
 //! `redis::Script` runs scripts with EVALSHA and reloads them transparently when Redis
 //! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
+
+mod followups;
+
+pub use followups::{FaultPoint, SWEEP_RANGES, SweepConfig};
 
 use crate::frames::{
     changes_queue, content_preview, message_preview, ownership_lost, received_record, webhook_job,
@@ -56,6 +63,14 @@ pub struct RedisOwnershipConfig {
     /// of PUBLISH, and update the tenant's queue (another slot than the conversation) in
     /// a second, batched step instead of inside the apply script.
     pub cluster: bool,
+    /// The archive every event is copied to (cluster mode's record tier). With one, the
+    /// history stream is trimmed to `history_max_len` / `history_max_age_ms` (the hot
+    /// window) only past what is archived. Default none.
+    pub archive: Option<chathub_store::postgres::Archive>,
+    /// How the nodes sweep for follow-ups a dead node left.
+    pub sweep: SweepConfig,
+    /// A fault to inject (tests only). Default none.
+    pub fault: Option<FaultPoint>,
 }
 
 impl Default for RedisOwnershipConfig {
@@ -67,6 +82,9 @@ impl Default for RedisOwnershipConfig {
             inbox_stream_max_len: chathub_store::defaults::INBOX_MAX_LEN as u64,
             webhook_job_lease_ms: 0,
             cluster: false,
+            archive: None,
+            sweep: SweepConfig::default(),
+            fault: None,
         }
     }
 }
@@ -82,6 +100,10 @@ pub struct RedisOwnership<C> {
     inbox_writer: Arc<OnceLock<mpsc::Sender<InboxJob>>>,
     /// Where the inbox writer runs.
     tasks: chathub_broker::Tasks,
+    /// The queues of the settler and the archiver (see [`followups`]).
+    followup_queues: Arc<followups::FollowupQueues>,
+    /// Follow-up health, shared by every handle.
+    followups: Arc<followups::Followups>,
 }
 
 impl<C> RedisOwnership<C> {
@@ -93,6 +115,8 @@ impl<C> RedisOwnership<C> {
             config,
             inbox_writer: Arc::default(),
             tasks: chathub_broker::Tasks::default(),
+            followup_queues: Arc::default(),
+            followups: Arc::default(),
         }
     }
 
@@ -256,6 +280,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
         // On a single Redis the queue entry is updated inside the same script: one round
         // trip per command.
         let inbox_inline = !self.config.cluster;
+        let archived = self.config.archive.is_some();
         let (t, c) = (&req.tenant, &req.conversation);
         let channel = chathub_broker::Channel::conversation(t, c);
         let mut invocation = APPLY.prepare_invoke();
@@ -269,6 +294,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 &Participant::of(&req.actor),
                 client_msg_id.unwrap_or("-"),
             ))
+            .key(self.pending_key(t, c))
             .arg(role)
             .arg(actor_id)
             .arg(privileges)
@@ -281,8 +307,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             .arg(c.as_str())
             .arg(redis_channel(self.keys.prefix(), &channel))
             .arg(self.publish_command())
-            .arg(self.config.history_max_len)
-            .arg(self.config.history_max_age_ms)
+            // With an archive the stream is trimmed when settling, past what is archived.
+            .arg(if archived { 0 } else { self.config.history_max_len })
+            .arg(if archived { 0 } else { self.config.history_max_age_ms })
             .arg(self.config.dedup_window_ms)
             .arg(content_kind)
             .arg(if req.context.tenant_chat_disabled {
@@ -315,8 +342,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 self.received_keys(&mut invocation, t, &c.end_user(), kind);
             }
         } else {
-            invocation.arg("0");
+            invocation.arg("0").arg("").arg("").arg("").arg("").arg("");
         }
+        invocation
+            .arg(self.pending_marks())
+            .arg(format!("{t}/{c}"));
         // A connection found dead (Redis restarted since the last command) is replaced
         // by the connection manager; one retry on the new one is safe when the command
         // cannot apply twice: a send with a `client_msg_id` (deduplicated by the script)
@@ -346,8 +376,20 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                     .state
                     .ok_or_else(|| OwnershipError::Internal("script returned no state".into()))?;
                 let mut queued_since = result.queued_since;
-                if !result.events.is_empty() && !inbox_inline {
-                    queued_since = self.update_inbox(&req, &state, &result.events).await;
+                if !result.events.is_empty() {
+                    if self.config.fault == Some(FaultPoint::AbortAfterStep) {
+                        tracing::error!("fault injected: aborting after the atomic step");
+                        std::process::abort();
+                    }
+                    if !inbox_inline {
+                        queued_since = self.update_inbox(&req, &state, &result.events).await;
+                    }
+                    self.archive_later(followups::ArchiveJob {
+                        tenant: req.tenant.clone(),
+                        conversation: req.conversation.clone(),
+                        state: state.clone(),
+                        events: result.events.clone(),
+                    });
                 }
                 Ok(Decision::Done {
                     state,
@@ -392,39 +434,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         state: &ConversationState,
         events: &[Event],
     ) -> Option<u64> {
-        let update = InboxUpdate {
-            tenant: req.tenant.clone(),
-            conversation: req.conversation.to_string(),
-            seq: state.seq,
-            status: state.status.as_str(),
-            owner: state
-                .owner
-                .as_ref()
-                .map_or_else(String::new, |o| o.to_string()),
-            epoch: state.epoch,
-            disabled: state.disabled,
-            at: events.last().map_or(req.at, |e| e.at),
-            status_changed: changes_queue(events),
-            preview: message_preview(events).unwrap_or_default(),
-            lost: ownership_lost(&req.conversation, events),
-            received: received_record(&req.conversation, events)
-                .map(|r| (req.conversation.end_user(), r)),
-            job_seq: if self.config.webhook_job_lease_ms > 0 {
-                webhook_job(events).unwrap_or(0)
-            } else {
-                0
-            },
-        };
+        let at = events.last().map_or(req.at, |e| e.at);
+        let update = InboxUpdate::after(self, &req.tenant, &req.conversation, state, events, at);
         let (done, finished) = oneshot::channel();
         let writer = self.inbox_writer.get_or_init(|| {
             let (tx, rx) = mpsc::channel(INBOX_QUEUE);
             // The writer's own handle has no writer queue: holding this one would keep
             // the channel open forever, and the task with it.
-            let handle = RedisOwnership {
-                inbox_writer: Arc::default(),
-                ..self.clone()
-            };
-            self.tasks.spawn(write_inboxes(handle, rx));
+            self.tasks.spawn(write_inboxes(self.detached(), rx));
             tx
         });
         match writer.send((update, done)).await {
@@ -441,19 +458,17 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             Err(mpsc::error::SendError((update, _))) => self
                 .write_tenant_inbox(&[update])
                 .await
-                .into_iter()
-                .next()
+                .and_then(|r| r.into_iter().next())
                 .flatten(),
         }
     }
 
-    /// Applies `updates` (all of one tenant, in order) with one script call, retried once.
-    /// Returns, per update, when the conversation had entered the unanswered queue if the
-    /// update took it out of it (all `None` when the call failed).
-    async fn write_tenant_inbox(&self, updates: &[InboxUpdate]) -> Vec<Option<u64>> {
-        let Some(first) = updates.first() else {
-            return Vec::new();
-        };
+    /// Applies `updates` (all of one tenant, in order) with one script call, retried once,
+    /// then settles their marks. Returns, per update, when the conversation had entered
+    /// the unanswered queue if the update took it out of it; `None` when the call failed
+    /// (the marks stay: a sweeper redoes them).
+    async fn write_tenant_inbox(&self, updates: &[InboxUpdate]) -> Option<Vec<Option<u64>>> {
+        let first = updates.first()?;
         let t = &first.tenant;
         let agents = chathub_broker::Channel::agents(t);
         let mut invocation = INBOX.prepare_invoke();
@@ -470,7 +485,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let mut next_key = QUEUE_KEYS + 2;
         for u in updates {
             invocation
-                .arg(&u.conversation)
+                .arg(u.conversation.as_str())
                 .arg(u.seq)
                 .arg(u.status)
                 .arg(&u.owner)
@@ -509,10 +524,21 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             let result: Result<Vec<(i64, u64)>, _> = invocation.invoke_async(&mut conn).await;
             match result {
                 Ok(results) => {
-                    return results
-                        .into_iter()
-                        .map(|(_, since)| (since > 0).then_some(since))
-                        .collect();
+                    for u in updates {
+                        self.settle_later(followups::Settle {
+                            tenant: u.tenant.clone(),
+                            conversation: u.conversation.clone(),
+                            queued: u.seq,
+                            archived: 0,
+                        })
+                        .await;
+                    }
+                    return Some(
+                        results
+                            .into_iter()
+                            .map(|(_, since)| (since > 0).then_some(since))
+                            .collect(),
+                    );
                 }
                 Err(e) if attempt == 0 => {
                     tracing::debug!(error = %e, "inbox update failed, retrying")
@@ -522,7 +548,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 }
             }
         }
-        vec![None; updates.len()]
+        None
     }
 }
 
@@ -539,7 +565,7 @@ const INBOX_BATCH: usize = 128;
 /// One conversation's queue entry after a command, for `lua/inbox.lua`.
 struct InboxUpdate {
     tenant: TenantId,
-    conversation: String,
+    conversation: chathub_domain::ConversationId,
     seq: u64,
     status: &'static str,
     owner: String,
@@ -560,6 +586,42 @@ struct InboxUpdate {
     )>,
     /// The agent message owing a webhook job (0: none).
     job_seq: u64,
+}
+
+impl InboxUpdate {
+    /// The update that brings the entry to `state`, owing what `events` (the changes
+    /// since the entry's last update) owe; `at`: the time of the last change.
+    fn after<C>(
+        ownership: &RedisOwnership<C>,
+        tenant: &TenantId,
+        conversation: &chathub_domain::ConversationId,
+        state: &ConversationState,
+        events: &[Event],
+        at: u64,
+    ) -> InboxUpdate {
+        InboxUpdate {
+            tenant: tenant.clone(),
+            conversation: conversation.clone(),
+            seq: state.seq,
+            status: state.status.as_str(),
+            owner: state
+                .owner
+                .as_ref()
+                .map_or_else(String::new, |o| o.to_string()),
+            epoch: state.epoch,
+            disabled: state.disabled,
+            at,
+            status_changed: changes_queue(events),
+            preview: message_preview(events).unwrap_or_default(),
+            lost: ownership_lost(conversation, events),
+            received: received_record(conversation, events).map(|r| (conversation.end_user(), r)),
+            job_seq: if ownership.config.webhook_job_lease_ms > 0 {
+                webhook_job(events).unwrap_or(0)
+            } else {
+                0
+            },
+        }
+    }
 }
 
 /// An update and who waits for it.
@@ -589,7 +651,11 @@ async fn write_inboxes<C: ConnectionLike + Clone + Send + Sync + 'static>(
             .map(|group| ownership.write_tenant_inbox(group));
         let results = futures::future::join_all(calls).await;
         // The groups are in the updates' order, so their results line up with the waiters.
-        for (done, since) in waiters.into_iter().zip(results.into_iter().flatten()) {
+        let per_update = updates
+            .chunk_by(|a, b| a.tenant == b.tenant)
+            .zip(results)
+            .flat_map(|(group, result)| result.unwrap_or_else(|| vec![None; group.len()]));
+        for (done, since) in waiters.into_iter().zip(per_update) {
             let _ = done.send(since);
         }
     }

@@ -1,0 +1,734 @@
+//! What a step leaves pending, and how it gets done even when the node that applied it
+//! dies: the tenant's queue entry on a Redis Cluster (the second step, another slot) and
+//! the archive's copy of the events (PostgreSQL).
+//!
+//! The apply script records one mark per follow-up, in the same atomic step as the
+//! command, in the conversation's shard of pending follow-ups (a sorted set whose hash tag
+//! falls in the conversation's slot: [`chathub_store::RedisKeys::pending`]). The applying
+//! node does the follow-up at once and settles it (`lua/settle.lua`: a watermark in the
+//! conversation's state hash, the mark removed). A mark that has made no progress for
+//! [`SweepConfig::grace`] is stale, and sweepers redo it from Redis alone: the state and
+//! the history since the watermark. Both follow-ups are idempotent by
+//! `(conversation, seq)`, so doing one twice is harmless.
+//!
+//! Sweeping is cheap because it is rare. The nodes heartbeat in a sorted set; the shards
+//! are split in [`SWEEP_RANGES`] ranges, leased (a fair share each: no two nodes sweep the
+//! same conversation at once). A node sweeps a range when it acquires its lease, when any
+//! node is found dead or a node's follow-ups failed (a shared counter, the sweep epoch,
+//! moves), and every [`SweepConfig::backstop`] otherwise.
+
+use super::{InboxUpdate, RedisOwnership};
+use chathub_domain::{ConversationId, ConversationState, Event, TenantId};
+use chathub_store::postgres::ArchiveItem;
+use chathub_store::{ConversationStore, HistoryRange, PendingShard, RedisStore};
+use futures::StreamExt;
+use redis::Script;
+use redis::aio::ConnectionLike;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/settle.lua")));
+
+/// Renews a lease held by this node: `PEXPIRE` only if the value is ours.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+",
+    )
+});
+
+/// Releases a lease held by this node.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
+
+/// Leased ranges the shards are split into (fewer when there are fewer shards).
+pub const SWEEP_RANGES: u16 = 16;
+
+/// Marks read from a shard per call.
+const SCAN_BATCH: usize = 100;
+
+/// Shards of a range swept concurrently.
+const SCAN_CONCURRENCY: usize = 32;
+
+/// History events read per call when redoing a follow-up.
+const REPAIR_CHUNK: usize = 500;
+
+/// Settlements and archive jobs waiting for their writer, per node. Past it an archive
+/// job is dropped (its mark stays: a sweeper does it) and settling waits.
+const FOLLOWUP_QUEUE: usize = 8192;
+
+/// Most archive jobs in one PostgreSQL transaction.
+const ARCHIVE_BATCH: usize = 512;
+
+/// Settings of the sweepers.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    /// How often a node heartbeats, renews its leases and checks for work. Default 500 ms.
+    pub tick: Duration,
+    /// How long a lease lasts unrenewed; a node whose heartbeat is older is dead.
+    /// Default 2 s.
+    pub lease: Duration,
+    /// How long a mark may stand without progress before sweepers redo it. Default 1 s.
+    pub grace: Duration,
+    /// How often a node sweeps its ranges when nothing asked for it. Default 30 s.
+    pub backstop: Duration,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig {
+            tick: Duration::from_millis(500),
+            lease: Duration::from_secs(2),
+            grace: Duration::from_secs(1),
+            backstop: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A fault to inject, for the tests that kill a node at the worst moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultPoint {
+    /// Abort the process right after a command's atomic step, before its follow-ups
+    /// (the queue's second step on a Redis Cluster, the archive copy).
+    AbortAfterStep,
+}
+
+/// The queues of the node's settler and archiver (started at first use). The
+/// background tasks' own handles hold none, so that the queues close, and the tasks
+/// end, with the last handle of the backend.
+#[derive(Default)]
+pub(crate) struct FollowupQueues {
+    settle: OnceLock<mpsc::Sender<Settle>>,
+    archive: OnceLock<mpsc::Sender<ArchiveJob>>,
+}
+
+/// The node's follow-up state, shared by every handle of one backend.
+#[derive(Default)]
+pub(crate) struct Followups {
+    /// A follow-up failed since the last sweep epoch this node started: once Redis (and
+    /// the archive) answer again, every node should sweep.
+    owes_sweep: AtomicBool,
+    /// The archive's last write failed (cleared by a successful write or ping).
+    archive_down: AtomicBool,
+    /// The time (ms) of the oldest event this node failed to archive since the archive
+    /// went down; 0 when none.
+    unarchived_since: AtomicU64,
+    /// The delay of the last archive write, ms (event time to commit).
+    last_delay_ms: AtomicU64,
+}
+
+/// A follow-up done: settle its marks.
+pub(crate) struct Settle {
+    pub tenant: TenantId,
+    pub conversation: ConversationId,
+    /// The queue entry reflects this seq (0: not this follow-up).
+    pub queued: u64,
+    /// The archive holds every event up to this seq (0: not this follow-up).
+    pub archived: u64,
+}
+
+/// Events to copy to the archive.
+pub(crate) struct ArchiveJob {
+    pub tenant: TenantId,
+    pub conversation: ConversationId,
+    pub state: ConversationState,
+    pub events: Vec<Event>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
+    /// The follow-ups a step leaves pending, as `apply.lua` takes them.
+    pub(crate) fn pending_marks(&self) -> &'static str {
+        match (self.config.cluster, self.config.archive.is_some()) {
+            (true, true) => "qa",
+            (true, false) => "q",
+            (false, true) => "a",
+            (false, false) => "",
+        }
+    }
+
+    /// How the pending sets are sharded.
+    fn sharding(&self) -> chathub_store::PendingSharding {
+        if self.config.cluster {
+            chathub_store::PendingSharding::PerSlot
+        } else {
+            chathub_store::PendingSharding::One
+        }
+    }
+
+    /// The conversation's pending set.
+    pub(crate) fn pending_key(&self, t: &TenantId, c: &ConversationId) -> String {
+        self.keys
+            .pending(self.keys.pending_shard(t, c, self.sharding()))
+    }
+
+    /// Whether the archive answers (`None`: no archive).
+    pub fn archive_healthy(&self) -> Option<bool> {
+        self.config
+            .archive
+            .as_ref()
+            .map(|_| !self.followups.archive_down.load(Ordering::Relaxed))
+    }
+
+    /// Queues the settlement of a follow-up done (the settler applies them in batches).
+    pub(crate) async fn settle_later(&self, settle: Settle) {
+        let tx = self.followup_queues.settle.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(FOLLOWUP_QUEUE);
+            self.tasks.spawn(settle_loop(self.detached(), rx));
+            tx
+        });
+        if tx.send(settle).await.is_err() {
+            // The runtime is going away: the mark stays, a sweeper settles it.
+            self.followups.owes_sweep.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands a step's events to the archiver; never waits (a full queue leaves the job
+    /// to the sweepers: its mark stays).
+    pub(crate) fn archive_later(&self, job: ArchiveJob) {
+        if self.config.archive.is_none() {
+            return;
+        }
+        let tx = self.followup_queues.archive.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(FOLLOWUP_QUEUE);
+            self.tasks.spawn(archive_loop(self.detached(), rx));
+            tx
+        });
+        if tx.try_send(job).is_err() {
+            ::metrics::counter!("chathub_archive_deferred_total").increment(1);
+            self.followups.owes_sweep.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A handle for the node's own background tasks: one that holds no queue of
+    /// theirs, so that the queues close (and the tasks end) with the last user handle.
+    pub(crate) fn detached(&self) -> RedisOwnership<C> {
+        RedisOwnership {
+            inbox_writer: Default::default(),
+            followup_queues: Default::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Applies settlements, one script call per conversation (concurrently).
+    async fn settle_now(&self, settles: &[Settle]) -> bool {
+        let now = now_ms();
+        let (hot_len, hot_age) = (self.config.history_max_len, self.config.history_max_age_ms);
+        let calls = settles.iter().map(|s| {
+            let mut conn = self.conn.clone();
+            let mut call = SETTLE.prepare_invoke();
+            call.key(self.keys.state(&s.tenant, &s.conversation))
+                .key(self.pending_key(&s.tenant, &s.conversation))
+                .key(self.keys.history(&s.tenant, &s.conversation))
+                .arg(format!("{}/{}", s.tenant, s.conversation))
+                .arg(s.queued)
+                .arg(s.archived)
+                .arg(now)
+                .arg(hot_len)
+                .arg(hot_age);
+            async move { call.invoke_async::<Vec<u64>>(&mut conn).await }
+        });
+        let mut ok = true;
+        for result in futures::future::join_all(calls).await {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "settling a follow-up failed");
+                ok = false;
+            }
+        }
+        if !ok {
+            self.shared_state().owes_sweep.store(true, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// The follow-up state shared with the handles users hold.
+    fn shared_state(&self) -> &Followups {
+        &self.followups
+    }
+
+    /// Starts this node's sweeper under the backend's tasks; `node` names the node in
+    /// the heartbeat set and on its leases (unique per process).
+    pub fn start_sweeper(&self, node: String) {
+        if self.pending_marks().is_empty() {
+            return;
+        }
+        self.tasks.spawn(sweep_loop(self.detached(), node));
+    }
+
+    /// Redoes one stale mark (`<kind>:<tenant>/<conversation>`). Returns whether it
+    /// could (false: Redis or the archive failed; the mark stays).
+    async fn repair(&self, member: &str) -> bool {
+        let parsed = member.split_once(':').and_then(|(kind, rest)| {
+            let (t, c) = rest.split_once('/')?;
+            Some((
+                kind,
+                TenantId::new(t).ok()?,
+                ConversationId::new(c).ok()?,
+            ))
+        });
+        let Some((kind, tenant, conversation)) = parsed else {
+            tracing::warn!(member, "a pending mark that names no conversation; dropped");
+            return true;
+        };
+        let result = match kind {
+            "q" => self.repair_queue(&tenant, &conversation).await,
+            "a" => self.repair_archive(&tenant, &conversation).await,
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => {
+                ::metrics::counter!("chathub_followups_repaired_total", "kind" => if kind == "q" { "queue" } else { "archive" })
+                    .increment(1);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, member, "redoing a follow-up failed");
+                false
+            }
+        }
+    }
+
+    /// The state and the watermarks of a conversation.
+    async fn read_marks(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+    ) -> Result<(ConversationState, u64, u64), chathub_store::StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.state(t, c))
+            .arg(&[
+                "status", "owner", "epoch", "seq", "disabled", "queued", "archived",
+            ])
+            .query_async(&mut conn)
+            .await
+            .map_err(chathub_store::StoreError::from_redis)?;
+        let state = chathub_store::redis::parse_state(&fields)?;
+        let number = |i: usize| {
+            fields
+                .get(i)
+                .cloned()
+                .flatten()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0u64)
+        };
+        Ok((state, number(5), number(6)))
+    }
+
+    /// The queue entry from the state, with the follow-ups of the events since the
+    /// watermark (notice, "received" record, webhook job), then settled.
+    async fn repair_queue(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+    ) -> Result<(), chathub_store::StoreError> {
+        let (state, queued, _) = self.read_marks(t, c).await?;
+        if queued < state.seq {
+            let store = RedisStore::new(self.conn.clone(), self.keys.clone());
+            let mut events = Vec::new();
+            let mut after = queued;
+            loop {
+                let range = HistoryRange::After {
+                    after,
+                    limit: REPAIR_CHUNK,
+                };
+                let slice = store.history(t, c, range).await?;
+                after = slice.events.last().map_or(after, |e| e.seq);
+                events.extend(slice.events);
+                if !slice.has_more {
+                    break;
+                }
+            }
+            let update = InboxUpdate::after(self, t, c, &state, &events, now_ms());
+            if self.write_tenant_inbox(&[update]).await.is_none() {
+                return Err(chathub_store::StoreError::Internal(
+                    "queue update failed".into(),
+                ));
+            }
+        }
+        let settled = Settle {
+            tenant: t.clone(),
+            conversation: c.clone(),
+            queued: state.seq.max(1),
+            archived: 0,
+        };
+        if self.settle_now(&[settled]).await {
+            Ok(())
+        } else {
+            Err(chathub_store::StoreError::Internal("settle failed".into()))
+        }
+    }
+
+    /// Copies to the archive the events Redis holds past the archived watermark, then
+    /// settles.
+    async fn repair_archive(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+    ) -> Result<(), chathub_store::StoreError> {
+        let Some(archive) = &self.config.archive else {
+            return Ok(());
+        };
+        let (state, mut archived, _) = {
+            let (state, _, archived) = self.read_marks(t, c).await?;
+            (state, archived, ())
+        };
+        let store = RedisStore::new(self.conn.clone(), self.keys.clone());
+        loop {
+            let range = HistoryRange::After {
+                after: archived,
+                limit: REPAIR_CHUNK,
+            };
+            let slice = store.history(t, c, range).await?;
+            let item = ArchiveItem {
+                tenant: t,
+                conversation: c,
+                state: Some(&state),
+                events: &slice.events,
+            };
+            archive.archive_many(&[item]).await?;
+            archived = slice.events.last().map_or(archived, |e| e.seq);
+            if !slice.has_more {
+                break;
+            }
+        }
+        // Everything Redis holds up to the state read is archived (events it lacks past
+        // the watermark are gone for good: nothing more to copy).
+        let settled = Settle {
+            tenant: t.clone(),
+            conversation: c.clone(),
+            queued: 0,
+            archived: archived.max(state.seq).max(1),
+        };
+        if self.settle_now(&[settled]).await {
+            Ok(())
+        } else {
+            Err(chathub_store::StoreError::Internal("settle failed".into()))
+        }
+    }
+
+    /// Redoes the stale marks of one shard. Returns whether every one could be done.
+    async fn sweep_shard(&self, shard: PendingShard, cutoff: u64) -> bool {
+        let key = self.keys.pending(shard);
+        loop {
+            let mut conn = self.conn.clone();
+            let members: Result<Vec<String>, _> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(cutoff)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(SCAN_BATCH)
+                .query_async(&mut conn)
+                .await;
+            let Ok(members) = members else {
+                return false;
+            };
+            for member in &members {
+                // A mark that cannot be done now stays stale: give up on this shard
+                // until the next sweep rather than reading it again and again.
+                if !self.repair(member).await {
+                    return false;
+                }
+            }
+            if members.len() < SCAN_BATCH {
+                return true;
+            }
+        }
+    }
+
+    /// Sweeps every shard of `range`.
+    async fn sweep_range(&self, range: u16) -> bool {
+        let shards = self.sharding().shards();
+        let ranges = SWEEP_RANGES.min(shards);
+        let per = shards.div_ceil(ranges);
+        let first = range * per;
+        let last = (first + per).min(shards);
+        let cutoff = now_ms().saturating_sub(millis(self.config.sweep.grace));
+        let results: Vec<bool> = futures::stream::iter(first..last)
+            .map(|shard| self.sweep_shard(PendingShard(shard), cutoff))
+            .buffer_unordered(SCAN_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().all(|ok| ok)
+    }
+}
+
+/// The settler: applies pending settlements in batches, one per conversation (the
+/// highest watermarks win).
+async fn settle_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
+    ownership: RedisOwnership<C>,
+    mut rx: mpsc::Receiver<Settle>,
+) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let mut merged: HashMap<(TenantId, ConversationId), (u64, u64)> = HashMap::new();
+        for s in batch.drain(..) {
+            let entry = merged.entry((s.tenant, s.conversation)).or_default();
+            entry.0 = entry.0.max(s.queued);
+            entry.1 = entry.1.max(s.archived);
+        }
+        let settles: Vec<Settle> = merged
+            .into_iter()
+            .map(|((tenant, conversation), (queued, archived))| Settle {
+                tenant,
+                conversation,
+                queued,
+                archived,
+            })
+            .collect();
+        ownership.settle_now(&settles).await;
+    }
+}
+
+/// The archiver: copies the steps' events to PostgreSQL in batches (one transaction
+/// each), then settles them. A failed batch is left to the sweepers (its marks stay).
+async fn archive_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
+    ownership: RedisOwnership<C>,
+    mut rx: mpsc::Receiver<ArchiveJob>,
+) {
+    let Some(archive) = ownership.config.archive.clone() else {
+        return;
+    };
+    let state = ownership.shared_state();
+    let mut jobs = Vec::with_capacity(ARCHIVE_BATCH);
+    while rx.recv_many(&mut jobs, ARCHIVE_BATCH).await > 0 {
+        let items: Vec<ArchiveItem> = jobs
+            .iter()
+            .map(|j| ArchiveItem {
+                tenant: &j.tenant,
+                conversation: &j.conversation,
+                state: Some(&j.state),
+                events: &j.events,
+            })
+            .collect();
+        let oldest = jobs
+            .iter()
+            .filter_map(|j| j.events.first().map(|e| e.at))
+            .min()
+            .unwrap_or_else(now_ms);
+        match archive.archive_many(&items).await {
+            Ok(()) => {
+                let delay = now_ms().saturating_sub(oldest);
+                state.last_delay_ms.store(delay, Ordering::Relaxed);
+                ::metrics::histogram!("chathub_archive_delay_seconds")
+                    .record(delay as f64 / 1000.0);
+                if state.archive_down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("archive reachable again");
+                }
+                let mut settled: HashMap<(TenantId, ConversationId), u64> = HashMap::new();
+                for job in jobs.drain(..) {
+                    let seq = job.state.seq;
+                    let entry = settled.entry((job.tenant, job.conversation)).or_default();
+                    *entry = (*entry).max(seq);
+                }
+                let settles: Vec<Settle> = settled
+                    .into_iter()
+                    .map(|((tenant, conversation), archived)| Settle {
+                        tenant,
+                        conversation,
+                        queued: 0,
+                        archived,
+                    })
+                    .collect();
+                ownership.settle_now(&settles).await;
+            }
+            Err(e) => {
+                ::metrics::counter!("chathub_backend_errors_total", "during" => "archive")
+                    .increment(1);
+                if !state.archive_down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "archive unreachable: events wait in redis");
+                }
+                let _ = state.unarchived_since.compare_exchange(
+                    0,
+                    oldest,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                state.owes_sweep.store(true, Ordering::Relaxed);
+                jobs.clear();
+            }
+        }
+    }
+}
+
+/// The node's sweeper loop (see the module docs).
+async fn sweep_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
+    ownership: RedisOwnership<C>,
+    node: String,
+) {
+    let config = ownership.config.sweep.clone();
+    let keys = ownership.keys.clone();
+    let ranges = SWEEP_RANGES.min(ownership.sharding().shards());
+    // Where this node starts looking for free ranges: spread over the nodes.
+    let start = node.bytes().fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(b.into())) % ranges;
+    let mut held: BTreeSet<u16> = BTreeSet::new();
+    let mut seen_epoch: Option<u64> = None;
+    let mut last_full = Instant::now();
+    let lease_ms = millis(config.lease);
+    loop {
+        tokio::time::sleep(config.tick).await;
+        let state = ownership.shared_state();
+        let mut conn = ownership.conn.clone();
+        let now = now_ms();
+        let tick: Result<(u64, Vec<u16>), redis::RedisError> = async {
+            // Heartbeat; the nodes silent for a lease are dead: whoever removes one
+            // moves the sweep epoch, so that every node sweeps for its marks.
+            redis::cmd("ZADD")
+                .arg(keys.nodes())
+                .arg(now)
+                .arg(&node)
+                .exec_async(&mut conn)
+                .await?;
+            let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(keys.nodes())
+                .arg("-inf")
+                .arg(now.saturating_sub(lease_ms))
+                .query_async(&mut conn)
+                .await?;
+            for gone in dead {
+                let removed: u64 = redis::cmd("ZREM")
+                    .arg(keys.nodes())
+                    .arg(&gone)
+                    .query_async(&mut conn)
+                    .await?;
+                if removed == 1 {
+                    tracing::info!(node = %gone, "a gateway node stopped heartbeating: sweeping its follow-ups");
+                    redis::cmd("INCR")
+                        .arg(keys.sweep_epoch())
+                        .exec_async(&mut conn)
+                        .await?;
+                }
+            }
+            // Follow-ups failed here: once Redis (and the archive) answer, ask everyone.
+            if state.owes_sweep.load(Ordering::Relaxed) {
+                let archive_ok = match &ownership.config.archive {
+                    Some(archive) => archive.ping().await.is_ok(),
+                    None => true,
+                };
+                if archive_ok {
+                    state.archive_down.store(false, Ordering::Relaxed);
+                    state.owes_sweep.store(false, Ordering::Relaxed);
+                    redis::cmd("INCR")
+                        .arg(keys.sweep_epoch())
+                        .exec_async(&mut conn)
+                        .await?;
+                }
+            }
+            let live: u64 = redis::cmd("ZCARD")
+                .arg(keys.nodes())
+                .query_async(&mut conn)
+                .await?;
+            let fair = usize::from(ranges).div_ceil(live.max(1) as usize);
+            // Keep (renew) at most a fair share; then take free ranges up to it.
+            let mut kept = BTreeSet::new();
+            for &range in &held {
+                if kept.len() >= fair {
+                    let _: u64 = RELEASE
+                        .key(keys.sweep_lease(range))
+                        .arg(&node)
+                        .invoke_async(&mut conn)
+                        .await?;
+                    continue;
+                }
+                let renewed: u64 = RENEW
+                    .key(keys.sweep_lease(range))
+                    .arg(&node)
+                    .arg(lease_ms)
+                    .invoke_async(&mut conn)
+                    .await?;
+                if renewed == 1 {
+                    kept.insert(range);
+                }
+            }
+            held = kept;
+            let mut acquired = Vec::new();
+            for i in 0..ranges {
+                if held.len() >= fair {
+                    break;
+                }
+                let range = (start + i) % ranges;
+                if held.contains(&range) {
+                    continue;
+                }
+                let taken: Option<String> = redis::cmd("SET")
+                    .arg(keys.sweep_lease(range))
+                    .arg(&node)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(lease_ms)
+                    .query_async(&mut conn)
+                    .await?;
+                if taken.is_some() {
+                    held.insert(range);
+                    acquired.push(range);
+                }
+            }
+            let epoch: Option<u64> = redis::cmd("GET")
+                .arg(keys.sweep_epoch())
+                .query_async(&mut conn)
+                .await?;
+            Ok((epoch.unwrap_or(0), acquired))
+        }
+        .await;
+        let (epoch, acquired) = match tick {
+            Ok(tick) => tick,
+            Err(e) => {
+                tracing::debug!(error = %e, "sweeper tick failed");
+                continue;
+            }
+        };
+        let since_down = state.unarchived_since.load(Ordering::Relaxed);
+        let lag_ms = if since_down > 0 {
+            now.saturating_sub(since_down)
+        } else {
+            state.last_delay_ms.load(Ordering::Relaxed)
+        };
+        ::metrics::gauge!("chathub_archive_lag_seconds").set(lag_ms as f64 / 1000.0);
+        let full = seen_epoch != Some(epoch) || last_full.elapsed() >= config.backstop;
+        let to_sweep: Vec<u16> = if full {
+            held.iter().copied().collect()
+        } else {
+            acquired
+        };
+        let mut all_done = true;
+        for range in to_sweep {
+            all_done &= ownership.sweep_range(range).await;
+        }
+        if full {
+            last_full = Instant::now();
+            seen_epoch = Some(epoch);
+            if all_done && !state.archive_down.load(Ordering::Relaxed) {
+                state.unarchived_since.store(0, Ordering::Relaxed);
+            }
+        }
+        if !all_done {
+            // Something could not be done (Redis or the archive down): ask again once
+            // they answer.
+            state.owes_sweep.store(true, Ordering::Relaxed);
+        }
+    }
+}
