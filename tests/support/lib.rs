@@ -511,6 +511,13 @@ impl HubProcess {
         HubProcess::spawn_in(Command::new(chathub_binary()), extra)
     }
 
+    /// Like [`HubProcess::spawn`], with environment variables `env` set (a fault point).
+    pub fn spawn_with_env(env: &[(&str, &str)], extra: &[&str]) -> HubProcess {
+        let mut cmd = Command::new(chathub_binary());
+        cmd.envs(env.iter().copied());
+        HubProcess::spawn_in(cmd, extra)
+    }
+
     /// Like [`HubProcess::spawn`], with at most `nofile` open files (`prlimit`).
     pub fn spawn_with_nofile(nofile: u32, extra: &[&str]) -> HubProcess {
         let mut cmd = Command::new("prlimit");

@@ -10,6 +10,7 @@ use chathub_gateway::{
     AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
     RedisConfig, RedisOwnershipConfig, RedisTarget, TlsConfig, WebhookConfig,
 };
+use chathub_gateway::{ArchiveConfig, FaultPoint, SweepConfig};
 use chathub_gateway::{DataDirConfig, SyncMode};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -209,6 +210,26 @@ struct ServeArgs {
     /// Events older than this are dropped from history, seconds (0: keep by length only).
     #[arg(long, env = "CHATHUB_HISTORY_MAX_AGE_SECS", default_value_t = 0)]
     history_max_age_secs: u64,
+    /// Cluster mode: the PostgreSQL archive, every event's durable copy (deep history,
+    /// search, transcripts, reports): `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE`.
+    /// Redis then keeps a hot window (--history-max-len, --history-max-age-secs) and
+    /// never drops an event the archive lacks.
+    #[arg(long, env = "CHATHUB_ARCHIVE", hide_env_values = true)]
+    archive: Option<String>,
+    /// Connections to the archive per node, at most.
+    #[arg(long, env = "CHATHUB_ARCHIVE_POOL_SIZE", default_value_t = defaults::ARCHIVE_POOL_SIZE)]
+    archive_pool_size: usize,
+    /// Cluster mode: how long a command's follow-up (the queue's second step on a Redis
+    /// Cluster, the archive copy) may stand undone before other nodes redo it, ms.
+    #[arg(long, env = "CHATHUB_SWEEP_GRACE_MS", default_value_t = defaults::SWEEP_GRACE_MS)]
+    sweep_grace_ms: u64,
+    /// Cluster mode: a node silent this long is dead (its sweep leases go to others and
+    /// every node sweeps for what it left), ms.
+    #[arg(long, env = "CHATHUB_SWEEP_LEASE_MS", default_value_t = defaults::SWEEP_LEASE_MS)]
+    sweep_lease_ms: u64,
+    /// Cluster mode: how often a node sweeps its share when nothing asked for it, seconds.
+    #[arg(long, env = "CHATHUB_SWEEP_BACKSTOP_SECS", default_value_t = defaults::SWEEP_BACKSTOP_SECS)]
+    sweep_backstop_secs: u64,
     /// Agents whose owner has had no live session this long are flagged `owner_absent`,
     /// seconds.
     #[arg(long, env = "CHATHUB_OWNER_ABSENT_SECS", default_value_t = defaults::OWNER_ABSENT_SECS)]
@@ -411,6 +432,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let config_seed = config.seed.clone();
     let scheme = if config.tls.is_some() { "wss" } else { "ws" };
     let shutdown = CancellationToken::new();
+    if args.archive.is_some() && args.redis.is_none() && args.redis_cluster.is_none() {
+        bail!("--archive is for cluster mode: give --redis or --redis-cluster too");
+    }
     let target = match (args.redis, args.redis_cluster) {
         (Some(url), _) => Some(RedisTarget::Single(url)),
         (None, Some(urls)) => Some(RedisTarget::Cluster(urls)),
@@ -429,8 +453,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     history_max_age_ms: args.history_max_age_secs * 1000,
                     dedup_window_ms: args.dedup_window_secs * 1000,
                     inbox_stream_max_len: args.inbox_max_len.max(1) as u64,
+                    sweep: SweepConfig {
+                        lease: Duration::from_millis(args.sweep_lease_ms.max(100)),
+                        grace: Duration::from_millis(args.sweep_grace_ms),
+                        backstop: Duration::from_secs(args.sweep_backstop_secs.max(1)),
+                        // A few heartbeats per lease.
+                        tick: Duration::from_millis((args.sweep_lease_ms / 4).clamp(25, 500)),
+                    },
+                    fault: fault_point()?,
                     ..RedisOwnershipConfig::default()
                 },
+                archive: args.archive.map(|url| ArchiveConfig {
+                    pool_size: args.archive_pool_size.max(1),
+                    ..ArchiveConfig::new(url)
+                }),
             };
             let running = chathub_gateway::start_redis(config, redis, shutdown.clone()).await?;
             (running, "redis")
@@ -514,6 +550,16 @@ fn print_demo_tokens(
         println!("admin api: http://{http}/admin/v1/ (Authorization: Bearer <admin token>)");
     }
     Ok(())
+}
+
+/// The fault to inject, named by `CHATHUB_FAULT_POINT` (tests that kill a node at the
+/// worst moment; never set in production).
+fn fault_point() -> Result<Option<FaultPoint>> {
+    match std::env::var("CHATHUB_FAULT_POINT").ok().as_deref() {
+        None | Some("") => Ok(None),
+        Some("abort-after-step") => Ok(Some(FaultPoint::AbortAfterStep)),
+        Some(other) => bail!("unknown CHATHUB_FAULT_POINT {other:?} (known: abort-after-step)"),
+    }
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -5,6 +5,7 @@ use chathub_broker::{Broker, Hub, MemoryBroker, RedisBroker, Tasks};
 use chathub_domain::TenantId;
 use chathub_ownership::{MemoryOwnership, Ownership, RedisOwnership, RedisOwnershipConfig};
 use chathub_store::StoreError;
+use chathub_store::postgres::Archive;
 use chathub_store::report::{CycleRow, Reports};
 use chathub_store::search::{Search, SearchPage, SearchQuery};
 use chathub_store::sqlite::DataDirConfig;
@@ -61,6 +62,11 @@ pub trait Backend: Send + Sync + 'static {
     /// window): the embedded data directory, or a cluster's archive.
     fn has_record_tier(&self) -> bool {
         false
+    }
+    /// Whether the cluster's archive is degraded (unreachable: events wait in Redis);
+    /// `None` without an archive. Reported by `/readyz`, which stays ready.
+    fn archive_degraded(&self) -> Option<bool> {
+        None
     }
     /// Full-text search of the tenant's messages in the record tier; `unavailable`
     /// where there is none (an ephemeral node, a cluster without an archive).
@@ -245,6 +251,9 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// History retention, dedup window and inbox stream length.
     pub ownership: RedisOwnershipConfig,
+    /// The PostgreSQL archive (the record tier: deep history, search, reports). Default
+    /// none.
+    pub archive: Option<chathub_store::postgres::ArchiveConfig>,
 }
 
 impl RedisConfig {
@@ -255,6 +264,7 @@ impl RedisConfig {
             prefix: "chathub".to_owned(),
             timeout: Duration::from_millis(crate::config::defaults::REDIS_TIMEOUT_MS),
             ownership: RedisOwnershipConfig::default(),
+            archive: None,
         }
     }
 
@@ -277,6 +287,12 @@ pub enum BackendError {
     DataDir {
         /// The directory.
         dir: String,
+        /// Why.
+        reason: String,
+    },
+    /// The archive is unreachable, or its schema could not be brought up to date.
+    #[error("cannot open the archive: {reason}")]
+    Archive {
         /// Why.
         reason: String,
     },
@@ -304,6 +320,21 @@ pub struct RedisBackend<C> {
     history_id: Arc<std::sync::RwLock<String>>,
     history_id_key: String,
     conn: C,
+    /// The record tier, when configured.
+    archive: Option<Archive>,
+}
+
+/// Connects to the configured archive (and migrates its schema), if any.
+async fn open_archive(config: &RedisConfig) -> Result<Option<Archive>, BackendError> {
+    let Some(archive) = &config.archive else {
+        return Ok(None);
+    };
+    Archive::connect(archive)
+        .await
+        .map(Some)
+        .map_err(|e| BackendError::Archive {
+            reason: e.to_string(),
+        })
 }
 
 impl RedisBackend<ConnectionManager> {
@@ -319,6 +350,7 @@ impl RedisBackend<ConnectionManager> {
             url: url.to_owned(),
             reason: e.to_string(),
         };
+        let archive = open_archive(&config).await?;
         let client = redis::Client::open(url).map_err(|e| error(&e))?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
@@ -339,7 +371,7 @@ impl RedisBackend<ConnectionManager> {
         )
         .await
         .map_err(|e| error(&e))?;
-        Ok(RedisBackend::assemble(conn, broker, config, tasks).await)
+        Ok(RedisBackend::assemble(conn, broker, config, archive, tasks).await)
     }
 }
 
@@ -355,6 +387,7 @@ impl RedisBackend<ClusterConnection> {
             url: urls.join(","),
             reason: e.to_string(),
         };
+        let archive = open_archive(&config).await?;
         let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
             .connection_timeout(config.timeout)
             .response_timeout(config.timeout)
@@ -367,12 +400,19 @@ impl RedisBackend<ClusterConnection> {
                 .await
                 .map_err(|e| error(&e))?;
         config.ownership.cluster = true;
-        Ok(RedisBackend::assemble(conn, broker, config, tasks).await)
+        Ok(RedisBackend::assemble(conn, broker, config, archive, tasks).await)
     }
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
-    async fn assemble(conn: C, broker: RedisBroker<C>, config: RedisConfig, tasks: &Tasks) -> Self {
+    async fn assemble(
+        conn: C,
+        broker: RedisBroker<C>,
+        mut config: RedisConfig,
+        archive: Option<Archive>,
+        tasks: &Tasks,
+    ) -> Self {
+        config.ownership.archive = archive.clone();
         let keys = RedisKeys::new(&config.prefix);
         let ready = Arc::new(AtomicBool::new(true));
         let history_id_key = format!("{}:history-id", config.prefix);
@@ -387,10 +427,16 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
             history_id.clone(),
             history_id_key.clone(),
         ));
+        let ownership = RedisOwnership::new(conn.clone(), keys.clone(), config.ownership)
+            .with_tasks(tasks.clone());
+        // Follow-ups a dead node left (the cluster queue's second step, archive copies).
+        ownership
+            .start_sweeper(uuid::Uuid::new_v4().simple().to_string())
+            .await;
         RedisBackend {
             broker,
-            ownership: RedisOwnership::new(conn.clone(), keys.clone(), config.ownership)
-                .with_tasks(tasks.clone()),
+            archive,
+            ownership,
             store: RedisStore::new(conn.clone(), keys.clone()),
             workspace: RedisWorkspace::new(conn.clone(), keys.clone()),
             jobs: RedisJobs::new(conn.clone(), keys),
@@ -487,6 +533,34 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
             .read()
             .map(|id| id.clone())
             .unwrap_or_default()
+    }
+    fn has_record_tier(&self) -> bool {
+        self.archive.is_some()
+    }
+    fn archive_degraded(&self) -> Option<bool> {
+        self.ownership.archive_healthy().map(|healthy| !healthy)
+    }
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: SearchQuery,
+    ) -> Result<SearchPage, StoreError> {
+        match &self.archive {
+            Some(archive) => archive.search(tenant, query).await,
+            None => Err(no_record_tier()),
+        }
+    }
+    async fn report_cycles(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+        rows: tokio::sync::mpsc::Sender<CycleRow>,
+    ) -> Result<(), StoreError> {
+        match &self.archive {
+            Some(archive) => archive.report_cycles(tenant, from, to, rows).await,
+            None => Err(no_record_tier()),
+        }
     }
     async fn current_history_id(&self) -> Option<String> {
         let id = read_history_id(self.conn.clone(), &self.history_id_key).await?;

@@ -52,7 +52,10 @@ pub struct GatewayConfig {
 /// Every default of the node's settings, written once: the `Default` impls and the
 /// binary's flags both use these.
 pub mod defaults {
-    pub use chathub_store::defaults::{DEDUP_WINDOW_SECS, HISTORY_MAX_LEN, INBOX_MAX_LEN};
+    pub use chathub_store::defaults::{
+        ARCHIVE_POOL_SIZE, DEDUP_WINDOW_SECS, HISTORY_MAX_LEN, INBOX_MAX_LEN, SWEEP_BACKSTOP_SECS,
+        SWEEP_GRACE_MS, SWEEP_LEASE_MS,
+    };
 
     /// Timeout of every Redis call, in ms.
     pub const REDIS_TIMEOUT_MS: u64 = 2000;

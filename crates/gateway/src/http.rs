@@ -96,7 +96,12 @@ async fn readyz<K: Backend>(State(node): State<Arc<Node<K>>>) -> impl IntoRespon
     } else if !node.backend.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable\n")
     } else {
-        (StatusCode::OK, "ready\n")
+        match node.backend.archive_degraded() {
+            None => (StatusCode::OK, "ready\n"),
+            Some(false) => (StatusCode::OK, "ready\narchive: ok\n"),
+            // Sends still work (Redis is the hot tier); search and deep history do not.
+            Some(true) => (StatusCode::OK, "ready\narchive: degraded\n"),
+        }
     }
 }
 

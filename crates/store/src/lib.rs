@@ -30,6 +30,14 @@ pub mod defaults {
     pub const DEDUP_WINDOW_SECS: u64 = 600;
     /// Queue changes kept per tenant for consoles catching up.
     pub const INBOX_MAX_LEN: usize = 10_000;
+    /// Connections to the archive per node, at most.
+    pub const ARCHIVE_POOL_SIZE: usize = 8;
+    /// How long a command's follow-up may stand undone before sweepers redo it, ms.
+    pub const SWEEP_GRACE_MS: u64 = 1000;
+    /// A node's sweep lease, and the heartbeat age past which it is dead, ms.
+    pub const SWEEP_LEASE_MS: u64 = 2000;
+    /// How often a node sweeps its share unasked, seconds.
+    pub const SWEEP_BACKSTOP_SECS: u64 = 30;
 }
 
 pub mod jobs;

@@ -562,7 +562,7 @@ mod tests {
         let tag_of = |key: &str| {
             let open = key.find('{').unwrap();
             let close = key[open..].find('}').unwrap() + open;
-            slot_of(key[open + 1..close].as_bytes())
+            slot_of(&key.as_bytes()[open + 1..close])
         };
         assert_eq!(tag_of(&keys.pending(shard)), tag_of(&state));
         assert_eq!(

@@ -89,11 +89,12 @@ pub struct SweepConfig {
 
 impl Default for SweepConfig {
     fn default() -> Self {
+        use chathub_store::defaults::{SWEEP_BACKSTOP_SECS, SWEEP_GRACE_MS, SWEEP_LEASE_MS};
         SweepConfig {
-            tick: Duration::from_millis(500),
-            lease: Duration::from_secs(2),
-            grace: Duration::from_secs(1),
-            backstop: Duration::from_secs(30),
+            tick: Duration::from_millis(SWEEP_LEASE_MS / 4),
+            lease: Duration::from_millis(SWEEP_LEASE_MS),
+            grace: Duration::from_millis(SWEEP_GRACE_MS),
+            backstop: Duration::from_secs(SWEEP_BACKSTOP_SECS),
         }
     }
 }
@@ -270,10 +271,23 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     }
 
     /// Starts this node's sweeper under the backend's tasks; `node` names the node in
-    /// the heartbeat set and on its leases (unique per process).
-    pub fn start_sweeper(&self, node: String) {
+    /// the heartbeat set and on its leases (unique per process). The first heartbeat is
+    /// written before this returns, so that a node dying at its very first command is
+    /// still found dead (best effort: if Redis does not answer, the sweeper's next tick
+    /// writes it).
+    pub async fn start_sweeper(&self, node: String) {
         if self.pending_marks().is_empty() {
             return;
+        }
+        let mut conn = self.conn.clone();
+        let first = redis::cmd("ZADD")
+            .arg(self.keys.nodes())
+            .arg(now_ms())
+            .arg(&node)
+            .exec_async(&mut conn)
+            .await;
+        if let Err(e) = first {
+            tracing::warn!(error = %e, "first heartbeat failed");
         }
         self.tasks.spawn(sweep_loop(self.detached(), node));
     }

@@ -22,12 +22,16 @@ mod embedded {
     refinery::embed_migrations!("migrations/postgres");
 }
 
+/// How long connecting, or waiting for a pooled connection, may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Settings of the archive.
 #[derive(Debug, Clone)]
 pub struct ArchiveConfig {
     /// `postgres://user[:password]@host:port/database`.
     pub url: String,
-    /// Connections in the pool at most. Default 8.
+    /// Connections in the pool at most. Default
+    /// [`ARCHIVE_POOL_SIZE`](crate::defaults::ARCHIVE_POOL_SIZE).
     pub pool_size: usize,
 }
 
@@ -36,7 +40,7 @@ impl ArchiveConfig {
     pub fn new(url: impl Into<String>) -> Self {
         ArchiveConfig {
             url: url.into(),
-            pool_size: 8,
+            pool_size: crate::defaults::ARCHIVE_POOL_SIZE,
         }
     }
 }
@@ -91,10 +95,15 @@ impl Archive {
     /// Connects, and applies the schema migrations the database lacks (versioned files
     /// in `migrations/postgres`, recorded in `refinery_schema_history`).
     pub async fn connect(config: &ArchiveConfig) -> Result<Archive, StoreError> {
-        let pg: tokio_postgres::Config = config
+        let mut pg: tokio_postgres::Config = config
             .url
             .parse()
             .map_err(|_| StoreError::Invalid("archive URL"))?;
+        // A stopped or unreachable server must fail a write quickly (events then wait
+        // in Redis), not hold the archiver for minutes.
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(CALL_TIMEOUT);
+        }
         let (mut client, connection) = pg.connect(NoTls).await.map_err(from_pg)?;
         let driver = tokio::spawn(connection);
         let migrated = embedded::migrations::runner().run_async(&mut client).await;
@@ -110,6 +119,10 @@ impl Archive {
         );
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CALL_TIMEOUT))
+            .create_timeout(Some(CALL_TIMEOUT))
+            .recycle_timeout(Some(CALL_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Internal(format!("archive pool: {e}")))?;
         Ok(Archive { pool })
