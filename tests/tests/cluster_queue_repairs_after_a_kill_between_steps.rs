@@ -53,7 +53,12 @@ async fn until_queued(
 async fn the_queue_is_right_within_5_s_after_a_kill_between_the_steps() {
     let cluster = RedisCluster::start(3);
     let urls = cluster.urls().join(",");
-    let cluster_args = ["--redis-cluster", urls.as_str(), "--redis-timeout-ms", "1000"];
+    let cluster_args = [
+        "--redis-cluster",
+        urls.as_str(),
+        "--redis-timeout-ms",
+        "1000",
+    ];
     let _b = HubProcess::spawn(&cluster_args);
     let c = HubProcess::spawn(&cluster_args);
     let watcher = Client::connect(&c.ws_url, &dev_token("acme", Role::Agent, "watcher"))

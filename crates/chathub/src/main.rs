@@ -6,11 +6,11 @@
 use anyhow::{Context, Result, bail};
 use chathub_domain::Role;
 use chathub_gateway::config::defaults;
+use chathub_gateway::{ArchiveConfig, FaultPoint, SweepConfig};
 use chathub_gateway::{
     AuthConfig, Authenticator, DEV_SECRET, GatewayConfig, LimitsConfig, MemoryStoreConfig,
     RedisConfig, RedisOwnershipConfig, RedisTarget, TlsConfig, WebhookConfig,
 };
-use chathub_gateway::{ArchiveConfig, FaultPoint, SweepConfig};
 use chathub_gateway::{DataDirConfig, SyncMode};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;

@@ -41,8 +41,8 @@ pub use backend::{Backend, BackendError, EmbeddedBackend, RedisBackend, RedisCon
 pub use chathub_broker::Hub;
 pub use chathub_ownership::RedisOwnershipConfig;
 pub use chathub_ownership::redis::{FaultPoint, SweepConfig};
-pub use chathub_store::postgres::ArchiveConfig;
 pub use chathub_store::MemoryStoreConfig;
+pub use chathub_store::postgres::ArchiveConfig;
 pub use chathub_store::sqlite::{DataDirConfig, SyncMode};
 pub use config::{AuthConfig, DEV_SECRET, GatewayConfig, LimitsConfig, WebhookConfig};
 pub(crate) use node::Node;

@@ -132,14 +132,48 @@ pub(crate) struct Followups {
     last_delay_ms: AtomicU64,
 }
 
-/// A follow-up done: settle its marks.
+/// Follow-ups done: settle their marks.
 pub(crate) struct Settle {
     pub tenant: TenantId,
     pub conversation: ConversationId,
-    /// The queue entry reflects this seq (0: not this follow-up).
-    pub queued: u64,
-    /// The archive holds every event up to this seq (0: not this follow-up).
-    pub archived: u64,
+    /// The seqs (inclusive intervals) whose queue follow-ups are done.
+    pub queued: Vec<(u64, u64)>,
+    /// The seqs (inclusive intervals) archived.
+    pub archived: Vec<(u64, u64)>,
+}
+
+/// Intervals as `lua/settle.lua` takes them: `a-b,c-d`.
+fn intervals_text(intervals: &[(u64, u64)]) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    for (i, (first, last)) in intervals.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(text, "{sep}{first}-{last}");
+    }
+    text
+}
+
+/// Parses `a-b,c-d` (what is done past a watermark).
+fn parse_intervals(text: &str) -> Vec<(u64, u64)> {
+    text.split(',')
+        .filter_map(|iv| {
+            let (a, b) = iv.split_once('-')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect()
+}
+
+/// One follow-up's watermark and what is done past it.
+struct Watermark {
+    done: u64,
+    ahead: Vec<(u64, u64)>,
+}
+
+impl Watermark {
+    /// Whether `seq`'s follow-up is done.
+    fn covers(&self, seq: u64) -> bool {
+        seq <= self.done || self.ahead.iter().any(|&(a, b)| a <= seq && seq <= b)
+    }
 }
 
 /// Events to copy to the archive.
@@ -245,8 +279,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 .key(self.pending_key(&s.tenant, &s.conversation))
                 .key(self.keys.history(&s.tenant, &s.conversation))
                 .arg(format!("{}/{}", s.tenant, s.conversation))
-                .arg(s.queued)
-                .arg(s.archived)
+                .arg(intervals_text(&s.queued))
+                .arg(intervals_text(&s.archived))
                 .arg(now)
                 .arg(hot_len)
                 .arg(hot_age);
@@ -260,7 +294,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             }
         }
         if !ok {
-            self.shared_state().owes_sweep.store(true, Ordering::Relaxed);
+            self.shared_state()
+                .owes_sweep
+                .store(true, Ordering::Relaxed);
         }
         ok
     }
@@ -297,11 +333,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     async fn repair(&self, member: &str) -> bool {
         let parsed = member.split_once(':').and_then(|(kind, rest)| {
             let (t, c) = rest.split_once('/')?;
-            Some((
-                kind,
-                TenantId::new(t).ok()?,
-                ConversationId::new(c).ok()?,
-            ))
+            Some((kind, TenantId::new(t).ok()?, ConversationId::new(c).ok()?))
         });
         let Some((kind, tenant, conversation)) = parsed else {
             tracing::warn!(member, "a pending mark that names no conversation; dropped");
@@ -325,31 +357,36 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         }
     }
 
-    /// The state and the watermarks of a conversation.
+    /// The state and the watermarks (queue, archive) of a conversation.
     async fn read_marks(
         &self,
         t: &TenantId,
         c: &ConversationId,
-    ) -> Result<(ConversationState, u64, u64), chathub_store::StoreError> {
+    ) -> Result<(ConversationState, Watermark, Watermark), chathub_store::StoreError> {
         let mut conn = self.conn.clone();
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.keys.state(t, c))
             .arg(&[
-                "status", "owner", "epoch", "seq", "disabled", "queued", "archived",
+                "status",
+                "owner",
+                "epoch",
+                "seq",
+                "disabled",
+                "queued",
+                "queued_ahead",
+                "archived",
+                "archived_ahead",
             ])
             .query_async(&mut conn)
             .await
             .map_err(chathub_store::StoreError::from_redis)?;
         let state = chathub_store::redis::parse_state(&fields)?;
-        let number = |i: usize| {
-            fields
-                .get(i)
-                .cloned()
-                .flatten()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0u64)
+        let field = |i: usize| fields.get(i).cloned().flatten().unwrap_or_default();
+        let mark = |i: usize| Watermark {
+            done: field(i).parse().unwrap_or(0),
+            ahead: parse_intervals(&field(i + 1)),
         };
-        Ok((state, number(5), number(6)))
+        Ok((state, mark(5), mark(7)))
     }
 
     /// The queue entry from the state, with the follow-ups of the events since the
@@ -360,10 +397,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         c: &ConversationId,
     ) -> Result<(), chathub_store::StoreError> {
         let (state, queued, _) = self.read_marks(t, c).await?;
-        if queued < state.seq {
+        if queued.done < state.seq {
             let store = RedisStore::new(self.conn.clone(), self.keys.clone());
             let mut events = Vec::new();
-            let mut after = queued;
+            let mut after = queued.done;
             loop {
                 let range = HistoryRange::After {
                     after,
@@ -371,12 +408,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 };
                 let slice = store.history(t, c, range).await?;
                 after = slice.events.last().map_or(after, |e| e.seq);
-                events.extend(slice.events);
+                // What other nodes did past the watermark is not done twice.
+                events.extend(slice.events.into_iter().filter(|e| !queued.covers(e.seq)));
                 if !slice.has_more {
                     break;
                 }
             }
-            let update = InboxUpdate::after(self, t, c, &state, &events, now_ms());
+            let at = events.last().map_or_else(now_ms, |e| e.at);
+            let update = InboxUpdate::after(self, t, c, &state, &events, at);
             if self.write_tenant_inbox(&[update]).await.is_none() {
                 return Err(chathub_store::StoreError::Internal(
                     "queue update failed".into(),
@@ -386,8 +425,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let settled = Settle {
             tenant: t.clone(),
             conversation: c.clone(),
-            queued: state.seq.max(1),
-            archived: 0,
+            queued: vec![(queued.done + 1, state.seq.max(queued.done + 1))],
+            archived: Vec::new(),
         };
         if self.settle_now(&[settled]).await {
             Ok(())
@@ -406,10 +445,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let Some(archive) = &self.config.archive else {
             return Ok(());
         };
-        let (state, mut archived, _) = {
-            let (state, _, archived) = self.read_marks(t, c).await?;
-            (state, archived, ())
-        };
+        let (state, _, watermark) = self.read_marks(t, c).await?;
+        let mut archived = watermark.done;
         let store = RedisStore::new(self.conn.clone(), self.keys.clone());
         loop {
             let range = HistoryRange::After {
@@ -434,8 +471,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let settled = Settle {
             tenant: t.clone(),
             conversation: c.clone(),
-            queued: 0,
-            archived: archived.max(state.seq).max(1),
+            queued: Vec::new(),
+            archived: vec![(
+                watermark.done + 1,
+                archived.max(state.seq).max(watermark.done + 1),
+            )],
         };
         if self.settle_now(&[settled]).await {
             Ok(())
@@ -499,11 +539,11 @@ async fn settle_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
 ) {
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
-        let mut merged: HashMap<(TenantId, ConversationId), (u64, u64)> = HashMap::new();
+        let mut merged: HashMap<(TenantId, ConversationId), (Vec<_>, Vec<_>)> = HashMap::new();
         for s in batch.drain(..) {
             let entry = merged.entry((s.tenant, s.conversation)).or_default();
-            entry.0 = entry.0.max(s.queued);
-            entry.1 = entry.1.max(s.archived);
+            entry.0.extend(s.queued);
+            entry.1.extend(s.archived);
         }
         let settles: Vec<Settle> = merged
             .into_iter()
@@ -553,18 +593,24 @@ async fn archive_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
                 if state.archive_down.swap(false, Ordering::Relaxed) {
                     tracing::info!("archive reachable again");
                 }
-                let mut settled: HashMap<(TenantId, ConversationId), u64> = HashMap::new();
+                let mut settled: HashMap<(TenantId, ConversationId), Vec<(u64, u64)>> =
+                    HashMap::new();
                 for job in jobs.drain(..) {
-                    let seq = job.state.seq;
-                    let entry = settled.entry((job.tenant, job.conversation)).or_default();
-                    *entry = (*entry).max(seq);
+                    let (Some(first), Some(last)) = (job.events.first(), job.events.last()) else {
+                        continue;
+                    };
+                    let interval = (first.seq, last.seq);
+                    settled
+                        .entry((job.tenant, job.conversation))
+                        .or_default()
+                        .push(interval);
                 }
                 let settles: Vec<Settle> = settled
                     .into_iter()
                     .map(|((tenant, conversation), archived)| Settle {
                         tenant,
                         conversation,
-                        queued: 0,
+                        queued: Vec::new(),
                         archived,
                     })
                     .collect();
@@ -598,7 +644,10 @@ async fn sweep_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
     let keys = ownership.keys.clone();
     let ranges = SWEEP_RANGES.min(ownership.sharding().shards());
     // Where this node starts looking for free ranges: spread over the nodes.
-    let start = node.bytes().fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(b.into())) % ranges;
+    let start = node
+        .bytes()
+        .fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+        % ranges;
     let mut held: BTreeSet<u16> = BTreeSet::new();
     let mut seen_epoch: Option<u64> = None;
     let mut last_full = Instant::now();

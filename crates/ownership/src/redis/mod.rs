@@ -308,8 +308,16 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
             .arg(redis_channel(self.keys.prefix(), &channel))
             .arg(self.publish_command())
             // With an archive the stream is trimmed when settling, past what is archived.
-            .arg(if archived { 0 } else { self.config.history_max_len })
-            .arg(if archived { 0 } else { self.config.history_max_age_ms })
+            .arg(if archived {
+                0
+            } else {
+                self.config.history_max_len
+            })
+            .arg(if archived {
+                0
+            } else {
+                self.config.history_max_age_ms
+            })
             .arg(self.config.dedup_window_ms)
             .arg(content_kind)
             .arg(if req.context.tenant_chat_disabled {
@@ -344,9 +352,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
         } else {
             invocation.arg("0").arg("").arg("").arg("").arg("").arg("");
         }
-        invocation
-            .arg(self.pending_marks())
-            .arg(format!("{t}/{c}"));
+        invocation.arg(self.pending_marks()).arg(format!("{t}/{c}"));
         // A connection found dead (Redis restarted since the last command) is replaced
         // by the connection manager; one retry on the new one is safe when the command
         // cannot apply twice: a send with a `client_msg_id` (deduplicated by the script)
@@ -528,8 +534,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                         self.settle_later(followups::Settle {
                             tenant: u.tenant.clone(),
                             conversation: u.conversation.clone(),
-                            queued: u.seq,
-                            archived: 0,
+                            queued: vec![(u.first_seq, u.seq)],
+                            archived: Vec::new(),
                         })
                         .await;
                     }
@@ -566,6 +572,8 @@ const INBOX_BATCH: usize = 128;
 struct InboxUpdate {
     tenant: TenantId,
     conversation: chathub_domain::ConversationId,
+    /// The first seq whose follow-ups this update does (its events' first).
+    first_seq: u64,
     seq: u64,
     status: &'static str,
     owner: String,
@@ -602,6 +610,7 @@ impl InboxUpdate {
         InboxUpdate {
             tenant: tenant.clone(),
             conversation: conversation.clone(),
+            first_seq: events.first().map_or(state.seq, |e| e.seq),
             seq: state.seq,
             status: state.status.as_str(),
             owner: state
