@@ -433,11 +433,17 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisBackend<C> {
         ownership
             .start_sweeper(uuid::Uuid::new_v4().simple().to_string())
             .await;
+        let store = match &archive {
+            Some(archive) => {
+                RedisStore::new(conn.clone(), keys.clone()).with_archive(archive.clone())
+            }
+            None => RedisStore::new(conn.clone(), keys.clone()),
+        };
         RedisBackend {
             broker,
             archive,
             ownership,
-            store: RedisStore::new(conn.clone(), keys.clone()),
+            store,
             workspace: RedisWorkspace::new(conn.clone(), keys.clone()),
             jobs: RedisJobs::new(conn.clone(), keys),
             ready,

@@ -243,12 +243,92 @@ static SET_READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("l
 pub struct RedisStore<C> {
     conn: C,
     keys: RedisKeys,
+    /// Where history older than the hot window is read (cluster mode's record tier).
+    archive: Option<crate::postgres::Archive>,
 }
 
 impl<C> RedisStore<C> {
     /// A store using `conn` and `keys`.
     pub fn new(conn: C, keys: RedisKeys) -> Self {
-        RedisStore { conn, keys }
+        RedisStore {
+            conn,
+            keys,
+            archive: None,
+        }
+    }
+
+    /// Reads history past Redis's hot window from `archive`, with the same `seq`s: a
+    /// reader sees one history, without a seam.
+    pub fn with_archive(mut self, archive: crate::postgres::Archive) -> Self {
+        self.archive = Some(archive);
+        self
+    }
+}
+
+/// Completes a page Redis answered with what only the archive holds. Redis keeps every
+/// event the archive lacks (it trims only archived events), so the two together hold
+/// every event; the archive is read only when the page reaches before Redis's window.
+async fn with_archived(
+    archive: &crate::postgres::Archive,
+    tenant: &TenantId,
+    conversation: &ConversationId,
+    range: HistoryRange,
+    hot: HistorySlice,
+) -> Result<HistorySlice, StoreError> {
+    match range {
+        HistoryRange::After { after, limit } => {
+            // Redis always holds the newest events: a page that starts where asked, or
+            // an empty one, is complete.
+            if hot.events.first().is_none_or(|e| e.seq <= after + 1) {
+                return Ok(hot);
+            }
+            let older = archive.history(tenant, conversation, range).await?;
+            let last_older = older.events.last().map_or(after, |e| e.seq);
+            let mut events = older.events;
+            events.extend(hot.events.into_iter().filter(|e| e.seq > last_older));
+            let has_more = older.has_more || hot.has_more || events.len() > limit;
+            events.truncate(limit);
+            Ok(HistorySlice { events, has_more })
+        }
+        HistoryRange::Before { .. } | HistoryRange::Latest { .. } => {
+            let limit = match range {
+                HistoryRange::Before { limit, .. } | HistoryRange::Latest { limit } => limit,
+                HistoryRange::After { .. } => unreachable!("matched above"),
+            };
+            // Where Redis's answer starts: older events exist when it is past seq 1
+            // (seqs start at 1 and are consecutive).
+            let bound = match (hot.events.first(), range) {
+                (Some(oldest), _) => oldest.seq,
+                (None, HistoryRange::Before { before, .. }) => before,
+                (None, _) => return Ok(hot),
+            };
+            if bound <= 1 || hot.has_more {
+                return Ok(hot);
+            }
+            let room = limit.saturating_sub(hot.events.len());
+            if room == 0 {
+                return Ok(HistorySlice {
+                    events: hot.events,
+                    has_more: true,
+                });
+            }
+            let older = archive
+                .history(
+                    tenant,
+                    conversation,
+                    HistoryRange::Before {
+                        before: bound,
+                        limit: room,
+                    },
+                )
+                .await?;
+            let mut events = older.events;
+            events.extend(hot.events);
+            Ok(HistorySlice {
+                events,
+                has_more: older.has_more,
+            })
+        }
     }
 }
 
@@ -369,7 +449,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         if newest_first {
             events.reverse();
         }
-        Ok(HistorySlice { events, has_more })
+        let hot = HistorySlice { events, has_more };
+        match &self.archive {
+            Some(archive) => with_archived(archive, tenant, conversation, range, hot).await,
+            None => Ok(hot),
+        }
     }
 
     async fn list(
