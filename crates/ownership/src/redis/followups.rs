@@ -120,9 +120,10 @@ pub(crate) struct FollowupQueues {
 /// The node's follow-up state, shared by every handle of one backend.
 #[derive(Default)]
 pub(crate) struct Followups {
-    /// A follow-up failed since the last sweep epoch this node started: once Redis (and
-    /// the archive) answer again, every node should sweep.
-    owes_sweep: AtomicBool,
+    /// When (ms) a follow-up last failed here, 0 for never since the last sweep epoch
+    /// this node started: once its mark is stale (a grace later) and Redis (and the
+    /// archive) answer, every node should sweep.
+    owes_sweep: AtomicU64,
     /// The archive's last write failed (cleared by a successful write or ping).
     archive_down: AtomicBool,
     /// The time (ms) of the oldest event this node failed to archive since the archive
@@ -130,6 +131,13 @@ pub(crate) struct Followups {
     unarchived_since: AtomicU64,
     /// The delay of the last archive write, ms (event time to commit).
     last_delay_ms: AtomicU64,
+}
+
+impl Followups {
+    /// Records that a follow-up failed now (see `owes_sweep`).
+    fn owe_sweep(&self) {
+        self.owes_sweep.store(now_ms().max(1), Ordering::Relaxed);
+    }
 }
 
 /// Follow-ups done: settle their marks.
@@ -237,7 +245,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         });
         if tx.send(settle).await.is_err() {
             // The runtime is going away: the mark stays, a sweeper settles it.
-            self.followups.owes_sweep.store(true, Ordering::Relaxed);
+            self.followups.owe_sweep();
         }
     }
 
@@ -254,7 +262,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         });
         if tx.try_send(job).is_err() {
             ::metrics::counter!("chathub_archive_deferred_total").increment(1);
-            self.followups.owes_sweep.store(true, Ordering::Relaxed);
+            self.followups.owe_sweep();
         }
     }
 
@@ -294,9 +302,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             }
         }
         if !ok {
-            self.shared_state()
-                .owes_sweep
-                .store(true, Ordering::Relaxed);
+            self.shared_state().owe_sweep();
         }
         ok
     }
@@ -628,7 +634,7 @@ async fn archive_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
-                state.owes_sweep.store(true, Ordering::Relaxed);
+                state.owe_sweep();
                 jobs.clear();
             }
         }
@@ -687,14 +693,21 @@ async fn sweep_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
                 }
             }
             // Follow-ups failed here: once Redis (and the archive) answer, ask everyone.
-            if state.owes_sweep.load(Ordering::Relaxed) {
+            // Not before the marks left are stale: a sweep would skip them.
+            let owed = state.owes_sweep.load(Ordering::Relaxed);
+            if owed > 0 && now >= owed + millis(config.grace) {
                 let archive_ok = match &ownership.config.archive {
                     Some(archive) => archive.ping().await.is_ok(),
                     None => true,
                 };
-                if archive_ok {
+                // A failure since the read keeps the debt for the next tick.
+                if archive_ok
+                    && state
+                        .owes_sweep
+                        .compare_exchange(owed, 0, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
                     state.archive_down.store(false, Ordering::Relaxed);
-                    state.owes_sweep.store(false, Ordering::Relaxed);
                     redis::cmd("INCR")
                         .arg(keys.sweep_epoch())
                         .exec_async(&mut conn)
@@ -791,7 +804,7 @@ async fn sweep_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
         if !all_done {
             // Something could not be done (Redis or the archive down): ask again once
             // they answer.
-            state.owes_sweep.store(true, Ordering::Relaxed);
+            state.owe_sweep();
         }
     }
 }
