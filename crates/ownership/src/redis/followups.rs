@@ -700,18 +700,19 @@ async fn sweep_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
                     Some(archive) => archive.ping().await.is_ok(),
                     None => true,
                 };
-                // A failure since the read keeps the debt for the next tick.
-                if archive_ok
-                    && state
-                        .owes_sweep
-                        .compare_exchange(owed, 0, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
+                if archive_ok {
                     state.archive_down.store(false, Ordering::Relaxed);
                     redis::cmd("INCR")
                         .arg(keys.sweep_epoch())
                         .exec_async(&mut conn)
                         .await?;
+                    // Paid, unless a follow-up failed again meanwhile: that debt stays.
+                    let _ = state.owes_sweep.compare_exchange(
+                        owed,
+                        0,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                 }
             }
             let live: u64 = redis::cmd("ZCARD")
