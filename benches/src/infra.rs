@@ -16,8 +16,12 @@ pub(crate) struct Target {
     pub(crate) gateway_pids: Vec<u32>,
     /// PIDs of the redis-servers (one, or a Redis Cluster's masters), if spawned.
     pub(crate) redis_pids: Vec<u32>,
+    /// HTTP address (`host:port`) of every spawned node (for `/metrics`).
+    pub(crate) http_addrs: Vec<String>,
     /// A spawned Redis Cluster (stopped on drop).
     _cluster: Option<chathub_testkit::RedisCluster>,
+    /// A spawned PostgreSQL archive (stopped on drop).
+    _archive: Option<chathub_testkit::PostgresServer>,
     /// The HS256 secret tokens are minted with.
     pub(crate) secret: String,
     children: Vec<Child>,
@@ -57,13 +61,47 @@ pub(crate) fn chathub_bin(given: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 impl Target {
+    /// The sum over the spawned nodes of one Prometheus histogram's buckets: (upper
+    /// bound, cumulative count), ascending.
+    pub(crate) async fn histogram_buckets(&self, name: &str) -> Vec<(f64, u64)> {
+        let mut sums: Vec<(f64, u64)> = Vec::new();
+        let prefix = format!("{name}_bucket{{le=\"");
+        for addr in &self.http_addrs {
+            let Ok(body) = http_get(addr, "/metrics").await else {
+                continue;
+            };
+            for line in body.lines() {
+                let Some(rest) = line.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let Some((bound, count)) = rest.split_once("\"} ") else {
+                    continue;
+                };
+                let bound = if bound == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    bound.parse().unwrap_or(f64::INFINITY)
+                };
+                let count: u64 = count.trim().parse().unwrap_or(0);
+                match sums.iter_mut().find(|(b, _)| *b == bound) {
+                    Some(entry) => entry.1 += count,
+                    None => sums.push((bound, count)),
+                }
+            }
+        }
+        sums.sort_by(|a, b| a.0.total_cmp(&b.0));
+        sums
+    }
+
     /// Running nodes at `urls`.
     pub(crate) fn connect(urls: Vec<String>, gateway_pids: Vec<u32>, secret: String) -> Target {
         Target {
             urls,
             gateway_pids,
             redis_pids: Vec::new(),
+            http_addrs: Vec::new(),
             _cluster: None,
+            _archive: None,
             secret,
             children: Vec::new(),
             dir: None,
@@ -72,11 +110,13 @@ impl Target {
 
     /// Starts a redis-server on a free loopback port (unless `nodes == 1 && embedded`),
     /// or a Redis Cluster of `cluster_masters` masters when that is not 0, and `nodes`
-    /// gateway processes in cluster mode; stops them on drop.
+    /// gateway processes in cluster mode (with a PostgreSQL archive when `archive`);
+    /// stops them on drop.
     pub(crate) fn spawn(
         nodes: usize,
         embedded: bool,
         cluster_masters: usize,
+        archive: bool,
         bin: PathBuf,
         extra: &[String],
     ) -> Result<Target> {
@@ -87,7 +127,9 @@ impl Target {
             urls: Vec::new(),
             gateway_pids: Vec::new(),
             redis_pids: Vec::new(),
+            http_addrs: Vec::new(),
             _cluster: None,
+            _archive: None,
             secret: secret.clone(),
             children: Vec::new(),
             dir: Some(dir.clone()),
@@ -130,6 +172,14 @@ impl Target {
                 std::thread::sleep(Duration::from_millis(20));
             }
             redis_args = vec!["--redis".into(), format!("redis://127.0.0.1:{port}")];
+        }
+        if archive {
+            if redis_args.is_empty() {
+                bail!("--archive is for cluster mode (not with --embedded)");
+            }
+            let pg = chathub_testkit::PostgresServer::start();
+            redis_args.extend(["--archive".to_owned(), pg.url()]);
+            target._archive = Some(pg);
         }
         for _ in 0..nodes {
             let mut cmd = Command::new(&bin);
@@ -174,6 +224,12 @@ impl Target {
                 .find_map(|w| w.strip_prefix("ws="))
                 .with_context(|| format!("no listening line from the gateway: {line:?}"))?;
             target.urls.push(url.to_owned());
+            if let Some(http) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("http=http://"))
+            {
+                target.http_addrs.push(http.to_owned());
+            }
         }
         Ok(target)
     }
@@ -250,4 +306,32 @@ pub(crate) fn raise_fd_limit() -> u64 {
 pub(crate) fn source_addr(i: usize) -> Option<IpAddr> {
     let n = (i / 20_000) as u8;
     (n > 0).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n.saturating_add(1))))
+}
+
+/// A plain HTTP/1.1 GET of `path` on `addr`; the body.
+async fn http_get(addr: &str, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned()))
+}
+
+/// The smallest bucket bound under which `quantile` of the observations fall (`None`
+/// without observations).
+pub(crate) fn bucket_quantile(buckets: &[(f64, u64)], quantile: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let wanted = (total as f64 * quantile).ceil() as u64;
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= wanted)
+        .map(|(bound, _)| *bound)
 }

@@ -77,6 +77,10 @@ struct Args {
     /// of each master.
     #[arg(long, default_value_t = 0)]
     redis_cluster_masters: usize,
+    /// With --spawn (cluster mode): start a PostgreSQL archive too; `fanout` then
+    /// reports the archive lag (from each step to its copy committed), p99.
+    #[arg(long)]
+    archive: bool,
     /// With --spawn: the chathub binary (default: next to this one).
     #[arg(long)]
     chathub_bin: Option<PathBuf>,
@@ -168,6 +172,7 @@ async fn run(args: &Args) -> Result<report::Report> {
                 args.nodes.max(1),
                 args.embedded,
                 args.redis_cluster_masters,
+                args.archive,
                 bin,
                 &extra,
             )?

@@ -48,6 +48,10 @@ pub(crate) struct Report {
     pub(crate) connect_rate: f64,
     /// Most winners seen for one (conversation, epoch) — must be 1.
     pub(crate) winners_per_epoch_max: u64,
+    /// `fanout` with an archive: the archive lag's 99th percentile, ms (the bound of the
+    /// node histogram's bucket it falls in: from each command's step to its copy
+    /// committed in PostgreSQL); 0 without an archive.
+    pub(crate) archive_lag_p99_ms: f64,
     /// `ramp`: the highest clean rate, messages in per second.
     pub(crate) knee_rate: u64,
     /// Whether every correctness check passed.
@@ -114,6 +118,12 @@ impl Report {
                 .map(|c| format!("{c:.2}"))
                 .collect();
             println!("{:<28}{}", "redis CPU/deliv. by master", each.join(" / "));
+        }
+        if self.archive_lag_p99_ms > 0.0 {
+            println!(
+                "{:<28}≤ {}",
+                "archive lag p99 (ms)", self.archive_lag_p99_ms
+            );
         }
         if self.knee_rate > 0 {
             println!("{:<28}{}", "knee (msg/s in)", self.knee_rate);

@@ -304,6 +304,12 @@ pub(crate) async fn fanout_with_histogram(
         ..Report::default()
     };
     report.latencies(&hist);
+    let archive = target
+        .histogram_buckets("chathub_archive_delay_seconds")
+        .await;
+    if let Some(p99) = crate::infra::bucket_quantile(&archive, 0.99) {
+        report.archive_lag_p99_ms = p99 * 1000.0;
+    }
     report.ok = report.lost == 0 && report.duplicated == 0 && errors.load(Ordering::Relaxed) == 0;
     Ok((report, hist))
 }

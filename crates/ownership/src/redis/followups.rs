@@ -592,10 +592,17 @@ async fn archive_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
             .unwrap_or_else(now_ms);
         match archive.archive_many(&items).await {
             Ok(()) => {
-                let delay = now_ms().saturating_sub(oldest);
-                state.last_delay_ms.store(delay, Ordering::Relaxed);
-                ::metrics::histogram!("chathub_archive_delay_seconds")
-                    .record(delay as f64 / 1000.0);
+                let now = now_ms();
+                state
+                    .last_delay_ms
+                    .store(now.saturating_sub(oldest), Ordering::Relaxed);
+                // Per command: from its step to its copy committed.
+                let delays = ::metrics::histogram!("chathub_archive_delay_seconds");
+                for job in &jobs {
+                    if let Some(first) = job.events.first() {
+                        delays.record(now.saturating_sub(first.at) as f64 / 1000.0);
+                    }
+                }
                 if state.archive_down.swap(false, Ordering::Relaxed) {
                     tracing::info!("archive reachable again");
                 }
