@@ -692,6 +692,30 @@ impl ClusterProcesses {
     }
 }
 
+/// Cluster mode with a PostgreSQL archive: a redis-server, PostgreSQL and `n` gateway
+/// processes using both (all stopped on drop).
+pub struct ArchivedCluster {
+    pub nodes: Vec<HubProcess>,
+    pub redis: RedisServer,
+    pub postgres: chathub_testkit::PostgresServer,
+}
+
+impl ArchivedCluster {
+    pub fn start(n: usize) -> ArchivedCluster {
+        let postgres = chathub_testkit::PostgresServer::start();
+        let redis = RedisServer::start();
+        let url = postgres.url();
+        let nodes = (0..n)
+            .map(|_| HubProcess::spawn_redis(&redis.url(), &["--archive", url.as_str()]))
+            .collect();
+        ArchivedCluster {
+            nodes,
+            redis,
+            postgres,
+        }
+    }
+}
+
 /// Every request type, naming `conversation` where one is named, in an order where each
 /// can succeed for a role that may make it (the privileges and isolation tables run them).
 pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {

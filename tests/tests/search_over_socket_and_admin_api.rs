@@ -1,7 +1,9 @@
 //! `search` over the socket and `GET /admin/v1/search` on a node with its data
 //! directory: agents find their tenant's messages (never another tenant's), end users
 //! are `forbidden`, a query with nothing to find is `bad_request`, an over-long one
-//! `too_large`; a node without a record tier (`--ephemeral`) answers `unavailable`.
+//! `too_large`; a node without a record tier (`--ephemeral`) answers `unavailable`. The
+//! same holds in cluster mode with a PostgreSQL archive (where a message is searchable
+//! once archived, a few milliseconds after its acknowledgement).
 
 use chathub_client::Client;
 use chathub_domain::{ConversationId, Role};
@@ -34,25 +36,47 @@ async fn error_code(client: &Client, op: Op) -> Option<ErrorCode> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_search_their_tenant_over_both_transports() {
-    let hub = HubProcess::spawn(&[]);
-    let ann = connect(&hub, "acme", Role::EndUser, "ann").await;
+    agents_search_their_tenant_on(&HubProcess::spawn(&[])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_search_their_tenant_in_cluster_mode_with_an_archive() {
+    let archived = chathub_e2e::ArchivedCluster::start(1);
+    agents_search_their_tenant_on(&archived.nodes[0]).await;
+}
+
+/// The first search, repeated until it finds `wanted` hits (the archive copies a moment
+/// after the acknowledgement) for at most a few seconds.
+async fn first_search(client: &Client, query: &str, wanted: usize) -> SearchReply {
+    let start = std::time::Instant::now();
+    loop {
+        let Ok(Reply::Search(found)) = client.request(search(query)).await else {
+            panic!("search answers")
+        };
+        if found.hits.len() >= wanted || start.elapsed() > std::time::Duration::from_secs(5) {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn agents_search_their_tenant_on(hub: &HubProcess) {
+    let ann = connect(hub, "acme", Role::EndUser, "ann").await;
     ann.send_text(None, "My coupon code does not work", None, None)
         .await
         .expect("sent");
-    let alice = connect(&hub, "acme", Role::Agent, "alice").await;
+    let alice = connect(hub, "acme", Role::Agent, "alice").await;
     let ann_conv = ConversationId::new("ann").expect("id");
     alice
         .send_text(Some(&ann_conv), "Which coupon did you use?", Some(0), None)
         .await
         .expect("sent");
-    let eve = connect(&hub, "other", Role::EndUser, "eve").await;
+    let eve = connect(hub, "other", Role::EndUser, "eve").await;
     eve.send_text(None, "coupon coupon coupon", None, None)
         .await
         .expect("sent");
 
-    let Ok(Reply::Search(found)) = alice.request(search("coupon")).await else {
-        panic!("search answers")
-    };
+    let found = first_search(&alice, "coupon", 2).await;
     let seqs: Vec<(String, u64)> = found
         .hits
         .iter()
@@ -144,10 +168,8 @@ async fn agents_search_their_tenant_over_both_transports() {
         http_request(hub.http_addr, "GET", "/admin/v1/search?q=coupon", &user, "").await;
     assert_eq!(status, 403, "{body}");
     // The other tenant's agent sees only eve's message.
-    let other = connect(&hub, "other", Role::Agent, "olga").await;
-    let Ok(Reply::Search(theirs)) = other.request(search("coupon")).await else {
-        panic!("search answers")
-    };
+    let other = connect(hub, "other", Role::Agent, "olga").await;
+    let theirs = first_search(&other, "coupon", 1).await;
     assert_eq!(theirs.hits.len(), 1);
     assert_eq!(theirs.hits[0].conversation.to_string(), "eve");
 }
@@ -158,6 +180,14 @@ async fn a_node_without_a_record_tier_says_unavailable() {
     let alice = connect(&hub, "acme", Role::Agent, "alice").await;
     assert_eq!(
         error_code(&alice, search("coupon")).await,
+        Some(ErrorCode::Unavailable)
+    );
+    // Nor has a cluster node without an archive.
+    let redis = chathub_testkit::RedisServer::start();
+    let node = HubProcess::spawn_redis(&redis.url(), &[]);
+    let bob = connect(&node, "acme", Role::Agent, "bob").await;
+    assert_eq!(
+        error_code(&bob, search("coupon")).await,
         Some(ErrorCode::Unavailable)
     );
 }

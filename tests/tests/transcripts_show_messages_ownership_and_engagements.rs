@@ -1,7 +1,8 @@
 //! Transcripts: an end user gets their own over the socket, an agent any of the tenant's,
 //! the admin API serves JSON, text and HTML; every message, the ownership timeline (taken,
 //! taken over, finished) and the engagements redeemed are in it; another end user's is
-//! `forbidden`; HTML escapes what users wrote.
+//! `forbidden`; HTML escapes what users wrote. On the embedded default and in cluster mode
+//! with an archive alike.
 
 use chathub_client::Client;
 use chathub_domain::{Cause, ConversationId, Role};
@@ -23,18 +24,27 @@ fn transcript(conversation: Option<&str>, format: Option<&str>) -> Op {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcripts_over_the_socket_and_the_admin_api() {
-    let hub = HubProcess::spawn(&[]);
-    let ann = connect(&hub, Role::EndUser, "ann").await;
+    transcripts_on(&HubProcess::spawn(&[])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcripts_in_cluster_mode_with_an_archive() {
+    let archived = chathub_e2e::ArchivedCluster::start(1);
+    transcripts_on(&archived.nodes[0]).await;
+}
+
+async fn transcripts_on(hub: &HubProcess) {
+    let ann = connect(hub, Role::EndUser, "ann").await;
     ann.send_text(None, "My coupon <b>fails</b> & I'm upset", None, None)
         .await
         .expect("sent");
     let c = ConversationId::new("ann").expect("id");
-    let alice = connect(&hub, Role::Agent, "alice").await;
+    let alice = connect(hub, Role::Agent, "alice").await;
     let took = alice
         .send_text(Some(&c), "Let me look", Some(0), None)
         .await
         .expect("alice takes");
-    let bob = connect(&hub, Role::Agent, "bob").await;
+    let bob = connect(hub, Role::Agent, "bob").await;
     let over = bob
         .send_text(Some(&c), "Bob here, taking over", Some(took.epoch), None)
         .await
@@ -101,7 +111,7 @@ async fn transcripts_over_the_socket_and_the_admin_api() {
     };
     assert_eq!(agents.messages.len(), 3);
     assert_eq!(agents.rendered, None);
-    let eve = connect(&hub, Role::EndUser, "eve").await;
+    let eve = connect(hub, Role::EndUser, "eve").await;
     let refused = eve
         .request(transcript(Some("ann"), None))
         .await
