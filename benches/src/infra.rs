@@ -61,6 +61,13 @@ pub(crate) fn chathub_bin(given: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 impl Target {
+    /// The spawned archive's size (`None` without one).
+    pub(crate) async fn archive_size(&self) -> Option<chathub_store::postgres::ArchiveSize> {
+        let pg = self._archive.as_ref()?;
+        let config = chathub_store::postgres::ArchiveConfig::new(pg.url());
+        let archive = chathub_store::postgres::Archive::connect(&config).await.ok()?;
+        archive.size().await.ok()
+    }
     /// The sum over the spawned nodes of one Prometheus histogram's buckets: (upper
     /// bound, cumulative count), ascending.
     pub(crate) async fn histogram_buckets(&self, name: &str) -> Vec<(f64, u64)> {

@@ -52,6 +52,12 @@ pub(crate) struct Report {
     /// node histogram's bucket it falls in: from each command's step to its copy
     /// committed in PostgreSQL); 0 without an archive.
     pub(crate) archive_lag_p99_ms: f64,
+    /// `fanout` with an archive: events in it at the end.
+    pub(crate) archive_events: u64,
+    /// `fanout` with an archive: bytes per archived event (table, TOAST and indexes).
+    pub(crate) archive_bytes_per_event: f64,
+    /// `fanout` with an archive: of which indexes, bytes per event.
+    pub(crate) archive_index_bytes_per_event: f64,
     /// `ramp`: the highest clean rate, messages in per second.
     pub(crate) knee_rate: u64,
     /// Whether every correctness check passed.
@@ -123,6 +129,15 @@ impl Report {
             println!(
                 "{:<28}≤ {}",
                 "archive lag p99 (ms)", self.archive_lag_p99_ms
+            );
+        }
+        if self.archive_events > 0 {
+            println!(
+                "{:<28}{} ({:.0} B/event, of which indexes {:.0})",
+                "archive events",
+                self.archive_events,
+                self.archive_bytes_per_event,
+                self.archive_index_bytes_per_event
             );
         }
         if self.knee_rate > 0 {

@@ -310,6 +310,15 @@ pub(crate) async fn fanout_with_histogram(
     if let Some(p99) = crate::infra::bucket_quantile(&archive, 0.99) {
         report.archive_lag_p99_ms = p99 * 1000.0;
     }
+    if let Some(size) = target.archive_size().await
+        && size.events > 0
+    {
+        let per = |bytes: u64| bytes as f64 / size.events as f64;
+        report.archive_events = size.events;
+        report.archive_bytes_per_event =
+            per(size.table_bytes + size.toast_bytes + size.index_bytes);
+        report.archive_index_bytes_per_event = per(size.index_bytes);
+    }
     report.ok = report.lost == 0 && report.duplicated == 0 && errors.load(Ordering::Relaxed) == 0;
     Ok((report, hist))
 }

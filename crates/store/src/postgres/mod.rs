@@ -235,6 +235,29 @@ impl Archive {
         tx.commit().await.map_err(from_pg)
     }
 
+    /// How big the archive's event table is now (for capacity planning).
+    pub async fn size(&self) -> Result<ArchiveSize, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM events),
+                        pg_relation_size('events'),
+                        pg_total_relation_size('events') - pg_relation_size('events')
+                            - pg_indexes_size('events'),
+                        pg_indexes_size('events')",
+                &[],
+            )
+            .await
+            .map_err(from_pg)?;
+        let get = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+        Ok(ArchiveSize {
+            events: get(0),
+            table_bytes: get(1),
+            toast_bytes: get(2),
+            index_bytes: get(3),
+        })
+    }
+
     /// Whether PostgreSQL answers (a `SELECT 1` on a pooled connection).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
@@ -296,6 +319,19 @@ impl Archive {
         }
         Ok(HistorySlice { events, has_more })
     }
+}
+
+/// The archive's event table's size (see [`Archive::size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ArchiveSize {
+    /// Events archived.
+    pub events: u64,
+    /// The table's own pages, bytes.
+    pub table_bytes: u64,
+    /// Its TOAST (long values out of line), bytes.
+    pub toast_bytes: u64,
+    /// Its indexes (primary key, archive order, the GIN search index), bytes.
+    pub index_bytes: u64,
 }
 
 /// One conversation's share of [`Archive::archive_many`].
