@@ -332,6 +332,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             tracing::warn!(error = %e, "first heartbeat failed");
         }
         self.tasks.spawn(sweep_loop(self.detached(), node));
+        if self.config.archive.is_some() {
+            self.tasks.spawn(probe_archive(self.detached()));
+        }
     }
 
     /// Redoes one stale mark (`<kind>:<tenant>/<conversation>`). Returns whether it
@@ -648,6 +651,29 @@ async fn archive_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
     }
 }
 
+/// Pings the archive every lease, so that an idle node too knows whether it answers
+/// (`/readyz` reports it; a node owing a sweep waits for it).
+async fn probe_archive<C: ConnectionLike + Clone + Send + Sync + 'static>(
+    ownership: RedisOwnership<C>,
+) {
+    let Some(archive) = ownership.config.archive.clone() else {
+        return;
+    };
+    let state = ownership.shared_state();
+    loop {
+        tokio::time::sleep(ownership.config.sweep.lease).await;
+        let up = archive.ping().await.is_ok();
+        let was_down = state.archive_down.swap(!up, Ordering::Relaxed);
+        if was_down && up {
+            tracing::info!("archive reachable again");
+        } else if !was_down && !up {
+            ::metrics::counter!("chathub_backend_errors_total", "during" => "archive")
+                .increment(1);
+            tracing::warn!("archive unreachable: events wait in redis");
+        }
+    }
+}
+
 /// The node's sweeper loop (see the module docs).
 async fn sweep_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
     ownership: RedisOwnership<C>,
@@ -703,12 +729,9 @@ async fn sweep_loop<C: ConnectionLike + Clone + Send + Sync + 'static>(
             // Not before the marks left are stale: a sweep would skip them.
             let owed = state.owes_sweep.load(Ordering::Relaxed);
             if owed > 0 && now >= owed + millis(config.grace) {
-                let archive_ok = match &ownership.config.archive {
-                    Some(archive) => archive.ping().await.is_ok(),
-                    None => true,
-                };
-                if archive_ok {
-                    state.archive_down.store(false, Ordering::Relaxed);
+                // The probe keeps `archive_down` current (never a slow call here: the
+                // heartbeat must not wait).
+                if !state.archive_down.load(Ordering::Relaxed) {
                     redis::cmd("INCR")
                         .arg(keys.sweep_epoch())
                         .exec_async(&mut conn)
