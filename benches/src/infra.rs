@@ -65,7 +65,9 @@ impl Target {
     pub(crate) async fn archive_size(&self) -> Option<chathub_store::postgres::ArchiveSize> {
         let pg = self._archive.as_ref()?;
         let config = chathub_store::postgres::ArchiveConfig::new(pg.url());
-        let archive = chathub_store::postgres::Archive::connect(&config).await.ok()?;
+        let archive = chathub_store::postgres::Archive::connect(&config)
+            .await
+            .ok()?;
         archive.size().await.ok()
     }
     /// The sum over the spawned nodes of one Prometheus histogram's buckets: (upper

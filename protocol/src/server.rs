@@ -401,6 +401,18 @@ pub struct SearchReply {
     pub next_cursor: Option<String>,
 }
 
+/// The tenant's text search configuration (admin API `/admin/v1/search/config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchConfig {
+    /// The configuration messages are indexed and searched with: `chathub_simple` (the
+    /// default: no stemming, any language, accents folded) or a PostgreSQL one
+    /// (`english`, `french`, …) in cluster mode with an archive; `simple` on the
+    /// embedded default.
+    pub config: String,
+    /// Whether it can be changed here (only with the PostgreSQL archive).
+    pub configurable: bool,
+}
+
 /// One message found by `search`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchHit {

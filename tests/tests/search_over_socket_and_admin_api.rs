@@ -42,7 +42,82 @@ async fn agents_search_their_tenant_over_both_transports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_search_their_tenant_in_cluster_mode_with_an_archive() {
     let archived = chathub_e2e::ArchivedCluster::start(1);
-    agents_search_their_tenant_on(&archived.nodes[0]).await;
+    let hub = &archived.nodes[0];
+    agents_search_their_tenant_on(hub).await;
+
+    // A tenant writing one language may choose a stemming configuration: its messages
+    // are re-indexed, and "works" now finds "does not work".
+    let alice = connect(hub, "acme", Role::Agent, "alice").await;
+    let first = first_search(&alice, "works", 0).await;
+    assert!(first.hits.is_empty(), "words as written by default");
+    let admin = dev_token("acme", Role::Admin, "root");
+    let config = |body: &str| serde_json::from_str::<serde_json::Value>(body).expect("JSON");
+    let (status, body) =
+        http_request(hub.http_addr, "GET", "/admin/v1/search/config", &admin, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(config(&body)["config"], "chathub_simple");
+    assert_eq!(config(&body)["configurable"], true);
+    let put = |body: &'static str| {
+        let admin = admin.clone();
+        async move {
+            http_request(
+                hub.http_addr,
+                "PUT",
+                "/admin/v1/search/config",
+                &admin,
+                body,
+            )
+            .await
+        }
+    };
+    let (status, body) = put(r#"{"config": "klingon"}"#).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = put(r#"{"config": "english"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(config(&body)["config"], "english");
+    let Ok(Reply::Search(stemmed)) = alice.request(search("works")).await else {
+        panic!("search answers")
+    };
+    assert_eq!(stemmed.hits.len(), 1, "{stemmed:?}");
+    // Agents may read nothing of it, let alone change it.
+    let agent = dev_token("acme", Role::Agent, "alice");
+    let (status, _) = http_request(
+        hub.http_addr,
+        "PUT",
+        "/admin/v1/search/config",
+        &agent,
+        r#"{"config": null}"#,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = put(r#"{"config": null}"#).await;
+    assert_eq!(
+        (status, config(&body)["config"].clone()),
+        (200, "chathub_simple".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_search_configuration_is_fixed() {
+    let hub = HubProcess::spawn(&[]);
+    let admin = dev_token("acme", Role::Admin, "root");
+    let (status, body) =
+        http_request(hub.http_addr, "GET", "/admin/v1/search/config", &admin, "").await;
+    assert_eq!(status, 200, "{body}");
+    let got: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (got["config"].as_str(), got["configurable"].as_bool()),
+        (Some("simple"), Some(false))
+    );
+    let (status, body) = http_request(
+        hub.http_addr,
+        "PUT",
+        "/admin/v1/search/config",
+        &admin,
+        r#"{"config": "english"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
 }
 
 /// The first search, repeated until it finds `wanted` hits (the archive copies a moment

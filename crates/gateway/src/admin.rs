@@ -159,6 +159,10 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
             get(get_history::<K>).post(post_history::<K>),
         )
         .route("/admin/v1/search", get(get_search::<K>))
+        .route(
+            "/admin/v1/search/config",
+            get(get_search_config::<K>).put(put_search_config::<K>),
+        )
         .route("/admin/v1/reports/cycles.csv", get(get_cycles::<K>))
         .route(
             "/admin/v1/conversations/{id}/transcript",
@@ -429,6 +433,35 @@ async fn get_search<K: Backend>(
         limit: p.limit,
     };
     Ok(Json(search::search(&cx(&node, &who), request).await?))
+}
+
+/// The tenant's text search configuration (admins).
+async fn get_search_config<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<chathub_protocol::SearchConfig>> {
+    let who = authenticate(&node, &headers)?;
+    Ok(Json(search::search_config(&cx(&node, &who)).await?))
+}
+
+/// `PUT /admin/v1/search/config`'s body: a configuration name, or `null` for the default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchConfigBody {
+    config: Option<String>,
+}
+
+/// Sets the tenant's text search configuration and re-indexes its messages (admins).
+async fn put_search_config<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    headers: HeaderMap,
+    body: Result<Json<SearchConfigBody>, JsonRejection>,
+) -> ApiResult<Json<chathub_protocol::SearchConfig>> {
+    let who = authenticate(&node, &headers)?;
+    let Json(body) = body?;
+    Ok(Json(
+        search::set_search_config(&cx(&node, &who), body.config).await?,
+    ))
 }
 
 /// `GET /admin/v1/reports/cycles.csv`'s query string: times as ms, RFC 3339 or

@@ -77,6 +77,33 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<SearchPage, StoreError>> + Send {
         async { Err(no_record_tier()) }
     }
+    /// The tenant's text search configuration: the embedded default's is `simple`
+    /// (SQLite FTS5, accents folded), fixed.
+    fn search_config(
+        &self,
+        _tenant: &TenantId,
+    ) -> impl Future<Output = Result<chathub_protocol::SearchConfig, StoreError>> + Send {
+        async {
+            Ok(chathub_protocol::SearchConfig {
+                config: "simple".to_owned(),
+                configurable: false,
+            })
+        }
+    }
+    /// Sets the tenant's text search configuration (`None`: the default) and re-indexes
+    /// its messages; only the cluster's archive has configurations to choose from.
+    fn set_search_config(
+        &self,
+        _tenant: &TenantId,
+        _config: Option<String>,
+    ) -> impl Future<Output = Result<chathub_protocol::SearchConfig, StoreError>> + Send {
+        async {
+            Err(StoreError::Invalid(
+                "search configuration: only cluster mode's archive (PostgreSQL) has \
+                 configurations to choose; the embedded default searches with `simple`",
+            ))
+        }
+    }
     /// Streams the tenant's conversation cycles opened in `[from, to)` (ms) into `rows`
     /// (see [`chathub_store::report`]); `unavailable` without a record tier.
     fn report_cycles(
@@ -553,6 +580,31 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
     ) -> Result<SearchPage, StoreError> {
         match &self.archive {
             Some(archive) => archive.search(tenant, query).await,
+            None => Err(no_record_tier()),
+        }
+    }
+    async fn search_config(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<chathub_protocol::SearchConfig, StoreError> {
+        match &self.archive {
+            Some(archive) => Ok(chathub_protocol::SearchConfig {
+                config: archive.search_config(tenant).await?,
+                configurable: true,
+            }),
+            None => Err(no_record_tier()),
+        }
+    }
+    async fn set_search_config(
+        &self,
+        tenant: &TenantId,
+        config: Option<String>,
+    ) -> Result<chathub_protocol::SearchConfig, StoreError> {
+        match &self.archive {
+            Some(archive) => Ok(chathub_protocol::SearchConfig {
+                config: archive.set_search_config(tenant, config.as_deref()).await?,
+                configurable: true,
+            }),
             None => Err(no_record_tier()),
         }
     }

@@ -110,3 +110,97 @@ async fn an_unreachable_archive_is_an_outage() {
         .unwrap_err();
     assert!(!bad.is_retryable(), "{bad}");
 }
+
+fn text_message(seq: u64, text: &str) -> Event {
+    let mut event = message(seq);
+    if let EventBody::Message { content, .. } = &mut event.body {
+        *content = MessageContent::Text { text: text.into() };
+    }
+    event
+}
+
+fn query(text: &str) -> chathub_store::search::SearchQuery {
+    chathub_store::search::SearchQuery {
+        query: chathub_store::search::parse(text).unwrap(),
+        end_user: None,
+        agent: None,
+        status: None,
+        from: None,
+        to: None,
+        kind: None,
+        cursor: None,
+        limit: 50,
+    }
+}
+
+/// A database left by the first release (V1) is migrated at connect; its events stay
+/// searchable. A tenant may then choose a stemming configuration: its events, old and
+/// new, are indexed and searched with it; other tenants keep the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_from_v1_and_search_configurations_per_tenant() {
+    use chathub_store::search::Search;
+    let pg = chathub_testkit::PostgresServer::start();
+    let config = ArchiveConfig::new(pg.url());
+    Archive::migrate_to(&config, 1).await.unwrap();
+    // A row as V1 wrote it.
+    let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let old = text_message(1, "I was running late");
+    client
+        .execute(
+            "INSERT INTO events (tenant, conversation, seq, at, kind, author_role, author_id,
+                                 text, search_text, body)
+             VALUES ('en', 'ann', 1, 1001, 'message', 'end_user', 'ann',
+                     'I was running late', 'i was running late', $1)",
+            &[&serde_json::to_value(&old).unwrap()],
+        )
+        .await
+        .unwrap();
+    let archive = Archive::connect(&config).await.unwrap();
+    let (en, other) = (TenantId::new("en").unwrap(), TenantId::new("xx").unwrap());
+    let hits = |page: chathub_store::search::SearchPage| page.hits.len();
+    assert_eq!(
+        hits(archive.search(&en, query("running")).await.unwrap()),
+        1
+    );
+    assert_eq!(hits(archive.search(&en, query("run")).await.unwrap()), 0);
+    assert_eq!(archive.search_config(&en).await.unwrap(), "chathub_simple");
+
+    let unknown = archive.set_search_config(&en, Some("klingon")).await;
+    assert!(
+        matches!(unknown, Err(chathub_store::StoreError::Invalid(_))),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        archive
+            .set_search_config(&en, Some("english"))
+            .await
+            .unwrap(),
+        "english"
+    );
+    let c = ConversationId::new("ann").unwrap();
+    archive
+        .archive(&en, &c, None, &[text_message(2, "she runs the shop")])
+        .await
+        .unwrap();
+    archive
+        .archive(&other, &c, None, &[text_message(1, "running shoes")])
+        .await
+        .unwrap();
+    // Stemmed: "run" finds "running" (re-indexed) and "runs" (new).
+    assert_eq!(hits(archive.search(&en, query("run")).await.unwrap()), 2);
+    // The other tenant keeps the default: words as written.
+    assert_eq!(hits(archive.search(&other, query("run")).await.unwrap()), 0);
+    assert_eq!(
+        hits(archive.search(&other, query("running")).await.unwrap()),
+        1
+    );
+    // Back to the default.
+    assert_eq!(
+        archive.set_search_config(&en, None).await.unwrap(),
+        "chathub_simple"
+    );
+    assert_eq!(hits(archive.search(&en, query("run")).await.unwrap()), 0);
+}

@@ -1,5 +1,6 @@
 //! `search` (agents, and the admin API's `GET /admin/v1/search`): full-text search of
-//! the tenant's messages in the record tier.
+//! the tenant's messages in the record tier; and the tenant's search configuration
+//! (admins, `/admin/v1/search/config`).
 
 use super::{Ctx, Failure, forbidden, store_failed};
 use crate::Backend;
@@ -110,4 +111,46 @@ pub(crate) async fn search<K: Backend>(
         hits,
         next_cursor: page.next_cursor,
     })
+}
+
+/// The tenant's text search configuration (admins).
+pub(crate) async fn search_config<K: Backend>(
+    cx: &Ctx<'_, K>,
+) -> Result<chathub_protocol::SearchConfig, Failure> {
+    if cx.identity.role != chathub_domain::Role::Admin {
+        return Err(forbidden("the search configuration is for admins"));
+    }
+    cx.node
+        .backend
+        .search_config(&cx.identity.tenant)
+        .await
+        .map_err(store_failed)
+}
+
+/// Longest configuration name accepted (PostgreSQL names are at most 63 bytes).
+const MAX_CONFIG_NAME: usize = 63;
+
+/// Sets the tenant's text search configuration (admins): `None` for the default; a
+/// name PostgreSQL does not know is `bad_request`. Re-indexes the tenant's messages.
+pub(crate) async fn set_search_config<K: Backend>(
+    cx: &Ctx<'_, K>,
+    config: Option<String>,
+) -> Result<chathub_protocol::SearchConfig, Failure> {
+    if cx.identity.role != chathub_domain::Role::Admin {
+        return Err(forbidden("the search configuration is for admins"));
+    }
+    if let Some(name) = &config
+        && (name.is_empty()
+            || name.len() > MAX_CONFIG_NAME
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(Failure::bad_request(
+            "`config` is a text search configuration name (letters, digits, `_`)",
+        ));
+    }
+    cx.node
+        .backend
+        .set_search_config(&cx.identity.tenant, config)
+        .await
+        .map_err(store_failed)
 }

@@ -667,8 +667,7 @@ async fn probe_archive<C: ConnectionLike + Clone + Send + Sync + 'static>(
         if was_down && up {
             tracing::info!("archive reachable again");
         } else if !was_down && !up {
-            ::metrics::counter!("chathub_backend_errors_total", "during" => "archive")
-                .increment(1);
+            ::metrics::counter!("chathub_backend_errors_total", "during" => "archive").increment(1);
             tracing::warn!("archive unreachable: events wait in redis");
         }
     }

@@ -22,6 +22,10 @@ mod embedded {
     refinery::embed_migrations!("migrations/postgres");
 }
 
+/// The text search configuration of a tenant that chose none: `simple` (no stemming, no
+/// stop words: any language) with `unaccent`.
+pub const DEFAULT_SEARCH_CONFIG: &str = "chathub_simple";
+
 /// How long connecting, or waiting for a pooled connection, may take.
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -75,7 +79,10 @@ pub(crate) fn from_pg(e: tokio_postgres::Error) -> StoreError {
                 source: Box::new(e),
             }
         }
-        Some(_) => StoreError::Internal(e.to_string()),
+        Some(_) => StoreError::Internal(match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        }),
         None => StoreError::Unavailable {
             source: Box::new(e),
         },
@@ -126,6 +133,26 @@ impl Archive {
             .build()
             .map_err(|e| StoreError::Internal(format!("archive pool: {e}")))?;
         Ok(Archive { pool })
+    }
+
+    /// Applies the archive's schema migrations up to `version` only: a database as an
+    /// earlier release left it (for tests of upgrades).
+    pub async fn migrate_to(config: &ArchiveConfig, version: i32) -> Result<(), StoreError> {
+        let pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|_| StoreError::Invalid("archive URL"))?;
+        let (mut client, connection) = pg.connect(NoTls).await.map_err(from_pg)?;
+        let driver = tokio::spawn(connection);
+        let migrated = embedded::migrations::runner()
+            .set_target(refinery::Target::Version(version))
+            .run_async(&mut client)
+            .await;
+        drop(client);
+        let _ = driver.await;
+        migrated
+            .map(|_| ())
+            .map_err(|e| StoreError::Internal(format!("archive migration failed: {e}")))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -191,10 +218,14 @@ impl Archive {
                 .prepare_cached(
                     "INSERT INTO events
                        (tenant, conversation, seq, at, kind, author_role, author_id, text,
-                        search_text, body)
-                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[],
+                        search_text, body, search_config)
+                     SELECT u.*, coalesce(ts.config, 'chathub_simple'::regconfig)
+                     FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[],
                         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                         $10::jsonb[])
+                        AS u(tenant, conversation, seq, at, kind, author_role, author_id,
+                             text, search_text, body)
+                     LEFT JOIN tenant_search ts ON ts.tenant = u.tenant
                      ON CONFLICT DO NOTHING",
                 )
                 .await
@@ -233,6 +264,60 @@ impl Archive {
             tx.execute(&upsert, &[t, c, v, q]).await.map_err(from_pg)?;
         }
         tx.commit().await.map_err(from_pg)
+    }
+
+    /// The text search configuration `tenant`'s messages are indexed and searched with
+    /// (`chathub_simple` unless set).
+    pub async fn search_config(&self, tenant: &TenantId) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT config::text FROM tenant_search WHERE tenant = $1",
+                &[&tenant.as_str()],
+            )
+            .await
+            .map_err(from_pg)?;
+        Ok(row.map_or_else(|| DEFAULT_SEARCH_CONFIG.to_owned(), |r| r.get(0)))
+    }
+
+    /// Sets `tenant`'s text search configuration (`None`: back to the default), one
+    /// PostgreSQL knows (`SELECT cfgname FROM pg_ts_config`: `simple`, `english`,
+    /// `french`, …; unknown: [`StoreError::Invalid`]), and re-indexes the tenant's
+    /// archived events with it, in one transaction. Returns the configuration now.
+    pub async fn set_search_config(
+        &self,
+        tenant: &TenantId,
+        config: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let config = config.unwrap_or(DEFAULT_SEARCH_CONFIG);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(from_pg)?;
+        let known = tx
+            .query_opt(
+                "SELECT oid::regconfig::text FROM pg_ts_config WHERE cfgname = $1",
+                &[&config],
+            )
+            .await
+            .map_err(from_pg)?;
+        let Some(name) = known.map(|row| row.get::<_, String>(0)) else {
+            return Err(StoreError::Invalid("search configuration"));
+        };
+        tx.execute(
+            "INSERT INTO tenant_search (tenant, config) VALUES ($1, $2::text::regconfig)
+             ON CONFLICT (tenant) DO UPDATE SET config = excluded.config",
+            &[&tenant.as_str(), &name],
+        )
+        .await
+        .map_err(from_pg)?;
+        tx.execute(
+            "UPDATE events SET search_config = $2::text::regconfig
+             WHERE tenant = $1 AND search_config <> $2::text::regconfig",
+            &[&tenant.as_str(), &name],
+        )
+        .await
+        .map_err(from_pg)?;
+        tx.commit().await.map_err(from_pg)?;
+        Ok(name)
     }
 
     /// How big the archive's event table is now (for capacity planning).

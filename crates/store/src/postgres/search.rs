@@ -1,5 +1,6 @@
-//! Search on the archive: the parsed query rendered as a `tsquery`, matched against the
-//! events' generated `tsvector` (GIN index), newest first by archive order.
+//! Search on the archive: the parsed query rendered as a `tsquery` in the tenant's text
+//! search configuration, matched against the events' generated `tsvector` (GIN index),
+//! newest first by archive order.
 
 use super::{Archive, decode_event, from_pg};
 use crate::StoreError;
@@ -46,11 +47,15 @@ impl Search for Archive {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT e.conversation, e.body, e.id,
-                        ts_headline('chathub_simple', coalesce(e.text, ''), q,
+                "WITH cfg AS (
+                   SELECT coalesce((SELECT config FROM tenant_search WHERE tenant = $2),
+                                   'chathub_simple'::regconfig) AS config
+                 )
+                 SELECT e.conversation, e.body, e.id,
+                        ts_headline(cfg.config, coalesce(e.text, ''), q,
                                     'StartSel=' || chr(1) || ', StopSel=' || chr(2)
                                     || ', MaxWords=24, MinWords=12, HighlightAll=false')
-                 FROM events e, to_tsquery('chathub_simple', $1) q
+                 FROM cfg, events e, to_tsquery(cfg.config, $1) q
                  WHERE e.tenant = $2 AND e.search @@ q
                    AND ($3::text IS NULL OR e.conversation = $3)
                    AND ($4::bigint IS NULL OR e.at >= $4)
