@@ -1,6 +1,6 @@
 //! Every task of a node — sessions, listeners and the background work (the Redis pub/sub
-//! keepalive, the health watch, the cluster's inbox writer, the webhook worker, the key
-//! reload, metric tasks) — runs under the node's cancellation token and task tracker:
+//! keepalive, the health watch, the cluster's inbox writer, the follow-up sweeper, settler,
+//! archiver and archive probe, the webhook worker, the key reload, metric tasks) — runs under the node's cancellation token and task tracker:
 //! stopping the node ends all of them.
 
 use chathub_domain::Role;
@@ -71,13 +71,28 @@ async fn a_stopped_redis_node_leaves_no_task() {
 }
 
 #[tokio::test]
+async fn a_stopped_node_with_an_archive_leaves_no_task() {
+    let dir = tempfile_dir();
+    let server = RedisServer::start();
+    let postgres = chathub_testkit::PostgresServer::start();
+    let config = config_with_every_task(&dir);
+    let mut redis = RedisConfig::new(server.url());
+    redis.archive = Some(chathub_gateway::ArchiveConfig::new(postgres.url()));
+    let hub = TestHub::start_on_redis(config, redis).await;
+    // The Redis node's nine, the follow-up sweeper, the archive probe and the archiver
+    // (started by the first copy).
+    stops_everything(hub, 12).await;
+}
+
+#[tokio::test]
 async fn a_stopped_redis_cluster_node_leaves_no_task() {
     let dir = tempfile_dir();
     let cluster = RedisCluster::start(3);
     let config = config_with_every_task(&dir);
     let hub = TestHub::start_on_redis(config, RedisConfig::cluster(cluster.urls())).await;
-    // The health watch and the inbox writer (started by the first queue update).
-    stops_everything(hub, 9).await;
+    // The health watch, the inbox writer (started by the first queue update), the
+    // follow-up sweeper and the settler (started by the first settled queue step).
+    stops_everything(hub, 11).await;
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

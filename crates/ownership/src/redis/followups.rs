@@ -337,25 +337,37 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         }
     }
 
-    /// Redoes one stale mark (`<kind>:<tenant>/<conversation>`). Returns whether it
-    /// could (false: Redis or the archive failed; the mark stays).
-    async fn repair(&self, member: &str) -> bool {
+    /// Redoes one stale mark (`<kind>:<tenant>/<conversation>`) of the pending set `key`.
+    /// Returns whether it could (false: Redis or the archive failed; the mark stays).
+    async fn repair(&self, key: &str, member: &str) -> bool {
         let parsed = member.split_once(':').and_then(|(kind, rest)| {
             let (t, c) = rest.split_once('/')?;
+            let kind = match kind {
+                "q" => "queue",
+                "a" => "archive",
+                _ => return None,
+            };
             Some((kind, TenantId::new(t).ok()?, ConversationId::new(c).ok()?))
         });
         let Some((kind, tenant, conversation)) = parsed else {
-            tracing::warn!(member, "a pending mark that names no conversation; dropped");
-            return true;
+            // Not ours to redo (a foreign write, or a newer release's kind): removed, so
+            // that the sweep does not read it again and again.
+            tracing::warn!(member, "a pending mark this node cannot read; removed");
+            let mut conn = self.conn.clone();
+            return redis::cmd("ZREM")
+                .arg(key)
+                .arg(member)
+                .exec_async(&mut conn)
+                .await
+                .is_ok();
         };
         let result = match kind {
-            "q" => self.repair_queue(&tenant, &conversation).await,
-            "a" => self.repair_archive(&tenant, &conversation).await,
-            _ => Ok(()),
+            "queue" => self.repair_queue(&tenant, &conversation).await,
+            _ => self.repair_archive(&tenant, &conversation).await,
         };
         match result {
             Ok(()) => {
-                ::metrics::counter!("chathub_followups_repaired_total", "kind" => if kind == "q" { "queue" } else { "archive" })
+                ::metrics::counter!("chathub_followups_repaired_total", "kind" => kind)
                     .increment(1);
                 true
             }
@@ -513,7 +525,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             for member in &members {
                 // A mark that cannot be done now stays stale: give up on this shard
                 // until the next sweep rather than reading it again and again.
-                if !self.repair(member).await {
+                if !self.repair(&key, member).await {
                     return false;
                 }
             }
