@@ -204,3 +204,39 @@ async fn upgrades_from_v1_and_search_configurations_per_tenant() {
     );
     assert_eq!(hits(archive.search(&en, query("run")).await.unwrap()), 0);
 }
+
+/// Search tries the newest messages first and falls back to the whole index: a word
+/// only the oldest message has is found past that window, and paging a common word
+/// through thousands of hits sees each once, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_pages_across_the_recent_window() {
+    use chathub_store::search::Search;
+    let pg = chathub_testkit::PostgresServer::start();
+    let archive = Archive::connect(&ArchiveConfig::new(pg.url()))
+        .await
+        .unwrap();
+    let (t, c) = (
+        TenantId::new("t").unwrap(),
+        ConversationId::new("ann").unwrap(),
+    );
+    let events: Vec<Event> = (1..=2500)
+        .map(|seq| text_message(seq, if seq == 1 { "alpha omega" } else { "alpha" }))
+        .collect();
+    for chunk in events.chunks(500) {
+        archive.archive(&t, &c, None, chunk).await.unwrap();
+    }
+    let rare = archive.search(&t, query("omega")).await.unwrap();
+    assert_eq!(rare.hits.iter().map(|h| h.seq).collect::<Vec<_>>(), [1]);
+    let mut seen = Vec::new();
+    let mut q = query("alpha");
+    q.limit = 200;
+    loop {
+        let page = archive.search(&t, q.clone()).await.unwrap();
+        seen.extend(page.hits.iter().map(|h| h.seq));
+        match page.next_cursor {
+            Some(cursor) => q.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=2500).rev().collect::<Vec<_>>());
+}

@@ -27,6 +27,43 @@ pub(super) fn tsquery(query: &ParsedQuery) -> String {
     parts.join(" & ")
 }
 
+/// Newest messages tried first by a search (see [`Archive::search`]).
+const RECENT_WINDOW: usize = 2000;
+
+/// The search statement over `source` (an `events` row source aliased `e`). Parameters:
+/// $1 tsquery text, $2 tenant, $3 end user, $4 from, $5 to, $6 kind, $7 agent,
+/// $8 status, $9 cursor (archive id), $10 rows to fetch.
+fn search_sql(source: &str) -> String {
+    format!(
+        "WITH cfg AS (
+           SELECT coalesce((SELECT config FROM tenant_search WHERE tenant = $2),
+                           'chathub_simple'::regconfig) AS config
+         )
+         SELECT e.conversation, e.body, e.id,
+                ts_headline(cfg.config, coalesce(e.text, ''), q,
+                            'StartSel=' || chr(1) || ', StopSel=' || chr(2)
+                            || ', MaxWords=24, MinWords=12, HighlightAll=false')
+         FROM cfg, {source}, to_tsquery(cfg.config, $1) q
+         WHERE e.tenant = $2 AND e.search @@ q
+           AND ($3::text IS NULL OR e.conversation = $3)
+           AND ($4::bigint IS NULL OR e.at >= $4)
+           AND ($5::bigint IS NULL OR e.at < $5)
+           AND ($6::text IS NULL OR e.body -> 'content' ->> 'kind' = $6)
+           AND ($7::text IS NULL OR EXISTS (
+                 SELECT 1 FROM events a
+                 WHERE a.tenant = e.tenant AND a.conversation = e.conversation
+                   AND a.kind = 'message' AND a.author_role IN ('agent', 'admin')
+                   AND a.author_id = $7))
+           AND ($8::text IS NULL OR EXISTS (
+                 SELECT 1 FROM conversations c
+                 WHERE c.tenant = e.tenant AND c.conversation = e.conversation
+                   AND c.state ->> 'status' = $8))
+           AND ($9::bigint IS NULL OR e.id < $9)
+         ORDER BY e.id DESC
+         LIMIT $10"
+    )
+}
+
 fn parse_cursor(cursor: &str) -> Result<i64, StoreError> {
     cursor
         .parse()
@@ -45,57 +82,46 @@ impl Search for Archive {
         let clamp = |t: u64| t.min(i64::MAX as u64) as i64;
         let limit = query.limit.max(1);
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "WITH cfg AS (
-                   SELECT coalesce((SELECT config FROM tenant_search WHERE tenant = $2),
-                                   'chathub_simple'::regconfig) AS config
-                 )
-                 SELECT e.conversation, e.body, e.id,
-                        ts_headline(cfg.config, coalesce(e.text, ''), q,
-                                    'StartSel=' || chr(1) || ', StopSel=' || chr(2)
-                                    || ', MaxWords=24, MinWords=12, HighlightAll=false')
-                 FROM cfg, events e, to_tsquery(cfg.config, $1) q
-                 WHERE e.tenant = $2 AND e.search @@ q
-                   AND ($3::text IS NULL OR e.conversation = $3)
-                   AND ($4::bigint IS NULL OR e.at >= $4)
-                   AND ($5::bigint IS NULL OR e.at < $5)
-                   AND ($6::text IS NULL OR e.body -> 'content' ->> 'kind' = $6)
-                   AND ($7::text IS NULL OR EXISTS (
-                         SELECT 1 FROM events a
-                         WHERE a.tenant = e.tenant AND a.conversation = e.conversation
-                           AND a.kind = 'message' AND a.author_role IN ('agent', 'admin')
-                           AND a.author_id = $7))
-                   AND ($8::text IS NULL OR EXISTS (
-                         SELECT 1 FROM conversations c
-                         WHERE c.tenant = e.tenant AND c.conversation = e.conversation
-                           AND c.state ->> 'status' = $8))
-                   AND ($9::bigint IS NULL OR e.id < $9)
-                 ORDER BY e.id DESC
-                 LIMIT $10",
-            )
-            .await
-            .map_err(from_pg)?;
         let end_user = query.end_user.as_ref().map(|u| u.as_str().to_owned());
         let agent = query.agent.as_ref().map(|a| a.as_str().to_owned());
-        let rows = client
-            .query(
-                &stmt,
-                &[
-                    &tsquery(&query.query),
-                    &tenant.as_str(),
-                    &end_user,
-                    &query.from.map(clamp),
-                    &query.to.map(clamp),
-                    &query.kind.map(MessageKind::as_str),
-                    &agent,
-                    &query.status.map(|s| s.as_str()),
-                    &cursor,
-                    &(limit as i64).saturating_add(1),
-                ],
-            )
+        let tsquery = tsquery(&query.query);
+        let from = query.from.map(clamp);
+        let to = query.to.map(clamp);
+        let kind = query.kind.map(MessageKind::as_str);
+        let status = query.status.map(|s| s.as_str());
+        let fetch = (limit as i64).saturating_add(1);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+            &tsquery,
+            &tenant.as_str(),
+            &end_user,
+            &from,
+            &to,
+            &kind,
+            &agent,
+            &status,
+            &cursor,
+            &fetch,
+        ];
+        // Common words match a large share of the tenant's messages: the GIN index
+        // finds them all and they must be sorted to take the newest. The newest
+        // messages (below the cursor) are tried first: if they hold a full page, it is
+        // the page (every newer hit is among them). Rare words fall through to the
+        // index, which finds their few matches at once.
+        let recent = client
+            .prepare_cached(&search_sql(&format!(
+                "(SELECT * FROM events WHERE tenant = $2 AND ($9::bigint IS NULL OR id < $9)
+                  ORDER BY id DESC LIMIT {RECENT_WINDOW}) e"
+            )))
             .await
             .map_err(from_pg)?;
+        let mut rows = client.query(&recent, &params).await.map_err(from_pg)?;
+        if rows.len() <= limit {
+            let all = client
+                .prepare_cached(&search_sql("events e"))
+                .await
+                .map_err(from_pg)?;
+            rows = client.query(&all, &params).await.map_err(from_pg)?;
+        }
         let more = rows.len() > limit;
         let mut hits = Vec::with_capacity(limit.min(rows.len()));
         let mut last = None;
