@@ -283,9 +283,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
         let archived = self.config.archive.is_some();
         let (t, c) = (&req.tenant, &req.conversation);
         let channel = chathub_broker::Channel::conversation(t, c);
+        let marks = self.pending_marks();
+        let state_key = self.keys.state(t, c);
         let mut invocation = APPLY.prepare_invoke();
         invocation
-            .key(self.keys.state(t, c))
+            .key(&state_key)
             .key(self.keys.history(t, c))
             // Always a key of this conversation's slot, used only with a client_msg_id.
             .key(self.keys.dedup(
@@ -294,7 +296,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
                 &Participant::of(&req.actor),
                 client_msg_id.unwrap_or("-"),
             ))
-            .key(self.pending_key(t, c))
+            // Without follow-ups to mark, any key of the slot will do (it is not touched).
+            .key(if marks.is_empty() {
+                state_key
+            } else {
+                self.pending_key(t, c)
+            })
             .arg(role)
             .arg(actor_id)
             .arg(privileges)
@@ -352,7 +359,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
         } else {
             invocation.arg("0").arg("").arg("").arg("").arg("").arg("");
         }
-        invocation.arg(self.pending_marks()).arg(format!("{t}/{c}"));
+        invocation.arg(marks);
+        if marks.is_empty() {
+            invocation.arg("");
+        } else {
+            invocation.arg(format!("{t}/{c}"));
+        }
         // A connection found dead (Redis restarted since the last command) is replaced
         // by the connection manager; one retry on the new one is safe when the command
         // cannot apply twice: a send with a `client_msg_id` (deduplicated by the script)
