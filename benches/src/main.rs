@@ -11,6 +11,7 @@ mod floor;
 mod infra;
 mod report;
 mod scenarios;
+mod script_cost;
 mod search;
 
 use anyhow::{Result, bail};
@@ -38,6 +39,10 @@ enum Scenario {
     /// mix of shapes (common word, rare word, two words, phrase with exclusion, one end
     /// user): their latency (p50, p95, p99).
     Search,
+    /// What Redis itself spends per command (`INFO commandstats` and its CPU): `--messages`
+    /// end users' messages, agents' messages, agents' messages with a `client_msg_id`,
+    /// over `--conversations`, through the ownership script on a spawned redis-server.
+    ScriptCost,
     /// The relay process of `floor` (started by it).
     #[value(hide = true)]
     RelayServer,
@@ -153,6 +158,10 @@ async fn run(args: &Args) -> Result<report::Report> {
             }
             return Ok(report);
         }
+        Scenario::ScriptCost => {
+            return script_cost::script_cost(args.conversations, args.messages.min(1_000_000))
+                .await;
+        }
         _ => {}
     }
     let target = match (&args.connect, args.spawn) {
@@ -208,7 +217,9 @@ async fn run(args: &Args) -> Result<report::Report> {
         Scenario::Search => {
             search::search(&target, args.conversations, args.messages, args.searches).await?
         }
-        Scenario::Floor | Scenario::RelayServer => unreachable!("handled above"),
+        Scenario::Floor | Scenario::RelayServer | Scenario::ScriptCost => {
+            unreachable!("handled above")
+        }
     };
     report.nodes = target.urls.len();
     Ok(report)

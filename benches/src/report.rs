@@ -60,6 +60,9 @@ pub(crate) struct Report {
     pub(crate) archive_index_bytes_per_event: f64,
     /// `ramp`: the highest clean rate, messages in per second.
     pub(crate) knee_rate: u64,
+    /// Lines of detail a scenario adds (`script-cost`: the split per command kind).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) notes: Vec<String>,
     /// Whether every correctness check passed.
     pub(crate) ok: bool,
 }
@@ -142,6 +145,9 @@ impl Report {
         }
         if self.knee_rate > 0 {
             println!("{:<28}{}", "knee (msg/s in)", self.knee_rate);
+        }
+        for note in &self.notes {
+            println!("{note}");
         }
         println!("{:<28}{}", "correct", if self.ok { "yes" } else { "NO" });
         match serde_json::to_string(self) {
