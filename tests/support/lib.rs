@@ -878,3 +878,92 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         ("ping", Op::Ping {}),
     ]
 }
+
+/// Every event of a conversation, oldest first: a range for reading a store directly.
+pub fn everything() -> chathub_store::HistoryRange {
+    chathub_store::HistoryRange::After {
+        after: 0,
+        limit: 100_000,
+    }
+}
+
+/// The `client_msg_id`s of the messages among `events`, in order.
+pub fn client_msg_ids(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            chathub_domain::EventBody::Message { client_msg_id, .. } => client_msg_id.as_deref(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads `conversation` from Redis (directly, no archive behind) and from the archive
+/// until they hold the same events, for at most `within`; then asserts they do, `seq` by
+/// `seq`, and returns them.
+pub async fn assert_archive_matches_redis<C>(
+    redis: &chathub_store::RedisStore<C>,
+    archive: &chathub_store::postgres::Archive,
+    tenant: &chathub_domain::TenantId,
+    conversation: &str,
+    within: Duration,
+) -> Vec<Event>
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    use chathub_store::ConversationStore;
+    let c = ConversationId::new(conversation).unwrap();
+    let start = std::time::Instant::now();
+    let (in_redis, in_archive) = loop {
+        let in_redis = redis
+            .history(tenant, &c, everything())
+            .await
+            .unwrap()
+            .events;
+        let in_archive = archive
+            .history(tenant, &c, everything())
+            .await
+            .unwrap()
+            .events;
+        if in_redis == in_archive || start.elapsed() > within {
+            break (in_redis, in_archive);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let seqs = |events: &[Event]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert!(!in_redis.is_empty(), "{conversation} has history");
+    assert_eq!(
+        seqs(&in_archive),
+        seqs(&in_redis),
+        "{conversation}: the archive holds the same seqs as Redis"
+    );
+    assert_eq!(in_archive, in_redis, "{conversation}: the same events");
+    in_archive
+}
+
+/// `conversation`'s history read back from the newest page to the first event, `page`
+/// events at a time; every event, oldest first.
+pub async fn back_to_the_start(client: &Client, conversation: &str, page: u32) -> Vec<Event> {
+    let mut events: Vec<Event> = Vec::new();
+    let mut before = None;
+    loop {
+        let Ok(Reply::History(slice)) = client
+            .request(Op::History {
+                conversation: Some(ConversationId::new(conversation).expect("id")),
+                before,
+                after: None,
+                limit: Some(page),
+            })
+            .await
+        else {
+            panic!("history answers")
+        };
+        let mut older = slice.events;
+        before = older.first().map(|e| e.seq);
+        older.append(&mut events);
+        events = older;
+        if !slice.has_more {
+            return events;
+        }
+    }
+}

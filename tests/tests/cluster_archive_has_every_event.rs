@@ -7,27 +7,21 @@
 //! every acknowledged message is there once.
 
 use chathub_client::Client;
-use chathub_domain::{ConversationId, Event, EventBody, Role, TenantId};
-use chathub_e2e::{HubProcess, dev_token};
+use chathub_domain::{ConversationId, Role, TenantId};
+use chathub_e2e::{
+    HubProcess, assert_archive_matches_redis, client_msg_ids, dev_token, everything,
+};
 use chathub_protocol::{Op, Reply};
 use chathub_store::postgres::{Archive, ArchiveConfig};
-use chathub_store::{ConversationStore, HistoryRange, RedisKeys, RedisStore};
+use chathub_store::{RedisKeys, RedisStore};
 use chathub_testkit::{PostgresServer, RedisCluster};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const USERS: usize = 12;
 const ROUNDS: usize = 3;
-
-/// Every event of a conversation, oldest first.
-fn everything() -> HistoryRange {
-    HistoryRange::After {
-        after: 0,
-        limit: 100_000,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archive_ends_with_every_acknowledged_event_after_node_kills() {
@@ -160,42 +154,18 @@ async fn the_archive_ends_with_every_acknowledged_event_after_node_kills() {
         total >= ROUNDS * USERS,
         "the load ran ({total} acknowledged)"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
     for subject in &subjects {
-        let c = ConversationId::new(subject).unwrap();
-        let (in_redis, in_archive) = loop {
-            let in_redis: Vec<Event> = redis_store
-                .history(&tenant, &c, everything())
-                .await
-                .unwrap()
-                .events;
-            let in_archive: Vec<Event> = archive
-                .history(&tenant, &c, everything())
-                .await
-                .unwrap()
-                .events;
-            if in_redis == in_archive || Instant::now() > deadline {
-                break (in_redis, in_archive);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let seqs = |events: &[Event]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
-        assert!(!in_redis.is_empty(), "{subject} has history");
-        assert_eq!(
-            seqs(&in_archive),
-            seqs(&in_redis),
-            "{subject}: the archive holds the same seqs as Redis"
-        );
-        assert_eq!(in_archive, in_redis, "{subject}: the same events");
+        let in_archive = assert_archive_matches_redis(
+            &redis_store,
+            &archive,
+            &tenant,
+            subject,
+            Duration::from_secs(30),
+        )
+        .await;
         let mut ids: HashMap<&str, usize> = HashMap::new();
-        for e in &in_archive {
-            if let EventBody::Message {
-                client_msg_id: Some(id),
-                ..
-            } = &e.body
-            {
-                *ids.entry(id.as_str()).or_default() += 1;
-            }
+        for id in client_msg_ids(&in_archive) {
+            *ids.entry(id).or_default() += 1;
         }
         for id in acked.get(subject).map_or(&[][..], Vec::as_slice) {
             assert_eq!(ids.get(id.as_str()), Some(&1), "{subject}'s {id} once");

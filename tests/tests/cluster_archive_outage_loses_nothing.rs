@@ -6,10 +6,9 @@
 //! once, and readiness says `archive: ok` again.
 
 use chathub_client::Client;
-use chathub_domain::{ConversationId, Event, EventBody, Role, TenantId};
-use chathub_e2e::{HubProcess, dev_token, http_get};
+use chathub_domain::{ConversationId, Event, Role, TenantId};
+use chathub_e2e::{HubProcess, client_msg_ids, dev_token, everything, http_get};
 use chathub_protocol::{ErrorCode, Op};
-use chathub_store::HistoryRange;
 use chathub_store::postgres::{Archive, ArchiveConfig};
 use chathub_testkit::{PostgresServer, RedisOptions, RedisServer};
 use std::collections::HashMap;
@@ -191,12 +190,8 @@ async fn an_archive_outage_delays_the_copy_and_loses_nothing() {
         let wanted = acked[&subject].len() + 1;
         let start = Instant::now();
         let events: Vec<Event> = loop {
-            let everything = HistoryRange::After {
-                after: 0,
-                limit: 100_000,
-            };
             let events = archive
-                .history(&tenant, &c, everything)
+                .history(&tenant, &c, everything())
                 .await
                 .map(|s| s.events)
                 .unwrap_or_default();
@@ -219,16 +214,10 @@ async fn an_archive_outage_delays_the_copy_and_loses_nothing() {
             (1..=seqs.len() as u64).collect::<Vec<_>>(),
             "{subject}"
         );
-        let ids: Vec<&str> = events
-            .iter()
-            .filter_map(|e| match &e.body {
-                EventBody::Message { client_msg_id, .. } => client_msg_id.as_deref(),
-                _ => None,
-            })
-            .collect();
         let expected: Vec<&str> = acked[&subject].iter().map(String::as_str).collect();
         assert_eq!(
-            ids, expected,
+            client_msg_ids(&events),
+            expected,
             "{subject}: every acknowledged message once, in order"
         );
     }

@@ -4,10 +4,10 @@
 //! `seq`, and every acknowledged message once.
 
 use chathub_client::Client;
-use chathub_domain::{ConversationId, Event, EventBody, Role, TenantId};
-use chathub_e2e::{HubProcess, dev_token};
+use chathub_domain::{Role, TenantId};
+use chathub_e2e::{HubProcess, assert_archive_matches_redis, client_msg_ids, dev_token};
 use chathub_store::postgres::{Archive, ArchiveConfig};
-use chathub_store::{ConversationStore, HistoryRange, RedisKeys, RedisStore};
+use chathub_store::{RedisKeys, RedisStore};
 use chathub_testkit::{PostgresServer, RedisOptions, RedisServer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,13 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WRITERS: usize = 4;
-
-fn everything() -> HistoryRange {
-    HistoryRange::After {
-        after: 0,
-        limit: 100_000,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archive_matches_redis_after_a_redis_restart() {
@@ -96,42 +89,23 @@ async fn the_archive_matches_redis_after_a_redis_restart() {
     let acked = acked.lock().unwrap().clone();
     for w in 0..WRITERS {
         let subject = format!("w{w}");
-        let c = ConversationId::new(&subject).unwrap();
-        let start = Instant::now();
-        let (in_redis, in_archive) = loop {
-            let in_redis: Vec<Event> = store
-                .history(&tenant, &c, everything())
-                .await
-                .unwrap()
-                .events;
-            let in_archive: Vec<Event> = archive
-                .history(&tenant, &c, everything())
-                .await
-                .unwrap()
-                .events;
-            if in_redis == in_archive || start.elapsed() > Duration::from_secs(30) {
-                break (in_redis, in_archive);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let seqs = |events: &[Event]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
-        assert_eq!(seqs(&in_archive), seqs(&in_redis), "{subject}: same seqs");
-        assert_eq!(in_archive, in_redis, "{subject}: same events");
+        let events = assert_archive_matches_redis(
+            &store,
+            &archive,
+            &tenant,
+            &subject,
+            Duration::from_secs(30),
+        )
+        .await;
         assert_eq!(
-            seqs(&in_redis),
-            (1..=in_redis.len() as u64).collect::<Vec<_>>(),
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=events.len() as u64).collect::<Vec<_>>(),
             "{subject}: no gap"
         );
-        let ids: Vec<&str> = in_archive
-            .iter()
-            .filter_map(|e| match &e.body {
-                EventBody::Message { client_msg_id, .. } => client_msg_id.as_deref(),
-                _ => None,
-            })
-            .collect();
         let expected: Vec<&str> = acked[&subject].iter().map(String::as_str).collect();
         assert_eq!(
-            ids, expected,
+            client_msg_ids(&events),
+            expected,
             "{subject}: every acknowledged message once, in order"
         );
     }

@@ -5,38 +5,13 @@
 //! after it, never `history_truncated`. Redis really did drop the old events.
 
 use chathub_client::Client;
-use chathub_domain::{ConversationId, Event, Role};
-use chathub_e2e::{HubProcess, dev_token};
+use chathub_domain::{ConversationId, Role};
+use chathub_e2e::{HubProcess, back_to_the_start, dev_token};
 use chathub_protocol::{Op, Reply, ServerFrame};
 use chathub_testkit::{PostgresServer, RedisOptions, RedisServer};
 use std::time::{Duration, Instant};
 
 const MESSAGES: u64 = 60;
-
-async fn back_to_the_start(client: &Client) -> Vec<Event> {
-    let mut events: Vec<Event> = Vec::new();
-    let mut before = None;
-    loop {
-        let Ok(Reply::History(page)) = client
-            .request(Op::History {
-                conversation: Some(ConversationId::new("ann").expect("id")),
-                before,
-                after: None,
-                limit: Some(7),
-            })
-            .await
-        else {
-            panic!("history answers")
-        };
-        let mut older = page.events;
-        before = older.first().map(|e| e.seq);
-        older.append(&mut events);
-        events = older;
-        if !page.has_more {
-            return events;
-        }
-    }
-}
 
 async fn forward_from_the_start(client: &Client) -> Vec<u64> {
     let mut seqs = Vec::new();
@@ -103,7 +78,7 @@ async fn paging_and_resuming_past_the_redis_window() {
         let mut reader = Client::connect(&node.ws_url, &token)
             .await
             .expect("connects");
-        let events = back_to_the_start(&reader).await;
+        let events = back_to_the_start(&reader, "ann", 7).await;
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, all, "every event once, paging back");
         assert_eq!(forward_from_the_start(&reader).await, all, "and forward");

@@ -5,35 +5,10 @@
 //! after a restart the same holds.
 
 use chathub_client::Client;
-use chathub_domain::{ConversationId, Event, Role};
-use chathub_e2e::{HubProcess, dev_token};
-use chathub_protocol::{Op, Reply, ServerFrame};
+use chathub_domain::Role;
+use chathub_e2e::{HubProcess, back_to_the_start, dev_token};
+use chathub_protocol::ServerFrame;
 use std::time::Duration;
-
-async fn back_to_the_start(client: &Client) -> Vec<Event> {
-    let mut events: Vec<Event> = Vec::new();
-    let mut before = None;
-    loop {
-        let Ok(Reply::History(page)) = client
-            .request(Op::History {
-                conversation: Some(ConversationId::new("ann").expect("id")),
-                before,
-                after: None,
-                limit: Some(7),
-            })
-            .await
-        else {
-            panic!("history answers")
-        };
-        let mut older = page.events;
-        before = older.first().map(|e| e.seq);
-        older.append(&mut events);
-        events = older;
-        if !page.has_more {
-            return events;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_and_resuming_past_the_memory_window() {
@@ -54,7 +29,7 @@ async fn paging_and_resuming_past_the_memory_window() {
         let mut reader = Client::connect(&hub.ws_url, &token)
             .await
             .expect("connects");
-        let events = back_to_the_start(&reader).await;
+        let events = back_to_the_start(&reader, "ann", 7).await;
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(
             seqs,
