@@ -20,7 +20,10 @@
 //! - [`redis`]: the Redis backend: `lua/apply.lua` (the state machine restated, one
 //!   atomic step, which on a single Redis also updates the tenant's queue) and
 //!   `lua/inbox.lua` (the tenant's queue as a second, batched step on a Redis Cluster);
-//!   both start with `lua/inbox_entry.lua` (one queue entry, and the follow-ups).
+//!   both start with `lua/inbox_entry.lua` (one queue entry, and the follow-ups). What a
+//!   step leaves for later — that second step, the archive's copy — is marked by the step
+//!   itself and settled by `lua/settle.lua`, or redone by the sweepers of the other
+//!   nodes if the applying node dies (`redis::followups`).
 
 pub mod frames;
 pub mod memory;

@@ -4,7 +4,7 @@
 //! second, idempotent script (`lua/inbox.lua`), batched per tenant by each node.
 //!
 //! What a step leaves for later (that second step, the archive's copy) is marked in the
-//! same atomic step and swept if the node dies first: see [`followups`].
+//! same atomic step and swept if the node dies first: see `followups.rs`.
 //!
 //! `redis::Script` runs scripts with EVALSHA and reloads them transparently when Redis
 //! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
