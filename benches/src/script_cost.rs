@@ -4,7 +4,8 @@
 //! conversations, then the server's CPU per command and its split by Redis command (the
 //! script, and each command the script ran). The kinds: an end user's message to a
 //! waiting conversation, an agent's message to the conversation it owns, the same with a
-//! `client_msg_id` (the dedup key).
+//! `client_msg_id` (the dedup key), and agents' messages 64 at a time (pipelined, as
+//! under load: what per-call networking costs shows as the difference).
 
 use crate::report::Report;
 use anyhow::Result;
@@ -14,6 +15,7 @@ use chathub_domain::{
 use chathub_ownership::{ApplyRequest, Decision, Ownership, RedisOwnership, RedisOwnershipConfig};
 use chathub_store::RedisKeys;
 use chathub_testkit::RedisServer;
+use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use std::collections::BTreeMap;
 
@@ -23,7 +25,13 @@ enum Kind {
     EndUserMessage,
     AgentMessage,
     AgentMessageWithId,
+    /// Agents' messages again, [`IN_FLIGHT`] at once (as a loaded node sends them: the
+    /// connection pipelines them).
+    AgentMessageConcurrent,
 }
+
+/// Commands in flight at once for [`Kind::AgentMessageConcurrent`].
+const IN_FLIGHT: usize = 64;
 
 impl Kind {
     fn name(self) -> &'static str {
@@ -31,6 +39,7 @@ impl Kind {
             Kind::EndUserMessage => "end user message (unanswered)",
             Kind::AgentMessage => "agent message (owned)",
             Kind::AgentMessageWithId => "agent message with client_msg_id",
+            Kind::AgentMessageConcurrent => "agent message, 64 in flight",
         }
     }
 }
@@ -126,6 +135,7 @@ pub(crate) async fn script_cost(conversations: usize, messages: u64) -> Result<R
         Kind::EndUserMessage,
         Kind::AgentMessage,
         Kind::AgentMessageWithId,
+        Kind::AgentMessageConcurrent,
     ] {
         if matches!(kind, Kind::AgentMessage) {
             for c in 0..conversations {
@@ -143,20 +153,33 @@ pub(crate) async fn script_cost(conversations: usize, messages: u64) -> Result<R
             .exec_async(&mut admin)
             .await?;
         let cpu0 = server_cpu_us(&mut admin).await?;
-        for n in 0..messages {
+        let requests = (0..messages).map(|n| {
             let c = (n as usize) % conversations;
-            let request = match kind {
+            match kind {
                 Kind::EndUserMessage => {
                     // Waiting conversations only: the first pass, before the takes.
                     let user = Actor::EndUser(EndUserId::new(format!("u{c}")).expect("valid id"));
                     send(&tenant, c, user, None, None)
                 }
-                Kind::AgentMessage => send(&tenant, c, agent(c), Some(1), None),
+                Kind::AgentMessage | Kind::AgentMessageConcurrent => {
+                    send(&tenant, c, agent(c), Some(1), None)
+                }
                 Kind::AgentMessageWithId => {
                     send(&tenant, c, agent(c), Some(1), Some(format!("m{n}")))
                 }
-            };
-            let decision = ownership.apply(request).await?;
+            }
+        });
+        let in_flight = match kind {
+            Kind::AgentMessageConcurrent => IN_FLIGHT,
+            _ => 1,
+        };
+        let decisions: Vec<_> = futures::stream::iter(requests)
+            .map(|request| ownership.apply(request))
+            .buffer_unordered(in_flight)
+            .collect()
+            .await;
+        for decision in decisions {
+            let decision = decision?;
             anyhow::ensure!(
                 matches!(decision, Decision::Done { .. }),
                 "{kind:?}: {decision:?}"
@@ -193,7 +216,7 @@ pub(crate) async fn script_cost(conversations: usize, messages: u64) -> Result<R
     }
     let mut report = Report {
         scenario: "script-cost".into(),
-        sent: messages * 3,
+        sent: messages * 4,
         redis_cpu_us_per_delivery: first,
         ok: true,
         ..Report::default()
