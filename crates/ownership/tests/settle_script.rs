@@ -19,7 +19,10 @@ async fn settle(
     archived: &str,
     hot_len: u64,
 ) -> (u64, u64, u64) {
-    let script = redis::Script::new(include_str!("../src/redis/lua/settle.lua"));
+    let script = redis::Script::new(concat!(
+        include_str!("../src/redis/lua/trim.lua"),
+        include_str!("../src/redis/lua/settle.lua")
+    ));
     let v: Vec<u64> = script
         .key(STATE)
         .key(PENDING)

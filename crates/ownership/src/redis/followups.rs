@@ -30,7 +30,12 @@ use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/settle.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/trim.lua"),
+        include_str!("lua/settle.lua")
+    ))
+});
 
 /// Renews a lease held by this node: `PEXPIRE` only if the value is ours.
 static RENEW: LazyLock<Script> = LazyLock::new(|| {

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/inbox_entry.lua"),
+        include_str!("lua/trim.lua"),
         include_str!("lua/apply.lua")
     ))
 });

@@ -1,4 +1,5 @@
--- Runs after `inbox_entry.lua` (which defines `update_inbox_entry`).
+-- Runs after `inbox_entry.lua` (which defines `update_inbox_entry`) and `trim.lua`
+-- (`trim_older_than`).
 -- Applies one command to one conversation atomically: the Lua restatement of
 -- chathub_domain::conversation::apply (a differential property test holds the two equal),
 -- plus history append, idempotency key and publish, in one step.
@@ -204,19 +205,7 @@ if #events > 0 then
   end
   -- Age limit: drop a few of the oldest entries per command (amortised).
   if history_max_age > 0 then
-    local oldest = redis.call('XRANGE', history_key, '-', '+', 'COUNT', 16)
-    for _, entry in ipairs(oldest) do
-      local fields = entry[2]
-      local t = nil
-      for i = 1, #fields, 2 do
-        if fields[i] == 't' then t = tonumber(fields[i + 1]) end
-      end
-      if t and t < at - history_max_age then
-        redis.call('XDEL', history_key, entry[1])
-      else
-        break
-      end
-    end
+    trim_older_than(history_key, at - history_max_age, nil)
   end
 end
 

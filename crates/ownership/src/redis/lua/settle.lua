@@ -1,3 +1,4 @@
+-- Runs after `trim.lua` (`trim_older_than`).
 -- Settles what a step left pending (apply.lua's ARGV[24]) once a node has done it: the
 -- queue entry written (the second step on a Redis Cluster), the events archived. Each is
 -- a watermark in the conversation's state hash (`queued`, `archived`): every seq up to it
@@ -78,20 +79,7 @@ if archived_done ~= '' then
     end
   end
   if hot_age > 0 then
-    -- A few of the oldest per call (amortised), only archived ones.
-    local oldest = redis.call('XRANGE', history_key, '-', '+', 'COUNT', 16)
-    for _, entry in ipairs(oldest) do
-      local entry_seq = tonumber(string.match(entry[1], '^(%d+)'))
-      local fields, t = entry[2], nil
-      for i = 1, #fields, 2 do
-        if fields[i] == 't' then t = tonumber(fields[i + 1]) end
-      end
-      if entry_seq and entry_seq <= archived and t and t < now - hot_age then
-        redis.call('XDEL', history_key, entry[1])
-      else
-        break
-      end
-    end
+    trim_older_than(history_key, now - hot_age, archived)
   end
 end
 
