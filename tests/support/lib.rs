@@ -853,20 +853,7 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
                 format: None,
             },
         ),
-        (
-            "search",
-            Op::Search {
-                query: "coupon".into(),
-                end_user: None,
-                agent: None,
-                status: None,
-                from: None,
-                to: None,
-                kind: None,
-                cursor: None,
-                limit: None,
-            },
-        ),
+        ("search", search_op("coupon")),
         (
             "finish",
             Op::Finish {
@@ -965,5 +952,20 @@ pub async fn back_to_the_start(client: &Client, conversation: &str, page: u32) -
         if !slice.has_more {
             return events;
         }
+    }
+}
+
+/// A `search` for `query` with no filter, cursor or limit.
+pub fn search_op(query: &str) -> Op {
+    Op::Search {
+        query: query.into(),
+        end_user: None,
+        agent: None,
+        status: None,
+        from: None,
+        to: None,
+        kind: None,
+        cursor: None,
+        limit: None,
     }
 }

@@ -7,7 +7,7 @@
 
 use chathub_client::Client;
 use chathub_domain::{ConversationId, Event, Role, TenantId};
-use chathub_e2e::{HubProcess, client_msg_ids, dev_token, everything, http_get};
+use chathub_e2e::{HubProcess, client_msg_ids, dev_token, everything, http_get, search_op};
 use chathub_protocol::{ErrorCode, Op};
 use chathub_store::postgres::{Archive, ArchiveConfig};
 use chathub_testkit::{PostgresServer, RedisOptions, RedisServer};
@@ -135,17 +135,7 @@ async fn an_archive_outage_delays_the_copy_and_loses_nothing() {
     let agent = Client::connect(&nodes[1].ws_url, &dev_token("acme", Role::Agent, "alice"))
         .await
         .unwrap();
-    let search = Op::Search {
-        query: "coupon".into(),
-        end_user: None,
-        agent: None,
-        status: None,
-        from: None,
-        to: None,
-        kind: None,
-        cursor: None,
-        limit: None,
-    };
+    let search = search_op("coupon");
     assert_eq!(
         error_code(&agent, search.clone()).await,
         Some(ErrorCode::Unavailable)

@@ -7,22 +7,8 @@
 
 use chathub_client::Client;
 use chathub_domain::{ConversationId, Role};
-use chathub_e2e::{HubProcess, dev_token, http_request};
+use chathub_e2e::{HubProcess, dev_token, http_request, search_op as search};
 use chathub_protocol::{ErrorCode, Op, Reply, SearchReply};
-
-fn search(query: &str) -> Op {
-    Op::Search {
-        query: query.into(),
-        end_user: None,
-        agent: None,
-        status: None,
-        from: None,
-        to: None,
-        kind: None,
-        cursor: None,
-        limit: None,
-    }
-}
 
 async fn connect(hub: &HubProcess, tenant: &str, role: Role, subject: &str) -> Client {
     Client::connect(&hub.ws_url, &dev_token(tenant, role, subject))
