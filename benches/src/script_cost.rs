@@ -202,10 +202,11 @@ pub(crate) async fn script_cost(conversations: usize, messages: u64) -> Result<R
             .collect();
         inner.sort();
         let line = format!(
-            "{:<36} server CPU {:>6.1} µs/command; script {:>5.1} µs, of which commands: {}",
+            "{:<36} server CPU {:>6.1} µs/command; script {:>5.1} µs ({:.1} commands per call), of which commands: {}",
             kind.name(),
             cpu / messages as f64,
             per(script.1),
+            messages as f64 / script.0.max(1) as f64,
             inner.join(", ")
         );
         eprintln!("{line}");

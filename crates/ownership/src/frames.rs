@@ -81,7 +81,16 @@ pub fn message_preview(events: &[Event]) -> Option<String> {
 
 /// The queue's preview of one message: at most [`PREVIEW_CHARS`] characters.
 pub fn content_preview(content: &MessageContent) -> String {
-    content.preview().chars().take(PREVIEW_CHARS).collect()
+    preview_of(content).to_owned()
+}
+
+/// [`content_preview`] as a slice of the content (no copy).
+pub fn preview_of(content: &MessageContent) -> &str {
+    let text = content.preview();
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 /// Whether `events` change what the agents' queue shows (status, owner, flags), so that

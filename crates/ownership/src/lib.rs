@@ -18,7 +18,9 @@
 //!   entries and previews, notices, records, jobs); the scripts restate it.
 //! - [`memory`]: the embedded twin (one lock per conversation).
 //! - [`redis`]: the Redis backend: `lua/apply.lua` (the state machine restated, one
-//!   atomic step, which on a single Redis also updates the tenant's queue) and
+//!   atomic step per command, which on a single Redis also updates the tenant's queue;
+//!   a node's commands that arrive while its previous call is in flight go in one call
+//!   per slot, each still decided in order: group commit, `redis::apply`) and
 //!   `lua/inbox.lua` (the tenant's queue as a second, batched step on a Redis Cluster);
 //!   both start with `lua/inbox_entry.lua` (one queue entry, and the follow-ups). What a
 //!   step leaves for later — that second step, the archive's copy — is marked by the step

@@ -127,8 +127,11 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
 
 static CASE: AtomicU64 = AtomicU64::new(0);
 
-#[test]
-fn redis_script_agrees_with_the_state_machine() {
+/// Commands applied one call each (`batch: false`, through `Ownership::apply`, the node's
+/// group commit) or several per script call (`batch: true`, `apply_many`: each step
+/// group of 1–8 commands, built from the state before the group as concurrent agents
+/// would, goes in one call and must decide each command as if applied alone in order).
+fn script_agrees_with_the_state_machine(batch: bool) {
     let server = RedisServer::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -159,108 +162,156 @@ fn redis_script_agrees_with_the_state_machine() {
     let tenant = TenantId::new("t").unwrap();
 
     let config = ProptestConfig {
-        cases: 300,
+        cases: if batch { 200 } else { 300 },
         ..ProptestConfig::default()
     };
-    let steps = proptest::collection::vec((step(), prop::bool::weighted(0.1)), 1..40);
-    proptest!(config, |(steps in steps)| {
+    let group_size = if batch { 1usize..9 } else { 1usize..2 };
+    let steps = proptest::collection::vec(
+        proptest::collection::vec((step(), prop::bool::weighted(0.1)), group_size),
+        1..30,
+    );
+    let marker_n = AtomicU64::new(0);
+    proptest!(config, |(groups in steps)| {
         // A fresh conversation per case.
         let user = EndUserId::new(format!("u{}", CASE.fetch_add(1, Ordering::Relaxed))).unwrap();
         let conversation = ConversationId::of_end_user(&user);
         let mut state = ConversationState::default();
         let mut entry: Option<QueueEntry> = None;
-        for (n, (st, tenant_chat_disabled)) in steps.iter().enumerate() {
-            let (who, cmd) = command(st, &state, &user, n);
-            let at = 1_700_000_000_000 + n as u64;
-            let context = Context { tenant_chat_disabled: *tenant_chat_disabled };
-            let expected = apply_in(&context, &state, &who, &cmd, at);
-            let request = ApplyRequest {
-                tenant: tenant.clone(),
-                conversation: conversation.clone(),
-                actor: who.clone(),
-                command: cmd.clone(),
-                at,
-                context,
+        let mut n = 0usize;
+        for group in &groups {
+            let before = state.clone();
+            // The commands, as their senders built them (from the state before the group).
+            let requests: Vec<ApplyRequest> = group
+                .iter()
+                .map(|(st, tenant_chat_disabled)| {
+                    let (who, cmd) = command(st, &before, &user, n);
+                    n += 1;
+                    ApplyRequest {
+                        tenant: tenant.clone(),
+                        conversation: conversation.clone(),
+                        actor: who,
+                        command: cmd,
+                        at: 1_700_000_000_000 + n as u64,
+                        context: Context { tenant_chat_disabled: *tenant_chat_disabled },
+                    }
+                })
+                .collect();
+            let got: Vec<Decision> = if batch {
+                runtime
+                    .block_on(ownership.apply_many(&requests))
+                    .into_iter()
+                    .map(|d| d.unwrap())
+                    .collect()
+            } else {
+                requests
+                    .iter()
+                    .map(|r| runtime.block_on(ownership.apply(r.clone())).unwrap())
+                    .collect()
             };
-            let got = runtime.block_on(ownership.apply(request)).unwrap();
-            match (expected, got) {
-                (Outcome::Applied(t), Decision::Done { state: s, queued_since, .. }) => {
-                    prop_assert_eq!(&s, &t.state, "state after {:?} by {:?}", cmd, who);
-                    let recorded = runtime
-                        .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: state.seq, limit: 10 }))
-                        .unwrap();
-                    prop_assert_eq!(&recorded.events, &t.events, "events of {:?} by {:?}", cmd, who);
-                    if !t.events.is_empty() {
-                        // The queue entry.
-                        let expected = frames::queue_entry(&conversation, &t.state, &t.events, entry.as_ref());
-                        let blob: Vec<u8> = runtime
-                            .block_on(raw.clone().hget(keys.inbox(&tenant), conversation.as_str()))
-                            .unwrap();
-                        let stored: QueueEntry = rmp_serde::from_slice(&blob).unwrap();
-                        prop_assert_eq!(&stored, &expected, "queue entry after {:?} by {:?}", cmd, who);
-                        prop_assert_eq!(
-                            queued_since,
-                            frames::queued_since(entry.as_ref(), &t.state),
-                            "queued_since after {:?} by {:?}", cmd, who
-                        );
-                        entry = Some(expected);
-                    }
-                    // The notice, if any: everything published on agent channels up to a
-                    // marker published after the command.
-                    let marker = format!("diff:agent:{{t}}/marker-{n}");
-                    let published: Vec<(String, Vec<u8>)> = runtime.block_on(async {
-                        let _: () = raw.clone().publish(&marker, "m").await.unwrap();
-                        let mut got = Vec::new();
-                        // Taken out of the cell while awaited, put back after.
-                        let mut stream = notices.take().unwrap();
-                        while let Some(msg) = stream.next().await {
-                            if msg.get_channel_name() == marker {
-                                break;
-                            }
-                            got.push((msg.get_channel_name().to_owned(), msg.get_payload_bytes().to_vec()));
+            prop_assert_eq!(got.len(), requests.len());
+            let mut all_events = Vec::new();
+            let mut notices_expected: Vec<(String, ServerFrame)> = Vec::new();
+            let mut owed = Vec::new();
+            for (request, got) in requests.iter().zip(got) {
+                let (who, cmd, at) = (&request.actor, &request.command, request.at);
+                let expected = apply_in(&request.context, &state, who, cmd, at);
+                match (expected, got) {
+                    (Outcome::Applied(t), Decision::Done { state: s, queued_since, events, .. }) => {
+                        prop_assert_eq!(&s, &t.state, "state after {:?} by {:?}", cmd, who);
+                        prop_assert_eq!(&events, &t.events, "events of {:?} by {:?}", cmd, who);
+                        if !t.events.is_empty() {
+                            let next = frames::queue_entry(&conversation, &t.state, &t.events, entry.as_ref());
+                            prop_assert_eq!(
+                                queued_since,
+                                frames::queued_since(entry.as_ref(), &t.state),
+                                "queued_since after {:?} by {:?}", cmd, who
+                            );
+                            entry = Some(next);
                         }
-                        notices.replace(Some(stream));
-                        got
-                    });
-                    let expected: Vec<(String, ServerFrame)> = frames::ownership_lost(&conversation, &t.events)
-                        .map(|(agent, frame)| (format!("diff:agent:{{t}}/{agent}"), ServerFrame::OwnershipLost(frame)))
-                        .into_iter()
-                        .collect();
-                    let got: Vec<(String, ServerFrame)> = published
-                        .into_iter()
-                        .map(|(channel, bytes)| (channel, Codec::MsgPack.decode_server(&bytes).unwrap()))
-                        .collect();
-                    prop_assert_eq!(&got, &expected, "notices of {:?} by {:?}", cmd, who);
-                    // The webhook job, if any.
-                    if let Some(seq) = frames::webhook_job(&t.events) {
-                        let due: Option<u64> = runtime
-                            .block_on(raw.clone().zscore(keys.webhook_jobs(&tenant), format!("{seq}:{conversation}")))
-                            .unwrap();
-                        prop_assert_eq!(due, Some(at + LEASE), "webhook job of {:?} by {:?}", cmd, who);
+                        notices_expected.extend(
+                            frames::ownership_lost(&conversation, &t.events)
+                                .map(|(agent, frame)| (format!("diff:agent:{{t}}/{agent}"), ServerFrame::OwnershipLost(frame))),
+                        );
+                        owed.push((at, t.events.clone()));
+                        all_events.extend(t.events);
+                        state = t.state;
                     }
-                    // The "received" record, if any.
-                    if let Some(record) = frames::received_record(&conversation, &t.events) {
-                        let blob: Vec<u8> = runtime
-                            .block_on(raw.clone().hget(keys.engagement_history(&tenant, &user), &record.id))
-                            .unwrap();
-                        let stored: chathub_domain::engagement::HistoryEvent =
-                            rmp_serde::from_slice(&blob).unwrap();
-                        prop_assert_eq!(&stored, &record, "received record of {:?} by {:?}", cmd, who);
-                        let indexed: Option<u64> = runtime
-                            .block_on(raw.clone().zscore(keys.engagement_index(&tenant, &user, Some(record.engagement_type)), &record.id))
-                            .unwrap();
-                        prop_assert_eq!(indexed, Some(record.at));
+                    (Outcome::Conflict { owner, epoch }, Decision::Conflict { owner: o, epoch: e }) => {
+                        prop_assert_eq!((owner, epoch), (o, e));
                     }
-                    state = t.state;
+                    (Outcome::Refused(r), Decision::Refused(q)) => prop_assert_eq!(r, q),
+                    (expected, got) => prop_assert!(false, "{:?} by {:?}: expected {:?}, got {:?}", cmd, who, expected, got),
                 }
-                (Outcome::Conflict { owner, epoch }, Decision::Conflict { owner: o, epoch: e }) => {
-                    prop_assert_eq!((owner, epoch), (o, e));
+            }
+            // What the group recorded: its events, read back from the history stream.
+            let recorded = runtime
+                .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: before.seq, limit: 100 }))
+                .unwrap();
+            prop_assert_eq!(&recorded.events, &all_events, "events of {:?}", group);
+            // The queue entry.
+            if let Some(expected) = &entry {
+                let blob: Vec<u8> = runtime
+                    .block_on(raw.clone().hget(keys.inbox(&tenant), conversation.as_str()))
+                    .unwrap();
+                let stored: QueueEntry = rmp_serde::from_slice(&blob).unwrap();
+                prop_assert_eq!(&stored, expected, "queue entry after {:?}", group);
+            }
+            // The notices: everything published on agent channels up to a marker
+            // published after the group.
+            let marker = format!("diff:agent:{{t}}/marker-{}", marker_n.fetch_add(1, Ordering::Relaxed));
+            let published: Vec<(String, Vec<u8>)> = runtime.block_on(async {
+                let _: () = raw.clone().publish(&marker, "m").await.unwrap();
+                let mut got = Vec::new();
+                // Taken out of the cell while awaited, put back after.
+                let mut stream = notices.take().unwrap();
+                while let Some(msg) = stream.next().await {
+                    if msg.get_channel_name() == marker {
+                        break;
+                    }
+                    got.push((msg.get_channel_name().to_owned(), msg.get_payload_bytes().to_vec()));
                 }
-                (Outcome::Refused(r), Decision::Refused(q)) => prop_assert_eq!(r, q),
-                (expected, got) => prop_assert!(false, "{:?} by {:?}: expected {:?}, got {:?}", cmd, who, expected, got),
+                notices.replace(Some(stream));
+                got
+            });
+            let got: Vec<(String, ServerFrame)> = published
+                .into_iter()
+                .map(|(channel, bytes)| (channel, Codec::MsgPack.decode_server(&bytes).unwrap()))
+                .collect();
+            prop_assert_eq!(&got, &notices_expected, "notices of {:?}", group);
+            for (at, events) in &owed {
+                // The webhook job, if any.
+                if let Some(seq) = frames::webhook_job(events) {
+                    let due: Option<u64> = runtime
+                        .block_on(raw.clone().zscore(keys.webhook_jobs(&tenant), format!("{seq}:{conversation}")))
+                        .unwrap();
+                    prop_assert_eq!(due, Some(at + LEASE), "webhook job of {:?}", events);
+                }
+                // The "received" record, if any.
+                if let Some(record) = frames::received_record(&conversation, events) {
+                    let blob: Vec<u8> = runtime
+                        .block_on(raw.clone().hget(keys.engagement_history(&tenant, &user), &record.id))
+                        .unwrap();
+                    let stored: chathub_domain::engagement::HistoryEvent =
+                        rmp_serde::from_slice(&blob).unwrap();
+                    prop_assert_eq!(&stored, &record, "received record of {:?}", events);
+                    let indexed: Option<u64> = runtime
+                        .block_on(raw.clone().zscore(keys.engagement_index(&tenant, &user, Some(record.engagement_type)), &record.id))
+                        .unwrap();
+                    prop_assert_eq!(indexed, Some(record.at));
+                }
             }
             let stored = runtime.block_on(store.state(&tenant, &conversation)).unwrap();
             prop_assert_eq!(&stored, &state);
         }
     });
+}
+
+#[test]
+fn redis_script_agrees_with_the_state_machine() {
+    script_agrees_with_the_state_machine(false);
+}
+
+#[test]
+fn redis_script_agrees_with_the_state_machine_on_batches() {
+    script_agrees_with_the_state_machine(true);
 }

@@ -43,7 +43,9 @@ impl RedisKeys {
         format!("{}:tenant:{{{t}}}:{what}", self.prefix)
     }
 
-    /// Conversation state hash: `status`, `owner`, `epoch`, `seq`, `disabled`.
+    /// Conversation state hash: `status`, `owner`, `epoch`, `seq`, `disabled`; `since`
+    /// (when the status last changed, as the queue entry holds it: the apply script
+    /// rewrites a plain message's entry without reading it); the follow-up watermarks.
     pub fn state(&self, t: &TenantId, c: &ConversationId) -> String {
         self.conv(t, c, "state")
     }

@@ -276,6 +276,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     pub(crate) fn detached(&self) -> RedisOwnership<C> {
         RedisOwnership {
             inbox_writer: Default::default(),
+            apply_writer: Default::default(),
             followup_queues: Default::default(),
             ..self.clone()
         }

@@ -1,6 +1,7 @@
-//! The Redis backend: every command is one atomic script (`lua/apply.lua`). On a single
-//! Redis the same script also updates the tenant's queue entry (one round trip per
-//! command); on a Redis Cluster the queue lives in another slot, so it is updated by a
+//! The Redis backend: every command is one atomic step of a script (`lua/apply.lua`),
+//! and the commands a node has pending go in one call per slot (group commit: see
+//! `apply.rs`). On a single Redis the same script also updates the tenant's queue entry
+//! (one round trip per batch of commands); on a Redis Cluster the queue lives in another slot, so it is updated by a
 //! second, idempotent script (`lua/inbox.lua`), batched per tenant by each node.
 //!
 //! What a step leaves for later (that second step, the archive's copy) is marked in the
@@ -9,27 +10,23 @@
 //! `redis::Script` runs scripts with EVALSHA and reloads them transparently when Redis
 //! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
 
+mod apply;
 mod followups;
 
 pub use followups::{FaultPoint, SWEEP_RANGES, SweepConfig};
 
-use crate::frames::{
-    changes_queue, content_preview, message_preview, ownership_lost, received_record, webhook_job,
-};
+use crate::frames::{changes_queue, message_preview, ownership_lost, received_record, webhook_job};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
-use chathub_domain::{
-    Actor, AgentId, Command, ConversationState, Event, MessageContent, Participant, Refusal,
-    TenantId,
-};
+use chathub_domain::{AgentId, Command, ConversationState, Event, Refusal, TenantId};
 use chathub_store::Receipt;
 use chathub_store::RedisKeys;
 use redis::Script;
 use redis::aio::ConnectionLike;
-use serde::Deserialize;
 use std::sync::{Arc, LazyLock, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
+/// `lua/apply.lua` with what it runs after (see its header).
 static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/inbox_entry.lua"),
@@ -99,6 +96,8 @@ pub struct RedisOwnership<C> {
     config: RedisOwnershipConfig,
     /// The queue of the node's inbox writer (started at the first update).
     inbox_writer: Arc<OnceLock<mpsc::Sender<InboxJob>>>,
+    /// The queue of the node's apply writer (group commit; started at the first command).
+    apply_writer: Arc<OnceLock<mpsc::Sender<apply::ApplyJob>>>,
     /// Where the inbox writer runs.
     tasks: chathub_broker::Tasks,
     /// The queues of the settler and the archiver (see [`followups`]).
@@ -115,6 +114,7 @@ impl<C> RedisOwnership<C> {
             keys,
             config,
             inbox_writer: Arc::default(),
+            apply_writer: Arc::default(),
             tasks: chathub_broker::Tasks::default(),
             followup_queues: Arc::default(),
             followups: Arc::default(),
@@ -172,267 +172,151 @@ impl<C> RedisOwnership<C> {
     }
 }
 
-/// What `apply.lua` returns.
-#[derive(Deserialize)]
-struct ScriptResult {
-    outcome: String,
-    #[serde(default)]
-    queued_since: Option<u64>,
-    #[serde(default)]
-    state: Option<ConversationState>,
-    #[serde(default)]
-    ack: Option<Receipt>,
-    #[serde(default, deserialize_with = "packed_events")]
-    events: Vec<Event>,
-    #[serde(default)]
-    owner: Option<AgentId>,
-    #[serde(default)]
-    epoch: Option<u64>,
-    #[serde(default)]
-    refusal: Option<String>,
-}
-
-/// The script returns each event as the bytes it stored and published (a MessagePack
-/// string holding a packed event); Lua cannot tell an empty array from an empty map, so
-/// both mean "no events".
-fn packed_events<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Event>, D::Error> {
-    /// One packed event, whichever string type carries it.
-    struct Packed(Event);
-    impl<'de> Deserialize<'de> for Packed {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Bytes;
-            impl serde::de::Visitor<'_> for Bytes {
-                type Value = Packed;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a packed event")
-                }
-                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Packed, E> {
-                    rmp_serde::from_slice(v).map(Packed).map_err(E::custom)
-                }
-                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Packed, E> {
-                    self.visit_bytes(v.as_bytes())
-                }
-            }
-            d.deserialize_bytes(Bytes)
-        }
-    }
-    /// A list of packed events, or an empty map.
-    struct Events;
-    impl<'de> serde::de::Visitor<'de> for Events {
-        type Value = Vec<Event>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of packed events")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Vec<Event>, A::Error> {
-            let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-            while let Some(Packed(event)) = seq.next_element()? {
-                events.push(event);
-            }
-            Ok(events)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Vec<Event>, A::Error> {
-            match map.next_key::<serde::de::IgnoredAny>()? {
-                None => Ok(Vec::new()),
-                Some(_) => Err(serde::de::Error::custom("events is a non-empty map")),
-            }
-        }
-    }
-    d.deserialize_any(Events)
-}
-
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwnership<C> {
     async fn apply(&self, req: ApplyRequest) -> Result<Decision, OwnershipError> {
-        let (role, actor_id, privileges) = match &req.actor {
-            Actor::EndUser(id) => ("end_user", id.as_str(), 0),
-            Actor::Agent { id, privileges, .. } => {
-                (req.actor.role().as_str(), id.as_str(), privileges.bits())
-            }
-        };
-        let (command, content, client_msg_id, seen_epoch, want_disabled) = match &req.command {
-            Command::Send {
-                content,
-                client_msg_id,
-                seen_epoch,
-            } => (
-                "send",
-                Some(content),
-                client_msg_id.as_deref(),
-                *seen_epoch,
-                false,
-            ),
-            Command::Finish { seen_epoch } => ("finish", None, None, Some(*seen_epoch), false),
-            Command::SetDisabled(d) => ("set_disabled", None, None, None, *d),
-        };
-        // The script embeds the content as it is; only its kind matters to the rules.
-        let (content_kind, content) = match content {
-            Some(c @ MessageContent::Text { .. }) => ("text", rmp_serde::to_vec_named(c)),
-            Some(c @ MessageContent::Engagement { .. }) => {
-                ("engagement", rmp_serde::to_vec_named(c))
-            }
-            None => ("", Ok(Vec::new())),
-        };
-        let content = content.map_err(|e| OwnershipError::Internal(format!("encode: {e}")))?;
-        // On a single Redis the queue entry is updated inside the same script: one round
-        // trip per command.
-        let inbox_inline = !self.config.cluster;
-        let archived = self.config.archive.is_some();
-        let (t, c) = (&req.tenant, &req.conversation);
-        let channel = chathub_broker::Channel::conversation(t, c);
-        let marks = self.pending_marks();
-        let state_key = self.keys.state(t, c);
-        let mut invocation = APPLY.prepare_invoke();
-        invocation
-            .key(&state_key)
-            .key(self.keys.history(t, c))
-            // Always a key of this conversation's slot, used only with a client_msg_id.
-            .key(self.keys.dedup(
-                t,
-                c,
-                &Participant::of(&req.actor),
-                client_msg_id.unwrap_or("-"),
-            ))
-            // Without follow-ups to mark, any key of the slot will do (it is not touched).
-            .key(if marks.is_empty() {
-                state_key
-            } else {
-                self.pending_key(t, c)
-            })
-            .arg(role)
-            .arg(actor_id)
-            .arg(privileges)
-            .arg(command)
-            .arg(content)
-            .arg(client_msg_id.unwrap_or(""))
-            .arg(seen_epoch.map_or(String::new(), |e| e.to_string()))
-            .arg(if want_disabled { "1" } else { "0" })
-            .arg(req.at)
-            .arg(c.as_str())
-            .arg(redis_channel(self.keys.prefix(), &channel))
-            .arg(self.publish_command())
-            // With an archive the stream is trimmed when settling, past what is archived.
-            .arg(if archived {
-                0
-            } else {
-                self.config.history_max_len
-            })
-            .arg(if archived {
-                0
-            } else {
-                self.config.history_max_age_ms
-            })
-            .arg(self.config.dedup_window_ms)
-            .arg(content_kind)
-            .arg(if req.context.tenant_chat_disabled {
-                "1"
-            } else {
-                "0"
+        let prepared = self.prepare(&req)?;
+        let raw = self.submit(prepared).await?;
+        self.conclude(&req, raw).await
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
+    /// Applies `requests` in order, each atomically, with one script call per Redis slot
+    /// they fall in (what the node's group commit does with the commands that arrive
+    /// together; this runs the same path directly, for callers that hold a batch and for
+    /// the differential test). Returns each command's decision, in order.
+    pub async fn apply_many(
+        &self,
+        requests: &[ApplyRequest],
+    ) -> Vec<Result<Decision, OwnershipError>> {
+        // A command that cannot be encoded fails alone; the others still apply, in order.
+        let prepared: Vec<Result<apply::PreparedApply, OwnershipError>> =
+            requests.iter().map(|req| self.prepare(req)).collect();
+        let refs: Vec<&apply::PreparedApply> =
+            prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut raws = Vec::with_capacity(refs.len());
+        // Consecutive commands of one slot go together.
+        for group in refs.chunk_by(|a, b| a.group == b.group) {
+            raws.extend(self.apply_batch(group).await);
+        }
+        let mut raws = raws.into_iter();
+        let mut decisions = Vec::with_capacity(requests.len());
+        for (req, prepared) in requests.iter().zip(prepared) {
+            let raw = match prepared {
+                Ok(_) => raws
+                    .next()
+                    .unwrap_or_else(|| Err(OwnershipError::Internal("no outcome".into()))),
+                Err(e) => Err(e),
+            };
+            decisions.push(match raw {
+                Ok(raw) => self.conclude(req, raw).await,
+                Err(e) => Err(e),
             });
-        if inbox_inline {
-            let agents = chathub_broker::Channel::agents(t);
-            self.queue_keys(&mut invocation, t);
-            invocation.key(self.keys.webhook_jobs(t));
-            invocation
-                .arg("1")
-                .arg(match &req.command {
-                    Command::Send { content, .. } => content_preview(content),
-                    _ => String::new(),
+        }
+        decisions
+    }
+
+    /// Hands `prepared` to the node's apply writer (group commit) and waits for its
+    /// outcome.
+    async fn submit(
+        &self,
+        prepared: apply::PreparedApply,
+    ) -> Result<apply::RawOutcome, OwnershipError> {
+        let writer = self.apply_writer.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(apply::APPLY_QUEUE);
+            // The writer's own handle has no writer queue (see `update_inbox`).
+            self.tasks.spawn(apply::write_commands(self.detached(), rx));
+            tx
+        });
+        let (done, outcome) = oneshot::channel();
+        match writer.send((prepared, done)).await {
+            Ok(()) => outcome.await.unwrap_or_else(|_| {
+                // Only when the runtime shuts down under the writer.
+                Err(OwnershipError::Unavailable {
+                    source: "the node's apply writer stopped".into(),
                 })
-                .arg(redis_channel(self.keys.prefix(), &agents))
-                .arg(self.config.inbox_stream_max_len)
-                .arg(self.agent_channel_prefix(t))
-                .arg(self.config.webhook_job_lease_ms);
-            if let Command::Send {
-                content: MessageContent::Engagement { engagement },
-                ..
-            } = &req.command
-                && role != "end_user"
-            {
-                // The end user's "received" record is written in the same step.
-                let kind = engagement.engagement_type;
-                self.received_keys(&mut invocation, t, &c.end_user(), kind);
-            }
-        } else {
-            invocation.arg("0").arg("").arg("").arg("").arg("").arg("");
+            }),
+            // The writer's runtime is gone (e.g. a runtime per test): call directly.
+            Err(mpsc::error::SendError((prepared, _))) => self
+                .apply_batch(&[&prepared])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(OwnershipError::Internal("no outcome".into()))),
         }
-        invocation.arg(marks);
-        if marks.is_empty() {
-            invocation.arg("");
-        } else {
-            invocation.arg(format!("{t}/{c}"));
-        }
-        // A connection found dead (Redis restarted since the last command) is replaced
-        // by the connection manager; one retry on the new one is safe when the command
-        // cannot apply twice: a send with a `client_msg_id` (deduplicated by the script)
-        // or setting the disabled flag (idempotent). Others answer `unavailable`.
-        let retry_safe = client_msg_id.is_some() || command == "set_disabled";
-        let mut attempt = 0;
-        let raw: Vec<u8> = loop {
-            let mut conn = self.conn.clone();
-            match invocation.invoke_async(&mut conn).await {
-                Ok(raw) => break raw,
-                Err(e)
-                    if attempt == 0
-                        && retry_safe
-                        && (e.is_connection_dropped() || e.is_io_error()) =>
-                {
-                    tracing::debug!(error = %e, "redis connection lost; retrying once");
-                    attempt += 1;
-                }
-                Err(e) => return Err(OwnershipError::from_redis(e)),
-            }
-        };
-        let result: ScriptResult = rmp_serde::from_slice(&raw)
-            .map_err(|e| OwnershipError::Corrupt(format!("script result: {e}")))?;
-        match result.outcome.as_str() {
-            "done" => {
-                let state = result
-                    .state
-                    .ok_or_else(|| OwnershipError::Internal("script returned no state".into()))?;
-                let mut queued_since = result.queued_since;
-                if !result.events.is_empty() {
+    }
+
+    /// What follows a command's outcome: the second step (on a Redis Cluster), the
+    /// archive's copy, and the decision as the caller takes it.
+    async fn conclude(
+        &self,
+        req: &ApplyRequest,
+        raw: apply::RawOutcome,
+    ) -> Result<Decision, OwnershipError> {
+        match raw {
+            apply::RawOutcome::Done {
+                state,
+                mut queued_since,
+                earlier_ack,
+                events,
+            } => {
+                if !events.is_empty() {
                     if self.config.fault == Some(FaultPoint::AbortAfterStep) {
                         tracing::error!("fault injected: aborting after the atomic step");
                         std::process::abort();
                     }
-                    if !inbox_inline {
-                        queued_since = self.update_inbox(&req, &state, &result.events).await;
+                    if self.config.cluster {
+                        queued_since = self.update_inbox(req, &state, &events).await;
                     }
                     self.archive_later(followups::ArchiveJob {
                         tenant: req.tenant.clone(),
                         conversation: req.conversation.clone(),
                         state: state.clone(),
-                        events: result.events.clone(),
+                        events: events.clone(),
                     });
                 }
+                let ack = match (earlier_ack, &req.command) {
+                    (Some(blob), _) => Some(
+                        rmp_serde::from_slice::<Receipt>(&blob)
+                            .map_err(|e| OwnershipError::Corrupt(format!("dedup receipt: {e}")))?,
+                    ),
+                    (None, Command::Send { .. }) => Some(Receipt {
+                        conversation: req.conversation.clone(),
+                        seq: state.seq,
+                        status: state.status,
+                        owner: state.owner.clone(),
+                        epoch: state.epoch,
+                    }),
+                    (None, _) => None,
+                };
                 Ok(Decision::Done {
                     state,
-                    ack: result.ack,
-                    events: result.events,
+                    ack,
+                    events,
                     queued_since,
                 })
             }
-            "conflict" => Ok(Decision::Conflict {
-                owner: result.owner,
-                epoch: result.epoch.unwrap_or_default(),
+            apply::RawOutcome::Conflict { owner, epoch } => Ok(Decision::Conflict {
+                owner: if owner.is_empty() {
+                    None
+                } else {
+                    Some(
+                        AgentId::new(owner)
+                            .map_err(|e| OwnershipError::Corrupt(format!("conflict owner: {e}")))?,
+                    )
+                },
+                epoch,
             }),
-            "refused" => Ok(Decision::Refused(match result.refusal.as_deref() {
-                Some("forbidden") => Refusal::Forbidden,
-                Some("chat_disabled") => Refusal::ChatDisabled,
-                Some("invalid_state") => Refusal::InvalidState,
-                Some("missing_epoch") => Refusal::MissingEpoch,
+            apply::RawOutcome::Refused(reason) => Ok(Decision::Refused(match reason.as_str() {
+                "forbidden" => Refusal::Forbidden,
+                "chat_disabled" => Refusal::ChatDisabled,
+                "invalid_state" => Refusal::InvalidState,
+                "missing_epoch" => Refusal::MissingEpoch,
                 other => {
                     return Err(OwnershipError::Internal(format!(
                         "unknown refusal {other:?}"
                     )));
                 }
             })),
-            other => Err(OwnershipError::Internal(format!("unknown outcome {other}"))),
         }
     }
 }

@@ -1,124 +1,83 @@
 -- Runs after `inbox_entry.lua` (which defines `update_inbox_entry`) and `trim.lua`
 -- (`trim_older_than`).
--- Applies one command to one conversation atomically: the Lua restatement of
--- chathub_domain::conversation::apply (a differential property test holds the two equal),
--- plus history append, idempotency key and publish, in one step.
+-- Applies one or more commands (group commit: a node batches the commands that arrive
+-- while its previous call is in flight), each to one conversation, in order, each
+-- decided and written before the next is read: the Lua restatement of
+-- chathub_domain::conversation::apply (a differential property test holds the two equal,
+-- on single commands and on batches), plus history append, idempotency key and publish.
+-- The whole call is one atomic step.
 --
--- Every check happens before the first write: a script that fails half-way does not roll
--- back, so nothing may be written until the outcome is known.
+-- Every check of a command happens before its first write: a script that fails half-way
+-- does not roll back, so nothing may be written until the outcome is known.
 --
--- KEYS[1] state hash   KEYS[2] history stream   KEYS[3] dedup key (same hash tag)
--- KEYS[4] the pending follow-ups of the conversation's shard (a sorted set whose hash tag
---         falls in the same slot; see chathub_store::RedisKeys::pending)
--- ARGV[1]  actor role: end_user | agent | admin
--- ARGV[2]  actor id
--- ARGV[3]  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
--- ARGV[4]  command: send | finish | set_disabled
--- ARGV[5]  message content (send): MessagePack map, embedded as it is
--- ARGV[6]  client_msg_id ('' for none)
--- ARGV[7]  seen epoch ('' for none)
--- ARGV[8]  disabled wanted ('1' / '0', set_disabled)
--- ARGV[9]  time, ms since the Unix epoch
--- ARGV[10] conversation id
--- ARGV[11] channel to publish on
--- ARGV[12] publish command: PUBLISH or SPUBLISH
--- ARGV[13] history max length (0: unlimited)
--- ARGV[14] history max age, ms (0: unlimited)
--- ARGV[15] dedup window, ms
--- ARGV[16] content kind: text | engagement (send)
--- ARGV[17] tenant-wide chat disabled ('1' / '0')
--- ARGV[18] update the tenant's queue here too ('1' on a single Redis, with KEYS[5..9]:
---          inbox hash, unanswered / active / finished zsets, inbox event stream; '0' on
---          a Redis Cluster, where the queue is another slot and a second step does it)
--- ARGV[19] queue preview of the message ('' for none)   ARGV[20] agents channel
--- ARGV[21] inbox stream max length   ARGV[22] the agents' own channel prefix
---          (`<prefix>:agent:{tenant}/`)   ARGV[23] lease of an offline-webhook job, ms
---          ('0': no webhook, no job), with KEYS[10] the tenant's job set;
---          with an engagement sent by an agent, KEYS[11..13]:
---          the end user's engagement history hash and its two indexes (all types, this
---          type), for the "received" record (ARGV[19..23] are '' when ARGV[18] is '0')
--- ARGV[24] the follow-ups this step leaves pending, one letter each ('' for none):
---          'q' the queue entry (the second step on a Redis Cluster), 'a' the archive
--- ARGV[25] the conversation as the pending set names it: `<tenant>/<conversation>`
--- Returns a MessagePack map: {outcome = done|conflict|refused, ...}; `events` holds each
--- event as packed bytes (a MessagePack string).
+-- ARGV[1] commands in this call   ARGV[2] publish command: PUBLISH or SPUBLISH
+-- ARGV[3] history max length (0: unlimited)   ARGV[4] history max age, ms (0: unlimited)
+-- ARGV[5] dedup window, ms   ARGV[6] update the tenants' queues here too ('1' on a
+--         single Redis; '0' on a Redis Cluster, where a queue is another slot than its
+--         conversations and a second step does it)
+-- ARGV[7] inbox stream max length   ARGV[8] lease of an offline-webhook job, ms ('0':
+--         no webhook, no job)
+-- Then BLOCK arguments per command, from a = HEADER + 1 + (i - 1) * BLOCK:
+--   a+0  actor role: end_user | agent | admin   a+1 actor id
+--   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
+--   a+3  command: send | finish | set_disabled
+--   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
+--        whose count includes them: the script appends them)
+--   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none)
+--   a+7  disabled wanted ('1' / '0', set_disabled)   a+8 time, ms since the Unix epoch
+--   a+9  conversation id   a+10 channel to publish on
+--   a+11 content kind: text | engagement (send)   a+12 tenant-wide chat disabled ('1'/'0')
+--   a+13 queue preview of the message ('' for none)   a+14 the tenant's agents channel
+--   a+15 the agents' own channel prefix (`<prefix>:agent:{tenant}/`)
+--   a+16 the follow-ups this step leaves pending, one letter each ('' for none):
+--        'q' the queue entry (the second step on a Redis Cluster), 'a' the archive
+--   a+17 the conversation as the pending set names it: `<tenant>/<conversation>`
+--   a+18 how many keys the command has (below)
+-- Keys per command, from its first k: k+0 state hash, k+1 history stream, k+2 dedup key
+-- (same hash tag), k+3 the pending follow-ups of the conversation's shard (a sorted set
+-- whose hash tag falls in the same slot; see chathub_store::RedisKeys::pending); with the
+-- queue updated here: k+4..k+8 inbox hash, unanswered / active / finished zsets, inbox
+-- event stream, k+9 the tenant's webhook job set; with an engagement sent by an agent,
+-- k+10..k+12 the end user's engagement history hash and its two indexes (all types,
+-- this type), for the "received" record.
+--
+-- Returns one array per command, in order:
+--   { 'done', status, owner ('' none), epoch, seq, disabled (0/1),
+--     queued_since (0: none), earlier ack ('': none; a retried send's first answer,
+--     packed), event 1, event 2, ... (each packed, the bytes stored and published) }
+--   { 'conflict', owner ('' none), epoch }   { 'refused', reason }
+--   { 'error', message } (a command the script does not know; the others still apply)
 
--- Every key and argument by name (nothing below reads KEYS[i] or ARGV[i]).
-local state_key, history_key, dedup_key, pending_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local queue_keys = { KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9] }
-local jobs_key = KEYS[10]
-local received_keys = KEYS[11] and { KEYS[11], KEYS[12], KEYS[13] } or nil
-local role, actor_id, privileges = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local command, content_packed, client_msg_id = ARGV[4], ARGV[5], ARGV[6]
-local seen_epoch = tonumber(ARGV[7])
-local want_disabled = ARGV[8] == '1'
-local at_text = ARGV[9]
-local at = tonumber(at_text)
-local conversation_id, channel, publish_command = ARGV[10], ARGV[11], ARGV[12]
-local history_max_len, history_max_age = ARGV[13], tonumber(ARGV[14])
-local dedup_window = tonumber(ARGV[15])
-local content_kind = ARGV[16]
-local tenant_disabled = ARGV[17] == '1'
-local queue_inline = ARGV[18] == '1'
-local preview, agents_channel, inbox_max_len = ARGV[19], ARGV[20], ARGV[21]
-local agent_channel_prefix = ARGV[22]
-local job_lease = tonumber(ARGV[23] ~= '' and ARGV[23] or '0')
-local pending_marks, pending_member = ARGV[24], ARGV[25]
+local HEADER, BLOCK = 8, 19
+local commands = tonumber(ARGV[1])
+local publish_command = ARGV[2]
+local history_max_len, history_max_age = ARGV[3], tonumber(ARGV[4])
+local dedup_window = ARGV[5]
+local queue_inline = ARGV[6] == '1'
+local inbox_max_len = ARGV[7]
+local job_lease = tonumber(ARGV[8])
 
 -- Privilege bits, as chathub_domain::Privileges::bits encodes them (pinned by a test).
 local CHAT_TAKE, CHAT_FINISH, CHAT_DISABLE, ENGAGEMENT_SEND = 1, 2, 4, 8
+
+-- The command being applied: set by `apply_one`, read by the helpers below (upvalues
+-- rather than closures per command: the helpers are created once per call).
+local at, role, actor_id, privileges, next_state, events, packed_events
 
 local function has(bit_value)
   return bit.band(privileges, bit_value) ~= 0
 end
 
-local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled')
-local state = {
-  status = h[1] or 'new',
-  owner = (h[2] and h[2] ~= '') and h[2] or nil,
-  epoch = tonumber(h[3] or '0'),
-  seq = tonumber(h[4] or '0'),
-  disabled = h[5] == '1',
-}
-local disabled = state.disabled or tenant_disabled
-
-local function state_map(s)
-  return { status = s.status, owner = s.owner, epoch = s.epoch, seq = s.seq, disabled = s.disabled }
-end
-
--- A retried send answers what the first one did.
-if command == 'send' and client_msg_id ~= '' then
-  local ack = redis.call('GET', dedup_key)
-  if ack then
-    return cmsgpack.pack({ outcome = 'done', state = state_map(state), ack = cmsgpack.unpack(ack) })
-  end
-end
-
-local function refused(reason)
-  return cmsgpack.pack({ outcome = 'refused', refusal = reason })
-end
-
-local function conflict()
-  return cmsgpack.pack({ outcome = 'conflict', owner = state.owner, epoch = state.epoch })
-end
-
-local by = { role = role, id = actor_id }
-local events = {}
-local next_state = state_map(state)
-
-local function push(event)
-  next_state.seq = next_state.seq + 1
-  event.seq = next_state.seq
-  event.at = at
-  events[#events + 1] = event
-end
-
 local function push_status(cause, previous_owner)
-  push({
+  next_state.seq = next_state.seq + 1
+  local event = {
     event = 'status', status = next_state.status, owner = next_state.owner,
     epoch = next_state.epoch, disabled = next_state.disabled, cause = cause,
-    previous_owner = previous_owner, by = by,
-  })
+    previous_owner = previous_owner, by = { role = role, id = actor_id },
+    seq = next_state.seq, at = at,
+  }
+  events[#events + 1] = event
+  packed_events[#packed_events + 1] = cmsgpack.pack(event)
 end
 
 local function set_status(status, owner, cause)
@@ -131,154 +90,233 @@ local function set_status(status, owner, cause)
   push_status(cause, previous)
 end
 
-local function message()
-  push({
-    event = 'message', author = by,
-    client_msg_id = (client_msg_id ~= '') and client_msg_id or nil,
-    content = cmsgpack.unpack(content_packed),
-  })
+-- The node packed the event without its place and time: append them.
+local function push_message(packed_body)
+  next_state.seq = next_state.seq + 1
+  events[#events + 1] = { event = 'message', seq = next_state.seq }
+  packed_events[#packed_events + 1] = packed_body .. cmsgpack.pack('seq', next_state.seq, 'at', at)
 end
 
-if role == 'end_user' then
-  if command ~= 'send' then return refused('forbidden') end
-  if content_kind == 'engagement' then return refused('forbidden') end
-  if disabled then return refused('chat_disabled') end
-  if state.status == 'new' then
-    set_status('unanswered', nil, 'opened')
-  elseif state.status == 'finished' then
-    set_status('unanswered', nil, 'reopened')
-  end
-  message()
-elseif command == 'send' then
-  if seen_epoch == nil then return refused('missing_epoch') end
-  if content_kind == 'engagement' and not has(ENGAGEMENT_SEND) then return refused('forbidden') end
-  local owns = state.status == 'active' and state.owner == actor_id
-  if not owns then
-    if not has(CHAT_TAKE) then return refused('forbidden') end
-    if disabled then return refused('chat_disabled') end
-  end
-  if seen_epoch ~= state.epoch then return conflict() end
-  if not owns then
-    local cause = (state.status == 'active') and 'taken_over' or 'taken'
-    set_status('active', actor_id, cause)
-  end
-  message()
-elseif command == 'finish' then
-  if state.status == 'new' or state.status == 'finished' then return refused('invalid_state') end
-  local owns = state.owner == actor_id
-  if not has(CHAT_FINISH) or not (owns or role == 'admin') then return refused('forbidden') end
-  if seen_epoch ~= state.epoch then return conflict() end
-  set_status('finished', nil, 'finished')
-elseif command == 'set_disabled' then
-  if not has(CHAT_DISABLE) then return refused('forbidden') end
-  if state.disabled ~= want_disabled then
-    next_state.disabled = want_disabled
-    push_status(want_disabled and 'disabled' or 'enabled', nil)
-  end
-else
-  return redis.error_reply('unknown command ' .. command)
+-- The answer for an applied command (see the header): `s` the state after it.
+local function done(s, queued_since, earlier_ack)
+  local out = { 'done', s.status, s.owner or '', s.epoch, s.seq, s.disabled and 1 or 0,
+    queued_since or 0, earlier_ack or '' }
+  for i = 1, #packed_events do out[8 + i] = packed_events[i] end
+  return out
 end
 
--- Decided; now write. State first, then history, dedup, publish.
--- Each event is packed once: the same bytes go to history, into the published frame and
--- back to the caller.
-local packed_events = {}
-if #events > 0 then
-  -- '' is "no owner" to every reader of the hash: one write instead of a write and a delete.
-  redis.call('HSET', state_key, 'status', next_state.status, 'owner', next_state.owner or '',
-    'epoch', next_state.epoch, 'seq', next_state.seq,
-    'disabled', next_state.disabled and '1' or '0')
+local function apply_one(k, a)
+  local state_key, history_key, dedup_key, pending_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  role, actor_id, privileges = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local command, body, client_msg_id = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local at_text = ARGV[a + 8]
+  at = tonumber(at_text)
+  local conversation_id = ARGV[a + 9]
+  local content_kind = ARGV[a + 11]
+
+  -- `since`: when the conversation's status last changed, as its queue entry holds it
+  -- (written with the entry by this script, on a single Redis), so that a plain message
+  -- rewrites the entry without reading it.
+  local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled', 'since')
+  local state = {
+    status = h[1] or 'new',
+    owner = (h[2] and h[2] ~= '') and h[2] or nil,
+    epoch = tonumber(h[3] or '0'),
+    seq = tonumber(h[4] or '0'),
+    disabled = h[5] == '1',
+  }
+  local disabled = state.disabled or ARGV[a + 12] == '1'
+
+  events, packed_events = {}, {}
+  -- A retried send answers what the first one did.
+  if command == 'send' and client_msg_id ~= '' then
+    local ack = redis.call('GET', dedup_key)
+    if ack then return done(state, nil, ack) end
+  end
+
+  next_state = {
+    status = state.status, owner = state.owner, epoch = state.epoch, seq = state.seq,
+    disabled = state.disabled,
+  }
+
+  if role == 'end_user' then
+    if command ~= 'send' then return { 'refused', 'forbidden' } end
+    if content_kind == 'engagement' then return { 'refused', 'forbidden' } end
+    if disabled then return { 'refused', 'chat_disabled' } end
+    if state.status == 'new' then
+      set_status('unanswered', nil, 'opened')
+    elseif state.status == 'finished' then
+      set_status('unanswered', nil, 'reopened')
+    end
+    push_message(body)
+  elseif command == 'send' then
+    local seen_epoch = tonumber(ARGV[a + 6])
+    if seen_epoch == nil then return { 'refused', 'missing_epoch' } end
+    if content_kind == 'engagement' and not has(ENGAGEMENT_SEND) then return { 'refused', 'forbidden' } end
+    local owns = state.status == 'active' and state.owner == actor_id
+    if not owns then
+      if not has(CHAT_TAKE) then return { 'refused', 'forbidden' } end
+      if disabled then return { 'refused', 'chat_disabled' } end
+    end
+    if seen_epoch ~= state.epoch then return { 'conflict', state.owner or '', state.epoch } end
+    if not owns then
+      local cause = (state.status == 'active') and 'taken_over' or 'taken'
+      set_status('active', actor_id, cause)
+    end
+    push_message(body)
+  elseif command == 'finish' then
+    if state.status == 'new' or state.status == 'finished' then return { 'refused', 'invalid_state' } end
+    local owns = state.owner == actor_id
+    if not has(CHAT_FINISH) or not (owns or role == 'admin') then return { 'refused', 'forbidden' } end
+    if tonumber(ARGV[a + 6]) ~= state.epoch then return { 'conflict', state.owner or '', state.epoch } end
+    set_status('finished', nil, 'finished')
+  elseif command == 'set_disabled' then
+    if not has(CHAT_DISABLE) then return { 'refused', 'forbidden' } end
+    local want_disabled = ARGV[a + 7] == '1'
+    if state.disabled ~= want_disabled then
+      next_state.disabled = want_disabled
+      push_status(want_disabled and 'disabled' or 'enabled', nil)
+    end
+  else
+    return { 'error', 'unknown command ' .. command }
+  end
+
+  if #events == 0 then
+    return done(next_state, nil, nil)
+  end
+
+  -- Decided; now write. State first, then history, dedup, publish.
+  local status_changed = events[1].event == 'status'
+  local since = tonumber(h[6])
+  if status_changed then
+    -- '' is "no owner" to every reader of the hash: one write instead of a write and a
+    -- delete. A status change starts the queue entry's `since`.
+    since = at
+    redis.call('HSET', state_key, 'status', next_state.status, 'owner', next_state.owner or '',
+      'epoch', next_state.epoch, 'seq', next_state.seq,
+      'disabled', next_state.disabled and '1' or '0', 'since', since)
+  else
+    -- A plain message (the common command) moves only the seq.
+    redis.call('HSET', state_key, 'seq', next_state.seq)
+  end
   -- What a node still owes after this step, recorded with it: if the node dies before
   -- settling it, a sweeper finds it here. NX: the mark keeps the time of its oldest
   -- unsettled change.
+  local pending_marks = ARGV[a + 16]
   for i = 1, #pending_marks do
-    redis.call('ZADD', pending_key, 'NX', at, string.sub(pending_marks, i, i) .. ':' .. pending_member)
+    redis.call('ZADD', pending_key, 'NX', at, string.sub(pending_marks, i, i) .. ':' .. ARGV[a + 17])
   end
-  for i, event in ipairs(events) do
-    local packed = cmsgpack.pack(event)
-    packed_events[i] = packed
+  for i = 1, #events do
     if history_max_len ~= '0' then
-      redis.call('XADD', history_key, 'MAXLEN', '~', history_max_len, event.seq .. '-0', 'e', packed, 't', at_text)
+      redis.call('XADD', history_key, 'MAXLEN', '~', history_max_len, events[i].seq .. '-0',
+        'e', packed_events[i], 't', at_text)
     else
-      redis.call('XADD', history_key, event.seq .. '-0', 'e', packed, 't', at_text)
+      redis.call('XADD', history_key, events[i].seq .. '-0', 'e', packed_events[i], 't', at_text)
     end
   end
   -- Age limit: drop a few of the oldest entries per command (amortised).
   if history_max_age > 0 then
     trim_older_than(history_key, at - history_max_age, nil)
   end
-end
 
-local ack = nil
-if command == 'send' then
-  local message_seq = next_state.seq
-  ack = {
-    conversation = conversation_id, seq = message_seq, status = next_state.status,
-    owner = next_state.owner, epoch = next_state.epoch,
-  }
-  if client_msg_id ~= '' then
-    redis.call('SET', dedup_key, cmsgpack.pack(ack), 'PX', dedup_window)
+  if command == 'send' and client_msg_id ~= '' then
+    -- The answer every retry gets (chathub_store::Receipt).
+    redis.call('SET', dedup_key, cmsgpack.pack({
+      conversation = conversation_id, seq = next_state.seq, status = next_state.status,
+      owner = next_state.owner, epoch = next_state.epoch,
+    }), 'PX', dedup_window)
   end
-end
 
--- The published frame is the event's map with `type` and `conversation` added: spliced
--- into the packed event (a fixmap: events have at most 10 fields) rather than re-packed.
-local frame_fields = (#events > 0) and cmsgpack.pack('type', 'event', 'conversation', conversation_id)
-for i, event in ipairs(events) do
-  local packed = packed_events[i]
-  local header = string.byte(packed, 1)
-  local frame
-  if header >= 0x80 and header <= 0x8d then
-    frame = string.char(header + 2) .. frame_fields .. string.sub(packed, 2)
-  else
-    frame = { type = 'event', conversation = conversation_id }
-    for k, v in pairs(event) do frame[k] = v end
-    frame = cmsgpack.pack(frame)
-  end
-  redis.call(publish_command, channel, frame)
-end
-
--- When the step took the conversation out of the unanswered queue: since when it waited.
-local queued_since = nil
-if queue_inline and #events > 0 then
-  local status_changed = false
-  local followups = { conversation = conversation_id, at = at, lost_agent = '', job_seq = 0 }
-  for _, event in ipairs(events) do
-    if event.event == 'status' then
-      status_changed = true
-      if event.cause == 'taken_over' and event.previous_owner then
-        followups.lost_agent, followups.lost_by = event.previous_owner, event.owner
-        followups.lost_epoch, followups.lost_seq = event.epoch, event.seq
-      end
-    elseif event.event == 'message' and event.author.role ~= 'end_user' then
-      if job_lease > 0 then
-        followups.job_seq, followups.job_due = event.seq, at + job_lease
-      end
+  -- The published frame is the event's map with `type` and `conversation` added: spliced
+  -- into the packed event (a fixmap: events have at most 10 fields) rather than re-packed.
+  local channel = ARGV[a + 10]
+  local frame_fields = cmsgpack.pack('type', 'event', 'conversation', conversation_id)
+  for i = 1, #packed_events do
+    local packed = packed_events[i]
+    local header = string.byte(packed, 1)
+    if header < 0x80 or header > 0x8d then
+      return { 'error', 'event ' .. i .. ' of ' .. conversation_id .. ' is not a fixmap' }
     end
-    if event.event == 'message' and event.author.role ~= 'end_user'
-        and event.content.kind == 'engagement' and received_keys then
-      local card = event.content.engagement
-      followups.received_keys = received_keys
-      followups.received_id = 'chat:' .. conversation_id .. ':' .. event.seq
+    redis.call(publish_command, channel,
+      string.char(header + 2) .. frame_fields .. string.sub(packed, 2))
+  end
+
+  if not queue_inline then
+    return done(next_state, nil, nil)
+  end
+
+  -- The tenant's queue, in the same step (a single Redis).
+  local q = { KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8],
+    publish_command, ARGV[a + 14], inbox_max_len, ARGV[a + 15], KEYS[k + 9] }
+  local author_is_agent = events[#events].event == 'message' and role ~= 'end_user'
+  if author_is_agent and (job_lease > 0 or content_kind == 'engagement') then
+    local followups = { conversation = conversation_id, at = at, lost_agent = '', job_seq = 0 }
+    local message_seq = events[#events].seq
+    if job_lease > 0 then
+      followups.job_seq, followups.job_due = message_seq, at + job_lease
+    end
+    if content_kind == 'engagement' and KEYS[k + 10] then
+      -- The end user's "received" record: the card, from the message as sent.
+      local card = cmsgpack.unpack(body .. cmsgpack.pack('seq', 0, 'at', 0)).content.engagement
+      followups.received_keys = { KEYS[k + 10], KEYS[k + 11], KEYS[k + 12] }
+      followups.received_id = 'chat:' .. conversation_id .. ':' .. message_seq
       followups.received_type, followups.received_engagement = card.type, card.id
       followups.received_title = card.name
     end
+    if status_changed then
+      local taken = events[1]
+      if taken.cause == 'taken_over' and taken.previous_owner then
+        followups.lost_agent, followups.lost_by = taken.previous_owner, taken.owner
+        followups.lost_epoch, followups.lost_seq = taken.epoch, taken.seq
+      end
+    end
+    apply_followups(q, followups)
+  elseif status_changed then
+    local taken = events[1]
+    if taken.cause == 'taken_over' and taken.previous_owner then
+      apply_followups(q, {
+        conversation = conversation_id, at = at, job_seq = 0,
+        lost_agent = taken.previous_owner, lost_by = taken.owner,
+        lost_epoch = taken.epoch, lost_seq = taken.seq,
+      })
+    end
   end
-  local q = { queue_keys[1], queue_keys[2], queue_keys[3], queue_keys[4], queue_keys[5],
-    publish_command, agents_channel, inbox_max_len, agent_channel_prefix, jobs_key }
-  apply_followups(q, followups)
-  local _
-  _, queued_since = update_inbox_entry(
+
+  if not status_changed and since and ARGV[a + 13] ~= '' then
+    -- Fast path: only the entry's seq, time and preview move (its status, owner, flags
+    -- and `since` are the state's), so it is written without reading it; the index moves
+    -- only where the score is the last update (lua/inbox_entry.lua, score_of).
+    redis.call('HSET', q[1], conversation_id, cmsgpack.pack({
+      conversation = conversation_id, status = next_state.status, owner = next_state.owner,
+      epoch = next_state.epoch, seq = next_state.seq, disabled = next_state.disabled,
+      since = since, updated = at, preview = ARGV[a + 13],
+    }))
+    if next_state.status ~= 'unanswered' then
+      local key = (next_state.status == 'active') and q[3] or q[4]
+      redis.call('ZADD', key, at, conversation_id)
+    end
+    return done(next_state, nil, nil)
+  end
+  local _, queued_since, entry_since = update_inbox_entry(
     q,
     {
       conversation = conversation_id, seq = next_state.seq, status = next_state.status,
       owner = next_state.owner or '', epoch = next_state.epoch,
       disabled = next_state.disabled and '1' or '0', at = at,
-      status_changed = status_changed, preview = preview,
+      status_changed = status_changed, preview = ARGV[a + 13],
     })
+  if not status_changed and entry_since then
+    -- An entry written before `since` was kept in the state: keep it from now on.
+    redis.call('HSET', state_key, 'since', entry_since)
+  end
+  return done(next_state, queued_since, nil)
 end
 
-return cmsgpack.pack({
-  outcome = 'done', state = next_state, ack = ack, events = packed_events,
-  queued_since = queued_since,
-})
+local results = {}
+local k = 1
+for i = 1, commands do
+  local a = HEADER + 1 + (i - 1) * BLOCK
+  results[i] = apply_one(k, a)
+  k = k + tonumber(ARGV[a + BLOCK - 1])
+end
+return results

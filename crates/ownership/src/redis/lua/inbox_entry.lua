@@ -9,8 +9,9 @@
 --      disabled ('1'/'0'), at (number, ms), status_changed (boolean: also publish a queue
 --      frame), preview ('' to keep the old one) }
 -- Returns 1 when the entry changed, 0 when it already reflected this seq or a later one;
--- and, when the change took the conversation out of the unanswered queue, the time it
--- had entered it (chathub_ownership::frames::queued_since).
+-- when the change took the conversation out of the unanswered queue, the time it had
+-- entered it (chathub_ownership::frames::queued_since), else nil; and the entry's
+-- `since` (nil when unchanged).
 local function update_inbox_entry(q, u)
   local old_blob = redis.call('HGET', q[1], u.conversation)
   local old = old_blob and cmsgpack.unpack(old_blob) or nil
@@ -55,9 +56,9 @@ local function update_inbox_entry(q, u)
     redis.call(q[6], q[7], cmsgpack.pack(frame))
   end
   if old and old.status == 'unanswered' and item.status ~= 'unanswered' then
-    return 1, old.since
+    return 1, old.since, item.since
   end
-  return 1, nil
+  return 1, nil, item.since
 end
 
 -- What a command owes beyond its events and queue entry (the Lua restatement of

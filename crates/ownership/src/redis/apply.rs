@@ -1,0 +1,488 @@
+//! Group commit of commands: `lua/apply.lua` applies one or more commands per call, each
+//! decided in order and atomically. A node's commands go to one writer task per backend,
+//! which takes whatever is pending (at least one, at most [`APPLY_BATCH`]), sends one
+//! script call per Redis slot (a single Redis is one group), and answers each caller
+//! with its own outcome. While a call is in flight the next batch gathers, so batches
+//! grow with load (one script run, one round trip and one reply for many commands) and
+//! stay single commands when the node is idle.
+//!
+//! A command is encoded once, by the caller's task ([`PreparedApply`]): its keys and
+//! arguments as Redis takes them, and a message's event packed here (MessagePack, without
+//! its `seq` and `at`, which the script appends) rather than re-packed in Lua.
+
+use super::RedisOwnership;
+use crate::{ApplyRequest, OwnershipError};
+use chathub_broker::redis_channel;
+use chathub_domain::{
+    Actor, Author, Command, ConversationState, Event, MessageContent, Participant, Status,
+};
+use redis::aio::ConnectionLike;
+use redis::{Arg, Cmd, Value};
+use std::io::Write as _;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most commands in one script call (keeps each run short: Redis runs nothing else
+/// meanwhile; 64 plain messages take ~1 ms of script time).
+pub(super) const APPLY_BATCH: usize = 64;
+
+/// Commands waiting for the node's apply writer; callers wait when it is full.
+pub(super) const APPLY_QUEUE: usize = 8192;
+
+/// Arguments the script takes before the first command (`lua/apply.lua`: HEADER).
+const HEADER_ARGS: usize = 8;
+
+/// Arguments per command (`lua/apply.lua`: BLOCK).
+const BLOCK_ARGS: usize = 19;
+
+/// One command encoded for `lua/apply.lua`: its keys and its block of arguments.
+pub(super) struct PreparedApply {
+    /// The command's keys, in the script's order (a `Cmd` used as an argument buffer:
+    /// one allocation for all of them).
+    keys: Cmd,
+    /// Its [`BLOCK_ARGS`] arguments.
+    args: Cmd,
+    /// The cluster slot its keys hash to (0 on a single Redis): one call per slot.
+    pub(super) group: u16,
+    /// Whether applying it twice is harmless (a send with a `client_msg_id`, deduplicated
+    /// by the script, or setting the disabled flag): then it is retried once on a new
+    /// connection after a dropped one.
+    pub(super) retry_safe: bool,
+}
+
+/// What the script answered for one command.
+#[derive(Debug)]
+pub(super) enum RawOutcome {
+    /// Applied, or answered from the dedup key (`earlier_ack`).
+    Done {
+        state: ConversationState,
+        queued_since: Option<u64>,
+        earlier_ack: Option<Vec<u8>>,
+        events: Vec<Event>,
+    },
+    /// The epoch moved.
+    Conflict { owner: String, epoch: u64 },
+    /// Refused by the rules, with the reason's code.
+    Refused(String),
+}
+
+/// A prepared command and who waits for its outcome.
+pub(super) type ApplyJob = (
+    PreparedApply,
+    oneshot::Sender<Result<RawOutcome, OwnershipError>>,
+);
+
+/// Writes one more argument through `write!` (no intermediate `String`).
+fn arg_fmt(cmd: &mut Cmd, args: std::fmt::Arguments<'_>) {
+    use redis::RedisWrite as _;
+    // Writing into the command's own buffer cannot fail.
+    let _ = cmd.writer_for_next_arg().write_fmt(args);
+}
+
+/// Packs a message's event as the script stores it, without `seq` and `at`: the map's
+/// count includes those two, which the script appends. Field names as
+/// `chathub_domain::EventBody::Message` serializes them (the differential test reads the
+/// stored events back as `Event`s).
+fn pack_message(
+    out: &mut Vec<u8>,
+    actor: &Actor,
+    content: &MessageContent,
+    client_msg_id: Option<&str>,
+) -> Result<(), OwnershipError> {
+    let encode = |e: &dyn std::fmt::Display| OwnershipError::Internal(format!("encode: {e}"));
+    let fields = 3 + u32::from(client_msg_id.is_some()) + 2;
+    rmp::encode::write_map_len(out, fields).map_err(|e| encode(&e))?;
+    rmp::encode::write_str(out, "event").map_err(|e| encode(&e))?;
+    rmp::encode::write_str(out, "message").map_err(|e| encode(&e))?;
+    rmp::encode::write_str(out, "author").map_err(|e| encode(&e))?;
+    rmp_serde::encode::write_named(out, &Author::of(actor)).map_err(|e| encode(&e))?;
+    if let Some(id) = client_msg_id {
+        rmp::encode::write_str(out, "client_msg_id").map_err(|e| encode(&e))?;
+        rmp::encode::write_str(out, id).map_err(|e| encode(&e))?;
+    }
+    rmp::encode::write_str(out, "content").map_err(|e| encode(&e))?;
+    rmp_serde::encode::write_named(out, content).map_err(|e| encode(&e))?;
+    Ok(())
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
+    /// Encodes `req` for `lua/apply.lua`.
+    pub(super) fn prepare(&self, req: &ApplyRequest) -> Result<PreparedApply, OwnershipError> {
+        let (role, actor_id, privileges) = match &req.actor {
+            Actor::EndUser(id) => ("end_user", id.as_str(), 0),
+            Actor::Agent { id, privileges, .. } => {
+                (req.actor.role().as_str(), id.as_str(), privileges.bits())
+            }
+        };
+        let (command, content, client_msg_id, seen_epoch, want_disabled) = match &req.command {
+            Command::Send {
+                content,
+                client_msg_id,
+                seen_epoch,
+            } => (
+                "send",
+                Some(content),
+                client_msg_id.as_deref(),
+                *seen_epoch,
+                false,
+            ),
+            Command::Finish { seen_epoch } => ("finish", None, None, Some(*seen_epoch), false),
+            Command::SetDisabled(d) => ("set_disabled", None, None, None, *d),
+        };
+        let inline = !self.config.cluster;
+        let (t, c) = (&req.tenant, &req.conversation);
+        let marks = self.pending_marks();
+        let state_key = self.keys.state(t, c);
+        let mut keys = Cmd::with_capacity(13, 512);
+        keys.arg(&state_key)
+            .arg(self.keys.history(t, c))
+            // Always a key of this conversation's slot, used only with a client_msg_id.
+            .arg(self.keys.dedup(
+                t,
+                c,
+                &Participant::of(&req.actor),
+                client_msg_id.unwrap_or("-"),
+            ));
+        // Without follow-ups to mark, any key of the slot will do (it is not touched).
+        if marks.is_empty() {
+            keys.arg(&state_key);
+        } else {
+            keys.arg(self.pending_key(t, c));
+        }
+        let mut args = Cmd::with_capacity(BLOCK_ARGS, 512);
+        args.arg(role).arg(actor_id).arg(privileges).arg(command);
+        match content {
+            Some(content) => {
+                let mut body = Vec::with_capacity(128);
+                pack_message(&mut body, &req.actor, content, client_msg_id)?;
+                args.arg(body);
+            }
+            None => {
+                args.arg("");
+            }
+        }
+        args.arg(client_msg_id.unwrap_or(""));
+        match seen_epoch {
+            Some(e) => args.arg(e),
+            None => args.arg(""),
+        };
+        args.arg(if want_disabled { "1" } else { "0" })
+            .arg(req.at)
+            .arg(c.as_str())
+            .arg(redis_channel(
+                self.keys.prefix(),
+                &chathub_broker::Channel::conversation(t, c),
+            ))
+            .arg(match content {
+                Some(MessageContent::Engagement { .. }) => "engagement",
+                Some(MessageContent::Text { .. }) => "text",
+                None => "",
+            })
+            .arg(if req.context.tenant_chat_disabled {
+                "1"
+            } else {
+                "0"
+            });
+        if inline {
+            self.queue_keys_into(&mut keys, t);
+            keys.arg(self.keys.webhook_jobs(t));
+            if let Some(MessageContent::Engagement { engagement }) = content
+                && role != "end_user"
+            {
+                // The end user's "received" record is written in the same step.
+                let kind = engagement.engagement_type;
+                let user = c.end_user();
+                keys.arg(self.keys.engagement_history(t, &user))
+                    .arg(self.keys.engagement_index(t, &user, None))
+                    .arg(self.keys.engagement_index(t, &user, Some(kind)));
+            }
+            args.arg(content.map_or("", |c| crate::frames::preview_of(c)));
+            args.arg(redis_channel(
+                self.keys.prefix(),
+                &chathub_broker::Channel::agents(t),
+            ));
+            args.arg(self.agent_channel_prefix(t));
+        } else {
+            args.arg("").arg("").arg("");
+        }
+        args.arg(marks);
+        if marks.is_empty() {
+            args.arg("");
+        } else {
+            arg_fmt(&mut args, format_args!("{t}/{c}"));
+        }
+        args.arg(keys.args_iter().len());
+        Ok(PreparedApply {
+            keys,
+            args,
+            group: if self.config.cluster {
+                self.keys
+                    .pending_shard(t, c, chathub_store::PendingSharding::PerSlot)
+                    .0
+            } else {
+                0
+            },
+            retry_safe: client_msg_id.is_some() || command == "set_disabled",
+        })
+    }
+
+    /// Adds the tenant's queue keys, in the order `lua/inbox_entry.lua` takes them.
+    fn queue_keys_into(&self, keys: &mut Cmd, t: &chathub_domain::TenantId) {
+        keys.arg(self.keys.inbox(t))
+            .arg(self.keys.queue(t, Status::Unanswered))
+            .arg(self.keys.queue(t, Status::Active))
+            .arg(self.keys.queue(t, Status::Finished))
+            .arg(self.keys.inbox_events(t));
+    }
+
+    /// The `EVALSHA` applying `batch` (all of one slot), in order.
+    fn batch_call(&self, batch: &[&PreparedApply]) -> Cmd {
+        let keys: usize = batch.iter().map(|p| p.keys.args_iter().len()).sum();
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(super::APPLY.get_hash()).arg(keys);
+        for p in batch {
+            append_args(&mut cmd, &p.keys);
+        }
+        cmd.arg(batch.len())
+            .arg(self.publish_command())
+            // With an archive the stream is trimmed when settling, past what is archived.
+            .arg(if self.config.archive.is_some() {
+                0
+            } else {
+                self.config.history_max_len
+            })
+            .arg(if self.config.archive.is_some() {
+                0
+            } else {
+                self.config.history_max_age_ms
+            })
+            .arg(self.config.dedup_window_ms)
+            .arg(if self.config.cluster { "0" } else { "1" })
+            .arg(self.config.inbox_stream_max_len)
+            .arg(self.config.webhook_job_lease_ms);
+        debug_assert_eq!(cmd.args_iter().len(), 3 + keys + HEADER_ARGS);
+        for p in batch {
+            append_args(&mut cmd, &p.args);
+        }
+        cmd
+    }
+}
+
+/// Appends every argument of `from` to `to`.
+fn append_args(to: &mut Cmd, from: &Cmd) {
+    for arg in from.args_iter() {
+        if let Arg::Simple(bytes) = arg {
+            to.arg(bytes);
+        }
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
+    /// Applies `batch` (all of one slot) with one script call: per command, its outcome
+    /// or why it failed. A call on a dropped connection is retried once, on a new one,
+    /// for the commands that are safe to apply twice; the others answer `unavailable`
+    /// (whether they applied is unknown).
+    pub(super) async fn apply_batch(
+        &self,
+        batch: &[&PreparedApply],
+    ) -> Vec<Result<RawOutcome, OwnershipError>> {
+        match self.call(batch).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                tracing::debug!(error = %e, "redis connection lost; retrying what is safe");
+                let safe: Vec<&PreparedApply> =
+                    batch.iter().copied().filter(|p| p.retry_safe).collect();
+                let mut retried = if safe.is_empty() {
+                    Vec::new()
+                } else {
+                    match self.call(&safe).await {
+                        Ok(outcomes) => outcomes,
+                        Err(e) => safe
+                            .iter()
+                            .map(|_| Err(OwnershipError::from_redis(e.clone())))
+                            .collect(),
+                    }
+                }
+                .into_iter();
+                batch
+                    .iter()
+                    .map(|p| match p.retry_safe.then(|| retried.next()).flatten() {
+                        Some(outcome) => outcome,
+                        None => Err(OwnershipError::from_redis(e.clone())),
+                    })
+                    .collect()
+            }
+            Err(e) => batch
+                .iter()
+                .map(|_| Err(OwnershipError::from_redis(e.clone())))
+                .collect(),
+        }
+    }
+
+    /// One script call; reloads the script when Redis has lost it (a restart, `SCRIPT
+    /// FLUSH`).
+    async fn call(
+        &self,
+        batch: &[&PreparedApply],
+    ) -> Result<Vec<Result<RawOutcome, OwnershipError>>, redis::RedisError> {
+        let cmd = self.batch_call(batch);
+        let mut conn = self.conn.clone();
+        let reply: Value = match cmd.query_async(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                super::APPLY.load_async(&mut conn).await?;
+                cmd.query_async(&mut conn).await?
+            }
+            other => other?,
+        };
+        let Value::Array(items) = reply else {
+            return Ok(batch
+                .iter()
+                .map(|_| {
+                    Err(OwnershipError::Corrupt(
+                        "script result: not an array".into(),
+                    ))
+                })
+                .collect());
+        };
+        if items.len() != batch.len() {
+            return Ok(batch
+                .iter()
+                .map(|_| {
+                    Err(OwnershipError::Corrupt(format!(
+                        "script result: {} outcomes for {} commands",
+                        items.len(),
+                        batch.len()
+                    )))
+                })
+                .collect());
+        }
+        Ok(items.into_iter().map(parse_outcome).collect())
+    }
+}
+
+/// Reads one command's answer (see `lua/apply.lua`, "Returns").
+fn parse_outcome(item: Value) -> Result<RawOutcome, OwnershipError> {
+    let corrupt = |what: &str| OwnershipError::Corrupt(format!("script result: {what}"));
+    let items = match item {
+        Value::Array(items) => items,
+        Value::ServerError(e) => return Err(OwnershipError::Internal(format!("script: {e:?}"))),
+        _ => return Err(corrupt("an outcome is not an array")),
+    };
+    let mut items = items.into_iter();
+    let kind = bytes_of(items.next()).ok_or_else(|| corrupt("no outcome"))?;
+    match kind.as_slice() {
+        b"done" => {
+            let status = bytes_of(items.next()).ok_or_else(|| corrupt("no status"))?;
+            let status = match status.as_slice() {
+                b"new" => Status::New,
+                b"unanswered" => Status::Unanswered,
+                b"active" => Status::Active,
+                b"finished" => Status::Finished,
+                _ => return Err(corrupt("unknown status")),
+            };
+            let owner = agent_of(items.next())?;
+            let epoch = int_of(items.next()).ok_or_else(|| corrupt("no epoch"))?;
+            let seq = int_of(items.next()).ok_or_else(|| corrupt("no seq"))?;
+            let disabled = int_of(items.next()).ok_or_else(|| corrupt("no disabled"))? == 1;
+            let queued_since = int_of(items.next()).ok_or_else(|| corrupt("no queued_since"))?;
+            let ack = bytes_of(items.next()).ok_or_else(|| corrupt("no ack"))?;
+            let events = items
+                .map(|v| {
+                    let bytes = bytes_of(Some(v)).ok_or_else(|| corrupt("an event"))?;
+                    rmp_serde::from_slice::<Event>(&bytes)
+                        .map_err(|e| OwnershipError::Corrupt(format!("script event: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RawOutcome::Done {
+                state: ConversationState {
+                    status,
+                    owner,
+                    epoch,
+                    seq,
+                    disabled,
+                },
+                queued_since: (queued_since > 0).then_some(queued_since),
+                earlier_ack: (!ack.is_empty()).then_some(ack),
+                events,
+            })
+        }
+        b"conflict" => {
+            let owner = bytes_of(items.next()).ok_or_else(|| corrupt("no owner"))?;
+            let epoch = int_of(items.next()).ok_or_else(|| corrupt("no epoch"))?;
+            Ok(RawOutcome::Conflict {
+                owner: String::from_utf8(owner).map_err(|_| corrupt("owner"))?,
+                epoch,
+            })
+        }
+        b"refused" => {
+            let reason = bytes_of(items.next()).ok_or_else(|| corrupt("no reason"))?;
+            Ok(RawOutcome::Refused(
+                String::from_utf8(reason).map_err(|_| corrupt("reason"))?,
+            ))
+        }
+        b"error" => {
+            let message = bytes_of(items.next()).unwrap_or_default();
+            Err(OwnershipError::Internal(
+                String::from_utf8_lossy(&message).into_owned(),
+            ))
+        }
+        other => Err(OwnershipError::Internal(format!(
+            "unknown outcome {}",
+            String::from_utf8_lossy(other)
+        ))),
+    }
+}
+
+fn bytes_of(v: Option<Value>) -> Option<Vec<u8>> {
+    match v? {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+fn int_of(v: Option<Value>) -> Option<u64> {
+    match v? {
+        Value::Int(i) => u64::try_from(i).ok(),
+        _ => None,
+    }
+}
+
+fn agent_of(v: Option<Value>) -> Result<Option<chathub_domain::AgentId>, OwnershipError> {
+    let bytes =
+        bytes_of(v).ok_or_else(|| OwnershipError::Corrupt("script result: owner".into()))?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let id = String::from_utf8(bytes)
+        .map_err(|_| OwnershipError::Corrupt("script result: owner".into()))?;
+    chathub_domain::AgentId::new(id)
+        .map(Some)
+        .map_err(|e| OwnershipError::Corrupt(format!("script result: owner: {e}")))
+}
+
+/// The node's apply writer: takes whatever commands are pending (at least one, at most
+/// [`APPLY_BATCH`]), sends one call per slot (slots concurrently), then answers each
+/// caller. Ends when every handle of the backend is gone.
+pub(super) async fn write_commands<C: ConnectionLike + Clone + Send + Sync + 'static>(
+    ownership: RedisOwnership<C>,
+    mut rx: mpsc::Receiver<ApplyJob>,
+) {
+    let mut jobs: Vec<ApplyJob> = Vec::with_capacity(APPLY_BATCH);
+    while rx.recv_many(&mut jobs, APPLY_BATCH).await > 0 {
+        // Stable: each slot's commands keep their order of arrival.
+        jobs.sort_by_key(|(p, _)| p.group);
+        let prepared: Vec<&PreparedApply> = jobs.iter().map(|(p, _)| p).collect();
+        let calls = prepared
+            .chunk_by(|a, b| a.group == b.group)
+            .map(|group| ownership.apply_batch(group));
+        let outcomes: Vec<_> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        drop(prepared);
+        for ((_, done), outcome) in jobs.drain(..).zip(outcomes) {
+            let _ = done.send(outcome);
+        }
+    }
+}
