@@ -66,8 +66,9 @@ async fn a_stopped_redis_node_leaves_no_task() {
     let server = RedisServer::start();
     let config = config_with_every_task(&dir);
     let hub = TestHub::start_on_redis(config, RedisConfig::new(server.url())).await;
-    // And the pub/sub keepalive and the health watch.
-    stops_everything(hub, 9).await;
+    // And the pub/sub keepalive, the health watch and the apply writer (group commit,
+    // started by the first command).
+    stops_everything(hub, 10).await;
 }
 
 #[tokio::test]
@@ -79,9 +80,9 @@ async fn a_stopped_node_with_an_archive_leaves_no_task() {
     let mut redis = RedisConfig::new(server.url());
     redis.archive = Some(chathub_gateway::ArchiveConfig::new(postgres.url()));
     let hub = TestHub::start_on_redis(config, redis).await;
-    // The Redis node's nine, the follow-up sweeper, the archive probe and the archiver
+    // The Redis node's ten, the follow-up sweeper, the archive probe and the archiver
     // (started by the first copy).
-    stops_everything(hub, 12).await;
+    stops_everything(hub, 13).await;
 }
 
 #[tokio::test]
@@ -90,9 +91,10 @@ async fn a_stopped_redis_cluster_node_leaves_no_task() {
     let cluster = RedisCluster::start(3);
     let config = config_with_every_task(&dir);
     let hub = TestHub::start_on_redis(config, RedisConfig::cluster(cluster.urls())).await;
-    // The health watch, the inbox writer (started by the first queue update), the
-    // follow-up sweeper and the settler (started by the first settled queue step).
-    stops_everything(hub, 11).await;
+    // The health watch, the apply writer, the inbox writer (started by the first queue
+    // update), the follow-up sweeper and the settler (started by the first settled queue
+    // step).
+    stops_everything(hub, 12).await;
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -15,12 +15,16 @@ pub struct Channel(Arc<str>);
 impl Channel {
     /// The channel of one conversation: messages, status changes, typing, read marks.
     pub fn conversation(tenant: &TenantId, conversation: &ConversationId) -> Channel {
-        Channel(format!("conv:{{{tenant}/{conversation}}}").into())
+        Channel(
+            ChannelName::Conversation(tenant, conversation)
+                .to_string()
+                .into(),
+        )
     }
 
     /// The channel of a tenant's agents: queue changes.
     pub fn agents(tenant: &TenantId) -> Channel {
-        Channel(format!("agents:{{{tenant}}}").into())
+        Channel(ChannelName::Agents(tenant).to_string().into())
     }
 
     /// The channel of one agent's devices: `ownership_lost` notices. It carries the
@@ -32,7 +36,7 @@ impl Channel {
 
     /// What every agent channel of `tenant` starts with (the scripts add the agent's id).
     pub fn agent_prefix(tenant: &TenantId) -> String {
-        format!("agent:{{{tenant}}}/")
+        ChannelName::AgentPrefix(tenant).to_string()
     }
 
     /// The channel of a tenant's end users: tenant-wide notices.
@@ -43,6 +47,29 @@ impl Channel {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A channel's name written where it is needed, without a `String` of its own (the
+/// command path formats it straight into the Redis call); [`Channel`]'s constructors
+/// format the same.
+#[derive(Debug, Clone, Copy)]
+pub enum ChannelName<'a> {
+    /// [`Channel::conversation`].
+    Conversation(&'a TenantId, &'a ConversationId),
+    /// [`Channel::agents`].
+    Agents(&'a TenantId),
+    /// [`Channel::agent_prefix`].
+    AgentPrefix(&'a TenantId),
+}
+
+impl fmt::Display for ChannelName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelName::Conversation(t, c) => write!(f, "conv:{{{t}/{c}}}"),
+            ChannelName::Agents(t) => write!(f, "agents:{{{t}}}"),
+            ChannelName::AgentPrefix(t) => write!(f, "agent:{{{t}}}/"),
+        }
     }
 }
 

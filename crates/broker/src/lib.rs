@@ -17,7 +17,7 @@ pub mod outbox;
 pub mod redis;
 mod tasks;
 
-pub use channel::Channel;
+pub use channel::{Channel, ChannelName};
 pub use envelope::Envelope;
 pub use hub::{Hub, SessionId};
 pub use memory::MemoryBroker;

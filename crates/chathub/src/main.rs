@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Do not serve the HTTP side.
     #[arg(long, env = "CHATHUB_NO_HTTP")]
     no_http: bool,
+    /// Runtime worker threads (0: one per CPU core).
+    #[arg(long, env = "CHATHUB_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
     /// HS256 token secret (default: the public development secret).
     #[arg(long, env = "CHATHUB_SECRET", default_value = DEV_SECRET, hide_default_value = true)]
     secret: String,
@@ -329,7 +332,12 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Token(args) => token(args),
         Cmd::Serve(args) => {
-            let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.enable_all();
+            if args.worker_threads > 0 {
+                runtime.worker_threads(args.worker_threads);
+            }
+            let runtime = runtime.build().context("starting the runtime")?;
             runtime.block_on(serve(*args))
         }
     }

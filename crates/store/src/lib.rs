@@ -54,7 +54,7 @@ mod workspace_redis;
 
 pub use jobs::{MemoryJobs, RedisJobs, WebhookJob, WebhookJobs};
 pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
-pub use redis::{PendingShard, PendingSharding, RedisKeys, RedisStore};
+pub use redis::{KeyName, PendingShard, PendingSharding, RedisKeys, RedisStore};
 pub use rows::{InboxEntry, QueueEntry, Receipt};
 pub use workspace::{
     EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,

@@ -36,24 +36,54 @@ impl RedisKeys {
     }
 
     fn conv(&self, t: &TenantId, c: &ConversationId, what: &str) -> String {
-        format!("{}:conv:{{{t}/{c}}}:{what}", self.prefix)
+        KeyName::Conv(&self.prefix, t, c, what).to_string()
     }
 
     fn tenant(&self, t: &TenantId, what: &str) -> String {
-        format!("{}:tenant:{{{t}}}:{what}", self.prefix)
+        KeyName::Tenant(&self.prefix, t, what).to_string()
+    }
+
+    /// [`RedisKeys::state`] as a [`KeyName`].
+    pub fn state_name<'a>(&'a self, t: &'a TenantId, c: &'a ConversationId) -> KeyName<'a> {
+        KeyName::Conv(&self.prefix, t, c, "state")
+    }
+
+    /// [`RedisKeys::history`] as a [`KeyName`].
+    pub fn history_name<'a>(&'a self, t: &'a TenantId, c: &'a ConversationId) -> KeyName<'a> {
+        KeyName::Conv(&self.prefix, t, c, "history")
+    }
+
+    /// [`RedisKeys::inbox`] as a [`KeyName`].
+    pub fn inbox_name<'a>(&'a self, t: &'a TenantId) -> KeyName<'a> {
+        KeyName::Tenant(&self.prefix, t, "inbox")
+    }
+
+    /// [`RedisKeys::queue`] as a [`KeyName`].
+    pub fn queue_name<'a>(&'a self, t: &'a TenantId, status: Status) -> KeyName<'a> {
+        KeyName::Tenant(&self.prefix, t, queue_what(status))
+    }
+
+    /// [`RedisKeys::inbox_events`] as a [`KeyName`].
+    pub fn inbox_events_name<'a>(&'a self, t: &'a TenantId) -> KeyName<'a> {
+        KeyName::Tenant(&self.prefix, t, "inbox-events")
+    }
+
+    /// [`RedisKeys::webhook_jobs`] as a [`KeyName`].
+    pub fn webhook_jobs_name<'a>(&'a self, t: &'a TenantId) -> KeyName<'a> {
+        KeyName::Tenant(&self.prefix, t, "jobs:webhook")
     }
 
     /// Conversation state hash: `status`, `owner`, `epoch`, `seq`, `disabled`; `since`
     /// (when the status last changed, as the queue entry holds it: the apply script
     /// rewrites a plain message's entry without reading it); the follow-up watermarks.
     pub fn state(&self, t: &TenantId, c: &ConversationId) -> String {
-        self.conv(t, c, "state")
+        self.state_name(t, c).to_string()
     }
 
     /// History stream; entry id `<seq>-0`, fields `e` (the event, MessagePack) and `t`
     /// (its time, ms).
     pub fn history(&self, t: &TenantId, c: &ConversationId) -> String {
-        self.conv(t, c, "history")
+        self.history_name(t, c).to_string()
     }
 
     /// Idempotency key of one send, holding its receipt (MessagePack), with the dedup
@@ -78,12 +108,12 @@ impl RedisKeys {
 
     /// Inbox hash: conversation → queue entry (MessagePack).
     pub fn inbox(&self, t: &TenantId) -> String {
-        self.tenant(t, "inbox")
+        self.inbox_name(t).to_string()
     }
 
     /// Queue index of one status: sorted set, conversation scored by its sort time.
     pub fn queue(&self, t: &TenantId, status: Status) -> String {
-        self.tenant(t, &format!("queue:{}", status.as_str()))
+        self.queue_name(t, status).to_string()
     }
 
     /// An end user's engagement history: hash, event id → event (MessagePack).
@@ -123,7 +153,7 @@ impl RedisKeys {
 
     /// The tenant's pending offline-webhook jobs (see [`crate::jobs`]).
     pub fn webhook_jobs(&self, t: &TenantId) -> String {
-        self.tenant(t, "jobs:webhook")
+        self.webhook_jobs_name(t).to_string()
     }
 
     /// The tenants that may have pending jobs (one set for the whole hub).
@@ -133,7 +163,7 @@ impl RedisKeys {
 
     /// The tenant's inbox event stream (queue frames, for consoles catching up).
     pub fn inbox_events(&self, t: &TenantId) -> String {
-        self.tenant(t, "inbox-events")
+        self.inbox_events_name(t).to_string()
     }
 
     /// The conversation's shard of pending follow-ups (see [`PendingShard`]).
@@ -171,6 +201,44 @@ impl RedisKeys {
     /// failed), so that every node sweeps the shards it holds.
     pub fn sweep_epoch(&self) -> String {
         format!("{}:sweep-epoch", self.prefix)
+    }
+}
+
+/// The `what` of a queue index's key.
+fn queue_what(status: Status) -> &'static str {
+    match status {
+        Status::New => "queue:new",
+        Status::Unanswered => "queue:unanswered",
+        Status::Active => "queue:active",
+        Status::Finished => "queue:finished",
+    }
+}
+
+/// A key's name written where it is needed, without a `String` of its own: the command
+/// path formats its keys straight into the Redis call (it is an argument: `ToRedisArgs`).
+/// [`RedisKeys`]'s `String` methods format the same names.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyName<'a> {
+    /// `<prefix>:conv:{<tenant>/<conversation>}:<what>`.
+    Conv(&'a str, &'a TenantId, &'a ConversationId, &'a str),
+    /// `<prefix>:tenant:{<tenant>}:<what>`.
+    Tenant(&'a str, &'a TenantId, &'a str),
+}
+
+impl std::fmt::Display for KeyName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyName::Conv(prefix, t, c, what) => write!(f, "{prefix}:conv:{{{t}/{c}}}:{what}"),
+            KeyName::Tenant(prefix, t, what) => write!(f, "{prefix}:tenant:{{{t}}}:{what}"),
+        }
+    }
+}
+
+impl redis::ToRedisArgs for KeyName<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        // Writing into the command's own buffer cannot fail.
+        let _ = write!(out.writer_for_next_arg(), "{self}");
     }
 }
 

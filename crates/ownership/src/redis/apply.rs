@@ -12,13 +12,16 @@
 
 use super::RedisOwnership;
 use crate::{ApplyRequest, OwnershipError};
-use chathub_broker::redis_channel;
+use chathub_broker::ChannelName;
 use chathub_domain::{
-    Actor, Author, Command, ConversationState, Event, MessageContent, Participant, Status,
+    Actor, Command, ConversationState, Event, MessageContent, Participant, Status,
 };
+use chathub_domain::{ConversationId, Outcome, TenantId};
 use redis::aio::ConnectionLike;
 use redis::{Arg, Cmd, Value};
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most commands in one script call (keeps each run short: Redis runs nothing else
@@ -59,17 +62,28 @@ pub(super) enum RawOutcome {
         earlier_ack: Option<Vec<u8>>,
         events: Vec<Event>,
     },
-    /// The epoch moved.
-    Conflict { owner: String, epoch: u64 },
+    /// The epoch moved; the state the command met.
+    Conflict {
+        owner: String,
+        epoch: u64,
+        state: ConversationState,
+    },
     /// Refused by the rules, with the reason's code.
     Refused(String),
 }
 
-/// A prepared command and who waits for its outcome.
-pub(super) type ApplyJob = (
-    PreparedApply,
-    oneshot::Sender<Result<RawOutcome, OwnershipError>>,
-);
+/// A command waiting for the node's apply writer.
+pub(super) struct ApplyJob {
+    /// Its encoding.
+    pub(super) prepared: PreparedApply,
+    /// The command itself: handed back with the outcome (the writer may decide a stale
+    /// loser from it alone, with the domain's rules).
+    pub(super) request: ApplyRequest,
+    /// When it was handed to the writer.
+    pub(super) submitted: Instant,
+    /// Who waits for the outcome.
+    pub(super) done: oneshot::Sender<Result<(ApplyRequest, RawOutcome), OwnershipError>>,
+}
 
 /// Writes one more argument through `write!` (no intermediate `String`).
 fn arg_fmt(cmd: &mut Cmd, args: std::fmt::Arguments<'_>) {
@@ -93,8 +107,17 @@ fn pack_message(
     rmp::encode::write_map_len(out, fields).map_err(|e| encode(&e))?;
     rmp::encode::write_str(out, "event").map_err(|e| encode(&e))?;
     rmp::encode::write_str(out, "message").map_err(|e| encode(&e))?;
+    // chathub_domain::Author, written from the actor without copying its id.
+    let id = match actor {
+        Actor::EndUser(id) => id.as_str(),
+        Actor::Agent { id, .. } => id.as_str(),
+    };
     rmp::encode::write_str(out, "author").map_err(|e| encode(&e))?;
-    rmp_serde::encode::write_named(out, &Author::of(actor)).map_err(|e| encode(&e))?;
+    rmp::encode::write_map_len(out, 2).map_err(|e| encode(&e))?;
+    rmp::encode::write_str(out, "role").map_err(|e| encode(&e))?;
+    rmp::encode::write_str(out, actor.role().as_str()).map_err(|e| encode(&e))?;
+    rmp::encode::write_str(out, "id").map_err(|e| encode(&e))?;
+    rmp::encode::write_str(out, id).map_err(|e| encode(&e))?;
     if let Some(id) = client_msg_id {
         rmp::encode::write_str(out, "client_msg_id").map_err(|e| encode(&e))?;
         rmp::encode::write_str(out, id).map_err(|e| encode(&e))?;
@@ -131,20 +154,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let inline = !self.config.cluster;
         let (t, c) = (&req.tenant, &req.conversation);
         let marks = self.pending_marks();
-        let state_key = self.keys.state(t, c);
+        let prefix = self.keys.prefix();
+        let state_key = self.keys.state_name(t, c);
         let mut keys = Cmd::with_capacity(13, 512);
-        keys.arg(&state_key)
-            .arg(self.keys.history(t, c))
-            // Always a key of this conversation's slot, used only with a client_msg_id.
-            .arg(self.keys.dedup(
-                t,
-                c,
-                &Participant::of(&req.actor),
-                client_msg_id.unwrap_or("-"),
-            ));
+        keys.arg(state_key).arg(self.keys.history_name(t, c));
+        match client_msg_id {
+            Some(id) => keys.arg(self.keys.dedup(t, c, &Participant::of(&req.actor), id)),
+            // Read only with a client_msg_id: any key of the slot will do.
+            None => keys.arg(state_key),
+        };
         // Without follow-ups to mark, any key of the slot will do (it is not touched).
         if marks.is_empty() {
-            keys.arg(&state_key);
+            keys.arg(state_key);
         } else {
             keys.arg(self.pending_key(t, c));
         }
@@ -167,24 +188,28 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         };
         args.arg(if want_disabled { "1" } else { "0" })
             .arg(req.at)
-            .arg(c.as_str())
-            .arg(redis_channel(
-                self.keys.prefix(),
-                &chathub_broker::Channel::conversation(t, c),
-            ))
-            .arg(match content {
-                Some(MessageContent::Engagement { .. }) => "engagement",
-                Some(MessageContent::Text { .. }) => "text",
-                None => "",
-            })
-            .arg(if req.context.tenant_chat_disabled {
-                "1"
-            } else {
-                "0"
-            });
+            .arg(c.as_str());
+        arg_fmt(
+            &mut args,
+            format_args!("{prefix}:{}", ChannelName::Conversation(t, c)),
+        );
+        args.arg(match content {
+            Some(MessageContent::Engagement { .. }) => "engagement",
+            Some(MessageContent::Text { .. }) => "text",
+            None => "",
+        })
+        .arg(if req.context.tenant_chat_disabled {
+            "1"
+        } else {
+            "0"
+        });
         if inline {
-            self.queue_keys_into(&mut keys, t);
-            keys.arg(self.keys.webhook_jobs(t));
+            keys.arg(self.keys.inbox_name(t))
+                .arg(self.keys.queue_name(t, Status::Unanswered))
+                .arg(self.keys.queue_name(t, Status::Active))
+                .arg(self.keys.queue_name(t, Status::Finished))
+                .arg(self.keys.inbox_events_name(t))
+                .arg(self.keys.webhook_jobs_name(t));
             if let Some(MessageContent::Engagement { engagement }) = content
                 && role != "end_user"
             {
@@ -196,11 +221,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                     .arg(self.keys.engagement_index(t, &user, Some(kind)));
             }
             args.arg(content.map_or("", |c| crate::frames::preview_of(c)));
-            args.arg(redis_channel(
-                self.keys.prefix(),
-                &chathub_broker::Channel::agents(t),
-            ));
-            args.arg(self.agent_channel_prefix(t));
+            arg_fmt(
+                &mut args,
+                format_args!("{prefix}:{}", ChannelName::Agents(t)),
+            );
+            arg_fmt(
+                &mut args,
+                format_args!("{prefix}:{}", ChannelName::AgentPrefix(t)),
+            );
         } else {
             args.arg("").arg("").arg("");
         }
@@ -223,15 +251,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             },
             retry_safe: client_msg_id.is_some() || command == "set_disabled",
         })
-    }
-
-    /// Adds the tenant's queue keys, in the order `lua/inbox_entry.lua` takes them.
-    fn queue_keys_into(&self, keys: &mut Cmd, t: &chathub_domain::TenantId) {
-        keys.arg(self.keys.inbox(t))
-            .arg(self.keys.queue(t, Status::Unanswered))
-            .arg(self.keys.queue(t, Status::Active))
-            .arg(self.keys.queue(t, Status::Finished))
-            .arg(self.keys.inbox_events(t));
     }
 
     /// The `EVALSHA` applying `batch` (all of one slot), in order.
@@ -371,18 +390,7 @@ fn parse_outcome(item: Value) -> Result<RawOutcome, OwnershipError> {
     let kind = bytes_of(items.next()).ok_or_else(|| corrupt("no outcome"))?;
     match kind.as_slice() {
         b"done" => {
-            let status = bytes_of(items.next()).ok_or_else(|| corrupt("no status"))?;
-            let status = match status.as_slice() {
-                b"new" => Status::New,
-                b"unanswered" => Status::Unanswered,
-                b"active" => Status::Active,
-                b"finished" => Status::Finished,
-                _ => return Err(corrupt("unknown status")),
-            };
-            let owner = agent_of(items.next())?;
-            let epoch = int_of(items.next()).ok_or_else(|| corrupt("no epoch"))?;
-            let seq = int_of(items.next()).ok_or_else(|| corrupt("no seq"))?;
-            let disabled = int_of(items.next()).ok_or_else(|| corrupt("no disabled"))? == 1;
+            let state = state_of(&mut items)?;
             let queued_since = int_of(items.next()).ok_or_else(|| corrupt("no queued_since"))?;
             let ack = bytes_of(items.next()).ok_or_else(|| corrupt("no ack"))?;
             let events = items
@@ -393,24 +401,21 @@ fn parse_outcome(item: Value) -> Result<RawOutcome, OwnershipError> {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(RawOutcome::Done {
-                state: ConversationState {
-                    status,
-                    owner,
-                    epoch,
-                    seq,
-                    disabled,
-                },
+                state,
                 queued_since: (queued_since > 0).then_some(queued_since),
                 earlier_ack: (!ack.is_empty()).then_some(ack),
                 events,
             })
         }
         b"conflict" => {
-            let owner = bytes_of(items.next()).ok_or_else(|| corrupt("no owner"))?;
-            let epoch = int_of(items.next()).ok_or_else(|| corrupt("no epoch"))?;
+            let state = state_of(&mut items)?;
             Ok(RawOutcome::Conflict {
-                owner: String::from_utf8(owner).map_err(|_| corrupt("owner"))?,
-                epoch,
+                owner: state
+                    .owner
+                    .as_ref()
+                    .map_or_else(String::new, |o| o.to_string()),
+                epoch: state.epoch,
+                state,
             })
         }
         b"refused" => {
@@ -430,6 +435,27 @@ fn parse_outcome(item: Value) -> Result<RawOutcome, OwnershipError> {
             String::from_utf8_lossy(other)
         ))),
     }
+}
+
+/// A conversation state as the script answers it: status, owner ('' none), epoch, seq,
+/// disabled (0/1).
+fn state_of(items: &mut impl Iterator<Item = Value>) -> Result<ConversationState, OwnershipError> {
+    let corrupt = |what: &str| OwnershipError::Corrupt(format!("script result: {what}"));
+    let status = bytes_of(items.next()).ok_or_else(|| corrupt("no status"))?;
+    let status = match status.as_slice() {
+        b"new" => Status::New,
+        b"unanswered" => Status::Unanswered,
+        b"active" => Status::Active,
+        b"finished" => Status::Finished,
+        _ => return Err(corrupt("unknown status")),
+    };
+    Ok(ConversationState {
+        status,
+        owner: agent_of(items.next())?,
+        epoch: int_of(items.next()).ok_or_else(|| corrupt("no epoch"))?,
+        seq: int_of(items.next()).ok_or_else(|| corrupt("no seq"))?,
+        disabled: int_of(items.next()).ok_or_else(|| corrupt("no disabled"))? == 1,
+    })
 }
 
 fn bytes_of(v: Option<Value>) -> Option<Vec<u8>> {
@@ -460,29 +486,175 @@ fn agent_of(v: Option<Value>) -> Result<Option<chathub_domain::AgentId>, Ownersh
         .map_err(|e| OwnershipError::Corrupt(format!("script result: owner: {e}")))
 }
 
+/// Most commands the writer takes at once (they still go at most [`APPLY_BATCH`] per
+/// call).
+const WRITER_TAKE: usize = 1024;
+
 /// The node's apply writer: takes whatever commands are pending (at least one, at most
-/// [`APPLY_BATCH`]), sends one call per slot (slots concurrently), then answers each
-/// caller. Ends when every handle of the backend is gone.
+/// [`WRITER_TAKE`]), sends them in calls of at most [`APPLY_BATCH`] per slot (all calls
+/// concurrently), then answers each caller. Ends when every handle of the backend is gone.
+///
+/// Stale losers are answered without a round trip of their own. Each call tells the
+/// writer the state of the conversations whose epoch it moved or found stale, as it was
+/// at some moment after the call was sent. An agent's command that was already waiting
+/// then, and that the domain's rules (`chathub_domain::apply_in`, the same the script
+/// restates) decide as a conflict against that state, gets that conflict at once: the
+/// state was current at a moment inside the command's own wait, so it is the answer Redis
+/// would have given then (linearizable), and only Redis ever decides a winner. For that,
+/// a round sends at most one agent command per conversation and holds the later ones
+/// (and whatever follows them on that conversation, in order) to the next round, which
+/// answers the stale ones from what the sent one revealed. In a take race of a thousand
+/// agents a node thus sends one take per round trip and answers the rest itself; a
+/// conversation's second agent command in one round waits one round trip.
 pub(super) async fn write_commands<C: ConnectionLike + Clone + Send + Sync + 'static>(
     ownership: RedisOwnership<C>,
     mut rx: mpsc::Receiver<ApplyJob>,
 ) {
     let mut jobs: Vec<ApplyJob> = Vec::with_capacity(APPLY_BATCH);
-    while rx.recv_many(&mut jobs, APPLY_BATCH).await > 0 {
-        // Stable: each slot's commands keep their order of arrival.
-        jobs.sort_by_key(|(p, _)| p.group);
-        let prepared: Vec<&PreparedApply> = jobs.iter().map(|(p, _)| p).collect();
-        let calls = prepared
-            .chunk_by(|a, b| a.group == b.group)
-            .map(|group| ownership.apply_batch(group));
-        let outcomes: Vec<_> = futures::future::join_all(calls)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        drop(prepared);
-        for ((_, done), outcome) in jobs.drain(..).zip(outcomes) {
-            let _ = done.send(outcome);
+    // Held from the last round: they come first, in order.
+    let mut held: Vec<ApplyJob> = Vec::new();
+    let mut known: Known = HashMap::new();
+    loop {
+        if held.is_empty() {
+            if rx.recv_many(&mut jobs, WRITER_TAKE).await == 0 {
+                break;
+            }
+        } else {
+            // Held commands go now; take what else is already waiting, without waiting.
+            while jobs.len() < WRITER_TAKE {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
         }
+        let round: Vec<ApplyJob> = held.drain(..).chain(jobs.drain(..)).collect();
+        let fates = fates(&known, &round);
+        let mut to_send = Vec::with_capacity(round.len());
+        for (job, fate) in round.into_iter().zip(fates) {
+            match fate {
+                Fate::Answer(conflict) => {
+                    let _ = job.done.send(Ok((job.request, conflict)));
+                }
+                Fate::Hold => held.push(job),
+                Fate::Send => to_send.push(job),
+            }
+        }
+        known.clear();
+        if to_send.is_empty() {
+            continue;
+        }
+        // Stable: each slot's commands keep their order of arrival.
+        to_send.sort_by_key(|job| job.prepared.group);
+        let sent = Instant::now();
+        let outcomes: Vec<_> = {
+            let prepared: Vec<&PreparedApply> = to_send.iter().map(|job| &job.prepared).collect();
+            let calls = prepared
+                .chunk_by(|a, b| a.group == b.group)
+                .flat_map(|group| group.chunks(APPLY_BATCH))
+                .map(|batch| ownership.apply_batch(batch));
+            futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+        };
+        for (job, outcome) in to_send.into_iter().zip(outcomes) {
+            // Where an epoch moved or was found stale (a take, a lost race): the last
+            // outcome of a conversation in these calls is its latest state. Plain
+            // messages (the common command) record nothing.
+            let revealed = match &outcome {
+                Ok(RawOutcome::Conflict { state, .. }) => Some(state),
+                Ok(RawOutcome::Done { state, events, .. })
+                    if events
+                        .iter()
+                        .any(|e| matches!(e.body, chathub_domain::EventBody::Status { .. })) =>
+                {
+                    Some(state)
+                }
+                _ => None,
+            };
+            match revealed {
+                Some(state) => {
+                    known
+                        .entry(job.request.tenant.clone())
+                        .or_default()
+                        .insert(job.request.conversation.clone(), (state.clone(), sent));
+                }
+                // A later change of the conversation in these calls: what was recorded
+                // of it is no longer its latest state.
+                None => {
+                    if let Some(of_tenant) = known.get_mut(&job.request.tenant) {
+                        of_tenant.remove(&job.request.conversation);
+                    }
+                }
+            }
+            let _ = job.done.send(outcome.map(|raw| (job.request, raw)));
+        }
+    }
+}
+
+/// What becomes of a command in a round of the writer.
+enum Fate {
+    /// A stale loser: answered with this conflict.
+    Answer(RawOutcome),
+    /// To the next round (another agent command of its conversation goes in this one).
+    Hold,
+    /// In this round's calls.
+    Send,
+}
+
+/// The fate of each command of `round`, in order (see [`write_commands`]).
+fn fates(known: &Known, round: &[ApplyJob]) -> Vec<Fate> {
+    // Conversations with an agent command going out, and those with one held: borrowed
+    // from the round, and allocated only when agents' commands are in it.
+    let mut sending: HashSet<(&TenantId, &ConversationId)> = HashSet::new();
+    let mut holding: HashSet<(&TenantId, &ConversationId)> = HashSet::new();
+    round
+        .iter()
+        .map(|job| {
+            let key = (&job.request.tenant, &job.request.conversation);
+            if !holding.is_empty() && holding.contains(&key) {
+                // Behind a held command of its conversation: keeps its place.
+                return Fate::Hold;
+            }
+            if let Some(conflict) = stale_loss(known, job) {
+                return Fate::Answer(conflict);
+            }
+            if matches!(job.request.actor, chathub_domain::Actor::Agent { .. })
+                && !sending.insert(key)
+            {
+                holding.insert(key);
+                return Fate::Hold;
+            }
+            Fate::Send
+        })
+        .collect()
+}
+
+/// What the writer's last calls revealed: per tenant and conversation, its state and when
+/// the call that read it was sent.
+type Known = HashMap<TenantId, HashMap<ConversationId, (ConversationState, Instant)>>;
+
+/// The conflict `job` meets, if the writer already knows it: it waited since before the
+/// call that read its conversation's state was sent, and the domain's rules decide it a
+/// conflict against that state.
+fn stale_loss(known: &Known, job: &ApplyJob) -> Option<RawOutcome> {
+    let req = &job.request;
+    // Only an agent's command carries an epoch that can be stale.
+    if !matches!(req.actor, chathub_domain::Actor::Agent { .. }) {
+        return None;
+    }
+    let (state, read_by) = known.get(&req.tenant)?.get(&req.conversation)?;
+    if job.submitted >= *read_by {
+        return None;
+    }
+    match chathub_domain::apply_in(&req.context, state, &req.actor, &req.command, req.at) {
+        Outcome::Conflict { owner, epoch } => Some(RawOutcome::Conflict {
+            owner: owner.map_or_else(String::new, |o| o.to_string()),
+            epoch,
+            state: state.clone(),
+        }),
+        _ => None,
     }
 }

@@ -175,7 +175,7 @@ impl<C> RedisOwnership<C> {
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwnership<C> {
     async fn apply(&self, req: ApplyRequest) -> Result<Decision, OwnershipError> {
         let prepared = self.prepare(&req)?;
-        let raw = self.submit(prepared).await?;
+        let (req, raw) = self.submit(prepared, req).await?;
         self.conclude(&req, raw).await
     }
 }
@@ -216,12 +216,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         decisions
     }
 
-    /// Hands `prepared` to the node's apply writer (group commit) and waits for its
-    /// outcome.
+    /// Hands `prepared` (the encoding of `req`) to the node's apply writer (group commit)
+    /// and waits for its outcome; `req` comes back with it (the writer may decide a
+    /// stale loser from it: see [`apply::write_commands`]).
     async fn submit(
         &self,
         prepared: apply::PreparedApply,
-    ) -> Result<apply::RawOutcome, OwnershipError> {
+        req: ApplyRequest,
+    ) -> Result<(ApplyRequest, apply::RawOutcome), OwnershipError> {
         let writer = self.apply_writer.get_or_init(|| {
             let (tx, rx) = mpsc::channel(apply::APPLY_QUEUE);
             // The writer's own handle has no writer queue (see `update_inbox`).
@@ -229,7 +231,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             tx
         });
         let (done, outcome) = oneshot::channel();
-        match writer.send((prepared, done)).await {
+        let job = apply::ApplyJob {
+            prepared,
+            request: req,
+            submitted: std::time::Instant::now(),
+            done,
+        };
+        match writer.send(job).await {
             Ok(()) => outcome.await.unwrap_or_else(|_| {
                 // Only when the runtime shuts down under the writer.
                 Err(OwnershipError::Unavailable {
@@ -237,11 +245,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 })
             }),
             // The writer's runtime is gone (e.g. a runtime per test): call directly.
-            Err(mpsc::error::SendError((prepared, _))) => self
-                .apply_batch(&[&prepared])
-                .await
-                .pop()
-                .unwrap_or_else(|| Err(OwnershipError::Internal("no outcome".into()))),
+            Err(mpsc::error::SendError(job)) => {
+                let outcome = self
+                    .apply_batch(&[&job.prepared])
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| Err(OwnershipError::Internal("no outcome".into())))?;
+                Ok((job.request, outcome))
+            }
         }
     }
 
@@ -295,7 +306,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                     queued_since,
                 })
             }
-            apply::RawOutcome::Conflict { owner, epoch } => Ok(Decision::Conflict {
+            apply::RawOutcome::Conflict { owner, epoch, .. } => Ok(Decision::Conflict {
                 owner: if owner.is_empty() {
                     None
                 } else {

@@ -45,7 +45,8 @@
 --   { 'done', status, owner ('' none), epoch, seq, disabled (0/1),
 --     queued_since (0: none), earlier ack ('': none; a retried send's first answer,
 --     packed), event 1, event 2, ... (each packed, the bytes stored and published) }
---   { 'conflict', owner ('' none), epoch }   { 'refused', reason }
+--   { 'conflict', status, owner ('' none), epoch, seq, disabled (0/1) } (the state the
+--     command met)   { 'refused', reason }
 --   { 'error', message } (a command the script does not know; the others still apply)
 
 local HEADER, BLOCK = 8, 19
@@ -105,6 +106,11 @@ local function done(s, queued_since, earlier_ack)
   return out
 end
 
+-- The answer for a lost race: the state the command met.
+local function conflict(s)
+  return { 'conflict', s.status, s.owner or '', s.epoch, s.seq, s.disabled and 1 or 0 }
+end
+
 local function apply_one(k, a)
   local state_key, history_key, dedup_key, pending_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   role, actor_id, privileges = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
@@ -158,7 +164,7 @@ local function apply_one(k, a)
       if not has(CHAT_TAKE) then return { 'refused', 'forbidden' } end
       if disabled then return { 'refused', 'chat_disabled' } end
     end
-    if seen_epoch ~= state.epoch then return { 'conflict', state.owner or '', state.epoch } end
+    if seen_epoch ~= state.epoch then return conflict(state) end
     if not owns then
       local cause = (state.status == 'active') and 'taken_over' or 'taken'
       set_status('active', actor_id, cause)
@@ -168,7 +174,7 @@ local function apply_one(k, a)
     if state.status == 'new' or state.status == 'finished' then return { 'refused', 'invalid_state' } end
     local owns = state.owner == actor_id
     if not has(CHAT_FINISH) or not (owns or role == 'admin') then return { 'refused', 'forbidden' } end
-    if tonumber(ARGV[a + 6]) ~= state.epoch then return { 'conflict', state.owner or '', state.epoch } end
+    if tonumber(ARGV[a + 6]) ~= state.epoch then return conflict(state) end
     set_status('finished', nil, 'finished')
   elseif command == 'set_disabled' then
     if not has(CHAT_DISABLE) then return { 'refused', 'forbidden' } end
