@@ -40,6 +40,13 @@ impl Hub {
         first
     }
 
+    /// The hub's own copy of `channel`'s name while any session follows it: a session
+    /// that keeps a channel for its whole life (its tenant's channel) keeps this one
+    /// rather than a copy of its own, so thousands of idle sockets share one name.
+    pub fn shared_name(&self, channel: &Channel) -> Option<Channel> {
+        self.channels.get(channel).map(|entry| entry.key().clone())
+    }
+
     /// Removes `session` from `channel`. Returns `true` when it was the last local session
     /// (the caller then unsubscribes the node).
     pub fn leave(&self, channel: &Channel, session: SessionId) -> bool {
