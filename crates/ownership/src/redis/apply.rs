@@ -1,10 +1,11 @@
 //! Group commit of commands: `lua/apply.lua` applies one or more commands per call, each
-//! decided in order and atomically. A node's commands go to one writer task per backend,
-//! which takes whatever is pending (at least one, at most [`APPLY_BATCH`]), sends one
-//! script call per Redis slot (a single Redis is one group), and answers each caller
+//! decided in order and atomically. A node's commands go to one writer task per backend
+//! ([`write_commands`]), which takes whatever is pending, sends it in calls of at most
+//! [`APPLY_BATCH`] per Redis slot (a single Redis is one slot), and answers each caller
 //! with its own outcome. While a call is in flight the next batch gathers, so batches
 //! grow with load (one script run, one round trip and one reply for many commands) and
-//! stay single commands when the node is idle.
+//! stay single commands when the node is idle. The writer also answers a take race's
+//! stale losers itself (see [`write_commands`]).
 //!
 //! A command is encoded once, by the caller's task ([`PreparedApply`]): its keys and
 //! arguments as Redis takes them, and a message's event packed here (MessagePack, without
@@ -14,9 +15,9 @@ use super::RedisOwnership;
 use crate::{ApplyRequest, OwnershipError};
 use chathub_broker::ChannelName;
 use chathub_domain::{
-    Actor, Command, ConversationState, Event, MessageContent, Participant, Status,
+    Actor, Command, ConversationId, ConversationState, Event, MessageContent, Outcome, Participant,
+    Status, TenantId,
 };
-use chathub_domain::{ConversationId, Outcome, TenantId};
 use redis::aio::ConnectionLike;
 use redis::{Arg, Cmd, Value};
 use std::collections::{HashMap, HashSet};
