@@ -1,8 +1,9 @@
 //! The Redis backend: every command is one atomic step of a script (`lua/apply.lua`),
 //! and the commands a node has pending go in one call per slot (group commit: see
 //! `apply.rs`). On a single Redis the same script also updates the tenant's queue entry
-//! (one round trip per batch of commands); on a Redis Cluster the queue lives in another slot, so it is updated by a
-//! second, idempotent script (`lua/inbox.lua`), batched per tenant by each node.
+//! (one round trip per batch of commands); on a Redis Cluster the queue lives in another
+//! slot, so it is updated by a second, idempotent script (`lua/inbox.lua`), batched per
+//! tenant by each node.
 //!
 //! What a step leaves for later (that second step, the archive's copy) is marked in the
 //! same atomic step and swept if the node dies first: see `followups.rs`.
