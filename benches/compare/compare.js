@@ -1,5 +1,6 @@
-// Side-by-side load run: chathub against Socket.IO 4.8 with its Redis adapter, on the
-// same machine, with this one Node.js driver for both (so the driver's own cost is the
+// Side-by-side load run: chathub against Socket.IO 4.8 with its Redis adapter and
+// socketioxide 0.18 (Rust) with its Redis adapter, on the same machine, with this one
+// Node.js driver for all (so the driver's own cost is the
 // same on every line). The shape: conversations spread over tenants, each with one end
 // user on node 1 writing and `--agents` agents on node 2 watching; 2 nodes + one Redis
 // per system, restarted for every point; systems interleaved at every rate.
@@ -12,9 +13,12 @@
 //   cd benches/compare && npm ci && node compare.js --rates 3000,5000,7500,10000
 //
 // Options: --rates a,b,c  --duration S (15)  --conversations N (500)  --tenants N (25)
-//          --agents N (2)  --systems chathub,socketio  --chathub PATH
+//          --agents N (2)  --systems chathub,socketio,socketioxide  --chathub PATH
 //          (default ../../target/release/chathub; build it with
-//          `cargo build --release -p chathub`)  --redis-server PATH (redis-server)
+//          `cargo build --release -p chathub`)  --socketioxide PATH (default
+//          socketioxide-server/target/release/socketioxide-server; build it with
+//          `cargo build --release --manifest-path socketioxide-server/Cargo.toml`)
+//          --redis-server PATH (redis-server)
 'use strict';
 
 const { spawn } = require('child_process');
@@ -33,8 +37,9 @@ function options() {
     conversations: 500,
     tenants: 25,
     agents: 2,
-    systems: ['chathub', 'socketio'],
+    systems: ['chathub', 'socketio', 'socketioxide'],
     chathub: path.join(__dirname, '..', '..', 'target', 'release', 'chathub'),
+    socketioxide: path.join(__dirname, 'socketioxide-server', 'target', 'release', 'socketioxide-server'),
     redisServer: 'redis-server',
   };
   const a = process.argv.slice(2);
@@ -49,12 +54,13 @@ function options() {
       case '--agents': o.agents = Number(v); break;
       case '--systems': o.systems = v.split(','); break;
       case '--chathub': o.chathub = v; break;
+      case '--socketioxide': o.socketioxide = v; break;
       case '--redis-server': o.redisServer = v; break;
       default: throw new Error(`unknown option ${a[i]}`);
     }
   }
   for (const s of o.systems) {
-    if (!['chathub', 'socketio'].includes(s)) throw new Error(`unknown system ${s}`);
+    if (!['chathub', 'socketio', 'socketioxide'].includes(s)) throw new Error(`unknown system ${s}`);
   }
   return o;
 }
@@ -139,6 +145,14 @@ async function startNodes(system, o, redisPort) {
         /ws=(\S+)/,
       );
       nodes.push({ child, url: match[1] });
+    } else if (system === 'socketioxide') {
+      const { child, match } = await start(
+        o.socketioxide,
+        [],
+        { PORT: '0', REDIS_URL: `redis://127.0.0.1:${redisPort}` },
+        /listening (\d+)/,
+      );
+      nodes.push({ child, url: `http://127.0.0.1:${match[1]}` });
     } else {
       const { child, match } = await start(
         process.execPath,
@@ -339,13 +353,18 @@ async function main() {
   if (o.systems.includes('chathub') && !fs.existsSync(o.chathub)) {
     throw new Error(`${o.chathub} not found: cargo build --release -p chathub (or --chathub PATH)`);
   }
+  if (o.systems.includes('socketioxide') && !fs.existsSync(o.socketioxide)) {
+    throw new Error(
+      `${o.socketioxide} not found: cargo build --release --manifest-path socketioxide-server/Cargo.toml (or --socketioxide PATH)`,
+    );
+  }
   const results = [];
   for (const rate of o.rates) {
     for (const system of o.systems) {
       const r = await run(system, rate, o);
       results.push(r);
       console.error(
-        `${system.padEnd(8)} ${String(rate).padStart(6)} msg/s: p50 ${r.p50_ms.toFixed(1)} ms, p99 ${r.p99_ms.toFixed(1)} ms, ` +
+        `${system.padEnd(12)} ${String(rate).padStart(6)} msg/s: p50 ${r.p50_ms.toFixed(1)} ms, p99 ${r.p99_ms.toFixed(1)} ms, ` +
           `lost ${r.lost}, dup ${r.duplicated}, nodes ${r.gateway_cpu_us_per_delivery.toFixed(1)} µs/delivery, ` +
           `redis ${r.redis_cpu_us_per_message.toFixed(1)} µs/msg, all ${r.all_cpu_us_per_delivery.toFixed(1)} µs/delivery`,
       );
