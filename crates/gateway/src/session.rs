@@ -900,11 +900,14 @@ mod footprint {
     use crate::LimitsConfig;
     use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 
-    /// Every idle socket keeps the `serve` future for its whole life, so its size is
-    /// memory per socket: whatever is not the steady loop must run boxed (see `run`).
-    /// An unboxed request or replay future inside it would multiply this several times.
-    #[tokio::test]
-    async fn the_steady_loop_of_an_idle_socket_stays_small() {
+    /// A node, an end user's identity and the server side of a real WebSocket (with the
+    /// client's TCP end, to keep it open).
+    async fn an_accepted_socket() -> (
+        Arc<Node<crate::EmbeddedBackend>>,
+        Identity,
+        WebSocketStream<crate::tls::Transport>,
+        tokio::net::TcpStream,
+    ) {
         let node = super::over_channels::node(LimitsConfig::default());
         let token = node
             .auth
@@ -913,13 +916,22 @@ mod footprint {
         let identity = node.auth.verify(&token).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let ((server, _), _client) = tokio::try_join!(listener.accept(), client).unwrap();
+        let ((server, _), client) = tokio::try_join!(listener.accept(), client).unwrap();
         let ws = WebSocketStream::from_raw_socket(
             crate::tls::Transport::Plain(server),
             WsRole::Server,
             None,
         )
         .await;
+        (node, identity, ws, client)
+    }
+
+    /// Every idle socket keeps the `serve` future for its whole life, so its size is
+    /// memory per socket: whatever is not the steady loop must run boxed (see `run`).
+    /// An unboxed request or replay future inside it would multiply this several times.
+    #[tokio::test]
+    async fn the_steady_loop_of_an_idle_socket_stays_small() {
+        let (node, identity, ws, _client) = an_accepted_socket().await;
         let (outbox_tx, outbox) = outbox::channel(8, 1 << 16);
         let mut session = Session {
             bucket: RateBucket::new(&node.config.limits),
@@ -950,21 +962,7 @@ mod footprint {
     /// would stay reserved beside it (1,200 bytes instead of ~700).
     #[tokio::test]
     async fn an_idle_socket_holds_its_session_once() {
-        let node = super::over_channels::node(LimitsConfig::default());
-        let token = node
-            .auth
-            .mint("t", "u1", chathub_domain::Role::EndUser, None, 600)
-            .unwrap();
-        let identity = node.auth.verify(&token).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let ((server, _), _client) = tokio::try_join!(listener.accept(), client).unwrap();
-        let ws = WebSocketStream::from_raw_socket(
-            crate::tls::Transport::Plain(server),
-            WsRole::Server,
-            None,
-        )
-        .await;
+        let (node, identity, ws, _client) = an_accepted_socket().await;
         let session = std::mem::size_of::<
             Session<crate::EmbeddedBackend, WebSocketStream<crate::tls::Transport>>,
         >();
