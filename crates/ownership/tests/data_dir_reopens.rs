@@ -375,17 +375,7 @@ async fn a_file_of_the_previous_version_migrates_with_its_data() {
         .unwrap();
     assert_eq!(history.events.len(), 2);
     // Version 2 indexed what version 1 had written.
-    let q = SearchQuery {
-        query: search::parse("coupon").unwrap(),
-        end_user: None,
-        agent: None,
-        status: None,
-        from: None,
-        to: None,
-        kind: None,
-        cursor: None,
-        limit: 10,
-    };
+    let q = SearchQuery::unfiltered(search::parse("coupon").unwrap(), 10);
     let page = opened.journal.search(&t, q).await.unwrap();
     assert_eq!(page.hits.len(), 1);
     assert_eq!(page.hits[0].seq, 2);

@@ -14,6 +14,15 @@ use chathub_testkit::RedisServer;
 use common::{agent, end_user, send};
 use std::sync::Arc;
 
+/// Zeroes Redis's command counters (`CONFIG RESETSTAT`).
+async fn reset_stats(conn: &mut redis::aio::ConnectionManager) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 /// Redis's own count of calls of `command` since the last `CONFIG RESETSTAT`.
 async fn calls(conn: &mut redis::aio::ConnectionManager, command: &str) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -51,11 +60,7 @@ async fn stale_losers_of_a_take_race_are_answered_without_redis() {
         .apply(send(end_user("u1"), "u1", "help", None, None))
         .await
         .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    reset_stats(&mut admin).await;
     // 300 agents take at once, all having seen epoch 0.
     let takes = (0..300).map(|i| {
         let ownership = ownership.clone();
@@ -103,11 +108,7 @@ async fn stale_losers_of_a_take_race_are_answered_without_redis() {
 #[tokio::test]
 async fn a_burst_over_many_conversations_goes_in_few_calls() {
     let (_server, ownership, mut admin) = backend().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    reset_stats(&mut admin).await;
     let sends = (0..500).map(|i| {
         let ownership = ownership.clone();
         async move {

@@ -55,17 +55,7 @@ async fn cycles<S: Reports>(s: &S, from: u64, to: u64) -> Vec<CycleRow> {
 }
 
 fn query(text: &str) -> SearchQuery {
-    SearchQuery {
-        query: search::parse(text).unwrap(),
-        end_user: None,
-        agent: None,
-        status: None,
-        from: None,
-        to: None,
-        kind: None,
-        cursor: None,
-        limit: 50,
-    }
+    SearchQuery::unfiltered(search::parse(text).unwrap(), 50)
 }
 
 fn found(page: &SearchPage) -> Vec<(String, u64)> {

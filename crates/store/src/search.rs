@@ -154,6 +154,23 @@ pub struct SearchQuery {
     pub limit: usize,
 }
 
+impl SearchQuery {
+    /// `query` over the whole tenant (no filter, first page), `limit` hits per page.
+    pub fn unfiltered(query: ParsedQuery, limit: usize) -> SearchQuery {
+        SearchQuery {
+            query,
+            end_user: None,
+            agent: None,
+            status: None,
+            from: None,
+            to: None,
+            kind: None,
+            cursor: None,
+            limit,
+        }
+    }
+}
+
 /// A piece of a hit's snippet: text, and whether it matched the query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnippetPart {

@@ -120,17 +120,7 @@ fn text_message(seq: u64, text: &str) -> Event {
 }
 
 fn query(text: &str) -> chathub_store::search::SearchQuery {
-    chathub_store::search::SearchQuery {
-        query: chathub_store::search::parse(text).unwrap(),
-        end_user: None,
-        agent: None,
-        status: None,
-        from: None,
-        to: None,
-        kind: None,
-        cursor: None,
-        limit: 50,
-    }
+    chathub_store::search::SearchQuery::unfiltered(chathub_store::search::parse(text).unwrap(), 50)
 }
 
 /// A database left by the first release (V1) is migrated at connect; its events stay
