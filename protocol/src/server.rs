@@ -320,10 +320,13 @@ pub struct TranscriptMessage {
     pub at: u64,
     /// Who wrote it.
     pub author: Author,
-    /// `text` or `engagement`.
+    /// `text`, `engagement` or `attachment`.
     pub kind: String,
-    /// The text (an engagement's title).
+    /// The text (an engagement's title, an attachment's file name).
     pub text: String,
+    /// The file, for an `attachment` (links are asked for with `attachment_link`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<chathub_domain::AttachmentCard>,
 }
 
 /// A change of status or owner in a transcript.

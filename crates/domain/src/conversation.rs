@@ -18,7 +18,7 @@
 //! - Sending an engagement needs `engagement.send`; end users cannot send engagements.
 
 use crate::engagement::EngagementType;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, AttachmentId};
 use crate::roles::{Actor, Privilege, Role};
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +103,12 @@ pub enum MessageContent {
         /// What was sent.
         engagement: EngagementCard,
     },
+    /// A file (photo, screenshot, document) uploaded and checked before the send; end
+    /// users and agents alike. It is a message like text for every rule.
+    Attachment {
+        /// What was sent.
+        attachment: AttachmentCard,
+    },
 }
 
 impl MessageContent {
@@ -111,8 +117,32 @@ impl MessageContent {
         match self {
             MessageContent::Text { text } => text,
             MessageContent::Engagement { engagement } => &engagement.name,
+            MessageContent::Attachment { attachment } => &attachment.name,
         }
     }
+}
+
+/// A file as shown in the thread. The bytes are not in the event: a participant asks
+/// for a short-lived link (`attachment_link`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentCard {
+    /// The attachment's id (what links are asked for).
+    pub id: AttachmentId,
+    /// The file name the sender gave.
+    pub name: String,
+    /// The type sniffed from the bytes (`image/jpeg`, `application/pdf`…).
+    pub content_type: String,
+    /// Size of the stored file, in bytes.
+    pub size: u64,
+    /// Images: width in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Images: height in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Whether a small preview image exists (`attachment_link` gives its link).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thumbnail: bool,
 }
 
 /// An engagement as shown in the thread.

@@ -110,6 +110,10 @@ id_type!(
     /// An end user (a brand's follower on a mobile app) within a tenant.
     EndUserId
 );
+id_type!(
+    /// An attachment (an uploaded file) within a conversation.
+    AttachmentId
+);
 
 impl ConversationId {
     /// The conversation of an end user: the one thread between the tenant and them.

@@ -2,7 +2,8 @@
 //! machine. Pure: no I/O, no clock, no async runtime.
 //!
 //! # Layout
-//! - [`ids`]: newtype identifiers (`TenantId`, `ConversationId`, `AgentId`, `EndUserId`).
+//! - [`ids`]: newtype identifiers (`TenantId`, `ConversationId`, `AgentId`, `EndUserId`,
+//!   `AttachmentId`).
 //! - [`roles`]: roles, privileges and the authenticated [`Actor`](roles::Actor).
 //! - [`participant`]: the typed key of a person in presence and read marks.
 //! - [`engagement`]: engagement catalogue, profiles, history, and entitlement rules.
@@ -20,10 +21,10 @@ pub mod presence;
 pub mod roles;
 
 pub use conversation::{
-    Author, Cause, Command, Context, ConversationState, EngagementCard, Event, EventBody,
-    MessageContent, Outcome, Refusal, Status, Transition, apply, apply_in,
+    AttachmentCard, Author, Cause, Command, Context, ConversationState, EngagementCard, Event,
+    EventBody, MessageContent, Outcome, Refusal, Status, Transition, apply, apply_in,
 };
-pub use ids::{AgentId, ConversationId, EndUserId, IdError, TenantId};
+pub use ids::{AgentId, AttachmentId, ConversationId, EndUserId, IdError, TenantId};
 pub use participant::Participant;
 pub use presence::Presence;
 pub use roles::{Actor, Privilege, Privileges, Role};

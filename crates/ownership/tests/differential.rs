@@ -9,8 +9,9 @@
 
 use chathub_domain::engagement::EngagementType;
 use chathub_domain::{
-    Actor, AgentId, Command, Context, ConversationId, ConversationState, EndUserId, EngagementCard,
-    MessageContent, Outcome, Privileges, Role, TenantId, apply_in,
+    Actor, AgentId, AttachmentCard, AttachmentId, Command, Context, ConversationId,
+    ConversationState, EndUserId, EngagementCard, MessageContent, Outcome, Privileges, Role,
+    TenantId, apply_in,
 };
 use chathub_ownership::frames;
 use chathub_ownership::{ApplyRequest, Decision, Ownership, RedisOwnership, RedisOwnershipConfig};
@@ -82,6 +83,19 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
                     engagement_type: EngagementType::Coupon,
                     name: format!("{who} coupon"),
                     description: "10% off".into(),
+                },
+            }
+        } else if n % 5 == 0 {
+            // Attachments follow the rules of text, for end users and agents alike.
+            MessageContent::Attachment {
+                attachment: AttachmentCard {
+                    id: AttachmentId::new(format!("f{n}")).unwrap_or_else(|_| unreachable!()),
+                    name: format!("{who} receipt #{n}.jpg"),
+                    content_type: "image/jpeg".into(),
+                    size: 1000 + n as u64,
+                    width: Some(640),
+                    height: Some(480),
+                    thumbnail: true,
                 },
             }
         } else {

@@ -119,6 +119,8 @@ pub enum MessageKind {
     Text,
     /// Engagements sent by agents (found by their title).
     Engagement,
+    /// Attachments (found by their file name).
+    Attachment,
 }
 
 impl MessageKind {
@@ -127,6 +129,7 @@ impl MessageKind {
         match self {
             MessageKind::Text => "text",
             MessageKind::Engagement => "engagement",
+            MessageKind::Attachment => "attachment",
         }
     }
 }
@@ -237,6 +240,7 @@ pub(crate) fn hit(
     let kind = match content {
         MessageContent::Text { .. } => MessageKind::Text,
         MessageContent::Engagement { .. } => MessageKind::Engagement,
+        MessageContent::Attachment { .. } => MessageKind::Attachment,
     };
     Ok(SearchHit {
         conversation: ConversationId::new(conversation)

@@ -53,9 +53,10 @@ pub(crate) async fn search<K: Backend>(
         None => None,
         Some("text") => Some(MessageKind::Text),
         Some("engagement") => Some(MessageKind::Engagement),
+        Some("attachment") => Some(MessageKind::Attachment),
         Some(other) => {
             return Err(Failure::bad_request(format!(
-                "invalid `kind` {other:?}: `text` or `engagement`"
+                "invalid `kind` {other:?}: `text`, `engagement` or `attachment`"
             )));
         }
     };

@@ -19,6 +19,12 @@ fn encoded_size_may_exceed(content: &MessageContent, budget: usize) -> bool {
         MessageContent::Engagement { engagement } => {
             engagement.id.len() + engagement.name.len() + engagement.description.len() + 64
         }
+        MessageContent::Attachment { attachment } => {
+            attachment.id.as_str().len()
+                + attachment.name.len()
+                + attachment.content_type.len()
+                + 128
+        }
     };
     raw.saturating_mul(6).saturating_add(128) > budget
 }

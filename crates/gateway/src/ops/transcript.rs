@@ -95,8 +95,14 @@ pub(crate) async fn transcript<K: Backend>(
                 EventBody::Message {
                     author, content, ..
                 } => {
+                    let mut file = None;
                     let (kind, text) = match content {
                         MessageContent::Text { text } => ("text", text),
+                        MessageContent::Attachment { attachment } => {
+                            let name = attachment.name.clone();
+                            file = Some(attachment);
+                            ("attachment", name)
+                        }
                         MessageContent::Engagement { engagement } => {
                             reply.engagements.push(TranscriptEngagement {
                                 at: event.at,
@@ -115,6 +121,7 @@ pub(crate) async fn transcript<K: Backend>(
                         author,
                         kind: kind.into(),
                         text,
+                        attachment: file,
                     });
                 }
                 EventBody::Status {
@@ -211,12 +218,30 @@ fn who(author: &Author) -> String {
     format!("{} ({role})", author.id)
 }
 
+/// A size as people read it: `820 B`, `14.2 KB`, `3.1 MB`.
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1000 => format!("{b} B"),
+        b if b < 1_000_000 => format!("{:.1} KB", b as f64 / 1e3),
+        b => format!("{:.1} MB", b as f64 / 1e6),
+    }
+}
+
 /// One line per message, status change and redemption, in time order.
 fn lines(t: &TranscriptReply) -> Vec<(u64, u64, String)> {
     let mut lines: Vec<(u64, u64, String)> = Vec::new();
     for m in &t.messages {
         let text = match m.kind.as_str() {
             "engagement" => format!("sent the engagement \"{}\"", m.text),
+            "attachment" => match &m.attachment {
+                Some(file) => format!(
+                    "sent the file \"{}\" ({}, {})",
+                    file.name,
+                    file.content_type,
+                    human_size(file.size)
+                ),
+                None => format!("sent the file \"{}\"", m.text),
+            },
             _ => m.text.clone(),
         };
         lines.push((m.at, m.seq, format!("{}: {text}", who(&m.author))));
@@ -353,6 +378,7 @@ mod tests {
                 },
                 kind: "text".into(),
                 text: "<script>alert('x')</script> & more".into(),
+                attachment: None,
             }],
             timeline: vec![],
             engagements: vec![],

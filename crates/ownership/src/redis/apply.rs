@@ -197,6 +197,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         args.arg(match content {
             Some(MessageContent::Engagement { .. }) => "engagement",
             Some(MessageContent::Text { .. }) => "text",
+            Some(MessageContent::Attachment { .. }) => "attachment",
             None => "",
         })
         .arg(if req.context.tenant_chat_disabled {

@@ -12,9 +12,7 @@ mod report;
 mod search;
 
 use crate::{HistoryRange, HistorySlice, StoreError};
-use chathub_domain::{
-    ConversationId, ConversationState, Event, EventBody, MessageContent, TenantId,
-};
+use chathub_domain::{ConversationId, ConversationState, Event, EventBody, TenantId};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
@@ -472,11 +470,9 @@ impl<'a> EventColumns<'a> {
             EventBody::Message {
                 author, content, ..
             } => {
-                let text = match content {
-                    MessageContent::Text { text } => text.as_str(),
-                    MessageContent::Engagement { engagement } => engagement.name.as_str(),
-                };
-                ("message", author, Some(text))
+                // What search finds: the text, an engagement's title, an attachment's
+                // file name.
+                ("message", author, Some(content.preview()))
             }
             EventBody::Status { by, .. } => ("status", by, None),
         };

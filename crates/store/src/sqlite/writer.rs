@@ -2,7 +2,7 @@
 
 use super::{Batch, SyncMode, Write, from_sqlite};
 use crate::StoreError;
-use chathub_domain::{EventBody, MessageContent};
+use chathub_domain::EventBody;
 use rusqlite::{Connection, Transaction, params};
 use std::path::Path;
 use tokio::sync::mpsc;
@@ -156,13 +156,9 @@ fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
                     EventBody::Message {
                         author, content, ..
                     } => {
-                        let text = match content {
-                            MessageContent::Text { text } => Some(text.as_str()),
-                            MessageContent::Engagement { engagement } => {
-                                Some(engagement.name.as_str())
-                            }
-                        };
-                        ("message", author, text)
+                        // What search finds: the text, an engagement's title, an
+                        // attachment's file name.
+                        ("message", author, Some(content.preview()))
                     }
                     EventBody::Status { by, .. } => ("status", by, None),
                 };

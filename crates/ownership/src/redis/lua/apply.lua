@@ -26,7 +26,7 @@
 --   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none)
 --   a+7  disabled wanted ('1' / '0', set_disabled)   a+8 time, ms since the Unix epoch
 --   a+9  conversation id   a+10 channel to publish on
---   a+11 content kind: text | engagement (send)   a+12 tenant-wide chat disabled ('1'/'0')
+--   a+11 content kind: text | engagement | attachment (send)   a+12 tenant-wide chat disabled ('1'/'0')
 --   a+13 queue preview of the message ('' for none)   a+14 the tenant's agents channel
 --   a+15 the agents' own channel prefix (`<prefix>:agent:{tenant}/`)
 --   a+16 the follow-ups this step leaves pending, one letter each ('' for none):
