@@ -7,11 +7,13 @@
 //! - [`roles`]: roles, privileges and the authenticated [`Actor`](roles::Actor).
 //! - [`participant`]: the typed key of a person in presence and read marks.
 //! - [`engagement`]: engagement catalogue, profiles, history, and entitlement rules.
+//! - [`attachment`]: which files a tenant accepts (policy, known types, names).
 //! - [`canned`]: canned responses and their placeholders.
 //! - [`conversation`]: the state machine `(state, actor, command) -> outcome`, which is
 //!   the specification every backend applies (the embedded backend calls it directly; the
 //!   Redis backend re-states it in Lua and is checked against it by a differential test).
 
+pub mod attachment;
 pub mod canned;
 pub mod conversation;
 pub mod engagement;

@@ -1,0 +1,515 @@
+//! [`Attachments`]: staging, checking and storing uploads, and reading stored files.
+
+use crate::AttachmentError;
+use crate::checks::{self, SNIFF_BYTES, TextCheck};
+use crate::objects::{ObjectsSpec, Paths};
+use crate::ticket::{TicketKey, UploadTicket};
+use bytes::Bytes;
+use chathub_domain::attachment::{AttachmentPolicy, FileRefusal};
+use chathub_domain::{AttachmentCard, AttachmentId, ConversationId, TenantId};
+use futures::{Stream, StreamExt};
+use object_store::{GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+/// How attachments are kept and served. Every field states its default.
+#[derive(Debug, Clone)]
+pub struct AttachmentsConfig {
+    /// Where files live. Embedded default: `<data-dir>/attachments`.
+    pub objects: ObjectsSpec,
+    /// Where uploads are staged until complete (local disk of the node). Embedded
+    /// default: `<data-dir>/uploads`.
+    pub staging_dir: PathBuf,
+    /// How long an upload URL is valid (a client asks again with the same
+    /// `client_msg_id` to resume later). Default 15 min.
+    pub upload_ttl: Duration,
+    /// How long a download link is valid. Default 5 min.
+    pub link_ttl: Duration,
+    /// How long an unfinished upload's bytes are kept. Default 24 h.
+    pub staging_ttl: Duration,
+    /// Largest image read whole to strip metadata and make a thumbnail; a larger image
+    /// is refused (`too_large`). Default 64 MiB.
+    pub max_image_bytes: u64,
+}
+
+impl AttachmentsConfig {
+    /// The defaults around `objects` and `staging_dir`.
+    pub fn new(objects: ObjectsSpec, staging_dir: impl Into<PathBuf>) -> AttachmentsConfig {
+        AttachmentsConfig {
+            objects,
+            staging_dir: staging_dir.into(),
+            upload_ttl: Duration::from_secs(15 * 60),
+            link_ttl: Duration::from_secs(5 * 60),
+            staging_ttl: Duration::from_secs(24 * 3600),
+            max_image_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The record of a stored attachment (`meta.json` beside the file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// What the thread shows.
+    pub card: AttachmentCard,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Conversation.
+    pub conversation: ConversationId,
+    /// Who uploaded it (a participant key, `end_user:ann`); only they may send it.
+    pub uploader: String,
+    /// When it was stored, ms since the Unix epoch.
+    pub stored_at: u64,
+    /// SHA-256 of the stored file, hex.
+    pub sha256: String,
+}
+
+/// The file itself or its thumbnail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// The file.
+    File,
+    /// The JPEG thumbnail of an image.
+    Thumbnail,
+}
+
+/// Where an upload stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes received so far.
+    pub received: u64,
+    /// Bytes declared.
+    pub size: u64,
+    /// The stored attachment, once every byte arrived and passed the checks.
+    pub stored: Option<Stored>,
+}
+
+/// The attachments service (see the crate docs).
+pub struct Attachments {
+    objects: Arc<dyn ObjectStore>,
+    config: AttachmentsConfig,
+    key: TicketKey,
+    /// Uploads a request is writing now: one writer per upload.
+    writing: Mutex<HashSet<AttachmentId>>,
+    /// Uploads being checked and copied to the object store at once: bounds the memory
+    /// of the copy (one part buffer each).
+    finishing: Semaphore,
+    /// Images held in memory at once.
+    images: Semaphore,
+    /// Bytes per part of a copy to the object store (S3 wants at least 5 MiB).
+    part_bytes: usize,
+}
+
+impl std::fmt::Debug for Attachments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachments")
+            .field("objects", &self.config.objects)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes an upload from [`Attachments::writing`] when its request ends.
+struct Writing<'a> {
+    set: &'a Mutex<HashSet<AttachmentId>>,
+    id: AttachmentId,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn unavailable(e: object_store::Error) -> AttachmentError {
+    match e {
+        object_store::Error::NotFound { .. } => AttachmentError::NotFound,
+        e => AttachmentError::Unavailable(e),
+    }
+}
+
+impl Attachments {
+    /// Opens the object store and the staging directory; tickets are signed under a key
+    /// derived from `secret`.
+    pub fn open(config: AttachmentsConfig, secret: &str) -> Result<Attachments, AttachmentError> {
+        std::fs::create_dir_all(&config.staging_dir).map_err(AttachmentError::Staging)?;
+        let objects = config.objects.open()?;
+        let part_bytes = match config.objects {
+            ObjectsSpec::S3(_) => 5 * 1024 * 1024,
+            _ => 1024 * 1024,
+        };
+        Ok(Attachments {
+            objects,
+            key: TicketKey::new(secret),
+            config,
+            writing: Mutex::default(),
+            finishing: Semaphore::new(1),
+            images: Semaphore::new(1),
+            part_bytes,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AttachmentsConfig {
+        &self.config
+    }
+
+    /// The ticket key.
+    pub fn key(&self) -> &TicketKey {
+        &self.key
+    }
+
+    /// The stored attachment `a` of conversation `c`, if it exists.
+    pub async fn stored(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+        a: &AttachmentId,
+    ) -> Result<Option<Stored>, AttachmentError> {
+        let paths = Paths::of(t, c, a);
+        let bytes = match self.objects.get(&paths.record).await {
+            Ok(got) => got.bytes().await.map_err(unavailable)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(AttachmentError::Unavailable(e)),
+        };
+        let stored: Stored =
+            serde_json::from_slice(&bytes).map_err(|e| AttachmentError::Corrupt(e.to_string()))?;
+        if stored.tenant != *t || stored.conversation != *c {
+            return Err(AttachmentError::Corrupt(
+                "record of another conversation".into(),
+            ));
+        }
+        Ok(Some(stored))
+    }
+
+    fn staged_path(&self, a: &AttachmentId) -> PathBuf {
+        self.config.staging_dir.join(format!("{}.part", a.as_str()))
+    }
+
+    /// Where the upload of `ticket` stands: stored, or how many bytes this node has
+    /// staged (0 on a node that never saw it).
+    pub async fn progress(&self, ticket: &UploadTicket) -> Result<Progress, AttachmentError> {
+        if let Some(stored) = self
+            .stored(&ticket.tenant, &ticket.conversation, &ticket.attachment)
+            .await?
+        {
+            return Ok(Progress {
+                received: ticket.size,
+                size: ticket.size,
+                stored: Some(stored),
+            });
+        }
+        let received = match tokio::fs::metadata(self.staged_path(&ticket.attachment)).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(AttachmentError::Staging(e)),
+        };
+        Ok(Progress {
+            received,
+            size: ticket.size,
+            stored: None,
+        })
+    }
+
+    /// Writes `body` into the upload of `ticket` from byte `start` (0 for a whole file;
+    /// at most the bytes staged so far, to resume or to redo a range). When the last
+    /// byte arrives the file is checked against `policy` and stored. An upload already
+    /// stored answers with its record (retries are harmless).
+    pub async fn write<S, E>(
+        &self,
+        ticket: &UploadTicket,
+        policy: &AttachmentPolicy,
+        start: u64,
+        body: S,
+    ) -> Result<Progress, AttachmentError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+    {
+        let _writing = {
+            let Ok(mut set) = self.writing.lock() else {
+                return Err(AttachmentError::Busy);
+            };
+            if !set.insert(ticket.attachment.clone()) {
+                return Err(AttachmentError::Busy);
+            }
+            Writing {
+                set: &self.writing,
+                id: ticket.attachment.clone(),
+            }
+        };
+        let progress = self.progress(ticket).await?;
+        if progress.stored.is_some() {
+            return Ok(progress);
+        }
+        if start > progress.received {
+            return Err(AttachmentError::Offset {
+                received: progress.received,
+            });
+        }
+        // Checked again here: the policy may have changed since the ticket was made.
+        policy.check_request(&ticket.name, ticket.size, ticket.content_type.as_deref())?;
+        let path = self.staged_path(&ticket.attachment);
+        let received = self.stage(&path, ticket.size, start, body).await?;
+        if received < ticket.size {
+            return Ok(Progress {
+                received,
+                size: ticket.size,
+                stored: None,
+            });
+        }
+        let finished = self.finish(ticket, policy, &path).await;
+        if let Err(e) = &finished
+            && !e.is_retryable()
+        {
+            // Refused or broken: nothing half-written stays, the upload starts over.
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        finished
+    }
+
+    /// Appends `body` to the staged file from `start`; returns the bytes staged.
+    async fn stage<S, E>(
+        &self,
+        path: &std::path::Path,
+        size: u64,
+        start: u64,
+        body: S,
+    ) -> Result<u64, AttachmentError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+    {
+        let staging = AttachmentError::Staging;
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .await
+            .map_err(staging)?;
+        file.set_len(start).await.map_err(staging)?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(staging)?;
+        let mut file = tokio::io::BufWriter::with_capacity(64 * 1024, file);
+        let mut at = start;
+        let body = std::pin::pin!(body);
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                // The client's connection broke: keep what arrived for the resume.
+                file.flush().await.map_err(staging)?;
+                return Err(AttachmentError::Interrupted { received: at });
+            };
+            if at + chunk.len() as u64 > size {
+                drop(file);
+                let _ = tokio::fs::remove_file(path).await;
+                return Err(AttachmentError::Overflow { size });
+            }
+            file.write_all(&chunk).await.map_err(staging)?;
+            at += chunk.len() as u64;
+        }
+        file.flush().await.map_err(staging)?;
+        Ok(at)
+    }
+
+    /// Checks the complete staged file and stores it.
+    async fn finish(
+        &self,
+        ticket: &UploadTicket,
+        policy: &AttachmentPolicy,
+        path: &std::path::Path,
+    ) -> Result<Progress, AttachmentError> {
+        let _permit = self
+            .finishing
+            .acquire()
+            .await
+            .map_err(|_| AttachmentError::Busy)?;
+        let staging = AttachmentError::Staging;
+        // One pass: the head to sniff, whether it is text, the digest.
+        let mut file = tokio::fs::File::open(path).await.map_err(staging)?;
+        let mut head = Vec::with_capacity(SNIFF_BYTES);
+        let mut text = TextCheck::default();
+        let mut digest = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf).await.map_err(staging)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &buf[..n];
+            if head.len() < SNIFF_BYTES {
+                let take = (SNIFF_BYTES - head.len()).min(n);
+                head.extend_from_slice(&chunk[..take]);
+            }
+            text.feed(chunk);
+            digest.update(chunk);
+        }
+        let found = checks::sniff(&head, text.is_text())
+            .ok_or_else(|| FileRefusal::TypeNotAllowed("content of no recognised type".into()))?;
+        let kind = policy.check_found(&ticket.name, found, ticket.content_type.as_deref())?;
+        let paths = Paths::of(&ticket.tenant, &ticket.conversation, &ticket.attachment);
+        let (mut size, mut width, mut height, mut thumbnail) = (ticket.size, None, None, false);
+        let mut sha256 = hex::encode(digest.finalize());
+        if kind.image {
+            if ticket.size > self.config.max_image_bytes {
+                return Err(FileRefusal::TooLarge {
+                    size: ticket.size,
+                    max: self.config.max_image_bytes,
+                }
+                .into());
+            }
+            let _image = self
+                .images
+                .acquire()
+                .await
+                .map_err(|_| AttachmentError::Busy)?;
+            let bytes = Bytes::from(tokio::fs::read(path).await.map_err(staging)?);
+            let strip = ticket.end_user && policy.strip_location;
+            let facts = tokio::task::spawn_blocking(move || checks::read_image(bytes, strip))
+                .await
+                .map_err(|e| AttachmentError::Corrupt(format!("image check failed: {e}")))?;
+            size = facts.bytes.len() as u64;
+            sha256 = hex::encode(Sha256::digest(&facts.bytes));
+            (width, height) = (facts.width, facts.height);
+            self.objects
+                .put(&paths.file, PutPayload::from_bytes(facts.bytes))
+                .await
+                .map_err(unavailable)?;
+            if let Some(small) = facts.thumbnail {
+                self.objects
+                    .put(&paths.thumbnail, PutPayload::from(small))
+                    .await
+                    .map_err(unavailable)?;
+                thumbnail = true;
+            }
+        } else {
+            self.copy_to_store(path, &paths.file).await?;
+        }
+        let stored = Stored {
+            card: AttachmentCard {
+                id: ticket.attachment.clone(),
+                name: ticket.name.clone(),
+                content_type: kind.mime.to_owned(),
+                size,
+                width,
+                height,
+                thumbnail,
+            },
+            tenant: ticket.tenant.clone(),
+            conversation: ticket.conversation.clone(),
+            uploader: ticket.uploader.clone(),
+            stored_at: now_ms(),
+            sha256,
+        };
+        let record = serde_json::to_vec(&stored)
+            .map_err(|e| AttachmentError::Corrupt(format!("encode record: {e}")))?;
+        // The record goes last: an attachment exists once it does.
+        self.objects
+            .put(&paths.record, PutPayload::from(record))
+            .await
+            .map_err(unavailable)?;
+        let _ = tokio::fs::remove_file(path).await;
+        tracing::debug!(attachment = %stored.card.id, size, "attachment stored");
+        Ok(Progress {
+            received: ticket.size,
+            size: ticket.size,
+            stored: Some(stored),
+        })
+    }
+
+    /// Copies a staged file to the object store part by part (one part in memory).
+    async fn copy_to_store(
+        &self,
+        from: &std::path::Path,
+        to: &object_store::path::Path,
+    ) -> Result<(), AttachmentError> {
+        let staging = AttachmentError::Staging;
+        let mut file = tokio::fs::File::open(from).await.map_err(staging)?;
+        let upload = self.objects.put_multipart(to).await.map_err(unavailable)?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(staging(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            // At most one part in flight besides the one being filled.
+            if let Err(e) = writer.wait_for_capacity(1).await {
+                return Err(unavailable(e));
+            }
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Reads `variant` of a stored attachment, all of it or `range`.
+    pub async fn read(
+        &self,
+        stored: &Stored,
+        variant: Variant,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<GetResult, AttachmentError> {
+        let paths = Paths::of(&stored.tenant, &stored.conversation, &stored.card.id);
+        let path = match variant {
+            Variant::File => paths.file,
+            Variant::Thumbnail if stored.card.thumbnail => paths.thumbnail,
+            Variant::Thumbnail => return Err(AttachmentError::NotFound),
+        };
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        self.objects
+            .get_opts(&path, options)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Removes staged uploads untouched for longer than the staging TTL; returns how
+    /// many went.
+    pub async fn sweep_staging(&self) -> usize {
+        let Ok(mut dir) = tokio::fs::read_dir(&self.config.staging_dir).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            let old = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > self.config.staging_ttl);
+            let name = entry.file_name();
+            let busy = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".part"))
+                .and_then(|id| AttachmentId::new(id).ok())
+                .is_some_and(|id| self.writing.lock().is_ok_and(|set| set.contains(&id)));
+            if old && !busy && tokio::fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
