@@ -40,6 +40,9 @@ pub enum ErrorCode {
     AlreadyRedeemed,
     /// No stock left for this engagement.
     OutOfStock,
+    /// The file's type is not accepted: unknown, not in the tenant's list, or not what
+    /// its name or declared type says.
+    UnsupportedType,
 }
 
 impl ErrorCode {
@@ -62,6 +65,7 @@ impl ErrorCode {
             ErrorCode::Expired => "expired",
             ErrorCode::AlreadyRedeemed => "already_redeemed",
             ErrorCode::OutOfStock => "out_of_stock",
+            ErrorCode::UnsupportedType => "unsupported_type",
         }
     }
 

@@ -2,7 +2,7 @@
 //! each with exactly one reply (`ok` or `err`) carrying the same `id`.
 
 use chathub_domain::engagement::EngagementType;
-use chathub_domain::{ConversationId, Presence, Status};
+use chathub_domain::{AttachmentId, ConversationId, Presence, Status};
 use serde::{Deserialize, Serialize};
 
 /// One client request: `{"id": 7, "op": "send", …operation fields}`.
@@ -39,6 +39,10 @@ pub enum Op {
         /// Agents (`engagement.send`): a catalogue item id the end user is entitled to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         engagement: Option<String>,
+        /// An attachment this sender uploaded to this conversation
+        /// (`attachment_upload`), complete and checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<AttachmentId>,
         /// The ownership epoch the agent saw (required for agents).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
@@ -267,13 +271,41 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<u64>,
     },
+    /// Ask to upload a file: the reply gives the attachment's id and a short-lived URL
+    /// to PUT the bytes to (resumable by ranges). The same `client_msg_id` always names
+    /// the same attachment, so a retried request resumes instead of starting over.
+    AttachmentUpload {
+        /// The conversation (end users may leave it out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// The file name (its extension must match the bytes).
+        name: String,
+        /// Size in bytes: exactly this many are accepted.
+        size: u64,
+        /// The declared type (`image/jpeg`); checked against the bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_type: Option<String>,
+        /// The idempotency key of the message this file is for (use the same in the
+        /// `send`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// A short-lived download link for an attachment of the conversation (and its
+    /// thumbnail), for its participants only.
+    AttachmentLink {
+        /// The conversation (end users may leave it out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// The attachment.
+        attachment: AttachmentId,
+    },
     /// Application-level ping; answered with `ok`.
     Ping {},
 }
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 28] = [
+    pub const NAMES: [&'static str; 30] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -301,6 +333,8 @@ impl Op {
         "search",
         "transcript",
         "stats",
+        "attachment_upload",
+        "attachment_link",
         "ping",
     ];
 
@@ -334,6 +368,8 @@ impl Op {
             Op::Search { .. } => "search",
             Op::Transcript { .. } => "transcript",
             Op::Stats { .. } => "stats",
+            Op::AttachmentUpload { .. } => "attachment_upload",
+            Op::AttachmentLink { .. } => "attachment_link",
             Op::Ping {} => "ping",
         }
     }

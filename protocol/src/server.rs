@@ -283,8 +283,46 @@ pub enum Reply {
     Transcript(TranscriptReply),
     /// The tenant's figures.
     Stats(StatsReply),
+    /// Where to upload the file (or that it is stored already).
+    AttachmentUpload(UploadReply),
+    /// Download links.
+    AttachmentLink(LinkReply),
     /// Pong.
     Ping {},
+}
+
+/// Reply to `attachment_upload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadReply {
+    /// The attachment's id (name it in `send`).
+    pub attachment: chathub_domain::AttachmentId,
+    /// Where to `PUT` the bytes (absent once stored). Valid until `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_url: Option<String>,
+    /// When `upload_url` stops working, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Bytes this node has staged already (resume from here; 0 for a new upload).
+    pub received: u64,
+    /// The declared size.
+    pub size: u64,
+    /// The stored file, when every byte arrived and passed the checks: send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<chathub_domain::AttachmentCard>,
+}
+
+/// Reply to `attachment_link`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkReply {
+    /// The file as the thread shows it.
+    pub attachment: chathub_domain::AttachmentCard,
+    /// The file (supports `Range`); valid until `expires_at`.
+    pub url: String,
+    /// Its thumbnail (images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    /// When the links stop working, ms since the Unix epoch.
+    pub expires_at: u64,
 }
 
 /// Reply to `transcript`: a conversation's record, oldest first.

@@ -726,6 +726,7 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         text: text.into(),
         canned: canned.map(Into::into),
         engagement: engagement.map(Into::into),
+        attachment: None,
         epoch: None,
     };
     vec![
@@ -859,6 +860,23 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
             Op::Finish {
                 conversation: Some(conv(conversation)),
                 epoch: Some(0),
+            },
+        ),
+        (
+            "attachment_upload",
+            Op::AttachmentUpload {
+                conversation: c(),
+                name: "receipt.pdf".into(),
+                size: 10,
+                content_type: None,
+                client_msg_id: None,
+            },
+        ),
+        (
+            "attachment_link",
+            Op::AttachmentLink {
+                conversation: c(),
+                attachment: chathub_domain::AttachmentId::new("nope").unwrap(),
             },
         ),
         ("unsubscribe", Op::Unsubscribe { conversation: c() }),

@@ -90,6 +90,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             text: "x".into(),
             canned: None,
             engagement: None,
+            attachment: None,
             epoch: None,
         })
         .await
@@ -106,6 +107,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             text: "x".into(),
             canned: None,
             engagement: None,
+            attachment: None,
             epoch: Some(0),
         })
         .await
@@ -122,6 +124,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             text: "   ".into(),
             canned: None,
             engagement: None,
+            attachment: None,
             epoch: Some(0),
         })
         .await
@@ -139,6 +142,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             text: long,
             canned: None,
             engagement: None,
+            attachment: None,
             epoch: Some(0),
         })
         .await
@@ -155,6 +159,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             text: "x".into(),
             canned: None,
             engagement: None,
+            attachment: None,
             epoch: Some(0),
         })
         .await
@@ -220,6 +225,7 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
             text: "x".into(),
             canned: None,
             engagement: None,
+            attachment: None,
             epoch: None,
         },
         Op::List {

@@ -25,6 +25,7 @@ fn send_op(c: usize, epoch: u64, id: String) -> Op {
         text: "owner speaking".into(),
         canned: None,
         engagement: None,
+        attachment: None,
         epoch: Some(epoch),
     }
 }

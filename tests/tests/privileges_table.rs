@@ -45,6 +45,8 @@ const EXPECTED: &[(&str, [Expect; 4])] = &[
     ("stats", [F, A, A, A]),
     ("finish", [F, A, F, A]),
     ("unsubscribe", [A, A, A, A]),
+    ("attachment_upload", [A, A, A, A]),
+    ("attachment_link", [A, A, A, A]),
     ("ping", [A, A, A, A]),
 ];
 
@@ -66,6 +68,7 @@ async fn with_epoch(client: &Client, op: Op, role: Role) -> Op {
             text,
             canned,
             engagement,
+            attachment: None,
             ..
         } => Op::Send {
             conversation,
@@ -73,6 +76,7 @@ async fn with_epoch(client: &Client, op: Op, role: Role) -> Op {
             text,
             canned,
             engagement,
+            attachment: None,
             epoch: (role != Role::EndUser).then_some(epoch),
         },
         Op::Finish { conversation, .. } => Op::Finish {

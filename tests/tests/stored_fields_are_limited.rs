@@ -64,6 +64,7 @@ async fn limits(hub: TestHub) {
             text: String::new(),
             canned: None,
             engagement: Some("huge".into()),
+            attachment: None,
             epoch: Some(0),
         })
         .await
@@ -80,6 +81,7 @@ async fn limits(hub: TestHub) {
             text: String::new(),
             canned: None,
             engagement: Some("fine".into()),
+            attachment: None,
             epoch: Some(0),
         })
         .await

@@ -111,6 +111,7 @@ async fn every_conversation_history_is_linearizable() {
                     text: "hello".into(),
                     canned: None,
                     engagement: None,
+                    attachment: None,
                     epoch: None,
                 };
                 let output = outcome(user.request(op).await);
@@ -155,6 +156,7 @@ async fn every_conversation_history_is_linearizable() {
                                 text: "mine".into(),
                                 canned: None,
                                 engagement: None,
+                                attachment: None,
                                 epoch: Some(known_epoch),
                             },
                         )

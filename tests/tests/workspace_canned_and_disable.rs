@@ -13,6 +13,7 @@ fn send_canned(id: &str, epoch: u64) -> Op {
         text: String::new(),
         canned: Some(id.into()),
         engagement: None,
+        attachment: None,
         epoch: Some(epoch),
     }
 }
@@ -107,6 +108,7 @@ async fn canned(hub: TestHub) {
         text: "x".into(),
         canned: Some("hello".into()),
         engagement: None,
+        attachment: None,
         epoch: Some(1),
     };
     assert_eq!(

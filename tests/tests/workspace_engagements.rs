@@ -126,6 +126,7 @@ async fn engagements(hub: TestHub) {
         text: String::new(),
         canned: None,
         engagement: Some(engagement.into()),
+        attachment: None,
         epoch: Some(epoch),
     };
     let e = alice.request(send("gold-25", 0)).await.unwrap_err();
@@ -320,6 +321,7 @@ async fn admin_api(hub: TestHub) {
         text: String::new(),
         canned: None,
         engagement: Some("flash-50".into()),
+        attachment: None,
         epoch: Some(0),
     };
     alice.request(send).await.unwrap();

@@ -4,6 +4,7 @@
 //! libraries take typed configuration.
 
 use anyhow::{Context, Result, bail};
+use chathub_attachments::{AttachmentsConfig, ObjectsSpec};
 use chathub_domain::Role;
 use chathub_gateway::config::defaults;
 use chathub_gateway::{ArchiveConfig, FaultPoint, SweepConfig};
@@ -119,6 +120,40 @@ struct ServeArgs {
     /// --listen port.
     #[arg(long, env = "CHATHUB_PUBLIC_WS_URL")]
     public_ws_url: Option<String>,
+    /// The HTTP side's URL as clients see it (`https://chat.example.com`), the base of
+    /// attachment upload and download links. Default: `http://` and the --http address.
+    #[arg(long, env = "CHATHUB_PUBLIC_HTTP_URL")]
+    public_http_url: Option<String>,
+    /// Where attachments live: a directory, `s3://<bucket>` (with the --s3-* flags or the
+    /// usual `AWS_*` variables), `memory`, or `off`. Default: `<data-dir>/attachments` on
+    /// the embedded default, memory with --ephemeral, `off` in cluster mode (give a
+    /// store every node shares).
+    #[arg(long, env = "CHATHUB_ATTACHMENTS")]
+    attachments: Option<String>,
+    /// Where this node stages uploads until they are complete. Default:
+    /// `<data-dir>/uploads` on the embedded default, else a directory under the
+    /// system's temporary directory.
+    #[arg(long, env = "CHATHUB_ATTACHMENTS_STAGING_DIR")]
+    attachments_staging_dir: Option<std::path::PathBuf>,
+    /// S3-compatible endpoint (`http://127.0.0.1:9000`); default AWS.
+    #[arg(long, env = "CHATHUB_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// S3 region. Default `us-east-1`.
+    #[arg(long, env = "CHATHUB_S3_REGION")]
+    s3_region: Option<String>,
+    /// S3 access key id (default: `AWS_ACCESS_KEY_ID`).
+    #[arg(long, env = "CHATHUB_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key (default: `AWS_SECRET_ACCESS_KEY`).
+    #[arg(long, env = "CHATHUB_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    s3_secret_access_key: Option<String>,
+    /// How long an upload URL works, in seconds (a client asks again, with the same
+    /// `client_msg_id`, to resume later).
+    #[arg(long, env = "CHATHUB_UPLOAD_URL_TTL_SECS", default_value_t = 900)]
+    upload_url_ttl_secs: u64,
+    /// How long a download link works, in seconds.
+    #[arg(long, env = "CHATHUB_ATTACHMENT_LINK_TTL_SECS", default_value_t = 300)]
+    attachment_link_ttl_secs: u64,
     /// Open sockets per person (tenant + subject) on a node; more get HTTP 429.
     #[arg(long, env = "CHATHUB_MAX_SOCKETS_PER_SUBJECT", default_value_t = defaults::MAX_SOCKETS_PER_SUBJECT)]
     max_sockets_per_subject: usize,
@@ -373,7 +408,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
             "using the public development token secret; set --secret / CHATHUB_SECRET in production"
         );
     }
+    let attachments = attachments_config(&args)?;
     let config = GatewayConfig {
+        attachments,
+        public_http_url: args.public_http_url.clone(),
         listen: args.listen,
         http: (!args.no_http).then_some(args.http),
         auth: AuthConfig {
@@ -530,6 +568,40 @@ async fn serve(args: ServeArgs) -> Result<()> {
     shutdown.cancel();
     running.stopped().await;
     Ok(())
+}
+
+/// Where attachments live and are staged, from the flags and the backend's defaults.
+fn attachments_config(args: &ServeArgs) -> Result<Option<AttachmentsConfig>> {
+    let cluster = args.redis.is_some() || args.redis_cluster.is_some();
+    let spec = match args.attachments.as_deref() {
+        Some("off") => return Ok(None),
+        Some(spec) => ObjectsSpec::parse(spec),
+        None if cluster => return Ok(None),
+        None if args.ephemeral => ObjectsSpec::Memory,
+        None => ObjectsSpec::Directory(args.data_dir.join("attachments")),
+    };
+    let spec = match spec {
+        ObjectsSpec::S3(mut s3) => {
+            if s3.bucket.is_empty() {
+                bail!("--attachments s3://<bucket>: the bucket is missing");
+            }
+            s3.endpoint = args.s3_endpoint.clone();
+            s3.region = args.s3_region.clone();
+            s3.access_key_id = args.s3_access_key_id.clone();
+            s3.secret_access_key = args.s3_secret_access_key.clone();
+            ObjectsSpec::S3(s3)
+        }
+        other => other,
+    };
+    let staging = match &args.attachments_staging_dir {
+        Some(dir) => dir.clone(),
+        None if !cluster && !args.ephemeral => args.data_dir.join("uploads"),
+        None => std::env::temp_dir().join(format!("chathub-uploads-{}", std::process::id())),
+    };
+    let mut config = AttachmentsConfig::new(spec, staging);
+    config.upload_ttl = Duration::from_secs(args.upload_url_ttl_secs.max(1));
+    config.link_ttl = Duration::from_secs(args.attachment_link_ttl_secs.max(1));
+    Ok(Some(config))
 }
 
 /// Prints a token per demo person, ready to paste into a client, and where the console

@@ -333,6 +333,7 @@ impl Client {
                 text: text.to_owned(),
                 canned: None,
                 engagement: None,
+                attachment: None,
                 epoch,
             })
             .await?;

@@ -46,6 +46,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::BadRequest | ErrorCode::UnknownOp => StatusCode::BAD_REQUEST,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -610,14 +611,31 @@ async fn get_settings<K: Backend>(
 async fn put_settings<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
-    body: Result<Json<TenantSettings>, JsonRejection>,
+    body: Result<Json<SettingsChange>, JsonRejection>,
 ) -> ApiResult<Json<TenantSettings>> {
     let who = authorize(&node, &headers, Privilege::ChatDisable)?;
-    let Json(settings) = body?;
-    let frame = tenant::set_chat(&cx(&node, &who), settings.chat_disabled).await?;
-    Ok(Json(TenantSettings {
-        chat_disabled: frame.chat_disabled,
-    }))
+    let Json(change) = body?;
+    let cx = cx(&node, &who);
+    // The policy first: it is the part that may be refused (validation).
+    if let Some(policy) = change.attachments {
+        tenant::set_attachment_policy(&cx, policy).await?;
+    }
+    if let Some(disabled) = change.chat_disabled {
+        tenant::set_chat(&cx, disabled).await?;
+    }
+    Ok(Json(tenant::settings(&cx).await?))
+}
+
+/// A change of the tenant's settings: each field left out stays as it is.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsChange {
+    /// The tenant-wide chat switch.
+    #[serde(default)]
+    chat_disabled: Option<bool>,
+    /// The attachment policy, whole.
+    #[serde(default)]
+    attachments: Option<chathub_domain::attachment::AttachmentPolicy>,
 }
 
 #[cfg(test)]

@@ -47,6 +47,14 @@ pub struct GatewayConfig {
     /// TLS on the WebSocket port (`wss://`), for nodes exposed directly; `None`: plain
     /// (put a TLS-terminating proxy in front). Default `None`.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Attachments: where files live, where uploads are staged, how long links last.
+    /// `None`: uploads are refused (`unavailable`). Default `None` (the binary keeps
+    /// them in `<data-dir>/attachments` on the embedded default).
+    pub attachments: Option<chathub_attachments::AttachmentsConfig>,
+    /// The HTTP side's base URL as clients see it (`https://chat.example.com`), for
+    /// upload and download links. `None`: `http://` and the HTTP port's bound address.
+    /// Default `None`.
+    pub public_http_url: Option<String>,
 }
 
 /// Every default of the node's settings, written once: the `Default` impls and the
@@ -351,6 +359,8 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             public_ws_url: None,
             tls: None,
+            attachments: None,
+            public_http_url: None,
         }
     }
 }

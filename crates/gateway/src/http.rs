@@ -25,6 +25,7 @@ pub(crate) async fn serve<K: Backend>(listener: TcpListener, node: Arc<Node<K>>)
         .route("/readyz", get(readyz::<K>))
         .route("/metrics", get(metrics_text::<K>))
         .merge(crate::admin::routes::<K>())
+        .merge(crate::attachments::routes::<K>())
         .merge(crate::web::routes::<K>())
         .with_state(node.clone());
     let open = Arc::new(tokio::sync::Semaphore::new(

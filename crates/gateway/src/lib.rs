@@ -22,6 +22,7 @@
 //! - [`seed`]: data loaded at start and its one-click sign-ins (the binary's demo).
 
 mod admin;
+mod attachments;
 pub mod auth;
 pub mod backend;
 pub mod config;
@@ -67,6 +68,9 @@ pub enum GatewayError {
     /// The seed could not be loaded.
     #[error("cannot load the seed data: {0}")]
     Seed(String),
+    /// The attachments' object store or staging directory could not be opened.
+    #[error("cannot open the attachments' store: {0}")]
+    Attachments(#[source] chathub_attachments::AttachmentError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

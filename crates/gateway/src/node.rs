@@ -37,10 +37,14 @@ pub(crate) struct Node<K> {
     pub(crate) per_subject: Arc<dashmap::DashMap<(chathub_domain::TenantId, String), usize>>,
     /// Tenants this node has registered for the webhook job sweepers.
     pub(crate) job_tenants: dashmap::DashSet<chathub_domain::TenantId>,
+    /// Attachments, when configured.
+    pub(crate) attachments: Option<Arc<chathub_attachments::Attachments>>,
+    /// The base of upload and download links (`http://host:port`, no trailing slash).
+    pub(crate) http_base: String,
     /// Tenant settings read recently (see [`Node::settings`]).
     pub(crate) settings: dashmap::DashMap<
         chathub_domain::TenantId,
-        (chathub_store::TenantSettings, std::time::Instant),
+        (Arc<chathub_store::TenantSettings>, std::time::Instant),
     >,
 }
 
@@ -54,15 +58,16 @@ impl<K: Backend> Node<K> {
     pub(crate) async fn settings(
         &self,
         tenant: &chathub_domain::TenantId,
-    ) -> Result<chathub_store::TenantSettings, chathub_store::StoreError> {
+    ) -> Result<Arc<chathub_store::TenantSettings>, chathub_store::StoreError> {
         use chathub_store::WorkspaceStore;
         if let Some(entry) = self.settings.get(tenant)
             && entry.1.elapsed() < SETTINGS_TTL
         {
-            return Ok(entry.0);
+            // Shared, not copied: the settings hold the attachment policy's lists.
+            return Ok(entry.0.clone());
         }
-        let fresh = self.backend.workspace().settings(tenant).await?;
-        self.remember_settings(tenant, fresh);
+        let fresh = Arc::new(self.backend.workspace().settings(tenant).await?);
+        self.remember_settings(tenant, fresh.clone());
         Ok(fresh)
     }
 
@@ -84,7 +89,7 @@ impl<K: Backend> Node<K> {
     pub(crate) fn remember_settings(
         &self,
         tenant: &chathub_domain::TenantId,
-        settings: chathub_store::TenantSettings,
+        settings: Arc<chathub_store::TenantSettings>,
     ) {
         self.settings
             .insert(tenant.clone(), (settings, std::time::Instant::now()));
@@ -240,7 +245,21 @@ async fn start<K: Backend>(
         webhook_done = Some(done);
         hook
     });
+    let attachments = match &config.attachments {
+        Some(a) => Some(Arc::new(
+            chathub_attachments::Attachments::open(a.clone(), &config.auth.secret)
+                .map_err(GatewayError::Attachments)?,
+        )),
+        None => None,
+    };
+    let http_base = match (&config.public_http_url, http_addr) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(addr)) => format!("http://{addr}"),
+        (None, None) => String::new(),
+    };
     let node = Arc::new(Node {
+        attachments,
+        http_base,
         auth: Authenticator::new(&config.auth),
         config,
         backend,
@@ -266,6 +285,9 @@ async fn start<K: Backend>(
     }
     if let Some(http) = http {
         tasks.tracker().spawn(http::serve(http, node.clone()));
+    }
+    if node.attachments.is_some() {
+        tasks.spawn(crate::attachments::sweep_staging(node.clone()));
     }
     if node.config.auth.secrets_file.is_some() {
         // Key rotation: the accepted keys follow the file.

@@ -120,6 +120,8 @@ pub(super) fn node(limits: LimitsConfig) -> Arc<Node<EmbeddedBackend>> {
         ..GatewayConfig::default()
     };
     Arc::new(Node {
+        attachments: None,
+        http_base: String::new(),
         auth: crate::Authenticator::new(&config.auth),
         backend: EmbeddedBackend::new(hub.clone(), Default::default()),
         hub,

@@ -85,7 +85,7 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
                     description: "10% off".into(),
                 },
             }
-        } else if n % 5 == 0 {
+        } else if n.is_multiple_of(5) {
             // Attachments follow the rules of text, for end users and agents alike.
             MessageContent::Attachment {
                 attachment: AttachmentCard {

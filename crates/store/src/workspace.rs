@@ -6,6 +6,7 @@
 //! themselves (a node that dies takes its sessions' presence with it within the TTL).
 
 use crate::StoreError;
+use chathub_domain::attachment::AttachmentPolicy;
 use chathub_domain::canned::CannedResponse;
 use chathub_domain::engagement::{
     CatalogueItem, EngagementType, HistoryEvent, Ineligible, Profile,
@@ -15,10 +16,13 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 
 /// Tenant-wide settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TenantSettings {
     /// Two-way chat is disabled for the whole tenant.
     pub chat_disabled: bool,
+    /// Which files the tenant accepts (defaults when never set).
+    #[serde(default)]
+    pub attachments: AttachmentPolicy,
 }
 
 pub use chathub_domain::Presence;
@@ -88,6 +92,12 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
         disabled: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Replaces the tenant's attachment policy (validated by the caller).
+    fn set_attachment_policy(
+        &self,
+        t: &TenantId,
+        policy: AttachmentPolicy,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Creates or replaces a catalogue item.
     fn upsert_item(

@@ -7,6 +7,7 @@ use crate::workspace::{
     EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
     WorkspaceStore,
 };
+use chathub_domain::attachment::AttachmentPolicy;
 use chathub_domain::canned::CannedResponse;
 use chathub_domain::engagement::{
     CatalogueItem, EngagementType, HistoryEvent, Ineligible, Profile,
@@ -216,12 +217,31 @@ pub(crate) fn parse_history_cursor(cursor: &str) -> Result<(u64, String), StoreE
 
 impl WorkspaceStore for MemoryWorkspace {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
-        Ok(self.with(t, |w| w.settings))
+        Ok(self.with(t, |w| w.settings.clone()))
+    }
+
+    async fn set_attachment_policy(
+        &self,
+        t: &TenantId,
+        policy: AttachmentPolicy,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings.clone());
+        settings.attachments = policy;
+        self.keep(vec![row_write(
+            t,
+            row::SETTINGS,
+            String::new(),
+            Some(&settings),
+        )?])
+        .await?;
+        self.with(t, |w| w.settings = settings);
+        Ok(())
     }
 
     async fn set_chat_disabled(&self, t: &TenantId, disabled: bool) -> Result<bool, StoreError> {
         let _writer = self.writer(t).await;
-        let mut settings = self.with(t, |w| w.settings);
+        let mut settings = self.with(t, |w| w.settings.clone());
         if settings.chat_disabled == disabled {
             return Ok(false);
         }

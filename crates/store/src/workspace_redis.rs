@@ -9,6 +9,7 @@ use crate::workspace::{
     WorkspaceStore,
 };
 use crate::workspace_memory::parse_history_cursor;
+use chathub_domain::attachment::AttachmentPolicy;
 use chathub_domain::canned::CannedResponse;
 use chathub_domain::engagement::{
     CatalogueItem, EngagementType, HistoryEvent, Ineligible, Profile,
@@ -52,13 +53,37 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
-        let disabled: Option<String> = conn
-            .hget(self.keys.workspace(t, "settings"), "chat_disabled")
+        let (disabled, attachments): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.workspace(t, "settings"))
+            .arg("chat_disabled")
+            .arg("attachments")
+            .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
+        let attachments = match attachments {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::corrupt("attachment policy", e))?,
+            None => AttachmentPolicy::default(),
+        };
         Ok(TenantSettings {
             chat_disabled: disabled.as_deref() == Some("1"),
+            attachments,
         })
+    }
+
+    async fn set_attachment_policy(
+        &self,
+        t: &TenantId,
+        policy: AttachmentPolicy,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&policy)
+            .map_err(|e| StoreError::Internal(format!("encode attachment policy: {e}")))?;
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .hset(self.keys.workspace(t, "settings"), "attachments", json)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
     }
 
     async fn set_chat_disabled(&self, t: &TenantId, disabled: bool) -> Result<bool, StoreError> {

@@ -10,7 +10,8 @@
 //! ownership and status is the backend's (the domain's) decision.
 //!
 //! # Layout
-//! - `send`: `send` (text, canned response, engagement).
+//! - `send`: `send` (text, canned response, engagement, attachment).
+//! - `attachments`: `attachment_upload`, `attachment_link`.
 //! - `apply`: one command through the ownership backend; its refusals as errors.
 //! - `follow`: `subscribe`, `unsubscribe`, `open`, `history`, and the history replays.
 //! - `queue`: `list`, `inbox`.
@@ -28,6 +29,7 @@
 //! - `followups`: what an applied command's events set off.
 
 pub(crate) mod apply;
+pub(crate) mod attachments;
 pub(crate) mod canned;
 pub(crate) mod engagements;
 pub(crate) mod follow;
@@ -162,9 +164,10 @@ pub(crate) async fn dispatch<K: Backend>(
             text,
             canned,
             engagement,
+            attachment,
             epoch,
         } => {
-            let body = send::MessageBody::from_fields(text, canned, engagement)?;
+            let body = send::MessageBody::from_fields(text, canned, engagement, attachment)?;
             send::send(cx, conversation, client_msg_id, body, epoch).await
         }
         Op::Subscribe {
@@ -296,6 +299,17 @@ pub(crate) async fn dispatch<K: Backend>(
             Ok(Reply::Transcript(reply))
         }
         Op::Stats { from, to } => Ok(Reply::Stats(reports::stats(cx, from, to).await?)),
+        Op::AttachmentUpload {
+            conversation,
+            name,
+            size,
+            content_type,
+            client_msg_id,
+        } => attachments::upload(cx, conversation, name, size, content_type, client_msg_id).await,
+        Op::AttachmentLink {
+            conversation,
+            attachment,
+        } => attachments::link(cx, conversation, attachment).await,
         Op::Ping {} => Ok(Reply::Ping {}),
     }
 }

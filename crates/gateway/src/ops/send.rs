@@ -6,7 +6,7 @@ use super::apply::apply;
 use super::{Ctx, Failure, not_found, store_failed};
 use crate::Backend;
 use chathub_domain::canned;
-use chathub_domain::{Command, ConversationId, EngagementCard, MessageContent};
+use chathub_domain::{AttachmentId, Command, ConversationId, EngagementCard, MessageContent};
 use chathub_protocol::{ErrorCode, Reply};
 use chathub_store::WorkspaceStore;
 
@@ -43,6 +43,8 @@ pub(crate) enum MessageBody {
     Canned(String),
     /// A catalogue engagement by id.
     Engagement(String),
+    /// An uploaded attachment by id.
+    Attachment(AttachmentId),
 }
 
 impl MessageBody {
@@ -51,17 +53,31 @@ impl MessageBody {
         text: String,
         canned: Option<String>,
         engagement: Option<String>,
+        attachment: Option<AttachmentId>,
     ) -> Result<MessageBody, Failure> {
-        match (text.is_empty(), canned, engagement) {
-            (false, None, None) => Ok(MessageBody::Text(text)),
-            (true, Some(id), None) => Ok(MessageBody::Canned(id)),
-            (true, None, Some(id)) => Ok(MessageBody::Engagement(id)),
-            (true, None, None) => Err(Failure::bad_request("`text` is empty")),
+        match (text.is_empty(), canned, engagement, attachment) {
+            (false, None, None, None) => Ok(MessageBody::Text(text)),
+            (true, Some(id), None, None) => Ok(MessageBody::Canned(id)),
+            (true, None, Some(id), None) => Ok(MessageBody::Engagement(id)),
+            (true, None, None, Some(id)) => Ok(MessageBody::Attachment(id)),
+            (true, None, None, None) => Err(Failure::bad_request("`text` is empty")),
             _ => Err(Failure::bad_request(
-                "give exactly one of `text`, `canned`, `engagement`",
+                "give exactly one of `text`, `canned`, `engagement`, `attachment`",
             )),
         }
     }
+}
+
+/// Refuses an empty or overlong `client_msg_id`.
+pub(crate) fn check_client_msg_id(id: Option<&str>) -> Result<(), Failure> {
+    if let Some(id) = id
+        && (id.is_empty() || id.len() > MAX_CLIENT_MSG_ID)
+    {
+        return Err(Failure::bad_request(format!(
+            "`client_msg_id` must be 1 to {MAX_CLIENT_MSG_ID} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// `send`.
@@ -73,13 +89,7 @@ pub(crate) async fn send<K: Backend>(
     epoch: Option<u64>,
 ) -> Result<Reply, Failure> {
     let conversation = cx.scope(conversation)?;
-    if let Some(id) = &client_msg_id
-        && (id.is_empty() || id.len() > MAX_CLIENT_MSG_ID)
-    {
-        return Err(Failure::bad_request(format!(
-            "`client_msg_id` must be 1 to {MAX_CLIENT_MSG_ID} bytes"
-        )));
-    }
+    check_client_msg_id(client_msg_id.as_deref())?;
     if !cx.is_end_user() && epoch.is_none() {
         return Err(Failure::bad_request(
             "missing field `epoch`: agents send the ownership epoch they saw",
@@ -156,6 +166,9 @@ async fn content<K: Backend>(
                 text: canned::fill(&found.text, &profile, &cx.identity.name),
             })
         }
+        MessageBody::Attachment(id) => Ok(MessageContent::Attachment {
+            attachment: super::attachments::card(cx, conversation, &id).await?,
+        }),
         MessageBody::Engagement(id) => {
             cx.require_agent("send engagement")?;
             let (item, verdict) = super::engagements::entitlements(cx, conversation)

@@ -6,6 +6,7 @@ use super::{Ctx, Failure, store_failed};
 use crate::Backend;
 use chathub_broker::Channel;
 use chathub_domain::Privilege;
+use chathub_domain::attachment::AttachmentPolicy;
 use chathub_protocol::{ServerFrame, TenantFrame};
 use chathub_store::{TenantSettings, WorkspaceStore};
 
@@ -24,12 +25,8 @@ pub(crate) async fn set_chat<K: Backend>(
         .set_chat_disabled(t, disabled)
         .await
         .map_err(store_failed)?;
-    cx.node.remember_settings(
-        t,
-        TenantSettings {
-            chat_disabled: disabled,
-        },
-    );
+    // This node sees its own change at once; others within the settings TTL.
+    cx.node.settings.remove(t);
     let frame = TenantFrame {
         chat_disabled: disabled,
     };
@@ -50,4 +47,22 @@ pub(crate) async fn settings<K: Backend>(cx: &Ctx<'_, K>) -> Result<TenantSettin
         .settings(&cx.identity.tenant)
         .await
         .map_err(store_failed)
+}
+
+/// The admin API's settings change: the attachment policy (validated here).
+pub(crate) async fn set_attachment_policy<K: Backend>(
+    cx: &Ctx<'_, K>,
+    policy: AttachmentPolicy,
+) -> Result<(), Failure> {
+    cx.require(Privilege::ChatDisable)?;
+    policy.validate().map_err(Failure::bad_request)?;
+    let t = &cx.identity.tenant;
+    cx.node
+        .backend
+        .workspace()
+        .set_attachment_policy(t, policy)
+        .await
+        .map_err(store_failed)?;
+    cx.node.settings.remove(t);
+    Ok(())
 }

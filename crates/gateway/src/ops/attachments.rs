@@ -1,0 +1,192 @@
+//! `attachment_upload` and `attachment_link`, and what a `send` with an attachment
+//! sends. The bytes never pass through the socket: the upload URL and the download links
+//! point at the HTTP side (`crate::attachments`), carrying signed, short-lived tickets.
+
+use super::{Ctx, Failure, not_found};
+use crate::Backend;
+use chathub_attachments::ticket::{DownloadTicket, UploadTicket};
+use chathub_attachments::{AttachmentError, Attachments, Stored, Variant};
+use chathub_domain::{AttachmentCard, AttachmentId, ConversationId, Participant};
+use chathub_protocol::{ErrorCode, LinkReply, Reply, UploadReply};
+use std::sync::Arc;
+
+/// The node's attachments, or `unavailable` when none are configured.
+pub(crate) fn service<'a, K: Backend>(cx: &Ctx<'a, K>) -> Result<&'a Arc<Attachments>, Failure> {
+    cx.node.attachments.as_ref().ok_or_else(|| {
+        Failure::new(
+            ErrorCode::Unavailable,
+            "attachments are not configured on this server",
+        )
+    })
+}
+
+/// An attachment failure as the client sees it; store outages are logged here.
+pub(crate) fn failed(e: AttachmentError) -> Failure {
+    let code = match e.code() {
+        "too_large" => ErrorCode::TooLarge,
+        "unsupported_type" => ErrorCode::UnsupportedType,
+        "bad_request" => ErrorCode::BadRequest,
+        "conflict" => ErrorCode::Conflict,
+        "not_found" => ErrorCode::NotFound,
+        "unauthorized" => ErrorCode::Forbidden,
+        "expired" => ErrorCode::Expired,
+        "unavailable" => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
+    };
+    match code {
+        ErrorCode::Unavailable | ErrorCode::Internal => {
+            ::metrics::counter!(crate::metrics::BACKEND_ERRORS, "during" => "attachments")
+                .increment(1);
+            tracing::warn!(error = %e, "attachments failed");
+            let message = if code == ErrorCode::Internal {
+                "internal error".to_owned()
+            } else {
+                "attachment store unavailable; retry".to_owned()
+            };
+            Failure::new(code, message)
+        }
+        _ => Failure::new(code, e.to_string()),
+    }
+}
+
+fn now_secs() -> u64 {
+    crate::auth::now_millis() / 1000
+}
+
+/// `attachment_upload`.
+pub(crate) async fn upload<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: Option<ConversationId>,
+    name: String,
+    size: u64,
+    content_type: Option<String>,
+    client_msg_id: Option<String>,
+) -> Result<Reply, Failure> {
+    let conversation = cx.scope(conversation)?;
+    super::send::check_client_msg_id(client_msg_id.as_deref())?;
+    let attachments = service(cx)?;
+    if size == 0 {
+        return Err(Failure::bad_request("`size` must be at least 1"));
+    }
+    let settings = cx
+        .node
+        .settings(&cx.identity.tenant)
+        .await
+        .map_err(super::store_failed)?;
+    settings
+        .attachments
+        .check_request(&name, size, content_type.as_deref())
+        .map_err(|r| failed(r.into()))?;
+    let uploader = Participant::of(&cx.identity.actor).key();
+    let id = attachments.key().attachment_id(
+        &cx.identity.tenant,
+        &conversation,
+        &uploader,
+        client_msg_id.as_deref(),
+    );
+    let ttl = attachments.config().upload_ttl.as_secs().max(1);
+    let ticket = UploadTicket {
+        tenant: cx.identity.tenant.clone(),
+        conversation,
+        attachment: id.clone(),
+        uploader,
+        end_user: cx.is_end_user(),
+        name,
+        size,
+        content_type,
+        exp: now_secs() + ttl,
+    };
+    let progress = attachments.progress(&ticket).await.map_err(failed)?;
+    if let Some(stored) = progress.stored {
+        if stored.uploader != ticket.uploader {
+            return Err(not_found("attachment"));
+        }
+        return Ok(Reply::AttachmentUpload(UploadReply {
+            attachment: id,
+            upload_url: None,
+            expires_at: None,
+            received: stored.card.size,
+            size: stored.card.size,
+            stored: Some(stored.card),
+        }));
+    }
+    let token = attachments.key().sign_upload(&ticket);
+    Ok(Reply::AttachmentUpload(UploadReply {
+        upload_url: Some(format!(
+            "{}/attachments/v1/uploads/{}?t={token}",
+            cx.node.http_base,
+            id.as_str()
+        )),
+        attachment: id,
+        expires_at: Some(ticket.exp * 1000),
+        received: progress.received,
+        size,
+        stored: None,
+    }))
+}
+
+/// `attachment_link`: links for the conversation's participants only (scope: the end
+/// user's own conversation, any of the tenant's for agents).
+pub(crate) async fn link<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: Option<ConversationId>,
+    attachment: AttachmentId,
+) -> Result<Reply, Failure> {
+    let conversation = cx.scope(conversation)?;
+    let attachments = service(cx)?;
+    let stored = attachments
+        .stored(&cx.identity.tenant, &conversation, &attachment)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| not_found("attachment"))?;
+    let ttl = attachments.config().link_ttl.as_secs().max(1);
+    let exp = now_secs() + ttl;
+    let url = |variant: Variant| {
+        let token = attachments.key().sign_download(&DownloadTicket {
+            tenant: cx.identity.tenant.clone(),
+            conversation: conversation.clone(),
+            attachment: attachment.clone(),
+            variant,
+            exp,
+        });
+        let leaf = match variant {
+            Variant::File => "",
+            Variant::Thumbnail => "/thumbnail",
+        };
+        format!(
+            "{}/attachments/v1/files/{}{leaf}?t={token}",
+            cx.node.http_base,
+            attachment.as_str()
+        )
+    };
+    Ok(Reply::AttachmentLink(LinkReply {
+        url: url(Variant::File),
+        thumbnail_url: stored.card.thumbnail.then(|| url(Variant::Thumbnail)),
+        expires_at: exp * 1000,
+        attachment: stored.card,
+    }))
+}
+
+/// The card of a `send` with `attachment`: a stored attachment of this conversation
+/// that this sender uploaded (a file is not forwarded under someone else's name).
+pub(crate) async fn card<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+    attachment: &AttachmentId,
+) -> Result<AttachmentCard, Failure> {
+    let attachments = service(cx)?;
+    let stored: Stored = attachments
+        .stored(&cx.identity.tenant, conversation, attachment)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorCode::NotFound,
+                "no such attachment in this conversation (or its upload is not complete)",
+            )
+        })?;
+    if stored.uploader != Participant::of(&cx.identity.actor).key() {
+        return Err(not_found("attachment"));
+    }
+    Ok(stored.card)
+}
