@@ -7,7 +7,7 @@
 
 pub mod linearizability;
 
-use chathub_client::{Client, ClientOptions};
+use chathub_client::{Client, ClientError, ClientOptions};
 use chathub_domain::{ConversationId, Event, Role};
 use chathub_gateway::{
     AuthConfig, Authenticator, GatewayConfig, MemoryStoreConfig, RedisConfig, RunningGateway,
@@ -985,5 +985,198 @@ pub fn search_op(query: &str) -> Op {
         kind: None,
         cursor: None,
         limit: None,
+    }
+}
+
+/// An HTTP answer with its bytes: status, headers (lower-case names), body.
+pub type HttpAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// The path and query of an absolute `http://host:port/path?query` URL.
+pub fn path_of(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    rest[rest.find('/').expect("a path")..].to_owned()
+}
+
+/// One HTTP/1.1 request with a binary body and extra headers; the whole answer.
+pub async fn http_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpAnswer {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    // In pieces, as a phone would send them.
+    for chunk in body.chunks(64 * 1024) {
+        s.write_all(chunk).await.unwrap();
+    }
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    parse_answer(&out, method == "HEAD")
+}
+
+/// Sends the head of a PUT announcing `body.len() + missing` bytes, then `body`, then
+/// breaks the connection: an upload cut off by a lost network.
+pub async fn http_put_cut_off(addr: SocketAddr, path: &str, body: &[u8], missing: usize) {
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        body.len() + missing
+    );
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    s.flush().await.unwrap();
+    // Let the node read what was sent before the connection goes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+fn parse_answer(out: &[u8], head_only: bool) -> HttpAnswer {
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut body = out[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    if head_only {
+        body.clear();
+    } else if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
+    {
+        let mut plain = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("chunk size");
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                    .unwrap();
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            plain.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = plain;
+    }
+    (status, headers, body)
+}
+
+/// The value of header `name` in an answer.
+pub fn header_of<'a>(answer: &'a HttpAnswer, name: &str) -> Option<&'a str> {
+    answer
+        .1
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `attachment_upload`'s reply (panics on an error).
+pub async fn ask_upload(
+    client: &Client,
+    conversation: Option<&str>,
+    name: &str,
+    size: usize,
+    client_msg_id: &str,
+) -> chathub_protocol::UploadReply {
+    match client
+        .request(Op::AttachmentUpload {
+            conversation: conversation.map(conv),
+            name: name.into(),
+            size: size as u64,
+            content_type: None,
+            client_msg_id: Some(client_msg_id.into()),
+        })
+        .await
+    {
+        Ok(Reply::AttachmentUpload(r)) => r,
+        other => panic!("attachment_upload: {other:?}"),
+    }
+}
+
+/// Uploads `bytes` as `name` and returns the stored card.
+pub async fn upload_file(
+    client: &Client,
+    http: SocketAddr,
+    conversation: Option<&str>,
+    name: &str,
+    bytes: &[u8],
+    client_msg_id: &str,
+) -> chathub_domain::AttachmentCard {
+    let reply = ask_upload(client, conversation, name, bytes.len(), client_msg_id).await;
+    if let Some(card) = reply.stored {
+        return card;
+    }
+    let url = reply.upload_url.expect("an upload URL");
+    let answer = http_bytes(http, "PUT", &path_of(&url), &[], bytes).await;
+    assert_eq!(answer.0, 201, "{}", String::from_utf8_lossy(&answer.2));
+    let body: serde_json::Value = serde_json::from_slice(&answer.2).unwrap();
+    serde_json::from_value(body["stored"].clone()).unwrap()
+}
+
+/// `attachment_link`'s reply, or the error.
+pub async fn link_of(
+    client: &Client,
+    conversation: Option<&str>,
+    attachment: &chathub_domain::AttachmentId,
+) -> Result<chathub_protocol::LinkReply, ClientError> {
+    match client
+        .request(Op::AttachmentLink {
+            conversation: conversation.map(conv),
+            attachment: attachment.clone(),
+        })
+        .await?
+    {
+        Reply::AttachmentLink(r) => Ok(r),
+        other => panic!("attachment_link: {other:?}"),
+    }
+}
+
+/// Sends an attachment; agents pass the epoch they saw.
+pub async fn send_attachment(
+    client: &Client,
+    conversation: Option<&str>,
+    attachment: &chathub_domain::AttachmentId,
+    epoch: Option<u64>,
+    client_msg_id: &str,
+) -> Result<chathub_protocol::SendAck, ClientError> {
+    match client
+        .request(Op::Send {
+            conversation: conversation.map(conv),
+            client_msg_id: Some(client_msg_id.into()),
+            text: String::new(),
+            canned: None,
+            engagement: None,
+            attachment: Some(attachment.clone()),
+            epoch,
+        })
+        .await?
+    {
+        Reply::Send(ack) => Ok(ack),
+        other => panic!("send: {other:?}"),
     }
 }

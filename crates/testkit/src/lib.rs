@@ -10,6 +10,7 @@
 //! - [`PostgresServer`]: a real PostgreSQL on a free loopback port (as the `postgres`
 //!   user when run as root), stopped and removed on drop.
 
+pub mod fixtures;
 mod postgres;
 
 pub use postgres::PostgresServer;

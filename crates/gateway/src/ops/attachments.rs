@@ -22,6 +22,11 @@ pub(crate) fn service<'a, K: Backend>(cx: &Ctx<'a, K>) -> Result<&'a Arc<Attachm
 
 /// An attachment failure as the client sees it; store outages are logged here.
 pub(crate) fn failed(e: AttachmentError) -> Failure {
+    if let AttachmentError::Interrupted { received } = e {
+        // A phone lost its network: normal, and the client resumes.
+        tracing::debug!(received, "upload broke off");
+        return Failure::new(ErrorCode::Unavailable, e.to_string());
+    }
     let code = match e.code() {
         "too_large" => ErrorCode::TooLarge,
         "unsupported_type" => ErrorCode::UnsupportedType,
