@@ -193,7 +193,10 @@ async fn a_photo_and_a_pdf_go_both_ways_and_survive_a_restart() {
     let Reply::Open(open) = open else {
         panic!("{open:?}")
     };
-    assert_eq!(open.view.state.owner.as_ref().map(|o| o.as_str()), Some("bob"));
+    assert_eq!(
+        open.view.state.owner.as_ref().map(|o| o.as_str()),
+        Some("bob")
+    );
 
     // One stored object per file, whatever the retries.
     let objects = stored_objects(&hub, "ann");

@@ -9,6 +9,9 @@ use axum::routing::get;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// Largest read buffer of one HTTP connection, in bytes.
+const HTTP_READ_BUFFER: usize = 64 * 1024;
+
 /// Serves the HTTP side on `listener` until the node shuts down. Bounded like the
 /// WebSocket port: at most `max_http_connections` open (more are closed at accept), at
 /// most `max_http_connections_per_address` from one address (so one client cannot take
@@ -72,6 +75,10 @@ pub(crate) async fn serve<K: Backend>(listener: TcpListener, node: Arc<Node<K>>)
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(timeout)
+                // The read buffer of a connection (hyper's default grows to ~400 KB):
+                // uploads stream through it, so twenty phones uploading at once hold
+                // 64 KiB each, not 400.
+                .max_buf_size(HTTP_READ_BUFFER)
                 .keep_alive(true);
             let connection = http.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
