@@ -40,6 +40,17 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# The attachments' S3 tests talk to moto's S3 server (PyPI), started on a free port.
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+  if command -v python3 >/dev/null 2>&1; then
+    echo "== installing moto[server] (PyPI: the S3-protocol server of the attachment tests)"
+    python3 -m pip install --quiet 'moto[server]>=5,<6'
+  else
+    echo "error: python3 not found. Install Python 3 with pip (Debian: apt-get install python3-pip), then run scripts/test.sh again." >&2
+    exit 1
+  fi
+fi
+
 # Formatting and lints run when the toolchain has rustfmt and clippy (rustup components).
 if cargo fmt --version >/dev/null 2>&1; then
   echo "== cargo fmt --check"

@@ -12,8 +12,10 @@
 
 pub mod fixtures;
 mod postgres;
+mod s3;
 
 pub use postgres::PostgresServer;
+pub use s3::{S3_KEY, S3Server};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
