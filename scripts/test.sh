@@ -44,7 +44,8 @@ fi
 if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
   if command -v python3 >/dev/null 2>&1; then
     echo "== installing moto[server] (PyPI: the S3-protocol server of the attachment tests)"
-    python3 -m pip install --quiet 'moto[server]>=5,<6'
+    python3 -m pip install --quiet 'moto[server]>=5,<6' \
+      || python3 -m pip install --quiet --break-system-packages 'moto[server]>=5,<6'
   else
     echo "error: python3 not found. Install Python 3 with pip (Debian: apt-get install python3-pip), then run scripts/test.sh again." >&2
     exit 1
