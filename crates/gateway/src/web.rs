@@ -55,10 +55,11 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-/// Pages may load scripts and styles from this node only, and open WebSockets anywhere
-/// (the WebSocket port differs from this one).
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; \
-     img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+/// Pages may load scripts and styles from this node only, open WebSockets anywhere (the
+/// WebSocket port differs from this one), and reach the attachment URLs' origin (the
+/// HTTP side as clients see it, which may differ from the page's own: `{files}`).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' {files} ws: wss:; \
+     img-src 'self' {files} data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
     let mut router = Router::new()
@@ -68,12 +69,17 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
         .route("/client-config.json", get(client_config::<K>))
         .route("/demo-tokens.json", get(demo_tokens::<K>));
     for asset in ASSETS {
-        router = router.route(asset.path, get(move || async move { serve_asset(asset) }));
+        router = router.route(
+            asset.path,
+            get(move |State(node): State<Arc<Node<K>>>| async move {
+                serve_asset(asset, &node.http_base)
+            }),
+        );
     }
     router
 }
 
-fn serve_asset(asset: &'static Asset) -> Response {
+fn serve_asset(asset: &'static Asset, files: &str) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -82,9 +88,21 @@ fn serve_asset(asset: &'static Asset) -> Response {
     // Assets change with the binary; revalidating is cheap and avoids a stale console
     // after an upgrade.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The origin only (scheme, host, port), and nothing that could break the header.
+    let origin: String = files
+        .split('/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/")
+        .chars()
+        .filter(|c| !matches!(c, ';' | ',' | ' ' | '\'' | '"'))
+        .collect();
+    let policy = CONTENT_SECURITY_POLICY.replace("{files}", &origin);
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+            HeaderValue::from_static("default-src 'self'; connect-src 'self' ws: wss:")
+        }),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -12,6 +12,9 @@
 //   event     an `event` frame, exactly once per (conversation, seq)
 //   queue | typing | read | tenant | presence | ownership_lost   the pushed frames
 //   protocol-error   an `err` frame without id
+//
+// Attachments: `uploadAttachment` (resumable upload of a File), `attachmentView` (a card
+// as an element: thumbnail and lightbox, or a download link), `attachmentLink`.
 
 /**
  * Close codes after which reconnecting at once would not help: those with
@@ -57,6 +60,159 @@ export function tokenClaims(token) {
   } catch {
     return null;
   }
+}
+
+/** Attempts of one upload across broken connections before giving up. */
+const UPLOAD_ATTEMPTS = 6;
+/** Codes after which an upload is tried again (resuming from what the server has). */
+const UPLOAD_RETRY = new Set(['disconnected', 'timeout', 'unavailable', 'conflict', 'network', 'expired']);
+
+/**
+ * Uploads `file` (a File or Blob) for the message `clientMsgId` of `conversation` and
+ * resolves with its stored card (PROTOCOL.md, "Attachments"). After a broken connection
+ * it asks again with the same `client_msg_id` (the same attachment) and sends only the
+ * bytes the server lacks. `onProgress(sentBytes, totalBytes)` follows the upload.
+ */
+export async function uploadAttachment(conn, { conversation, file, name, clientMsgId, onProgress }) {
+  let lastError;
+  for (let attempt = 0; attempt < UPLOAD_ATTEMPTS; attempt++) {
+    try {
+      await conn.whenOpen();
+      const up = await conn.request('attachment_upload', {
+        conversation,
+        name: name || file.name,
+        size: file.size,
+        content_type: file.type || undefined,
+        client_msg_id: clientMsgId,
+      });
+      if (up.stored) {
+        onProgress?.(file.size, file.size);
+        return up.stored;
+      }
+      const answer = await putFrom(up.upload_url, file, up.received, onProgress);
+      if (answer.stored) return answer.stored;
+      // 202: not all there (the connection broke mid-body): go on from `received`.
+    } catch (e) {
+      lastError = e;
+      if (!UPLOAD_RETRY.has(e.code)) throw e;
+      await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
+    }
+  }
+  throw lastError;
+}
+
+/** PUTs `file` from byte `from` on (a range when resuming); resolves with the JSON answer. */
+function putFrom(url, file, from, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', url);
+    if (from > 0) xhr.setRequestHeader('Content-Range', `bytes ${from}-${file.size - 1}/${file.size}`);
+    xhr.upload.onprogress = (e) => onProgress?.(from + e.loaded, file.size);
+    xhr.onload = () => {
+      let body = {};
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        // Not JSON: a proxy's error page.
+      }
+      if (xhr.status === 201 || xhr.status === 202) resolve(body);
+      else reject(new ChathubError({ code: body.code || 'unavailable', message: body.message || `HTTP ${xhr.status}` }));
+    };
+    xhr.onerror = () => reject(new ChathubError({ code: 'network', message: 'the upload broke off' }));
+    xhr.send(from > 0 ? file.slice(from) : file);
+  });
+}
+
+/** attachment id → {reply, until}: links are reused while they have time left. */
+const links = new Map();
+
+/** Short-lived download links of an attachment (`attachment_link`), cached while valid. */
+export async function attachmentLink(conn, conversation, id) {
+  const hit = links.get(id);
+  if (hit && hit.until > Date.now()) return hit.reply;
+  const reply = await conn.request('attachment_link', { conversation, attachment: id });
+  links.set(id, { reply, until: reply.expires_at - 30000 });
+  return reply;
+}
+
+/** "820 B", "14.2 KB", "3.1 MB". */
+export function humanSize(bytes) {
+  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1e6) return `${(bytes / 1e3).toFixed(1)} KB`;
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** Shows an image full size over the page; Escape or a click closes it. */
+export function showLightbox(url, name) {
+  const dialog = h(
+    'dialog',
+    { class: 'lightbox', 'aria-label': name, onclick: () => dialog.close(), onclose: () => dialog.remove() },
+    h('img', { src: url, alt: name }),
+    h('p', {}, name),
+  );
+  document.body.append(dialog);
+  dialog.showModal();
+}
+
+/**
+ * An attachment as the thread shows it: an image as its thumbnail (a click opens it
+ * full size), any other file as a link that downloads it. Links are asked for when shown.
+ */
+export function attachmentView(conn, conversation, card) {
+  // Pages re-render their message lists: the same element each time, so an image is
+  // neither fetched nor laid out again.
+  const key = `${conversation}/${card.id}`;
+  const made = views.get(key);
+  if (made) return made;
+  const view = makeAttachmentView(conn, conversation, card);
+  views.set(key, view);
+  if (views.size > 500) views.delete(views.keys().next().value);
+  return view;
+}
+
+/** `conversation/attachment` → its element, the newest 500. */
+const views = new Map();
+
+function makeAttachmentView(conn, conversation, card) {
+  const size = humanSize(card.size);
+  if (card.content_type.startsWith('image/')) {
+    const img = h('img', { class: 'attachment-image', alt: card.name });
+    if (card.width && card.height) img.style.aspectRatio = `${card.width} / ${card.height}`;
+    attachmentLink(conn, conversation, card.id)
+      .then((l) => {
+        img.src = l.thumbnail_url || l.url;
+      })
+      .catch(() => {
+        img.alt = `${card.name} (not available)`;
+      });
+    const open = async () => showLightbox((await attachmentLink(conn, conversation, card.id)).url, card.name);
+    return h(
+      'figure',
+      { class: 'attachment', dataset: { attachment: card.id, kind: 'image' } },
+      h('button', { type: 'button', class: 'attachment-open', onclick: open, 'aria-label': `Open ${card.name}` }, img),
+      h('figcaption', {}, card.name, ' · ', size),
+    );
+  }
+  const extension = card.name.includes('.') ? card.name.split('.').pop().toUpperCase() : 'FILE';
+  const link = h('a', { class: 'attachment-file', href: '#', download: card.name }, h('span', { class: 'tag' }, extension), ' ', card.name);
+  // A fresh link at each click: one shown minutes ago may have expired.
+  link.addEventListener('click', async (e) => {
+    e.preventDefault();
+    const l = await attachmentLink(conn, conversation, card.id);
+    const a = h('a', { href: `${l.url}&download=1`, download: card.name });
+    a.click();
+  });
+  attachmentLink(conn, conversation, card.id)
+    .then((l) => {
+      link.href = `${l.url}&download=1`;
+    })
+    .catch(() => {});
+  return h(
+    'div',
+    { class: 'attachment', dataset: { attachment: card.id, kind: 'file' } },
+    link,
+    h('span', { class: 'muted' }, ` · ${size}`),
+  );
 }
 
 /** A fresh client message id (idempotency key of a send). */

@@ -5,9 +5,12 @@
 
 import {
   Connection,
+  attachmentView,
   duration,
   h,
   loadClientConfig,
+  newClientMsgId,
+  uploadAttachment,
   timeOf,
   tokenClaims,
   wsUrlFor,
@@ -576,7 +579,8 @@ function renderEvent(ev, seenSeq) {
   if (ev.content.kind === 'engagement') {
     const e = ev.content.engagement;
     body = h('div', { class: 'engagement-card' }, h('span', { class: 'tag' }, e.type), h('strong', {}, e.name), h('p', {}, e.description));
-  } else body = h('p', { class: 'text' }, ev.content.text);
+  } else if (ev.content.kind === 'attachment') body = attachmentView(conn, state.current.id, ev.content.attachment);
+  else body = h('p', { class: 'text' }, ev.content.text);
   return h(
     'li',
     { class: `msg ${mine ? 'out' : 'in'}`, dataset: { seq: ev.seq, author: ev.author.id } },
@@ -614,6 +618,24 @@ function skeleton(c) {
   el.composer.value = c.draft;
   el.canned = h('ul', { id: 'canned', class: 'canned', role: 'listbox', hidden: true, 'aria-label': 'Canned responses' });
   el.send = h('button', { type: 'submit', id: 'send', class: 'primary' });
+  // Files: the Attach button's picker, dropped on the pane, or pasted into the composer.
+  el.attachInput = h('input', {
+    type: 'file',
+    id: 'attach-input',
+    hidden: true,
+    multiple: true,
+    onchange: (e) => {
+      for (const file of e.target.files) sendFile(file);
+      e.target.value = '';
+    },
+  });
+  el.upload = h('div', { id: 'upload', class: 'upload', role: 'status', 'aria-live': 'polite', hidden: true });
+  el.composer.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (!files.length) return;
+    e.preventDefault();
+    for (const file of files) sendFile(file);
+  });
   const form = h(
     'form',
     {
@@ -629,10 +651,27 @@ function skeleton(c) {
       'div',
       { class: 'composer-actions' },
       h('button', { type: 'button', id: 'canned-button', onclick: () => showCanned('') }, 'Canned'),
+      h('button', { type: 'button', id: 'attach', class: 'attach', title: 'Attach a file (or drop it here, or paste it)', onclick: () => el.attachInput.click() }, 'Attach'),
+      el.attachInput,
       el.send,
     ),
   );
-  el.conversation.replaceChildren(el.header, el.noticeBox, el.messages, el.typing, form);
+  el.conversation.replaceChildren(el.header, el.noticeBox, el.messages, el.typing, el.upload, form);
+  if (!el.conversation.dataset.dropReady) {
+    el.conversation.dataset.dropReady = '1';
+    el.conversation.addEventListener('dragover', (e) => {
+      if (!state.current || !e.dataTransfer?.types.includes('Files')) return;
+      e.preventDefault();
+      el.conversation.classList.add('dropping');
+    });
+    el.conversation.addEventListener('dragleave', () => el.conversation.classList.remove('dropping'));
+    el.conversation.addEventListener('drop', (e) => {
+      el.conversation.classList.remove('dropping');
+      if (!state.current || !e.dataTransfer?.files.length) return;
+      e.preventDefault();
+      for (const file of e.dataTransfer.files) sendFile(file);
+    });
+  }
 }
 
 function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) {
@@ -875,6 +914,36 @@ async function sendContent(content) {
   }
 }
 
+/** Uploads a file (progress shown above the composer) and sends it, taking the conversation like any message. */
+async function sendFile(file) {
+  const c = state.current;
+  if (!c) return;
+  const clientMsgId = newClientMsgId();
+  const name = file.name || `pasted-${new Date().toISOString().replace(/[:.]/g, '-')}.${(file.type.split('/')[1] || 'bin').replace('jpeg', 'jpg')}`;
+  const bar = h('progress', { max: 1, value: 0 });
+  const row = h('div', { class: 'upload-row' }, h('span', {}, `Uploading ${name}`), bar);
+  el.upload.hidden = false;
+  el.upload.append(row);
+  try {
+    const card = await uploadAttachment(conn, {
+      conversation: c.id,
+      file,
+      name,
+      clientMsgId,
+      onProgress: (sent, total) => {
+        bar.value = total ? sent / total : 1;
+      },
+    });
+    if (state.current === c) await sendContent({ attachment: card.id, client_msg_id: clientMsgId });
+  } catch (err) {
+    c.notice = { kind: 'error', text: `${name}: ${errorText(err)}` };
+    renderConversation();
+  } finally {
+    row.remove();
+    el.upload.hidden = !el.upload.childElementCount;
+  }
+}
+
 async function retryPending() {
   if (!pendingSend || !state.current) return;
   const content = pendingSend;
@@ -935,6 +1004,10 @@ function errorText(err) {
       return 'Chat is disabled for this conversation: it cannot be taken now.';
     case 'forbidden':
       return `Not allowed: ${err.message}`;
+    case 'too_large':
+      return `Too large: ${err.message}`;
+    case 'unsupported_type':
+      return `This kind of file is not accepted: ${err.message}`;
     case 'disconnected':
     case 'timeout':
     case 'unavailable':

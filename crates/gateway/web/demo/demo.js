@@ -1,8 +1,9 @@
 // The end-user demo client: stands in for the brand's mobile app. One conversation (the
-// end user's own): write, receive, see and redeem engagements, see when chat is disabled.
+// end user's own): write, receive, see and redeem engagements, send and receive photos and
+// documents (the camera or the file picker, with progress), see when chat is disabled.
 // Same protocol and same client module as the console.
 
-import { Connection, h, loadClientConfig, newClientMsgId, timeOf, tokenClaims, wsUrlFor } from '/assets/chathub.js';
+import { Connection, attachmentView, h, loadClientConfig, newClientMsgId, timeOf, tokenClaims, uploadAttachment, wsUrlFor } from '/assets/chathub.js';
 import { signIn, signOut } from '/assets/signin.js';
 
 const STORAGE_KEY = 'chathub.demo.token';
@@ -35,7 +36,16 @@ const el = {
   typing: h('div', { id: 'typing', class: 'typing muted', 'aria-live': 'polite' }),
   input: h('textarea', { id: 'composer', rows: 2, 'aria-label': 'Message', placeholder: 'Write a message…' }),
   send: h('button', { type: 'submit', id: 'send', class: 'primary' }, 'Send'),
+  // On a phone `accept` with images offers the camera as well as the files.
+  attachInput: h('input', { type: 'file', id: 'attach-input', hidden: true, accept: 'image/*,application/pdf,.txt,.csv,.docx,.xlsx,video/mp4,audio/*' }),
+  attach: h('button', { type: 'button', id: 'attach', class: 'attach', 'aria-label': 'Send a photo or a file', title: 'Send a photo or a file' }, 'Photo / file'),
+  upload: h('div', { id: 'upload', class: 'upload', role: 'status', 'aria-live': 'polite', hidden: true }),
 };
+el.attach.addEventListener('click', () => el.attachInput.click());
+el.attachInput.addEventListener('change', () => {
+  for (const file of el.attachInput.files) sendFile(file);
+  el.attachInput.value = '';
+});
 
 root.replaceChildren(
   h(
@@ -54,6 +64,7 @@ root.replaceChildren(
     el.notice,
     el.messages,
     el.typing,
+    el.upload,
     h(
       'form',
       {
@@ -64,7 +75,7 @@ root.replaceChildren(
         },
       },
       el.input,
-      h('div', { class: 'composer-actions' }, el.send),
+      h('div', { class: 'composer-actions' }, el.attach, el.attachInput, el.send),
     ),
   ),
 );
@@ -194,6 +205,38 @@ async function send() {
   }
 }
 
+/** Uploads a photo or file (resuming after a lost connection) and sends it. */
+async function sendFile(file) {
+  const clientMsgId = newClientMsgId();
+  const bar = h('progress', { max: 1, value: 0 });
+  const row = h('div', { class: 'upload-row' }, h('span', {}, `Sending ${file.name}`), bar);
+  el.upload.hidden = false;
+  el.upload.append(row);
+  try {
+    const card = await uploadAttachment(conn, {
+      conversation: me,
+      file,
+      clientMsgId,
+      onProgress: (sent, total) => {
+        bar.value = total ? sent / total : 1;
+      },
+    });
+    await conn.send({ conversation: me, attachment: card.id, client_msg_id: clientMsgId });
+    showNotice('');
+  } catch (err) {
+    const why = {
+      too_large: 'it is too large',
+      unsupported_type: 'this kind of file cannot be sent',
+      chat_disabled: 'chat is currently unavailable',
+    }[err.code];
+    showNotice(`${file.name} was not sent: ${why || err.message}`);
+  } finally {
+    row.remove();
+    el.upload.hidden = !el.upload.childElementCount;
+    render();
+  }
+}
+
 async function redeem(engagement) {
   try {
     await conn.request('redeem', { engagement });
@@ -250,7 +293,8 @@ function renderEvent(ev, readSeq) {
         ? h('p', { class: 'redeem-outcome', role: 'status' }, outcome)
         : h('button', { type: 'button', class: 'redeem primary', onclick: () => redeem(e.id) }, e.type === 'coupon' ? 'Redeem coupon' : 'Redeem'),
     );
-  } else body = h('p', { class: 'text' }, ev.content.text);
+  } else if (ev.content.kind === 'attachment') body = attachmentView(conn, me, ev.content.attachment);
+  else body = h('p', { class: 'text' }, ev.content.text);
   return h(
     'li',
     { class: `msg ${mine ? 'out' : 'in'}`, dataset: { seq: ev.seq } },
@@ -265,6 +309,7 @@ function render() {
   el.disabled.hidden = !off;
   el.input.disabled = off;
   el.send.disabled = off;
+  el.attach.disabled = off;
   el.input.placeholder = off ? 'Chat is currently unavailable' : 'Write a message…';
   const seqs = [...state.events.keys()].sort((a, b) => a - b);
   const readSeq = seqs.filter((s) => s <= state.agentReadUpTo && state.events.get(s).event === 'message' && state.events.get(s).author.role === 'end_user').pop();
