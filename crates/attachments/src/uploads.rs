@@ -6,7 +6,7 @@ use crate::objects::{ObjectsSpec, Paths};
 use crate::ticket::{TicketKey, UploadTicket};
 use bytes::Bytes;
 use chathub_domain::attachment::{AttachmentPolicy, FileRefusal};
-use chathub_domain::{AttachmentCard, AttachmentId, ConversationId, TenantId};
+use chathub_domain::{AttachmentCard, AttachmentId, AttachmentStatus, ConversationId, TenantId};
 use futures::{Stream, StreamExt};
 use object_store::{GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,9 @@ pub struct AttachmentsConfig {
     /// Largest image read whole to strip metadata and make a thumbnail; a larger image
     /// is refused (`too_large`). Default 64 MiB.
     pub max_image_bytes: u64,
+    /// Whether a scanner checks every file: stored files start `pending` and a scan
+    /// mark is left for them ([`Attachments::pending_scans`]). Default false.
+    pub scanned: bool,
 }
 
 impl AttachmentsConfig {
@@ -48,6 +51,7 @@ impl AttachmentsConfig {
             link_ttl: Duration::from_secs(5 * 60),
             staging_ttl: Duration::from_secs(24 * 3600),
             max_image_bytes: 64 * 1024 * 1024,
+            scanned: false,
         }
     }
 }
@@ -407,6 +411,11 @@ impl Attachments {
                 width,
                 height,
                 thumbnail,
+                status: if self.config.scanned {
+                    AttachmentStatus::Pending
+                } else {
+                    AttachmentStatus::Clean
+                },
             },
             tenant: ticket.tenant.clone(),
             conversation: ticket.conversation.clone(),

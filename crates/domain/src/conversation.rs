@@ -143,6 +143,40 @@ pub struct AttachmentCard {
     /// Whether a small preview image exists (`attachment_link` gives its link).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thumbnail: bool,
+    /// Where the file stands with the scanner when the message was sent: `clean` (left
+    /// out), `pending` (nobody but its sender may open it until an `attachment_checked`
+    /// event says `clean`), `blocked` (never served).
+    #[serde(default, skip_serializing_if = "AttachmentStatus::is_clean")]
+    pub status: AttachmentStatus,
+}
+
+/// An attachment's standing with the scanner (`--attachment-scanner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentStatus {
+    /// Checked (or no scanner): anyone in the conversation may open it.
+    #[default]
+    Clean,
+    /// Waiting for the scanner: only its sender may open it.
+    Pending,
+    /// The scanner refused it: never served to anyone.
+    Blocked,
+}
+
+impl AttachmentStatus {
+    /// Whether it is `clean`.
+    pub fn is_clean(&self) -> bool {
+        *self == AttachmentStatus::Clean
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachmentStatus::Clean => "clean",
+            AttachmentStatus::Pending => "pending",
+            AttachmentStatus::Blocked => "blocked",
+        }
+    }
 }
 
 /// An engagement as shown in the thread.
@@ -219,6 +253,15 @@ pub enum EventBody {
         /// Who caused it.
         by: Author,
     },
+    /// The scanner's verdict on an attachment of the conversation: `clean` or `blocked`.
+    /// Changes no ownership; it has a `seq` so that every device, resumes included,
+    /// converges on the same state of the file.
+    AttachmentChecked {
+        /// The attachment.
+        attachment: AttachmentId,
+        /// `clean` or `blocked`.
+        status: AttachmentStatus,
+    },
 }
 
 /// One event of a conversation: its body, its position and its time.
@@ -253,6 +296,15 @@ pub enum Command {
     },
     /// Disable (`true`) or enable (`false`) two-way chat.
     SetDisabled(bool),
+    /// Record the scanner's verdict on an attachment (the server issues it for the
+    /// scanner; no client request maps to it). Always applies, whoever the actor and
+    /// whatever the status: it only takes the next `seq`.
+    RecordVerdict {
+        /// The attachment.
+        attachment: AttachmentId,
+        /// `clean` or `blocked`.
+        status: AttachmentStatus,
+    },
 }
 
 /// A successful application: the new state and the events to record and publish.
@@ -315,6 +367,12 @@ pub fn apply_in(
     let disabled = state.disabled || context.tenant_chat_disabled;
     let mut next = Builder::new(state, actor, at);
     match (actor, command) {
+        (_, Command::RecordVerdict { attachment, status }) => {
+            next.push(EventBody::AttachmentChecked {
+                attachment: attachment.clone(),
+                status: *status,
+            });
+        }
         (
             Actor::EndUser(_),
             Command::Send {

@@ -9,9 +9,9 @@
 
 use chathub_domain::engagement::EngagementType;
 use chathub_domain::{
-    Actor, AgentId, AttachmentCard, AttachmentId, Command, Context, ConversationId,
-    ConversationState, EndUserId, EngagementCard, MessageContent, Outcome, Privileges, Role,
-    TenantId, apply_in,
+    Actor, AgentId, AttachmentCard, AttachmentId, AttachmentStatus, Command, Context,
+    ConversationId, ConversationState, EndUserId, EngagementCard, MessageContent, Outcome,
+    Privileges, Role, TenantId, apply_in,
 };
 use chathub_ownership::frames;
 use chathub_ownership::{ApplyRequest, Decision, Ownership, RedisOwnership, RedisOwnershipConfig};
@@ -42,6 +42,11 @@ enum Step {
         actor: usize,
         on: bool,
     },
+    /// The scanner's verdict on an attachment, issued for any actor.
+    Verdict {
+        actor: usize,
+        blocked: bool,
+    },
 }
 
 /// Actors 0..3 agents, 3 an admin, 4 an agent without privileges, 5 an agent who may
@@ -71,6 +76,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(actor, epoch_lag, with_epoch, engagement)| Step::AgentSends { actor, epoch_lag, with_epoch, engagement }),
         2 => (0usize..6, 0u64..2).prop_map(|(actor, epoch_lag)| Step::Finish { actor, epoch_lag }),
         1 => (0usize..6, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
+        1 => (0usize..7, any::<bool>()).prop_map(|(actor, blocked)| Step::Verdict { actor, blocked }),
     ]
 }
 
@@ -96,6 +102,11 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
                     width: Some(640),
                     height: Some(480),
                     thumbnail: true,
+                    status: if n.is_multiple_of(2) {
+                        AttachmentStatus::Pending
+                    } else {
+                        AttachmentStatus::Clean
+                    },
                 },
             }
         } else {
@@ -136,6 +147,22 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
             },
         ),
         Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
+        Step::Verdict { actor: a, blocked } => (
+            // 6: the end user (the uploader of their own files).
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::RecordVerdict {
+                attachment: AttachmentId::new(format!("f{n}")).unwrap_or_else(|_| unreachable!()),
+                status: if blocked {
+                    AttachmentStatus::Blocked
+                } else {
+                    AttachmentStatus::Clean
+                },
+            },
+        ),
     }
 }
 

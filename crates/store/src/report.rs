@@ -171,6 +171,8 @@ impl Cycles {
                     }
                 }
             }
+            // A scanner's verdict is nobody's message.
+            EventBody::AttachmentChecked { .. } => {}
         }
         done
     }

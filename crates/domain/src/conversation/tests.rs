@@ -494,3 +494,49 @@ fn engagements_need_the_privilege_and_tenant_switch_disables_everyone() {
         Outcome::Applied(_)
     ));
 }
+
+#[test]
+fn a_verdict_takes_the_next_seq_and_changes_nothing_else() {
+    let verdict = Command::RecordVerdict {
+        attachment: crate::ids::AttachmentId::new("f1").unwrap(),
+        status: AttachmentStatus::Blocked,
+    };
+    let states = [
+        ConversationState::default(),
+        ConversationState {
+            status: Status::Active,
+            owner: Some(aid("alice")),
+            epoch: 3,
+            seq: 9,
+            disabled: true,
+        },
+        ConversationState {
+            status: Status::Finished,
+            owner: None,
+            epoch: 4,
+            seq: 12,
+            disabled: false,
+        },
+    ];
+    for state in states {
+        for actor in [user(), agent("bob"), admin("carol")] {
+            let context = Context {
+                tenant_chat_disabled: true,
+            };
+            let t = applied(apply_in(&context, &state, &actor, &verdict, 50));
+            assert_eq!(
+                t.state,
+                ConversationState {
+                    seq: state.seq + 1,
+                    ..state.clone()
+                }
+            );
+            assert_eq!(t.events.len(), 1);
+            assert_eq!(t.events[0].seq, state.seq + 1);
+            assert!(matches!(
+                &t.events[0].body,
+                EventBody::AttachmentChecked { status: AttachmentStatus::Blocked, attachment } if attachment.as_str() == "f1"
+            ));
+        }
+    }
+}

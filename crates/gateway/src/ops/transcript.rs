@@ -124,6 +124,18 @@ pub(crate) async fn transcript<K: Backend>(
                         attachment: file,
                     });
                 }
+                EventBody::AttachmentChecked { attachment, status } => {
+                    // The file's final standing, on the message that sent it.
+                    if let Some(card) = reply
+                        .messages
+                        .iter_mut()
+                        .rev()
+                        .filter_map(|m| m.attachment.as_mut())
+                        .find(|card| card.id == attachment)
+                    {
+                        card.status = status;
+                    }
+                }
                 EventBody::Status {
                     status,
                     owner,

@@ -128,6 +128,26 @@ fn pack_message(
     Ok(())
 }
 
+/// Packs an `attachment_checked` event for `lua/apply.lua`, as [`pack_message`] does a
+/// message: a fixmap whose count includes the `seq` and `at` the script appends.
+fn pack_verdict(
+    out: &mut Vec<u8>,
+    attachment: &chathub_domain::AttachmentId,
+    status: chathub_domain::AttachmentStatus,
+) -> Result<(), OwnershipError> {
+    let encode = |e: &dyn std::fmt::Display| OwnershipError::Internal(format!("encode: {e}"));
+    rmp::encode::write_map_len(out, 3 + 2).map_err(|e| encode(&e))?;
+    for (key, value) in [
+        ("event", "attachment_checked"),
+        ("attachment", attachment.as_str()),
+        ("status", status.as_str()),
+    ] {
+        rmp::encode::write_str(out, key).map_err(|e| encode(&e))?;
+        rmp::encode::write_str(out, value).map_err(|e| encode(&e))?;
+    }
+    Ok(())
+}
+
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     /// Encodes `req` for `lua/apply.lua`.
     pub(super) fn prepare(&self, req: &ApplyRequest) -> Result<PreparedApply, OwnershipError> {
@@ -151,6 +171,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             ),
             Command::Finish { seen_epoch } => ("finish", None, None, Some(*seen_epoch), false),
             Command::SetDisabled(d) => ("set_disabled", None, None, None, *d),
+            Command::RecordVerdict { .. } => ("verdict", None, None, None, false),
         };
         let inline = !self.config.cluster;
         let (t, c) = (&req.tenant, &req.conversation);
@@ -172,13 +193,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         }
         let mut args = Cmd::with_capacity(BLOCK_ARGS, 512);
         args.arg(role).arg(actor_id).arg(privileges).arg(command);
-        match content {
-            Some(content) => {
+        match (content, &req.command) {
+            (Some(content), _) => {
                 let mut body = Vec::with_capacity(128);
                 pack_message(&mut body, &req.actor, content, client_msg_id)?;
                 args.arg(body);
             }
-            None => {
+            (None, Command::RecordVerdict { attachment, status }) => {
+                let mut body = Vec::with_capacity(96);
+                pack_verdict(&mut body, attachment, *status)?;
+                args.arg(body);
+            }
+            (None, _) => {
                 args.arg("");
             }
         }

@@ -466,15 +466,24 @@ impl<'a> EventColumns<'a> {
         conversation: &'a ConversationId,
         event: &'a Event,
     ) -> Result<(), StoreError> {
-        let (kind, author, text) = match &event.body {
+        let (kind, role, id, text) = match &event.body {
             EventBody::Message {
                 author, content, ..
             } => {
                 // What search finds: the text, an engagement's title, an attachment's
                 // file name.
-                ("message", author, Some(content.preview()))
+                (
+                    "message",
+                    author.role.as_str(),
+                    author.id.as_str(),
+                    Some(content.preview()),
+                )
             }
-            EventBody::Status { by, .. } => ("status", by, None),
+            EventBody::Status { by, .. } => ("status", by.role.as_str(), by.id.as_str(), None),
+            // The scanner's verdict: the server speaks for it.
+            EventBody::AttachmentChecked { .. } => {
+                ("attachment_checked", "system", "scanner", None)
+            }
         };
         let body = serde_json::to_value(event)
             .map_err(|e| StoreError::Internal(format!("encode event: {e}")))?;
@@ -483,8 +492,8 @@ impl<'a> EventColumns<'a> {
         self.seq.push(event.seq as i64);
         self.at.push(event.at as i64);
         self.kind.push(kind);
-        self.author_role.push(author.role.as_str());
-        self.author_id.push(&author.id);
+        self.author_role.push(role);
+        self.author_id.push(id);
         self.text.push(text);
         self.search_text.push(text.map(crate::search::index_text));
         self.body.push(body);

@@ -152,15 +152,26 @@ fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
             events,
         } => {
             for event in events {
-                let (kind, author, text) = match &event.body {
+                let (kind, role, id, text) = match &event.body {
                     EventBody::Message {
                         author, content, ..
                     } => {
                         // What search finds: the text, an engagement's title, an
                         // attachment's file name.
-                        ("message", author, Some(content.preview()))
+                        (
+                            "message",
+                            author.role.as_str(),
+                            author.id.as_str(),
+                            Some(content.preview()),
+                        )
                     }
-                    EventBody::Status { by, .. } => ("status", by, None),
+                    EventBody::Status { by, .. } => {
+                        ("status", by.role.as_str(), by.id.as_str(), None)
+                    }
+                    // The scanner's verdict: the server speaks for it.
+                    EventBody::AttachmentChecked { .. } => {
+                        ("attachment_checked", "system", "scanner", None)
+                    }
                 };
                 run(
                     "INSERT INTO events
@@ -173,8 +184,8 @@ fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
                         event.seq as i64,
                         event.at as i64,
                         kind,
-                        author.role.as_str(),
-                        author.id,
+                        role,
+                        id,
                         text,
                         json(event)?
                     ],

@@ -20,9 +20,10 @@
 -- Then BLOCK arguments per command, from a = HEADER + 1 + (i - 1) * BLOCK:
 --   a+0  actor role: end_user | agent | admin   a+1 actor id
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
---   a+3  command: send | finish | set_disabled
+--   a+3  command: send | finish | set_disabled | verdict
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
---        whose count includes them: the script appends them)
+--        whose count includes them: the script appends them); verdict: the
+--        `attachment_checked` event, packed the same way
 --   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none)
 --   a+7  disabled wanted ('1' / '0', set_disabled)   a+8 time, ms since the Unix epoch
 --   a+9  conversation id   a+10 channel to publish on
@@ -92,10 +93,14 @@ local function set_status(status, owner, cause)
 end
 
 -- The node packed the event without its place and time: append them.
-local function push_message(packed_body)
+local function push_packed(kind, packed_body)
   next_state.seq = next_state.seq + 1
-  events[#events + 1] = { event = 'message', seq = next_state.seq }
+  events[#events + 1] = { event = kind, seq = next_state.seq }
   packed_events[#packed_events + 1] = packed_body .. cmsgpack.pack('seq', next_state.seq, 'at', at)
+end
+
+local function push_message(packed_body)
+  push_packed('message', packed_body)
 end
 
 -- The answer for an applied command (see the header): `s` the state after it.
@@ -145,7 +150,11 @@ local function apply_one(k, a)
     disabled = state.disabled,
   }
 
-  if role == 'end_user' then
+  if command == 'verdict' then
+    -- The scanner's verdict on an attachment (the server issues it): no rule, whoever
+    -- the actor and whatever the status; it only takes the next seq.
+    push_packed('attachment_checked', body)
+  elseif role == 'end_user' then
     if command ~= 'send' then return { 'refused', 'forbidden' } end
     if content_kind == 'engagement' then return { 'refused', 'forbidden' } end
     if disabled then return { 'refused', 'chat_disabled' } end
