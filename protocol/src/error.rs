@@ -43,6 +43,8 @@ pub enum ErrorCode {
     /// The file's type is not accepted: unknown, not in the tenant's list, or not what
     /// its name or declared type says.
     UnsupportedType,
+    /// The attachment scanner refused the file: it is never served or sent.
+    Blocked,
 }
 
 impl ErrorCode {
@@ -66,6 +68,7 @@ impl ErrorCode {
             ErrorCode::AlreadyRedeemed => "already_redeemed",
             ErrorCode::OutOfStock => "out_of_stock",
             ErrorCode::UnsupportedType => "unsupported_type",
+            ErrorCode::Blocked => "blocked",
         }
     }
 

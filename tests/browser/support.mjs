@@ -34,6 +34,8 @@ export function startHub({ listen = '127.0.0.1:0', http = '127.0.0.1:0', args = 
   });
   let stderr = '';
   child.stderr.on('data', (d) => {
+    // CHATHUB_HUB_STDERR=1 shows the node's log (RUST_LOG filters it) while debugging.
+    if (process.env.CHATHUB_HUB_STDERR) process.stderr.write(d);
     stderr += d;
   });
   return new Promise((resolve, reject) => {

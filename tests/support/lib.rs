@@ -390,6 +390,45 @@ fn dechunk(mut body: &str) -> String {
 /// One POST a webhook receiver got: headers (lower-case names) and body.
 pub type Received = (Vec<(String, String)>, Vec<u8>);
 
+/// Reads one HTTP/1.1 request from `s`: its headers (lower-case names) and its body (by
+/// `Content-Length`).
+pub async fn read_http_request(s: &mut tokio::net::TcpStream) -> Received {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head, mut body) = loop {
+        let n = s.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            break (String::new(), Vec::new());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break (
+                String::from_utf8_lossy(&buf[..i]).into_owned(),
+                buf[i + 4..].to_vec(),
+            );
+        }
+    };
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while body.len() < len {
+        let n = s.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    (headers, body)
+}
+
 /// A tiny HTTP server: answers 500 to the first `fail_first` requests, then 204.
 pub async fn webhook_receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -402,40 +441,7 @@ pub async fn webhook_receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<Recei
             let Ok((mut s, _)) = listener.accept().await else {
                 return;
             };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Read headers, then the body by Content-Length.
-            let (head, mut body) = loop {
-                let n = s.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break (String::new(), Vec::new());
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break (
-                        String::from_utf8_lossy(&buf[..i]).into_owned(),
-                        buf[i + 4..].to_vec(),
-                    );
-                }
-            };
-            let headers: Vec<(String, String)> = head
-                .lines()
-                .skip(1)
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
-                .collect();
-            let len: usize = headers
-                .iter()
-                .find(|(k, _)| k == "content-length")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            while body.len() < len {
-                let n = s.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
+            let (headers, body) = read_http_request(&mut s).await;
             count += 1;
             let status = if count <= fail_first {
                 "500 Internal Server Error"

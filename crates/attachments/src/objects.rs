@@ -108,7 +108,12 @@ pub(crate) struct Paths {
     pub(crate) file: Path,
     pub(crate) thumbnail: Path,
     pub(crate) record: Path,
+    /// The mark of a scan still owed (under `scans/`, one prefix to list).
+    pub(crate) scan: Path,
 }
+
+/// The prefix of every scan mark.
+pub(crate) const SCANS: &str = "scans";
 
 impl Paths {
     /// `t-<tenant>/c-<conversation>/<attachment>/…`: one prefix per tenant and per
@@ -125,6 +130,20 @@ impl Paths {
             file: at("file"),
             thumbnail: at("thumbnail.jpg"),
             record: at("meta.json"),
+            scan: Path::from_iter(std::iter::once(SCANS).chain(base.iter().map(String::as_str))),
         }
+    }
+}
+
+/// The attachment a scan mark names (`scans/t-…/c-…/a-…`), if it is one.
+pub(crate) fn scan_target(path: &Path) -> Option<(TenantId, ConversationId, AttachmentId)> {
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [scans, t, c, a] if scans.as_ref() == SCANS => Some((
+            TenantId::new(t.as_ref().strip_prefix("t-")?).ok()?,
+            ConversationId::new(c.as_ref().strip_prefix("c-")?).ok()?,
+            AttachmentId::new(a.as_ref().strip_prefix("a-")?).ok()?,
+        )),
+        _ => None,
     }
 }

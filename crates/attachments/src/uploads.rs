@@ -425,6 +425,14 @@ impl Attachments {
         };
         let record = serde_json::to_vec(&stored)
             .map_err(|e| AttachmentError::Corrupt(format!("encode record: {e}")))?;
+        if self.config.scanned {
+            // The scan owed, marked before the record exists: whichever node finds the
+            // mark scans the file, even if this one dies right after the record.
+            self.objects
+                .put(&paths.scan, PutPayload::default())
+                .await
+                .map_err(unavailable)?;
+        }
         // The record goes last: an attachment exists once it does.
         self.objects
             .put(&paths.record, PutPayload::from(record))
@@ -492,6 +500,75 @@ impl Attachments {
             .get_opts(&path, options)
             .await
             .map_err(unavailable)
+    }
+
+    /// Records the scanner's verdict on a stored attachment's record (its scan mark
+    /// stays: [`Attachments::clear_scan_mark`] once the verdict is told); returns the
+    /// record as it is now (`None`: no such attachment).
+    pub async fn set_status(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+        a: &AttachmentId,
+        status: AttachmentStatus,
+    ) -> Result<Option<Stored>, AttachmentError> {
+        let paths = Paths::of(t, c, a);
+        let Some(mut stored) = self.stored(t, c, a).await? else {
+            return Ok(None);
+        };
+        if stored.card.status != status {
+            stored.card.status = status;
+            let record = serde_json::to_vec(&stored)
+                .map_err(|e| AttachmentError::Corrupt(format!("encode record: {e}")))?;
+            self.objects
+                .put(&paths.record, PutPayload::from(record))
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(Some(stored))
+    }
+
+    /// Removes the scan mark of an attachment: its scan is done and told.
+    pub async fn clear_scan_mark(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+        a: &AttachmentId,
+    ) -> Result<(), AttachmentError> {
+        match self.objects.delete(&Paths::of(t, c, a).scan).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(AttachmentError::Unavailable(e)),
+        }
+    }
+
+    /// Attachments whose scan is owed and was marked more than `older_than` ago (the
+    /// node that stored them scans them at once; these are the ones it may have left),
+    /// at most `limit`.
+    pub async fn pending_scans(
+        &self,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<Vec<(TenantId, ConversationId, AttachmentId)>, AttachmentError> {
+        let prefix = object_store::path::Path::from(crate::objects::SCANS);
+        let mut listing = self.objects.list(Some(&prefix));
+        let now = std::time::SystemTime::now();
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(unavailable)?;
+            let modified: std::time::SystemTime = meta.last_modified.into();
+            let old = now
+                .duration_since(modified)
+                .is_ok_and(|age| age >= older_than);
+            if let Some(target) = crate::objects::scan_target(&meta.location)
+                && old
+            {
+                found.push(target);
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Removes staged uploads untouched for longer than the staging TTL; returns how

@@ -6,6 +6,7 @@
 use anyhow::{Context, Result, bail};
 use chathub_attachments::{AttachmentsConfig, ObjectsSpec};
 use chathub_domain::Role;
+use chathub_gateway::config::ScannerConfig;
 use chathub_gateway::config::defaults;
 use chathub_gateway::{ArchiveConfig, FaultPoint, SweepConfig};
 use chathub_gateway::{
@@ -154,6 +155,22 @@ struct ServeArgs {
     /// How long a download link works, in seconds.
     #[arg(long, env = "CHATHUB_ATTACHMENT_LINK_TTL_SECS", default_value_t = 300)]
     attachment_link_ttl_secs: u64,
+    /// Attachment scanner hook (`http://host:port/path`): every file is POSTed there and
+    /// stays `pending` until it answers `{"verdict": "clean"}` (or `"blocked"`).
+    #[arg(long, env = "CHATHUB_ATTACHMENT_SCANNER")]
+    attachment_scanner: Option<String>,
+    /// HMAC-SHA256 key of the scanner requests' `X-Chathub-Signature`.
+    #[arg(
+        long,
+        env = "CHATHUB_ATTACHMENT_SCANNER_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    attachment_scanner_secret: String,
+    /// A scan left undone this long (its node died, the scanner was down) is taken up
+    /// by any node, in seconds.
+    #[arg(long, env = "CHATHUB_ATTACHMENT_SCAN_RETRY_SECS", default_value_t = 60)]
+    attachment_scan_retry_secs: u64,
     /// Open sockets per person (tenant + subject) on a node; more get HTTP 429.
     #[arg(long, env = "CHATHUB_MAX_SOCKETS_PER_SUBJECT", default_value_t = defaults::MAX_SOCKETS_PER_SUBJECT)]
     max_sockets_per_subject: usize,
@@ -412,6 +429,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let config = GatewayConfig {
         attachments,
         public_http_url: args.public_http_url.clone(),
+        attachment_scanner: args.attachment_scanner.clone().map(|url| ScannerConfig {
+            retry_after: Duration::from_secs(args.attachment_scan_retry_secs.max(1)),
+            ..ScannerConfig::new(url, args.attachment_scanner_secret.clone())
+        }),
         listen: args.listen,
         http: (!args.no_http).then_some(args.http),
         auth: AuthConfig {

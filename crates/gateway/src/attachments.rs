@@ -241,8 +241,17 @@ async fn upload<K: Backend>(
             body.into_data_stream(),
         )
         .await?;
-    let status = if progress.stored.is_some() {
+    let status = if let Some(stored) = &progress.stored {
         ::metrics::counter!(crate::metrics::ATTACHMENTS_STORED).increment(1);
+        if stored.card.status == chathub_domain::AttachmentStatus::Pending
+            && let Some(scanner) = &node.scanner
+        {
+            scanner.enqueue((
+                stored.tenant.clone(),
+                stored.conversation.clone(),
+                stored.card.id.clone(),
+            ));
+        }
         StatusCode::CREATED
     } else {
         // Not all there yet: send the rest from `Upload-Offset`.
@@ -345,6 +354,10 @@ async fn download<K: Backend>(
         .stored(&ticket.tenant, &ticket.conversation, &ticket.attachment)
         .await?
         .ok_or(AttachmentError::NotFound)?;
+    if stored.card.status == chathub_domain::AttachmentStatus::Blocked {
+        // Never served, whatever ticket asks.
+        return Err(http_error(crate::ops::attachments::blocked(), None));
+    }
     let (range, content_type) = match variant {
         Variant::File => {
             let range = requested_range(&headers, stored.card.size).map_err(|()| {

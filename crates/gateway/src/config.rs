@@ -55,6 +55,52 @@ pub struct GatewayConfig {
     /// upload and download links. `None`: `http://` and the HTTP port's bound address.
     /// Default `None`.
     pub public_http_url: Option<String>,
+    /// The attachment scanner hook: every stored file stays `pending` (only its sender
+    /// may open it) until the scanner answers `clean`; `blocked` files are never served.
+    /// `None`: files are `clean` once they pass the built-in checks. Default `None`.
+    pub attachment_scanner: Option<ScannerConfig>,
+}
+
+/// The attachment scanner hook (see `crate::scanner`).
+#[derive(Clone)]
+pub struct ScannerConfig {
+    /// `http://host:port/path`: each file to check is POSTed here.
+    pub url: String,
+    /// HMAC-SHA256 key of the `X-Chathub-Signature` header.
+    pub secret: String,
+    /// Timeout of one POST (the scanner may fetch and scan the file within it).
+    /// Default 60 s.
+    pub timeout: Duration,
+    /// Attempts per sweep before the file waits for the next one (exponential backoff
+    /// from 500 ms, at most 30 s). Default 6.
+    pub max_attempts: u32,
+    /// A scan left undone this long (its node died, the scanner was down) is taken up by
+    /// any node's sweep. Default 60 s.
+    pub retry_after: Duration,
+}
+
+impl ScannerConfig {
+    /// The defaults around `url` and `secret`.
+    pub fn new(url: impl Into<String>, secret: impl Into<String>) -> ScannerConfig {
+        ScannerConfig {
+            url: url.into(),
+            secret: secret.into(),
+            timeout: Duration::from_secs(60),
+            max_attempts: 6,
+            retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl std::fmt::Debug for ScannerConfig {
+    // The secret is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScannerConfig")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every default of the node's settings, written once: the `Default` impls and the
@@ -361,6 +407,7 @@ impl Default for GatewayConfig {
             tls: None,
             attachments: None,
             public_http_url: None,
+            attachment_scanner: None,
         }
     }
 }

@@ -31,6 +31,7 @@ mod listener;
 mod metrics;
 mod node;
 mod ops;
+mod scanner;
 pub mod seed;
 mod session;
 pub mod tls;

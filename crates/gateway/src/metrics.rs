@@ -27,6 +27,8 @@ pub(crate) const FANOUT_LATENCY: &str = "chathub_fanout_latency_seconds";
 /// Backend calls that failed (Redis unreachable, timed out, or answered an error), by
 /// what was being done.
 pub(crate) const BACKEND_ERRORS: &str = "chathub_backend_errors_total";
+/// Attachment scans done, by verdict (`clean`, `blocked`).
+pub(crate) const ATTACHMENT_SCANS: &str = "chathub_attachment_scans_total";
 /// Attachments stored (uploads complete and checked).
 pub(crate) const ATTACHMENTS_STORED: &str = "chathub_attachments_stored_total";
 /// Seconds a conversation waited in `unanswered`, by how the wait ended (`taken`,

@@ -39,6 +39,8 @@ pub(crate) struct Node<K> {
     pub(crate) job_tenants: dashmap::DashSet<chathub_domain::TenantId>,
     /// Attachments, when configured.
     pub(crate) attachments: Option<Arc<chathub_attachments::Attachments>>,
+    /// The queue into the attachment scanner, when one is configured.
+    pub(crate) scanner: Option<crate::scanner::Scanner>,
     /// The base of upload and download links (`http://host:port`, no trailing slash).
     pub(crate) http_base: String,
     /// Tenant settings read recently (see [`Node::settings`]).
@@ -246,11 +248,23 @@ async fn start<K: Backend>(
         hook
     });
     let attachments = match &config.attachments {
-        Some(a) => Some(Arc::new(
-            chathub_attachments::Attachments::open(a.clone(), &config.auth.secret)
-                .map_err(GatewayError::Attachments)?,
-        )),
+        Some(a) => {
+            let mut a = a.clone();
+            // With a scanner, files start pending and leave a scan mark.
+            a.scanned = config.attachment_scanner.is_some();
+            Some(Arc::new(
+                chathub_attachments::Attachments::open(a, &config.auth.secret)
+                    .map_err(GatewayError::Attachments)?,
+            ))
+        }
         None => None,
+    };
+    let (scanner, scans) = match (&attachments, &config.attachment_scanner) {
+        (Some(_), Some(_)) => {
+            let (scanner, rx) = crate::scanner::Scanner::new();
+            (Some(scanner), Some(rx))
+        }
+        _ => (None, None),
     };
     let http_base = match (&config.public_http_url, http_addr) {
         (Some(url), _) => url.trim_end_matches('/').to_owned(),
@@ -259,6 +273,7 @@ async fn start<K: Backend>(
     };
     let node = Arc::new(Node {
         attachments,
+        scanner,
         http_base,
         auth: Authenticator::new(&config.auth),
         config,
@@ -288,6 +303,10 @@ async fn start<K: Backend>(
     }
     if node.attachments.is_some() {
         tasks.spawn(crate::attachments::sweep_staging(node.clone()));
+    }
+    if let Some(scans) = scans {
+        tasks.spawn(crate::scanner::run(node.clone(), scans));
+        tasks.spawn(crate::scanner::sweep(node.clone()));
     }
     if node.config.auth.secrets_file.is_some() {
         // Key rotation: the accepted keys follow the file.

@@ -121,6 +121,7 @@ pub(super) fn node(limits: LimitsConfig) -> Arc<Node<EmbeddedBackend>> {
     };
     Arc::new(Node {
         attachments: None,
+        scanner: None,
         http_base: String::new(),
         auth: crate::Authenticator::new(&config.auth),
         backend: EmbeddedBackend::new(hub.clone(), Default::default()),

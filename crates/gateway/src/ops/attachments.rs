@@ -6,7 +6,7 @@ use super::{Ctx, Failure, not_found};
 use crate::Backend;
 use chathub_attachments::ticket::{DownloadTicket, UploadTicket};
 use chathub_attachments::{AttachmentError, Attachments, Stored, Variant};
-use chathub_domain::{AttachmentCard, AttachmentId, ConversationId, Participant};
+use chathub_domain::{AttachmentCard, AttachmentId, AttachmentStatus, ConversationId, Participant};
 use chathub_protocol::{ErrorCode, LinkReply, Reply, UploadReply};
 use std::sync::Arc;
 
@@ -144,6 +144,18 @@ pub(crate) async fn link<K: Backend>(
         .await
         .map_err(failed)?
         .ok_or_else(|| not_found("attachment"))?;
+    match stored.card.status {
+        AttachmentStatus::Blocked => return Err(blocked()),
+        AttachmentStatus::Pending
+            if stored.uploader != Participant::of(&cx.identity.actor).key() =>
+        {
+            return Err(Failure::new(
+                ErrorCode::InvalidState,
+                "the file is being checked; an `attachment_checked` event follows",
+            ));
+        }
+        _ => {}
+    }
     let ttl = attachments.config().link_ttl.as_secs().max(1);
     let exp = now_secs() + ttl;
     let url = |variant: Variant| {
@@ -193,5 +205,16 @@ pub(crate) async fn card<K: Backend>(
     if stored.uploader != Participant::of(&cx.identity.actor).key() {
         return Err(not_found("attachment"));
     }
+    if stored.card.status == AttachmentStatus::Blocked {
+        return Err(blocked());
+    }
     Ok(stored.card)
+}
+
+/// `blocked`: the scanner refused the file.
+pub(crate) fn blocked() -> Failure {
+    Failure::new(
+        ErrorCode::Blocked,
+        "the attachment scanner blocked this file",
+    )
 }

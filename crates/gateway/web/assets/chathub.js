@@ -14,7 +14,8 @@
 //   protocol-error   an `err` frame without id
 //
 // Attachments: `uploadAttachment` (resumable upload of a File), `attachmentView` (a card
-// as an element: thumbnail and lightbox, or a download link), `attachmentLink`.
+// as an element: thumbnail and lightbox, or a download link), `attachmentLink`,
+// `noteVerdict` (a scanner's verdict: the file's view shows it from the next render).
 
 /**
  * Close codes after which reconnecting at once would not help: those with
@@ -162,9 +163,10 @@ export function attachmentView(conn, conversation, card) {
   // Pages re-render their message lists: the same element each time, so an image is
   // neither fetched nor laid out again.
   const key = `${conversation}/${card.id}`;
+  const status = verdicts.get(card.id) || card.status || 'clean';
   const made = views.get(key);
-  if (made) return made;
-  const view = makeAttachmentView(conn, conversation, card);
+  if (made && made.status === status) return made;
+  const view = makeAttachmentView(conn, conversation, { ...card, status });
   views.set(key, view);
   if (views.size > 500) views.delete(views.keys().next().value);
   return view;
@@ -172,9 +174,38 @@ export function attachmentView(conn, conversation, card) {
 
 /** `conversation/attachment` → its element, the newest 500. */
 const views = new Map();
+/** attachment id → the latest verdict seen (`attachment_checked` events). */
+const verdicts = new Map();
+
+/**
+ * Notes an `attachment_checked` event: views of that file show its new standing from
+ * the next render on. Pages note every such event they hold (live or from history)
+ * before rendering their messages.
+ */
+export function noteVerdict(ev) {
+  if (verdicts.get(ev.attachment) === ev.status) return;
+  verdicts.set(ev.attachment, ev.status);
+  links.delete(ev.attachment);
+}
 
 function makeAttachmentView(conn, conversation, card) {
+  const view = makeView(conn, conversation, card);
+  view.status = card.status;
+  return view;
+}
+
+function makeView(conn, conversation, card) {
   const size = humanSize(card.size);
+  if (card.status === 'blocked') {
+    return h(
+      'div',
+      { class: 'attachment blocked', dataset: { attachment: card.id, kind: 'blocked' } },
+      h('span', { class: 'tag warn' }, 'blocked'),
+      ' ',
+      card.name,
+      h('span', { class: 'muted' }, ' · removed by the virus scanner'),
+    );
+  }
   if (card.content_type.startsWith('image/')) {
     const img = h('img', { class: 'attachment-image', alt: card.name });
     if (card.width && card.height) img.style.aspectRatio = `${card.width} / ${card.height}`;
@@ -182,15 +213,15 @@ function makeAttachmentView(conn, conversation, card) {
       .then((l) => {
         img.src = l.thumbnail_url || l.url;
       })
-      .catch(() => {
-        img.alt = `${card.name} (not available)`;
+      .catch((e) => {
+        img.alt = e.code === 'invalid_state' ? `${card.name} (being checked)` : `${card.name} (not available)`;
       });
     const open = async () => showLightbox((await attachmentLink(conn, conversation, card.id)).url, card.name);
     return h(
       'figure',
-      { class: 'attachment', dataset: { attachment: card.id, kind: 'image' } },
+      { class: `attachment ${card.status}`, dataset: { attachment: card.id, kind: 'image', status: card.status } },
       h('button', { type: 'button', class: 'attachment-open', onclick: open, 'aria-label': `Open ${card.name}` }, img),
-      h('figcaption', {}, card.name, ' · ', size),
+      h('figcaption', {}, card.name, ' · ', size, card.status === 'pending' ? ' · being checked' : ''),
     );
   }
   const extension = card.name.includes('.') ? card.name.split('.').pop().toUpperCase() : 'FILE';
@@ -209,9 +240,10 @@ function makeAttachmentView(conn, conversation, card) {
     .catch(() => {});
   return h(
     'div',
-    { class: 'attachment', dataset: { attachment: card.id, kind: 'file' } },
+    { class: `attachment ${card.status}`, dataset: { attachment: card.id, kind: 'file', status: card.status } },
     link,
     h('span', { class: 'muted' }, ` · ${size}`),
+    card.status === 'pending' ? h('span', { class: 'muted pending-note' }, ' · being checked') : null,
   );
 }
 

@@ -10,6 +10,7 @@ import {
   h,
   loadClientConfig,
   newClientMsgId,
+  noteVerdict,
   uploadAttachment,
   timeOf,
   tokenClaims,
@@ -570,6 +571,8 @@ function describeStatus(ev) {
 }
 
 function renderEvent(ev, seenSeq) {
+  // A scanner's verdict redraws its file (noteVerdict); it has no line of its own.
+  if (ev.event === 'attachment_checked') return null;
   if (ev.event === 'status') {
     return h('li', { class: 'system', dataset: { seq: ev.seq, cause: ev.cause } }, describeStatus(ev), h('time', {}, timeOf(ev.at)));
   }
@@ -713,6 +716,7 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
   // End users' last read mark: shown under the newest agent message it covers.
   const customerMark = c.reads.get(`end_user:${c.id}`) ?? 0;
   const seqs = [...c.events.keys()].sort((a, b) => a - b);
+  for (const ev of c.events.values()) if (ev.event === 'attachment_checked') noteVerdict(ev);
   const seenSeq = seqs
     .filter((s) => s <= customerMark && c.events.get(s).event === 'message' && c.events.get(s).author.role !== 'end_user')
     .pop();

@@ -3,7 +3,7 @@
 // documents (the camera or the file picker, with progress), see when chat is disabled.
 // Same protocol and same client module as the console.
 
-import { Connection, attachmentView, h, loadClientConfig, newClientMsgId, timeOf, tokenClaims, uploadAttachment, wsUrlFor } from '/assets/chathub.js';
+import { Connection, attachmentView, h, loadClientConfig, newClientMsgId, noteVerdict, timeOf, tokenClaims, uploadAttachment, wsUrlFor } from '/assets/chathub.js';
 import { signIn, signOut } from '/assets/signin.js';
 
 const STORAGE_KEY = 'chathub.demo.token';
@@ -274,6 +274,8 @@ function statusLine(ev) {
 }
 
 function renderEvent(ev, readSeq) {
+  // A scanner's verdict redraws its file (noteVerdict); it has no line of its own.
+  if (ev.event === 'attachment_checked') return null;
   if (ev.event === 'status') {
     const line = statusLine(ev);
     return line ? h('li', { class: 'system', dataset: { seq: ev.seq, cause: ev.cause } }, line) : null;
@@ -312,6 +314,7 @@ function render() {
   el.attach.disabled = off;
   el.input.placeholder = off ? 'Chat is currently unavailable' : 'Write a message…';
   const seqs = [...state.events.keys()].sort((a, b) => a - b);
+  for (const ev of state.events.values()) if (ev.event === 'attachment_checked') noteVerdict(ev);
   const readSeq = seqs.filter((s) => s <= state.agentReadUpTo && state.events.get(s).event === 'message' && state.events.get(s).author.role === 'end_user').pop();
   const atBottom = el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 40;
   el.messages.replaceChildren(
