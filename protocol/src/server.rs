@@ -309,6 +309,28 @@ pub struct UploadReply {
     /// The stored file, when every byte arrived and passed the checks: send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored: Option<chathub_domain::AttachmentCard>,
+    /// Direct uploads (the server's store is S3): `PUT` each part's bytes to its URL,
+    /// keep the `ETag` S3 answers, then `POST` them to `complete_url`. Instead of
+    /// `upload_url`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<UploadPart>,
+    /// Direct uploads: where to `POST {"parts": [{"number", "etag"}…]}` once every part
+    /// is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_url: Option<String>,
+}
+
+/// One part of a direct upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadPart {
+    /// Its number, from 1.
+    pub number: u32,
+    /// Where to `PUT` its bytes (presigned; valid until the reply's `expires_at`).
+    pub url: String,
+    /// The first byte of the file it holds.
+    pub offset: u64,
+    /// How many bytes it holds.
+    pub size: u64,
 }
 
 /// Reply to `attachment_link`.

@@ -1137,8 +1137,63 @@ pub async fn upload_file(
     if let Some(card) = reply.stored {
         return card;
     }
+    if !reply.parts.is_empty() {
+        return upload_direct(http, &reply, bytes).await;
+    }
     let url = reply.upload_url.expect("an upload URL");
     let answer = http_bytes(http, "PUT", &path_of(&url), &[], bytes).await;
+    assert_eq!(answer.0, 201, "{}", String::from_utf8_lossy(&answer.2));
+    let body: serde_json::Value = serde_json::from_slice(&answer.2).unwrap();
+    serde_json::from_value(body["stored"].clone()).unwrap()
+}
+
+/// A direct upload (the server's store is S3): each part PUT to its presigned URL, then
+/// the ETags POSTed to the node.
+pub async fn upload_direct(
+    http: SocketAddr,
+    reply: &chathub_protocol::UploadReply,
+    bytes: &[u8],
+) -> chathub_domain::AttachmentCard {
+    let mut parts = Vec::new();
+    for part in &reply.parts {
+        let host = part
+            .url
+            .strip_prefix("http://")
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        let range = part.offset as usize..(part.offset + part.size) as usize;
+        let answer = http_bytes(
+            host.parse().unwrap(),
+            "PUT",
+            &path_of(&part.url),
+            &[],
+            &bytes[range],
+        )
+        .await;
+        assert_eq!(
+            answer.0,
+            200,
+            "part {}: {}",
+            part.number,
+            String::from_utf8_lossy(&answer.2)
+        );
+        let etag = header_of(&answer, "etag")
+            .expect("S3 answers an ETag")
+            .to_owned();
+        parts.push(serde_json::json!({"number": part.number, "etag": etag}));
+    }
+    let body = serde_json::to_vec(&serde_json::json!({ "parts": parts })).unwrap();
+    let complete = path_of(reply.complete_url.as_deref().expect("a complete URL"));
+    let answer = http_bytes(
+        http,
+        "POST",
+        &complete,
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .await;
     assert_eq!(answer.0, 201, "{}", String::from_utf8_lossy(&answer.2));
     let body: serde_json::Value = serde_json::from_slice(&answer.2).unwrap();
     serde_json::from_value(body["stored"].clone()).unwrap()

@@ -41,9 +41,52 @@ async fn files_live_in_the_bucket() {
     let photo = photo_with_location();
     let card = upload_file(&ann, hub.http_addr, None, "coupon.jpg", &photo, "m1").await;
     assert!(card.thumbnail);
-    // Larger than one S3 part (5 MiB): a multipart upload.
-    let big = pdf(6 * 1024 * 1024 + 123);
-    let big_card = upload_file(&ann, hub.http_addr, None, "statement.pdf", &big, "m2").await;
+    // Two parts of 8 MiB, straight to the bucket: the reply has presigned part URLs (on
+    // the S3 server's port), no upload URL on the node.
+    let big = pdf(9 * 1024 * 1024 + 123);
+    let up = chathub_e2e::ask_upload(&ann, None, "statement.pdf", big.len(), "m2").await;
+    assert!(up.upload_url.is_none());
+    assert_eq!(up.parts.len(), 2);
+    for part in &up.parts {
+        assert!(
+            part.url.contains(&format!("127.0.0.1:{}", s3.port)),
+            "{}",
+            part.url
+        );
+        assert!(part.url.contains("uploadId="));
+    }
+    // A phone asking again (same message) gets the same multipart upload.
+    let again = chathub_e2e::ask_upload(&ann, None, "statement.pdf", big.len(), "m2").await;
+    let upload_id = |p: &chathub_protocol::UploadPart| {
+        p.url
+            .split("uploadId=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let shape = |r: &chathub_protocol::UploadReply| {
+        r.parts
+            .iter()
+            .map(|p| (p.number, p.offset, p.size, upload_id(p)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shape(&again), shape(&up));
+    // Completing with a wrong ETag is refused; the right ones store the file.
+    let wrong = serde_json::to_vec(&serde_json::json!({"parts": [{"number": 1, "etag": "\"nope\""}, {"number": 2, "etag": "\"nope\""}]})).unwrap();
+    let complete = chathub_e2e::path_of(up.complete_url.as_deref().unwrap());
+    let refused = http_bytes(
+        hub.http_addr,
+        "POST",
+        &complete,
+        &[("Content-Type", "application/json")],
+        &wrong,
+    )
+    .await;
+    assert_eq!(refused.0, 400, "{}", String::from_utf8_lossy(&refused.2));
+    let big_card = chathub_e2e::upload_direct(hub.http_addr, &again, &big).await;
     send_attachment(&ann, None, &card.id, None, "m1")
         .await
         .unwrap();
@@ -70,12 +113,12 @@ async fn files_live_in_the_bucket() {
         hub.http_addr,
         "GET",
         &path_of(&link.url),
-        &[("Range", "bytes=5242870-5242889")],
+        &[("Range", "bytes=8388600-8388619")],
         &[],
     )
     .await;
-    assert_eq!(part.0, 206);
-    assert_eq!(part.2, big[5_242_870..5_242_890]);
+    assert_eq!(part.0, 206, "a range across the two parts");
+    assert_eq!(part.2, big[8_388_600..8_388_620]);
 }
 
 #[tokio::test]
@@ -86,6 +129,9 @@ async fn a_killed_node_loses_no_attachment() {
     let endpoint = s3.endpoint();
     let args = s3_args("chathub-cluster", &endpoint);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Uploads through the nodes here (the other test covers direct ones).
+    let mut args = args;
+    args.extend(["--s3-direct-uploads", "false"]);
     let mut first = HubProcess::spawn_redis(&redis.url(), &args);
     let second = HubProcess::spawn_redis(&redis.url(), &args);
 

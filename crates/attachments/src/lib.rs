@@ -23,12 +23,15 @@
 //! - [`checks`]: sniffing the type, stripping metadata, dimensions and thumbnails.
 //! - [`ticket`]: the signed upload and download tickets.
 //! - `uploads`: [`Attachments`], the service the gateway calls.
+//! - `direct`: uploads straight to S3 (presigned multipart parts).
 
 pub mod checks;
+mod direct;
 pub mod objects;
 pub mod ticket;
 mod uploads;
 
+pub use direct::{DirectPart, DirectUpload};
 pub use objects::ObjectsSpec;
 pub use uploads::{Attachments, AttachmentsConfig, Progress, Stored, Variant};
 
@@ -81,6 +84,10 @@ pub enum AttachmentError {
     /// A stored record could not be read.
     #[error("corrupt attachment record: {0}")]
     Corrupt(String),
+    /// A direct upload's parts do not make the declared file (missing, wrong ETags, too
+    /// few bytes): send the missing parts and complete again.
+    #[error("the upload's parts are not complete: {0}")]
+    BadParts(String),
 }
 
 impl AttachmentError {
@@ -89,7 +96,9 @@ impl AttachmentError {
         match self {
             AttachmentError::Refused(FileRefusal::TooLarge { .. })
             | AttachmentError::Overflow { .. } => "too_large",
-            AttachmentError::Refused(FileRefusal::BadName(_)) => "bad_request",
+            AttachmentError::Refused(FileRefusal::BadName(_)) | AttachmentError::BadParts(_) => {
+                "bad_request"
+            }
             AttachmentError::Refused(_) => "unsupported_type",
             AttachmentError::Offset { .. } | AttachmentError::Busy => "conflict",
             AttachmentError::NotFound => "not_found",

@@ -75,31 +75,34 @@ impl ObjectsSpec {
                 Ok(Arc::new(store))
             }
             ObjectsSpec::Memory => Ok(Arc::new(object_store::memory::InMemory::new())),
-            ObjectsSpec::S3(s3) => {
-                // object_store's HTTP client is rustls without a bundled provider: use
-                // ring, as the WebSocket port's TLS does (a second install is a no-op).
-                let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-                let mut builder = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(&s3.bucket)
-                    .with_region(s3.region.as_deref().unwrap_or("us-east-1"));
-                if let Some(endpoint) = &s3.endpoint {
-                    builder = builder
-                        .with_endpoint(endpoint)
-                        .with_allow_http(endpoint.starts_with("http://"))
-                        // S3-compatible servers mostly want path-style URLs.
-                        .with_virtual_hosted_style_request(false);
-                }
-                if let Some(key) = &s3.access_key_id {
-                    builder = builder.with_access_key_id(key);
-                }
-                if let Some(secret) = &s3.secret_access_key {
-                    builder = builder.with_secret_access_key(secret);
-                }
-                Ok(Arc::new(
-                    builder.build().map_err(AttachmentError::Unavailable)?,
-                ))
-            }
+            ObjectsSpec::S3(s3) => Ok(Arc::new(s3.open()?)),
         }
+    }
+}
+
+impl S3Spec {
+    /// Opens the bucket.
+    pub fn open(&self) -> Result<object_store::aws::AmazonS3, AttachmentError> {
+        // object_store's HTTP client is rustls without a bundled provider: use ring, as
+        // the WebSocket port's TLS does (a second install is a no-op).
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&self.bucket)
+            .with_region(self.region.as_deref().unwrap_or("us-east-1"));
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                // S3-compatible servers mostly want path-style URLs.
+                .with_virtual_hosted_style_request(false);
+        }
+        if let Some(key) = &self.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &self.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        builder.build().map_err(AttachmentError::Unavailable)
     }
 }
 
@@ -110,10 +113,16 @@ pub(crate) struct Paths {
     pub(crate) record: Path,
     /// The mark of a scan still owed (under `scans/`, one prefix to list).
     pub(crate) scan: Path,
+    /// A direct upload's object until it is checked (under `uploads/`).
+    pub(crate) direct_file: Path,
+    /// A direct upload's multipart id.
+    pub(crate) direct_state: Path,
 }
 
 /// The prefix of every scan mark.
 pub(crate) const SCANS: &str = "scans";
+/// The prefix of direct uploads not yet checked.
+pub(crate) const UPLOADS: &str = "uploads";
 
 impl Paths {
     /// `t-<tenant>/c-<conversation>/<attachment>/…`: one prefix per tenant and per
@@ -126,11 +135,20 @@ impl Paths {
             format!("a-{}", a.as_str()),
         ];
         let at = |leaf: &str| Path::from_iter(base.iter().map(String::as_str).chain([leaf]));
+        let under = |top: &str, leaf: &str| {
+            Path::from_iter(
+                std::iter::once(top)
+                    .chain(base.iter().map(String::as_str))
+                    .chain([leaf]),
+            )
+        };
         Paths {
             file: at("file"),
             thumbnail: at("thumbnail.jpg"),
             record: at("meta.json"),
             scan: Path::from_iter(std::iter::once(SCANS).chain(base.iter().map(String::as_str))),
+            direct_file: under(UPLOADS, "file"),
+            direct_state: under(UPLOADS, "state.json"),
         }
     }
 }

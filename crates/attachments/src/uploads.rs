@@ -39,6 +39,12 @@ pub struct AttachmentsConfig {
     /// Whether a scanner checks every file: stored files start `pending` and a scan
     /// mark is left for them ([`Attachments::pending_scans`]). Default false.
     pub scanned: bool,
+    /// On S3: clients upload straight to the bucket (presigned multipart parts), so the
+    /// node never carries the bytes (the bucket's CORS must allow `PUT` and expose
+    /// `ETag` for browsers). Default true.
+    pub direct_uploads: bool,
+    /// Bytes per part of a direct upload (at least 5 MiB, S3's minimum). Default 8 MiB.
+    pub direct_part_bytes: u64,
 }
 
 impl AttachmentsConfig {
@@ -52,6 +58,8 @@ impl AttachmentsConfig {
             staging_ttl: Duration::from_secs(24 * 3600),
             max_image_bytes: 64 * 1024 * 1024,
             scanned: false,
+            direct_uploads: true,
+            direct_part_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -83,6 +91,16 @@ pub enum Variant {
     Thumbnail,
 }
 
+/// What a stored file's record says of it beyond the request.
+#[derive(Debug, Default)]
+pub(crate) struct StoredFacts {
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
+    pub(crate) width: Option<u32>,
+    pub(crate) height: Option<u32>,
+    pub(crate) thumbnail: bool,
+}
+
 /// Where an upload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
@@ -96,8 +114,8 @@ pub struct Progress {
 
 /// The attachments service (see the crate docs).
 pub struct Attachments {
-    objects: Arc<dyn ObjectStore>,
-    config: AttachmentsConfig,
+    pub(crate) objects: Arc<dyn ObjectStore>,
+    pub(crate) config: AttachmentsConfig,
     key: TicketKey,
     /// Uploads a request is writing now: one writer per upload.
     writing: Mutex<HashSet<AttachmentId>>,
@@ -108,6 +126,8 @@ pub struct Attachments {
     images: Semaphore,
     /// Bytes per part of a copy to the object store (S3 wants at least 5 MiB).
     part_bytes: usize,
+    /// The bucket, for direct uploads (S3 with direct uploads on).
+    pub(crate) s3: Option<Arc<object_store::aws::AmazonS3>>,
 }
 
 impl std::fmt::Debug for Attachments {
@@ -138,7 +158,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn unavailable(e: object_store::Error) -> AttachmentError {
+pub(crate) fn unavailable(e: object_store::Error) -> AttachmentError {
     match e {
         object_store::Error::NotFound { .. } => AttachmentError::NotFound,
         e => AttachmentError::Unavailable(e),
@@ -150,7 +170,13 @@ impl Attachments {
     /// derived from `secret`.
     pub fn open(config: AttachmentsConfig, secret: &str) -> Result<Attachments, AttachmentError> {
         std::fs::create_dir_all(&config.staging_dir).map_err(AttachmentError::Staging)?;
-        let objects = config.objects.open()?;
+        let (objects, s3): (Arc<dyn ObjectStore>, _) = match &config.objects {
+            ObjectsSpec::S3(spec) if config.direct_uploads => {
+                let s3 = Arc::new(spec.open()?);
+                (s3.clone(), Some(s3))
+            }
+            spec => (spec.open()?, None),
+        };
         let part_bytes = match config.objects {
             ObjectsSpec::S3(_) => 5 * 1024 * 1024,
             _ => 1024 * 1024,
@@ -163,6 +189,7 @@ impl Attachments {
             finishing: Semaphore::new(1),
             images: Semaphore::new(1),
             part_bytes,
+            s3,
         })
     }
 
@@ -365,52 +392,108 @@ impl Attachments {
             .ok_or_else(|| FileRefusal::TypeNotAllowed("content of no recognised type".into()))?;
         let kind = policy.check_found(&ticket.name, found, ticket.content_type.as_deref())?;
         let paths = Paths::of(&ticket.tenant, &ticket.conversation, &ticket.attachment);
-        let (mut size, mut width, mut height, mut thumbnail) = (ticket.size, None, None, false);
-        let mut sha256 = hex::encode(digest.finalize());
+        let mut facts = StoredFacts {
+            size: ticket.size,
+            sha256: hex::encode(digest.finalize()),
+            ..StoredFacts::default()
+        };
         if kind.image {
-            if ticket.size > self.config.max_image_bytes {
-                return Err(FileRefusal::TooLarge {
-                    size: ticket.size,
-                    max: self.config.max_image_bytes,
-                }
-                .into());
-            }
-            let _image = self
-                .images
-                .acquire()
-                .await
-                .map_err(|_| AttachmentError::Busy)?;
-            let bytes = Bytes::from(tokio::fs::read(path).await.map_err(staging)?);
-            let strip = ticket.end_user && policy.strip_location;
-            let facts = tokio::task::spawn_blocking(move || checks::read_image(bytes, strip))
-                .await
-                .map_err(|e| AttachmentError::Corrupt(format!("image check failed: {e}")))?;
-            size = facts.bytes.len() as u64;
-            sha256 = hex::encode(Sha256::digest(&facts.bytes));
-            (width, height) = (facts.width, facts.height);
-            self.objects
-                .put(&paths.file, PutPayload::from_bytes(facts.bytes))
-                .await
-                .map_err(unavailable)?;
-            if let Some(small) = facts.thumbnail {
-                self.objects
-                    .put(&paths.thumbnail, PutPayload::from(small))
+            let read = async {
+                tokio::fs::read(path)
                     .await
-                    .map_err(unavailable)?;
-                thumbnail = true;
-            }
+                    .map(Bytes::from)
+                    .map_err(staging)
+            };
+            let bytes = self.image_bytes(ticket, read).await?;
+            facts = self.store_image(ticket, policy, bytes, &paths).await?;
         } else {
             self.copy_to_store(path, &paths.file).await?;
         }
+        let stored = self.record(ticket, kind.mime, facts, &paths).await?;
+        let _ = tokio::fs::remove_file(path).await;
+        Ok(Progress {
+            received: ticket.size,
+            size: ticket.size,
+            stored: Some(stored),
+        })
+    }
+
+    /// An image's bytes, read whole (one image at a time, bounded in size).
+    pub(crate) async fn image_bytes<F>(
+        &self,
+        ticket: &UploadTicket,
+        read: F,
+    ) -> Result<(Bytes, tokio::sync::SemaphorePermit<'_>), AttachmentError>
+    where
+        F: std::future::Future<Output = Result<Bytes, AttachmentError>>,
+    {
+        if ticket.size > self.config.max_image_bytes {
+            return Err(FileRefusal::TooLarge {
+                size: ticket.size,
+                max: self.config.max_image_bytes,
+            }
+            .into());
+        }
+        let permit = self
+            .images
+            .acquire()
+            .await
+            .map_err(|_| AttachmentError::Busy)?;
+        Ok((read.await?, permit))
+    }
+
+    /// Strips an image's metadata (end users' photos, by the tenant's policy), stores it
+    /// and its thumbnail; returns what the record says of it.
+    pub(crate) async fn store_image(
+        &self,
+        ticket: &UploadTicket,
+        policy: &AttachmentPolicy,
+        (bytes, _permit): (Bytes, tokio::sync::SemaphorePermit<'_>),
+        paths: &Paths,
+    ) -> Result<StoredFacts, AttachmentError> {
+        let strip = ticket.end_user && policy.strip_location;
+        let image = tokio::task::spawn_blocking(move || checks::read_image(bytes, strip))
+            .await
+            .map_err(|e| AttachmentError::Corrupt(format!("image check failed: {e}")))?;
+        let mut facts = StoredFacts {
+            size: image.bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&image.bytes)),
+            width: image.width,
+            height: image.height,
+            thumbnail: false,
+        };
+        self.objects
+            .put(&paths.file, PutPayload::from_bytes(image.bytes))
+            .await
+            .map_err(unavailable)?;
+        if let Some(small) = image.thumbnail {
+            self.objects
+                .put(&paths.thumbnail, PutPayload::from(small))
+                .await
+                .map_err(unavailable)?;
+            facts.thumbnail = true;
+        }
+        Ok(facts)
+    }
+
+    /// Writes the record of a stored file (and its scan mark, first, with a scanner):
+    /// from then on the attachment exists.
+    pub(crate) async fn record(
+        &self,
+        ticket: &UploadTicket,
+        mime: &str,
+        facts: StoredFacts,
+        paths: &Paths,
+    ) -> Result<Stored, AttachmentError> {
         let stored = Stored {
             card: AttachmentCard {
                 id: ticket.attachment.clone(),
                 name: ticket.name.clone(),
-                content_type: kind.mime.to_owned(),
-                size,
-                width,
-                height,
-                thumbnail,
+                content_type: mime.to_owned(),
+                size: facts.size,
+                width: facts.width,
+                height: facts.height,
+                thumbnail: facts.thumbnail,
                 status: if self.config.scanned {
                     AttachmentStatus::Pending
                 } else {
@@ -421,7 +504,7 @@ impl Attachments {
             conversation: ticket.conversation.clone(),
             uploader: ticket.uploader.clone(),
             stored_at: now_ms(),
-            sha256,
+            sha256: facts.sha256,
         };
         let record = serde_json::to_vec(&stored)
             .map_err(|e| AttachmentError::Corrupt(format!("encode record: {e}")))?;
@@ -438,13 +521,8 @@ impl Attachments {
             .put(&paths.record, PutPayload::from(record))
             .await
             .map_err(unavailable)?;
-        let _ = tokio::fs::remove_file(path).await;
-        tracing::debug!(attachment = %stored.card.id, size, "attachment stored");
-        Ok(Progress {
-            received: ticket.size,
-            size: ticket.size,
-            stored: Some(stored),
-        })
+        tracing::debug!(attachment = %stored.card.id, size = stored.card.size, "attachment stored");
+        Ok(stored)
     }
 
     /// Copies a staged file to the object store part by part (one part in memory).

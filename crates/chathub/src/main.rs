@@ -139,6 +139,11 @@ struct ServeArgs {
     /// S3-compatible endpoint (`http://127.0.0.1:9000`); default AWS.
     #[arg(long, env = "CHATHUB_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
+    /// On S3: clients upload straight to the bucket with presigned multipart parts (the
+    /// node never carries the bytes; browsers need the bucket's CORS to allow `PUT` and
+    /// expose `ETag`). `false`: uploads go through the node's HTTP port.
+    #[arg(long, env = "CHATHUB_S3_DIRECT_UPLOADS", default_value_t = true, action = clap::ArgAction::Set)]
+    s3_direct_uploads: bool,
     /// S3 region. Default `us-east-1`.
     #[arg(long, env = "CHATHUB_S3_REGION")]
     s3_region: Option<String>,
@@ -622,6 +627,7 @@ fn attachments_config(args: &ServeArgs) -> Result<Option<AttachmentsConfig>> {
     let mut config = AttachmentsConfig::new(spec, staging);
     config.upload_ttl = Duration::from_secs(args.upload_url_ttl_secs.max(1));
     config.link_ttl = Duration::from_secs(args.attachment_link_ttl_secs.max(1));
+    config.direct_uploads = args.s3_direct_uploads;
     Ok(Some(config))
 }
 

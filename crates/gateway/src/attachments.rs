@@ -28,6 +28,10 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
                 .put(upload::<K>)
                 .options(preflight),
         )
+        .route(
+            "/attachments/v1/uploads/{id}/complete",
+            axum::routing::post(complete::<K>).options(preflight),
+        )
         .route("/attachments/v1/files/{id}", get(download_file::<K>))
         .route(
             "/attachments/v1/files/{id}/thumbnail",
@@ -241,6 +245,58 @@ async fn upload<K: Backend>(
             body.into_data_stream(),
         )
         .await?;
+    Ok(stored_or_more(&node, &id, &progress))
+}
+
+/// A direct upload's completion: `{"parts": [{"number": 1, "etag": "…"}, …]}`, every
+/// part from 1 in order.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Completion {
+    parts: Vec<CompletedPart>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompletedPart {
+    number: u32,
+    etag: String,
+}
+
+/// `POST` on a direct upload's `complete_url`.
+async fn complete<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    Path(id): Path<String>,
+    Query(q): Query<Ticket>,
+    body: Result<axum::Json<Completion>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, HttpError> {
+    let attachments = service(&node)?;
+    let ticket = attachments.key().check_upload(&q.t, &id)?;
+    let bad = |m: String| http_error(Failure::bad_request(m), None);
+    let axum::Json(completion) = body.map_err(|e| bad(e.body_text()))?;
+    let mut etags = Vec::with_capacity(completion.parts.len());
+    for (i, part) in completion.parts.into_iter().enumerate() {
+        if part.number as usize != i + 1 {
+            return Err(bad("`parts` must list every part from 1, in order".into()));
+        }
+        etags.push(part.etag);
+    }
+    if etags.is_empty() {
+        return Err(bad("`parts` is empty".into()));
+    }
+    let settings = node
+        .settings(&ticket.tenant)
+        .await
+        .map_err(|e| http_error(crate::ops::store_failed(e), None))?;
+    let progress = attachments
+        .complete_direct(&ticket, &settings.attachments, etags)
+        .await?;
+    Ok(stored_or_more(&node, &id, &progress))
+}
+
+/// The answer to an upload request: 201 with the record once stored (and its scan
+/// queued), 202 while bytes are missing.
+fn stored_or_more<K: Backend>(node: &Node<K>, id: &str, progress: &Progress) -> Response {
     let status = if let Some(stored) = &progress.stored {
         ::metrics::counter!(crate::metrics::ATTACHMENTS_STORED).increment(1);
         if stored.card.status == chathub_domain::AttachmentStatus::Pending
@@ -257,7 +313,7 @@ async fn upload<K: Backend>(
         // Not all there yet: send the rest from `Upload-Offset`.
         StatusCode::ACCEPTED
     };
-    Ok(progress_response(&id, &progress, status))
+    progress_response(id, progress, status)
 }
 
 async fn download_file<K: Backend>(

@@ -7,7 +7,7 @@ use crate::Backend;
 use chathub_attachments::ticket::{DownloadTicket, UploadTicket};
 use chathub_attachments::{AttachmentError, Attachments, Stored, Variant};
 use chathub_domain::{AttachmentCard, AttachmentId, AttachmentStatus, ConversationId, Participant};
-use chathub_protocol::{ErrorCode, LinkReply, Reply, UploadReply};
+use chathub_protocol::{ErrorCode, LinkReply, Reply, UploadPart, UploadReply};
 use std::sync::Arc;
 
 /// The node's attachments, or `unavailable` when none are configured.
@@ -113,9 +113,38 @@ pub(crate) async fn upload<K: Backend>(
             received: stored.card.size,
             size: stored.card.size,
             stored: Some(stored.card),
+            parts: Vec::new(),
+            complete_url: None,
         }));
     }
     let token = attachments.key().sign_upload(&ticket);
+    if attachments.uploads_direct() {
+        // Straight to the bucket: this node never carries the bytes.
+        let direct = attachments.start_direct(&ticket).await.map_err(failed)?;
+        return Ok(Reply::AttachmentUpload(UploadReply {
+            upload_url: None,
+            complete_url: Some(format!(
+                "{}/attachments/v1/uploads/{}/complete?t={token}",
+                cx.node.http_base,
+                id.as_str()
+            )),
+            attachment: id,
+            expires_at: Some(ticket.exp * 1000),
+            received: 0,
+            size,
+            stored: None,
+            parts: direct
+                .parts
+                .into_iter()
+                .map(|p| UploadPart {
+                    number: p.number,
+                    url: p.url,
+                    offset: p.offset,
+                    size: p.size,
+                })
+                .collect(),
+        }));
+    }
     Ok(Reply::AttachmentUpload(UploadReply {
         upload_url: Some(format!(
             "{}/attachments/v1/uploads/{}?t={token}",
@@ -127,6 +156,8 @@ pub(crate) async fn upload<K: Backend>(
         received: progress.received,
         size,
         stored: None,
+        parts: Vec::new(),
+        complete_url: None,
     }))
 }
 

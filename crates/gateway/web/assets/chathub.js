@@ -76,6 +76,8 @@ const UPLOAD_RETRY = new Set(['disconnected', 'timeout', 'unavailable', 'conflic
  */
 export async function uploadAttachment(conn, { conversation, file, name, clientMsgId, onProgress }) {
   let lastError;
+  /** Direct uploads: part number → the ETag S3 gave it, kept across attempts. */
+  const sent = new Map();
   for (let attempt = 0; attempt < UPLOAD_ATTEMPTS; attempt++) {
     try {
       await conn.whenOpen();
@@ -90,7 +92,7 @@ export async function uploadAttachment(conn, { conversation, file, name, clientM
         onProgress?.(file.size, file.size);
         return up.stored;
       }
-      const answer = await putFrom(up.upload_url, file, up.received, onProgress);
+      const answer = up.parts?.length ? await putParts(up, file, sent, onProgress) : await putFrom(up.upload_url, file, up.received, onProgress);
       if (answer.stored) return answer.stored;
       // 202: not all there (the connection broke mid-body): go on from `received`.
     } catch (e) {
@@ -100,6 +102,45 @@ export async function uploadAttachment(conn, { conversation, file, name, clientM
     }
   }
   throw lastError;
+}
+
+/**
+ * A direct upload (the server's store is S3): PUTs each part not yet `sent` to its
+ * presigned URL, then POSTs the ETags to the node; resolves with the JSON answer.
+ */
+async function putParts(up, file, sent, onProgress) {
+  const done = () => up.parts.filter((p) => sent.has(p.number)).reduce((n, p) => n + p.size, 0);
+  for (const part of up.parts) {
+    if (sent.has(part.number)) continue;
+    const base = done();
+    const etag = await new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('PUT', part.url);
+      xhr.upload.onprogress = (e) => onProgress?.(base + e.loaded, file.size);
+      xhr.onload = () => {
+        const tag = xhr.getResponseHeader('ETag');
+        if (xhr.status === 200 && tag) resolve(tag);
+        else if (xhr.status === 200) reject(new ChathubError({ code: 'internal', message: "the bucket's CORS does not expose ETag" }));
+        else reject(new ChathubError({ code: 'unavailable', message: `part ${part.number}: HTTP ${xhr.status}` }));
+      };
+      xhr.onerror = () => reject(new ChathubError({ code: 'network', message: 'the upload broke off' }));
+      xhr.send(file.slice(part.offset, part.offset + part.size));
+    });
+    sent.set(part.number, etag);
+  }
+  const res = await fetch(up.complete_url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ parts: up.parts.map((p) => ({ number: p.number, etag: sent.get(p.number) })) }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (res.status === 201 || res.status === 202) return body;
+  if (res.status === 400) {
+    // The parts did not make the file: the next attempt sends them all again.
+    sent.clear();
+    throw new ChathubError({ code: 'conflict', message: body.message || 'the parts were refused' });
+  }
+  throw new ChathubError({ code: body.code || 'unavailable', message: body.message || `HTTP ${res.status}` });
 }
 
 /** PUTs `file` from byte `from` on (a range when resuming); resolves with the JSON answer. */
