@@ -1199,6 +1199,20 @@ pub async fn upload_direct(
     serde_json::from_value(body["stored"].clone()).unwrap()
 }
 
+/// The attachment cards of a history's messages, in order.
+pub fn attachment_cards(history: &[Event]) -> Vec<chathub_domain::AttachmentCard> {
+    history
+        .iter()
+        .filter_map(|e| match &e.body {
+            chathub_domain::EventBody::Message {
+                content: chathub_domain::MessageContent::Attachment { attachment },
+                ..
+            } => Some(attachment.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `attachment_link`'s reply, or the error.
 pub async fn link_of(
     client: &Client,

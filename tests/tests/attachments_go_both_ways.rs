@@ -210,16 +210,7 @@ async fn a_photo_and_a_pdf_go_both_ways_and_survive_a_restart() {
     let hub = HubProcess::spawn(&["--data-dir", data.path().to_str().unwrap()]);
     let ann = connect(&hub, "acme", Role::EndUser, "ann").await;
     let history = chathub_e2e::full_history(&ann, "ann").await;
-    let cards: Vec<_> = history
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Message {
-                content: MessageContent::Attachment { attachment },
-                ..
-            } => Some(attachment.clone()),
-            _ => None,
-        })
-        .collect();
+    let cards = chathub_e2e::attachment_cards(&history);
     assert_eq!(cards.len(), 2);
     let link = link_of(&ann, None, &cards[0].id).await.unwrap();
     let file = http_bytes(hub.http_addr, "GET", &path_of(&link.url), &[], &[]).await;

@@ -3,7 +3,7 @@
 //! killed and another serves the file.
 
 use chathub_client::Client;
-use chathub_domain::{EventBody, MessageContent, Role};
+use chathub_domain::Role;
 use chathub_e2e::{
     HubProcess, dev_token, full_history, http_bytes, link_of, path_of, send_attachment, upload_file,
 };
@@ -162,16 +162,7 @@ async fn a_killed_node_loses_no_attachment() {
     first.kill9();
     let ann = connect(&second.ws_url, Role::EndUser, "ann").await;
     let history = full_history(&ann, "ann").await;
-    let cards: Vec<_> = history
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Message {
-                content: MessageContent::Attachment { attachment },
-                ..
-            } => Some(attachment.clone()),
-            _ => None,
-        })
-        .collect();
+    let cards = chathub_e2e::attachment_cards(&history);
     assert_eq!(cards, vec![card.clone(), bob_card.clone()]);
     for (c, expected) in [(&card, None), (&bob_card, Some(&receipt))] {
         let link = link_of(&ann, None, &c.id).await.unwrap();

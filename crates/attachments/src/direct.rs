@@ -129,15 +129,8 @@ impl Attachments {
         etags: Vec<String>,
     ) -> Result<Progress, AttachmentError> {
         let s3 = self.s3.as_ref().ok_or(AttachmentError::NotFound)?;
-        if let Some(stored) = self
-            .stored(&ticket.tenant, &ticket.conversation, &ticket.attachment)
-            .await?
-        {
-            return Ok(Progress {
-                received: ticket.size,
-                size: ticket.size,
-                stored: Some(stored),
-            });
+        if let Some(done) = self.already_stored(ticket).await? {
+            return Ok(done);
         }
         let paths = Paths::of(&ticket.tenant, &ticket.conversation, &ticket.attachment);
         let state = self.state(&paths).await?.ok_or(AttachmentError::NotFound)?;

@@ -226,6 +226,21 @@ impl Attachments {
         Ok(Some(stored))
     }
 
+    /// The progress of an upload that is stored already, if it is.
+    pub(crate) async fn already_stored(
+        &self,
+        ticket: &UploadTicket,
+    ) -> Result<Option<Progress>, AttachmentError> {
+        let stored = self
+            .stored(&ticket.tenant, &ticket.conversation, &ticket.attachment)
+            .await?;
+        Ok(stored.map(|stored| Progress {
+            received: ticket.size,
+            size: ticket.size,
+            stored: Some(stored),
+        }))
+    }
+
     fn staged_path(&self, a: &AttachmentId) -> PathBuf {
         self.config.staging_dir.join(format!("{}.part", a.as_str()))
     }
@@ -233,15 +248,8 @@ impl Attachments {
     /// Where the upload of `ticket` stands: stored, or how many bytes this node has
     /// staged (0 on a node that never saw it).
     pub async fn progress(&self, ticket: &UploadTicket) -> Result<Progress, AttachmentError> {
-        if let Some(stored) = self
-            .stored(&ticket.tenant, &ticket.conversation, &ticket.attachment)
-            .await?
-        {
-            return Ok(Progress {
-                received: ticket.size,
-                size: ticket.size,
-                stored: Some(stored),
-            });
+        if let Some(done) = self.already_stored(ticket).await? {
+            return Ok(done);
         }
         let received = match tokio::fs::metadata(self.staged_path(&ticket.attachment)).await {
             Ok(m) => m.len(),

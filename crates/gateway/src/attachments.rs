@@ -150,7 +150,7 @@ async fn preflight() -> Response {
     cors(h);
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, PUT, OPTIONS"),
+        HeaderValue::from_static("GET, HEAD, PUT, POST, OPTIONS"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -78,6 +78,24 @@ pub struct MemoryWorkspace {
 }
 
 impl MemoryWorkspace {
+    /// Keeps the tenant's settings (under its writer lock, held by the caller), then
+    /// serves them.
+    async fn save_settings(
+        &self,
+        t: &TenantId,
+        settings: TenantSettings,
+    ) -> Result<(), StoreError> {
+        self.keep(vec![row_write(
+            t,
+            row::SETTINGS,
+            String::new(),
+            Some(&settings),
+        )?])
+        .await?;
+        self.with(t, |w| w.settings = settings);
+        Ok(())
+    }
+
     /// A workspace whose changes are kept in `journal` (filled from it by
     /// [`crate::sqlite::open`]).
     pub fn journaled(journal: Journal) -> Self {
@@ -228,15 +246,7 @@ impl WorkspaceStore for MemoryWorkspace {
         let _writer = self.writer(t).await;
         let mut settings = self.with(t, |w| w.settings.clone());
         settings.attachments = policy;
-        self.keep(vec![row_write(
-            t,
-            row::SETTINGS,
-            String::new(),
-            Some(&settings),
-        )?])
-        .await?;
-        self.with(t, |w| w.settings = settings);
-        Ok(())
+        self.save_settings(t, settings).await
     }
 
     async fn set_chat_disabled(&self, t: &TenantId, disabled: bool) -> Result<bool, StoreError> {
@@ -246,14 +256,7 @@ impl WorkspaceStore for MemoryWorkspace {
             return Ok(false);
         }
         settings.chat_disabled = disabled;
-        self.keep(vec![row_write(
-            t,
-            row::SETTINGS,
-            String::new(),
-            Some(&settings),
-        )?])
-        .await?;
-        self.with(t, |w| w.settings = settings);
+        self.save_settings(t, settings).await?;
         Ok(true)
     }
 
