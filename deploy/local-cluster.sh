@@ -63,8 +63,9 @@ up() {
   for i in $(seq 0 $((nodes - 1))); do
     local ws=$((base + 10 + i)) http=$((base + 50 + i))
     port_free "$ws" && port_free "$http" || die "port $ws or $http is taken (try --base-port)"
+    # Attachments: one directory every node shares (on several machines: S3).
     "$bin" serve --listen "$host:$ws" --http "$host:$http" --redis "redis://$host:$redis_port" \
-      > "$state/node$i.log" 2>&1 &
+      --attachments "$state/attachments" > "$state/node$i.log" 2>&1 &
     echo "$!" >> "$state/pids"
     wait_for "node $i" bash -c "exec 3<>/dev/tcp/$host/$http"
     servers+="    server node$i $host:$ws check port $http"$'\n'
