@@ -30,7 +30,10 @@ before(async () => {
     req.on('data', (d) => (body += d));
     req.on('end', async () => {
       await released;
-      const verdict = JSON.parse(body).name.startsWith('virus') ? 'blocked' : 'clean';
+      const virus = JSON.parse(body).name.startsWith('virus');
+      // Slow on purpose: the file is sent (pending) before its verdict.
+      if (virus) await new Promise((r) => setTimeout(r, 1500));
+      const verdict = virus ? 'blocked' : 'clean';
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ verdict }));
     });

@@ -147,7 +147,9 @@ async fn files_stay_pending_until_the_scanner_says_clean_and_blocked_ones_are_ne
         200
     );
 
-    // A file the scanner blocks: the sender's own link stops working too.
+    // A file the scanner blocks (the scanner held back until it is sent, so that the
+    // send meets it pending): the sender's own link stops working too.
+    closed.store(true, Ordering::SeqCst);
     let mut bad = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*".to_vec();
     bad.extend_from_slice(b"\nnotes\n");
     let bad_card = upload_file(&ann, http, None, "notes.txt", &bad, "m2").await;
@@ -155,6 +157,7 @@ async fn files_stay_pending_until_the_scanner_says_clean_and_blocked_ones_are_ne
     send_attachment(&ann, None, &bad_card.id, None, "m2")
         .await
         .unwrap();
+    closed.store(false, Ordering::SeqCst);
     let (_, status) = verdict_event(&mut bob).await;
     assert_eq!(status, AttachmentStatus::Blocked);
     let err = link_of(&ann, None, &bad_card.id).await.unwrap_err();

@@ -298,7 +298,8 @@ pub enum Command {
     SetDisabled(bool),
     /// Record the scanner's verdict on an attachment (the server issues it for the
     /// scanner; no client request maps to it). Always applies, whoever the actor and
-    /// whatever the status: it only takes the next `seq`.
+    /// whatever the status: it only takes the next `seq` (none on a `new`
+    /// conversation, which has no message yet to be about).
     RecordVerdict {
         /// The attachment.
         attachment: AttachmentId,
@@ -368,10 +369,14 @@ pub fn apply_in(
     let mut next = Builder::new(state, actor, at);
     match (actor, command) {
         (_, Command::RecordVerdict { attachment, status }) => {
-            next.push(EventBody::AttachmentChecked {
-                attachment: attachment.clone(),
-                status: *status,
-            });
+            // A conversation with no event yet has no message the verdict could be
+            // about (its file is not sent yet; the send carries the verdict): nothing.
+            if state.status != Status::New {
+                next.push(EventBody::AttachmentChecked {
+                    attachment: attachment.clone(),
+                    status: *status,
+                });
+            }
         }
         (
             Actor::EndUser(_),

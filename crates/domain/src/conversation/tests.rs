@@ -501,8 +501,18 @@ fn a_verdict_takes_the_next_seq_and_changes_nothing_else() {
         attachment: crate::ids::AttachmentId::new("f1").unwrap(),
         status: AttachmentStatus::Blocked,
     };
+    // Nothing on a conversation without events.
+    let t = applied(apply(&ConversationState::default(), &user(), &verdict, 50));
+    assert!(t.events.is_empty());
+    assert_eq!(t.state, ConversationState::default());
     let states = [
-        ConversationState::default(),
+        ConversationState {
+            status: Status::Unanswered,
+            owner: None,
+            epoch: 0,
+            seq: 1,
+            disabled: false,
+        },
         ConversationState {
             status: Status::Active,
             owner: Some(aid("alice")),

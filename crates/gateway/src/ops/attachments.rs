@@ -242,6 +242,38 @@ pub(crate) async fn card<K: Backend>(
     Ok(stored.card)
 }
 
+/// After a file was sent `pending`: when the scanner's verdict came between the send
+/// reading the file's record and its message being recorded, that verdict went to a
+/// conversation without the message (or none at all, on a new one); it is told again
+/// here, after the message. Telling twice is harmless.
+pub(crate) async fn verdict_since_read<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+    attachment: &AttachmentId,
+) {
+    let Ok(attachments) = service(cx) else {
+        return;
+    };
+    let status = match attachments
+        .stored(&cx.identity.tenant, conversation, attachment)
+        .await
+    {
+        Ok(Some(stored)) => stored.card.status,
+        // The scanner's own path tells it; nothing more to do here.
+        _ => return,
+    };
+    if status == AttachmentStatus::Pending {
+        return;
+    }
+    let command = chathub_domain::Command::RecordVerdict {
+        attachment: attachment.clone(),
+        status,
+    };
+    if let Err(e) = super::apply::apply(cx, conversation.clone(), command).await {
+        tracing::warn!(?e, "could not tell a verdict after its send");
+    }
+}
+
 /// `blocked`: the scanner refused the file.
 pub(crate) fn blocked() -> Failure {
     Failure::new(

@@ -125,12 +125,22 @@ pub(crate) async fn send<K: Backend>(
             format!("the message is {size} bytes; a socket receives at most {budget}"),
         ));
     }
+    let pending = match &content {
+        MessageContent::Attachment { attachment } if !attachment.status.is_clean() => {
+            Some(attachment.id.clone())
+        }
+        _ => None,
+    };
     let command = Command::Send {
         content,
         client_msg_id,
         seen_epoch: if cx.is_end_user() { None } else { epoch },
     };
-    match apply(cx, conversation, command).await?.1 {
+    let sent = apply(cx, conversation.clone(), command).await?.1;
+    if let Some(id) = pending {
+        super::attachments::verdict_since_read(cx, &conversation, &id).await;
+    }
+    match sent {
         Some(ack) => Ok(Reply::Send(ack)),
         None => Err(Failure::new(
             ErrorCode::Internal,

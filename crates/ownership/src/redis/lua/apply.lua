@@ -152,8 +152,9 @@ local function apply_one(k, a)
 
   if command == 'verdict' then
     -- The scanner's verdict on an attachment (the server issues it): no rule, whoever
-    -- the actor and whatever the status; it only takes the next seq.
-    push_packed('attachment_checked', body)
+    -- the actor and whatever the status; it only takes the next seq. A conversation
+    -- with no event yet has no message it could be about: nothing.
+    if state.status ~= 'new' then push_packed('attachment_checked', body) end
   elseif role == 'end_user' then
     if command ~= 'send' then return { 'refused', 'forbidden' } end
     if content_kind == 'engagement' then return { 'refused', 'forbidden' } end
