@@ -1,6 +1,7 @@
 //! Every task of a node — sessions, listeners and the background work (the Redis pub/sub
 //! keepalive, the health watch, the cluster's inbox writer, the follow-up sweeper, settler,
-//! archiver and archive probe, the webhook worker, the key reload, metric tasks) — runs under the node's cancellation token and task tracker:
+//! archiver and archive probe, the webhook worker, the key reload, the attachments'
+//! staging sweep and scanner, metric tasks) — runs under the node's cancellation token and task tracker:
 //! stopping the node ends all of them.
 
 use chathub_domain::Role;
@@ -8,8 +9,8 @@ use chathub_e2e::{PATIENCE, TestHub, conv, test_config};
 use chathub_gateway::{GatewayConfig, RedisConfig, WebhookConfig};
 use chathub_testkit::{RedisCluster, RedisServer};
 
-/// A config that starts every optional background task: the webhook worker and the
-/// reload of a secrets file.
+/// A config that starts every optional background task: the webhook worker, the reload
+/// of a secrets file, the attachments' staging sweep and the scanner's worker and sweep.
 fn config_with_every_task(dir: &std::path::Path) -> GatewayConfig {
     let secrets = dir.join("secrets");
     std::fs::write(&secrets, "a-long-enough-test-secret-for-hs256\n").unwrap();
@@ -18,6 +19,14 @@ fn config_with_every_task(dir: &std::path::Path) -> GatewayConfig {
     config.webhook = Some(WebhookConfig::new("http://127.0.0.1:9/hook", "s"));
     config.auth.secrets_file = Some(secrets);
     config.auth.secret = "a-long-enough-test-secret-for-hs256".into();
+    config.attachments = Some(chathub_attachments::AttachmentsConfig::new(
+        chathub_attachments::ObjectsSpec::Memory,
+        dir.join("uploads"),
+    ));
+    config.attachment_scanner = Some(chathub_gateway::config::ScannerConfig::new(
+        "http://127.0.0.1:9/scan",
+        "s",
+    ));
     config
 }
 
@@ -56,8 +65,8 @@ async fn a_stopped_embedded_node_leaves_no_task() {
     let dir = tempfile_dir();
     let config = config_with_every_task(&dir);
     // Listener, HTTP, webhook worker, its job sweeper and job completer, key reload,
-    // presence watch.
-    stops_everything(TestHub::start_with(config, Default::default()).await, 7).await;
+    // presence watch, the staging sweep, the scanner's worker and its sweep.
+    stops_everything(TestHub::start_with(config, Default::default()).await, 10).await;
 }
 
 #[tokio::test]
@@ -68,7 +77,7 @@ async fn a_stopped_redis_node_leaves_no_task() {
     let hub = TestHub::start_on_redis(config, RedisConfig::new(server.url())).await;
     // And the pub/sub keepalive, the health watch and the apply writer (group commit,
     // started by the first command).
-    stops_everything(hub, 10).await;
+    stops_everything(hub, 13).await;
 }
 
 #[tokio::test]
@@ -80,9 +89,9 @@ async fn a_stopped_node_with_an_archive_leaves_no_task() {
     let mut redis = RedisConfig::new(server.url());
     redis.archive = Some(chathub_gateway::ArchiveConfig::new(postgres.url()));
     let hub = TestHub::start_on_redis(config, redis).await;
-    // The Redis node's ten, the follow-up sweeper, the archive probe and the archiver
-    // (started by the first copy).
-    stops_everything(hub, 13).await;
+    // The Redis node's thirteen, the follow-up sweeper, the archive probe and the
+    // archiver (started by the first copy).
+    stops_everything(hub, 16).await;
 }
 
 #[tokio::test]
@@ -93,8 +102,8 @@ async fn a_stopped_redis_cluster_node_leaves_no_task() {
     let hub = TestHub::start_on_redis(config, RedisConfig::cluster(cluster.urls())).await;
     // The health watch, the apply writer, the inbox writer (started by the first queue
     // update), the follow-up sweeper and the settler (started by the first settled queue
-    // step).
-    stops_everything(hub, 12).await;
+    // step), and the attachments' three.
+    stops_everything(hub, 15).await;
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
