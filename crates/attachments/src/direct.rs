@@ -202,6 +202,7 @@ impl Attachments {
         let found = checks::sniff(&head, text.is_text())
             .ok_or_else(|| FileRefusal::TypeNotAllowed("content of no recognised type".into()))?;
         let kind = policy.check_found(&ticket.name, found, ticket.content_type.as_deref())?;
+        policy.check_location(kind, ticket.end_user)?;
         if kind.image {
             let read = async {
                 let got = self

@@ -299,7 +299,12 @@ impl Attachments {
             });
         }
         // Checked again here: the policy may have changed since the ticket was made.
-        policy.check_request(&ticket.name, ticket.size, ticket.content_type.as_deref())?;
+        policy.check_upload(
+            &ticket.name,
+            ticket.size,
+            ticket.content_type.as_deref(),
+            ticket.end_user,
+        )?;
         let path = self.staged_path(&ticket.attachment);
         let received = self.stage(&path, ticket.size, start, body).await?;
         if received < ticket.size {
@@ -399,6 +404,7 @@ impl Attachments {
         let found = checks::sniff(&head, text.is_text())
             .ok_or_else(|| FileRefusal::TypeNotAllowed("content of no recognised type".into()))?;
         let kind = policy.check_found(&ticket.name, found, ticket.content_type.as_deref())?;
+        policy.check_location(kind, ticket.end_user)?;
         let paths = Paths::of(&ticket.tenant, &ticket.conversation, &ticket.attachment);
         let mut facts = StoredFacts {
             size: ticket.size,

@@ -20,6 +20,9 @@ pub struct FileType {
     pub extensions: &'static [&'static str],
     /// Whether it is an image chathub reads (dimensions, thumbnail, metadata stripping).
     pub image: bool,
+    /// Whether files of this type may carry a location chathub cannot remove (HEIF
+    /// photos, phone videos): refused from end users while the tenant strips locations.
+    pub keeps_location: bool,
 }
 
 /// Every type an allow-list may name. Types outside it are refused whatever the
@@ -29,71 +32,85 @@ pub const FILE_TYPES: &[FileType] = &[
         mime: "image/jpeg",
         extensions: &["jpg", "jpeg", "jpe", "jfif"],
         image: true,
+        keeps_location: false,
     },
     FileType {
         mime: "image/png",
         extensions: &["png"],
         image: true,
+        keeps_location: false,
     },
     FileType {
         mime: "image/gif",
         extensions: &["gif"],
         image: true,
+        keeps_location: false,
     },
     FileType {
         mime: "image/webp",
         extensions: &["webp"],
         image: true,
+        keeps_location: false,
     },
     FileType {
         mime: "image/heif",
         extensions: &["heic", "heif"],
         image: false,
+        keeps_location: true,
     },
     FileType {
         mime: "application/pdf",
         extensions: &["pdf"],
         image: false,
+        keeps_location: false,
     },
     FileType {
         mime: "text/plain",
         extensions: &["txt", "log", "csv"],
         image: false,
+        keeps_location: false,
     },
     FileType {
         mime: "video/mp4",
         extensions: &["mp4", "m4v"],
         image: false,
+        keeps_location: true,
     },
     FileType {
         mime: "video/quicktime",
         extensions: &["mov"],
         image: false,
+        keeps_location: true,
     },
     FileType {
         mime: "audio/mpeg",
         extensions: &["mp3"],
         image: false,
+        keeps_location: false,
     },
     FileType {
         mime: "audio/m4a",
         extensions: &["m4a"],
         image: false,
+        keeps_location: false,
     },
     FileType {
         mime: "audio/ogg",
         extensions: &["ogg", "oga", "opus"],
         image: false,
+        keeps_location: false,
     },
     FileType {
         mime: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         extensions: &["docx"],
         image: false,
+        keeps_location: false,
     },
     FileType {
         mime: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         extensions: &["xlsx"],
         image: false,
+        keeps_location: false,
     },
 ];
 
@@ -164,6 +181,12 @@ pub enum FileRefusal {
         /// The type declared.
         declared: String,
     },
+    /// An end user's file of a type whose location metadata chathub cannot remove, while
+    /// the tenant strips locations.
+    #[error(
+        "{0} files may carry a location that cannot be removed: send a JPEG or PNG photo instead"
+    )]
+    KeepsLocation(String),
     /// The name is empty, too long, or holds a path or control character.
     #[error("invalid file name: {0}")]
     BadName(&'static str),
@@ -219,6 +242,35 @@ impl AttachmentPolicy {
         }
         if let Some(declared) = declared.filter(|d| !is_generic(d)) {
             self.check_found(name, by_name.mime, Some(declared))?;
+        }
+        Ok(())
+    }
+
+    /// [`AttachmentPolicy::check_request`], and the location rule for the type the name
+    /// says ([`AttachmentPolicy::check_location`]), for an upload by an end user or not.
+    pub fn check_upload(
+        &self,
+        name: &str,
+        size: u64,
+        declared: Option<&str>,
+        end_user: bool,
+    ) -> Result<(), FileRefusal> {
+        self.check_request(name, size, declared)?;
+        let extension = extension(name);
+        match FILE_TYPES
+            .iter()
+            .find(|t| t.extensions.contains(&extension.as_str()))
+        {
+            Some(kind) => self.check_location(kind, end_user),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether an end user's file of `kind` must be refused for the location it may
+    /// carry (the tenant strips locations, and chathub cannot for this type).
+    pub fn check_location(&self, kind: &FileType, end_user: bool) -> Result<(), FileRefusal> {
+        if end_user && self.strip_location && kind.keeps_location {
+            return Err(FileRefusal::KeepsLocation(kind.mime.to_owned()));
         }
         Ok(())
     }
@@ -323,6 +375,27 @@ mod tests {
             p.check_request("noext", 10, None),
             Err(FileRefusal::TypeNotAllowed(_))
         ));
+    }
+
+    #[test]
+    fn end_users_files_that_keep_a_location_are_refused_while_stripping() {
+        let p = AttachmentPolicy::default();
+        let heif = file_type("image/heic").unwrap();
+        let jpeg = file_type("image/jpeg").unwrap();
+        assert!(matches!(
+            p.check_location(heif, true),
+            Err(FileRefusal::KeepsLocation(_))
+        ));
+        assert!(p.check_location(jpeg, true).is_ok());
+        assert!(
+            p.check_location(heif, false).is_ok(),
+            "agents' files are theirs to share"
+        );
+        let keep = AttachmentPolicy {
+            strip_location: false,
+            ..AttachmentPolicy::default()
+        };
+        assert!(keep.check_location(heif, true).is_ok());
     }
 
     #[test]

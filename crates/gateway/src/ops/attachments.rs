@@ -80,7 +80,7 @@ pub(crate) async fn upload<K: Backend>(
         .map_err(super::store_failed)?;
     settings
         .attachments
-        .check_request(&name, size, content_type.as_deref())
+        .check_upload(&name, size, content_type.as_deref(), cx.is_end_user())
         .map_err(|r| failed(r.into()))?;
     let uploader = Participant::of(&cx.identity.actor).key();
     let id = attachments.key().attachment_id(
