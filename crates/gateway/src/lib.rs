@@ -16,7 +16,11 @@
 //! - `ops`: what each request does: one dispatch, one file per request family; the
 //!   socket and the admin API both call it.
 //! - `http`: `/healthz`, `/readyz`, `/metrics`; `admin`: the admin HTTP API; `web`: the
-//!   agent console and the end-user demo client.
+//!   agent console and the end-user demo client; `attachments`: the upload, completion
+//!   and download URLs of attachments (signed tickets; the store is
+//!   `chathub_attachments`).
+//! - `scanner`: the attachment scanner hook (verdicts as conversation events; durable
+//!   scan marks swept by every node).
 //! - `metrics`: metric names and the Prometheus recorder.
 //! - [`webhook`]: offline delivery to the brand's push service (durable jobs).
 //! - [`seed`]: data loaded at start and its one-click sign-ins (the binary's demo).
