@@ -23,6 +23,8 @@ if [ -z "${CHATHUB_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev
 fi
 # The jemalloc allocator of the `chathub` binary is built from source with make.
 command -v make >/dev/null 2>&1 || missing="$missing make"
+# The observability pack's alert rules are checked with promtool (Debian: prometheus).
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 # The browser tests drive Debian's Chromium (a test tool's own browser download does not
 # work everywhere) with Node.js.
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing="$missing chromium"

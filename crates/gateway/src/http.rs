@@ -125,9 +125,18 @@ async fn metrics_text<K: Backend>(State(node): State<Arc<Node<K>>>) -> impl Into
         node.hub.overflowed(),
     ));
     body.push_str(&format!(
-        "# TYPE chathub_ready gauge\nchathub_ready {}\n",
-        u8::from(node.backend.is_ready() && !node.shutdown.is_cancelled())
+        "# TYPE chathub_ready gauge\nchathub_ready {}\n\
+         # TYPE chathub_backend_up gauge\nchathub_backend_up {}\n",
+        u8::from(node.backend.is_ready() && !node.shutdown.is_cancelled()),
+        u8::from(node.backend.is_ready()),
     ));
+    if let Some(degraded) = node.backend.archive_degraded() {
+        // With an archive only: 1 while its copy falls behind or PostgreSQL is down.
+        body.push_str(&format!(
+            "# TYPE chathub_archive_degraded gauge\nchathub_archive_degraded {}\n",
+            u8::from(degraded)
+        ));
+    }
     if let Some(stats) = node.backend.pubsub_stats() {
         use std::sync::atomic::Ordering::Relaxed;
         body.push_str(&format!(

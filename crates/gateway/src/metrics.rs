@@ -88,8 +88,38 @@ pub(crate) fn install() {
         let handle = recorder.handle();
         // Fails only if another recorder is installed, whose metrics then win.
         let _ = ::metrics::set_global_recorder(recorder);
+        zero_failure_series();
         handle
     });
+}
+
+/// The series that count failures exist from the first scrape, at 0: dashboards and
+/// alert rules (`deploy/observability/`) then see "none" rather than "no data".
+fn zero_failure_series() {
+    for during in ["apply", "store", "subscribe", "attachments", "health_check"] {
+        ::metrics::counter!(BACKEND_ERRORS, "during" => during).increment(0);
+    }
+    for reason in ["capacity", "per_address"] {
+        ::metrics::counter!(HTTP_REFUSED, "reason" => reason).increment(0);
+    }
+    for reason in [
+        "capacity",
+        "per_address",
+        "handshakes",
+        "subprotocol",
+        "origin",
+        "unauthorized",
+        "per_subject",
+    ] {
+        ::metrics::counter!(HANDSHAKES_REFUSED, "reason" => reason).increment(0);
+    }
+    ::metrics::counter!(TAKES, "outcome" => "lost").increment(0);
+    ::metrics::counter!(GAP_REPAIRS).increment(0);
+    ::metrics::counter!(RESYNCS).increment(0);
+    ::metrics::counter!(ATTACHMENTS_STORED).increment(0);
+    for verdict in ["clean", "blocked"] {
+        ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);
+    }
 }
 
 /// The metrics in Prometheus text format.
