@@ -184,7 +184,8 @@ impl Attachments {
             .get_range(&paths.direct_file, 0..size.min(SNIFF_BYTES as u64))
             .await
             .map_err(unavailable)?;
-        // Text has no signature: only then is the whole file read (streamed).
+        // Text has no signature: only without one is the whole file read (streamed);
+        // with one, `sniff` does not look at `text`.
         let mut text = TextCheck::default();
         if infer::get(&head).is_none() {
             let got = self
@@ -196,8 +197,6 @@ impl Attachments {
             while let Some(chunk) = stream.next().await {
                 text.feed(&chunk.map_err(unavailable)?);
             }
-        } else {
-            text.feed(&[0]);
         }
         let found = checks::sniff(&head, text.is_text())
             .ok_or_else(|| FileRefusal::TypeNotAllowed("content of no recognised type".into()))?;

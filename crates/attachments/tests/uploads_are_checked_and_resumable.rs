@@ -11,6 +11,21 @@ use chathub_testkit::fixtures::photo_with_location;
 use futures::StreamExt;
 use img_parts::ImageEXIF;
 
+/// The bytes of `variant` of a stored attachment (or of `range` of them).
+async fn read_all(
+    a: &Attachments,
+    stored: &chathub_attachments::Stored,
+    variant: Variant,
+    range: Option<std::ops::Range<u64>>,
+) -> Bytes {
+    a.read(stored, variant, range)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 fn service(dir: &std::path::Path) -> Attachments {
     let config = AttachmentsConfig::new(
         ObjectsSpec::Directory(dir.join("objects")),
@@ -81,13 +96,7 @@ async fn a_photo_loses_its_location_but_keeps_its_orientation() {
         (Some(48), Some(64))
     );
     assert!(stored.card.thumbnail);
-    let file = a
-        .read(&stored, Variant::File, None)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let file = read_all(&a, &stored, Variant::File, None).await;
     assert_eq!(file.len() as u64, stored.card.size);
     assert!(
         !file.windows(7).any(|w| w == b"48.8584"),
@@ -102,13 +111,7 @@ async fn a_photo_loses_its_location_but_keeps_its_orientation() {
         !exif.windows(2).any(|w| w == 0x8825u16.to_le_bytes()),
         "no GPS IFD"
     );
-    let thumb = a
-        .read(&stored, Variant::Thumbnail, None)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let thumb = read_all(&a, &stored, Variant::Thumbnail, None).await;
     assert_eq!(&thumb[..2], &[0xFF, 0xD8]);
 
     // An agent's photo (or a tenant that keeps metadata) is stored as sent.
@@ -119,13 +122,7 @@ async fn a_photo_loses_its_location_but_keeps_its_orientation() {
         .unwrap()
         .stored
         .unwrap();
-    let file = a
-        .read(&stored, Variant::File, None)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let file = read_all(&a, &stored, Variant::File, None).await;
     assert_eq!(&file[..], &photo[..]);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -160,21 +157,9 @@ async fn an_upload_resumes_from_the_bytes_staged_and_is_stored_once() {
         .unwrap();
     let stored = done.stored.unwrap();
     assert_eq!(stored.card.size, pdf.len() as u64);
-    let file = a
-        .read(&stored, Variant::File, None)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let file = read_all(&a, &stored, Variant::File, None).await;
     assert_eq!(&file[..], &pdf[..]);
-    let part = a
-        .read(&stored, Variant::File, Some(10..20))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let part = read_all(&a, &stored, Variant::File, Some(10..20)).await;
     assert_eq!(&part[..], &pdf[10..20]);
     // Retried after it was stored: the same record, nothing written again.
     let again = a.write(&t, &policy, 0, body(&pdf)).await.unwrap();
