@@ -22,7 +22,6 @@ use crate::config::ScannerConfig;
 use crate::ops::Ctx;
 use crate::{Backend, Node};
 use bytes::Bytes;
-use chathub_attachments::ticket::DownloadTicket;
 use chathub_attachments::{Stored, Variant};
 use chathub_domain::{
     Actor, AttachmentId, AttachmentStatus, Command, ConversationId, Participant, Privileges, Role,
@@ -210,14 +209,12 @@ async fn ask<K: Backend>(
     config: &ScannerConfig,
     stored: &Stored,
 ) -> Result<AttachmentStatus, String> {
-    let attachments = node.attachments.as_ref().ok_or("no attachments")?;
-    let token = attachments.key().sign_download(&DownloadTicket {
-        tenant: stored.tenant.clone(),
-        conversation: stored.conversation.clone(),
-        attachment: stored.card.id.clone(),
-        variant: Variant::File,
-        exp: crate::auth::now_millis() / 1000 + 15 * 60,
-    });
+    let url = crate::ops::attachments::download_url(
+        node,
+        stored,
+        Variant::File,
+        crate::auth::now_millis() / 1000 + 15 * 60,
+    );
     let body = serde_json::to_vec(&ScanRequest {
         tenant: &stored.tenant,
         conversation: &stored.conversation,
@@ -226,11 +223,7 @@ async fn ask<K: Backend>(
         content_type: &stored.card.content_type,
         size: stored.card.size,
         sha256: &stored.sha256,
-        url: format!(
-            "{}/attachments/v1/files/{}?t={token}",
-            node.http_base,
-            stored.card.id.as_str()
-        ),
+        url,
     })
     .map_err(|e| e.to_string())?;
     let body = Bytes::from(body);

@@ -189,30 +189,41 @@ pub(crate) async fn link<K: Backend>(
     }
     let ttl = attachments.config().link_ttl.as_secs().max(1);
     let exp = now_secs() + ttl;
-    let url = |variant: Variant| {
-        let token = attachments.key().sign_download(&DownloadTicket {
-            tenant: cx.identity.tenant.clone(),
-            conversation: conversation.clone(),
-            attachment: attachment.clone(),
-            variant,
-            exp,
-        });
-        let leaf = match variant {
-            Variant::File => "",
-            Variant::Thumbnail => "/thumbnail",
-        };
-        format!(
-            "{}/attachments/v1/files/{}{leaf}?t={token}",
-            cx.node.http_base,
-            attachment.as_str()
-        )
-    };
+    let url = |variant| download_url(cx.node, &stored, variant, exp);
     Ok(Reply::AttachmentLink(LinkReply {
         url: url(Variant::File),
         thumbnail_url: stored.card.thumbnail.then(|| url(Variant::Thumbnail)),
         expires_at: exp * 1000,
         attachment: stored.card,
     }))
+}
+
+/// A signed download URL of `variant` of a stored file, valid until `exp` (seconds).
+pub(crate) fn download_url<K: Backend>(
+    node: &crate::Node<K>,
+    stored: &Stored,
+    variant: Variant,
+    exp: u64,
+) -> String {
+    let Some(attachments) = &node.attachments else {
+        return String::new();
+    };
+    let token = attachments.key().sign_download(&DownloadTicket {
+        tenant: stored.tenant.clone(),
+        conversation: stored.conversation.clone(),
+        attachment: stored.card.id.clone(),
+        variant,
+        exp,
+    });
+    let leaf = match variant {
+        Variant::File => "",
+        Variant::Thumbnail => "/thumbnail",
+    };
+    format!(
+        "{}/attachments/v1/files/{}{leaf}?t={token}",
+        node.http_base,
+        stored.card.id.as_str()
+    )
 }
 
 /// The card of a `send` with `attachment`: a stored attachment of this conversation
