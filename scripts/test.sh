@@ -54,6 +54,13 @@ if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
   fi
 fi
 
+# The admin API's OpenAPI test runs schemathesis (PyPI) against live nodes.
+if ! python3 -c 'import schemathesis.cli' >/dev/null 2>&1; then
+  echo "== installing schemathesis (PyPI: checks the admin API against its OpenAPI document)"
+  python3 -m pip install --quiet 'schemathesis>=4.32,<5' \
+    || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4.32,<5'
+fi
+
 # Formatting and lints run when the toolchain has rustfmt and clippy (rustup components).
 if cargo fmt --version >/dev/null 2>&1; then
   echo "== cargo fmt --check"

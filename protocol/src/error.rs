@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a request failed. The list is closed: clients may match on every code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {

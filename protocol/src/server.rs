@@ -349,6 +349,7 @@ pub struct LinkReply {
 
 /// Reply to `transcript`: a conversation's record, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TranscriptReply {
     /// The conversation.
     pub conversation: ConversationId,
@@ -373,6 +374,7 @@ pub struct TranscriptReply {
 
 /// A message of a transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TranscriptMessage {
     /// Its `seq`.
     pub seq: u64,
@@ -391,6 +393,7 @@ pub struct TranscriptMessage {
 
 /// A change of status or owner in a transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     /// Its `seq`.
     pub seq: u64,
@@ -412,6 +415,7 @@ pub struct TimelineEntry {
 
 /// An engagement in a transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TranscriptEngagement {
     /// When, ms.
     pub at: u64,
@@ -456,6 +460,7 @@ pub struct StatsReply {
 
 /// Reply to `search`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchReply {
     /// Messages found, newest first.
     pub hits: Vec<SearchHit>,
@@ -466,6 +471,7 @@ pub struct SearchReply {
 
 /// The tenant's text search configuration (admin API `/admin/v1/search/config`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchConfig {
     /// The configuration messages are indexed and searched with: `chathub_simple` (the
     /// default: no stemming, any language, accents folded) or a PostgreSQL one
@@ -478,6 +484,7 @@ pub struct SearchConfig {
 
 /// One message found by `search`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHit {
     /// Its conversation.
     pub conversation: ConversationId,
@@ -496,6 +503,7 @@ pub struct SearchHit {
 
 /// A piece of a search hit's snippet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SnippetPart {
     /// The text.
     pub text: String,

@@ -129,15 +129,28 @@ pub fn file_type(mime: &str) -> Option<&'static FileType> {
 
 /// A tenant's rules for attachments (admin API settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AttachmentPolicy {
     /// Largest file, in bytes (default 25 MiB, at most [`MAX_ATTACHMENT_BYTES`]).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 524_288_000_u64))]
     pub max_bytes: u64,
     /// MIME types accepted (default: every type of [`FILE_TYPES`]).
+    #[cfg_attr(feature = "openapi", schema(schema_with = allowed_types_schema))]
     pub allowed_types: Vec<String>,
     /// Remove location and camera metadata (EXIF, XMP) from end users' photos before
     /// anyone sees them (default true). The orientation is kept.
     pub strip_location: bool,
+}
+
+/// `allowed_types`' schema: a list of [`FILE_TYPES`]' MIME types.
+#[cfg(feature = "openapi")]
+fn allowed_types_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let mime = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(FILE_TYPES.iter().map(|t| t.mime)));
+    ArrayBuilder::new().items(mime).build()
 }
 
 impl Default for AttachmentPolicy {
@@ -198,9 +211,14 @@ impl AttachmentPolicy {
         if self.max_bytes == 0 || self.max_bytes > MAX_ATTACHMENT_BYTES {
             return Err(format!("`max_bytes` must be 1 to {MAX_ATTACHMENT_BYTES}"));
         }
+        // The policy names types exactly as the table does (uploads' declared types may
+        // use aliases such as `image/jpg`; a setting is written once and read by people).
         for t in &self.allowed_types {
-            if file_type(t).is_none() {
-                return Err(format!("unknown type {t:?} in `allowed_types`"));
+            if !FILE_TYPES.iter().any(|known| known.mime == t) {
+                return Err(match file_type(t) {
+                    Some(known) => format!("write {:?} as {:?} in `allowed_types`", t, known.mime),
+                    None => format!("unknown type {t:?} in `allowed_types`"),
+                });
             }
         }
         Ok(())

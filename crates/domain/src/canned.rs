@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One canned response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CannedResponse {
     /// Id, unique in the tenant.
     pub id: String,

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a conversation is in its cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// No event yet: the conversation does not exist for anyone.
@@ -51,6 +52,7 @@ impl Status {
 
 /// The state of one conversation, everything the rules look at.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationState {
     /// Where it is in its cycle.
     pub status: Status,
@@ -66,6 +68,7 @@ pub struct ConversationState {
 
 /// Who wrote a message or caused a change, as shown to clients.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Author {
     /// The author's role.
     pub role: Role,
@@ -125,6 +128,7 @@ impl MessageContent {
 /// A file as shown in the thread. The bytes are not in the event: a participant asks
 /// for a short-lived link (`attachment_link`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttachmentCard {
     /// The attachment's id (what links are asked for).
     pub id: AttachmentId,
@@ -152,6 +156,7 @@ pub struct AttachmentCard {
 
 /// An attachment's standing with the scanner (`--attachment-scanner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttachmentStatus {
     /// Checked (or no scanner): anyone in the conversation may open it.
@@ -203,6 +208,7 @@ pub struct Context {
 
 /// Why a `status` event happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// The end user's first message created the conversation.

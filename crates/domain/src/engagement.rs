@@ -4,8 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest magnitude of a points value or a count the API takes: 2^53 − 1, the largest
+/// integer every JSON client (JavaScript's numbers) reads exactly.
+pub const MAX_NUMBER: u64 = 9_007_199_254_740_991;
+
+/// Latest time the API takes, ms since the Unix epoch: 9999-12-31T23:59:59.999Z (the
+/// last instant every date renderer prints).
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
 /// The kind of an engagement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EngagementType {
     /// A coupon to redeem.
@@ -44,9 +53,11 @@ impl EngagementType {
 
 /// Who may get a catalogue item.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EligibilityRules {
     /// The end user needs at least this many points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64))]
     pub min_points: Option<i64>,
     /// The end user must be in one of these segments (empty: everyone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -56,11 +67,13 @@ pub struct EligibilityRules {
     pub once_per_user: bool,
     /// Redemptions left (absent: unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9_007_199_254_740_991_u64))]
     pub stock: Option<u64>,
 }
 
 /// One engagement of a tenant's catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogueItem {
     /// Id, unique in the tenant (1–64 characters of `A-Z a-z 0-9 - _ . : @`).
     pub id: String,
@@ -74,9 +87,11 @@ pub struct CatalogueItem {
     pub description: String,
     /// Valid from (ms since the Unix epoch; absent: always).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 253_402_300_799_999_u64))]
     pub valid_from: Option<u64>,
     /// Valid until (ms since the Unix epoch; absent: forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 253_402_300_799_999_u64))]
     pub valid_until: Option<u64>,
     /// Eligibility.
     #[serde(default)]
@@ -85,6 +100,7 @@ pub struct CatalogueItem {
 
 /// An end user's profile, as the brand's systems know it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     /// First name.
     #[serde(default)]
@@ -97,6 +113,7 @@ pub struct Profile {
     pub locale: String,
     /// Loyalty points balance.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64))]
     pub points_balance: i64,
     /// Segments the user belongs to.
     #[serde(default)]
@@ -105,6 +122,7 @@ pub struct Profile {
 
 /// What happened in one engagement history event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryAction {
     /// The user received an engagement (e.g. sent through the chat).
@@ -121,6 +139,7 @@ pub enum HistoryAction {
 
 /// One event of an end user's engagement history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryEvent {
     /// Unique id of the event (idempotent upserts).
     pub id: String,
@@ -137,8 +156,10 @@ pub struct HistoryEvent {
     pub title: String,
     /// Points earned or spent, for points events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64))]
     pub points: Option<i64>,
     /// When, ms since the Unix epoch.
+    #[cfg_attr(feature = "openapi", schema(maximum = 253_402_300_799_999_u64))]
     pub at: u64,
 }
 

@@ -42,6 +42,19 @@ pub fn validate(s: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// The OpenAPI schema of every id: what [`validate`] accepts.
+#[cfg(feature = "openapi")]
+pub fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_ID_LEN))
+        .pattern(Some("^[A-Za-z0-9._:@-]+$"))
+        .description(Some("1–64 characters of `A-Z a-z 0-9 - _ . : @`"))
+        .into()
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -81,6 +94,18 @@ macro_rules! id_type {
                 Self::new(s)
             }
         }
+
+        // The OpenAPI schema says what `validate` accepts, so generated clients and
+        // fuzzers (schemathesis) know an id's shape.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::ids::id_schema()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
 
         // Deserialising validates, so a malformed id from the network is a decode error,
         // never a value that reaches a store key.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of participant a connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An end user on a mobile app; may only touch their own conversation.

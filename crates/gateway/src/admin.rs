@@ -11,18 +11,19 @@
 //! codes of the WebSocket protocol.
 
 use crate::auth::{Identity, now_millis};
+use crate::openapi::{ReportTime, ResourceId};
 use crate::ops::{self, Ctx, Failure, canned, engagements, reports, search, tenant, transcript};
 use crate::{Backend, Node};
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use chathub_domain::canned::CannedResponse;
 use chathub_domain::engagement::{CatalogueItem, EngagementType, HistoryEvent, Profile};
-use chathub_domain::{EndUserId, Privilege};
+use chathub_domain::{ConversationId, EndUserId, Privilege};
 use chathub_protocol::ErrorCode;
 use chathub_store::TenantSettings;
 use serde::Deserialize;
@@ -71,19 +72,6 @@ impl From<Failure> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(e: JsonRejection) -> Self {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::TooLarge,
-                format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
-            );
-        }
-        bad_request(e.body_text())
-    }
-}
-
 impl From<QueryRejection> for ApiError {
     /// A query string that does not parse (a missing `q`, a `limit` that is not a
     /// number) is a `bad_request` in the API's JSON shape, like every other error.
@@ -95,23 +83,79 @@ impl From<QueryRejection> for ApiError {
 /// Largest admin request body, in bytes (a catalogue item or a profile is a few KB).
 pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Admin bodies are JSON in UTF-8, said so exactly: `application/json`, with at most a
-/// `charset=utf-8` parameter. Anything else (`application/json+evil`, another charset, no
-/// type) is refused with 415 before the body is read.
-async fn strict_json(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let has_body = !matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::DELETE | axum::http::Method::HEAD
-    );
-    if has_body && !is_json_utf8(request.headers().get(axum::http::header::CONTENT_TYPE)) {
-        return ApiError(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::BadRequest,
-            "the body must be `Content-Type: application/json` (UTF-8)".into(),
-        )
-        .into_response();
+/// A request body: one JSON object in UTF-8, said so exactly (`Content-Type:
+/// application/json`, with at most a `charset=utf-8` parameter; anything else, e.g.
+/// `application/json+evil` or no type, is 415 before the body is read), at most
+/// [`MAX_BODY_BYTES`] (413), and an object — not an array, which serde would otherwise
+/// read into a struct field by field (400).
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> ApiResult<Self> {
+        if !is_json_utf8(request.headers().get(axum::http::header::CONTENT_TYPE)) {
+            return Err(ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::BadRequest,
+                "the body must be `Content-Type: application/json` (UTF-8)".into(),
+            ));
+        }
+        let bytes = bytes::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        ErrorCode::TooLarge,
+                        format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
+                    )
+                } else {
+                    bad_request(e.body_text())
+                }
+            })?;
+        let mut json = serde_json::Deserializer::from_slice(&bytes);
+        let value = object(&mut json)
+            .and_then(|value| json.end().map(|()| value))
+            .map_err(|e| bad_request(format!("invalid body: {e}")))?;
+        Ok(JsonBody(value))
     }
-    next.run(request).await
+}
+
+/// Reads a `T` from a JSON object only. serde's derived structs also read an array,
+/// field by field (`[null, null]` would be a settings change, `[]` a default policy);
+/// the API's documents are objects, and an array is a client's mistake to report.
+pub(crate) fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct ObjectOnly<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(ObjectOnly(std::marker::PhantomData))
+}
+
+/// Like [`object`], for a field that may also be `null` or left out.
+pub(crate) fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct Wrapped<T>(T);
+    impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Wrapped<T> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            object(d).map(Wrapped)
+        }
+    }
+    Ok(Option::<Wrapped<T>>::deserialize(d)?.map(|w| w.0))
 }
 
 /// Whether a Content-Type is `application/json`, optionally with `charset=utf-8`.
@@ -179,7 +223,7 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
             "/admin/v1/settings",
             get(get_settings::<K>).put(put_settings::<K>),
         )
-        .layer(axum::middleware::from_fn(strict_json))
+        .route(crate::openapi::PATH, get(crate::openapi::serve))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
@@ -239,6 +283,10 @@ fn user_of(user: &str) -> ApiResult<EndUserId> {
     EndUserId::new(user).map_err(|e| bad_request(format!("invalid user id: {e}")))
 }
 
+#[utoipa::path(get, path = "/admin/v1/catalogue", tag = "catalogue",
+    summary = "List the engagement catalogue",
+    security(("bearer" = ["engagement.manage"])),
+    responses((status = 200, description = "Every item of the tenant's catalogue", body = Vec<CatalogueItem>)))]
 async fn list_items<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -248,30 +296,45 @@ async fn list_items<K: Backend>(
 }
 
 /// A catalogue item as put: the id comes from the path.
-#[derive(Deserialize)]
-struct NewItem {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct NewItem {
+    /// Kind.
     #[serde(rename = "type")]
     engagement_type: EngagementType,
+    /// Title shown to agents and end users.
+    #[schema(min_length = 1, pattern = r"\S")]
     name: String,
+    /// Longer description.
     #[serde(default)]
     description: String,
+    /// Valid from, ms since the Unix epoch (absent: always).
     #[serde(default)]
+    #[schema(maximum = 253_402_300_799_999_u64)]
     valid_from: Option<u64>,
+    /// Valid until, ms since the Unix epoch (absent: forever).
     #[serde(default)]
+    #[schema(maximum = 253_402_300_799_999_u64)]
     valid_until: Option<u64>,
-    #[serde(default)]
+    /// Who may get it.
+    #[serde(default, deserialize_with = "object")]
     rules: chathub_domain::engagement::EligibilityRules,
 }
 
+#[utoipa::path(put, path = "/admin/v1/catalogue/{id}", tag = "catalogue",
+    summary = "Create or replace a catalogue item",
+    security(("bearer" = ["engagement.manage"])),
+    params(("id" = ResourceId, Path, description = "The item's id")),
+    request_body = NewItem,
+    responses((status = 200, description = "The item as stored", body = CatalogueItem)))]
 async fn put_item<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Json<NewItem>, JsonRejection>,
+    body: JsonBody<NewItem>,
 ) -> ApiResult<Json<CatalogueItem>> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     ops::engagements::valid_id(&id, "id")?;
-    let Json(new) = body?;
+    let JsonBody(new) = body;
     let item = CatalogueItem {
         id,
         engagement_type: new.engagement_type,
@@ -284,6 +347,11 @@ async fn put_item<K: Backend>(
     Ok(Json(engagements::put_item(&cx(&node, &who), item).await?))
 }
 
+#[utoipa::path(delete, path = "/admin/v1/catalogue/{id}", tag = "catalogue",
+    summary = "Remove a catalogue item",
+    security(("bearer" = ["engagement.manage"])),
+    params(("id" = ResourceId, Path, description = "The item's id")),
+    responses((status = 204, description = "Removed")))]
 async fn delete_item<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -294,20 +362,31 @@ async fn delete_item<K: Backend>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/admin/v1/users/{user}/profile", tag = "users",
+    summary = "Set an end user's profile",
+    security(("bearer" = ["engagement.manage"])),
+    params(("user" = EndUserId, Path, description = "The end user")),
+    request_body = Profile,
+    responses((status = 200, description = "The profile as stored", body = Profile)))]
 async fn put_profile<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
     Path(user): Path<String>,
-    body: Result<Json<Profile>, JsonRejection>,
+    body: JsonBody<Profile>,
 ) -> ApiResult<Json<Profile>> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     let user = user_of(&user)?;
-    let Json(profile) = body?;
+    let JsonBody(profile) = body;
     Ok(Json(
         engagements::put_profile(&cx(&node, &who), &user, profile).await?,
     ))
 }
 
+#[utoipa::path(get, path = "/admin/v1/users/{user}/profile", tag = "users",
+    summary = "Read an end user's profile",
+    security(("bearer" = ["engagement.manage"])),
+    params(("user" = EndUserId, Path, description = "The end user")),
+    responses((status = 200, description = "The profile (empty fields when never set)", body = Profile)))]
 async fn get_profile<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -321,32 +400,60 @@ async fn get_profile<K: Backend>(
 }
 
 /// A history event as posted: `id` and `at` may be left out.
-#[derive(Deserialize)]
-struct NewHistoryEvent {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct NewHistoryEvent {
+    /// Unique id of the event (a random one when left out); posting an id again
+    /// replaces that event.
     #[serde(default)]
+    #[schema(value_type = Option<ResourceId>)]
     id: Option<String>,
+    /// Engagement type.
     #[serde(rename = "type")]
     engagement_type: EngagementType,
+    /// What happened.
     action: chathub_domain::engagement::HistoryAction,
+    /// The catalogue item, if the event concerns one.
     #[serde(default)]
+    #[schema(value_type = Option<ResourceId>)]
     engagement: Option<String>,
+    /// Title to show.
     #[serde(default)]
     title: String,
+    /// Points earned or spent, for points events.
     #[serde(default)]
+    #[schema(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64)]
     points: Option<i64>,
+    /// When, ms since the Unix epoch (default: now).
     #[serde(default)]
+    #[schema(maximum = 253_402_300_799_999_u64)]
     at: Option<u64>,
 }
 
+/// One page of an end user's engagement history.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct HistoryPage {
+    /// Events, newest first.
+    events: Vec<HistoryEvent>,
+    /// Pass as `before` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{user}/history", tag = "users",
+    summary = "Record an engagement history event",
+    description = "Idempotent by `id`: posting the same id again replaces the event.",
+    security(("bearer" = ["engagement.manage"])),
+    params(("user" = EndUserId, Path, description = "The end user")),
+    request_body = NewHistoryEvent,
+    responses((status = 201, description = "The event as stored", body = HistoryEvent)))]
 async fn post_history<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
     Path(user): Path<String>,
-    body: Result<Json<NewHistoryEvent>, JsonRejection>,
+    body: JsonBody<NewHistoryEvent>,
 ) -> ApiResult<(StatusCode, Json<HistoryEvent>)> {
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     let user = user_of(&user)?;
-    let Json(new) = body?;
+    let JsonBody(new) = body;
     let event = HistoryEvent {
         id: new
             .id
@@ -362,22 +469,34 @@ async fn post_history<K: Backend>(
     Ok((StatusCode::CREATED, Json(event)))
 }
 
-#[derive(Deserialize)]
-struct HistoryQuery {
+/// `GET …/history`'s query string.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HistoryQuery {
+    /// Only events of this engagement type.
     #[serde(rename = "type", default)]
+    #[param(rename = "type")]
     engagement_type: Option<EngagementType>,
+    /// The previous page's `next_cursor`.
     #[serde(default)]
     before: Option<String>,
+    /// Events per page (at least 1; larger values are capped at the node's page size).
     #[serde(default)]
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 4_294_967_295_u64)]
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/admin/v1/users/{user}/history", tag = "users",
+    summary = "Page through an end user's engagement history, newest first",
+    security(("bearer" = ["engagement.manage"])),
+    params(("user" = EndUserId, Path, description = "The end user"), HistoryQuery),
+    responses((status = 200, description = "One page", body = HistoryPage)))]
 async fn get_history<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
     Path(user): Path<String>,
     q: Result<Query<HistoryQuery>, QueryRejection>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<HistoryPage>> {
     let Query(q) = q?;
     let who = authorize(&node, &headers, Privilege::EngagementManage)?;
     let user = user_of(&user)?;
@@ -389,33 +508,69 @@ async fn get_history<K: Backend>(
         q.limit,
     )
     .await?;
-    Ok(Json(
-        serde_json::json!({"events": page.events, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(HistoryPage {
+        events: page.events,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `GET /admin/v1/search`'s query string: the `search` request's fields, `q` the query.
-#[derive(Deserialize)]
-struct SearchParams {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SearchParams {
+    /// The query: words (all must match), `"a phrase"`, `prefix*`, `-excluded`; at
+    /// least one word to find.
+    #[param(min_length = 1, pattern = r"[\p{L}\p{N}]")]
     q: String,
+    /// Only this end user's conversation.
     #[serde(default)]
+    #[param(value_type = Option<EndUserId>)]
     end_user: Option<String>,
+    /// Only messages written by this agent.
     #[serde(default)]
+    #[param(value_type = Option<chathub_domain::AgentId>)]
     agent: Option<String>,
+    /// Only conversations in this status now.
     #[serde(default)]
     status: Option<chathub_domain::Status>,
+    /// Written at or after, ms since the Unix epoch.
     #[serde(default)]
     from: Option<u64>,
+    /// Written before, ms since the Unix epoch (not before `from`).
     #[serde(default)]
     to: Option<u64>,
+    /// Only messages of this kind.
     #[serde(default)]
+    #[param(value_type = Option<MessageKind>)]
     kind: Option<String>,
+    /// The previous page's `next_cursor`.
     #[serde(default)]
     cursor: Option<String>,
+    /// Hits per page (at least 1; larger values are capped at the node's page size).
     #[serde(default)]
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 4_294_967_295_u64)]
     limit: Option<u32>,
 }
 
+/// A message's kind, for search filters.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: the op parses the string itself
+pub(crate) enum MessageKind {
+    /// Plain text.
+    Text,
+    /// An engagement card.
+    Engagement,
+    /// A file.
+    Attachment,
+}
+
+#[utoipa::path(get, path = "/admin/v1/search", tag = "records",
+    summary = "Search the tenant's messages",
+    description = "Agents and admins (any privilege). The `search` request of the WebSocket protocol.",
+    security(("bearer" = [])),
+    params(SearchParams),
+    responses((status = 200, description = "Messages found, newest first", body = chathub_protocol::SearchReply)))]
 async fn get_search<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -438,6 +593,11 @@ async fn get_search<K: Backend>(
 }
 
 /// The tenant's text search configuration (admins).
+#[utoipa::path(get, path = "/admin/v1/search/config", tag = "records",
+    summary = "The tenant's text search configuration",
+    description = "Admins.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The configuration", body = chathub_protocol::SearchConfig)))]
 async fn get_search_config<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -447,20 +607,29 @@ async fn get_search_config<K: Backend>(
 }
 
 /// `PUT /admin/v1/search/config`'s body: a configuration name, or `null` for the default.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchConfigBody {
+pub(crate) struct SearchConfigBody {
+    /// A PostgreSQL text search configuration (`english`, `french`, …), or `null` for
+    /// `chathub_simple`.
+    #[schema(min_length = 1, max_length = 63, pattern = "^[A-Za-z0-9_]+$")]
     config: Option<String>,
 }
 
 /// Sets the tenant's text search configuration and re-indexes its messages (admins).
+#[utoipa::path(put, path = "/admin/v1/search/config", tag = "records",
+    summary = "Set the tenant's text search configuration",
+    description = "Admins; only with the PostgreSQL archive (`bad_request` on the embedded default). Re-indexes the tenant's messages.",
+    security(("bearer" = [])),
+    request_body = SearchConfigBody,
+    responses((status = 200, description = "The configuration now", body = chathub_protocol::SearchConfig)))]
 async fn put_search_config<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
-    body: Result<Json<SearchConfigBody>, JsonRejection>,
+    body: JsonBody<SearchConfigBody>,
 ) -> ApiResult<Json<chathub_protocol::SearchConfig>> {
     let who = authenticate(&node, &headers)?;
-    let Json(body) = body?;
+    let JsonBody(body) = body;
     Ok(Json(
         search::set_search_config(&cx(&node, &who), body.config).await?,
     ))
@@ -468,16 +637,28 @@ async fn put_search_config<K: Backend>(
 
 /// `GET /admin/v1/reports/cycles.csv`'s query string: times as ms, RFC 3339 or
 /// `YYYY-MM-DD` (UTC).
-#[derive(Deserialize)]
-struct ReportParams {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReportParams {
+    /// Start (inclusive): ms since the Unix epoch, RFC 3339 or `YYYY-MM-DD` (UTC);
+    /// default: today's UTC midnight.
     #[serde(default)]
+    #[param(value_type = Option<ReportTime>)]
     from: Option<String>,
+    /// End (exclusive), in the same forms; default: now.
     #[serde(default)]
+    #[param(value_type = Option<ReportTime>)]
     to: Option<String>,
 }
 
 /// One row per conversation cycle opened in `[from, to)` (default: today so far), as
 /// CSV, streamed as the rows are read (admins).
+#[utoipa::path(get, path = "/admin/v1/reports/cycles.csv", tag = "records",
+    summary = "One CSV row per conversation cycle opened in a time range",
+    description = "Admins. Streamed; a read that fails midway breaks the transfer rather than ending a short report.",
+    security(("bearer" = [])),
+    params(ReportParams),
+    responses((status = 200, description = "The rows, with a header line", content_type = "text/csv", body = String)))]
 async fn get_cycles<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -535,12 +716,37 @@ async fn get_cycles<K: Backend>(
 }
 
 /// `GET …/transcript`'s query string.
-#[derive(Deserialize)]
-struct TranscriptParams {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TranscriptParams {
+    /// `json` (the default), `text` or `html`.
     #[serde(default)]
+    #[param(value_type = Option<TranscriptFormat>)]
     format: Option<String>,
 }
 
+/// How a transcript is rendered.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: `transcript::Format::parse` reads the string
+pub(crate) enum TranscriptFormat {
+    /// The JSON document.
+    Json,
+    /// Plain text.
+    Text,
+    /// An HTML page.
+    Html,
+}
+
+#[utoipa::path(get, path = "/admin/v1/conversations/{id}/transcript", tag = "records",
+    summary = "A conversation's transcript",
+    description = "Agents and admins; an end user's token gets only their own conversation's.",
+    security(("bearer" = [])),
+    params(("id" = ConversationId, Path, description = "The conversation"), TranscriptParams),
+    responses((status = 200, description = "The transcript, as JSON or rendered (`format`)", content(
+        (chathub_protocol::TranscriptReply = "application/json"),
+        (String = "text/plain"),
+        (String = "text/html")))))]
 async fn get_transcript<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -564,6 +770,10 @@ async fn get_transcript<K: Backend>(
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
+#[utoipa::path(get, path = "/admin/v1/canned", tag = "canned",
+    summary = "List the canned responses",
+    security(("bearer" = ["canned.manage"])),
+    responses((status = 200, description = "Every canned response of the tenant", body = Vec<CannedResponse>)))]
 async fn list_canned<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -573,24 +783,40 @@ async fn list_canned<K: Backend>(
 }
 
 /// A canned response as put: the id comes from the path.
-#[derive(Deserialize)]
-struct NewCanned {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct NewCanned {
+    /// What agents type, e.g. `/hello` (at most 64 bytes of UTF-8).
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     shortcut: String,
+    /// The text, with placeholders `{first_name}`, `{last_name}`, `{agent_name}`,
+    /// `{points_balance}`, `{locale}` (at most the node's text limit).
+    #[schema(min_length = 1, pattern = r"\S")]
     text: String,
 }
 
+#[utoipa::path(put, path = "/admin/v1/canned/{id}", tag = "canned",
+    summary = "Create or replace a canned response",
+    security(("bearer" = ["canned.manage"])),
+    params(("id" = ResourceId, Path, description = "The canned response's id")),
+    request_body = NewCanned,
+    responses((status = 200, description = "The canned response as stored", body = CannedResponse)))]
 async fn put_canned<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Json<NewCanned>, JsonRejection>,
+    body: JsonBody<NewCanned>,
 ) -> ApiResult<Json<CannedResponse>> {
     let who = authorize(&node, &headers, Privilege::CannedManage)?;
-    let Json(new) = body?;
+    let JsonBody(new) = body;
     let canned = canned::upsert(&cx(&node, &who), Some(id), new.shortcut, new.text).await?;
     Ok(Json(canned))
 }
 
+#[utoipa::path(delete, path = "/admin/v1/canned/{id}", tag = "canned",
+    summary = "Remove a canned response",
+    security(("bearer" = ["canned.manage"])),
+    params(("id" = ResourceId, Path, description = "The canned response's id")),
+    responses((status = 204, description = "Removed")))]
 async fn delete_canned<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -601,6 +827,10 @@ async fn delete_canned<K: Backend>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/admin/v1/settings", tag = "settings",
+    summary = "The tenant's settings",
+    security(("bearer" = ["chat.disable"])),
+    responses((status = 200, description = "The settings", body = TenantSettings)))]
 async fn get_settings<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
@@ -609,13 +839,19 @@ async fn get_settings<K: Backend>(
     Ok(Json(tenant::settings(&cx(&node, &who)).await?))
 }
 
+#[utoipa::path(put, path = "/admin/v1/settings", tag = "settings",
+    summary = "Change the tenant's settings",
+    description = "Each field left out stays as it is.",
+    security(("bearer" = ["chat.disable"])),
+    request_body = SettingsChange,
+    responses((status = 200, description = "The settings now", body = TenantSettings)))]
 async fn put_settings<K: Backend>(
     State(node): State<Arc<Node<K>>>,
     headers: HeaderMap,
-    body: Result<Json<SettingsChange>, JsonRejection>,
+    body: JsonBody<SettingsChange>,
 ) -> ApiResult<Json<TenantSettings>> {
     let who = authorize(&node, &headers, Privilege::ChatDisable)?;
-    let Json(change) = body?;
+    let JsonBody(change) = body;
     let cx = cx(&node, &who);
     // The policy first: it is the part that may be refused (validation).
     if let Some(policy) = change.attachments {
@@ -628,14 +864,14 @@ async fn put_settings<K: Backend>(
 }
 
 /// A change of the tenant's settings: each field left out stays as it is.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SettingsChange {
+pub(crate) struct SettingsChange {
     /// The tenant-wide chat switch.
     #[serde(default)]
     chat_disabled: Option<bool>,
     /// The attachment policy, whole.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     attachments: Option<chathub_domain::attachment::AttachmentPolicy>,
 }
 

@@ -34,6 +34,7 @@ mod http;
 mod listener;
 mod metrics;
 mod node;
+mod openapi;
 mod ops;
 mod scanner;
 pub mod seed;

@@ -17,6 +17,7 @@ use std::future::Future;
 
 /// Tenant-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantSettings {
     /// Two-way chat is disabled for the whole tenant.
     pub chat_disabled: bool,

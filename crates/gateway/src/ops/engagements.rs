@@ -289,6 +289,19 @@ pub(crate) async fn put_item<K: Backend>(
     if item.name.trim().is_empty() {
         return Err(Failure::bad_request("`name` is empty"));
     }
+    // Values out of range (`bad_request`) before lengths over limits (`too_large`).
+    time_ok("valid_from", item.valid_from)?;
+    time_ok("valid_until", item.valid_until)?;
+    if let (Some(from), Some(until)) = (item.valid_from, item.valid_until)
+        && from > until
+    {
+        return Err(Failure::bad_request("`valid_from` is after `valid_until`"));
+    }
+    number_ok(
+        "rules.min_points",
+        item.rules.min_points.map(i64::unsigned_abs),
+    )?;
+    number_ok("rules.stock", item.rules.stock)?;
     at_most("name", &item.name, field_limits::NAME)?;
     at_most("description", &item.description, field_limits::DESCRIPTION)?;
     segments_ok("rules.segments", &item.rules.segments)?;
@@ -321,6 +334,10 @@ pub(crate) async fn put_profile<K: Backend>(
     profile: Profile,
 ) -> Result<Profile, Failure> {
     cx.require(Privilege::EngagementManage)?;
+    number_ok(
+        "points_balance",
+        Some(profile.points_balance.unsigned_abs()),
+    )?;
     at_most("first_name", &profile.first_name, field_limits::PERSON_NAME)?;
     at_most("last_name", &profile.last_name, field_limits::PERSON_NAME)?;
     at_most("locale", &profile.locale, field_limits::LOCALE)?;
@@ -358,10 +375,12 @@ pub(crate) async fn record_history<K: Backend>(
 ) -> Result<HistoryEvent, Failure> {
     cx.require(Privilege::EngagementManage)?;
     valid_id(&event.id, "id")?;
-    at_most("title", &event.title, field_limits::NAME)?;
+    time_ok("at", Some(event.at))?;
+    number_ok("points", event.points.map(i64::unsigned_abs))?;
     if let Some(engagement) = &event.engagement {
         valid_id(engagement, "engagement")?;
     }
+    at_most("title", &event.title, field_limits::NAME)?;
     cx.node
         .backend
         .workspace()
@@ -369,6 +388,30 @@ pub(crate) async fn record_history<K: Backend>(
         .await
         .map_err(store_failed)?;
     Ok(event)
+}
+
+/// Refuses a time past [`MAX_TIME_MS`](chathub_domain::engagement::MAX_TIME_MS).
+fn time_ok(field: &str, at: Option<u64>) -> Result<(), Failure> {
+    match at {
+        Some(at) if at > chathub_domain::engagement::MAX_TIME_MS => Err(Failure::bad_request(
+            format!("`{field}` is after the year 9999 (ms since the Unix epoch)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a number (its magnitude) past
+/// [`MAX_NUMBER`](chathub_domain::engagement::MAX_NUMBER).
+fn number_ok(field: &str, magnitude: Option<u64>) -> Result<(), Failure> {
+    match magnitude {
+        Some(n) if n > chathub_domain::engagement::MAX_NUMBER => {
+            Err(Failure::bad_request(format!(
+                "`{field}` is beyond ±{} (2^53 − 1)",
+                chathub_domain::engagement::MAX_NUMBER
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Refuses an id outside the id alphabet or length.
