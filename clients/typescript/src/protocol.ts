@@ -1,0 +1,517 @@
+/**
+ * The chathub wire protocol's types (protocol/PROTOCOL.md): every request, reply and
+ * pushed frame. They are checked against `protocol/vectors/vectors.json` on every test
+ * run (each vector must type-check as a {@link ClientRequest} or {@link ServerFrame},
+ * and {@link OPS} must name every operation the vectors use), so they cannot drift from
+ * the server's own types, which are checked against the same vectors.
+ *
+ * @module
+ */
+
+/** Where a conversation is in its cycle. */
+export type Status = 'new' | 'unanswered' | 'active' | 'finished';
+/** What kind of participant a connection is. */
+export type Role = 'end_user' | 'agent' | 'admin';
+/** An agent's availability. */
+export type Presence = 'available' | 'away' | 'offline';
+/** A privilege of a token (agents and admins). */
+export type Privilege =
+  | 'chat.take'
+  | 'chat.finish'
+  | 'chat.disable'
+  | 'engagement.send'
+  | 'canned.manage'
+  | 'engagement.manage';
+/** The kind of an engagement. */
+export type EngagementType = 'coupon' | 'points' | 'message' | 'chatbot' | 'promo';
+/** What happened in an engagement history event. */
+export type HistoryAction = 'received' | 'redeemed' | 'earned' | 'interacted' | 'viewed';
+/** Why a `status` event happened. */
+export type Cause = 'opened' | 'reopened' | 'taken' | 'taken_over' | 'finished' | 'disabled' | 'enabled';
+/** An attachment's standing with the scanner. */
+export type AttachmentStatus = 'clean' | 'pending' | 'blocked';
+
+/** Why a request failed: a closed list (match on it). */
+export type ErrorCode =
+  | 'unauthorized'
+  | 'forbidden'
+  | 'conflict'
+  | 'chat_disabled'
+  | 'not_found'
+  | 'bad_request'
+  | 'unknown_op'
+  | 'too_large'
+  | 'rate_limited'
+  | 'invalid_state'
+  | 'unavailable'
+  | 'internal'
+  | 'not_entitled'
+  | 'expired'
+  | 'already_redeemed'
+  | 'out_of_stock'
+  | 'unsupported_type'
+  | 'blocked';
+
+/** Who wrote a message or caused a change. */
+export interface Author {
+  /** The author's role. */
+  role: Role;
+  /** An end user id or an agent id. */
+  id: string;
+}
+
+/** The state of one conversation. */
+export interface ConversationState {
+  /** Where it is in its cycle. */
+  status: Status;
+  /** The owning agent, present exactly when `status` is `active`. */
+  owner: string | null;
+  /** Ownership epoch (fencing token): send it back with an agent's `send` and `finish`. */
+  epoch: number;
+  /** `seq` of the last event. */
+  seq: number;
+  /** Whether two-way chat is disabled. */
+  disabled: boolean;
+}
+
+/** An engagement as sent in the thread. */
+export interface EngagementCard {
+  /** Catalogue item id. */
+  id: string;
+  /** Its type. */
+  type: EngagementType;
+  /** Title. */
+  name: string;
+  /** Description. */
+  description?: string;
+}
+
+/** A file as shown in the thread (links come from `attachment_link`). */
+export interface AttachmentCard {
+  /** The attachment's id. */
+  id: string;
+  /** File name. */
+  name: string;
+  /** The sniffed MIME type. */
+  content_type: string;
+  /** Stored size in bytes. */
+  size: number;
+  /** Images: width in pixels. */
+  width?: number;
+  /** Images: height in pixels. */
+  height?: number;
+  /** Whether a thumbnail exists. */
+  thumbnail?: boolean;
+  /** Absent: clean. */
+  status?: AttachmentStatus;
+}
+
+/** What a message carries. */
+export type MessageContent =
+  | { kind: 'text'; text: string }
+  | { kind: 'engagement'; engagement: EngagementCard }
+  | { kind: 'attachment'; attachment: AttachmentCard };
+
+/** The body of a conversation event, tagged by `event`. */
+export type EventBody =
+  | {
+      event: 'message';
+      author: Author;
+      client_msg_id?: string;
+      content: MessageContent;
+    }
+  | {
+      event: 'status';
+      status: Status;
+      owner: string | null;
+      epoch: number;
+      disabled: boolean;
+      cause: Cause;
+      previous_owner?: string;
+      by: Author;
+    }
+  | { event: 'attachment_checked'; attachment: string; status: AttachmentStatus };
+
+/** One event of a conversation: its position, its time and what happened. */
+export type ConversationEvent = {
+  /** Position in the conversation, from 1, without gaps. */
+  seq: number;
+  /** When, ms since the Unix epoch. */
+  at: number;
+} & EventBody;
+
+/** Limits announced in `welcome`. */
+export interface Limits {
+  max_message_bytes: number;
+  max_text_bytes: number;
+  max_page: number;
+  ping_interval_ms: number;
+  ping_timeout_ms: number;
+  rate_per_sec?: number;
+  rate_burst?: number;
+}
+
+/** The first frame of every connection. */
+export interface WelcomeFrame {
+  type: 'welcome';
+  session: string;
+  tenant: string;
+  role: Role;
+  subject: string;
+  privileges: Privilege[];
+  limits: Limits;
+  chat_disabled?: boolean;
+  /** Send back with `subscribe` `since`: it changes only when the server lost its data. */
+  history_id?: string;
+}
+
+/** A failure reply (or, without `id`, a frame the server could not read). */
+export interface ErrFrame {
+  type: 'err';
+  id?: number;
+  code: ErrorCode;
+  message: string;
+  /** With `conflict`: who owns the conversation now. */
+  owner?: string;
+  /** With `conflict`: the current epoch. */
+  epoch?: number;
+  /** With `not_entitled`: why. */
+  reason?: string;
+}
+
+/** A conversation event as pushed (and replayed). */
+export type EventFrame = { type: 'event'; conversation: string } & ConversationEvent;
+
+/** One conversation's entry in the tenant's queue. */
+export interface QueueItem {
+  conversation: string;
+  status: Status;
+  owner: string | null;
+  epoch: number;
+  seq: number;
+  disabled: boolean;
+  since: number;
+  updated: number;
+  preview?: string;
+  waiting_ms?: number;
+  owner_absent?: boolean;
+  /** Pushed frames: the position in the tenant's inbox stream (pass to `inbox`). */
+  cursor?: string;
+}
+
+/** Agents: a conversation of the tenant changed. */
+export type QueueFrame = { type: 'queue' } & QueueItem;
+/** Someone started or stopped typing. */
+export interface TypingFrame {
+  type: 'typing';
+  conversation: string;
+  from: Author;
+  typing: boolean;
+}
+/** Someone has seen the conversation up to `seq`. */
+export interface ReadFrame {
+  type: 'read';
+  conversation: string;
+  by: Author;
+  seq: number;
+}
+/** To every device of an agent: another agent took over its conversation. */
+export interface OwnershipLostFrame {
+  type: 'ownership_lost';
+  conversation: string;
+  by: string;
+  epoch: number;
+  seq: number;
+}
+/** The tenant-wide chat switch. */
+export interface TenantSettingsView {
+  chat_disabled: boolean;
+}
+/** An agent's aggregated availability. */
+export interface AgentPresence {
+  agent: string;
+  presence: Presence;
+  last_seen?: number;
+  name?: string;
+}
+
+/** A success reply: `result` is tagged with the request's `op`. */
+export interface OkFrame {
+  type: 'ok';
+  id: number;
+  result: Reply;
+}
+
+/** Any frame from the server. */
+export type ServerFrame =
+  | WelcomeFrame
+  | OkFrame
+  | ErrFrame
+  | EventFrame
+  | QueueFrame
+  | TypingFrame
+  | ReadFrame
+  | OwnershipLostFrame
+  | ({ type: 'tenant' } & TenantSettingsView)
+  | ({ type: 'presence' } & AgentPresence);
+
+/** The `type`s of frames the server pushes without a request. */
+export type PushedFrame = Exclude<ServerFrame, OkFrame | WelcomeFrame | ErrFrame>;
+
+/** No fields. */
+export type Empty = Record<never, never>;
+
+/** A catalogue item. */
+export interface CatalogueItem {
+  id: string;
+  type: EngagementType;
+  name: string;
+  description?: string;
+  valid_from?: number;
+  valid_until?: number;
+  rules?: {
+    min_points?: number;
+    segments?: string[];
+    once_per_user?: boolean;
+    stock?: number;
+  };
+}
+/** An end user's profile. */
+export interface Profile {
+  first_name?: string;
+  last_name?: string;
+  locale?: string;
+  points_balance?: number;
+  segments?: string[];
+}
+/** One event of an end user's engagement history. */
+export interface HistoryEvent {
+  id: string;
+  type: EngagementType;
+  action: HistoryAction;
+  engagement?: string;
+  title?: string;
+  points?: number;
+  at: number;
+}
+/** A canned response. */
+export interface CannedResponse {
+  id: string;
+  shortcut: string;
+  text: string;
+}
+/** A conversation's id with its state. */
+export type ConversationView = { conversation: string } & ConversationState;
+/** One message found by `search`. */
+export interface SearchHit {
+  conversation: string;
+  seq: number;
+  at: number;
+  author: Author;
+  kind: string;
+  snippet: { text: string; hit: boolean }[];
+}
+/** One part of a direct (S3) upload. */
+export interface UploadPart {
+  number: number;
+  url: string;
+  offset: number;
+  size: number;
+}
+
+/**
+ * What each operation's `ok` carries (`result`, without its `op` tag). The keys are the
+ * operations: {@link OPS} lists the same names.
+ */
+export interface Replies {
+  send: { conversation: string; seq: number; status: Status; owner: string | null; epoch: number };
+  subscribe: ConversationView & { replayed: number; history_truncated: boolean; history_lost?: boolean };
+  unsubscribe: Empty;
+  open: ConversationView & { reads: { by: Author; seq: number }[] };
+  history: { conversation: string; events: ConversationEvent[]; has_more: boolean };
+  list: { status: Status; items: QueueItem[]; next_cursor?: string };
+  finish: ConversationView;
+  typing: Empty;
+  read: Empty;
+  disable: ConversationView;
+  enable: ConversationView;
+  inbox: { cursor?: string; replayed: number; history_truncated: boolean };
+  engagement_history: { conversation: string; events: HistoryEvent[]; next_cursor?: string; no_history: boolean };
+  engagement_activity: { conversation: string; activity: { type: EngagementType; events: HistoryEvent[] }[] };
+  engagements_available: { conversation: string; items: CatalogueItem[] };
+  profile: { conversation: string; profile?: Profile };
+  redeem: { engagement: string; event: HistoryEvent };
+  canned_list: { items: CannedResponse[] };
+  canned_upsert: CannedResponse;
+  canned_delete: Empty;
+  disable_tenant: TenantSettingsView;
+  enable_tenant: TenantSettingsView;
+  presence: AgentPresence;
+  agents: { agents: AgentPresence[] };
+  search: { hits: SearchHit[]; next_cursor?: string };
+  transcript: {
+    conversation: string;
+    generated_at: number;
+    state: ConversationState;
+    complete: boolean;
+    messages: { seq: number; at: number; author: Author; kind: string; text: string; attachment?: AttachmentCard }[];
+    timeline: { seq: number; at: number; cause: Cause; status: Status; owner?: string; previous_owner?: string; by: Author }[];
+    engagements: { at: number; action: string; id: string; type: EngagementType; name: string; seq?: number }[];
+    rendered?: string;
+  };
+  stats: {
+    from: number;
+    to: number;
+    opened: number;
+    answered: number;
+    finished: number;
+    end_user_messages: number;
+    agent_messages: number;
+    mean_waiting_ms?: number;
+    mean_handling_ms?: number;
+  };
+  attachment_upload: {
+    attachment: string;
+    upload_url?: string;
+    expires_at?: number;
+    received: number;
+    size: number;
+    stored?: AttachmentCard;
+    parts?: UploadPart[];
+    complete_url?: string;
+  };
+  attachment_link: { attachment: AttachmentCard; url: string; thumbnail_url?: string; expires_at: number };
+  ping: Empty;
+}
+
+/** What each operation's request carries besides `id` and `op`. */
+export interface Requests {
+  send: {
+    conversation?: string;
+    client_msg_id?: string;
+    text?: string;
+    canned?: string;
+    engagement?: string;
+    attachment?: string;
+    /** Agents: the epoch they saw (required). */
+    epoch?: number;
+  };
+  subscribe: { conversation?: string; since?: number; history_id?: string };
+  unsubscribe: { conversation?: string };
+  open: { conversation?: string };
+  history: { conversation?: string; before?: number; after?: number; limit?: number };
+  list: { status: Status; limit?: number; cursor?: string };
+  finish: { conversation?: string; epoch?: number };
+  typing: { conversation?: string; typing: boolean };
+  read: { conversation?: string; seq: number };
+  disable: { conversation?: string };
+  enable: { conversation?: string };
+  inbox: { since?: string };
+  engagement_history: { conversation?: string; type?: EngagementType; before?: string; limit?: number };
+  engagement_activity: { conversation?: string; per_type?: number };
+  engagements_available: { conversation?: string; type?: EngagementType };
+  profile: { conversation?: string };
+  redeem: { engagement: string };
+  canned_list: { query?: string };
+  canned_upsert: { canned?: string; shortcut: string; text: string };
+  canned_delete: { canned: string };
+  disable_tenant: Empty;
+  enable_tenant: Empty;
+  presence: { presence: Presence };
+  agents: Empty;
+  search: {
+    query: string;
+    end_user?: string;
+    agent?: string;
+    status?: Status;
+    from?: number;
+    to?: number;
+    kind?: string;
+    cursor?: string;
+    limit?: number;
+  };
+  transcript: { conversation?: string; format?: 'text' | 'html' };
+  stats: { from?: number; to?: number };
+  attachment_upload: { conversation?: string; name: string; size: number; content_type?: string; client_msg_id?: string };
+  attachment_link: { conversation?: string; attachment: string };
+  ping: Empty;
+}
+
+/** An operation's name. */
+export type Op = keyof Requests;
+
+/** A request frame as sent: `id`, `op` and the operation's fields. */
+export type ClientRequest = { [K in Op]: { id: number; op: K } & Requests[K] }[Op];
+
+/** A reply's `result`, tagged with its operation. */
+export type Reply = { [K in Op]: { op: K } & Replies[K] }[Op];
+
+/** Every operation, as on the wire (the same list as the server's `Op::NAMES`). */
+export const OPS = [
+  'send',
+  'subscribe',
+  'unsubscribe',
+  'open',
+  'history',
+  'list',
+  'finish',
+  'typing',
+  'read',
+  'disable',
+  'enable',
+  'inbox',
+  'engagement_history',
+  'engagement_activity',
+  'engagements_available',
+  'profile',
+  'redeem',
+  'canned_list',
+  'canned_upsert',
+  'canned_delete',
+  'disable_tenant',
+  'enable_tenant',
+  'presence',
+  'agents',
+  'search',
+  'transcript',
+  'stats',
+  'attachment_upload',
+  'attachment_link',
+  'ping',
+] as const satisfies readonly Op[];
+
+// `OPS` names every operation of `Requests` and `Replies`, and nothing else.
+type Missing = Exclude<Op, (typeof OPS)[number]>;
+const everyOpListed: [Missing] extends [never] ? true : Missing = true;
+void everyOpListed;
+
+/** One row of the close-code table (protocol/vectors/close_codes.json). */
+export interface CloseCode {
+  code: number;
+  name: string;
+  /** Whether reconnecting (and resuming) can help. */
+  reconnect: boolean;
+}
+
+/**
+ * The close-code table: what each code means for a client. A test holds it equal to
+ * protocol/vectors/close_codes.json.
+ */
+export const CLOSE_CODES: readonly CloseCode[] = [
+  { code: 1000, name: 'normal', reconnect: false },
+  { code: 1001, name: 'going_away', reconnect: true },
+  { code: 1002, name: 'protocol_error', reconnect: false },
+  { code: 1007, name: 'invalid_data', reconnect: false },
+  { code: 1008, name: 'token_expired', reconnect: false },
+  { code: 1008, name: 'token_revoked', reconnect: false },
+  { code: 1009, name: 'too_big', reconnect: false },
+  { code: 1011, name: 'internal_error', reconnect: true },
+  { code: 4000, name: 'keepalive_timeout', reconnect: true },
+  { code: 4001, name: 'slow_consumer', reconnect: true },
+  { code: 4101, name: 'policy_violation', reconnect: false },
+];
+
+/** Close codes after which reconnecting would not help (`reconnect: false`). */
+export const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set(
+  CLOSE_CODES.filter((c) => !c.reconnect).map((c) => c.code),
+);
