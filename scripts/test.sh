@@ -102,6 +102,9 @@ for target in decode_json decode_msgpack dispatch token; do
   rm -rf "$scratch" "$scratch.log"
 done
 
+echo "== the TypeScript SDK (clients/typescript: types vs protocol examples, bundle, TypeDoc, tests vs real nodes)"
+(cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
 echo "== browser tests (console and demo client in headless Chromium)"
 # playwright-core only (no browser download), pinned by package-lock.json.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

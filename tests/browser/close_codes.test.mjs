@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const table = JSON.parse(readFileSync(`${root}/protocol/vectors/close_codes.json`, 'utf8'));
-const { FATAL_CLOSE_CODES } = await import(`${root}/crates/gateway/web/assets/chathub.js`);
+const { FATAL_CLOSE_CODES } = await import(`${root}/crates/gateway/web/assets/chathub-client.js`);
 
 test('the browser client gives up exactly where the table says not to reconnect', () => {
   const fatal = new Set(table.filter((row) => !row.reconnect).map((row) => row.code));

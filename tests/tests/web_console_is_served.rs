@@ -24,7 +24,8 @@ async fn pages_scripts_and_config_are_served() {
         ("/console/console.js", "openConversation"),
         ("/demo/", "/demo/demo.js"),
         ("/demo/demo.js", "redeem"),
-        ("/assets/chathub.js", "class Connection"),
+        ("/assets/chathub-client.js", "var ChathubClient = class"),
+        ("/assets/ui.js", "export function attachmentView"),
         ("/assets/signin.js", "export function signIn"),
         ("/assets/chathub.css", ".queue-item"),
     ] {
@@ -38,7 +39,7 @@ async fn pages_scripts_and_config_are_served() {
     assert!(page.contains("content-type: text/html"), "{page}");
     assert!(page.contains("content-security-policy: default-src 'self'"));
     assert!(page.contains("x-content-type-options: nosniff"));
-    let script = raw_get(hub.http_addr, "/assets/chathub.js")
+    let script = raw_get(hub.http_addr, "/assets/chathub-client.js")
         .await
         .to_ascii_lowercase();
     assert!(script.contains("content-type: text/javascript"));

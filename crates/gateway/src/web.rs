@@ -38,10 +38,17 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../web/demo/demo.js"),
     },
+    // The SDK (clients/typescript), bundled: `npm run bundle` there rewrites it, and
+    // its `npm test` fails when the committed bundle is not what the sources build.
     Asset {
-        path: "/assets/chathub.js",
+        path: "/assets/chathub-client.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/assets/chathub.js"),
+        body: include_str!("../web/assets/chathub-client.js"),
+    },
+    Asset {
+        path: "/assets/ui.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/assets/ui.js"),
     },
     Asset {
         path: "/assets/signin.js",

@@ -2,7 +2,7 @@
 // pasted (or, when the node runs `--demo`, picked with one click) and kept in this tab's
 // sessionStorage, so a reload stays signed in and another tab may sign in as someone else.
 
-import { h, tokenClaims } from '/assets/chathub.js';
+import { h, tokenClaims } from '/assets/ui.js';
 
 /**
  * Shows the sign-in form in `root` and resolves with a token whose role is one of

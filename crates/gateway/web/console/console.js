@@ -1,21 +1,10 @@
 // The agent console: the tenant's live queue, one open conversation with its history,
 // the composer (with canned responses), the end user's profile and engagements, and the
 // agents' availability. Everything goes through the documented protocol
-// (protocol/PROTOCOL.md) on one WebSocket; chathub.js keeps it alive and resumes it.
+// (protocol/PROTOCOL.md) on one WebSocket; the chathub-client SDK (clients/typescript) keeps it alive and resumes it.
 
-import {
-  Connection,
-  attachmentView,
-  duration,
-  h,
-  loadClientConfig,
-  newClientMsgId,
-  noteVerdict,
-  uploadAttachment,
-  timeOf,
-  tokenClaims,
-  wsUrlFor,
-} from '/assets/chathub.js';
+import { ChathubClient, newClientMsgId, uploadAttachment } from '/assets/chathub-client.js';
+import { attachmentView, duration, h, loadClientConfig, noteVerdict, timeOf, tokenClaims, wsUrlFor } from '/assets/ui.js';
 import { signIn, signOut } from '/assets/signin.js';
 
 const STORAGE_KEY = 'chathub.console.token';
@@ -37,7 +26,7 @@ const token = await signIn(root, {
   title: 'chathub · agent console',
 });
 const claims = tokenClaims(token);
-const conn = new Connection(wsUrlFor(config), token);
+const conn = new ChathubClient({ url: wsUrlFor(config), token });
 
 /** Everything the console shows; render functions draw from it. */
 const state = {

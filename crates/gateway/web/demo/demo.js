@@ -3,7 +3,8 @@
 // documents (the camera or the file picker, with progress), see when chat is disabled.
 // Same protocol and same client module as the console.
 
-import { Connection, attachmentView, h, loadClientConfig, newClientMsgId, noteVerdict, timeOf, tokenClaims, uploadAttachment, wsUrlFor } from '/assets/chathub.js';
+import { ChathubClient, newClientMsgId, uploadAttachment } from '/assets/chathub-client.js';
+import { attachmentView, h, loadClientConfig, noteVerdict, timeOf, tokenClaims, wsUrlFor } from '/assets/ui.js';
 import { signIn, signOut } from '/assets/signin.js';
 
 const STORAGE_KEY = 'chathub.demo.token';
@@ -12,7 +13,7 @@ const config = await loadClientConfig();
 const token = await signIn(root, { roles: ['end_user'], storageKey: STORAGE_KEY, config, title: 'Customer chat (demo app)' });
 const claims = tokenClaims(token);
 const me = claims.sub;
-const conn = new Connection(wsUrlFor(config), token);
+const conn = new ChathubClient({ url: wsUrlFor(config), token });
 
 const state = {
   events: new Map(),
