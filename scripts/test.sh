@@ -61,6 +61,13 @@ if ! python3 -c 'import schemathesis.cli' >/dev/null 2>&1; then
     || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4.32,<5'
 fi
 
+# The example bot (examples/python-bot) and its test use websockets and msgpack (PyPI).
+if ! python3 -c 'import websockets.asyncio.client, msgpack' >/dev/null 2>&1; then
+  echo "== installing websockets and msgpack (PyPI: the example bot)"
+  python3 -m pip install --quiet 'websockets>=13,<16' 'msgpack>=1,<2' \
+    || python3 -m pip install --quiet --break-system-packages 'websockets>=13,<16' 'msgpack>=1,<2'
+fi
+
 # Formatting and lints run when the toolchain has rustfmt and clippy (rustup components).
 if cargo fmt --version >/dev/null 2>&1; then
   echo "== cargo fmt --check"

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""A FAQ bot for chathub: an example of a bot built on the wire protocol (protocol/PROTOCOL.md)
+with nothing but `websockets` and `msgpack` (pip install websockets msgpack).
+
+It connects as an agent (a token with the `chat.take` privilege), follows the tenant's queue,
+and answers every waiting question that matches one of its FAQ keywords. Answering takes the
+conversation, fenced by the epoch the bot saw: when a human takes it first, the bot's answer
+is refused with `conflict` and the bot lets it be. Questions it cannot answer stay in the
+queue for the humans. It reconnects with backoff and jitter, catches up on the queue after a
+reconnect, and retries an answer with the same `client_msg_id` (the server records it once).
+
+    python3 chathub_bot.py --url ws://127.0.0.1:8080/ --token "$(chathub token --tenant demo \\
+        --role agent --subject faq-bot --privileges chat.take)"
+
+FAQ entries are `keyword=answer` (repeat `--faq`), or a JSON file `{"keyword": "answer"}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import random
+import sys
+import unicodedata
+
+import msgpack
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+log = logging.getLogger("chathub-bot")
+
+#: Close codes after which reconnecting does not help (protocol/vectors/close_codes.json).
+FATAL_CLOSE_CODES = {1000, 1002, 1007, 1008, 1009, 4101}
+#: A request without a reply in this long is given up (seconds).
+REQUEST_TIMEOUT = 15.0
+
+DEFAULT_FAQ = {
+    "hours": "We are here every day from 9:00 to 18:00.",
+    "opening": "We are here every day from 9:00 to 18:00.",
+    "points": "You earn 1 point per euro; see your balance in the app under Rewards.",
+    "coupon": "Coupons are under Rewards › My coupons; each works once, before its end date.",
+}
+
+
+class RequestFailed(Exception):
+    """An `err` reply: `code` is the protocol's error code."""
+
+    def __init__(self, frame: dict):
+        super().__init__(frame.get("message", frame.get("code")))
+        self.code = frame.get("code")
+        self.frame = frame
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, so `Horário` matches `horario`."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+class FaqBot:
+    """One bot: a connection at a time, answers from `faq` (keyword → answer)."""
+
+    def __init__(self, url: str, token: str, faq: dict[str, str]):
+        self.url = url + ("&" if "?" in url else "?") + "token=" + token
+        self.faq = {fold(k): v for k, v in faq.items()}
+        self.ids = itertools.count(1)
+        self.pending: dict[int, asyncio.Future] = {}
+        self.ws = None
+        self.me = None
+        #: Conversations being looked at now (one look at a time each).
+        self.busy: set[str] = set()
+        self.answered = 0
+
+    def answer_for(self, text: str) -> str | None:
+        """The FAQ answer for a question, if one of the keywords is in it."""
+        words = fold(text)
+        for keyword, answer in self.faq.items():
+            if keyword in words:
+                return answer
+        return None
+
+    async def request(self, op: str, **fields):
+        """One request; its `result`, or `RequestFailed`."""
+        rid = next(self.ids)
+        future = asyncio.get_running_loop().create_future()
+        self.pending[rid] = future
+        try:
+            await self.ws.send(msgpack.packb({"id": rid, "op": op, **fields}))
+            frame = await asyncio.wait_for(future, REQUEST_TIMEOUT)
+        finally:
+            self.pending.pop(rid, None)
+        if frame["type"] == "err":
+            raise RequestFailed(frame)
+        return frame["result"]
+
+    async def consider(self, conversation: str) -> None:
+        """Reads a waiting conversation and answers its latest question if the FAQ can."""
+        if conversation in self.busy:
+            return
+        self.busy.add(conversation)
+        try:
+            page = await self.request("history", conversation=conversation, limit=20)
+            state = await self.request("open", conversation=conversation)
+            if state["status"] != "unanswered":
+                return
+            question = None
+            for event in reversed(page["events"]):
+                if event.get("event") != "message":
+                    continue
+                if event["author"]["role"] != "end_user":
+                    break  # someone answered after it
+                if event["content"].get("kind") == "text":
+                    question = event
+                    break
+            if question is None:
+                return
+            answer = self.answer_for(question["content"]["text"])
+            if answer is None:
+                log.info("%s: no FAQ answer; left for the agents", conversation)
+                return
+            # The same key for every retry of this answer: recorded once.
+            key = f"faq-{conversation}-{question['seq']}"
+            for attempt in range(5):
+                try:
+                    await self.request(
+                        "send", conversation=conversation, text=answer,
+                        epoch=state["epoch"], client_msg_id=key,
+                    )
+                    self.answered += 1
+                    log.info("%s: answered", conversation)
+                    return
+                except RequestFailed as e:
+                    if e.code == "conflict":
+                        log.info("%s: an agent took it first", conversation)
+                        return
+                    if e.code not in ("unavailable", "rate_limited"):
+                        raise
+                except asyncio.TimeoutError:
+                    pass
+                await asyncio.sleep(0.2 * (attempt + 1))
+        except RequestFailed as e:
+            log.warning("%s: %s (%s)", conversation, e, e.code)
+        finally:
+            self.busy.discard(conversation)
+
+    async def catch_up(self) -> None:
+        """Follows the queue and looks at everything waiting now."""
+        await self.request("inbox")
+        cursor = None
+        while True:
+            fields = {"status": "unanswered", "limit": 100}
+            if cursor:
+                fields["cursor"] = cursor
+            page = await self.request("list", **fields)
+            for item in page["items"]:
+                asyncio.create_task(self.consider(item["conversation"]))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    async def session(self) -> None:
+        """One connection: welcome, catch up, then answer as the queue changes."""
+        async with connect(self.url, subprotocols=["chathub.v1.msgpack"], max_size=1 << 20) as ws:
+            self.ws = ws
+            welcome = msgpack.unpackb(await ws.recv())
+            if welcome.get("type") != "welcome":
+                raise RuntimeError(f"expected welcome, got {welcome!r}")
+            self.me = welcome["subject"]
+            log.info("connected as %s (%s)", self.me, welcome["role"])
+            reader = asyncio.create_task(self.read(ws))
+            try:
+                await self.catch_up()
+                await reader
+            finally:
+                reader.cancel()
+                for future in self.pending.values():
+                    future.cancel()
+
+    async def read(self, ws) -> None:
+        """Routes replies to their requests and queue changes to `consider`."""
+        async for data in ws:
+            frame = msgpack.unpackb(data)
+            kind = frame.get("type")
+            if kind in ("ok", "err") and frame.get("id") in self.pending:
+                future = self.pending[frame["id"]]
+                if not future.done():
+                    future.set_result(frame)
+            elif kind == "queue" and frame.get("status") == "unanswered":
+                asyncio.create_task(self.consider(frame["conversation"]))
+
+    async def run(self) -> None:
+        """Connects and keeps reconnecting (backoff with jitter) until a fatal close."""
+        attempt = 0
+        while True:
+            try:
+                await self.session()
+                attempt = 0
+            except ConnectionClosed as e:
+                code = e.rcvd.code if e.rcvd else 1006
+                if code in FATAL_CLOSE_CODES:
+                    log.error("closed with %s: not reconnecting", code)
+                    return
+                log.warning("connection closed (%s): reconnecting", code)
+            except (OSError, asyncio.TimeoutError) as e:
+                log.warning("cannot connect (%s): retrying", e)
+            attempt += 1
+            await asyncio.sleep(min(5.0, 0.25 * 2 ** min(attempt, 5)) * (0.5 + random.random() / 2))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="the node's WebSocket URL")
+    parser.add_argument("--token", required=True, help="an agent token with chat.take")
+    parser.add_argument("--faq", action="append", default=[], help="keyword=answer (repeatable)")
+    parser.add_argument("--faq-file", help='a JSON file {"keyword": "answer"}')
+    args = parser.parse_args(argv)
+    faq = dict(DEFAULT_FAQ)
+    if args.faq_file:
+        with open(args.faq_file, encoding="utf-8") as f:
+            faq = json.load(f)
+    for entry in args.faq:
+        keyword, _, answer = entry.partition("=")
+        if not answer:
+            parser.error(f"--faq {entry!r}: give keyword=answer")
+        faq[keyword] = answer
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(FaqBot(args.url, args.token, faq).run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
