@@ -87,6 +87,10 @@ struct ServeArgs {
     /// Longest `search` query, bytes (longer: `too_large`).
     #[arg(long, env = "CHATHUB_MAX_SEARCH_QUERY_BYTES", default_value_t = defaults::MAX_SEARCH_QUERY_BYTES)]
     max_search_query_bytes: usize,
+    /// Days the audit log keeps each admin action (1 to 3650).
+    #[arg(long, env = "CHATHUB_AUDIT_RETENTION_DAYS", default_value_t = defaults::AUDIT_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=defaults::MAX_AUDIT_RETENTION_DAYS as i64))]
+    audit_retention_days: u32,
     /// WebSocket read buffer per socket, bytes, allocated up front (larger frames take
     /// more reads).
     #[arg(long, env = "CHATHUB_READ_BUFFER_BYTES", default_value_t = defaults::READ_BUFFER_BYTES)]
@@ -450,6 +454,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_message_bytes: args.max_message_bytes,
             max_text_bytes: args.max_text_bytes,
             max_search_query_bytes: args.max_search_query_bytes,
+            audit_retention_days: args.audit_retention_days,
             read_buffer_bytes: args.read_buffer_bytes.max(256),
             default_page: args.default_page,
             max_page: args.max_page,

@@ -7,8 +7,10 @@
 //! Every route needs `Authorization: Bearer <token>` of the tenant, with a privilege:
 //! `engagement.manage` (catalogue, profiles, history), `canned.manage` (canned
 //! responses), `chat.disable` (settings); search and transcripts take any agent's or
-//! admin's token (an end user's token gets only their own transcript). Errors are JSON `{"code", "message"}` with the
-//! codes of the WebSocket protocol.
+//! admin's token (an end user's token gets only their own transcript); reports, the
+//! search configuration and the audit log take an admin's. Errors are JSON
+//! `{"code", "message"}` with the codes of the WebSocket protocol. The routes and their
+//! types are described by the OpenAPI document ([`crate::openapi`]).
 
 use crate::auth::{Identity, now_millis};
 use crate::openapi::{ReportTime, ResourceId};
@@ -223,6 +225,7 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
             "/admin/v1/settings",
             get(get_settings::<K>).put(put_settings::<K>),
         )
+        .route("/admin/v1/audit", get(get_audit::<K>))
         .route(crate::openapi::PATH, get(crate::openapi::serve))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
@@ -713,6 +716,36 @@ async fn get_cycles<K: Backend>(
         body,
     )
         .into_response())
+}
+
+/// `GET /admin/v1/audit`'s query string.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditParams {
+    /// The previous page's `next_cursor`.
+    #[serde(default)]
+    before: Option<String>,
+    /// Entries per page (at least 1; larger values are capped at the node's page size).
+    #[serde(default)]
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 4_294_967_295_u64)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "audit",
+    summary = "The audit log: every admin action, newest first",
+    description = "Admins. Kept for the node's `--audit-retention-days` (default 400).",
+    security(("bearer" = [])),
+    params(AuditParams),
+    responses((status = 200, description = "One page", body = chathub_store::AuditPage)))]
+async fn get_audit<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    headers: HeaderMap,
+    p: Result<Query<AuditParams>, QueryRejection>,
+) -> ApiResult<Json<chathub_store::AuditPage>> {
+    let Query(p) = p?;
+    let who = authenticate(&node, &headers)?;
+    let page = ops::audit::page(&cx(&node, &who), p.before.as_deref(), p.limit).await?;
+    Ok(Json(page))
 }
 
 /// `GET …/transcript`'s query string.

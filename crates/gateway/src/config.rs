@@ -119,6 +119,10 @@ pub mod defaults {
     pub const MAX_TEXT_BYTES: usize = 4096;
     /// Longest `search` query, in bytes.
     pub const MAX_SEARCH_QUERY_BYTES: usize = chathub_store::search::MAX_QUERY_BYTES;
+    /// Days the audit log keeps an admin action.
+    pub const AUDIT_RETENTION_DAYS: u32 = 400;
+    /// Most days the audit log may keep an action (ten years).
+    pub const MAX_AUDIT_RETENTION_DAYS: u32 = 3650;
     /// Default page of `history` / `list`.
     pub const DEFAULT_PAGE: usize = 50;
     /// Largest page of `history` / `list`.
@@ -301,6 +305,9 @@ pub struct LimitsConfig {
     pub max_text_bytes: usize,
     /// Longest `search` query, in bytes; longer gets `too_large`. Default 256.
     pub max_search_query_bytes: usize,
+    /// How long the audit log keeps an admin action, in days. Default 400 (a year and a
+    /// month: a yearly review finds last year's actions).
+    pub audit_retention_days: u32,
     /// Default page size of `history` and `list`. Default 50.
     pub default_page: usize,
     /// Largest page size of `history` and `list`. Default 200.
@@ -364,6 +371,7 @@ impl Default for LimitsConfig {
             max_message_bytes: defaults::MAX_MESSAGE_BYTES,
             max_text_bytes: defaults::MAX_TEXT_BYTES,
             max_search_query_bytes: defaults::MAX_SEARCH_QUERY_BYTES,
+            audit_retention_days: defaults::AUDIT_RETENTION_DAYS,
             default_page: defaults::DEFAULT_PAGE,
             max_page: defaults::MAX_PAGE,
             outbox_frames: defaults::OUTBOX_FRAMES,

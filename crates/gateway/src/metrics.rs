@@ -31,6 +31,8 @@ pub(crate) const BACKEND_ERRORS: &str = "chathub_backend_errors_total";
 pub(crate) const ATTACHMENT_SCANS: &str = "chathub_attachment_scans_total";
 /// Attachments stored (uploads complete and checked).
 pub(crate) const ATTACHMENTS_STORED: &str = "chathub_attachments_stored_total";
+/// Admin actions recorded in the audit log, by action.
+pub(crate) const AUDIT_RECORDED: &str = "chathub_audit_recorded_total";
 /// Seconds a conversation waited in `unanswered`, by how the wait ended (`taken`,
 /// `finished`).
 pub(crate) const UNANSWERED_WAIT: &str = "chathub_unanswered_wait_seconds";
@@ -117,6 +119,7 @@ fn zero_failure_series() {
     ::metrics::counter!(GAP_REPAIRS).increment(0);
     ::metrics::counter!(RESYNCS).increment(0);
     ::metrics::counter!(ATTACHMENTS_STORED).increment(0);
+    ::metrics::counter!(AUDIT_RECORDED, "action" => "tenant_chat_switched").increment(0);
     for verdict in ["clean", "blocked"] {
         ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);
     }

@@ -38,6 +38,7 @@ else: 415), at most 256 KiB (413).",
         list_canned, put_canned, delete_canned,
         get_settings, put_settings,
         get_search, get_search_config, put_search_config, get_cycles, get_transcript,
+        get_audit,
     ),
     // Schemas only named by parameters (`value_type`), which utoipa does not collect.
     components(schemas(
@@ -50,6 +51,7 @@ else: 415), at most 256 KiB (413).",
         (name = "canned", description = "Canned responses agents send by shortcut"),
         (name = "settings", description = "The tenant's chat switch and attachment policy"),
         (name = "records", description = "Search, transcripts and reports over the system of record"),
+        (name = "audit", description = "The record of every admin action"),
     ),
 )]
 struct AdminApi;

@@ -40,6 +40,7 @@ pub mod defaults {
     pub const SWEEP_BACKSTOP_SECS: u64 = 30;
 }
 
+pub mod audit;
 pub mod jobs;
 pub mod memory;
 pub mod postgres;
@@ -52,6 +53,7 @@ pub mod workspace;
 mod workspace_memory;
 mod workspace_redis;
 
+pub use audit::{AuditAction, AuditEntry, AuditPage};
 pub use jobs::{MemoryJobs, RedisJobs, WebhookJob, WebhookJobs};
 pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{KeyName, PendingShard, PendingSharding, RedisKeys, RedisStore};

@@ -6,6 +6,7 @@
 //! themselves (a node that dies takes its sessions' presence with it within the TTL).
 
 use crate::StoreError;
+use crate::audit::{AuditEntry, AuditPage};
 use chathub_domain::attachment::AttachmentPolicy;
 use chathub_domain::canned::CannedResponse;
 use chathub_domain::engagement::{
@@ -218,4 +219,23 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         who: &str,
         now: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Appends `entry` to the tenant's audit log (its `cursor` is given here) and drops
+    /// entries recorded before `keep_since` (ms); returns the entry as recorded.
+    fn record_audit(
+        &self,
+        t: &TenantId,
+        entry: AuditEntry,
+        keep_since: u64,
+    ) -> impl Future<Output = Result<AuditEntry, StoreError>> + Send;
+
+    /// A page of the tenant's audit log, newest first: at most `limit` entries older than
+    /// cursor `before` (from the start: `None`), none recorded before `keep_since` (ms).
+    fn audit(
+        &self,
+        t: &TenantId,
+        before: Option<&str>,
+        limit: usize,
+        keep_since: u64,
+    ) -> impl Future<Output = Result<AuditPage, StoreError>> + Send;
 }

@@ -2,6 +2,7 @@
 //! await), which makes `redeem` atomic.
 
 use crate::StoreError;
+use crate::audit::{AuditEntry, AuditPage};
 use crate::sqlite::{Journal, Write};
 use crate::workspace::{
     EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
@@ -33,6 +34,10 @@ struct Tenant {
     names: HashMap<String, String>,
     /// Heartbeats since the last sweep of expired sessions.
     beats: u64,
+    /// The audit log, oldest first, by position.
+    audit: std::collections::VecDeque<(u64, AuditEntry)>,
+    /// The next audit position.
+    next_audit: u64,
 }
 
 /// A full sweep of expired sessions every this many heartbeats (a sweep per heartbeat
@@ -64,6 +69,8 @@ mod row {
     pub(super) const REDEEMED: &str = "redeemed";
     /// A canned response; key its id.
     pub(super) const CANNED: &str = "canned";
+    /// An audit log entry; key its position, 20 digits (rows load in key order).
+    pub(super) const AUDIT: &str = "audit";
 }
 
 /// The memory workspace store. Cheap to clone.
@@ -190,6 +197,17 @@ impl MemoryWorkspace {
             row::CANNED => {
                 let canned: CannedResponse = decode(value)?;
                 self.with(t, |w| w.canned.insert(canned.id.clone(), canned));
+            }
+            row::AUDIT => {
+                let position: u64 = key
+                    .parse()
+                    .map_err(|e| StoreError::corrupt("audit position", e))?;
+                let mut entry: AuditEntry = decode(value)?;
+                entry.cursor = position.to_string();
+                self.with(t, |w| {
+                    w.next_audit = w.next_audit.max(position + 1);
+                    w.audit.push_back((position, entry));
+                });
             }
             other => {
                 return Err(StoreError::corrupt(
@@ -523,12 +541,81 @@ impl WorkspaceStore for MemoryWorkspace {
     async fn online(&self, t: &TenantId, who: &str, now: u64) -> Result<bool, StoreError> {
         Ok(self.online_now(t, who, now))
     }
+
+    async fn record_audit(
+        &self,
+        t: &TenantId,
+        mut entry: AuditEntry,
+        keep_since: u64,
+    ) -> Result<AuditEntry, StoreError> {
+        let _writer = self.writer(t).await;
+        let (position, expired) = self.with(t, |w| {
+            let expired: Vec<u64> = w
+                .audit
+                .iter()
+                .take_while(|(_, e)| e.at < keep_since)
+                .map(|(p, _)| *p)
+                .collect();
+            (w.next_audit, expired)
+        });
+        entry.cursor = position.to_string();
+        let mut writes = vec![row_write(t, row::AUDIT, audit_key(position), Some(&entry))?];
+        for p in &expired {
+            writes.push(row_write::<()>(t, row::AUDIT, audit_key(*p), None)?);
+        }
+        self.keep(writes).await?;
+        self.with(t, |w| {
+            w.audit.drain(..expired.len().min(w.audit.len()));
+            w.audit.push_back((position, entry.clone()));
+            w.next_audit = position + 1;
+        });
+        Ok(entry)
+    }
+
+    async fn audit(
+        &self,
+        t: &TenantId,
+        before: Option<&str>,
+        limit: usize,
+        keep_since: u64,
+    ) -> Result<AuditPage, StoreError> {
+        let before = before
+            .map(|c| {
+                c.parse::<u64>()
+                    .map_err(|_| StoreError::Invalid("audit cursor"))
+            })
+            .transpose()?;
+        Ok(self.with(t, |w| {
+            let mut entries: Vec<AuditEntry> = w
+                .audit
+                .iter()
+                .rev()
+                .filter(|(p, _)| before.is_none_or(|b| *p < b))
+                .take_while(|(_, e)| e.at >= keep_since)
+                .take(limit + 1)
+                .map(|(_, e)| e.clone())
+                .collect();
+            let next_cursor = (entries.len() > limit).then(|| {
+                entries.truncate(limit);
+                entries.last().map(|e| e.cursor.clone()).unwrap_or_default()
+            });
+            AuditPage {
+                entries,
+                next_cursor,
+            }
+        }))
+    }
 }
 
 impl MemoryWorkspace {
     fn online_now(&self, t: &TenantId, who: &str, now: u64) -> bool {
         self.with(t, |w| live(w.sessions.get(who), now).next().is_some())
     }
+}
+
+/// An audit row's key: its position, zero-padded so rows load in order.
+fn audit_key(position: u64) -> String {
+    format!("{position:020}")
 }
 
 fn insert_history(w: &mut Tenant, user: &EndUserId, event: HistoryEvent) {

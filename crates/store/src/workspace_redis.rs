@@ -3,6 +3,7 @@
 //! atomic on a cluster too. Workspace traffic is small next to chat traffic.
 
 use crate::StoreError;
+use crate::audit::{AuditEntry, AuditPage};
 use crate::redis::RedisKeys;
 use crate::workspace::{
     EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
@@ -23,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 static REDEEM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/redeem.lua")));
+static AUDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/audit.lua")));
 
 /// The Redis workspace store.
 #[derive(Clone)]
@@ -418,6 +420,88 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .await
             .map_err(redis_error)?;
         Ok(live(&sessions, now).next().is_some())
+    }
+
+    async fn record_audit(
+        &self,
+        t: &TenantId,
+        mut entry: AuditEntry,
+        keep_since: u64,
+    ) -> Result<AuditEntry, StoreError> {
+        let json = serde_json::to_string(&entry)
+            .map_err(|e| StoreError::Internal(format!("encode audit entry: {e}")))?;
+        let mut conn = self.conn.clone();
+        // One stream per tenant; the stream id is the position (see audit.lua). Trimming
+        // is approximate (whole stream nodes); reads skip what is older.
+        let id: String = AUDIT
+            .key(self.keys.workspace(t, "audit"))
+            .arg(entry.at)
+            .arg(keep_since)
+            .arg(json)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        entry.cursor = id;
+        Ok(entry)
+    }
+
+    async fn audit(
+        &self,
+        t: &TenantId,
+        before: Option<&str>,
+        limit: usize,
+        keep_since: u64,
+    ) -> Result<AuditPage, StoreError> {
+        let end = match before {
+            None => "+".to_owned(),
+            Some(cursor) => {
+                let valid = cursor.split_once('-').is_some_and(|(ms, n)| {
+                    !ms.is_empty()
+                        && !n.is_empty()
+                        && ms.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
+                });
+                if !valid {
+                    return Err(StoreError::Invalid("audit cursor"));
+                }
+                format!("({cursor}")
+            }
+        };
+        let mut conn = self.conn.clone();
+        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+            .arg(self.keys.workspace(t, "audit"))
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit + 1)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for (id, fields) in rows {
+            let Some((_, json)) = fields.into_iter().find(|(k, _)| k == "e") else {
+                return Err(StoreError::corrupt(
+                    "audit entry",
+                    format!("{id} has no body"),
+                ));
+            };
+            let mut entry: AuditEntry =
+                serde_json::from_str(&json).map_err(|e| StoreError::corrupt("audit entry", e))?;
+            if entry.at < keep_since {
+                break;
+            }
+            entry.cursor = id;
+            entries.push(entry);
+        }
+        let next_cursor = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|e| e.cursor.clone())
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries,
+            next_cursor,
+        })
     }
 }
 

@@ -8,9 +8,11 @@ use chathub_domain::engagement::{
     CatalogueItem, EligibilityRules, EngagementType, HistoryAction, HistoryEvent, Ineligible,
     Profile,
 };
+use chathub_domain::{Author, Role};
 use chathub_domain::{EndUserId, TenantId};
 use chathub_store::{
-    Heartbeat, MemoryWorkspace, Presence, RedeemRefusal, RedisKeys, RedisWorkspace, WorkspaceStore,
+    AuditAction, AuditEntry, Heartbeat, MemoryWorkspace, Presence, RedeemRefusal, RedisKeys,
+    RedisWorkspace, WorkspaceStore,
 };
 use chathub_testkit::RedisServer;
 use std::sync::Arc;
@@ -330,6 +332,87 @@ fn beat<'a>(
     }
 }
 
+fn entry(at: u64, target: &str) -> AuditEntry {
+    AuditEntry {
+        cursor: String::new(),
+        at,
+        actor: Author {
+            role: Role::Admin,
+            id: "carol".into(),
+        },
+        action: AuditAction::CannedPut,
+        target: Some(target.into()),
+        detail: serde_json::json!({"shortcut": "/hi"}),
+    }
+}
+
+/// Recorded in order, read newest first in pages whose cursors neither skip nor repeat,
+/// per tenant, and nothing recorded before the retention's start is read back.
+async fn audit_is_appended_paged_and_kept_for_its_retention<S: WorkspaceStore>(s: S) {
+    let now = 1_800_000_000_000;
+    let mut cursors = Vec::new();
+    for i in 0..7 {
+        let recorded = s
+            .record_audit(&t(), entry(now + i, &format!("c{i}")), 0)
+            .await
+            .unwrap();
+        assert!(!recorded.cursor.is_empty());
+        assert!(!cursors.contains(&recorded.cursor));
+        cursors.push(recorded.cursor);
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s.audit(&t(), before.as_deref(), 3, 0).await.unwrap();
+        assert!(page.entries.len() <= 3);
+        seen.extend(page.entries.iter().map(|e| e.target.clone().unwrap()));
+        match page.next_cursor {
+            Some(c) => before = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["c6", "c5", "c4", "c3", "c2", "c1", "c0"]);
+    let first = s.audit(&t(), None, 1, 0).await.unwrap();
+    assert_eq!(first.entries[0], {
+        let mut e = entry(now + 6, "c6");
+        e.cursor = cursors[6].clone();
+        e
+    });
+    // Another tenant has its own log.
+    let other = TenantId::new("other").unwrap();
+    assert!(
+        s.audit(&other, None, 10, 0)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+    // Past the retention: not read back, and dropped when the next entry is recorded.
+    let keep_since = now + 4;
+    let kept = s.audit(&t(), None, 10, keep_since).await.unwrap();
+    assert_eq!(
+        kept.entries
+            .iter()
+            .map(|e| e.target.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        ["c6", "c5", "c4"]
+    );
+    assert_eq!(kept.next_cursor, None);
+    s.record_audit(&t(), entry(now + 10, "c10"), keep_since)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.audit(&t(), None, 10, keep_since)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        4
+    );
+    // A cursor the store did not give is refused.
+    assert!(s.audit(&t(), Some("nonsense"), 10, 0).await.is_err());
+}
+
 fn memory() -> MemoryWorkspace {
     MemoryWorkspace::default()
 }
@@ -371,3 +454,44 @@ both!(settings_catalogue_profiles_canned);
 both!(history_pages_newest_first_by_type);
 both!(redeem_is_atomic);
 both!(presence_aggregates_devices_and_expires);
+both!(audit_is_appended_paged_and_kept_for_its_retention);
+
+/// The data directory keeps the audit log across a restart, trimmed entries gone.
+#[tokio::test]
+async fn the_audit_log_survives_a_restart() {
+    let dir = chathub_testkit::ScratchDir::new("workspace-audit");
+    let config = chathub_store::sqlite::DataDirConfig::new(dir.path());
+    let cursors = {
+        let opened = chathub_store::sqlite::open(&config, Default::default()).unwrap();
+        let ws = opened.workspace;
+        let mut cursors = Vec::new();
+        for i in 0..3 {
+            cursors.push(
+                ws.record_audit(&t(), entry(100 + i, &format!("c{i}")), 0)
+                    .await
+                    .unwrap()
+                    .cursor,
+            );
+        }
+        // The oldest falls out of the retention as the fourth is recorded.
+        ws.record_audit(&t(), entry(200, "c3"), 101).await.unwrap();
+        cursors
+    };
+    let opened = chathub_store::sqlite::open(&config, Default::default()).unwrap();
+    let page = opened.workspace.audit(&t(), None, 10, 0).await.unwrap();
+    assert_eq!(
+        page.entries
+            .iter()
+            .map(|e| e.target.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        ["c3", "c2", "c1"]
+    );
+    assert_eq!(page.entries[2].cursor, cursors[1]);
+    // Positions go on after the restart.
+    let next = opened
+        .workspace
+        .record_audit(&t(), entry(300, "c4"), 0)
+        .await
+        .unwrap();
+    assert!(next.cursor.parse::<u64>().unwrap() > page.entries[0].cursor.parse::<u64>().unwrap());
+}

@@ -7,6 +7,7 @@ use crate::Backend;
 use chathub_domain::Privilege;
 use chathub_domain::canned::{self, CannedResponse};
 use chathub_protocol::{CannedListReply, Reply};
+use chathub_store::AuditAction;
 use chathub_store::WorkspaceStore;
 
 /// Longest canned shortcut, in bytes.
@@ -70,6 +71,8 @@ pub(crate) async fn upsert<K: Backend>(
         .upsert_canned(&cx.identity.tenant, canned.clone())
         .await
         .map_err(store_failed)?;
+    let detail = super::audit::detail(&canned);
+    super::audit::record(cx, AuditAction::CannedPut, Some(&canned.id), detail).await?;
     Ok(canned)
 }
 
@@ -83,5 +86,9 @@ pub(crate) async fn delete<K: Backend>(cx: &Ctx<'_, K>, id: &str) -> Result<(), 
         .delete_canned(&cx.identity.tenant, id)
         .await
         .map_err(store_failed)?;
+    if removed {
+        let detail = serde_json::Value::Null;
+        super::audit::record(cx, AuditAction::CannedDeleted, Some(id), detail).await?;
+    }
     super::removed(removed, "canned response")
 }

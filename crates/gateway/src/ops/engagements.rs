@@ -311,6 +311,9 @@ pub(crate) async fn put_item<K: Backend>(
         .upsert_item(&cx.identity.tenant, item.clone())
         .await
         .map_err(store_failed)?;
+    let detail = super::audit::detail(&item);
+    let action = chathub_store::AuditAction::CatalogueItemPut;
+    super::audit::record(cx, action, Some(&item.id), detail).await?;
     Ok(item)
 }
 
@@ -324,6 +327,10 @@ pub(crate) async fn delete_item<K: Backend>(cx: &Ctx<'_, K>, id: &str) -> Result
         .delete_item(&cx.identity.tenant, id)
         .await
         .map_err(store_failed)?;
+    if removed {
+        let action = chathub_store::AuditAction::CatalogueItemDeleted;
+        super::audit::record(cx, action, Some(id), serde_json::Value::Null).await?;
+    }
     super::removed(removed, "engagement")
 }
 

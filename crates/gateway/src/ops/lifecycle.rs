@@ -5,6 +5,7 @@ use super::{Ctx, Failure};
 use crate::Backend;
 use chathub_domain::{Command, ConversationId};
 use chathub_protocol::ConversationView;
+use chathub_store::AuditAction;
 
 /// `finish`: the owner (or an admin) ends the cycle.
 pub(crate) async fn finish<K: Backend>(
@@ -21,5 +22,13 @@ pub(crate) async fn set_disabled<K: Backend>(
     conversation: ConversationId,
     disabled: bool,
 ) -> Result<ConversationView, Failure> {
-    apply_view(cx, conversation, Command::SetDisabled(disabled)).await
+    let target = conversation.as_str().to_owned();
+    let view = apply_view(cx, conversation, Command::SetDisabled(disabled)).await?;
+    let action = if disabled {
+        AuditAction::ConversationDisabled
+    } else {
+        AuditAction::ConversationEnabled
+    };
+    super::audit::record(cx, action, Some(&target), serde_json::Value::Null).await?;
+    Ok(view)
 }

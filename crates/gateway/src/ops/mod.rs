@@ -30,6 +30,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod attachments;
+pub(crate) mod audit;
 pub(crate) mod canned;
 pub(crate) mod engagements;
 pub(crate) mod follow;

@@ -149,9 +149,19 @@ pub(crate) async fn set_search_config<K: Backend>(
             "`config` is a text search configuration name (letters, digits, `_`)",
         ));
     }
-    cx.node
+    let detail = serde_json::json!({ "config": config });
+    let set = cx
+        .node
         .backend
         .set_search_config(&cx.identity.tenant, config)
         .await
-        .map_err(store_failed)
+        .map_err(store_failed)?;
+    super::audit::record(
+        cx,
+        chathub_store::AuditAction::SearchConfigSet,
+        None,
+        detail,
+    )
+    .await?;
+    Ok(set)
 }

@@ -2,13 +2,13 @@
 //! `PUT /admin/v1/settings` on the admin API.
 
 use super::signals::publish;
-use super::{Ctx, Failure, store_failed};
+use super::{Ctx, Failure, audit, store_failed};
 use crate::Backend;
 use chathub_broker::Channel;
 use chathub_domain::Privilege;
 use chathub_domain::attachment::AttachmentPolicy;
 use chathub_protocol::{ServerFrame, TenantFrame};
-use chathub_store::{TenantSettings, WorkspaceStore};
+use chathub_store::{AuditAction, TenantSettings, WorkspaceStore};
 
 /// Switches two-way chat off (`disabled`) or on for the whole tenant; when it changed,
 /// every agent and end user of the tenant is told with a `tenant` frame.
@@ -30,6 +30,8 @@ pub(crate) async fn set_chat<K: Backend>(
     let frame = TenantFrame {
         chat_disabled: disabled,
     };
+    let detail = serde_json::json!({"chat_disabled": disabled, "changed": changed});
+    audit::record(cx, AuditAction::TenantChatSwitched, None, detail).await?;
     if changed {
         let pushed = ServerFrame::Tenant(frame.clone());
         publish(cx, &Channel::agents(t), &pushed).await?;
@@ -57,6 +59,7 @@ pub(crate) async fn set_attachment_policy<K: Backend>(
     cx.require(Privilege::ChatDisable)?;
     policy.validate().map_err(Failure::bad_request)?;
     let t = &cx.identity.tenant;
+    let detail = audit::detail(&policy);
     cx.node
         .backend
         .workspace()
@@ -64,5 +67,5 @@ pub(crate) async fn set_attachment_policy<K: Backend>(
         .await
         .map_err(store_failed)?;
     cx.node.settings.remove(t);
-    Ok(())
+    audit::record(cx, AuditAction::AttachmentPolicySet, None, detail).await
 }
