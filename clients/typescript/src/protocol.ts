@@ -21,7 +21,9 @@ export type Privilege =
   | 'chat.disable'
   | 'engagement.send'
   | 'canned.manage'
-  | 'engagement.manage';
+  | 'engagement.manage'
+  | 'data.export'
+  | 'data.erase';
 /** The kind of an engagement. */
 export type EngagementType = 'coupon' | 'points' | 'message' | 'chatbot' | 'promo';
 /** What happened in an engagement history event. */

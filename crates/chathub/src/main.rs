@@ -298,6 +298,10 @@ struct ServeArgs {
     /// seconds.
     #[arg(long, env = "CHATHUB_OWNER_ABSENT_SECS", default_value_t = defaults::OWNER_ABSENT_SECS)]
     owner_absent_secs: u64,
+    /// How long the attachment links of an end user's export work, seconds (1 to 7 days).
+    #[arg(long, env = "CHATHUB_EXPORT_LINK_TTL_SECS", default_value_t = defaults::EXPORT_LINK_TTL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 60 * 60))]
+    export_link_ttl_secs: u64,
     /// Offline delivery webhook URL (http://…): agents' messages for end users with no
     /// live socket are POSTed there, HMAC-signed.
     #[arg(long, env = "CHATHUB_WEBHOOK_URL")]
@@ -480,6 +484,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         write_timeout: Duration::from_secs(args.write_timeout_secs.max(1)),
         handshake_timeout: Duration::from_secs(args.handshake_timeout_secs.max(1)),
         owner_absent_after: Duration::from_secs(args.owner_absent_secs),
+        export_link_ttl: Duration::from_secs(args.export_link_ttl_secs),
         webhook: args.webhook_url.map(|url| WebhookConfig {
             max_attempts: args.webhook_max_attempts.max(1),
             queue: args.webhook_queue.max(1),

@@ -61,17 +61,25 @@ pub enum Privilege {
     /// Manage the engagement catalogue, end-user profiles and history (admin HTTP API).
     #[serde(rename = "engagement.manage")]
     EngagementManage,
+    /// Export everything held about one end user (a data-subject access request).
+    #[serde(rename = "data.export")]
+    DataExport,
+    /// Erase one end user from every store.
+    #[serde(rename = "data.erase")]
+    DataErase,
 }
 
 impl Privilege {
     /// Every privilege, in bit order.
-    pub const ALL: [Privilege; 6] = [
+    pub const ALL: [Privilege; 8] = [
         Privilege::ChatTake,
         Privilege::ChatFinish,
         Privilege::ChatDisable,
         Privilege::EngagementSend,
         Privilege::CannedManage,
         Privilege::EngagementManage,
+        Privilege::DataExport,
+        Privilege::DataErase,
     ];
 
     /// The wire name, e.g. `chat.take`.
@@ -83,6 +91,8 @@ impl Privilege {
             Privilege::EngagementSend => "engagement.send",
             Privilege::CannedManage => "canned.manage",
             Privilege::EngagementManage => "engagement.manage",
+            Privilege::DataExport => "data.export",
+            Privilege::DataErase => "data.erase",
         }
     }
 

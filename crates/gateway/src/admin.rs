@@ -226,6 +226,7 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
             get(get_settings::<K>).put(put_settings::<K>),
         )
         .route("/admin/v1/audit", get(get_audit::<K>))
+        .route("/admin/v1/users/{user}/export", get(get_export::<K>))
         .route(crate::openapi::PATH, get(crate::openapi::serve))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
@@ -717,6 +718,87 @@ async fn get_cycles<K: Backend>(
     )
         .into_response())
 }
+
+/// `GET …/export`'s query string.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportParams {
+    /// `json` (the default) or `text` (readable).
+    #[serde(default)]
+    #[param(value_type = Option<ExportFormat>)]
+    format: Option<String>,
+}
+
+/// How an export is written.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: the handler reads the string
+pub(crate) enum ExportFormat {
+    /// One JSON document.
+    Json,
+    /// Readable text.
+    Text,
+}
+
+#[utoipa::path(get, path = "/admin/v1/users/{user}/export", tag = "users",
+    summary = "Everything held about an end user (a data-subject access request)",
+    description = "The profile, the engagement history, the conversation (messages, ownership timeline, engagements; its readable transcript in `conversation.rendered`) and the files as signed links (`--export-link-ttl-secs`). Recorded in the audit log (`user_exported`, with the counts). Sent in chunks as it is written.",
+    security(("bearer" = ["data.export"])),
+    params(("user" = EndUserId, Path, description = "The end user"), ExportParams),
+    responses((status = 200, description = "The export", content(
+        (crate::ops::export::UserExport = "application/json"),
+        (String = "text/plain")))))]
+async fn get_export<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    p: Result<Query<ExportParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(p) = p?;
+    let who = authorize(&node, &headers, Privilege::DataExport)?;
+    let user = user_of(&user)?;
+    let text = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(other) => {
+            return Err(bad_request(format!(
+                "invalid `format` {other:?}: `json` or `text`"
+            )));
+        }
+    };
+    let export = ops::export::export(&cx(&node, &who), &user).await?;
+    let (body, content_type, extension) = if text {
+        let body = ops::export::text(&export).into_bytes();
+        (body, "text/plain; charset=utf-8", "txt")
+    } else {
+        let body = serde_json::to_vec(&export).map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                format!("writing the export: {e}"),
+            )
+        })?;
+        (body, "application/json", "json")
+    };
+    // In chunks: a large export is not one write the client must wait for.
+    let body = bytes::Bytes::from(body);
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..body.len())
+        .step_by(EXPORT_CHUNK)
+        .map(|at| Ok(body.slice(at..(at + EXPORT_CHUNK).min(body.len()))))
+        .collect();
+    let disposition = format!("attachment; filename=\"export-{user}.{extension}\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        axum::body::Body::from_stream(futures::stream::iter(chunks)),
+    )
+        .into_response())
+}
+
+/// Bytes per chunk of an export's body.
+const EXPORT_CHUNK: usize = 64 * 1024;
 
 /// `GET /admin/v1/audit`'s query string.
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     /// An active conversation whose owner has had no live session for this long is
     /// flagged `owner_absent` to other agents. Default 2 min.
     pub owner_absent_after: Duration,
+    /// How long the attachment links of an end user's export work. Default 24 h (the
+    /// export is read later than a thread's link is clicked).
+    pub export_link_ttl: Duration,
     /// Offline delivery webhook; `None` disables it.
     pub webhook: Option<WebhookConfig>,
     /// Data to load at start, whose people the console offers a one-click sign-in (the
@@ -167,6 +170,8 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_SECS: u64 = 5;
     /// An owner without a live session this long is flagged `owner_absent`, in seconds.
     pub const OWNER_ABSENT_SECS: u64 = 120;
+    /// Seconds the attachment links of an export work.
+    pub const EXPORT_LINK_TTL_SECS: u64 = 24 * 60 * 60;
     /// Attempts per webhook delivery.
     pub const WEBHOOK_MAX_ATTEMPTS: u32 = 6;
     /// Webhook deliveries waiting.
@@ -408,6 +413,7 @@ impl Default for GatewayConfig {
             handshake_timeout: Duration::from_secs(defaults::HANDSHAKE_TIMEOUT_SECS),
             shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
             owner_absent_after: Duration::from_secs(defaults::OWNER_ABSENT_SECS),
+            export_link_ttl: Duration::from_secs(defaults::EXPORT_LINK_TTL_SECS),
             webhook: None,
             seed: None,
             allowed_origins: Vec::new(),

@@ -38,7 +38,7 @@ else: 415), at most 256 KiB (413).",
         list_canned, put_canned, delete_canned,
         get_settings, put_settings,
         get_search, get_search_config, put_search_config, get_cycles, get_transcript,
-        get_audit,
+        get_audit, get_export,
     ),
     // Schemas only named by parameters (`value_type`), which utoipa does not collect.
     components(schemas(

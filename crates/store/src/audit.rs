@@ -31,6 +31,9 @@ pub enum AuditAction {
     ConversationDisabled,
     /// Two-way chat was enabled again on a conversation (`target`: the conversation).
     ConversationEnabled,
+    /// Everything held about an end user was exported (`target`: the user; `detail`:
+    /// the counts).
+    UserExported,
 }
 
 impl AuditAction {
@@ -46,6 +49,7 @@ impl AuditAction {
             AuditAction::CannedDeleted => "canned_deleted",
             AuditAction::ConversationDisabled => "conversation_disabled",
             AuditAction::ConversationEnabled => "conversation_enabled",
+            AuditAction::UserExported => "user_exported",
         }
     }
 }
