@@ -7,6 +7,7 @@
 //! processes (`chathub serve --redis`), and stops them at the end; `--connect` uses
 //! running nodes (`--gateway-pids` for their CPU and memory figures).
 
+mod export;
 mod floor;
 mod infra;
 mod report;
@@ -43,6 +44,9 @@ enum Scenario {
     /// end users' messages, agents' messages, agents' messages with a `client_msg_id`,
     /// over `--conversations`, through the ownership script on a spawned redis-server.
     ScriptCost,
+    /// One end user's `--messages` messages (default 1,000,000: give 10000), then the
+    /// time to export everything held about them (the data-subject request).
+    Export,
     /// The relay process of `floor` (started by it).
     #[value(hide = true)]
     RelayServer,
@@ -214,6 +218,7 @@ async fn run(args: &Args) -> Result<report::Report> {
         Scenario::TakeRace => scenarios::take_race(&target, &shape).await?,
         Scenario::Resume => scenarios::resume(&target, &shape).await?,
         Scenario::Ramp => scenarios::ramp(&target, &shape).await?,
+        Scenario::Export => export::export(&target, args.messages).await?,
         Scenario::Search => {
             search::search(&target, args.conversations, args.messages, args.searches).await?
         }

@@ -35,6 +35,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// A token of `tenant` for `subject`, signed with the target's secret.
+    pub(crate) fn token(&self, tenant: &str, role: Role, subject: &str) -> Result<String> {
+        Ok(self.auth.mint(tenant, subject, role, None, 24 * 3600)?)
+    }
+
     pub(crate) fn new(target: &Target) -> Self {
         Ctx {
             urls: target.urls.clone(),

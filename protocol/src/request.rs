@@ -2,7 +2,7 @@
 //! each with exactly one reply (`ok` or `err`) carrying the same `id`.
 
 use chathub_domain::engagement::EngagementType;
-use chathub_domain::{AttachmentId, ConversationId, Presence, Status};
+use chathub_domain::{AgentId, AttachmentId, ConversationId, Presence, Status};
 use serde::{Deserialize, Serialize};
 
 /// One client request: `{"id": 7, "op": "send", …operation fields}`.
@@ -106,6 +106,24 @@ pub enum Op {
         /// Conversation to finish.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conversation: Option<ConversationId>,
+        /// The epoch the agent saw.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u64>,
+    },
+    /// Agents: hand the conversation to a named agent who is available now: the owner
+    /// (an active conversation), or an admin (also assigning an unanswered one). One
+    /// atomic step: `to` owns it, the epoch moves (cause `transferred`). `to` is told
+    /// with an `assigned` frame carrying `note`.
+    Transfer {
+        /// Conversation to hand over.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// The agent who takes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<AgentId>,
+        /// A few words for them (not recorded in the conversation; only `to` gets it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
         /// The epoch the agent saw.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
@@ -305,7 +323,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 30] = [
+    pub const NAMES: [&'static str; 31] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -313,6 +331,7 @@ impl Op {
         "history",
         "list",
         "finish",
+        "transfer",
         "typing",
         "read",
         "disable",
@@ -348,6 +367,7 @@ impl Op {
             Op::History { .. } => "history",
             Op::List { .. } => "list",
             Op::Finish { .. } => "finish",
+            Op::Transfer { .. } => "transfer",
             Op::Typing { .. } => "typing",
             Op::Read { .. } => "read",
             Op::Disable { .. } => "disable",

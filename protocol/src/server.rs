@@ -35,6 +35,8 @@ pub enum ServerFrame {
     Read(ReadFrame),
     /// To every device of an agent: another agent took over its conversation.
     OwnershipLost(OwnershipLostFrame),
+    /// To every device of an agent: a conversation was transferred to them.
+    Assigned(AssignedFrame),
     /// To everyone in the tenant: the tenant-wide chat switch changed.
     Tenant(TenantFrame),
     /// To agents: an agent's availability changed.
@@ -52,6 +54,22 @@ pub struct OwnershipLostFrame {
     pub epoch: u64,
     /// `seq` of the take-over event.
     pub seq: u64,
+}
+
+/// An `assigned` notice: the conversation is yours now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignedFrame {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Who handed it over.
+    pub by: Author,
+    /// The epoch of the transfer (send it with your messages).
+    pub epoch: u64,
+    /// `seq` of the transfer event.
+    pub seq: u64,
+    /// Their note, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The tenant's settings as pushed in `tenant` frames and answered to the switch.
@@ -243,6 +261,8 @@ pub enum Reply {
     List(ListPage),
     /// Finished; the state after.
     Finish(ConversationView),
+    /// Transferred; the state after.
+    Transfer(ConversationView),
     /// Typing notice sent.
     Typing {},
     /// Read mark recorded.

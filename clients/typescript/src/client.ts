@@ -85,6 +85,7 @@ export interface ClientEvents {
   typing: Extract<PushedFrame, { type: 'typing' }>;
   read: Extract<PushedFrame, { type: 'read' }>;
   ownership_lost: Extract<PushedFrame, { type: 'ownership_lost' }>;
+  assigned: Extract<PushedFrame, { type: 'assigned' }>;
   tenant: Extract<PushedFrame, { type: 'tenant' }>;
   presence: Extract<PushedFrame, { type: 'presence' }>;
   /** An `err` frame without id: the server could not read something the client sent. */
@@ -241,7 +242,7 @@ export class ChathubClient {
     let failed: ChathubError | null = null;
     let fail: ((e: ChathubError) => void) | null = null;
     let done = false;
-    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'tenant', 'presence'] as const;
+    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'tenant', 'presence'] as const;
     const stops = types.map((t) =>
       this.on(t, (frame) => {
         if (done) return;

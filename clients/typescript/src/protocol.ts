@@ -29,7 +29,15 @@ export type EngagementType = 'coupon' | 'points' | 'message' | 'chatbot' | 'prom
 /** What happened in an engagement history event. */
 export type HistoryAction = 'received' | 'redeemed' | 'earned' | 'interacted' | 'viewed';
 /** Why a `status` event happened. */
-export type Cause = 'opened' | 'reopened' | 'taken' | 'taken_over' | 'finished' | 'disabled' | 'enabled';
+export type Cause =
+  | 'opened'
+  | 'reopened'
+  | 'taken'
+  | 'taken_over'
+  | 'transferred'
+  | 'finished'
+  | 'disabled'
+  | 'enabled';
 /** An attachment's standing with the scanner. */
 export type AttachmentStatus = 'clean' | 'pending' | 'blocked';
 
@@ -225,6 +233,18 @@ export interface OwnershipLostFrame {
   epoch: number;
   seq: number;
 }
+/** To every device of an agent: a conversation was transferred to them. */
+export interface AssignedFrame {
+  type: 'assigned';
+  conversation: string;
+  /** Who handed it over. */
+  by: Author;
+  /** The epoch of the transfer: send it with your messages. */
+  epoch: number;
+  seq: number;
+  /** Their note, if any (not recorded in the conversation). */
+  note?: string;
+}
 /** The tenant-wide chat switch. */
 export interface TenantSettingsView {
   chat_disabled: boolean;
@@ -254,6 +274,7 @@ export type ServerFrame =
   | TypingFrame
   | ReadFrame
   | OwnershipLostFrame
+  | AssignedFrame
   | ({ type: 'tenant' } & TenantSettingsView)
   | ({ type: 'presence' } & AgentPresence);
 
@@ -333,6 +354,7 @@ export interface Replies {
   history: { conversation: string; events: ConversationEvent[]; has_more: boolean };
   list: { status: Status; items: QueueItem[]; next_cursor?: string };
   finish: ConversationView;
+  transfer: ConversationView;
   typing: Empty;
   read: Empty;
   disable: ConversationView;
@@ -404,6 +426,8 @@ export interface Requests {
   history: { conversation?: string; before?: number; after?: number; limit?: number };
   list: { status: Status; limit?: number; cursor?: string };
   finish: { conversation?: string; epoch?: number };
+  /** The owner or an admin hands the conversation to `to` (available now). */
+  transfer: { conversation?: string; to?: string; note?: string; epoch?: number };
   typing: { conversation?: string; typing: boolean };
   read: { conversation?: string; seq: number };
   disable: { conversation?: string };
@@ -457,6 +481,7 @@ export const OPS = [
   'history',
   'list',
   'finish',
+  'transfer',
   'typing',
   'read',
   'disable',

@@ -225,6 +225,8 @@ pub enum Cause {
     Disabled,
     /// An admin enabled two-way chat again.
     Enabled,
+    /// The owner (or an admin) handed the conversation to a named agent.
+    Transferred,
 }
 
 /// What happened, without its position (`seq`) and time.
@@ -302,6 +304,15 @@ pub enum Command {
     },
     /// Disable (`true`) or enable (`false`) two-way chat.
     SetDisabled(bool),
+    /// Hand the conversation to agent `to`: its owner may (an active conversation), and
+    /// an admin may (also assigning an unanswered one). One step: `to` owns it, the
+    /// epoch moves, cause `transferred`.
+    Transfer {
+        /// The new owner.
+        to: AgentId,
+        /// The epoch the actor saw.
+        seen_epoch: u64,
+    },
     /// Record the scanner's verdict on an attachment (the server issues it for the
     /// scanner; no client request maps to it). Always applies, whoever the actor and
     /// whatever the status: it only takes the next `seq` (none on a `new`
@@ -443,8 +454,28 @@ pub fn apply_in(
             }
             next.message(content, client_msg_id);
         }
-        (Actor::EndUser(_), Command::Finish { .. } | Command::SetDisabled(_)) => {
+        (
+            Actor::EndUser(_),
+            Command::Finish { .. } | Command::SetDisabled(_) | Command::Transfer { .. },
+        ) => {
             return Outcome::Refused(Refusal::Forbidden);
+        }
+        (Actor::Agent { id, admin, .. }, Command::Transfer { to, seen_epoch }) => {
+            if !matches!(state.status, Status::Active | Status::Unanswered) {
+                return Outcome::Refused(Refusal::InvalidState);
+            }
+            let owns = state.status == Status::Active && state.owner.as_ref() == Some(id);
+            if !(owns || *admin) {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            if *seen_epoch != state.epoch {
+                return conflict(state);
+            }
+            // To the owner it already has: nothing to hand over.
+            if state.owner.as_ref() == Some(to) {
+                return Outcome::Refused(Refusal::InvalidState);
+            }
+            next.status(Status::Active, Some(to.clone()), Cause::Transferred);
         }
         (Actor::Agent { id, admin, .. }, Command::Finish { seen_epoch }) => {
             let owns = state.owner.as_ref() == Some(id);

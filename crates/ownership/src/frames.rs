@@ -101,8 +101,9 @@ pub fn changes_queue(events: &[Event]) -> bool {
         .any(|e| matches!(e.body, EventBody::Status { .. }))
 }
 
-/// The notice a command's events owe a previous owner: after a take-over, the agent who
-/// lost the conversation is told who took it (`ownership_lost`, on their own channel).
+/// The notice a command's events owe a previous owner: after a take-over or a transfer,
+/// the agent who lost the conversation is told who has it (`ownership_lost`, on their
+/// own channel).
 /// Published by the atomic step with the queue entry, on every backend.
 pub fn ownership_lost(
     conversation: &ConversationId,
@@ -110,7 +111,7 @@ pub fn ownership_lost(
 ) -> Option<(AgentId, OwnershipLostFrame)> {
     events.iter().find_map(|e| match &e.body {
         EventBody::Status {
-            cause: Cause::TakenOver,
+            cause: Cause::TakenOver | Cause::Transferred,
             previous_owner: Some(previous),
             owner: Some(by),
             epoch,

@@ -42,6 +42,13 @@ enum Step {
         actor: usize,
         on: bool,
     },
+    /// A transfer to agent `to` (an actor index, or 6: an agent outside the cast), by an
+    /// actor or the end user (6).
+    Transfer {
+        actor: usize,
+        to: usize,
+        epoch_lag: u64,
+    },
     /// The scanner's verdict on an attachment, issued for any actor.
     Verdict {
         actor: usize,
@@ -77,6 +84,8 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0usize..6, 0u64..2).prop_map(|(actor, epoch_lag)| Step::Finish { actor, epoch_lag }),
         1 => (0usize..6, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
         1 => (0usize..7, any::<bool>()).prop_map(|(actor, blocked)| Step::Verdict { actor, blocked }),
+        2 => (0usize..7, 0usize..7, 0u64..2)
+            .prop_map(|(actor, to, epoch_lag)| Step::Transfer { actor, to, epoch_lag }),
     ]
 }
 
@@ -147,6 +156,26 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
             },
         ),
         Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
+        Step::Transfer {
+            actor: a,
+            to,
+            epoch_lag,
+        } => {
+            let to = match to {
+                6 => AgentId::new("newcomer").unwrap(),
+                n => match actor(n) {
+                    Actor::Agent { id, .. } => id,
+                    Actor::EndUser(_) => unreachable!("actors 0..6 are agents"),
+                },
+            };
+            let by = if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            };
+            let seen_epoch = state.epoch.saturating_sub(epoch_lag);
+            (by, Command::Transfer { to, seen_epoch })
+        }
         Step::Verdict { actor: a, blocked } => (
             // 6: the end user (the uploader of their own files).
             if a == 6 {

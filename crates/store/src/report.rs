@@ -143,7 +143,8 @@ impl Cycles {
                         });
                     }
                 }
-                Cause::Taken | Cause::TakenOver => {
+                // An assignment (a transfer out of the queue) ends the wait like a take.
+                Cause::Taken | Cause::TakenOver | Cause::Transferred => {
                     if let (Some(c), Some(owner)) = (self.current.as_mut(), owner) {
                         c.taken_at.get_or_insert(event.at);
                         c.owners.push(owner.to_string());

@@ -550,3 +550,77 @@ fn a_verdict_takes_the_next_seq_and_changes_nothing_else() {
         }
     }
 }
+
+fn transfer(to: &str, seen_epoch: u64) -> Command {
+    Command::Transfer {
+        to: aid(to),
+        seen_epoch,
+    }
+}
+
+#[test]
+fn the_owner_or_an_admin_transfers_and_the_epoch_moves() {
+    let open = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
+    // Unanswered: only an admin may assign it.
+    assert_eq!(
+        apply(&open, &agent("alice"), &transfer("bob", 0), 2),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    let assigned = applied(apply(&open, &admin("carol"), &transfer("bob", 0), 2));
+    assert_eq!(assigned.state.status, Status::Active);
+    assert_eq!(assigned.state.owner, Some(aid("bob")));
+    assert_eq!(assigned.state.epoch, 1);
+    match &assigned.events[0].body {
+        EventBody::Status {
+            cause: Cause::Transferred,
+            previous_owner: None,
+            by,
+            ..
+        } => assert_eq!(by.id, "carol"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The owner hands it on; a stale epoch loses; someone else may not; not to itself.
+    let s = assigned.state;
+    assert!(matches!(
+        apply(&s, &agent("bob"), &transfer("dan", 0), 3),
+        Outcome::Conflict { epoch: 1, .. }
+    ));
+    assert_eq!(
+        apply(&s, &agent("alice"), &transfer("dan", 1), 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    assert_eq!(
+        apply(&s, &admin("carol"), &transfer("bob", 1), 3),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    let handed = applied(apply(&s, &agent("bob"), &transfer("dan", 1), 3));
+    assert_eq!(handed.state.owner, Some(aid("dan")));
+    assert_eq!(handed.state.epoch, 2);
+    // The old owner's in-flight message carries the old epoch: refused.
+    assert!(matches!(
+        apply(&handed.state, &agent("bob"), &send(Some(1)), 4),
+        Outcome::Conflict { .. }
+    ));
+    // Not on a finished or new conversation, never by the end user.
+    let finished = applied(apply(
+        &handed.state,
+        &agent("dan"),
+        &Command::Finish { seen_epoch: 2 },
+        5,
+    ))
+    .state;
+    assert_eq!(
+        apply(&finished, &admin("carol"), &transfer("bob", 3), 6),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    assert_eq!(
+        apply(&open, &user(), &transfer("bob", 0), 6),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+}

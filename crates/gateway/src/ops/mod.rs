@@ -205,6 +205,23 @@ pub(crate) async fn dispatch<K: Backend>(
                 lifecycle::finish(cx, conversation, epoch).await?,
             ))
         }
+        Op::Transfer {
+            conversation,
+            to,
+            note,
+            epoch,
+        } => {
+            let conversation = cx.agents_conversation("transfer", conversation)?;
+            let to = to.ok_or_else(|| Failure::bad_request("missing field `to`"))?;
+            let epoch = epoch.ok_or_else(|| {
+                Failure::bad_request(
+                    "missing field `epoch`: agents send the ownership epoch they saw",
+                )
+            })?;
+            Ok(Reply::Transfer(
+                lifecycle::transfer(cx, conversation, to, note, epoch).await?,
+            ))
+        }
         Op::Disable { conversation } => {
             let conversation = cx.agents_conversation("disable", conversation)?;
             Ok(Reply::Disable(

@@ -286,6 +286,7 @@ fn cause_name(cause: chathub_domain::Cause) -> &'static str {
         Reopened => "reopened",
         Taken => "taken",
         TakenOver => "taken over",
+        Transferred => "transferred",
         Finished => "finished",
         Disabled => "chat disabled",
         Enabled => "chat enabled",

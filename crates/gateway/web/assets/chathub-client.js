@@ -12,6 +12,7 @@ var OPS = [
   "history",
   "list",
   "finish",
+  "transfer",
   "typing",
   "read",
   "disable",
@@ -1662,7 +1663,7 @@ var ChathubClient = class {
     let failed = null;
     let fail = null;
     let done = false;
-    const types = ["event", "queue", "typing", "read", "ownership_lost", "tenant", "presence"];
+    const types = ["event", "queue", "typing", "read", "ownership_lost", "assigned", "tenant", "presence"];
     const stops = types.map(
       (t) => this.on(t, (frame) => {
         if (done) return;

@@ -170,6 +170,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 false,
             ),
             Command::Finish { seen_epoch } => ("finish", None, None, Some(*seen_epoch), false),
+            Command::Transfer { seen_epoch, .. } => {
+                ("transfer", None, None, Some(*seen_epoch), false)
+            }
             Command::SetDisabled(d) => ("set_disabled", None, None, None, *d),
             Command::RecordVerdict { .. } => ("verdict", None, None, None, false),
         };
@@ -203,6 +206,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 let mut body = Vec::with_capacity(96);
                 pack_verdict(&mut body, attachment, *status)?;
                 args.arg(body);
+            }
+            (None, Command::Transfer { to, .. }) => {
+                args.arg(to.as_str());
             }
             (None, _) => {
                 args.arg("");

@@ -20,10 +20,10 @@
 -- Then BLOCK arguments per command, from a = HEADER + 1 + (i - 1) * BLOCK:
 --   a+0  actor role: end_user | agent | admin   a+1 actor id
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
---   a+3  command: send | finish | set_disabled | verdict
+--   a+3  command: send | finish | set_disabled | transfer | verdict
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
---        `attachment_checked` event, packed the same way
+--        `attachment_checked` event, packed the same way; transfer: the new owner's id
 --   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none)
 --   a+7  disabled wanted ('1' / '0', set_disabled)   a+8 time, ms since the Unix epoch
 --   a+9  conversation id   a+10 channel to publish on
@@ -186,6 +186,15 @@ local function apply_one(k, a)
     if not has(CHAT_FINISH) or not (owns or role == 'admin') then return { 'refused', 'forbidden' } end
     if tonumber(ARGV[a + 6]) ~= state.epoch then return conflict(state) end
     set_status('finished', nil, 'finished')
+  elseif command == 'transfer' then
+    if state.status ~= 'active' and state.status ~= 'unanswered' then return { 'refused', 'invalid_state' } end
+    local owns = state.status == 'active' and state.owner == actor_id
+    if not (owns or role == 'admin') then return { 'refused', 'forbidden' } end
+    if tonumber(ARGV[a + 6]) ~= state.epoch then return conflict(state) end
+    local to = ARGV[a + 4]
+    -- To the owner it already has: nothing to hand over.
+    if state.owner == to then return { 'refused', 'invalid_state' } end
+    set_status('active', to, 'transferred')
   elseif command == 'set_disabled' then
     if not has(CHAT_DISABLE) then return { 'refused', 'forbidden' } end
     local want_disabled = ARGV[a + 7] == '1'
@@ -281,7 +290,7 @@ local function apply_one(k, a)
     end
     if status_changed then
       local taken = events[1]
-      if taken.cause == 'taken_over' and taken.previous_owner then
+      if (taken.cause == 'taken_over' or taken.cause == 'transferred') and taken.previous_owner then
         followups.lost_agent, followups.lost_by = taken.previous_owner, taken.owner
         followups.lost_epoch, followups.lost_seq = taken.epoch, taken.seq
       end
@@ -289,7 +298,7 @@ local function apply_one(k, a)
     apply_followups(q, followups)
   elseif status_changed then
     local taken = events[1]
-    if taken.cause == 'taken_over' and taken.previous_owner then
+    if (taken.cause == 'taken_over' or taken.cause == 'transferred') and taken.previous_owner then
       apply_followups(q, {
         conversation = conversation_id, at = at, job_seq = 0,
         lost_agent = taken.previous_owner, lost_by = taken.owner,
