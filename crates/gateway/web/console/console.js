@@ -47,6 +47,8 @@ const state = {
   current: null,
   connection: { state: 'connecting' },
   resumeNote: null,
+  /** conversation → {by, note}: handed to me (`assigned`), shown when it is opened. */
+  assigned: new Map(),
 };
 
 const can = (p) => state.privileges.includes(p);
@@ -165,10 +167,22 @@ conn.addEventListener('presence', (e) => {
 });
 conn.addEventListener('ownership_lost', (e) => {
   const f = e.detail;
-  if (state.current?.id === f.conversation) {
+  // A transfer this console made says so already.
+  if (state.current?.id === f.conversation && state.current.notice?.kind !== 'transferred') {
     state.current.notice = { kind: 'lost', owner: f.by };
     renderConversation();
   }
+});
+// A conversation handed to me: its note waits for me on the conversation.
+conn.addEventListener('assigned', (e) => {
+  const f = e.detail;
+  state.assigned.set(f.conversation, { by: f.by.id, note: f.note || '' });
+  if (state.current?.id === f.conversation) {
+    Object.assign(state.current, { status: 'active', owner: state.me, epoch: f.epoch, seenEpoch: f.epoch });
+    state.current.notice = { kind: 'assigned', ...state.assigned.get(f.conversation) };
+    renderConversation();
+  }
+  renderQueue();
 });
 
 function renderStatus() {
@@ -426,7 +440,7 @@ async function openConversation(id) {
     loadingOlder: false,
     reads: new Map(),
     typing: new Map(),
-    notice: null,
+    notice: state.assigned.has(id) ? { kind: 'assigned', ...state.assigned.get(id) } : null,
     lastReadSent: 0,
     draft: '',
     positioned: false,
@@ -548,6 +562,8 @@ function describeStatus(ev) {
       return `${nameOf(ev.owner)} took the conversation`;
     case 'taken_over':
       return `${nameOf(ev.owner)} took over from ${nameOf(ev.previous_owner)}`;
+    case 'transferred':
+      return `${by} handed the conversation to ${nameOf(ev.owner)}`;
     case 'finished':
       return `Finished by ${by}`;
     case 'disabled':
@@ -686,6 +702,8 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
     actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
   if (state.role === 'admin' && c.status === 'unanswered' && can('chat.finish'))
     actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
+  if ((c.status === 'active' && (ownedByMe || state.role === 'admin')) || (state.role === 'admin' && c.status === 'unanswered'))
+    actions.push(h('button', { type: 'button', id: 'transfer', onclick: () => toggleTransfer(c) }, 'Transfer…'));
   if (can('chat.disable'))
     actions.push(h('button', { type: 'button', id: 'toggle-chat', onclick: toggleChat }, c.disabled ? 'Enable chat' : 'Disable chat'));
   actions.push(h('button', { type: 'button', id: 'transcript', onclick: downloadTranscript, title: 'Download the transcript (HTML)' }, 'Transcript'));
@@ -749,6 +767,19 @@ function renderNotice(c) {
     return h('div', { id: 'notice', class: 'banner warn', role: 'alert', dataset: { kind: 'lost', owner: n.owner } }, `${nameOf(n.owner)} took this conversation over from you.`);
   }
   if (n && n.kind === 'error') return h('div', { id: 'notice', class: 'banner error', role: 'alert', dataset: { kind: 'error' } }, n.text);
+  // The same form across re-renders, so what is typed in it stays.
+  if (n && n.kind === 'transfer') return (n.form ||= transferForm(c));
+  if (n && n.kind === 'transferred') {
+    return h('div', { id: 'notice', class: 'banner info', role: 'status', dataset: { kind: 'transferred', to: n.to } }, `Handed to ${nameOf(n.to)}.`);
+  }
+  if (n && n.kind === 'assigned') {
+    return h(
+      'div',
+      { id: 'notice', class: 'banner info', role: 'status', dataset: { kind: 'assigned', by: n.by } },
+      `${nameOf(n.by)} handed this conversation to you.`,
+      n.note ? h('span', { id: 'assigned-note' }, ` Note: ${n.note}`) : null,
+    );
+  }
   if (c.status === 'active' && c.owner && c.owner !== state.me) {
     return h('div', { id: 'notice', class: 'banner info', role: 'status', dataset: { kind: 'owned', owner: c.owner } }, `${nameOf(c.owner)} is handling this conversation. Sending a message takes it over.`);
   }
@@ -948,6 +979,49 @@ async function retryPending() {
       state.current.draft = '';
     }
   }
+}
+
+/** Opens (or closes) the transfer form on the conversation. */
+function toggleTransfer(c) {
+  c.notice = c.notice?.kind === 'transfer' ? null : { kind: 'transfer' };
+  renderConversation();
+}
+
+/** Who can take a transfer now: available agents other than the owner. */
+function transferTargets(c) {
+  return [...state.agents.entries()]
+    .filter(([id, a]) => a.presence === 'available' && id !== c.owner)
+    .map(([id]) => id)
+    .sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+}
+
+function transferForm(c) {
+  const targets = transferTargets(c);
+  if (!targets.length) {
+    return h('div', { id: 'notice', class: 'banner warn', role: 'status', dataset: { kind: 'transfer' } }, 'Nobody else is available to take it now.');
+  }
+  const select = h('select', { id: 'transfer-to', 'aria-label': 'Transfer to' }, ...targets.map((id) => h('option', { value: id }, nameOf(id))));
+  const note = h('input', { id: 'transfer-note', type: 'text', placeholder: 'A note for them (optional)', maxlength: 500 });
+  const go = async () => {
+    try {
+      const r = await conn.request('transfer', { conversation: c.id, to: select.value, note: note.value || undefined, epoch: c.epoch });
+      Object.assign(c, { status: r.status, owner: r.owner, epoch: r.epoch, seenEpoch: r.epoch });
+      c.notice = { kind: 'transferred', to: r.owner };
+    } catch (err) {
+      c.notice = { kind: 'error', text: errorText(err) };
+    }
+    renderConversation();
+  };
+  return h(
+    'div',
+    { id: 'notice', class: 'banner info transfer', role: 'group', dataset: { kind: 'transfer' } },
+    'Hand to ',
+    select,
+    ' ',
+    note,
+    ' ',
+    h('button', { type: 'button', id: 'transfer-go', onclick: go }, 'Transfer'),
+  );
 }
 
 async function finish() {

@@ -263,6 +263,8 @@ function statusLine(ev) {
       return `${ev.owner} joined the chat`;
     case 'taken_over':
       return `${ev.owner} took over the chat`;
+    case 'transferred':
+      return `${ev.owner} is helping you now`;
     case 'finished':
       return 'The conversation was closed. Write again any time.';
     case 'disabled':
