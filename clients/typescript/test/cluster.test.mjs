@@ -74,3 +74,35 @@ test('sends in flight when their node dies are retried on the other node and rec
   const ids = messages.map((e) => e.client_msg_id).filter((id) => id?.startsWith('id-'));
   assert.deepEqual(ids, texts.map((t) => `id-${t}`), 'each recorded once, in the order sent');
 });
+
+test('an agent following the queue catches up on what changed while its node was down', async (t) => {
+  const { a, b } = await cluster(t);
+  // Slow to come back (0.5–1 s), so the changes below surely happen while it is away.
+  const bob = new ChathubClient({
+    url: [a.wsUrl, b.wsUrl],
+    token: token('agent', 'bob'),
+    WebSocket,
+    reconnectDelayMs: 1000,
+  }).start();
+  t.after(() => bob.close());
+  await bob.whenOpen();
+  const queued = new Map();
+  bob.on('queue', (q) => queued.set(q.conversation, q.status));
+  const resumed = [];
+  bob.on('resumed', (r) => resumed.push(r));
+  await bob.followQueue();
+  // A change seen live, then node a dies, then three end users write through node b.
+  const early = client([b.wsUrl], 'end-user', 'early');
+  t.after(() => early.close());
+  await early.send({ text: 'first' });
+  await eventually(() => queued.get('early') === 'unanswered', 10_000, 'the live change');
+  a.kill();
+  const late = ['late-1', 'late-2', 'late-3'].map((id) => client([b.wsUrl], 'end-user', id));
+  t.after(() => late.forEach((c) => c.close()));
+  await Promise.all(late.map((c) => c.send({ text: 'while you were away' })));
+  // Resumed on node b from its inbox cursor: every missed change arrives.
+  await eventually(() => resumed.length > 0, 20_000, 'the resume');
+  await eventually(() => late.every((_, i) => queued.get(`late-${i + 1}`) === 'unanswered'), 10_000, 'the missed changes');
+  assert.ok(resumed[0].replayed >= 3, `replayed ${resumed[0].replayed}`);
+  assert.equal(resumed[0].inboxTruncated, false);
+});
