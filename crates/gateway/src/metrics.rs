@@ -31,6 +31,8 @@ pub(crate) const BACKEND_ERRORS: &str = "chathub_backend_errors_total";
 pub(crate) const ATTACHMENT_SCANS: &str = "chathub_attachment_scans_total";
 /// Attachments stored (uploads complete and checked).
 pub(crate) const ATTACHMENTS_STORED: &str = "chathub_attachments_stored_total";
+/// Conversations transferred (handed to a named agent, or assigned by an admin).
+pub(crate) const TRANSFERS: &str = "chathub_transfers_total";
 /// Admin actions recorded in the audit log, by action.
 pub(crate) const AUDIT_RECORDED: &str = "chathub_audit_recorded_total";
 /// Seconds a conversation waited in `unanswered`, by how the wait ended (`taken`,
@@ -119,6 +121,7 @@ fn zero_failure_series() {
     ::metrics::counter!(GAP_REPAIRS).increment(0);
     ::metrics::counter!(RESYNCS).increment(0);
     ::metrics::counter!(ATTACHMENTS_STORED).increment(0);
+    ::metrics::counter!(TRANSFERS).increment(0);
     ::metrics::counter!(AUDIT_RECORDED, "action" => "tenant_chat_switched").increment(0);
     for verdict in ["clean", "blocked"] {
         ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);
@@ -147,6 +150,20 @@ pub(crate) fn observe_ownership_change(event: &chathub_domain::Event, queued_sin
         Cause::TakenOver => {
             ::metrics::counter!(TAKES, "outcome" => "won", "kind" => "taken_over").increment(1);
             return;
+        }
+        Cause::Transferred => {
+            ::metrics::counter!(TRANSFERS).increment(1);
+            // Handed on from an owner: no wait ended. Assigned out of the queue: it did.
+            if matches!(
+                &event.body,
+                EventBody::Status {
+                    previous_owner: Some(_),
+                    ..
+                }
+            ) {
+                return;
+            }
+            "assigned"
         }
         Cause::Finished => "finished",
         _ => return,
