@@ -26,6 +26,19 @@ fn code(result: Result<Reply, ClientError>) -> ErrorCode {
     }
 }
 
+/// The conversation's state now.
+async fn state_of(c: &Client, conversation: &str) -> chathub_domain::ConversationState {
+    match c
+        .request(Op::Open {
+            conversation: Some(conv(conversation)),
+        })
+        .await
+    {
+        Ok(Reply::Open(o)) => o.view.state,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// Waits until `agent` is listed with `presence`.
 async fn until_presence(c: &Client, agent: &str, presence: Presence) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -168,15 +181,7 @@ async fn scenario(hub: TestHub) {
             handed.is_ok() != took.is_ok(),
             "{id}: exactly one wins ({handed:?}, {took:?})"
         );
-        let state = match carol
-            .request(Op::Open {
-                conversation: Some(conv(&id)),
-            })
-            .await
-        {
-            Ok(Reply::Open(o)) => o.view.state,
-            other => panic!("{other:?}"),
-        };
+        let state = state_of(&carol, &id).await;
         let winner = if handed.is_ok() { "bob" } else { "carl" };
         assert_eq!(state.owner.as_ref().unwrap().as_str(), winner, "{id}");
         assert_eq!(state.epoch, owned.epoch + 1, "{id}: one change");
@@ -235,18 +240,10 @@ async fn transfer_races_across_three_nodes_have_one_winner() {
         );
         let winner = outcomes.iter().position(|w| *w).unwrap();
         wins[winner] += 1;
-        let Reply::Open(o) = carol
-            .request(Op::Open {
-                conversation: Some(conv(&id)),
-            })
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let state = state_of(&carol, &id).await;
         let owner = ["bob", "carl", "dan"][winner];
-        assert_eq!(o.view.state.owner.as_ref().unwrap().as_str(), owner, "{id}");
-        assert_eq!(o.view.state.epoch, owned.epoch + 1, "{id}: one change");
+        assert_eq!(state.owner.as_ref().unwrap().as_str(), owner, "{id}");
+        assert_eq!(state.epoch, owned.epoch + 1, "{id}: one change");
     }
     // Who won how often (which wins depends on timing; that one does is asserted above).
     eprintln!("transfer to bob / take-over by carl / assignment to dan won: {wins:?}");

@@ -86,3 +86,20 @@ pub struct AuditPage {
     /// Pass as `before` for older entries; `null` on the last page.
     pub next_cursor: Option<String>,
 }
+
+impl AuditPage {
+    /// The page of `read` (up to `limit + 1` entries, newest first, as a store read
+    /// them): the first `limit`, and a cursor when there was one more.
+    pub fn of(mut read: Vec<AuditEntry>, limit: usize) -> AuditPage {
+        let next_cursor = if read.len() > limit {
+            read.truncate(limit);
+            read.last().map(|e| e.cursor.clone())
+        } else {
+            None
+        };
+        AuditPage {
+            entries: read,
+            next_cursor,
+        }
+    }
+}

@@ -586,7 +586,7 @@ impl WorkspaceStore for MemoryWorkspace {
             })
             .transpose()?;
         Ok(self.with(t, |w| {
-            let mut entries: Vec<AuditEntry> = w
+            let entries = w
                 .audit
                 .iter()
                 .rev()
@@ -595,14 +595,7 @@ impl WorkspaceStore for MemoryWorkspace {
                 .take(limit + 1)
                 .map(|(_, e)| e.clone())
                 .collect();
-            let next_cursor = (entries.len() > limit).then(|| {
-                entries.truncate(limit);
-                entries.last().map(|e| e.cursor.clone()).unwrap_or_default()
-            });
-            AuditPage {
-                entries,
-                next_cursor,
-            }
+            AuditPage::of(entries, limit)
         }))
     }
 }

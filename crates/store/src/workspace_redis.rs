@@ -492,16 +492,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             entry.cursor = id;
             entries.push(entry);
         }
-        let next_cursor = if entries.len() > limit {
-            entries.truncate(limit);
-            entries.last().map(|e| e.cursor.clone())
-        } else {
-            None
-        };
-        Ok(AuditPage {
-            entries,
-            next_cursor,
-        })
+        Ok(AuditPage::of(entries, limit))
     }
 }
 
