@@ -97,9 +97,10 @@ export async function launchBrowser() {
  * A page in its own browser context (own sessionStorage: one signed-in person each),
  * signed in through the one-click demo sign-in as `person`.
  */
-export async function signedIn(browser, hub, pagePath, person) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 860 } });
+export async function signedIn(browser, hub, pagePath, person, { permissions = [], initScript } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 860 }, permissions });
   const page = await context.newPage();
+  if (initScript) await page.addInitScript(initScript);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
   page.errors = errors;

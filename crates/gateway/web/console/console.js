@@ -70,6 +70,8 @@ function layout() {
     h('option', { value: 'away' }, 'Away'),
   );
   el.tenantToggle = h('button', { id: 'tenant-toggle', type: 'button', hidden: true, onclick: toggleTenant });
+  el.notify = h('button', { id: 'notify', type: 'button', class: 'link', hidden: true, onclick: askNotifications, title: 'Desktop notifications when a customer starts waiting' }, 'Notify me');
+  renderNotify();
   el.today = h('span', { id: 'today', class: 'muted today', hidden: true, title: 'Conversations opened today (UTC)' });
   el.tenantBanner = h('div', { id: 'tenant-banner', class: 'banner warn', role: 'status', hidden: true }, 'Chat is disabled for the whole tenant: end users cannot write and conversations cannot be taken.');
   el.searchInput = h('input', { id: 'search', type: 'search', placeholder: 'Search messages', 'aria-label': 'Search messages', maxlength: '256' });
@@ -97,6 +99,7 @@ function layout() {
       el.today,
       h('span', { class: 'spacer' }),
       el.tenantToggle,
+      el.notify,
       el.presence,
       h('span', { id: 'me', class: 'me' }, `${nameOf(state.me)} (${state.role})`),
       h('button', { type: 'button', class: 'link', onclick: () => signOut(STORAGE_KEY) }, 'Sign out'),
@@ -149,7 +152,12 @@ conn.addEventListener('resumed', (e) => {
     renderStatus();
   }, 6000);
 });
-conn.addEventListener('queue', (e) => applyQueueItem(e.detail));
+conn.addEventListener('queue', (e) => {
+  const prev = state.queue.get(e.detail.conversation);
+  applyQueueItem(e.detail);
+  // Someone starts waiting: tell this agent (sound, desktop notification) if available.
+  if (e.detail.status === 'unanswered' && prev?.status !== 'unanswered' && (!prev || prev.seq < e.detail.seq)) alertWaiting(e.detail);
+});
 conn.addEventListener('event', (e) => onEvent(e.detail));
 conn.addEventListener('typing', (e) => onTyping(e.detail));
 conn.addEventListener('read', (e) => onRead(e.detail));
@@ -284,6 +292,8 @@ function applyQueueItem(item, render = true) {
 function renderQueue() {
   const counts = { unanswered: 0, active: 0, finished: 0 };
   for (const item of state.queue.values()) if (item.status in counts) counts[item.status]++;
+  // The waiting count in the tab's title: seen from any other tab or window.
+  document.title = counts.unanswered ? `(${counts.unanswered}) chathub console` : 'chathub console';
   el.tabs.replaceChildren(
     ...STATUSES.map(([status, label]) =>
       h(
@@ -977,6 +987,69 @@ async function retryPending() {
     if (content.text) {
       el.composer.value = '';
       state.current.draft = '';
+    }
+  }
+}
+
+// ---------------------------------------------------------------- alerts
+
+/** The Notification API, where the browser has one. */
+const Notifier = typeof window.Notification === 'function' ? window.Notification : null;
+
+/** The "Notify me" button: shown until the agent has answered the browser's question. */
+function renderNotify() {
+  if (!el.notify) return;
+  el.notify.hidden = !Notifier || Notifier.permission !== 'default';
+}
+
+async function askNotifications() {
+  try {
+    await Notifier?.requestPermission();
+  } catch {
+    // An old browser without the promise form: nothing to do.
+  }
+  renderNotify();
+}
+
+/** A short two-tone chime (Web Audio; silent where the browser blocks sound). */
+function chime() {
+  try {
+    state.audio ||= new AudioContext();
+    const ctx = state.audio;
+    for (const [i, freq] of [880, 660].entries()) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.08, ctx.currentTime + i * 0.15);
+      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + i * 0.15 + 0.14);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(ctx.currentTime + i * 0.15);
+      osc.stop(ctx.currentTime + i * 0.15 + 0.15);
+    }
+  } catch {
+    // No audio here.
+  }
+}
+
+/** A customer started waiting: chime and, with the agent's consent, a desktop notice. */
+function alertWaiting(item) {
+  if (el.presence?.value === 'away' || state.current?.id === item.conversation) return;
+  state.alerts = (state.alerts || 0) + 1;
+  document.body.dataset.alerts = String(state.alerts);
+  chime();
+  if (Notifier?.permission === 'granted') {
+    try {
+      const notice = new Notifier(`${customerName(item.conversation)} is waiting`, {
+        body: item.preview || 'A new conversation is in the queue.',
+        tag: `waiting-${item.conversation}`,
+      });
+      notice.onclick = () => {
+        window.focus();
+        openConversation(item.conversation);
+        notice.close();
+      };
+    } catch {
+      // Some browsers only notify from a service worker: the chime and the title remain.
     }
   }
 }
