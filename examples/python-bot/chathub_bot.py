@@ -2,11 +2,12 @@
 """A FAQ bot for chathub: an example of a bot built on the wire protocol (protocol/PROTOCOL.md)
 with nothing but `websockets` and `msgpack` (pip install websockets msgpack).
 
-It connects as an agent (a token with the `chat.take` privilege), follows the tenant's queue,
-and answers every waiting question that matches one of its FAQ keywords. Answering takes the
-conversation, fenced by the epoch the bot saw: when a human takes it first, the bot's answer
-is refused with `conflict` and the bot lets it be. Questions it cannot answer stay in the
-queue for the humans. It reconnects with backoff and jitter, catches up on the queue after a
+It connects as an agent (a token with `chat.take` and `chat.finish`), follows the tenant's
+queue, and answers every waiting question that matches one of its FAQ keywords. Answering
+takes the conversation, fenced by the epoch the bot saw: when a human takes it first, the
+bot's answer is refused with `conflict` and the bot lets it be. After answering it finishes
+the conversation, so the customer's next message puts it back in the queue (nobody waits on
+a bot). Questions it cannot answer stay in the queue for the humans. It reconnects with backoff and jitter, catches up on the queue after a
 reconnect, and retries an answer with the same `client_msg_id` (the server records it once).
 
     python3 chathub_bot.py --url ws://127.0.0.1:8080/ --token "$(chathub token --tenant demo \\
@@ -125,12 +126,16 @@ class FaqBot:
             key = f"faq-{conversation}-{question['seq']}"
             for attempt in range(5):
                 try:
-                    await self.request(
+                    ack = await self.request(
                         "send", conversation=conversation, text=answer,
                         epoch=state["epoch"], client_msg_id=key,
                     )
                     self.answered += 1
                     log.info("%s: answered", conversation)
+                    # Answered: close the cycle, so that the customer's next question
+                    # reopens it in the queue (for the bot, or for the agents) instead
+                    # of waiting on a bot that owns it.
+                    await self.finish(conversation, ack["epoch"])
                     return
                 except RequestFailed as e:
                     if e.code == "conflict":
@@ -145,6 +150,13 @@ class FaqBot:
             log.warning("%s: %s (%s)", conversation, e, e.code)
         finally:
             self.busy.discard(conversation)
+
+    async def finish(self, conversation: str, epoch: int) -> None:
+        """Finishes a conversation the bot answered (an agent who took it meanwhile wins)."""
+        try:
+            await self.request("finish", conversation=conversation, epoch=epoch)
+        except RequestFailed as e:
+            log.info("%s: not finished (%s)", conversation, e.code)
 
     async def catch_up(self) -> None:
         """Follows the queue and looks at everything waiting now."""

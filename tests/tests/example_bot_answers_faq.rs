@@ -96,6 +96,22 @@ async fn the_example_bot_answers_what_it_knows_and_leaves_the_rest() {
         )]
     );
 
+    // Answered, the conversation is finished: ann's next question is back in the queue,
+    // and one the bot cannot answer stays there for the agents.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !list(&carol, Status::Finished)
+        .await
+        .items
+        .iter()
+        .any(|i| i.conversation == conv("ann"))
+    {
+        assert!(Instant::now() < deadline, "ann's conversation was not finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ann.send_text(None, "and my broken zipper?", None, None)
+        .await
+        .unwrap();
+
     // Asked while it runs, with a keyword given on its command line.
     let ben = end_user("ben").await;
     ben.send_text(None, "How long does a refund take?", None, None)
@@ -116,7 +132,13 @@ async fn the_example_bot_answers_what_it_knows_and_leaves_the_rest() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(answers(&carol, "cid").await.is_empty());
     let waiting = list(&carol, Status::Unanswered).await;
-    assert!(waiting.items.iter().any(|i| i.conversation == conv("cid")));
+    for left in ["cid", "ann"] {
+        assert!(
+            waiting.items.iter().any(|i| i.conversation == conv(left)),
+            "{left} waits for an agent"
+        );
+    }
+    assert_eq!(answers(&carol, "ann").await.len(), 1, "one answer to ann");
 
     // Taken by an agent at the same time as the bot may answer: exactly one of them owns
     // it, and the bot never writes after the agent's take.
