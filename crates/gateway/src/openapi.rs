@@ -42,7 +42,7 @@ else: 415), at most 256 KiB (413).",
     ),
     // Schemas only named by parameters (`value_type`), which utoipa does not collect.
     components(schemas(
-        ErrorBody, chathub_domain::EndUserId, MessageKind, TranscriptFormat, ReportTime
+        ErrorBody, chathub_domain::EndUserId, MessageKind, TranscriptFormat, ReportTime, ExportFormat
     )),
     modifiers(&BearerAuth, &ErrorResponses),
     tags(
