@@ -105,7 +105,10 @@ async fn the_example_bot_answers_what_it_knows_and_leaves_the_rest() {
         .iter()
         .any(|i| i.conversation == conv("ann"))
     {
-        assert!(Instant::now() < deadline, "ann's conversation was not finished");
+        assert!(
+            Instant::now() < deadline,
+            "ann's conversation was not finished"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     ann.send_text(None, "and my broken zipper?", None, None)
