@@ -61,6 +61,7 @@ export async function startHub(t, args = []) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
     pause: () => child.kill('SIGSTOP'),
+    resume: () => child.kill('SIGCONT'),
     stop() {
       hub.kill();
       if (scratch) rmSync(scratch, { recursive: true, force: true });
