@@ -1,0 +1,72 @@
+//! Every end-to-end test of chathub, in one test binary: each file of this directory is a
+//! module named after what it shows (`cargo test -p chathub-e2e --test e2e take_race` runs
+//! the tests whose path contains `take_race`). One binary rather than one per file because
+//! each links the whole stack. The files that read an in-process node's metrics are
+//! binaries of their own (tests/Cargo.toml): the recorder is process-wide.
+
+mod abuse_is_limited;
+mod admin_api_is_strict;
+mod admin_api_passes_schemathesis;
+mod attachments_go_both_ways;
+mod attachments_on_s3_survive_a_node_kill;
+mod attachments_refuse_bad_input;
+mod attachments_wait_for_the_scanner;
+mod audit_log_records_admin_actions;
+mod bad_input_gets_error_codes;
+mod cluster_archive_has_every_event;
+mod cluster_archive_outage_loses_nothing;
+mod cluster_archive_survives_redis_restart;
+mod cluster_history_has_no_seam;
+mod cluster_ordering_and_node_death;
+mod cluster_queue_repairs_after_a_kill_between_steps;
+mod cluster_survives_redis_restart;
+mod cluster_take_race_one_winner;
+mod codecs_deliver_the_same_events;
+mod console_catches_up_on_inbox;
+mod credentials_are_unambiguous;
+mod distinct_ids_never_share_a_key;
+mod embedded_history_has_no_seam;
+mod embedded_kill_under_load_keeps_every_conversation;
+mod embedded_restart_keeps_everything;
+mod end_user_message_reaches_every_agent;
+mod example_bot_answers_faq;
+mod export_of_one_end_user;
+mod fencing_holds_under_node_pauses;
+mod handshake_refuses_bad_tokens;
+mod history_pages_before_and_after;
+mod http_port_is_bounded;
+mod idempotent_sends;
+mod large_history_pages_fit_the_socket;
+mod lifecycle_take_over_finish_reopen;
+mod local_cluster_script_runs_a_cluster;
+mod logs_carry_no_tokens_or_bodies;
+mod observability_pack_names_exported_metrics;
+mod offline_delivery_webhook;
+mod presence_of_a_dead_nodes_agents_goes_offline;
+mod privileges_table;
+mod protocol_errors_close_with_1002_and_1007;
+mod pubsub_loss_is_repaired;
+mod reconnect_storm_loses_nothing;
+mod redis_data_loss_is_never_a_silent_gap;
+mod reports_count_conversation_cycles;
+mod resume_without_gap_or_duplicate;
+mod retries_after_timeouts_are_idempotent;
+mod scripts_reload_after_flush_and_restart;
+mod search_over_socket_and_admin_api;
+mod serve_binary_lifecycle;
+mod socket_and_admin_api_validate_alike;
+mod stopped_node_leaves_no_task_running;
+mod stored_fields_are_limited;
+mod take_race_has_one_winner;
+mod take_race_is_linearizable;
+mod tenants_and_users_see_only_their_own;
+mod tls_on_the_websocket_port;
+mod tokens_expire_rotate_and_are_revalidated;
+mod transcripts_show_messages_ownership_and_engagements;
+mod transfer_hands_over_once;
+mod typing_and_read_receipts;
+mod web_console_is_served;
+mod webhook_survives_node_death;
+mod workspace_canned_and_disable;
+mod workspace_engagements;
+mod workspace_presence_and_ownership_lost;
