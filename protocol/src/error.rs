@@ -119,11 +119,14 @@ pub enum CloseCode {
     TokenRevoked,
     /// 4101: the client kept breaking limits (rate, bad frames); do not reconnect at once.
     PolicyViolation,
+    /// 4102: the end user's data was erased (an `erased` frame came just before): the
+    /// device drops everything it holds of the conversation and does not resume.
+    Erased,
 }
 
 impl CloseCode {
     /// Every close code, in the order of the table.
-    pub const ALL: [CloseCode; 11] = [
+    pub const ALL: [CloseCode; 12] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
@@ -135,6 +138,7 @@ impl CloseCode {
         CloseCode::KeepaliveTimeout,
         CloseCode::SlowConsumer,
         CloseCode::PolicyViolation,
+        CloseCode::Erased,
     ];
 
     /// The numeric code.
@@ -150,6 +154,7 @@ impl CloseCode {
             CloseCode::SlowConsumer => 4001,
             CloseCode::TokenExpired | CloseCode::TokenRevoked => 1008,
             CloseCode::PolicyViolation => 4101,
+            CloseCode::Erased => 4102,
         }
     }
 
@@ -167,6 +172,7 @@ impl CloseCode {
             CloseCode::TokenExpired => "token_expired",
             CloseCode::TokenRevoked => "token_revoked",
             CloseCode::PolicyViolation => "policy_violation",
+            CloseCode::Erased => "erased",
         }
     }
 
@@ -184,6 +190,7 @@ impl CloseCode {
             CloseCode::TokenExpired => "token expired",
             CloseCode::TokenRevoked => "token no longer valid",
             CloseCode::PolicyViolation => "policy violation",
+            CloseCode::Erased => "your data was erased",
         }
     }
 
@@ -198,6 +205,7 @@ impl CloseCode {
                 | CloseCode::TokenRevoked
                 | CloseCode::TooBig
                 | CloseCode::PolicyViolation
+                | CloseCode::Erased
         )
     }
 }

@@ -41,6 +41,20 @@ pub enum ServerFrame {
     Tenant(TenantFrame),
     /// To agents: an agent's availability changed.
     Presence(PresenceFrame),
+    /// To everyone following the conversation and to the tenant's agents: it was
+    /// erased (its end user's data erasure). Consoles drop it; the end user's own
+    /// devices are closed right after (close code 4102).
+    Erased(ErasedFrame),
+}
+
+/// An `erased` notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasedFrame {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Every event up to this `seq` is gone; the conversation's next event has the next
+    /// one.
+    pub seq: u64,
 }
 
 /// An `ownership_lost` notice.

@@ -29,6 +29,7 @@ mod embedded_history_has_no_seam;
 mod embedded_kill_under_load_keeps_every_conversation;
 mod embedded_restart_keeps_everything;
 mod end_user_message_reaches_every_agent;
+mod erasure_forgets_one_person_everywhere;
 mod example_bot_answers_faq;
 mod export_of_one_end_user;
 mod fencing_holds_under_node_pauses;

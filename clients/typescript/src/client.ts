@@ -86,6 +86,8 @@ export interface ClientEvents {
   read: Extract<PushedFrame, { type: 'read' }>;
   ownership_lost: Extract<PushedFrame, { type: 'ownership_lost' }>;
   assigned: Extract<PushedFrame, { type: 'assigned' }>;
+  /** The conversation was erased: it is no longer followed; drop what you hold of it. */
+  erased: Extract<PushedFrame, { type: 'erased' }>;
   tenant: Extract<PushedFrame, { type: 'tenant' }>;
   presence: Extract<PushedFrame, { type: 'presence' }>;
   /** An `err` frame without id: the server could not read something the client sent. */
@@ -242,7 +244,7 @@ export class ChathubClient {
     let failed: ChathubError | null = null;
     let fail: ((e: ChathubError) => void) | null = null;
     let done = false;
-    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'tenant', 'presence'] as const;
+    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'erased', 'tenant', 'presence'] as const;
     const stops = types.map((t) =>
       this.on(t, (frame) => {
         if (done) return;
@@ -572,6 +574,12 @@ export class ChathubClient {
         this.emit('event', frame);
         break;
       }
+      case 'erased':
+        // Nothing of it is left to resume (an end user's device is closed with 4102
+        // next, which stops the client and fails its queued sends).
+        this.followed.delete(frame.conversation);
+        this.emit('erased', frame);
+        break;
       case 'queue':
         if (frame.cursor && cursorAfter(frame.cursor, this.inboxCursor)) this.inboxCursor = frame.cursor;
         this.emit('queue', frame);

@@ -245,6 +245,16 @@ export interface AssignedFrame {
   /** Their note, if any (not recorded in the conversation). */
   note?: string;
 }
+/**
+ * The conversation was erased (its end user's data erasure): every event up to `seq` is
+ * gone. Consoles drop it; the end user's own devices are then closed with 4102.
+ */
+export interface ErasedFrame {
+  type: 'erased';
+  conversation: string;
+  /** The last erased `seq`: the conversation's next event has a later one. */
+  seq: number;
+}
 /** The tenant-wide chat switch. */
 export interface TenantSettingsView {
   chat_disabled: boolean;
@@ -275,6 +285,7 @@ export type ServerFrame =
   | ReadFrame
   | OwnershipLostFrame
   | AssignedFrame
+  | ErasedFrame
   | ({ type: 'tenant' } & TenantSettingsView)
   | ({ type: 'presence' } & AgentPresence);
 
@@ -536,6 +547,7 @@ export const CLOSE_CODES: readonly CloseCode[] = [
   { code: 4000, name: 'keepalive_timeout', reconnect: true },
   { code: 4001, name: 'slow_consumer', reconnect: true },
   { code: 4101, name: 'policy_violation', reconnect: false },
+  { code: 4102, name: 'erased', reconnect: false },
 ];
 
 /** Close codes after which reconnecting would not help (`reconnect: false`). */

@@ -64,7 +64,7 @@ test('sends in flight when their node dies are retried on the other node and rec
   const texts = Array.from({ length: 30 }, (_, i) => `m${i}`);
   const acks = texts.map((text) => cid.send({ text, client_msg_id: `id-${text}` }));
   await sleep(5);
-  a.pause();
+  await a.pause();
   await sleep(300);
   a.kill();
   const done = await Promise.all(acks);

@@ -107,7 +107,7 @@ test('a refused token ends in `refused`; requests time out; bad input is a typed
   t.after(() => dee.close());
   await dee.whenOpen();
   // The node frozen: no reply comes within the timeout.
-  hub.pause();
+  await hub.pause();
   try {
     await assert.rejects(dee.request('agents', {}), (e) => e.code === 'timeout' && e.retryable);
   } finally {

@@ -1,7 +1,7 @@
 // Real chathub processes (and a real Redis for the cluster) on free loopback ports for
 // the SDK's tests; each is killed when the test that started it ends.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Socket, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -60,7 +60,17 @@ export async function startHub(t, args = []) {
     kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
-    pause: () => child.kill('SIGSTOP'),
+    // SIGSTOP takes effect asynchronously: resolved once the kernel shows the process
+    // stopped (state `T` in /proc), so nothing it does can race the caller's next step.
+    async pause() {
+      child.kill('SIGSTOP');
+      for (let i = 0; i < 200; i++) {
+        const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      throw new Error('the node did not stop');
+    },
     resume: () => child.kill('SIGCONT'),
     stop() {
       hub.kill();

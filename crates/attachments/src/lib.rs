@@ -33,7 +33,7 @@ mod uploads;
 
 pub use direct::{DirectPart, DirectUpload};
 pub use objects::ObjectsSpec;
-pub use uploads::{Attachments, AttachmentsConfig, Progress, Stored, Variant};
+pub use uploads::{Attachments, AttachmentsConfig, ErasedFiles, Progress, Stored, Variant};
 
 use chathub_domain::attachment::FileRefusal;
 

@@ -138,6 +138,15 @@ impl std::fmt::Debug for Attachments {
     }
 }
 
+/// What [`Attachments::erase_conversation`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErasedFiles {
+    /// Attachments (each with its file, thumbnail and record).
+    pub attachments: u64,
+    /// Objects deleted in all (files, thumbnails, records, scan marks, direct uploads).
+    pub objects: u64,
+}
+
 /// Removes an upload from [`Attachments::writing`] when its request ends.
 struct Writing<'a> {
     set: &'a Mutex<HashSet<AttachmentId>>,
@@ -661,6 +670,55 @@ impl Attachments {
             }
         }
         Ok(found)
+    }
+
+    /// Deletes every object of a conversation (its end user's erasure): its files,
+    /// thumbnails and records (`t-…/c-…/`), the marks of scans still owed, and direct
+    /// uploads not yet checked. Idempotent: nothing left, nothing counted.
+    pub async fn erase_conversation(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+    ) -> Result<ErasedFiles, AttachmentError> {
+        use object_store::path::Path;
+        let (tenant, conversation) = (format!("t-{}", t.as_str()), format!("c-{}", c.as_str()));
+        let prefixes = [
+            Path::from_iter([tenant.as_str(), conversation.as_str()]),
+            Path::from_iter([
+                crate::objects::SCANS,
+                tenant.as_str(),
+                conversation.as_str(),
+            ]),
+            Path::from_iter([
+                crate::objects::UPLOADS,
+                tenant.as_str(),
+                conversation.as_str(),
+            ]),
+        ];
+        let mut erased = ErasedFiles::default();
+        for (i, prefix) in prefixes.iter().enumerate() {
+            let mut found = Vec::new();
+            let mut listing = self.objects.list(Some(prefix));
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(AttachmentError::Unavailable)?;
+                // One record per attachment: what the receipt counts as a file.
+                if i == 0 && meta.location.filename() == Some("meta.json") {
+                    erased.attachments += 1;
+                }
+                found.push(Ok(meta.location));
+            }
+            let mut deleted = self
+                .objects
+                .delete_stream(futures::stream::iter(found).boxed());
+            while let Some(done) = deleted.next().await {
+                match done {
+                    Ok(_) => erased.objects += 1,
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(AttachmentError::Unavailable(e)),
+                }
+            }
+        }
+        Ok(erased)
     }
 
     /// Removes staged uploads untouched for longer than the staging TTL; returns how

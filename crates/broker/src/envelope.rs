@@ -18,6 +18,9 @@ pub struct Envelope {
     /// Not a frame but a signal: the node's subscription to `channel` was (re)established
     /// and events may have been missed meanwhile; sessions catch up from history.
     pub resync: bool,
+    /// The frame is an `erased` notice: the conversation's end user's sessions close
+    /// once it is written (their data was erased).
+    pub erased: bool,
     /// When this node made or received it: the start of its local fan-out (for the
     /// fan-out latency histogram).
     pub received: std::time::Instant,
@@ -32,6 +35,7 @@ impl Envelope {
             seq,
             msgpack,
             resync: false,
+            erased: false,
             received: std::time::Instant::now(),
             json: OnceLock::new(),
         }
@@ -72,7 +76,9 @@ impl Envelope {
                 tracing::error!(error = %e, "cannot encode frame");
                 Bytes::new()
             });
-        std::sync::Arc::new(Envelope::new(channel.clone(), seq, bytes))
+        let mut envelope = Envelope::new(channel.clone(), seq, bytes);
+        envelope.erased = matches!(frame, chathub_protocol::ServerFrame::Erased(_));
+        std::sync::Arc::new(envelope)
     }
 
     /// The envelope of one conversation event.

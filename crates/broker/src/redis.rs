@@ -244,7 +244,11 @@ impl PushHandler {
                 let stats = &self.stats;
                 self.hub
                     .dispatch_named(name, |channel| match normalise(payload) {
-                        Some((seq, bytes)) => Envelope::new(channel, seq, bytes),
+                        Some((seq, erased, bytes)) => {
+                            let mut envelope = Envelope::new(channel, seq, bytes);
+                            envelope.erased = erased;
+                            envelope
+                        }
                         None => {
                             stats.undecodable.fetch_add(1, Ordering::Relaxed);
                             // Sessions treat a resync like a gap: they read history.
@@ -280,13 +284,15 @@ impl PushHandler {
 
 /// Decodes a published frame (encoded by a Lua script or another node) and re-encodes it
 /// the way every node encodes: once per node, and identical bytes whatever the publisher.
-fn normalise(payload: &[u8]) -> Option<(Option<u64>, Bytes)> {
+/// Returns its `seq` (events), whether it is an `erased` notice, and the bytes.
+fn normalise(payload: &[u8]) -> Option<(Option<u64>, bool, Bytes)> {
     let frame = Codec::MsgPack.decode_server(payload).ok()?;
     let seq = match &frame {
         ServerFrame::Event(e) => Some(e.event.seq),
         _ => None,
     };
-    Some((seq, Codec::MsgPack.encode_server(&frame).ok()?))
+    let erased = matches!(frame, ServerFrame::Erased(_));
+    Some((seq, erased, Codec::MsgPack.encode_server(&frame).ok()?))
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C> {

@@ -16,6 +16,11 @@
 //! - While two-way chat is disabled (for the conversation, or tenant-wide), end users
 //!   cannot write and agents cannot take; the owner may still write (one-way notices).
 //! - Sending an engagement needs `engagement.send`; end users cannot send engagements.
+//! - **Erase** (`data.erase`) forgets the conversation: it leaves the counters and nothing
+//!   else — status `new`, no owner, chat enabled, the same `seq` (so no `seq` is ever
+//!   given twice: a device or console that saw the old events never mistakes new ones
+//!   for them) and the epoch moved (every command decided on the old state loses).
+//!   A `new` conversation (no event yet, or erased already) has nothing to erase.
 
 use crate::engagement::EngagementType;
 use crate::ids::{AgentId, AttachmentId};
@@ -323,6 +328,10 @@ pub enum Command {
         /// `clean` or `blocked`.
         status: AttachmentStatus,
     },
+    /// Erase the conversation (the erasure of its end user, `data.erase`): see the module
+    /// docs. It records no event: its history goes, and the stores that keep events
+    /// remove theirs up to the `seq` it leaves.
+    Erase,
 }
 
 /// A successful application: the new state and the events to record and publish.
@@ -331,7 +340,8 @@ pub struct Transition {
     /// The state after the command.
     pub state: ConversationState,
     /// The events, with consecutive `seq`s after the old state's `seq`. Empty when the
-    /// command changed nothing (e.g. disabling a disabled conversation).
+    /// command changed nothing (e.g. disabling a disabled conversation), and for an
+    /// erasure (whose state is all it changes).
     pub events: Vec<Event>,
 }
 
@@ -456,7 +466,10 @@ pub fn apply_in(
         }
         (
             Actor::EndUser(_),
-            Command::Finish { .. } | Command::SetDisabled(_) | Command::Transfer { .. },
+            Command::Finish { .. }
+            | Command::SetDisabled(_)
+            | Command::Transfer { .. }
+            | Command::Erase,
         ) => {
             return Outcome::Refused(Refusal::Forbidden);
         }
@@ -489,6 +502,14 @@ pub fn apply_in(
                 return conflict(state);
             }
             next.status(Status::Finished, None, Cause::Finished);
+        }
+        (Actor::Agent { .. }, Command::Erase) => {
+            if !actor.has(Privilege::DataErase) {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            if state.status != Status::New {
+                next.erase();
+            }
         }
         (Actor::Agent { .. }, Command::SetDisabled(disabled)) => {
             if !actor.has(Privilege::ChatDisable) {
@@ -554,6 +575,17 @@ impl<'a> Builder<'a> {
             Cause::Enabled
         };
         self.push_status(cause, None);
+    }
+
+    /// Forgets everything but the counters (see the module docs).
+    fn erase(&mut self) {
+        self.state = ConversationState {
+            status: Status::New,
+            owner: None,
+            epoch: self.state.epoch + 1,
+            seq: self.state.seq,
+            disabled: false,
+        };
     }
 
     fn push_status(&mut self, cause: Cause, previous_owner: Option<AgentId>) {

@@ -227,6 +227,10 @@ pub(crate) fn routes<K: Backend>() -> Router<Arc<Node<K>>> {
         )
         .route("/admin/v1/audit", get(get_audit::<K>))
         .route("/admin/v1/users/{user}/export", get(get_export::<K>))
+        .route(
+            "/admin/v1/users/{user}",
+            axum::routing::delete(delete_user::<K>),
+        )
         .route(crate::openapi::PATH, get(crate::openapi::serve))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
@@ -795,6 +799,22 @@ async fn get_export<K: Backend>(
         axum::body::Body::from_stream(futures::stream::iter(chunks)),
     )
         .into_response())
+}
+
+#[utoipa::path(delete, path = "/admin/v1/users/{user}", tag = "users",
+    summary = "Erase an end user from every store",
+    description = "Their conversation (state, history, idempotency keys, read marks, queue and inbox entries, pending webhook deliveries, the record tier and its search index), their files, their profile, engagement history, redeemed items and presence. Their devices get an `erased` frame and are closed with 4102; consoles drop the conversation. Idempotent: erasing again, or a user never seen, answers 200 with `removed_anything: false`; a call answered `unavailable` is completed by calling again. Recorded in the audit log (`user_erased`, with the receipt).",
+    security(("bearer" = ["data.erase"])),
+    params(("user" = EndUserId, Path, description = "The end user")),
+    responses((status = 200, description = "What went, store by store", body = crate::ops::erase::ErasureReceipt)))]
+async fn delete_user<K: Backend>(
+    State(node): State<Arc<Node<K>>>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+) -> ApiResult<Json<crate::ops::erase::ErasureReceipt>> {
+    let who = authorize(&node, &headers, Privilege::DataErase)?;
+    let user = user_of(&user)?;
+    Ok(Json(ops::erase::erase(&cx(&node, &who), &user).await?))
 }
 
 /// Bytes per chunk of an export's body.

@@ -33,6 +33,8 @@ pub(crate) const ATTACHMENT_SCANS: &str = "chathub_attachment_scans_total";
 pub(crate) const ATTACHMENTS_STORED: &str = "chathub_attachments_stored_total";
 /// Conversations transferred (handed to a named agent, or assigned by an admin).
 pub(crate) const TRANSFERS: &str = "chathub_transfers_total";
+/// End users erased (`DELETE /admin/v1/users/{user}`).
+pub(crate) const ERASURES: &str = "chathub_erasures_total";
 /// Admin actions recorded in the audit log, by action.
 pub(crate) const AUDIT_RECORDED: &str = "chathub_audit_recorded_total";
 /// Seconds a conversation waited in `unanswered`, by how the wait ended (`taken`,
@@ -122,6 +124,7 @@ fn zero_failure_series() {
     ::metrics::counter!(RESYNCS).increment(0);
     ::metrics::counter!(ATTACHMENTS_STORED).increment(0);
     ::metrics::counter!(TRANSFERS).increment(0);
+    ::metrics::counter!(ERASURES).increment(0);
     ::metrics::counter!(AUDIT_RECORDED, "action" => "tenant_chat_switched").increment(0);
     for verdict in ["clean", "blocked"] {
         ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);

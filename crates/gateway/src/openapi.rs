@@ -25,7 +25,7 @@ pub(crate) const PATH: &str = "/admin/v1/openapi.json";
         title = "chathub admin API",
         description = "How a brand's systems (and its admins) manage a chathub tenant over HTTP: \
 the engagement catalogue, end users' profiles and engagement history, canned responses, \
-settings, search, transcripts and reports. Every route needs `Authorization: Bearer <token>` \
+settings, search, transcripts and reports, the audit log, and one end user's export and erasure. Every route needs `Authorization: Bearer <token>` \
 of the tenant (the tenant comes from the token); routes name the privilege they need as the \
 security requirement's role. Errors are JSON `{\"code\", \"message\"}` with the codes of the \
 WebSocket protocol (protocol/PROTOCOL.md). Bodies are `application/json` in UTF-8 (anything \
@@ -38,11 +38,13 @@ else: 415), at most 256 KiB (413).",
         list_canned, put_canned, delete_canned,
         get_settings, put_settings,
         get_search, get_search_config, put_search_config, get_cycles, get_transcript,
-        get_audit, get_export,
+        get_audit, get_export, delete_user,
     ),
     // Schemas only named by parameters (`value_type`), which utoipa does not collect.
     components(schemas(
-        ErrorBody, chathub_domain::EndUserId, MessageKind, TranscriptFormat, ReportTime, ExportFormat
+        ErrorBody, chathub_domain::EndUserId, MessageKind, TranscriptFormat, ReportTime, ExportFormat,
+        crate::ops::erase::ConversationErased, crate::ops::erase::FilesErased,
+        crate::ops::erase::WorkspaceErased
     )),
     modifiers(&BearerAuth, &ErrorResponses),
     tags(

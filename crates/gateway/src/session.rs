@@ -541,7 +541,20 @@ impl<K: Backend, W: Socket> Session<K, W> {
         ) {
             sub.last_seq = seq;
         }
-        self.link.write_envelope(&envelope).await
+        self.link.write_envelope(&envelope).await?;
+        if envelope.erased
+            && let Actor::EndUser(user) = &self.identity.actor
+            && envelope.channel
+                == Channel::conversation(
+                    &self.identity.tenant,
+                    &chathub_domain::ConversationId::of_end_user(user),
+                )
+        {
+            // Their data was erased: the device is told (the frame just written), then
+            // closed, and must not resume what it held.
+            return Err(End::Close(CloseCode::Erased));
+        }
+        Ok(())
     }
 
     /// The node's subscription to `channel` was re-established (or an earlier catch-up

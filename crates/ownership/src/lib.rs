@@ -147,6 +147,42 @@ pub enum Decision {
     },
     /// Refused by the rules; nothing changed.
     Refused(Refusal),
+    /// An erasure ([`Command::Erase`]) done: the conversation's data is gone from every
+    /// store of this backend (an erasure of a `new` conversation — nothing to erase — is
+    /// [`Decision::Done`] with no events).
+    Erased {
+        /// The state it left: status `new`, the counters.
+        state: ConversationState,
+        /// What went from where.
+        removed: Erased,
+    },
+}
+
+/// What an erasure removed, store by store (counts of records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    /// Events of the hot tier (memory, or Redis's history stream).
+    pub history_events: u64,
+    /// Events of the record tier (the data directory, or the PostgreSQL archive), each
+    /// with its entry of the search index.
+    pub archived_events: u64,
+    /// Remembered answers of sends (idempotency keys).
+    pub idempotency_keys: u64,
+    /// Read marks.
+    pub read_marks: u64,
+    /// The conversation's entry in the tenant's queue.
+    pub queue_entries: u64,
+    /// Its changes in the tenant's inbox stream (consoles catching up).
+    pub inbox_changes: u64,
+    /// Pending offline-webhook deliveries.
+    pub webhook_jobs: u64,
+}
+
+impl Erased {
+    /// Whether nothing was removed.
+    pub fn is_empty(&self) -> bool {
+        *self == Erased::default()
+    }
 }
 
 /// Applies commands atomically (see the crate docs for the guarantees).

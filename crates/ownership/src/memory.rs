@@ -45,6 +45,90 @@ impl<B: Broker> MemoryOwnership<B> {
     }
 }
 
+impl<B: Broker> MemoryOwnership<B> {
+    /// An erasure, under the conversation's lock: decided by the domain, kept in the
+    /// data directory (one write deleting every row of the conversation), then memory
+    /// cleared and the `erased` notice published to its followers and the agents.
+    async fn erase(
+        &self,
+        req: &ApplyRequest,
+        record: &mut chathub_store::ConversationRecord,
+    ) -> Result<Decision, OwnershipError> {
+        let transition = match apply_in(
+            &req.context,
+            &record.state,
+            &req.actor,
+            &req.command,
+            req.at,
+        ) {
+            Outcome::Applied(t) => t,
+            Outcome::Conflict { owner, epoch } => return Ok(Decision::Conflict { owner, epoch }),
+            Outcome::Refused(r) => return Ok(Decision::Refused(r)),
+        };
+        if transition.state == record.state {
+            // Nothing to erase (no event yet, or erased already).
+            return Ok(Decision::Done {
+                state: transition.state,
+                ack: None,
+                events: Vec::new(),
+                queued_since: None,
+            });
+        }
+        let tenant = &req.tenant;
+        let mut removed = crate::Erased {
+            history_events: record.history.len() as u64,
+            idempotency_keys: record.dedup.len() as u64,
+            read_marks: record.reads.len() as u64,
+            ..crate::Erased::default()
+        };
+        if let Some(journal) = self.store.journal() {
+            removed.archived_events = journal
+                .event_count(tenant, &req.conversation)
+                .await
+                .map_err(OwnershipError::from_store)?;
+            journal
+                .commit(vec![Write::Erase {
+                    tenant: tenant.clone(),
+                    conversation: req.conversation.clone(),
+                    state: transition.state.clone(),
+                    at: req.at,
+                }])
+                .await
+                .map_err(OwnershipError::from_store)?;
+        }
+        record.state = transition.state.clone();
+        record.history.clear();
+        record.dedup.clear();
+        record.reads.clear();
+        let (entries, changes) = self.store.erase_from_queue(tenant, &req.conversation);
+        removed.queue_entries = entries;
+        removed.inbox_changes = changes;
+        if let Some((jobs, _)) = &self.jobs {
+            removed.webhook_jobs = jobs.remove_conversation(tenant, &req.conversation);
+        }
+        let frame = ServerFrame::Erased(chathub_protocol::ErasedFrame {
+            conversation: req.conversation.clone(),
+            seq: transition.state.seq,
+        });
+        for channel in [
+            Channel::conversation(tenant, &req.conversation),
+            Channel::agents(tenant),
+        ] {
+            let published = self
+                .broker
+                .publish(&channel, Envelope::encode(&channel, None, &frame))
+                .await;
+            if let Err(e) = published {
+                tracing::warn!(error = %e, %channel, "erased publish failed");
+            }
+        }
+        Ok(Decision::Erased {
+            state: transition.state,
+            removed,
+        })
+    }
+}
+
 impl<B: Broker> Ownership for MemoryOwnership<B> {
     async fn apply(&self, req: ApplyRequest) -> Result<Decision, OwnershipError> {
         let config = self.store.config().clone();
@@ -57,6 +141,9 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             } => Some((Participant::of(&req.actor).key(), id.clone())),
             _ => None,
         };
+        if matches!(req.command, Command::Erase) {
+            return self.erase(&req, &mut record).await;
+        }
         if let Some(ack) = dedup_key.as_ref().and_then(|k| record.recall(k, req.at)) {
             return Ok(Decision::Done {
                 state: record.state.clone(),

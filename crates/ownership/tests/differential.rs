@@ -54,6 +54,10 @@ enum Step {
         actor: usize,
         blocked: bool,
     },
+    /// An erasure, by an actor or the end user (6): only the admin (3) may.
+    Erase {
+        actor: usize,
+    },
 }
 
 /// Actors 0..3 agents, 3 an admin, 4 an agent without privileges, 5 an agent who may
@@ -86,6 +90,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..7, any::<bool>()).prop_map(|(actor, blocked)| Step::Verdict { actor, blocked }),
         2 => (0usize..7, 0usize..7, 0u64..2)
             .prop_map(|(actor, to, epoch_lag)| Step::Transfer { actor, to, epoch_lag }),
+        1 => (0usize..7).prop_map(|actor| Step::Erase { actor }),
     ]
 }
 
@@ -192,6 +197,14 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
                 },
             },
         ),
+        Step::Erase { actor: a } => (
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::Erase,
+        ),
     }
 }
 
@@ -282,6 +295,7 @@ fn script_agrees_with_the_state_machine(batch: bool) {
             let mut all_events = Vec::new();
             let mut notices_expected: Vec<(String, ServerFrame)> = Vec::new();
             let mut owed = Vec::new();
+            let mut erased_in_group = false;
             for (request, got) in requests.iter().zip(got) {
                 let (who, cmd, at) = (&request.actor, &request.command, request.at);
                 let expected = apply_in(&request.context, &state, who, cmd, at);
@@ -306,6 +320,28 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                         all_events.extend(t.events);
                         state = t.state;
                     }
+                    (Outcome::Applied(t), Decision::Erased { state: s, .. }) => {
+                        // Only the counters stay: what the group recorded before it is
+                        // gone, so are the jobs it owed; the queue entry is a tombstone
+                        // at the erased seq.
+                        prop_assert!(t.events.is_empty());
+                        prop_assert_eq!(&s, &t.state, "state after erasure by {:?}", who);
+                        all_events.clear();
+                        owed.clear();
+                        entry = Some(QueueEntry {
+                            conversation: conversation.clone(),
+                            status: chathub_domain::Status::New,
+                            owner: None,
+                            epoch: t.state.epoch,
+                            seq: t.state.seq,
+                            disabled: false,
+                            since: 0,
+                            updated: at,
+                            preview: None,
+                        });
+                        erased_in_group = true;
+                        state = t.state;
+                    }
                     (Outcome::Conflict { owner, epoch }, Decision::Conflict { owner: o, epoch: e }) => {
                         prop_assert_eq!((owner, epoch), (o, e));
                     }
@@ -318,6 +354,13 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                 .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: before.seq, limit: 100 }))
                 .unwrap();
             prop_assert_eq!(&recorded.events, &all_events, "events of {:?}", group);
+            if erased_in_group {
+                // Nothing of before the erasure is left: history holds only what came after.
+                let whole = runtime
+                    .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: 0, limit: 100 }))
+                    .unwrap();
+                prop_assert_eq!(&whole.events, &all_events, "history after the erasure in {:?}", group);
+            }
             // The queue entry.
             if let Some(expected) = &entry {
                 let blob: Vec<u8> = runtime

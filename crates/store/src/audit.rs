@@ -34,6 +34,8 @@ pub enum AuditAction {
     /// Everything held about an end user was exported (`target`: the user; `detail`:
     /// the counts).
     UserExported,
+    /// An end user was erased (`target`: the user; `detail`: the receipt's counts).
+    UserErased,
 }
 
 impl AuditAction {
@@ -50,6 +52,7 @@ impl AuditAction {
             AuditAction::ConversationDisabled => "conversation_disabled",
             AuditAction::ConversationEnabled => "conversation_enabled",
             AuditAction::UserExported => "user_exported",
+            AuditAction::UserErased => "user_erased",
         }
     }
 }

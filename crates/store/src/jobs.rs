@@ -98,6 +98,15 @@ impl MemoryJobs {
         jobs.entry(job).or_insert(due);
     }
 
+    /// Drops the pending jobs of an erased conversation (their rows go with the erasure's
+    /// own write); returns how many.
+    pub fn remove_conversation(&self, tenant: &TenantId, conversation: &ConversationId) -> u64 {
+        let mut jobs = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let before = jobs.len();
+        jobs.retain(|job, _| !(job.tenant == *tenant && job.conversation == *conversation));
+        (before - jobs.len()) as u64
+    }
+
     /// How many jobs are pending.
     pub fn len(&self) -> usize {
         self.due.lock().unwrap_or_else(|p| p.into_inner()).len()

@@ -59,8 +59,8 @@ pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{KeyName, PendingShard, PendingSharding, RedisKeys, RedisStore};
 pub use rows::{InboxEntry, QueueEntry, Receipt};
 pub use workspace::{
-    EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
-    WorkspaceStore,
+    EngagementHistoryPage, ErasedUser, Heartbeat, Presence, PresenceEntry, RedeemRefusal,
+    TenantSettings, WorkspaceStore,
 };
 pub use workspace_memory::MemoryWorkspace;
 pub use workspace_redis::RedisWorkspace;

@@ -186,6 +186,24 @@ impl MemoryStore {
         }
     }
 
+    /// Takes an erased conversation out of the tenant's queue index and inbox log.
+    /// Returns (entries removed: 0 or 1, inbox changes removed).
+    pub fn erase_from_queue(&self, tenant: &TenantId, conversation: &ConversationId) -> (u64, u64) {
+        let queue = self.inner.queues.get(tenant).map(|q| q.clone());
+        let entries = queue.map_or(0, |queue| {
+            let mut queue = queue.write().unwrap_or_else(|p| p.into_inner());
+            u64::from(queue.remove(conversation).is_some())
+        });
+        let log = self.inner.inboxes.get(tenant).map(|l| l.clone());
+        let changes = log.map_or(0, |log| {
+            let mut log = log.write().unwrap_or_else(|p| p.into_inner());
+            let before = log.entries.len();
+            log.entries.retain(|(_, e)| e.conversation != *conversation);
+            (before - log.entries.len()) as u64
+        });
+        (entries, changes)
+    }
+
     /// Appends a queue change to the tenant's inbox log and returns it with its cursor.
     pub fn append_inbox(&self, tenant: &TenantId, item: QueueEntry) -> InboxEntry {
         let position = self.reserve_inbox_position(tenant);

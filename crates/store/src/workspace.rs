@@ -81,6 +81,19 @@ pub enum RedeemRefusal {
     Ineligible(Ineligible),
 }
 
+/// What [`WorkspaceStore::erase_user`] removed (counts of records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ErasedUser {
+    /// The profile the brand pushed (0 or 1).
+    pub profile: u64,
+    /// Engagement history events.
+    pub engagement_history: u64,
+    /// Redeemed catalogue items.
+    pub redeemed: u64,
+    /// Presence records (live sessions, last seen, name).
+    pub presence: u64,
+}
+
 /// The workspace's data (see the module docs).
 pub trait WorkspaceStore: Send + Sync + 'static {
     /// The tenant's settings (defaults when never set).
@@ -219,6 +232,15 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         who: &str,
         now: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets an end user (their erasure): profile, engagement history (with its
+    /// indexes), redeemed items and presence. Returns what went; nothing when erased
+    /// before.
+    fn erase_user(
+        &self,
+        t: &TenantId,
+        user: &EndUserId,
+    ) -> impl Future<Output = Result<ErasedUser, StoreError>> + Send;
 
     /// Appends `entry` to the tenant's audit log (its `cursor` is given here) and drops
     /// entries recorded before `keep_since` (ms); returns the entry as recorded.

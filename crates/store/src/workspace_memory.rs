@@ -5,8 +5,8 @@ use crate::StoreError;
 use crate::audit::{AuditEntry, AuditPage};
 use crate::sqlite::{Journal, Write};
 use crate::workspace::{
-    EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
-    WorkspaceStore,
+    EngagementHistoryPage, ErasedUser, Heartbeat, Presence, PresenceEntry, RedeemRefusal,
+    TenantSettings, WorkspaceStore,
 };
 use chathub_domain::attachment::AttachmentPolicy;
 use chathub_domain::canned::CannedResponse;
@@ -316,6 +316,59 @@ impl WorkspaceStore for MemoryWorkspace {
         .await?;
         self.with(t, |w| w.profiles.insert(user.clone(), profile));
         Ok(())
+    }
+
+    async fn erase_user(&self, t: &TenantId, user: &EndUserId) -> Result<ErasedUser, StoreError> {
+        let _writer = self.writer(t).await;
+        let who = chathub_domain::Participant::EndUser(user.clone()).key();
+        let (profile, history, redeemed) = self.with(t, |w| {
+            (
+                w.profiles.contains_key(user),
+                w.history
+                    .get(user)
+                    .map(|h| h.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+                w.redeemed
+                    .get(user)
+                    .map(|r| r.iter().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            )
+        });
+        let gone = |kind: &'static str, key: String| Write::Workspace {
+            tenant: t.clone(),
+            kind,
+            key,
+            value: None,
+        };
+        let mut writes = Vec::new();
+        if profile {
+            writes.push(gone(row::PROFILE, user.to_string()));
+        }
+        writes.extend(
+            history
+                .iter()
+                .map(|id| gone(row::HISTORY, format!("{user}\t{id}"))),
+        );
+        writes.extend(
+            redeemed
+                .iter()
+                .map(|id| gone(row::REDEEMED, format!("{user}\t{id}"))),
+        );
+        self.keep(writes).await?;
+        let presence = self.with(t, |w| {
+            w.profiles.remove(user);
+            w.history.remove(user);
+            w.redeemed.remove(user);
+            u64::from(w.sessions.remove(&who).is_some())
+                + u64::from(w.last_seen.remove(&who).is_some())
+                + u64::from(w.names.remove(&who).is_some())
+        });
+        Ok(ErasedUser {
+            profile: u64::from(profile),
+            engagement_history: history.len() as u64,
+            redeemed: redeemed.len() as u64,
+            presence,
+        })
     }
 
     async fn profile(&self, t: &TenantId, user: &EndUserId) -> Result<Option<Profile>, StoreError> {

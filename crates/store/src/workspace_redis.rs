@@ -6,8 +6,8 @@ use crate::StoreError;
 use crate::audit::{AuditEntry, AuditPage};
 use crate::redis::RedisKeys;
 use crate::workspace::{
-    EngagementHistoryPage, Heartbeat, Presence, PresenceEntry, RedeemRefusal, TenantSettings,
-    WorkspaceStore,
+    EngagementHistoryPage, ErasedUser, Heartbeat, Presence, PresenceEntry, RedeemRefusal,
+    TenantSettings, WorkspaceStore,
 };
 use crate::workspace_memory::parse_history_cursor;
 use chathub_domain::attachment::AttachmentPolicy;
@@ -334,6 +334,50 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .collect::<Result<Vec<_>, _>>()?;
         all.sort_by(|a, b| a.shortcut.cmp(&b.shortcut));
         Ok(all)
+    }
+
+    async fn erase_user(&self, t: &TenantId, user: &EndUserId) -> Result<ErasedUser, StoreError> {
+        let mut conn = self.conn.clone();
+        let who = chathub_domain::Participant::EndUser(user.clone()).key();
+        let (history, redeemed, profiles) = (
+            self.keys.engagement_history(t, user),
+            self.keys.redeemed(t, user),
+            self.keys.workspace(t, "profiles"),
+        );
+        let (last_seen, names) = (
+            self.keys.workspace(t, "last-seen"),
+            self.keys.workspace(t, "names"),
+        );
+        let presence = self.keys.presence(t, &who);
+        // Every key is under the tenant's hash tag: one transaction, counted as it goes.
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hlen(&history)
+            .scard(&redeemed)
+            .hdel(&profiles, user.as_str())
+            .exists(&presence)
+            .hdel(&last_seen, &who)
+            .hdel(&names, &who)
+            .del(&history)
+            .ignore()
+            .del(&redeemed)
+            .ignore()
+            .del(&presence)
+            .ignore()
+            .del(self.keys.engagement_index(t, user, None))
+            .ignore();
+        for kind in EngagementType::ALL {
+            pipe.del(self.keys.engagement_index(t, user, Some(kind)))
+                .ignore();
+        }
+        let (history, redeemed, profile, sessions, seen, name): (u64, u64, u64, u64, u64, u64) =
+            pipe.query_async(&mut conn).await.map_err(redis_error)?;
+        Ok(ErasedUser {
+            profile,
+            engagement_history: history,
+            redeemed,
+            presence: sessions + seen + name,
+        })
     }
 
     async fn heartbeat(&self, t: &TenantId, beat: &Heartbeat<'_>) -> Result<(), StoreError> {

@@ -275,6 +275,7 @@ enum Step {
     AgentSends { agent: usize, epoch_lag: u64 },
     Finish { actor: usize, epoch_lag: u64 },
     SetDisabled { actor: usize, on: bool },
+    Erase { actor: usize },
 }
 
 /// Actors 0..3 are agents, 3 is an admin, 4 an agent without privileges.
@@ -296,6 +297,7 @@ fn step() -> impl Strategy<Value = Step> {
         5 => (0usize..5, 0u64..3).prop_map(|(agent, epoch_lag)| Step::AgentSends { agent, epoch_lag }),
         2 => (0usize..5, 0u64..2).prop_map(|(actor, epoch_lag)| Step::Finish { actor, epoch_lag }),
         1 => (0usize..5, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
+        1 => (0usize..5).prop_map(|actor| Step::Erase { actor }),
     ]
 }
 
@@ -316,6 +318,7 @@ fn command_of(step: &Step, state: &ConversationState) -> (Actor, Command) {
             },
         ),
         Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
+        Step::Erase { actor: a } => (actor(a), Command::Erase),
     }
 }
 
@@ -338,9 +341,11 @@ proptest! {
                     for (k, e) in t.events.iter().enumerate() {
                         prop_assert_eq!(e.seq, state.seq + 1 + k as u64);
                     }
-                    // epoch moves by at most one, exactly when the owner changes
+                    // epoch moves by at most one, exactly when the owner changes or the
+                    // conversation is erased
                     let owner_changed = t.state.owner != state.owner;
-                    prop_assert_eq!(t.state.epoch, state.epoch + u64::from(owner_changed));
+                    let erased = matches!(st, Step::Erase { .. }) && state.status != Status::New;
+                    prop_assert_eq!(t.state.epoch, state.epoch + u64::from(owner_changed || erased));
                     // an owner exists exactly when active
                     prop_assert_eq!(t.state.owner.is_some(), t.state.status == Status::Active);
                     // exactly one owner per epoch
@@ -369,6 +374,19 @@ proptest! {
                             prop_assert_eq!(t.state.status, Status::Finished);
                             prop_assert_eq!(t.state.owner.as_ref(), None);
                         }
+                        (Step::Erase { .. }, _) => {
+                            // only the counters stay, and no event is recorded
+                            prop_assert!(t.events.is_empty());
+                            if state.status != Status::New {
+                                prop_assert_eq!(&t.state, &ConversationState {
+                                    epoch: state.epoch + 1,
+                                    seq: state.seq,
+                                    ..ConversationState::default()
+                                });
+                            } else {
+                                prop_assert_eq!(&t.state, &state);
+                            }
+                        }
                         _ => {}
                     }
                     // every status event carries the snapshot after it
@@ -393,7 +411,12 @@ proptest! {
                 Outcome::Refused(r) => {
                     match r {
                         Refusal::ChatDisabled => prop_assert!(state.disabled),
-                        Refusal::Forbidden => prop_assert!(!matches!(st, Step::UserSends)),
+                        Refusal::Forbidden => {
+                            prop_assert!(!matches!(st, Step::UserSends));
+                            if let Step::Erase { .. } = st {
+                                prop_assert!(!who.has(Privilege::DataErase));
+                            }
+                        }
                         Refusal::InvalidState => prop_assert!(matches!(state.status, Status::New | Status::Finished)),
                         Refusal::MissingEpoch => prop_assert!(false, "epochs are always given here"),
                     }
@@ -623,4 +646,63 @@ fn the_owner_or_an_admin_transfers_and_the_epoch_moves() {
         apply(&open, &user(), &transfer("bob", 0), 6),
         Outcome::Refused(Refusal::Forbidden)
     );
+}
+
+#[test]
+fn erasure_keeps_only_the_counters_and_fences_every_earlier_view() {
+    let mut state = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
+    state = applied(apply(&state, &agent("a1"), &send(Some(0)), 2)).state;
+    assert_eq!(
+        (state.status, state.epoch, state.seq),
+        (Status::Active, 1, 4)
+    );
+    // Agents, and end users, cannot erase; an admin with `data.erase` can.
+    assert_eq!(
+        apply(&state, &agent("a1"), &Command::Erase, 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    assert_eq!(
+        apply(&state, &user(), &Command::Erase, 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    let t = applied(apply(&state, &admin("boss"), &Command::Erase, 3));
+    assert!(t.events.is_empty());
+    assert_eq!(
+        t.state,
+        ConversationState {
+            status: Status::New,
+            owner: None,
+            epoch: 2,
+            seq: 4,
+            disabled: false
+        }
+    );
+    // The old owner's view is stale: its next message loses.
+    assert_eq!(
+        apply(&t.state, &agent("a1"), &send(Some(1)), 4),
+        Outcome::Conflict {
+            owner: None,
+            epoch: 2
+        }
+    );
+    // The end user writing again opens it, with the next seq (none is given twice).
+    let reopened = applied(apply(&t.state, &user(), &send(None), 5));
+    assert_eq!(reopened.state.status, Status::Unanswered);
+    assert_eq!(reopened.events[0].seq, 5);
+    // Erased already, or no event yet: nothing to erase, nothing changes.
+    let again = applied(apply(&t.state, &admin("boss"), &Command::Erase, 6));
+    assert_eq!(again.state, t.state);
+    let none = applied(apply(
+        &ConversationState::default(),
+        &admin("boss"),
+        &Command::Erase,
+        6,
+    ));
+    assert_eq!(none.state, ConversationState::default());
 }

@@ -16,6 +16,30 @@ pub(crate) async fn apply<K: Backend>(
     command: Command,
 ) -> Result<(ConversationState, Option<SendAck>), Failure> {
     let conversation = cx.scope(Some(conversation))?;
+    let decision = decide(cx, &conversation, command).await?;
+    outcome(cx, &conversation, decision).await
+}
+
+/// Erases `conversation` (its end user's erasure): what the backend removed, store by
+/// store (nothing when there was nothing to erase).
+pub(crate) async fn erase<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+) -> Result<chathub_ownership::Erased, Failure> {
+    match decide(cx, conversation, Command::Erase).await? {
+        Decision::Erased { removed, .. } => Ok(removed),
+        decision => outcome(cx, conversation, decision)
+            .await
+            .map(|_| chathub_ownership::Erased::default()),
+    }
+}
+
+/// Runs `command` through the ownership backend.
+async fn decide<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+    command: Command,
+) -> Result<Decision, Failure> {
     let settings = cx
         .node
         .settings(&cx.identity.tenant)
@@ -31,8 +55,7 @@ pub(crate) async fn apply<K: Backend>(
             tenant_chat_disabled: settings.chat_disabled,
         },
     };
-    let decision = cx
-        .node
+    cx.node
         .backend
         .ownership()
         .apply(request)
@@ -49,7 +72,15 @@ pub(crate) async fn apply<K: Backend>(
                 tracing::error!(error = %e, "apply failed");
                 Failure::new(ErrorCode::Internal, "internal error")
             }
-        })?;
+        })
+}
+
+/// A decision as the caller takes it: the state after it, or the error reply.
+async fn outcome<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+    decision: Decision,
+) -> Result<(ConversationState, Option<SendAck>), Failure> {
     match decision {
         Decision::Done {
             state,
@@ -57,9 +88,10 @@ pub(crate) async fn apply<K: Backend>(
             events,
             queued_since,
         } => {
-            super::followups::after_applied(cx, &conversation, &events, queued_since).await;
+            super::followups::after_applied(cx, conversation, &events, queued_since).await;
             Ok((state, ack.map(send_ack)))
         }
+        Decision::Erased { state, .. } => Ok((state, None)),
         Decision::Conflict { owner, epoch } => {
             ::metrics::counter!(crate::metrics::TAKES, "outcome" => "lost").increment(1);
             let who = owner

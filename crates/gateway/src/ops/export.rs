@@ -112,7 +112,8 @@ pub(crate) async fn export<K: Backend>(
         .state(tenant, &id)
         .await
         .map_err(store_failed)?;
-    let conversation = if state.seq == 0 {
+    // `new`: no event yet, or erased (then only its counters are left).
+    let conversation = if state.status == chathub_domain::Status::New {
         None
     } else {
         let max = transcript::ADMIN_MAX_EVENTS;

@@ -33,6 +33,7 @@ pub(crate) mod attachments;
 pub(crate) mod audit;
 pub(crate) mod canned;
 pub(crate) mod engagements;
+pub(crate) mod erase;
 pub(crate) mod export;
 pub(crate) mod follow;
 pub(crate) mod followups;

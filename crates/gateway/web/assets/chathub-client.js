@@ -48,7 +48,8 @@ var CLOSE_CODES = [
   { code: 1011, name: "internal_error", reconnect: true },
   { code: 4e3, name: "keepalive_timeout", reconnect: true },
   { code: 4001, name: "slow_consumer", reconnect: true },
-  { code: 4101, name: "policy_violation", reconnect: false }
+  { code: 4101, name: "policy_violation", reconnect: false },
+  { code: 4102, name: "erased", reconnect: false }
 ];
 var FATAL_CLOSE_CODES = new Set(
   CLOSE_CODES.filter((c) => !c.reconnect).map((c) => c.code)
@@ -1663,7 +1664,7 @@ var ChathubClient = class {
     let failed = null;
     let fail = null;
     let done = false;
-    const types = ["event", "queue", "typing", "read", "ownership_lost", "assigned", "tenant", "presence"];
+    const types = ["event", "queue", "typing", "read", "ownership_lost", "assigned", "erased", "tenant", "presence"];
     const stops = types.map(
       (t) => this.on(t, (frame) => {
         if (done) return;
@@ -1970,6 +1971,10 @@ var ChathubClient = class {
         this.emit("event", frame);
         break;
       }
+      case "erased":
+        this.followed.delete(frame.conversation);
+        this.emit("erased", frame);
+        break;
       case "queue":
         if (frame.cursor && cursorAfter(frame.cursor, this.inboxCursor)) this.inboxCursor = frame.cursor;
         this.emit("queue", frame);

@@ -181,6 +181,20 @@ conn.addEventListener('ownership_lost', (e) => {
     renderConversation();
   }
 });
+// Its end user was erased: nothing of it may stay on screen.
+conn.addEventListener('erased', (e) => {
+  const id = e.detail.conversation;
+  state.queue.delete(id);
+  state.assigned.delete(id);
+  if (state.current?.id === id) {
+    state.current = null;
+    renderConversation();
+    el.conversation.replaceChildren(
+      h('div', { class: 'placeholder muted', role: 'status', dataset: { erased: id } }, 'This conversation was erased at its end user’s request.'),
+    );
+  }
+  renderQueue();
+});
 // A conversation handed to me: its note waits for me on the conversation.
 conn.addEventListener('assigned', (e) => {
   const f = e.detail;

@@ -108,10 +108,23 @@ conn.addEventListener('state', (e) => {
     open: 'Connected',
     reconnecting: 'Connection lost: reconnecting…',
     refused: 'Sign-in refused: the token was not accepted.',
-    closed: e.detail.code === 1008 ? 'Your session expired: sign in again.' : 'Disconnected.',
+    closed:
+      e.detail.code === 1008
+        ? 'Your session expired: sign in again.'
+        : e.detail.code === 4102
+          ? 'Your conversation and data were erased, as requested.'
+          : 'Disconnected.',
   }[e.detail.state];
   el.status.textContent = text;
   el.status.dataset.state = e.detail.state;
+});
+// Our data was erased (the 4102 close follows): nothing of it stays on screen.
+conn.addEventListener('erased', () => {
+  state.events.clear();
+  state.redeemed.clear();
+  state.typing = null;
+  state.notice = null;
+  render();
 });
 conn.addEventListener('welcome', async (e) => {
   state.tenantDisabled = e.detail.chat_disabled;

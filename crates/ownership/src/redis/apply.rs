@@ -71,6 +71,12 @@ pub(super) enum RawOutcome {
     },
     /// Refused by the rules, with the reason's code.
     Refused(String),
+    /// An erasure done in the conversation's slot (and, on a single Redis, in the
+    /// tenant's queue).
+    Erased {
+        state: ConversationState,
+        removed: crate::Erased,
+    },
 }
 
 /// A command waiting for the node's apply writer.
@@ -175,21 +181,31 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             }
             Command::SetDisabled(d) => ("set_disabled", None, None, None, *d),
             Command::RecordVerdict { .. } => ("verdict", None, None, None, false),
+            Command::Erase => ("erase", None, None, None, false),
         };
+        let erase = matches!(req.command, Command::Erase);
         let inline = !self.config.cluster;
         let (t, c) = (&req.tenant, &req.conversation);
-        let marks = self.pending_marks();
+        // An erasure leaves one mark, for the queue on a Redis Cluster and the archive.
+        let marks = match erase {
+            true if self.config.cluster || self.config.archive.is_some() => "e",
+            true => "",
+            false => self.pending_marks(),
+        };
         let prefix = self.keys.prefix();
         let state_key = self.keys.state_name(t, c);
         let mut keys = Cmd::with_capacity(13, 512);
         keys.arg(state_key).arg(self.keys.history_name(t, c));
         match client_msg_id {
             Some(id) => keys.arg(self.keys.dedup(t, c, &Participant::of(&req.actor), id)),
+            // An erasure removes the read marks there.
+            None if erase => keys.arg(self.keys.reads(t, c)),
             // Read only with a client_msg_id: any key of the slot will do.
             None => keys.arg(state_key),
         };
-        // Without follow-ups to mark, any key of the slot will do (it is not touched).
-        if marks.is_empty() {
+        // Without follow-ups to mark, any key of the slot will do (it is not touched); an
+        // erasure removes the earlier follow-ups' marks.
+        if marks.is_empty() && !erase {
             keys.arg(state_key);
         } else {
             keys.arg(self.pending_key(t, c));
@@ -267,7 +283,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             args.arg("").arg("").arg("");
         }
         args.arg(marks);
-        if marks.is_empty() {
+        if marks.is_empty() && !erase {
             args.arg("");
         } else {
             arg_fmt(&mut args, format_args!("{t}/{c}"));
@@ -283,7 +299,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             } else {
                 0
             },
-            retry_safe: client_msg_id.is_some() || command == "set_disabled",
+            retry_safe: client_msg_id.is_some() || command == "set_disabled" || erase,
         })
     }
 
@@ -452,6 +468,20 @@ fn parse_outcome(item: Value) -> Result<RawOutcome, OwnershipError> {
                 state,
             })
         }
+        b"erased" => {
+            let state = state_of(&mut items)?;
+            let mut count = || int_of(items.next()).ok_or_else(|| corrupt("an erased count"));
+            let removed = crate::Erased {
+                history_events: count()?,
+                idempotency_keys: count()?,
+                read_marks: count()?,
+                queue_entries: count()?,
+                inbox_changes: count()?,
+                webhook_jobs: count()?,
+                archived_events: 0,
+            };
+            Ok(RawOutcome::Erased { state, removed })
+        }
         b"refused" => {
             let reason = bytes_of(items.next()).ok_or_else(|| corrupt("no reason"))?;
             Ok(RawOutcome::Refused(
@@ -598,7 +628,9 @@ pub(super) async fn write_commands<C: ConnectionLike + Clone + Send + Sync + 'st
             // outcome of a conversation in these calls is its latest state. Plain
             // messages (the common command) record nothing.
             let revealed = match &outcome {
-                Ok(RawOutcome::Conflict { state, .. }) => Some(state),
+                Ok(RawOutcome::Conflict { state, .. } | RawOutcome::Erased { state, .. }) => {
+                    Some(state)
+                }
                 Ok(RawOutcome::Done { state, events, .. })
                     if events
                         .iter()

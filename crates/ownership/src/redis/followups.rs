@@ -37,6 +37,14 @@ static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// An erasure's second step on a Redis Cluster: the tenant's queue.
+static ERASE_QUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/erase_entry.lua"),
+        include_str!("lua/erase_queue.lua")
+    ))
+});
+
 /// Renews a lease held by this node: `PEXPIRE` only if the value is ours.
 static RENEW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -351,6 +359,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             let kind = match kind {
                 "q" => "queue",
                 "a" => "archive",
+                "e" => "erasure",
                 _ => return None,
             };
             Some((kind, TenantId::new(t).ok()?, ConversationId::new(c).ok()?))
@@ -369,6 +378,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         };
         let result = match kind {
             "queue" => self.repair_queue(&tenant, &conversation).await,
+            "erasure" => self
+                .finish_erasure(&tenant, &conversation)
+                .await
+                .map(|_| ()),
             _ => self.repair_archive(&tenant, &conversation).await,
         };
         match result {
@@ -382,6 +395,69 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 false
             }
         }
+    }
+
+    /// What an erasure leaves after its step (`lua/apply.lua`, `erase`): the conversation
+    /// out of the tenant's queue on a Redis Cluster (another slot), its events out of the
+    /// archive; then its mark removed. Idempotent and keyed by the erased `seq` the step
+    /// kept: run by the node that erased, by a caller erasing again, and by the sweepers
+    /// when that node died. Returns what it removed (nothing: done before, or no erasure).
+    pub(crate) async fn finish_erasure(
+        &self,
+        t: &TenantId,
+        c: &ConversationId,
+    ) -> Result<crate::Erased, chathub_store::StoreError> {
+        use chathub_store::StoreError;
+        let mut conn = self.conn.clone();
+        let fields: Vec<Option<u64>> = redis::cmd("HMGET")
+            .arg(self.keys.state(t, c))
+            .arg(&["erased", "epoch"])
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::from_redis)?;
+        let mut removed = crate::Erased::default();
+        let Some(seq) = fields.first().copied().flatten() else {
+            return Ok(removed);
+        };
+        let epoch = fields.get(1).copied().flatten().unwrap_or(0);
+        if self.config.cluster {
+            let frame = chathub_protocol::ServerFrame::Erased(chathub_protocol::ErasedFrame {
+                conversation: c.clone(),
+                seq,
+            });
+            let frame = chathub_protocol::Codec::MsgPack
+                .encode_server(&frame)
+                .map_err(|e| StoreError::Internal(format!("encode erased frame: {e}")))?;
+            let agents = chathub_broker::Channel::agents(t);
+            let mut invocation = ERASE_QUEUE.prepare_invoke();
+            self.queue_keys(&mut invocation, t);
+            invocation
+                .key(self.keys.webhook_jobs(t))
+                .arg(self.publish_command())
+                .arg(chathub_broker::redis_channel(self.keys.prefix(), &agents))
+                .arg(c.as_str())
+                .arg(seq)
+                .arg(epoch)
+                .arg(now_ms())
+                .arg(frame.as_ref());
+            let counts: (u64, u64, u64) = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(StoreError::from_redis)?;
+            removed.queue_entries = counts.0;
+            removed.inbox_changes = counts.1;
+            removed.webhook_jobs = counts.2;
+        }
+        if let Some(archive) = &self.config.archive {
+            removed.archived_events = archive.erase(t, c, seq).await?;
+        }
+        redis::cmd("ZREM")
+            .arg(self.pending_key(t, c))
+            .arg(format!("e:{t}/{c}"))
+            .exec_async(&mut conn)
+            .await
+            .map_err(StoreError::from_redis)?;
+        Ok(removed)
     }
 
     /// The state and the watermarks (queue, archive) of a conversation.

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/inbox_entry.lua"),
+        include_str!("lua/erase_entry.lua"),
         include_str!("lua/trim.lua"),
         include_str!("lua/apply.lua")
     ))
@@ -271,6 +272,24 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 earlier_ack,
                 events,
             } => {
+                if matches!(req.command, Command::Erase) {
+                    // Erased already: what an earlier call left undone is done now (the
+                    // caller retrying after a failure gets the rest of the receipt).
+                    let removed = self
+                        .finish_erasure(&req.tenant, &req.conversation)
+                        .await
+                        .map_err(OwnershipError::from_store)?;
+                    return Ok(if removed.is_empty() {
+                        Decision::Done {
+                            state,
+                            ack: None,
+                            events,
+                            queued_since,
+                        }
+                    } else {
+                        Decision::Erased { state, removed }
+                    });
+                }
                 if !events.is_empty() {
                     if self.config.fault == Some(FaultPoint::AbortAfterStep) {
                         tracing::error!("fault injected: aborting after the atomic step");
@@ -305,6 +324,22 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                     ack,
                     events,
                     queued_since,
+                })
+            }
+            apply::RawOutcome::Erased { state, removed } => {
+                let rest = self
+                    .finish_erasure(&req.tenant, &req.conversation)
+                    .await
+                    .map_err(OwnershipError::from_store)?;
+                Ok(Decision::Erased {
+                    state,
+                    removed: crate::Erased {
+                        queue_entries: removed.queue_entries + rest.queue_entries,
+                        inbox_changes: removed.inbox_changes + rest.inbox_changes,
+                        webhook_jobs: removed.webhook_jobs + rest.webhook_jobs,
+                        archived_events: rest.archived_events,
+                        ..removed
+                    },
                 })
             }
             apply::RawOutcome::Conflict { owner, epoch, .. } => Ok(Decision::Conflict {

@@ -224,6 +224,9 @@ impl Archive {
                         AS u(tenant, conversation, seq, at, kind, author_role, author_id,
                              text, search_text, body)
                      LEFT JOIN tenant_search ts ON ts.tenant = u.tenant
+                     WHERE NOT EXISTS (SELECT 1 FROM erasures e
+                       WHERE e.tenant = u.tenant AND e.conversation = u.conversation
+                         AND u.seq <= e.through_seq)
                      ON CONFLICT DO NOTHING",
                 )
                 .await
@@ -252,6 +255,10 @@ impl Archive {
                 .prepare_cached(
                     "INSERT INTO conversations (tenant, conversation, state, seq)
                      SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::int8[])
+                       AS u(tenant, conversation, state, seq)
+                     WHERE NOT EXISTS (SELECT 1 FROM erasures e
+                       WHERE e.tenant = u.tenant AND e.conversation = u.conversation
+                         AND u.seq <= e.through_seq)
                      ON CONFLICT (tenant, conversation) DO UPDATE
                        SET state = excluded.state, seq = excluded.seq
                        WHERE conversations.seq < excluded.seq",
@@ -262,6 +269,56 @@ impl Archive {
             tx.execute(&upsert, &[t, c, v, q]).await.map_err(from_pg)?;
         }
         tx.commit().await.map_err(from_pg)
+    }
+
+    /// Erases a conversation's events up to `through` (its erased `seq`), their search
+    /// entries and its archived state, and fences them: the archive refuses those events
+    /// from now on (a copy in flight cannot bring them back). Returns the events removed
+    /// (0 when done before). Idempotent.
+    ///
+    /// The erasure takes the events table's `SHARE ROW EXCLUSIVE` lock for its
+    /// transaction: copies committing meanwhile wait for it (milliseconds: erasures are
+    /// rare), and a copy that began before it is committed before it deletes — nothing
+    /// slips between the fence and the delete.
+    pub async fn erase(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        through: u64,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(from_pg)?;
+        let (t, c, through) = (tenant.as_str(), conversation.as_str(), through as i64);
+        tx.batch_execute("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(from_pg)?;
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        tx.execute(
+            "INSERT INTO erasures (tenant, conversation, through_seq, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant, conversation) DO UPDATE
+               SET through_seq = greatest(erasures.through_seq, excluded.through_seq),
+                   at = excluded.at",
+            &[&t, &c, &through, &at],
+        )
+        .await
+        .map_err(from_pg)?;
+        let removed = tx
+            .execute(
+                "DELETE FROM events WHERE tenant = $1 AND conversation = $2 AND seq <= $3",
+                &[&t, &c, &through],
+            )
+            .await
+            .map_err(from_pg)?;
+        tx.execute(
+            "DELETE FROM conversations WHERE tenant = $1 AND conversation = $2 AND seq <= $3",
+            &[&t, &c, &through],
+        )
+        .await
+        .map_err(from_pg)?;
+        tx.commit().await.map_err(from_pg)?;
+        Ok(removed)
     }
 
     /// The text search configuration `tenant`'s messages are indexed and searched with

@@ -173,6 +173,19 @@ pub enum Write {
         /// The job.
         job: WebhookJob,
     },
+    /// A conversation erased: its state becomes `state` (the counters), and its events
+    /// (with their search entries), read marks, remembered sends, queue entry, inbox
+    /// changes and webhook jobs are deleted.
+    Erase {
+        /// The tenant.
+        tenant: TenantId,
+        /// The conversation.
+        conversation: ConversationId,
+        /// Its state after the erasure.
+        state: ConversationState,
+        /// When, ms.
+        at: u64,
+    },
 }
 
 /// One command's writes and who waits for their commit.
@@ -230,6 +243,20 @@ impl Journal {
     /// its life (clients resuming across a restart keep their place).
     pub fn history_id(&self) -> &str {
         &self.inner.history_id
+    }
+
+    /// How many events of a conversation the file keeps (every one, not only memory's
+    /// window).
+    pub async fn event_count(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<u64, StoreError> {
+        let (tenant, conversation) = (tenant.clone(), conversation.clone());
+        self.inner
+            .readers
+            .run(move |conn| read::event_count(conn, &tenant, &conversation))
+            .await
     }
 
     /// A slice of a conversation's history read from the file (every event kept, not

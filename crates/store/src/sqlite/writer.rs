@@ -280,6 +280,34 @@ fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
                 *due as i64
             ],
         ),
+        Write::Erase {
+            tenant,
+            conversation,
+            state,
+            at,
+        } => {
+            let (t, c) = (tenant.as_str(), conversation.as_str());
+            run(
+                "INSERT INTO conversations (tenant, conversation, state, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, conversation)
+                 DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                params![t, c, json(state)?, *at as i64],
+            )?;
+            // Each deletion from `events` takes its search entry with it (a trigger).
+            for sql in [
+                "DELETE FROM events WHERE tenant = ?1 AND conversation = ?2",
+                "DELETE FROM read_marks WHERE tenant = ?1 AND conversation = ?2",
+                "DELETE FROM sends WHERE tenant = ?1 AND conversation = ?2",
+                "DELETE FROM queue WHERE tenant = ?1 AND conversation = ?2",
+                "DELETE FROM inbox WHERE tenant = ?1
+                   AND json_extract(entry, '$.conversation') = ?2",
+                "DELETE FROM webhook_jobs WHERE tenant = ?1 AND conversation = ?2",
+            ] {
+                run(sql, params![t, c])?;
+            }
+            Ok(())
+        }
         Write::JobDone { job } => run(
             "DELETE FROM webhook_jobs WHERE tenant = ?1 AND conversation = ?2 AND seq = ?3",
             params![

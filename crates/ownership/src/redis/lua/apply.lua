@@ -1,5 +1,5 @@
--- Runs after `inbox_entry.lua` (which defines `update_inbox_entry`) and `trim.lua`
--- (`trim_older_than`).
+-- Runs after `inbox_entry.lua` (which defines `update_inbox_entry`), `erase_entry.lua`
+-- (`erase_queue_entry`) and `trim.lua` (`trim_older_than`).
 -- Applies one or more commands (group commit: a node batches the commands that arrive
 -- while its previous call is in flight), each to one conversation, in order, each
 -- decided and written before the next is read: the Lua restatement of
@@ -20,7 +20,7 @@
 -- Then BLOCK arguments per command, from a = HEADER + 1 + (i - 1) * BLOCK:
 --   a+0  actor role: end_user | agent | admin   a+1 actor id
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
---   a+3  command: send | finish | set_disabled | transfer | verdict
+--   a+3  command: send | finish | set_disabled | transfer | verdict | erase
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
 --        `attachment_checked` event, packed the same way; transfer: the new owner's id
@@ -35,7 +35,7 @@
 --   a+17 the conversation as the pending set names it: `<tenant>/<conversation>`
 --   a+18 how many keys the command has (below)
 -- Keys per command, from its first k: k+0 state hash, k+1 history stream, k+2 dedup key
--- (same hash tag), k+3 the pending follow-ups of the conversation's shard (a sorted set
+-- (same hash tag; erase: the read marks hash), k+3 the pending follow-ups of the conversation's shard (a sorted set
 -- whose hash tag falls in the same slot; see chathub_store::RedisKeys::pending); with the
 -- queue updated here: k+4..k+8 inbox hash, unanswered / active / finished zsets, inbox
 -- event stream, k+9 the tenant's webhook job set; with an engagement sent by an agent,
@@ -48,6 +48,10 @@
 --     packed), event 1, event 2, ... (each packed, the bytes stored and published) }
 --   { 'conflict', status, owner ('' none), epoch, seq, disabled (0/1) } (the state the
 --     command met)   { 'refused', reason }
+--   { 'erased', status, owner, epoch, seq, disabled, history entries removed,
+--     idempotency keys removed, read marks removed, queue entries removed, inbox stream
+--     entries removed, webhook jobs removed } (the last three 0 when the queue is
+--     another slot's: the erasure's second step does it)
 --   { 'error', message } (a command the script does not know; the others still apply)
 
 local HEADER, BLOCK = 8, 19
@@ -61,6 +65,7 @@ local job_lease = tonumber(ARGV[8])
 
 -- Privilege bits, as chathub_domain::Privileges::bits encodes them (pinned by a test).
 local CHAT_TAKE, CHAT_FINISH, CHAT_DISABLE, ENGAGEMENT_SEND = 1, 2, 4, 8
+local DATA_ERASE = 128
 
 -- The command being applied: set by `apply_one`, read by the helpers below (upvalues
 -- rather than closures per command: the helpers are created once per call).
@@ -114,6 +119,64 @@ end
 -- The answer for a lost race: the state the command met.
 local function conflict(s)
   return { 'conflict', s.status, s.owner or '', s.epoch, s.seq, s.disabled and 1 or 0 }
+end
+
+-- One id inside a key, escaped as chathub_store::redis::part does.
+local function key_part(id)
+  return (string.gsub(string.gsub(id, '%%', '%%25'), ':', '%%3A'))
+end
+
+-- Erasure (chathub_domain's Command::Erase, decided by `apply_one`): only the counters
+-- stay. The history goes, and with it the idempotency keys its messages left (named
+-- after their authors and ids: chathub_store::RedisKeys::dedup) and the read marks. The
+-- follow-up watermarks move to the erased seq and the marks of earlier follow-ups go:
+-- nothing decided before the erasure is redone after it. The erased seq is kept
+-- (`erased`, the cut-off clients are shown) and what is left to do elsewhere (the queue
+-- on a Redis Cluster, the archive) is marked `e`.
+local function erase(k, a, state)
+  local state_key, history_key, reads_key, pending_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local conversation_id = ARGV[a + 9]
+  local epoch = state.epoch + 1
+  local dedup_base = string.sub(state_key, 1, #state_key - #'state') .. 'dedup:'
+  local history, dedup, from = 0, 0, '-'
+  while true do
+    local page = redis.call('XRANGE', history_key, from, '+', 'COUNT', 500)
+    for i = 1, #page do
+      local ok, event = pcall(cmsgpack.unpack, page[i][2][2])
+      if ok and type(event) == 'table' and event.event == 'message' and event.client_msg_id
+          and event.author then
+        local who = (event.author.role == 'end_user' and 'end_user:' or 'agent:') .. event.author.id
+        dedup = dedup + redis.call('DEL',
+          dedup_base .. key_part(who) .. ':' .. key_part(event.client_msg_id))
+      end
+    end
+    history = history + #page
+    if #page < 500 then break end
+    from = '(' .. page[#page][1]
+  end
+  redis.call('DEL', history_key)
+  local reads = redis.call('HLEN', reads_key)
+  redis.call('DEL', reads_key)
+  redis.call('HSET', state_key, 'status', 'new', 'owner', '', 'epoch', epoch, 'seq', state.seq,
+    'disabled', '0', 'erased', state.seq, 'queued', state.seq, 'queued_ahead', '',
+    'archived', state.seq, 'archived_ahead', '')
+  redis.call('HDEL', state_key, 'since')
+  local name = ARGV[a + 17]
+  if name ~= '' then
+    redis.call('ZREM', pending_key, 'q:' .. name, 'a:' .. name)
+    if ARGV[a + 16] ~= '' then redis.call('ZADD', pending_key, 'NX', at, 'e:' .. name) end
+  end
+  local frame = cmsgpack.pack({ type = 'erased', conversation = conversation_id, seq = state.seq })
+  redis.call(publish_command, ARGV[a + 10], frame)
+  local queue = { 0, 0, 0 }
+  if queue_inline then
+    queue = erase_queue_entry(
+      { KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8], publish_command,
+        ARGV[a + 14], inbox_max_len, ARGV[a + 15], KEYS[k + 9] },
+      { conversation = conversation_id, seq = state.seq, epoch = epoch, at = at, frame = frame })
+  end
+  return { 'erased', 'new', '', epoch, state.seq, 0, history, dedup, reads,
+    queue[1], queue[2], queue[3] }
 end
 
 local function apply_one(k, a)
@@ -195,6 +258,11 @@ local function apply_one(k, a)
     -- To the owner it already has: nothing to hand over.
     if state.owner == to then return { 'refused', 'invalid_state' } end
     set_status('active', to, 'transferred')
+  elseif command == 'erase' then
+    if not has(DATA_ERASE) then return { 'refused', 'forbidden' } end
+    -- No event yet, or erased already: nothing to erase.
+    if state.status == 'new' then return done(next_state, nil, nil) end
+    return erase(k, a, state)
   elseif command == 'set_disabled' then
     if not has(CHAT_DISABLE) then return { 'refused', 'forbidden' } end
     local want_disabled = ARGV[a + 7] == '1'
