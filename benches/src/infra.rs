@@ -212,6 +212,11 @@ impl Target {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
             cmd.args(&redis_args);
+            if !redis_args.is_empty() && !extra.iter().any(|a| a == "--attachments") {
+                // Files in one directory every node shares (one machine: the local disk
+                // is a shared object store here).
+                cmd.arg("--attachments").arg(dir.join("attachments"));
+            }
             if redis_args.is_empty() && !extra.iter().any(|a| a == "--ephemeral") {
                 // The embedded default as a user runs it: a data directory, fsync on.
                 cmd.arg("--data-dir")

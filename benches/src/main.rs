@@ -47,6 +47,9 @@ enum Scenario {
     /// One end user's `--messages` messages (default 1,000,000: give 10000), then the
     /// time to export everything held about them (the data-subject request).
     Export,
+    /// One end user's `--messages` messages (give 10000) and 100 files, then the time to
+    /// erase them from every store.
+    Erase,
     /// The relay process of `floor` (started by it).
     #[value(hide = true)]
     RelayServer,
@@ -219,6 +222,7 @@ async fn run(args: &Args) -> Result<report::Report> {
         Scenario::Resume => scenarios::resume(&target, &shape).await?,
         Scenario::Ramp => scenarios::ramp(&target, &shape).await?,
         Scenario::Export => export::export(&target, args.messages).await?,
+        Scenario::Erase => export::erase(&target, args.messages).await?,
         Scenario::Search => {
             search::search(&target, args.conversations, args.messages, args.searches).await?
         }

@@ -230,3 +230,73 @@ async fn search_pages_across_the_recent_window() {
     }
     assert_eq!(seen, (1..=2500).rev().collect::<Vec<_>>());
 }
+
+/// An erasure deletes a conversation's events up to its `seq` and fences them: a copy of
+/// those events arriving afterwards (at least once, possibly late) is refused, later
+/// events are kept, other conversations are untouched, and erasing again removes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_deletes_and_fences_late_copies() {
+    let pg = chathub_testkit::PostgresServer::start();
+    let archive = Archive::connect(&ArchiveConfig::new(pg.url()))
+        .await
+        .unwrap();
+    let t = TenantId::new("t").unwrap();
+    let (ann, ben) = (
+        ConversationId::new("ann").unwrap(),
+        ConversationId::new("ben").unwrap(),
+    );
+    let events: Vec<Event> = (1..=20).map(message).collect();
+    let state = |seq| ConversationState {
+        status: Status::Unanswered,
+        seq,
+        ..ConversationState::default()
+    };
+    for c in [&ann, &ben] {
+        archive
+            .archive(&t, c, Some(&state(20)), &events)
+            .await
+            .unwrap();
+    }
+    let all = |c: &ConversationId| {
+        let (archive, t, c) = (archive.clone(), t.clone(), c.clone());
+        async move {
+            archive
+                .history(
+                    &t,
+                    &c,
+                    HistoryRange::After {
+                        after: 0,
+                        limit: 100,
+                    },
+                )
+                .await
+                .unwrap()
+                .events
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(archive.erase(&t, &ann, 20).await.unwrap(), 20);
+    assert!(all(&ann).await.is_empty());
+    // A late copy of what was erased is refused; what comes after the erasure is kept.
+    let later: Vec<Event> = (21..=22).map(message).collect();
+    archive
+        .archive(&t, &ann, Some(&state(20)), &events[5..])
+        .await
+        .unwrap();
+    archive
+        .archive(&t, &ann, Some(&state(22)), &later)
+        .await
+        .unwrap();
+    assert_eq!(all(&ann).await, vec![21, 22]);
+    assert_eq!(
+        all(&ben).await,
+        (1..=20).collect::<Vec<_>>(),
+        "others untouched"
+    );
+    // Again: nothing more (the fence keeps the highest erased seq).
+    assert_eq!(archive.erase(&t, &ann, 20).await.unwrap(), 0);
+    assert_eq!(archive.erase(&t, &ann, 15).await.unwrap(), 0);
+    assert_eq!(all(&ann).await, vec![21, 22]);
+}
