@@ -569,3 +569,71 @@ async fn erasure_on_a_cluster_with_the_archive_and_s3() {
     })
     .await;
 }
+
+/// An erasure on the embedded default is kept like any acknowledged change: the node
+/// killed with SIGKILL right after, and started again on its data directory, still has
+/// nothing of the erased user (memory is filled from the directory, which the erasure's
+/// write emptied), the other user's conversation whole, and the erased one's counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_survives_a_kill_of_the_embedded_node() {
+    let data = chathub_testkit::ScratchDir::new("erasure-restart");
+    let dir = data.path().to_str().unwrap().to_owned();
+    let mut hub = HubProcess::spawn(&["--data-dir", &dir]);
+    let admin = dev_token("acme", Role::Admin, "carol");
+    let agent_token = dev_token("acme", Role::Agent, "bob");
+    for who in ["gone", "kept"] {
+        let device = Client::connect(&hub.ws_url, &dev_token("acme", Role::EndUser, who))
+            .await
+            .unwrap();
+        for m in 0..5 {
+            device
+                .send_text(
+                    None,
+                    &format!("{who}word note {m}"),
+                    None,
+                    Some(&format!("m{m}")),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let (status, body) =
+        http_request(hub.http_addr, "DELETE", "/admin/v1/users/gone", &admin, "").await;
+    assert_eq!(status, 200, "{body}");
+    let receipt: Value = serde_json::from_str(&body).unwrap();
+    // opened + 5 messages, in memory and in the file.
+    assert_eq!(receipt["conversation"]["history_events"], 6, "{receipt}");
+    assert_eq!(receipt["conversation"]["archived_events"], 6, "{receipt}");
+    hub.kill9();
+    let hub = HubProcess::spawn(&["--data-dir", &dir]);
+    let agent = Client::connect(&hub.ws_url, &agent_token).await.unwrap();
+    assert!(full_history(&agent, "gone").await.is_empty());
+    assert_eq!(full_history(&agent, "kept").await.len(), 6);
+    assert_eq!(
+        search_hits(agent.request(search_op("gonEword")).await.unwrap()),
+        0
+    );
+    assert_eq!(
+        search_hits(agent.request(search_op("keptword")).await.unwrap()),
+        5
+    );
+    // The counters were kept too: writing again continues after the erased seqs, and
+    // the old client_msg_id is a new message.
+    let device = Client::connect(&hub.ws_url, &dev_token("acme", Role::EndUser, "gone"))
+        .await
+        .unwrap();
+    let ack = device
+        .send_text(None, "back again", None, Some("m0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ack.seq, 8,
+        "opened (7) and the message (8) after the erased 1..6"
+    );
+    let (status, body) = get(hub.http_addr, &admin, "/admin/v1/users/gone/export").await;
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("gonEword") && !body.contains("goneword"),
+        "{body}"
+    );
+}
