@@ -637,3 +637,83 @@ async fn an_erasure_survives_a_kill_of_the_embedded_node() {
         "{body}"
     );
 }
+
+/// On a Redis Cluster with the archive, the node erasing dies right after the erasure's
+/// atomic step (a fault point), before its second step (the tenant's queue, the
+/// archive): the other node's sweeper finishes it from the mark the step left — the
+/// queue no longer lists the user and the archive holds nothing of them — and calling
+/// again through a live node answers 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_is_finished_by_another_node_when_the_erasing_one_dies() {
+    let cluster = RedisCluster::start(3);
+    let postgres = PostgresServer::start();
+    let urls = cluster.urls().join(",");
+    let pg = postgres.url();
+    let args = [
+        "--redis-cluster",
+        urls.as_str(),
+        "--redis-timeout-ms",
+        "1000",
+        "--archive",
+        pg.as_str(),
+    ];
+    let live = HubProcess::spawn(&args);
+    let mut doomed_node =
+        HubProcess::spawn_with_env(&[("CHATHUB_FAULT_POINT", "abort-after-step")], &args);
+    let admin = dev_token("acme", Role::Admin, "carol");
+    let agent = Client::connect(&live.ws_url, &dev_token("acme", Role::Agent, "bob"))
+        .await
+        .unwrap();
+    let device = Client::connect(&live.ws_url, &dev_token("acme", Role::EndUser, "zed"))
+        .await
+        .unwrap();
+    for m in 0..5 {
+        device
+            .send_text(None, &format!("zedword {m}"), None, None)
+            .await
+            .unwrap();
+    }
+    // In the archive (search reads it) and in the queue first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while search_hits(agent.request(search_op("zedword")).await.unwrap()) < 5 {
+        assert!(std::time::Instant::now() < deadline, "archived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let queued = |page: &chathub_protocol::ListPage| {
+        page.items.iter().any(|e| e.conversation == conv("zed"))
+    };
+    assert!(queued(&list(&agent, Status::Unanswered).await));
+
+    // Through the node that dies after the step: no answer.
+    let (status, _) = http_request(
+        doomed_node.http_addr,
+        "DELETE",
+        "/admin/v1/users/zed",
+        &admin,
+        "",
+    )
+    .await;
+    assert_ne!(status, 200, "the node died before answering");
+    let _ = doomed_node.child.wait();
+    // The step itself applied: nothing in Redis's history at once.
+    assert!(full_history(&agent, "zed").await.is_empty());
+    // The sweeper of the live node finishes the rest.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let hits = search_hits(agent.request(search_op("zedword")).await.unwrap());
+        let in_queue = queued(&list(&agent, Status::Unanswered).await);
+        if hits == 0 && !in_queue {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "finished by the sweeper: {hits} hits, queued {in_queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) =
+        http_request(live.http_addr, "DELETE", "/admin/v1/users/zed", &admin, "").await;
+    assert_eq!(status, 200, "{body}");
+    let receipt: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(receipt["conversation"]["archived_events"], 0, "{receipt}");
+}

@@ -117,7 +117,8 @@ impl Default for SweepConfig {
 #[non_exhaustive]
 pub enum FaultPoint {
     /// Abort the process right after a command's atomic step, before its follow-ups
-    /// (the queue's second step on a Redis Cluster, the archive copy).
+    /// (the queue's second step on a Redis Cluster, the archive copy; an erasure's
+    /// second step).
     AbortAfterStep,
 }
 

@@ -327,6 +327,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 })
             }
             apply::RawOutcome::Erased { state, removed } => {
+                if self.config.fault == Some(FaultPoint::AbortAfterStep) {
+                    tracing::error!("fault injected: aborting after the erasure's step");
+                    std::process::abort();
+                }
                 let rest = self
                     .finish_erasure(&req.tenant, &req.conversation)
                     .await
