@@ -54,6 +54,52 @@ async fn http(
     Ok((status, response[at + 4..].to_vec()))
 }
 
+/// Connects `user` of `tenant` and sends `messages` messages; returns the connection.
+async fn load(
+    ctx: &Ctx,
+    tenant: &str,
+    user: &str,
+    messages: u64,
+) -> Result<chathub_client::Client> {
+    let client = ctx
+        .connect(0, tenant.to_owned(), Role::EndUser, user.to_owned())
+        .await?;
+    eprintln!("loading {messages} messages of one end user…");
+    let t0 = Instant::now();
+    for n in 0..messages {
+        client
+            .send_text(None, &format!("message {n} of the subject"), None, None)
+            .await?;
+    }
+    eprintln!("loaded in {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(client)
+}
+
+/// The report of a one-request scenario that took `took` s and found `found` of the
+/// `expected` records (`sent` written).
+fn one_request(
+    scenario: &str,
+    took: f64,
+    sent: u64,
+    expected: u64,
+    found: u64,
+    ok: bool,
+) -> Report {
+    let mut report = Report {
+        scenario: scenario.into(),
+        conns: 1,
+        duration_s: took,
+        sent,
+        expected,
+        delivered: found,
+        lost: expected.saturating_sub(found),
+        ok,
+        ..Report::default()
+    };
+    report.max_us = (took * 1e6) as u64;
+    report
+}
+
 /// Runs the erasure scenario.
 pub(crate) async fn erase(target: &Target, messages: u64) -> Result<Report> {
     use chathub_protocol::{Op, Reply};
@@ -63,16 +109,9 @@ pub(crate) async fn erase(target: &Target, messages: u64) -> Result<Report> {
     let ctx = Ctx::new(target);
     let tenant = "bench-erase".to_owned();
     let user = "erasure-subject".to_owned();
-    let client = ctx
-        .connect(0, tenant.clone(), Role::EndUser, user.clone())
-        .await?;
-    eprintln!("loading {messages} messages and {FILES} files of one end user…");
+    let client = load(&ctx, &tenant, &user, messages).await?;
+    eprintln!("uploading {FILES} files…");
     let t0 = Instant::now();
-    for n in 0..messages {
-        client
-            .send_text(None, &format!("message {n} of the subject"), None, None)
-            .await?;
-    }
     let pdf = chathub_testkit::fixtures::pdf(30_000);
     for n in 0..FILES {
         let id = format!("file-{n}");
@@ -143,19 +182,14 @@ pub(crate) async fn erase(target: &Target, messages: u64) -> Result<Report> {
     eprintln!(
         "erased {events} events and {files} files in {took:.2} s (goal for 10,000 messages and 100 files: ≤ {ERASE_GOAL_S} s)"
     );
-    let mut report = Report {
-        scenario: "erase".into(),
-        conns: 1,
-        duration_s: took,
-        sent: messages + FILES,
+    Ok(one_request(
+        "erase",
+        took,
+        messages + FILES,
         expected,
-        delivered: events,
-        lost: expected.saturating_sub(events),
-        ok: events >= expected && files == FILES,
-        ..Report::default()
-    };
-    report.max_us = (took * 1e6) as u64;
-    Ok(report)
+        events,
+        events >= expected && files == FILES,
+    ))
 }
 
 /// Runs the scenario.
@@ -166,17 +200,9 @@ pub(crate) async fn export(target: &Target, messages: u64) -> Result<Report> {
     let ctx = Ctx::new(target);
     let tenant = "bench-export".to_owned();
     let user = "dsar-subject".to_owned();
-    let client = ctx
-        .connect(0, tenant.clone(), Role::EndUser, user.clone())
-        .await?;
-    eprintln!("loading {messages} messages of one end user…");
-    let t0 = Instant::now();
-    for n in 0..messages {
-        client
-            .send_text(None, &format!("message {n} of the subject"), None, None)
-            .await?;
-    }
-    eprintln!("loaded in {:.1} s; exporting…", t0.elapsed().as_secs_f64());
+    let client = load(&ctx, &tenant, &user, messages).await?;
+    drop(client);
+    eprintln!("exporting…");
     let token = ctx.token(&tenant, Role::Admin, "dpo")?;
     let asked = Instant::now();
     // HTTP/1.0: the body ends with the connection (no chunk framing to undo).
@@ -201,17 +227,12 @@ pub(crate) async fn export(target: &Target, messages: u64) -> Result<Report> {
         "export of {exported} messages ({} bytes) in {took:.2} s (goal for 10,000: ≤ {GOAL_S} s)",
         response.len() - at - 4
     );
-    let mut report = Report {
-        scenario: "export".into(),
-        conns: 1,
-        duration_s: took,
-        sent: messages,
-        expected: messages,
-        delivered: exported,
-        lost: messages.saturating_sub(exported),
-        ok: exported == messages,
-        ..Report::default()
-    };
-    report.max_us = (took * 1e6) as u64;
-    Ok(report)
+    Ok(one_request(
+        "export",
+        took,
+        messages,
+        messages,
+        exported,
+        exported == messages,
+    ))
 }

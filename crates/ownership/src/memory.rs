@@ -45,6 +45,20 @@ impl<B: Broker> MemoryOwnership<B> {
     }
 }
 
+/// The domain's decision on `req` against `state`: the transition, or the decision that
+/// answers a lost race or a refusal.
+#[allow(clippy::result_large_err)] // returned straight to the caller, never stored
+fn decide(
+    req: &ApplyRequest,
+    state: &chathub_domain::ConversationState,
+) -> Result<chathub_domain::Transition, Decision> {
+    match apply_in(&req.context, state, &req.actor, &req.command, req.at) {
+        Outcome::Applied(t) => Ok(t),
+        Outcome::Conflict { owner, epoch } => Err(Decision::Conflict { owner, epoch }),
+        Outcome::Refused(r) => Err(Decision::Refused(r)),
+    }
+}
+
 impl<B: Broker> MemoryOwnership<B> {
     /// An erasure, under the conversation's lock: decided by the domain, kept in the
     /// data directory (one write deleting every row of the conversation), then memory
@@ -54,16 +68,9 @@ impl<B: Broker> MemoryOwnership<B> {
         req: &ApplyRequest,
         record: &mut chathub_store::ConversationRecord,
     ) -> Result<Decision, OwnershipError> {
-        let transition = match apply_in(
-            &req.context,
-            &record.state,
-            &req.actor,
-            &req.command,
-            req.at,
-        ) {
-            Outcome::Applied(t) => t,
-            Outcome::Conflict { owner, epoch } => return Ok(Decision::Conflict { owner, epoch }),
-            Outcome::Refused(r) => return Ok(Decision::Refused(r)),
+        let transition = match decide(req, &record.state) {
+            Ok(t) => t,
+            Err(decision) => return Ok(decision),
         };
         if transition.state == record.state {
             // Nothing to erase (no event yet, or erased already).
@@ -152,16 +159,9 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
                 queued_since: None,
             });
         }
-        let transition = match apply_in(
-            &req.context,
-            &record.state,
-            &req.actor,
-            &req.command,
-            req.at,
-        ) {
-            Outcome::Applied(t) => t,
-            Outcome::Conflict { owner, epoch } => return Ok(Decision::Conflict { owner, epoch }),
-            Outcome::Refused(r) => return Ok(Decision::Refused(r)),
+        let transition = match decide(&req, &record.state) {
+            Ok(t) => t,
+            Err(decision) => return Ok(decision),
         };
         let ack = matches!(req.command, Command::Send { .. }).then(|| Receipt {
             conversation: req.conversation.clone(),
