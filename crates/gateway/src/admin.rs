@@ -8,7 +8,8 @@
 //! `engagement.manage` (catalogue, profiles, history), `canned.manage` (canned
 //! responses), `chat.disable` (settings); search and transcripts take any agent's or
 //! admin's token (an end user's token gets only their own transcript); reports, the
-//! search configuration and the audit log take an admin's. Errors are JSON
+//! search configuration and the audit log take an admin's; one end user's export and
+//! erasure take `data.export` and `data.erase`. Errors are JSON
 //! `{"code", "message"}` with the codes of the WebSocket protocol. The routes and their
 //! types are described by the OpenAPI document ([`crate::openapi`]).
 
