@@ -520,10 +520,32 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             events.reverse();
         }
         let hot = HistorySlice { events, has_more };
-        match &self.archive {
-            Some(archive) => with_archived(archive, tenant, conversation, range, hot).await,
-            None => Ok(hot),
+        let Some(archive) = &self.archive else {
+            return Ok(hot);
+        };
+        let hot_first = hot.events.first().map(|e| e.seq);
+        let mut slice = with_archived(archive, tenant, conversation, range, hot).await?;
+        let from_archive = slice
+            .events
+            .first()
+            .is_some_and(|e| hot_first.is_none_or(|h| e.seq < h));
+        if from_archive {
+            // An erasure whose archive step is still owed (the archive was down when it
+            // ran): nothing at or before its seq is served meanwhile.
+            let erased: Option<u64> = conn
+                .hget(self.keys.state(tenant, conversation), "erased")
+                .await
+                .map_err(redis_error)?;
+            if let Some(floor) = erased {
+                let before = slice.events.len();
+                slice.events.retain(|e| e.seq > floor);
+                // Older pages would be older still: gone too.
+                if slice.events.len() < before && !matches!(range, HistoryRange::After { .. }) {
+                    slice.has_more = false;
+                }
+            }
         }
+        Ok(slice)
     }
 
     async fn list(
