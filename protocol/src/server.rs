@@ -55,6 +55,20 @@ pub struct ErasedFrame {
     /// Every event up to this `seq` is gone; the conversation's next event has the next
     /// one.
     pub seq: u64,
+    /// Why: the end user's erasure, or the tenant's retention policy.
+    #[serde(default)]
+    pub reason: ErasureReason,
+}
+
+/// Why a conversation was erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureReason {
+    /// Its end user's erasure (`DELETE /admin/v1/users/{user}`).
+    #[default]
+    Erasure,
+    /// It stayed idle past the tenant's retention policy.
+    Retention,
 }
 
 /// An `ownership_lost` notice.

@@ -721,6 +721,53 @@ impl Attachments {
         Ok(erased)
     }
 
+    /// The tenant's retention: deletes every attachment (file, thumbnail, record) all of
+    /// whose objects were last written before `before` (ms since the Unix epoch) — an
+    /// attachment goes whole, never its file without its record. Idempotent.
+    pub async fn erase_older_than(
+        &self,
+        t: &TenantId,
+        before: u64,
+    ) -> Result<ErasedFiles, AttachmentError> {
+        use object_store::path::Path;
+        use std::collections::BTreeMap;
+        let tenant = Path::from_iter([format!("t-{}", t.as_str())]);
+        // Objects by attachment (`t-…/c-…/<attachment>/`), with the newest write of each.
+        let mut attachments: BTreeMap<String, (i64, Vec<Path>)> = BTreeMap::new();
+        let mut listing = self.objects.list(Some(&tenant));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(AttachmentError::Unavailable)?;
+            let parts: Vec<_> = meta.location.parts().collect();
+            let Some(dir) = parts.get(..parts.len().saturating_sub(1)) else {
+                continue;
+            };
+            let key = dir.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
+            let group = attachments.entry(key).or_insert((i64::MIN, Vec::new()));
+            group.0 = group.0.max(meta.last_modified.timestamp_millis());
+            group.1.push(meta.location);
+        }
+        let mut erased = ErasedFiles::default();
+        for (newest, objects) in attachments.into_values() {
+            if newest >= before as i64 {
+                continue;
+            }
+            if objects.iter().any(|o| o.filename() == Some("meta.json")) {
+                erased.attachments += 1;
+            }
+            let mut deleted = self
+                .objects
+                .delete_stream(futures::stream::iter(objects.into_iter().map(Ok)).boxed());
+            while let Some(done) = deleted.next().await {
+                match done {
+                    Ok(_) => erased.objects += 1,
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(AttachmentError::Unavailable(e)),
+                }
+            }
+        }
+        Ok(erased)
+    }
+
     /// Removes staged uploads untouched for longer than the staging TTL; returns how
     /// many went.
     pub async fn sweep_staging(&self) -> usize {

@@ -302,6 +302,16 @@ struct ServeArgs {
     #[arg(long, env = "CHATHUB_EXPORT_LINK_TTL_SECS", default_value_t = defaults::EXPORT_LINK_TTL_SECS,
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 60 * 60))]
     export_link_ttl_secs: u64,
+    /// How often the retention sweep runs, seconds (tenants' `retention_days`; one node
+    /// of a cluster sweeps at a time).
+    #[arg(long, env = "CHATHUB_RETENTION_SWEEP_SECS", default_value_t = defaults::RETENTION_SWEEP_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 60 * 60))]
+    retention_sweep_secs: u64,
+    /// The length of a retention day, seconds (default a day; for tests and demos only:
+    /// a policy of N days then keeps N times this).
+    #[arg(long, env = "CHATHUB_RETENTION_DAY_SECS", default_value_t = 24 * 60 * 60,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 60 * 60), hide = true)]
+    retention_day_secs: u64,
     /// Offline delivery webhook URL (http://…): agents' messages for end users with no
     /// live socket are POSTed there, HMAC-signed.
     #[arg(long, env = "CHATHUB_WEBHOOK_URL")]
@@ -485,6 +495,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         handshake_timeout: Duration::from_secs(args.handshake_timeout_secs.max(1)),
         owner_absent_after: Duration::from_secs(args.owner_absent_secs),
         export_link_ttl: Duration::from_secs(args.export_link_ttl_secs),
+        retention: chathub_gateway::config::RetentionConfig {
+            sweep_every: Duration::from_secs(args.retention_sweep_secs),
+            day: Duration::from_secs(args.retention_day_secs),
+        },
         webhook: args.webhook_url.map(|url| WebhookConfig {
             max_attempts: args.webhook_max_attempts.max(1),
             queue: args.webhook_queue.max(1),

@@ -21,6 +21,11 @@
 //!   given twice: a device or console that saw the old events never mistakes new ones
 //!   for them) and the epoch moved (every command decided on the old state loses).
 //!   A `new` conversation (no event yet, or erased already) has nothing to erase.
+//! - **Expire** (`data.erase`: the tenant's retention policy, run by the server) is an
+//!   erasure of a conversation idle past the policy, decided on the `seq` the sweep saw:
+//!   only while the conversation is still at that `seq` (nothing happened since), so a
+//!   message arriving while the sweep runs keeps the conversation alive, never erased
+//!   unseen. Otherwise `invalid_state`; a `new` one has nothing to expire.
 
 use crate::engagement::EngagementType;
 use crate::ids::{AgentId, AttachmentId};
@@ -332,6 +337,13 @@ pub enum Command {
     /// docs. It records no event: its history goes, and the stores that keep events
     /// remove theirs up to the `seq` it leaves.
     Erase,
+    /// Erase the conversation for the tenant's retention policy (`data.erase`): as
+    /// [`Command::Erase`], but only while its last event is still `last_seq` (see the
+    /// module docs).
+    Expire {
+        /// The `seq` the conversation was idle at, past the policy's cut-off.
+        last_seq: u64,
+    },
 }
 
 /// A successful application: the new state and the events to record and publish.
@@ -469,7 +481,8 @@ pub fn apply_in(
             Command::Finish { .. }
             | Command::SetDisabled(_)
             | Command::Transfer { .. }
-            | Command::Erase,
+            | Command::Erase
+            | Command::Expire { .. },
         ) => {
             return Outcome::Refused(Refusal::Forbidden);
         }
@@ -508,6 +521,18 @@ pub fn apply_in(
                 return Outcome::Refused(Refusal::Forbidden);
             }
             if state.status != Status::New {
+                next.erase();
+            }
+        }
+        (Actor::Agent { .. }, Command::Expire { last_seq }) => {
+            if !actor.has(Privilege::DataErase) {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            if state.status != Status::New {
+                // Something happened since the sweep saw it idle: alive, kept.
+                if state.seq != *last_seq {
+                    return Outcome::Refused(Refusal::InvalidState);
+                }
                 next.erase();
             }
         }

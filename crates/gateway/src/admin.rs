@@ -977,7 +977,7 @@ async fn get_settings<K: Backend>(
 
 #[utoipa::path(put, path = "/admin/v1/settings", tag = "settings",
     summary = "Change the tenant's settings",
-    description = "Each field left out stays as it is.",
+    description = "Each field left out stays as it is. Changing `retention_days` needs `data.erase` too; it is enforced by the next sweep (at most `--retention-sweep-secs` later) and on every read path at once. Each change is recorded in the audit log.",
     security(("bearer" = ["chat.disable"])),
     request_body = SettingsChange,
     responses((status = 200, description = "The settings now", body = TenantSettings)))]
@@ -992,6 +992,9 @@ async fn put_settings<K: Backend>(
     // The policy first: it is the part that may be refused (validation).
     if let Some(policy) = change.attachments {
         tenant::set_attachment_policy(&cx, policy).await?;
+    }
+    if let Some(days) = change.retention_days {
+        tenant::set_retention(&cx, days).await?;
     }
     if let Some(disabled) = change.chat_disabled {
         tenant::set_chat(&cx, disabled).await?;
@@ -1009,6 +1012,22 @@ pub(crate) struct SettingsChange {
     /// The attachment policy, whole.
     #[serde(default, deserialize_with = "optional_object")]
     attachments: Option<chathub_domain::attachment::AttachmentPolicy>,
+    /// The retention policy: conversations are kept this many days after their last
+    /// event, and nothing older is kept or shown (1–3650; needs `data.erase`). `null`:
+    /// kept forever, allowed only with a record tier (the data directory, or an
+    /// archive).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 3650)]
+    retention_days: Option<Option<u32>>,
+}
+
+/// A field that may be left out (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[cfg(test)]

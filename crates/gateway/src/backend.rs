@@ -104,6 +104,22 @@ pub trait Backend: Send + Sync + 'static {
             ))
         }
     }
+    /// The tenant's retention in every tier this backend keeps: every event older than
+    /// `before` (ms), with its search entry, and the inbox changes older than it.
+    fn retention_trim(
+        &self,
+        tenant: &TenantId,
+        before: u64,
+    ) -> impl Future<Output = Result<chathub_store::Trimmed, StoreError>> + Send;
+    /// Whether this node (`node`) runs the retention sweep now, holding it for `ttl`:
+    /// one node of a cluster sweeps at a time. The embedded node is alone.
+    fn retention_lease(
+        &self,
+        _node: &str,
+        _ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(true) }
+    }
     /// Streams the tenant's conversation cycles opened in `[from, to)` (ms) into `rows`
     /// (see [`chathub_store::report`]); `unavailable` without a record tier.
     fn report_cycles(
@@ -229,6 +245,13 @@ impl Backend for EmbeddedBackend {
     }
     fn has_record_tier(&self) -> bool {
         self.store.journal().is_some()
+    }
+    async fn retention_trim(
+        &self,
+        tenant: &TenantId,
+        before: u64,
+    ) -> Result<chathub_store::Trimmed, StoreError> {
+        self.store.trim_before(tenant, before).await
     }
     fn is_ready(&self) -> bool {
         self.store.journal().is_none_or(|j| j.is_writing())
@@ -569,6 +592,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
     }
     fn has_record_tier(&self) -> bool {
         self.archive.is_some()
+    }
+    async fn retention_trim(
+        &self,
+        tenant: &TenantId,
+        before: u64,
+    ) -> Result<chathub_store::Trimmed, StoreError> {
+        self.store.trim_before(tenant, before).await
+    }
+    async fn retention_lease(&self, node: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.store
+            .retention_lease(node, ttl.as_millis() as u64)
+            .await
     }
     fn archive_degraded(&self) -> Option<bool> {
         self.ownership.archive_healthy().map(|healthy| !healthy)

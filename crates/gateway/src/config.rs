@@ -62,6 +62,28 @@ pub struct GatewayConfig {
     /// may open it) until the scanner answers `clean`; `blocked` files are never served.
     /// `None`: files are `clean` once they pass the built-in checks. Default `None`.
     pub attachment_scanner: Option<ScannerConfig>,
+    /// The retention sweep (tenants' `retention_days`).
+    pub retention: RetentionConfig,
+}
+
+/// The retention sweep: how often it runs and how long a retention day is.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionConfig {
+    /// How often a node sweeps (one node of a cluster at a time, under a lease).
+    /// Default 1 h: nothing stays more than this past its tenant's policy.
+    pub sweep_every: Duration,
+    /// The length of one of the policy's days. Default 24 h; only tests and demos
+    /// shorten it (a policy of 1 day then lasts this long).
+    pub day: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            sweep_every: Duration::from_secs(defaults::RETENTION_SWEEP_SECS),
+            day: Duration::from_secs(24 * 60 * 60),
+        }
+    }
 }
 
 /// The attachment scanner hook (see `crate::scanner`).
@@ -114,6 +136,8 @@ pub mod defaults {
         SWEEP_GRACE_MS, SWEEP_LEASE_MS,
     };
 
+    /// How often the retention sweep runs, in seconds.
+    pub const RETENTION_SWEEP_SECS: u64 = 60 * 60;
     /// Timeout of every Redis call, in ms.
     pub const REDIS_TIMEOUT_MS: u64 = 2000;
     /// Largest incoming WebSocket message, in bytes.
@@ -422,6 +446,7 @@ impl Default for GatewayConfig {
             attachments: None,
             public_http_url: None,
             attachment_scanner: None,
+            retention: RetentionConfig::default(),
         }
     }
 }

@@ -36,6 +36,7 @@ mod metrics;
 mod node;
 mod openapi;
 mod ops;
+mod retention;
 mod scanner;
 pub mod seed;
 mod session;

@@ -35,6 +35,10 @@ pub(crate) const ATTACHMENTS_STORED: &str = "chathub_attachments_stored_total";
 pub(crate) const TRANSFERS: &str = "chathub_transfers_total";
 /// End users erased (`DELETE /admin/v1/users/{user}`).
 pub(crate) const ERASURES: &str = "chathub_erasures_total";
+/// What the retention sweep removed, by `what` (`conversations`, `events`, `files`).
+pub(crate) const RETENTION_REMOVED: &str = "chathub_retention_removed_total";
+/// Retention sweeps that failed (a store unreachable: the next one retries).
+pub(crate) const RETENTION_FAILURES: &str = "chathub_retention_failures_total";
 /// Admin actions recorded in the audit log, by action.
 pub(crate) const AUDIT_RECORDED: &str = "chathub_audit_recorded_total";
 /// Seconds a conversation waited in `unanswered`, by how the wait ended (`taken`,
@@ -125,6 +129,10 @@ fn zero_failure_series() {
     ::metrics::counter!(ATTACHMENTS_STORED).increment(0);
     ::metrics::counter!(TRANSFERS).increment(0);
     ::metrics::counter!(ERASURES).increment(0);
+    for what in ["conversations", "events", "files"] {
+        ::metrics::counter!(RETENTION_REMOVED, "what" => what).increment(0);
+    }
+    ::metrics::counter!(RETENTION_FAILURES).increment(0);
     ::metrics::counter!(AUDIT_RECORDED, "action" => "tenant_chat_switched").increment(0);
     for verdict in ["clean", "blocked"] {
         ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);

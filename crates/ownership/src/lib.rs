@@ -147,7 +147,7 @@ pub enum Decision {
     },
     /// Refused by the rules; nothing changed.
     Refused(Refusal),
-    /// An erasure ([`Command::Erase`]) done: the conversation's data is gone from every
+    /// An erasure ([`Command::Erase`], or retention's [`Command::Expire`]) done: the conversation's data is gone from every
     /// store of this backend (an erasure of a `new` conversation — nothing to erase — is
     /// [`Decision::Done`] with no events).
     Erased {
@@ -192,4 +192,12 @@ pub trait Ownership: Send + Sync + 'static {
         &self,
         request: ApplyRequest,
     ) -> impl Future<Output = Result<Decision, OwnershipError>> + Send;
+}
+
+/// Why `command` (an erasure) erases, as the `erased` notice says.
+pub(crate) fn erasure_reason(command: &chathub_domain::Command) -> chathub_protocol::ErasureReason {
+    match command {
+        chathub_domain::Command::Expire { .. } => chathub_protocol::ErasureReason::Retention,
+        _ => chathub_protocol::ErasureReason::Erasure,
+    }
 }

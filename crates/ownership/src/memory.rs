@@ -116,6 +116,7 @@ impl<B: Broker> MemoryOwnership<B> {
         let frame = ServerFrame::Erased(chathub_protocol::ErasedFrame {
             conversation: req.conversation.clone(),
             seq: transition.state.seq,
+            reason: crate::erasure_reason(&req.command),
         });
         for channel in [
             Channel::conversation(tenant, &req.conversation),
@@ -148,7 +149,7 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             } => Some((Participant::of(&req.actor).key(), id.clone())),
             _ => None,
         };
-        if matches!(req.command, Command::Erase) {
+        if matches!(req.command, Command::Erase | Command::Expire { .. }) {
             return self.erase(&req, &mut record).await;
         }
         if let Some(ack) = dedup_key.as_ref().and_then(|k| record.recall(k, req.at)) {

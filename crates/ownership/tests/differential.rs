@@ -58,6 +58,12 @@ enum Step {
     Erase {
         actor: usize,
     },
+    /// Retention's erasure on the seq `lag` behind the conversation's, by an actor or
+    /// the end user (6).
+    Expire {
+        actor: usize,
+        lag: u64,
+    },
 }
 
 /// Actors 0..3 agents, 3 an admin, 4 an agent without privileges, 5 an agent who may
@@ -91,6 +97,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0usize..7, 0usize..7, 0u64..2)
             .prop_map(|(actor, to, epoch_lag)| Step::Transfer { actor, to, epoch_lag }),
         1 => (0usize..7).prop_map(|actor| Step::Erase { actor }),
+        1 => (0usize..7, 0u64..2).prop_map(|(actor, lag)| Step::Expire { actor, lag }),
     ]
 }
 
@@ -204,6 +211,16 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
                 actor(a)
             },
             Command::Erase,
+        ),
+        Step::Expire { actor: a, lag } => (
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::Expire {
+                last_seq: state.seq.saturating_sub(lag),
+            },
         ),
     }
 }

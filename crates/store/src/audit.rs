@@ -36,6 +36,11 @@ pub enum AuditAction {
     UserExported,
     /// An end user was erased (`target`: the user; `detail`: the receipt's counts).
     UserErased,
+    /// The retention policy was set (`detail.retention_days`, `null`: none).
+    RetentionSet,
+    /// The retention sweep removed what the policy no longer keeps (`detail`: its cut-off
+    /// and counts; the actor is the server).
+    RetentionSwept,
 }
 
 impl AuditAction {
@@ -53,6 +58,8 @@ impl AuditAction {
             AuditAction::ConversationEnabled => "conversation_enabled",
             AuditAction::UserExported => "user_exported",
             AuditAction::UserErased => "user_erased",
+            AuditAction::RetentionSet => "retention_set",
+            AuditAction::RetentionSwept => "retention_swept",
         }
     }
 }

@@ -199,6 +199,18 @@ pub struct InboxSlice {
     pub latest: Option<String>,
 }
 
+/// What a retention trim removed (counts of records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Trimmed {
+    /// Events of the hot tier (memory, or Redis's history streams).
+    pub hot_events: u64,
+    /// Events of the record tier (the data directory, or the archive), each with its
+    /// search entry.
+    pub record_events: u64,
+    /// Changes of the tenant's inbox stream.
+    pub inbox_changes: u64,
+}
+
 /// The read side of conversations and the tenant queue.
 ///
 /// Guarantees: reads see every command whose `apply` has returned (read-your-writes on
@@ -251,6 +263,16 @@ pub trait ConversationStore: Send + Sync + 'static {
         since: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<InboxSlice, StoreError>> + Send;
+
+    /// The tenant's conversations (any status but `new`) whose last change is older
+    /// than `before` (ms), oldest first, at most `limit`: the retention sweep's
+    /// candidates, each with the `seq` its entry reflects.
+    fn idle(
+        &self,
+        tenant: &TenantId,
+        before: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<QueueEntry>, StoreError>> + Send;
 
     /// Every participant's read mark, ordered by participant.
     fn reads(

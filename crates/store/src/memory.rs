@@ -186,6 +186,47 @@ impl MemoryStore {
         }
     }
 
+    /// The tenant's retention: drops every event older than `before` (ms) from memory
+    /// and the data directory (with their search entries), and the inbox changes older
+    /// than it. The data directory goes first: memory never shows less than the file.
+    pub async fn trim_before(
+        &self,
+        tenant: &TenantId,
+        before: u64,
+    ) -> Result<crate::Trimmed, StoreError> {
+        let mut trimmed = crate::Trimmed::default();
+        if let Some(journal) = &self.inner.journal {
+            trimmed.record_events = journal.events_before(tenant, before).await?;
+            journal
+                .commit(vec![crate::sqlite::Write::Trim {
+                    tenant: tenant.clone(),
+                    before,
+                }])
+                .await?;
+        }
+        let records: Vec<Arc<Mutex<ConversationRecord>>> = self
+            .inner
+            .conversations
+            .iter()
+            .filter(|r| r.key().0 == *tenant)
+            .map(|r| r.value().clone())
+            .collect();
+        for record in records {
+            let mut record = record.lock().await;
+            while record.history.front().is_some_and(|e| e.at < before) {
+                record.history.pop_front();
+                trimmed.hot_events += 1;
+            }
+        }
+        if let Some(log) = self.inner.inboxes.get(tenant).map(|l| l.clone()) {
+            let mut log = log.write().unwrap_or_else(|p| p.into_inner());
+            let was = log.entries.len();
+            log.entries.retain(|(_, e)| e.updated >= before);
+            trimmed.inbox_changes = (was - log.entries.len()) as u64;
+        }
+        Ok(trimmed)
+    }
+
     /// Takes an erased conversation out of the tenant's queue index and inbox log.
     /// Returns (entries removed: 0 or 1, inbox changes removed).
     pub fn erase_from_queue(&self, tenant: &TenantId, conversation: &ConversationId) -> (u64, u64) {
@@ -360,6 +401,28 @@ impl ConversationStore for MemoryStore {
         let after = after.map(|(t, c)| (t, c.to_string()));
         let (items, next_cursor) = page(items, key, newest_first, after.as_ref(), limit);
         Ok(QueuePage { items, next_cursor })
+    }
+
+    async fn idle(
+        &self,
+        tenant: &TenantId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let Some(queue) = self.inner.queues.get(tenant).map(|q| q.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut idle: Vec<QueueEntry> = {
+            let queue = queue.read().unwrap_or_else(|p| p.into_inner());
+            queue
+                .values()
+                .filter(|e| e.status != Status::New && e.updated < before)
+                .cloned()
+                .collect()
+        };
+        idle.sort_by(|a, b| (a.updated, &a.conversation).cmp(&(b.updated, &b.conversation)));
+        idle.truncate(limit);
+        Ok(idle)
     }
 
     async fn set_read(

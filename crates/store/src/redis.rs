@@ -187,6 +187,16 @@ impl RedisKeys {
         format!("{}:pending:{{{}}}", self.prefix, slot_tag(shard.0))
     }
 
+    /// The tenants with a retention policy (one set for the whole hub).
+    pub fn retention_tenants(&self) -> String {
+        format!("{}:retention:tenants", self.prefix)
+    }
+
+    /// The lease on the retention sweep (value: the holder's node id): one node sweeps.
+    pub fn retention_lease(&self) -> String {
+        format!("{}:retention:lease", self.prefix)
+    }
+
     /// The gateway nodes alive: sorted set, node id scored by its last heartbeat (ms).
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.prefix)
@@ -305,6 +315,8 @@ pub fn part(id: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+static TRIM_HISTORY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/trim_history.lua")));
 static SET_READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/set_read.lua")));
 
 /// The Redis store, over any async connection (a `ConnectionManager`, or a cluster
@@ -450,6 +462,91 @@ pub fn parse_state(fields: &[Option<String>]) -> Result<ConversationState, Store
         seq: number(3)?,
         disabled: get(4).as_deref() == Some("1"),
     })
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
+    /// Takes the retention sweep's lease for `ttl_ms` if nobody holds it: whether this
+    /// node (`node`, the lease's value) sweeps now. Taken once per sweep and never
+    /// renewed, so a sweep runs at most once per `ttl_ms` across the nodes, and a node
+    /// dying mid-sweep leaves the next one to whichever node takes the lease after it.
+    pub async fn retention_lease(&self, node: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(self.keys.retention_lease())
+            .arg(node)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(taken.is_some())
+    }
+
+    /// The tenant's retention: deletes every event older than `before` (ms) from the
+    /// archive (with its search entry; later copies of them are refused) and from the
+    /// hot history of each conversation in the tenant's queue index, and the inbox
+    /// stream's changes older than it.
+    pub async fn trim_before(
+        &self,
+        tenant: &TenantId,
+        before: u64,
+    ) -> Result<crate::Trimmed, StoreError> {
+        /// Entries deleted per script call (no script runs long).
+        const PER_CALL: u64 = 2000;
+        let mut trimmed = crate::Trimmed::default();
+        if let Some(archive) = &self.archive {
+            trimmed.record_events = archive.trim_before(tenant, before).await?;
+        }
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, fields): (u64, Vec<(String, Vec<u8>)>) = redis::cmd("HSCAN")
+                .arg(self.keys.inbox(tenant))
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(200)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            for (conversation, blob) in fields {
+                let entry: QueueEntry =
+                    rmp_serde::from_slice(&blob).map_err(|e| corrupt("queue entry", e))?;
+                if entry.status == Status::New {
+                    continue;
+                }
+                let conversation: ConversationId = conversation
+                    .parse()
+                    .map_err(|e| corrupt("queue entry name", e))?;
+                loop {
+                    let removed: u64 = TRIM_HISTORY
+                        .key(self.keys.history_name(tenant, &conversation))
+                        .arg(before)
+                        .arg(PER_CALL)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(redis_error)?;
+                    trimmed.hot_events += removed;
+                    if removed < PER_CALL {
+                        break;
+                    }
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // Inbox stream ids are the ms they were added at.
+        trimmed.inbox_changes = redis::cmd("XTRIM")
+            .arg(self.keys.inbox_events(tenant))
+            .arg("MINID")
+            .arg(before)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(trimmed)
+    }
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for RedisStore<C> {
@@ -605,6 +702,62 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
             }
         }
         Ok(QueuePage { items, next_cursor })
+    }
+
+    async fn idle(
+        &self,
+        tenant: &TenantId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        // Candidates scored before the cut-off: active and finished are scored by their
+        // last change, unanswered by when they entered the queue (earlier than or equal
+        // to the last change), so each entry's own `updated` decides. Unanswered pages on
+        // past candidates still written to, a bounded number of them.
+        const MAX_SCANNED: usize = 10_000;
+        let mut conn = self.conn.clone();
+        let mut idle = Vec::new();
+        for status in [Status::Finished, Status::Active, Status::Unanswered] {
+            let key = self.keys.queue(tenant, status);
+            let mut offset = 0usize;
+            while idle.len() < limit && offset < MAX_SCANNED {
+                let page = limit.max(100);
+                let members: Vec<String> = conn
+                    .zrangebyscore_limit(
+                        &key,
+                        "-inf",
+                        format!("({before}"),
+                        offset as isize,
+                        page as isize,
+                    )
+                    .await
+                    .map_err(redis_error)?;
+                if members.is_empty() {
+                    break;
+                }
+                offset += members.len();
+                let blobs: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                    .arg(self.keys.inbox(tenant))
+                    .arg(&members)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(redis_error)?;
+                for blob in blobs.into_iter().flatten() {
+                    let entry: QueueEntry =
+                        rmp_serde::from_slice(&blob).map_err(|e| corrupt("queue entry", e))?;
+                    if entry.status != Status::New && entry.updated < before {
+                        idle.push(entry);
+                    }
+                }
+                if members.len() < page {
+                    break;
+                }
+            }
+        }
+        idle.sort_by(|a, b| (a.updated, &a.conversation).cmp(&(b.updated, &b.conversation)));
+        idle.dedup_by(|a, b| a.conversation == b.conversation);
+        idle.truncate(limit);
+        Ok(idle)
     }
 
     async fn set_read(

@@ -25,6 +25,10 @@ pub struct TenantSettings {
     /// Which files the tenant accepts (defaults when never set).
     #[serde(default)]
     pub attachments: AttachmentPolicy,
+    /// Conversations are kept this many days after their last event, and no event older
+    /// than that is kept or shown (`None`: kept as long as the node keeps history).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 pub use chathub_domain::Presence;
@@ -107,6 +111,16 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
         disabled: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Sets the tenant's retention policy (`None`: none; validated by the caller).
+    fn set_retention_days(
+        &self,
+        t: &TenantId,
+        days: Option<u32>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every tenant with a retention policy, and its days (the retention sweep's work).
+    fn retention_policies(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(TenantId, u32)>, StoreError>> + Send;
     /// Replaces the tenant's attachment policy (validated by the caller).
     fn set_attachment_policy(
         &self,

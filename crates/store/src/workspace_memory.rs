@@ -267,6 +267,31 @@ impl WorkspaceStore for MemoryWorkspace {
         self.save_settings(t, settings).await
     }
 
+    async fn set_retention_days(&self, t: &TenantId, days: Option<u32>) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings.clone());
+        settings.retention_days = days;
+        self.save_settings(t, settings).await
+    }
+
+    async fn retention_policies(&self) -> Result<Vec<(TenantId, u32)>, StoreError> {
+        let mut policies: Vec<(TenantId, u32)> = self
+            .tenants
+            .iter()
+            .filter_map(|entry| {
+                let days = entry
+                    .value()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .settings
+                    .retention_days?;
+                Some((entry.key().clone(), days))
+            })
+            .collect();
+        policies.sort();
+        Ok(policies)
+    }
+
     async fn set_chat_disabled(&self, t: &TenantId, disabled: bool) -> Result<bool, StoreError> {
         let _writer = self.writer(t).await;
         let mut settings = self.with(t, |w| w.settings.clone());

@@ -55,13 +55,15 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
-        let (disabled, attachments): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.keys.workspace(t, "settings"))
-            .arg("chat_disabled")
-            .arg("attachments")
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let (disabled, attachments, retention): (Option<String>, Option<String>, Option<u32>) =
+            redis::cmd("HMGET")
+                .arg(self.keys.workspace(t, "settings"))
+                .arg("chat_disabled")
+                .arg("attachments")
+                .arg("retention_days")
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
         let attachments = match attachments {
             Some(json) => serde_json::from_str(&json)
                 .map_err(|e| StoreError::corrupt("attachment policy", e))?,
@@ -70,7 +72,54 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         Ok(TenantSettings {
             chat_disabled: disabled.as_deref() == Some("1"),
             attachments,
+            retention_days: retention,
         })
+    }
+
+    async fn set_retention_days(&self, t: &TenantId, days: Option<u32>) -> Result<(), StoreError> {
+        // The index (another slot on a Redis Cluster) names the tenants the sweep looks
+        // at; the days are read from the settings. So the index gains a tenant before
+        // its policy and loses it after: a failure between leaves the sweep a tenant to
+        // skip, never a policy unseen.
+        let mut conn = self.conn.clone();
+        let settings = self.keys.workspace(t, "settings");
+        let index = self.keys.retention_tenants();
+        match days {
+            Some(days) => {
+                let _: () = conn.sadd(&index, t.as_str()).await.map_err(redis_error)?;
+                let _: () = conn
+                    .hset(&settings, "retention_days", days)
+                    .await
+                    .map_err(redis_error)?;
+            }
+            None => {
+                let _: () = conn
+                    .hdel(&settings, "retention_days")
+                    .await
+                    .map_err(redis_error)?;
+                let _: () = conn.srem(&index, t.as_str()).await.map_err(redis_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn retention_policies(&self) -> Result<Vec<(TenantId, u32)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let tenants: Vec<String> = conn
+            .smembers(self.keys.retention_tenants())
+            .await
+            .map_err(redis_error)?;
+        let mut policies = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            let tenant: TenantId = tenant
+                .parse()
+                .map_err(|e| StoreError::corrupt("retention index tenant", e))?;
+            if let Some(days) = self.settings(&tenant).await?.retention_days {
+                policies.push((tenant, days));
+            }
+        }
+        policies.sort();
+        Ok(policies)
     }
 
     async fn set_attachment_policy(

@@ -272,10 +272,26 @@ fn disabled_chat_stops_end_user_and_takes_but_not_the_owner() {
 #[derive(Debug, Clone)]
 enum Step {
     UserSends,
-    AgentSends { agent: usize, epoch_lag: u64 },
-    Finish { actor: usize, epoch_lag: u64 },
-    SetDisabled { actor: usize, on: bool },
-    Erase { actor: usize },
+    AgentSends {
+        agent: usize,
+        epoch_lag: u64,
+    },
+    Finish {
+        actor: usize,
+        epoch_lag: u64,
+    },
+    SetDisabled {
+        actor: usize,
+        on: bool,
+    },
+    Erase {
+        actor: usize,
+    },
+    /// Retention's erasure, on the conversation's seq minus `lag`.
+    Expire {
+        actor: usize,
+        lag: u64,
+    },
 }
 
 /// Actors 0..3 are agents, 3 is an admin, 4 an agent without privileges.
@@ -298,6 +314,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0usize..5, 0u64..2).prop_map(|(actor, epoch_lag)| Step::Finish { actor, epoch_lag }),
         1 => (0usize..5, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
         1 => (0usize..5).prop_map(|actor| Step::Erase { actor }),
+        1 => (0usize..5, 0u64..2).prop_map(|(actor, lag)| Step::Expire { actor, lag }),
     ]
 }
 
@@ -319,6 +336,12 @@ fn command_of(step: &Step, state: &ConversationState) -> (Actor, Command) {
         ),
         Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
         Step::Erase { actor: a } => (actor(a), Command::Erase),
+        Step::Expire { actor: a, lag } => (
+            actor(a),
+            Command::Expire {
+                last_seq: state.seq.saturating_sub(lag),
+            },
+        ),
     }
 }
 
@@ -344,7 +367,8 @@ proptest! {
                     // epoch moves by at most one, exactly when the owner changes or the
                     // conversation is erased
                     let owner_changed = t.state.owner != state.owner;
-                    let erased = matches!(st, Step::Erase { .. }) && state.status != Status::New;
+                    let erased = matches!(st, Step::Erase { .. } | Step::Expire { .. })
+                        && state.status != Status::New;
                     prop_assert_eq!(t.state.epoch, state.epoch + u64::from(owner_changed || erased));
                     // an owner exists exactly when active
                     prop_assert_eq!(t.state.owner.is_some(), t.state.status == Status::Active);
@@ -374,9 +398,15 @@ proptest! {
                             prop_assert_eq!(t.state.status, Status::Finished);
                             prop_assert_eq!(t.state.owner.as_ref(), None);
                         }
-                        (Step::Erase { .. }, _) => {
+                        (Step::Erase { .. } | Step::Expire { .. }, _) => {
                             // only the counters stay, and no event is recorded
                             prop_assert!(t.events.is_empty());
+                            // retention erases only what stayed at the seq it saw
+                            if let Step::Expire { lag, .. } = st
+                                && state.status != Status::New
+                            {
+                                prop_assert_eq!(*lag, 0);
+                            }
                             if state.status != Status::New {
                                 prop_assert_eq!(&t.state, &ConversationState {
                                     epoch: state.epoch + 1,
@@ -413,11 +443,16 @@ proptest! {
                         Refusal::ChatDisabled => prop_assert!(state.disabled),
                         Refusal::Forbidden => {
                             prop_assert!(!matches!(st, Step::UserSends));
-                            if let Step::Erase { .. } = st {
+                            if let Step::Erase { .. } | Step::Expire { .. } = st {
                                 prop_assert!(!who.has(Privilege::DataErase));
                             }
                         }
-                        Refusal::InvalidState => prop_assert!(matches!(state.status, Status::New | Status::Finished)),
+                        Refusal::InvalidState => match st {
+                            Step::Expire { lag, .. } => {
+                                prop_assert!(*lag > 0 && state.status != Status::New);
+                            }
+                            _ => prop_assert!(matches!(state.status, Status::New | Status::Finished)),
+                        },
                         Refusal::MissingEpoch => prop_assert!(false, "epochs are always given here"),
                     }
                 }
@@ -705,4 +740,42 @@ fn erasure_keeps_only_the_counters_and_fences_every_earlier_view() {
         6,
     ));
     assert_eq!(none.state, ConversationState::default());
+}
+
+#[test]
+fn retention_erases_only_a_conversation_still_at_the_seq_it_saw() {
+    let state = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
+    assert_eq!(state.seq, 2);
+    let expire = |last_seq| Command::Expire { last_seq };
+    // The server's sweep acts with `data.erase`; nobody else may.
+    assert_eq!(
+        apply(&state, &agent("a1"), &expire(2), 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    assert_eq!(
+        apply(&state, &user(), &expire(2), 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    // A message after the sweep looked: alive again, kept.
+    assert_eq!(
+        apply(&state, &admin("sweep"), &expire(1), 3),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    let t = applied(apply(&state, &admin("sweep"), &expire(2), 3));
+    assert!(t.events.is_empty());
+    assert_eq!(
+        (t.state.status, t.state.seq, t.state.epoch),
+        (Status::New, 2, state.epoch + 1)
+    );
+    // Expired already: nothing to do, whatever seq is named.
+    assert_eq!(
+        applied(apply(&t.state, &admin("sweep"), &expire(9), 4)).state,
+        t.state
+    );
 }

@@ -34,6 +34,22 @@ pub(crate) async fn erase<K: Backend>(
     }
 }
 
+/// Retention's erasure of `conversation`, idle at `last_seq` past its tenant's policy:
+/// what went (`None`: it was written to since, and stays).
+pub(crate) async fn expire<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+    last_seq: u64,
+) -> Result<Option<chathub_ownership::Erased>, Failure> {
+    match decide(cx, conversation, Command::Expire { last_seq }).await? {
+        Decision::Erased { removed, .. } => Ok(Some(removed)),
+        Decision::Refused(Refusal::InvalidState) => Ok(None),
+        decision => outcome(cx, conversation, decision)
+            .await
+            .map(|_| Some(chathub_ownership::Erased::default())),
+    }
+}
+
 /// Runs `command` through the ownership backend.
 async fn decide<K: Backend>(
     cx: &Ctx<'_, K>,

@@ -69,3 +69,40 @@ pub(crate) async fn set_attachment_policy<K: Backend>(
     cx.node.settings.remove(t);
     audit::record(cx, AuditAction::AttachmentPolicySet, None, detail).await
 }
+
+/// Longest retention policy, in days (ten years).
+pub(crate) const MAX_RETENTION_DAYS: u32 = 3650;
+
+/// Sets the tenant's retention policy (`None`: keep forever, only where a record tier
+/// keeps history). Needs `data.erase`: a shorter policy erases data.
+pub(crate) async fn set_retention<K: Backend>(
+    cx: &Ctx<'_, K>,
+    days: Option<u32>,
+) -> Result<(), Failure> {
+    cx.require(Privilege::ChatDisable)?;
+    cx.require(Privilege::DataErase)?;
+    match days {
+        Some(d) if !(1..=MAX_RETENTION_DAYS).contains(&d) => {
+            return Err(Failure::bad_request(format!(
+                "retention_days must be 1 to {MAX_RETENTION_DAYS} (or null: forever)"
+            )));
+        }
+        None if !cx.node.backend.has_record_tier() => {
+            return Err(Failure::bad_request(
+                "keeping conversations forever needs a record tier (the data directory, or \
+                 an archive); this node keeps only its hot window: give retention_days",
+            ));
+        }
+        _ => {}
+    }
+    let t = &cx.identity.tenant;
+    cx.node
+        .backend
+        .workspace()
+        .set_retention_days(t, days)
+        .await
+        .map_err(store_failed)?;
+    cx.node.settings.remove(t);
+    let detail = serde_json::json!({ "retention_days": days });
+    audit::record(cx, AuditAction::RetentionSet, None, detail).await
+}

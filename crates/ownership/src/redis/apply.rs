@@ -182,8 +182,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             Command::SetDisabled(d) => ("set_disabled", None, None, None, *d),
             Command::RecordVerdict { .. } => ("verdict", None, None, None, false),
             Command::Erase => ("erase", None, None, None, false),
+            // The seq it must still be at travels where an epoch would.
+            Command::Expire { last_seq } => ("expire", None, None, Some(*last_seq), false),
         };
-        let erase = matches!(req.command, Command::Erase);
+        let erase = matches!(req.command, Command::Erase | Command::Expire { .. });
         let inline = !self.config.cluster;
         let (t, c) = (&req.tenant, &req.conversation);
         // An erasure leaves one mark, for the queue on a Redis Cluster and the archive.

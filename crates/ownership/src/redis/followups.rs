@@ -410,21 +410,25 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     ) -> Result<crate::Erased, chathub_store::StoreError> {
         use chathub_store::StoreError;
         let mut conn = self.conn.clone();
-        let fields: Vec<Option<u64>> = redis::cmd("HMGET")
+        let (seq, epoch, reason): (Option<u64>, Option<u64>, Option<String>) = redis::cmd("HMGET")
             .arg(self.keys.state(t, c))
-            .arg(&["erased", "epoch"])
+            .arg(&["erased", "epoch", "erased_reason"])
             .query_async(&mut conn)
             .await
             .map_err(StoreError::from_redis)?;
         let mut removed = crate::Erased::default();
-        let Some(seq) = fields.first().copied().flatten() else {
+        let Some(seq) = seq else {
             return Ok(removed);
         };
-        let epoch = fields.get(1).copied().flatten().unwrap_or(0);
+        let epoch = epoch.unwrap_or(0);
         if self.config.cluster {
             let frame = chathub_protocol::ServerFrame::Erased(chathub_protocol::ErasedFrame {
                 conversation: c.clone(),
                 seq,
+                reason: match reason.as_deref() {
+                    Some("retention") => chathub_protocol::ErasureReason::Retention,
+                    _ => chathub_protocol::ErasureReason::Erasure,
+                },
             });
             let frame = chathub_protocol::Codec::MsgPack
                 .encode_server(&frame)

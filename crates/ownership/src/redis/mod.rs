@@ -272,7 +272,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 earlier_ack,
                 events,
             } => {
-                if matches!(req.command, Command::Erase) {
+                if matches!(req.command, Command::Erase | Command::Expire { .. }) {
                     // Erased already: what an earlier call left undone is done now (the
                     // caller retrying after a failure gets the rest of the receipt).
                     let removed = self

@@ -227,6 +227,8 @@ impl Archive {
                      WHERE NOT EXISTS (SELECT 1 FROM erasures e
                        WHERE e.tenant = u.tenant AND e.conversation = u.conversation
                          AND u.seq <= e.through_seq)
+                       AND NOT EXISTS (SELECT 1 FROM retention r
+                         WHERE r.tenant = u.tenant AND u.at < r.before)
                      ON CONFLICT DO NOTHING",
                 )
                 .await
@@ -269,6 +271,43 @@ impl Archive {
             tx.execute(&upsert, &[t, c, v, q]).await.map_err(from_pg)?;
         }
         tx.commit().await.map_err(from_pg)
+    }
+
+    /// The tenant's retention: deletes every event older than `before` (ms), with its
+    /// search entry, and fences them (the archive refuses older events from now on).
+    /// Returns the events removed. The fence commits first and the deletion follows in
+    /// batches (never one long transaction); a copy that began before the fence and
+    /// commits during the deletion can leave an old event behind, which the next sweep
+    /// removes.
+    pub async fn trim_before(&self, tenant: &TenantId, before: u64) -> Result<u64, StoreError> {
+        /// Events deleted per statement.
+        const BATCH: i64 = 5000;
+        let client = self.client().await?;
+        let (t, before) = (tenant.as_str(), before as i64);
+        client
+            .execute(
+                "INSERT INTO retention (tenant, before) VALUES ($1, $2)
+                 ON CONFLICT (tenant) DO UPDATE
+                   SET before = greatest(retention.before, excluded.before)",
+                &[&t, &before],
+            )
+            .await
+            .map_err(from_pg)?;
+        let mut removed = 0u64;
+        loop {
+            let n = client
+                .execute(
+                    "DELETE FROM events WHERE ctid IN (
+                       SELECT ctid FROM events WHERE tenant = $1 AND at < $2 LIMIT $3)",
+                    &[&t, &before, &BATCH],
+                )
+                .await
+                .map_err(from_pg)?;
+            removed += n;
+            if n < BATCH as u64 {
+                return Ok(removed);
+            }
+        }
     }
 
     /// Erases a conversation's events up to `through` (its erased `seq`), their search

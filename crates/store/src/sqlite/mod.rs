@@ -186,6 +186,14 @@ pub enum Write {
         /// When, ms.
         at: u64,
     },
+    /// The tenant's retention: every event (with its search entry) and inbox change
+    /// older than `before` (ms) is deleted.
+    Trim {
+        /// The tenant.
+        tenant: TenantId,
+        /// The cut-off, ms since the Unix epoch.
+        before: u64,
+    },
 }
 
 /// One command's writes and who waits for their commit.
@@ -256,6 +264,15 @@ impl Journal {
         self.inner
             .readers
             .run(move |conn| read::event_count(conn, &tenant, &conversation))
+            .await
+    }
+
+    /// How many of the tenant's events older than `before` (ms) the file keeps.
+    pub async fn events_before(&self, tenant: &TenantId, before: u64) -> Result<u64, StoreError> {
+        let tenant = tenant.clone();
+        self.inner
+            .readers
+            .run(move |conn| read::events_before(conn, &tenant, before))
             .await
     }
 

@@ -69,6 +69,21 @@ pub(super) fn decode_event(body: &str) -> Result<Event, StoreError> {
 
 /// A slice of history from the `events` table, oldest first.
 /// How many events of a conversation the file keeps.
+pub(super) fn events_before(
+    conn: &Connection,
+    tenant: &TenantId,
+    before: u64,
+) -> Result<u64, StoreError> {
+    conn.prepare_cached("SELECT count(*) FROM events WHERE tenant = ?1 AND at < ?2")
+        .and_then(|mut s| {
+            s.query_row(rusqlite::params![tenant.as_str(), before as i64], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map(|n| n.max(0) as u64)
+        .map_err(super::from_sqlite)
+}
+
 pub(super) fn event_count(
     conn: &Connection,
     tenant: &TenantId,

@@ -308,6 +308,19 @@ fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
             }
             Ok(())
         }
+        Write::Trim { tenant, before } => {
+            // `events_by_time` finds them; the search entries go by the trigger.
+            let (t, before) = (tenant.as_str(), *before as i64);
+            run(
+                "DELETE FROM events WHERE tenant = ?1 AND at < ?2",
+                params![t, before],
+            )?;
+            run(
+                "DELETE FROM inbox WHERE tenant = ?1
+                   AND json_extract(entry, '$.updated') < ?2",
+                params![t, before],
+            )
+        }
         Write::JobDone { job } => run(
             "DELETE FROM webhook_jobs WHERE tenant = ?1 AND conversation = ?2 AND seq = ?3",
             params![

@@ -20,7 +20,7 @@
 -- Then BLOCK arguments per command, from a = HEADER + 1 + (i - 1) * BLOCK:
 --   a+0  actor role: end_user | agent | admin   a+1 actor id
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
---   a+3  command: send | finish | set_disabled | transfer | verdict | erase
+--   a+3  command: send | finish | set_disabled | transfer | verdict | erase | expire
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
 --        `attachment_checked` event, packed the same way; transfer: the new owner's id
@@ -133,7 +133,7 @@ end
 -- nothing decided before the erasure is redone after it. The erased seq is kept
 -- (`erased`, the cut-off clients are shown) and what is left to do elsewhere (the queue
 -- on a Redis Cluster, the archive) is marked `e`.
-local function erase(k, a, state)
+local function erase(k, a, state, reason)
   local state_key, history_key, reads_key, pending_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local conversation_id = ARGV[a + 9]
   local epoch = state.epoch + 1
@@ -159,14 +159,15 @@ local function erase(k, a, state)
   redis.call('DEL', reads_key)
   redis.call('HSET', state_key, 'status', 'new', 'owner', '', 'epoch', epoch, 'seq', state.seq,
     'disabled', '0', 'erased', state.seq, 'queued', state.seq, 'queued_ahead', '',
-    'archived', state.seq, 'archived_ahead', '')
+    'archived', state.seq, 'archived_ahead', '', 'erased_reason', reason)
   redis.call('HDEL', state_key, 'since')
   local name = ARGV[a + 17]
   if name ~= '' then
     redis.call('ZREM', pending_key, 'q:' .. name, 'a:' .. name)
     if ARGV[a + 16] ~= '' then redis.call('ZADD', pending_key, 'NX', at, 'e:' .. name) end
   end
-  local frame = cmsgpack.pack({ type = 'erased', conversation = conversation_id, seq = state.seq })
+  local frame = cmsgpack.pack({ type = 'erased', conversation = conversation_id, seq = state.seq,
+    reason = reason })
   redis.call(publish_command, ARGV[a + 10], frame)
   local queue = { 0, 0, 0 }
   if queue_inline then
@@ -262,7 +263,14 @@ local function apply_one(k, a)
     if not has(DATA_ERASE) then return { 'refused', 'forbidden' } end
     -- No event yet, or erased already: nothing to erase.
     if state.status == 'new' then return done(next_state, nil, nil) end
-    return erase(k, a, state)
+    return erase(k, a, state, 'erasure')
+  elseif command == 'expire' then
+    -- The retention sweep's erasure, decided on the seq it saw the conversation idle at
+    -- (ARGV[a + 6]): anything since keeps it.
+    if not has(DATA_ERASE) then return { 'refused', 'forbidden' } end
+    if state.status == 'new' then return done(next_state, nil, nil) end
+    if tonumber(ARGV[a + 6]) ~= state.seq then return { 'refused', 'invalid_state' } end
+    return erase(k, a, state, 'retention')
   elseif command == 'set_disabled' then
     if not has(CHAT_DISABLE) then return { 'refused', 'forbidden' } end
     local want_disabled = ARGV[a + 7] == '1'
