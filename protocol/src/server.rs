@@ -405,9 +405,14 @@ pub struct TranscriptReply {
     pub generated_at: u64,
     /// The conversation's state now.
     pub state: ConversationState,
-    /// Whether it starts at the conversation's first event (`false` where the hot
-    /// tier's retention removed older ones and no record tier keeps them).
+    /// Whether it starts at the conversation's first event (`false` where older ones
+    /// are no longer kept: the tenant's retention policy, an erasure, or the hot window
+    /// of a node without a record tier).
     pub complete: bool,
+    /// The tenant's retention policy, when it has one (nothing before its cut-off is in
+    /// the transcript).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
     /// Every message.
     pub messages: Vec<TranscriptMessage>,
     /// Every change of status and owner: opened, taken, taken over, finished, reopened,
@@ -614,6 +619,10 @@ pub struct Subscribed {
     /// replayed; reload the conversation with `history`. Implies `history_truncated`.
     #[serde(default)]
     pub history_lost: bool,
+    /// The tenant's retention policy, when it has one (events before its cut-off are
+    /// never replayed: `history_truncated` says when some were skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
 }
 
 /// Reply to `open`.
@@ -644,6 +653,26 @@ pub struct HistoryPage {
     pub events: Vec<Event>,
     /// Whether more events exist beyond this page in the direction asked.
     pub has_more: bool,
+    /// Whether older events of the conversation are no longer kept, on a page that
+    /// reaches back to the oldest kept one: show "earlier messages removed" (by the
+    /// tenant's retention policy when `retention` is present — its cut-off says from
+    /// when — or by an erasure, or a node's hot window).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub earlier_removed: bool,
+    /// The tenant's retention policy, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
+}
+
+/// The tenant's retention policy as a reply shows it: nothing older than `cutoff` is
+/// kept or shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetentionPolicy {
+    /// Conversations are kept this many days after their last event.
+    pub days: u32,
+    /// Events before this (ms since the Unix epoch) were removed by the policy.
+    pub cutoff: u64,
 }
 
 /// Reply to `list`.

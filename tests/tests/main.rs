@@ -51,6 +51,7 @@ mod reconnect_storm_loses_nothing;
 mod redis_data_loss_is_never_a_silent_gap;
 mod reports_count_conversation_cycles;
 mod resume_without_gap_or_duplicate;
+mod retention_keeps_nothing_past_the_policy;
 mod retries_after_timeouts_are_idempotent;
 mod scripts_reload_after_flush_and_restart;
 mod search_over_socket_and_admin_api;

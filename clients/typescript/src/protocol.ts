@@ -254,6 +254,16 @@ export interface ErasedFrame {
   conversation: string;
   /** The last erased `seq`: the conversation's next event has a later one. */
   seq: number;
+  /**
+   * `erasure`: its end user was erased (their devices are then closed with 4102);
+   * `retention`: it stayed idle past the tenant's retention policy (nothing is closed).
+   */
+  reason?: 'erasure' | 'retention';
+}
+/** The tenant's retention policy: nothing before `cutoff` (ms) is kept or shown. */
+export interface RetentionPolicy {
+  days: number;
+  cutoff: number;
 }
 /** The tenant-wide chat switch. */
 export interface TenantSettingsView {
@@ -359,10 +369,22 @@ export interface UploadPart {
  */
 export interface Replies {
   send: { conversation: string; seq: number; status: Status; owner: string | null; epoch: number };
-  subscribe: ConversationView & { replayed: number; history_truncated: boolean; history_lost?: boolean };
+  subscribe: ConversationView & {
+    replayed: number;
+    history_truncated: boolean;
+    history_lost?: boolean;
+    retention?: RetentionPolicy;
+  };
   unsubscribe: Empty;
   open: ConversationView & { reads: { by: Author; seq: number }[] };
-  history: { conversation: string; events: ConversationEvent[]; has_more: boolean };
+  history: {
+    conversation: string;
+    events: ConversationEvent[];
+    has_more: boolean;
+    /** Older events are no longer kept: show "earlier messages removed". */
+    earlier_removed?: boolean;
+    retention?: RetentionPolicy;
+  };
   list: { status: Status; items: QueueItem[]; next_cursor?: string };
   finish: ConversationView;
   transfer: ConversationView;
@@ -389,6 +411,7 @@ export interface Replies {
     generated_at: number;
     state: ConversationState;
     complete: boolean;
+    retention?: RetentionPolicy;
     messages: { seq: number; at: number; author: Author; kind: string; text: string; attachment?: AttachmentCard }[];
     timeline: { seq: number; at: number; cause: Cause; status: Status; owner?: string; previous_owner?: string; by: Author }[];
     engagements: { at: number; action: string; id: string; type: EngagementType; name: string; seq?: number }[];

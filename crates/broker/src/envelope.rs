@@ -18,8 +18,9 @@ pub struct Envelope {
     /// Not a frame but a signal: the node's subscription to `channel` was (re)established
     /// and events may have been missed meanwhile; sessions catch up from history.
     pub resync: bool,
-    /// The frame is an `erased` notice: the conversation's end user's sessions close
-    /// once it is written (their data was erased).
+    /// The frame is an erasure's `erased` notice: the conversation's end user's sessions
+    /// close once it is written (their data was erased). Retention's notice closes
+    /// nothing (the person was not erased; their old conversation expired).
     pub erased: bool,
     /// When this node made or received it: the start of its local fan-out (for the
     /// fan-out latency histogram).
@@ -77,7 +78,7 @@ impl Envelope {
                 Bytes::new()
             });
         let mut envelope = Envelope::new(channel.clone(), seq, bytes);
-        envelope.erased = matches!(frame, chathub_protocol::ServerFrame::Erased(_));
+        envelope.erased = matches!(frame, chathub_protocol::ServerFrame::Erased(e) if e.reason == chathub_protocol::ErasureReason::Erasure);
         std::sync::Arc::new(envelope)
     }
 

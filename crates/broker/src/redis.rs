@@ -284,14 +284,14 @@ impl PushHandler {
 
 /// Decodes a published frame (encoded by a Lua script or another node) and re-encodes it
 /// the way every node encodes: once per node, and identical bytes whatever the publisher.
-/// Returns its `seq` (events), whether it is an `erased` notice, and the bytes.
+/// Returns its `seq` (events), whether it is an erasure's `erased` notice, and the bytes.
 fn normalise(payload: &[u8]) -> Option<(Option<u64>, bool, Bytes)> {
     let frame = Codec::MsgPack.decode_server(payload).ok()?;
     let seq = match &frame {
         ServerFrame::Event(e) => Some(e.event.seq),
         _ => None,
     };
-    let erased = matches!(frame, ServerFrame::Erased(_));
+    let erased = matches!(&frame, ServerFrame::Erased(e) if e.reason == chathub_protocol::ErasureReason::Erasure);
     Some((seq, erased, Codec::MsgPack.encode_server(&frame).ok()?))
 }
 

@@ -11,6 +11,7 @@ use chathub_domain::{
 };
 use chathub_store::HistoryRange;
 use chathub_store::postgres::{Archive, ArchiveConfig};
+use chathub_store::search::Search;
 
 fn message(seq: u64) -> Event {
     Event {
@@ -299,4 +300,64 @@ async fn an_erasure_deletes_and_fences_late_copies() {
     assert_eq!(archive.erase(&t, &ann, 20).await.unwrap(), 0);
     assert_eq!(archive.erase(&t, &ann, 15).await.unwrap(), 0);
     assert_eq!(all(&ann).await, vec![21, 22]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_older_events_and_fences_late_copies() {
+    let pg = chathub_testkit::PostgresServer::start();
+    let archive = Archive::connect(&ArchiveConfig::new(pg.url()))
+        .await
+        .unwrap();
+    let (t, other) = (TenantId::new("t").unwrap(), TenantId::new("o").unwrap());
+    let ann = ConversationId::new("ann").unwrap();
+    // Events at 1001..=1020.
+    let events: Vec<Event> = (1..=20).map(message).collect();
+    for tenant in [&t, &other] {
+        archive.archive(tenant, &ann, None, &events).await.unwrap();
+    }
+    let seqs = |tenant: &TenantId| {
+        let (archive, tenant, ann) = (archive.clone(), tenant.clone(), ann.clone());
+        async move {
+            let page = archive
+                .history(
+                    &tenant,
+                    &ann,
+                    HistoryRange::After {
+                        after: 0,
+                        limit: 100,
+                    },
+                )
+                .await
+                .unwrap();
+            page.events.iter().map(|e| e.seq).collect::<Vec<_>>()
+        }
+    };
+    // Everything before 1011 goes (seqs 1..=10), with its search entries.
+    assert_eq!(archive.trim_before(&t, 1011).await.unwrap(), 10);
+    assert_eq!(seqs(&t).await, (11..=20).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&other).await,
+        (1..=20).collect::<Vec<_>>(),
+        "other tenants untouched"
+    );
+    let query = |q: &str| {
+        chathub_store::search::SearchQuery::unfiltered(
+            chathub_store::search::parse(q).unwrap(),
+            100,
+        )
+    };
+    let found = archive.search(&t, query("message")).await.unwrap();
+    assert!(found.hits.iter().all(|h| h.seq > 10), "{:?}", found.hits);
+    assert_eq!(found.hits.len(), 10);
+    // A late copy of older events is refused; newer ones are kept.
+    archive
+        .archive(&t, &ann, None, &events[..15])
+        .await
+        .unwrap();
+    let later: Vec<Event> = (21..=22).map(message).collect();
+    archive.archive(&t, &ann, None, &later).await.unwrap();
+    assert_eq!(seqs(&t).await, (11..=22).collect::<Vec<_>>());
+    // Again, or with an older cut-off: nothing more.
+    assert_eq!(archive.trim_before(&t, 1011).await.unwrap(), 0);
+    assert_eq!(archive.trim_before(&t, 900).await.unwrap(), 0);
 }

@@ -413,6 +413,27 @@ async fn audit_is_appended_paged_and_kept_for_its_retention<S: WorkspaceStore>(s
     assert!(s.audit(&t(), Some("nonsense"), 10, 0).await.is_err());
 }
 
+async fn retention_policies_are_listed_while_set<S: WorkspaceStore>(s: S) {
+    let other = TenantId::new("other").unwrap();
+    assert_eq!(s.settings(&t()).await.unwrap().retention_days, None);
+    assert!(s.retention_policies().await.unwrap().is_empty());
+    s.set_retention_days(&t(), Some(30)).await.unwrap();
+    s.set_retention_days(&other, Some(7)).await.unwrap();
+    assert_eq!(s.settings(&t()).await.unwrap().retention_days, Some(30));
+    assert_eq!(
+        s.retention_policies().await.unwrap(),
+        vec![(t(), 30), (other.clone(), 7)]
+    );
+    // Other settings are left as they are, and the policy survives their changes.
+    s.set_chat_disabled(&t(), true).await.unwrap();
+    assert_eq!(s.settings(&t()).await.unwrap().retention_days, Some(30));
+    s.set_retention_days(&t(), Some(90)).await.unwrap();
+    s.set_retention_days(&other, None).await.unwrap();
+    assert_eq!(s.retention_policies().await.unwrap(), vec![(t(), 90)]);
+    assert_eq!(s.settings(&other).await.unwrap().retention_days, None);
+    assert!(s.settings(&t()).await.unwrap().chat_disabled);
+}
+
 fn memory() -> MemoryWorkspace {
     MemoryWorkspace::default()
 }
@@ -455,6 +476,7 @@ both!(history_pages_newest_first_by_type);
 both!(redeem_is_atomic);
 both!(presence_aggregates_devices_and_expires);
 both!(audit_is_appended_paged_and_kept_for_its_retention);
+both!(retention_policies_are_listed_while_set);
 
 /// The data directory keeps the audit log across a restart, trimmed entries gone.
 #[tokio::test]

@@ -6,10 +6,10 @@ use crate::Backend;
 use chathub_broker::Channel;
 use chathub_domain::{ConversationId, ConversationState, Event};
 use chathub_protocol::{
-    ConversationView, ErrorCode, EventFrame, HistoryPage, Opened, ReadMark, Reply, ServerFrame,
-    Subscribed,
+    ConversationView, ErrorCode, EventFrame, HistoryPage, Opened, ReadMark, Reply, RetentionPolicy,
+    ServerFrame, Subscribed,
 };
-use chathub_store::{ConversationStore, HistoryRange};
+use chathub_store::{ConversationStore, HistoryRange, HistorySlice};
 use std::collections::{HashMap, HashSet};
 
 /// Events read from history per round trip while replaying or repairing a gap.
@@ -78,6 +78,7 @@ pub(crate) async fn subscribe<K: Backend>(
         _ => None,
     };
     let plan = resume_plan(since, history_id.as_deref(), ours.as_deref(), state.seq);
+    let retention = retention(cx).await?;
     let (last, replayed, truncated) = match plan {
         Resume::Lost | Resume::Live => {
             (already.unwrap_or(0).max(state.seq), 0, plan == Resume::Lost)
@@ -115,6 +116,7 @@ pub(crate) async fn subscribe<K: Backend>(
         replayed,
         history_truncated: truncated,
         history_lost: lost,
+        retention,
     }))
 }
 
@@ -230,13 +232,12 @@ pub(crate) async fn history<K: Backend>(
         (None, Some(after)) => HistoryRange::After { after, limit },
         (None, None) => HistoryRange::Latest { limit },
     };
-    let slice = cx
-        .node
-        .backend
-        .store()
-        .history(&cx.identity.tenant, &conversation, range)
-        .await
-        .map_err(store_failed)?;
+    let retention = retention(cx).await?;
+    let (slice, dropped) = kept_history(cx, &conversation, range, retention).await?;
+    // Reaching back to the oldest kept event, with older ones gone.
+    let earlier_removed = !matches!(range, HistoryRange::After { .. })
+        && !slice.has_more
+        && slice.events.first().map_or(dropped, |e| e.seq > 1);
     // A page must fit the socket's outbound budget in any encoding, or the legitimate
     // reply would kill its socket: cut it short (keeping the side nearest the cursor)
     // and say `has_more`.
@@ -252,7 +253,73 @@ pub(crate) async fn history<K: Backend>(
         conversation,
         events,
         has_more: slice.has_more || cut,
+        earlier_removed: earlier_removed && !cut,
+        retention,
     }))
+}
+
+/// The tenant's retention policy now, with its cut-off (ms), when it has one.
+pub(crate) async fn retention<K: Backend>(
+    cx: &Ctx<'_, K>,
+) -> Result<Option<RetentionPolicy>, Failure> {
+    let settings = cx
+        .node
+        .settings(&cx.identity.tenant)
+        .await
+        .map_err(store_failed)?;
+    Ok(settings.retention_days.map(|days| RetentionPolicy {
+        days,
+        cutoff: crate::retention::cutoff(
+            crate::auth::now_millis(),
+            days,
+            cx.node.config.retention.day,
+        ),
+    }))
+}
+
+/// A slice of history without the events before `retention`'s cut-off (which the next
+/// retention sweep deletes; until then no read path serves them), and whether any were
+/// left out. Events are recorded in time order, so those left out are the oldest: a
+/// backward page ends there, a forward one reads on past them (each read moves past a
+/// page of them: it ends, and the sweep bounds how many there are).
+pub(crate) async fn kept_history<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+    mut range: HistoryRange,
+    retention: Option<RetentionPolicy>,
+) -> Result<(HistorySlice, bool), Failure> {
+    let store = cx.node.backend.store();
+    let mut dropped = false;
+    loop {
+        let mut slice = store
+            .history(&cx.identity.tenant, conversation, range)
+            .await
+            .map_err(store_failed)?;
+        let Some(cutoff) = retention.map(|r| r.cutoff) else {
+            return Ok((slice, false));
+        };
+        let old = slice.events.iter().take_while(|e| e.at < cutoff).count();
+        if old == 0 {
+            return Ok((slice, dropped));
+        }
+        dropped = true;
+        let last_old = slice.events[old - 1].seq;
+        slice.events.drain(..old);
+        match range {
+            HistoryRange::After { limit, .. } if slice.events.is_empty() && slice.has_more => {
+                range = HistoryRange::After {
+                    after: last_old,
+                    limit,
+                };
+            }
+            HistoryRange::After { .. } => return Ok((slice, dropped)),
+            // Backwards, everything before is older still.
+            _ => {
+                slice.has_more = false;
+                return Ok((slice, dropped));
+            }
+        }
+    }
 }
 
 /// Room kept in a reply for everything but its events.
@@ -309,18 +376,13 @@ pub(crate) async fn write_history<K: Backend>(
         count: 0,
         first: None,
     };
+    let retention = retention(cx).await?;
     loop {
         let range = HistoryRange::After {
             after: *after,
             limit: HISTORY_CHUNK,
         };
-        let slice = cx
-            .node
-            .backend
-            .store()
-            .history(&cx.identity.tenant, conversation, range)
-            .await
-            .map_err(store_failed)?;
+        let (slice, _) = kept_history(cx, conversation, range, retention).await?;
         let more = slice.has_more;
         for event in slice.events {
             if before.is_some_and(|b| event.seq >= b) {

@@ -65,12 +65,19 @@ pub(crate) async fn search<K: Backend>(
     {
         return Err(Failure::bad_request("`from` is after `to`"));
     }
+    // Nothing older than the tenant's retention policy is found (until the sweep deletes
+    // it, it is only hidden).
+    let cutoff = super::follow::retention(cx).await?.map(|r| r.cutoff);
+    let from = match (request.from, cutoff) {
+        (Some(from), Some(cutoff)) => Some(from.max(cutoff)),
+        (from, cutoff) => from.or(cutoff),
+    };
     let query = SearchQuery {
         query: parsed,
         end_user,
         agent,
         status: request.status,
-        from: request.from,
+        from,
         to: request.to,
         kind,
         cursor: request.cursor,

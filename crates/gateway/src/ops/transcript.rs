@@ -59,11 +59,13 @@ pub(crate) async fn transcript<K: Backend>(
         .state(tenant, &conversation)
         .await
         .map_err(store_failed)?;
+    let retention = super::follow::retention(cx).await?;
     let mut reply = TranscriptReply {
         conversation: conversation.clone(),
         generated_at: crate::auth::now_millis(),
         state,
         complete: true,
+        retention,
         messages: Vec::new(),
         timeline: Vec::new(),
         engagements: Vec::new(),
@@ -73,11 +75,9 @@ pub(crate) async fn transcript<K: Backend>(
     let mut events = 0;
     loop {
         let range = HistoryRange::After { after, limit: PAGE };
-        let page = store
-            .history(tenant, &conversation, range)
-            .await
-            .map_err(store_failed)?;
-        if after == 0 && page.events.first().is_some_and(|e| e.seq > 1) {
+        let (page, dropped) =
+            super::follow::kept_history(cx, &conversation, range, retention).await?;
+        if after == 0 && (dropped || page.events.first().is_some_and(|e| e.seq > 1)) {
             reply.complete = false;
         }
         events += page.events.len();
@@ -168,7 +168,9 @@ pub(crate) async fn transcript<K: Backend>(
             .await
             .map_err(store_failed)?;
         for event in page.events {
-            if event.action == HistoryAction::Redeemed {
+            // Nothing older than the tenant's policy, here either.
+            let kept = retention.is_none_or(|r| event.at >= r.cutoff);
+            if event.action == HistoryAction::Redeemed && kept {
                 reply.engagements.push(TranscriptEngagement {
                     at: event.at,
                     action: "redeemed".into(),
@@ -306,10 +308,14 @@ fn heading(t: &TranscriptReply) -> (String, String) {
             when(t.generated_at),
             t.state.status.as_str(),
             t.messages.len(),
-            if t.complete {
-                ""
-            } else {
-                "; older events are no longer kept"
+            match (t.complete, t.retention) {
+                (true, _) => String::new(),
+                (false, Some(r)) => format!(
+                    "; earlier messages removed by the retention policy ({} days: before {})",
+                    r.days,
+                    when(r.cutoff)
+                ),
+                (false, None) => "; older events are no longer kept".to_owned(),
             }
         ),
     )
@@ -382,6 +388,7 @@ mod tests {
             generated_at: 0,
             state: ConversationState::default(),
             complete: true,
+            retention: None,
             messages: vec![TranscriptMessage {
                 seq: 2,
                 at: 1_764_000_000_000,

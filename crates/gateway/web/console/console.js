@@ -70,6 +70,18 @@ function layout() {
     h('option', { value: 'away' }, 'Away'),
   );
   el.tenantToggle = h('button', { id: 'tenant-toggle', type: 'button', hidden: true, onclick: toggleTenant });
+  el.retentionDays = h('input', { id: 'retention-days', type: 'number', min: '1', max: '3650', placeholder: 'forever', 'aria-label': 'Days conversations are kept' });
+  el.retentionNote = h('span', { id: 'retention-note', class: 'muted', role: 'status' });
+  el.retention = h(
+    'form',
+    { id: 'retention', class: 'retention', hidden: true, title: 'Conversations are deleted this many days after their last message (empty: kept forever)', onsubmit: (e) => {
+      e.preventDefault();
+      saveRetention();
+    } },
+    h('label', {}, 'Keep ', el.retentionDays, ' days'),
+    h('button', { type: 'submit' }, 'Save'),
+    el.retentionNote,
+  );
   el.notify = h('button', { id: 'notify', type: 'button', class: 'link', hidden: true, onclick: askNotifications, title: 'Desktop notifications when a customer starts waiting' }, 'Notify me');
   renderNotify();
   el.today = h('span', { id: 'today', class: 'muted today', hidden: true, title: 'Conversations opened today (UTC)' });
@@ -99,6 +111,7 @@ function layout() {
       el.today,
       h('span', { class: 'spacer' }),
       el.tenantToggle,
+      el.retention,
       el.notify,
       el.presence,
       h('span', { id: 'me', class: 'me' }, `${nameOf(state.me)} (${state.role})`),
@@ -139,6 +152,7 @@ conn.addEventListener('welcome', async (e) => {
   }
   loadToday();
   setInterval(loadToday, TODAY_REFRESH_MS);
+  loadRetention();
 });
 conn.addEventListener('resumed', (e) => {
   const { replayed, truncated, inboxTruncated } = e.detail;
@@ -181,7 +195,8 @@ conn.addEventListener('ownership_lost', (e) => {
     renderConversation();
   }
 });
-// Its end user was erased: nothing of it may stay on screen.
+// Its end user was erased, or it expired under the retention policy: nothing of it may
+// stay on screen.
 conn.addEventListener('erased', (e) => {
   const id = e.detail.conversation;
   state.queue.delete(id);
@@ -190,7 +205,9 @@ conn.addEventListener('erased', (e) => {
     state.current = null;
     renderConversation();
     el.conversation.replaceChildren(
-      h('div', { class: 'placeholder muted', role: 'status', dataset: { erased: id } }, 'This conversation was erased at its end user’s request.'),
+      h('div', { class: 'placeholder muted', role: 'status', dataset: { erased: id } }, e.detail.reason === 'retention'
+        ? 'This conversation was deleted by the retention policy.'
+        : 'This conversation was erased at its end user’s request.'),
     );
   }
   renderQueue();
@@ -258,6 +275,45 @@ async function loadToday() {
     el.today.hidden = false;
   } catch {
     el.today.hidden = true;
+  }
+}
+
+// ---------------------------------------------------------------- retention (admins)
+
+/** The admin API, with this console's token. */
+async function adminApi(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const answer = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(answer.message || `HTTP ${r.status}`);
+  return answer;
+}
+
+// The tenant's retention policy, for those who may change it.
+async function loadRetention() {
+  if (!(can('chat.disable') && can('data.erase'))) return;
+  try {
+    const settings = await adminApi('GET', '/admin/v1/settings');
+    el.retentionDays.value = settings.retention_days ?? '';
+    el.retention.hidden = false;
+  } catch (err) {
+    console.warn('cannot read the settings', err);
+  }
+}
+
+async function saveRetention() {
+  const text = el.retentionDays.value.trim();
+  const days = text === '' ? null : Number(text);
+  try {
+    const settings = await adminApi('PUT', '/admin/v1/settings', { retention_days: days });
+    el.retentionDays.value = settings.retention_days ?? '';
+    const kept = settings.retention_days;
+    el.retentionNote.textContent = kept ? `Saved: kept ${kept} ${kept === 1 ? 'day' : 'days'}` : 'Saved: kept forever';
+  } catch (err) {
+    el.retentionNote.textContent = `Not saved: ${err.message}`;
   }
 }
 
@@ -479,6 +535,8 @@ async function openConversation(id) {
     for (const ev of page.events) c.events.set(ev.seq, ev);
     c.oldest = page.events.length ? page.events[0].seq : null;
     c.hasMore = page.has_more;
+    c.earlierRemoved = page.earlier_removed === true;
+    c.retention = page.retention || null;
     const last = page.events.length ? page.events[page.events.length - 1].seq : 0;
     const sub = await conn.subscribe(id, last);
     if (state.current !== c) return;
@@ -567,12 +625,20 @@ async function loadOlder() {
     for (const ev of page.events) c.events.set(ev.seq, ev);
     if (page.events.length) c.oldest = page.events[0].seq;
     c.hasMore = page.has_more;
+    c.earlierRemoved = page.earlier_removed === true;
+    c.retention = page.retention || null;
     renderConversation({ keepAnchor: true });
   } catch {
     // Scrolling up again retries.
   } finally {
     c.loadingOlder = false;
   }
+}
+
+/** What the top of a conversation says when its older messages are gone. */
+function earlierRemovedText(c) {
+  if (!c.retention) return 'Earlier messages are no longer kept.';
+  return `Earlier messages were removed by the retention policy (kept ${c.retention.days} ${c.retention.days === 1 ? 'day' : 'days'}: nothing before ${new Date(c.retention.cutoff).toLocaleString()}).`;
 }
 
 function describeStatus(ev) {
@@ -754,6 +820,7 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
   list.replaceChildren(
     ...[
       c.hasMore ? h('li', { class: 'older muted' }, h('button', { type: 'button', class: 'link', onclick: loadOlder }, 'Load older messages')) : null,
+      !c.hasMore && c.earlierRemoved ? h('li', { class: 'older muted', 'data-earlier-removed': '' }, earlierRemovedText(c)) : null,
       ...seqs.map((s) => renderEvent(c.events.get(s), seenSeq)),
     ].filter(Boolean),
   );

@@ -118,13 +118,15 @@ conn.addEventListener('state', (e) => {
   el.status.textContent = text;
   el.status.dataset.state = e.detail.state;
 });
-// Our data was erased (the 4102 close follows): nothing of it stays on screen.
-conn.addEventListener('erased', () => {
+// Our data was erased (the 4102 close follows), or our old conversation expired under
+// the brand's retention policy (the connection stays): nothing of it stays on screen.
+conn.addEventListener('erased', (e) => {
   state.events.clear();
   state.redeemed.clear();
   state.typing = null;
   state.notice = null;
   render();
+  if (e.detail.reason === 'retention') showNotice('Earlier messages were deleted under the retention policy.');
 });
 conn.addEventListener('welcome', async (e) => {
   state.tenantDisabled = e.detail.chat_disabled;
