@@ -214,6 +214,57 @@ pub fn demo_seed() -> Arc<chathub_gateway::seed::Seed> {
     Arc::new(chathub::demo::seed(now).unwrap())
 }
 
+/// The texts of the text messages among `events`, in order.
+pub fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            chathub_domain::EventBody::Message {
+                content: chathub_domain::MessageContent::Text { text },
+                ..
+            } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `nodes` nodes over a 3-master Redis Cluster with the PostgreSQL archive and files on
+/// S3 (bucket `chathub-files`), each with `extra` arguments too; returned with what
+/// they run on (keep it alive as long as the nodes).
+pub fn spawn_cluster_with_archive_and_s3(
+    nodes: usize,
+    extra: &[&str],
+) -> (Vec<HubProcess>, Vec<Box<dyn std::any::Any>>) {
+    let cluster = chathub_testkit::RedisCluster::start(3);
+    let postgres = chathub_testkit::PostgresServer::start();
+    let s3 = chathub_testkit::S3Server::start();
+    s3.create_bucket("chathub-files");
+    let urls = cluster.urls().join(",");
+    let (pg, endpoint) = (postgres.url(), s3.endpoint());
+    let mut args = vec![
+        "--redis-cluster",
+        urls.as_str(),
+        "--redis-timeout-ms",
+        "2000",
+        "--archive",
+        pg.as_str(),
+        "--attachments",
+        "s3://chathub-files",
+        "--s3-endpoint",
+        endpoint.as_str(),
+        "--s3-access-key-id",
+        chathub_testkit::S3_KEY.0,
+        "--s3-secret-access-key",
+        chathub_testkit::S3_KEY.1,
+    ];
+    args.extend_from_slice(extra);
+    let nodes = (0..nodes).map(|_| HubProcess::spawn(&args)).collect();
+    (
+        nodes,
+        vec![Box::new(cluster), Box::new(postgres), Box::new(s3)],
+    )
+}
+
 pub fn conv(id: &str) -> ConversationId {
     ConversationId::new(id).unwrap()
 }
@@ -328,6 +379,36 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     )
     .await
+}
+
+/// An HTTP/1.1 GET with a bearer token; returns status and body.
+pub async fn http_get_as(addr: SocketAddr, token: &str, path: &str) -> (u16, String) {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    http_exchange(addr, &request).await
+}
+
+/// Nodes under test, and what they run on (kept alive with them).
+pub struct Nodes {
+    /// The nodes.
+    pub nodes: Vec<HubProcess>,
+    /// Whether events reach the record tier later than their acknowledgement (the
+    /// archive's copy is asynchronous).
+    pub archive_lags: bool,
+    /// Servers the nodes need (Redis, PostgreSQL, S3), stopped on drop.
+    pub keep: Vec<Box<dyn std::any::Any>>,
+}
+
+impl Nodes {
+    /// Node `i` (round robin)'s WebSocket URL.
+    pub fn ws(&self, i: usize) -> &str {
+        &self.nodes[i % self.nodes.len()].ws_url
+    }
+    /// Node `i` (round robin)'s HTTP address.
+    pub fn http(&self, i: usize) -> SocketAddr {
+        self.nodes[i % self.nodes.len()].http_addr
+    }
 }
 
 /// An HTTP/1.1 request with a bearer token and a JSON body (empty for none); returns

@@ -3,23 +3,10 @@
 //! for the end user's retry; agents `ag` + `b:c` and `ag:b` + `c` are two sends; user
 //! `h:coupon`'s engagement history is not user `h`'s coupons.
 
+use chathub_domain::Role;
 use chathub_domain::engagement::{EngagementType, HistoryEvent};
-use chathub_domain::{EventBody, MessageContent, Role};
-use chathub_e2e::{TestHub, conv, full_history, http_request};
+use chathub_e2e::{TestHub, conv, full_history, http_request, texts};
 use chathub_protocol::{Op, Reply};
-
-fn texts(events: &[chathub_domain::Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Message {
-                content: MessageContent::Text { text },
-                ..
-            } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn alike_ids(hub: TestHub) {
     // The end user `ag` writes; then three agents with look-alike ids and messages.

@@ -16,13 +16,12 @@
 use chathub_client::Client;
 use chathub_domain::{Role, Status};
 use chathub_e2e::{
-    HubProcess, conv, dev_token, full_history, http_exchange, http_request, list, search_op,
-    send_attachment, upload_file,
+    HubProcess, Nodes, conv, dev_token, full_history, http_get_as, http_request, list, search_op,
+    send_attachment, spawn_cluster_with_archive_and_s3, upload_file,
 };
 use chathub_protocol::{Op, Reply, ServerFrame};
-use chathub_testkit::{PostgresServer, RedisCluster, S3_KEY, S3Server};
+use chathub_testkit::{PostgresServer, RedisCluster};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,39 +30,14 @@ const USERS: usize = 100;
 const DOOMED: usize = 10;
 const MESSAGES: usize = 4;
 
-/// The nodes under test (and what they need, kept alive with them).
-struct Hubs {
-    nodes: Vec<HubProcess>,
-    /// Whether events reach the record tier later than their acknowledgement (the
-    /// archive's copy is asynchronous).
-    archive_lags: bool,
-    _keep: Vec<Box<dyn std::any::Any>>,
-}
-
-impl Hubs {
-    fn ws(&self, i: usize) -> &str {
-        &self.nodes[i % self.nodes.len()].ws_url
-    }
-    fn http(&self, i: usize) -> SocketAddr {
-        self.nodes[i % self.nodes.len()].http_addr
-    }
-}
-
 fn user(i: usize) -> String {
     format!("user{i:03}")
 }
 
-async fn connect(hubs: &Hubs, i: usize, role: Role, who: &str) -> Client {
+async fn connect(hubs: &Nodes, i: usize, role: Role, who: &str) -> Client {
     Client::connect(hubs.ws(i), &dev_token("acme", role, who))
         .await
         .unwrap()
-}
-
-async fn get(addr: SocketAddr, token: &str, path: &str) -> (u16, String) {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    );
-    http_exchange(addr, &request).await
 }
 
 /// An export with what depends on when it was made removed (its time, the links'
@@ -99,7 +73,7 @@ fn search_hits(reply: Reply) -> usize {
     }
 }
 
-async fn erasure_forgets_them_and_nobody_else(hubs: Hubs) {
+async fn erasure_forgets_them_and_nobody_else(hubs: Nodes) {
     let admin = dev_token("acme", Role::Admin, "carol");
     // Ten doomed users, chosen at random (a fixed seed: a failure can be replayed).
     let mut seed = 0x2026_1202_u64;
@@ -184,7 +158,7 @@ async fn erasure_forgets_them_and_nobody_else(hubs: Hubs) {
     }
     let mut before = Vec::new();
     for i in 0..USERS {
-        let (status, body) = get(
+        let (status, body) = http_get_as(
             hubs.http(i),
             &admin,
             &format!("/admin/v1/users/{}/export", user(i)),
@@ -377,7 +351,7 @@ async fn erasure_forgets_them_and_nobody_else(hubs: Hubs) {
                 "{name} is not in the queue"
             );
         }
-        let (status, body) = get(
+        let (status, body) = http_get_as(
             hubs.http(i),
             &admin,
             &format!("/admin/v1/users/{name}/export"),
@@ -390,7 +364,7 @@ async fn erasure_forgets_them_and_nobody_else(hubs: Hubs) {
         assert_eq!(export["engagement_history"], serde_json::json!([]));
         assert_eq!(export["attachments"], serde_json::json!([]));
         assert!(!body.contains(&format!("secret{i}x")), "{body}");
-        let (status, body) = get(
+        let (status, body) = http_get_as(
             hubs.http(i),
             &admin,
             &format!("/admin/v1/conversations/{name}/transcript"),
@@ -429,7 +403,7 @@ async fn erasure_forgets_them_and_nobody_else(hubs: Hubs) {
 
     // The others' data is exactly what it was.
     for i in (0..USERS).filter(|i| !doomed.contains(i)) {
-        let (status, body) = get(
+        let (status, body) = http_get_as(
             hubs.http(i),
             &admin,
             &format!("/admin/v1/users/{}/export", user(i)),
@@ -470,7 +444,7 @@ async fn erasure_forgets_them_and_nobody_else(hubs: Hubs) {
             Some(c) => format!("/admin/v1/audit?limit=100&before={c}"),
             None => "/admin/v1/audit?limit=100".to_owned(),
         };
-        let (status, log) = get(hubs.http(0), &admin, &path).await;
+        let (status, log) = http_get_as(hubs.http(0), &admin, &path).await;
         assert_eq!(status, 200, "{log}");
         let log: Value = serde_json::from_str(&log).unwrap();
         erasures.extend(
@@ -518,7 +492,7 @@ async fn erasure_forgets_them_and_nobody_else(hubs: Hubs) {
     let (status, body) = http_request(hubs.http(0), "DELETE", &path, &other, "").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""removed_anything":false"#), "{body}");
-    let (status, body) = get(hubs.http(0), &admin, &format!("{path}/export")).await;
+    let (status, body) = http_get_as(hubs.http(0), &admin, &format!("{path}/export")).await;
     assert_eq!(status, 200);
     assert_eq!(
         data_of(&body),
@@ -529,43 +503,21 @@ async fn erasure_forgets_them_and_nobody_else(hubs: Hubs) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_on_the_embedded_default() {
-    erasure_forgets_them_and_nobody_else(Hubs {
+    erasure_forgets_them_and_nobody_else(Nodes {
         nodes: vec![HubProcess::spawn(&[])],
         archive_lags: false,
-        _keep: Vec::new(),
+        keep: Vec::new(),
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_on_a_cluster_with_the_archive_and_s3() {
-    let cluster = RedisCluster::start(3);
-    let postgres = PostgresServer::start();
-    let s3 = S3Server::start();
-    s3.create_bucket("chathub-files");
-    let urls = cluster.urls().join(",");
-    let (pg, endpoint) = (postgres.url(), s3.endpoint());
-    let args = [
-        "--redis-cluster",
-        urls.as_str(),
-        "--redis-timeout-ms",
-        "2000",
-        "--archive",
-        pg.as_str(),
-        "--attachments",
-        "s3://chathub-files",
-        "--s3-endpoint",
-        endpoint.as_str(),
-        "--s3-access-key-id",
-        S3_KEY.0,
-        "--s3-secret-access-key",
-        S3_KEY.1,
-    ];
-    let nodes = (0..3).map(|_| HubProcess::spawn(&args)).collect();
-    erasure_forgets_them_and_nobody_else(Hubs {
+    let (nodes, keep) = spawn_cluster_with_archive_and_s3(3, &[]);
+    erasure_forgets_them_and_nobody_else(Nodes {
         nodes,
         archive_lags: true,
-        _keep: vec![Box::new(cluster), Box::new(postgres), Box::new(s3)],
+        keep,
     })
     .await;
 }
@@ -630,7 +582,7 @@ async fn an_erasure_survives_a_kill_of_the_embedded_node() {
         ack.seq, 8,
         "opened (7) and the message (8) after the erased 1..6"
     );
-    let (status, body) = get(hub.http_addr, &admin, "/admin/v1/users/gone/export").await;
+    let (status, body) = http_get_as(hub.http_addr, &admin, "/admin/v1/users/gone/export").await;
     assert_eq!(status, 200);
     assert!(
         !body.contains("gonEword") && !body.contains("goneword"),

@@ -18,13 +18,12 @@
 //! PostgreSQL archive and files on S3.
 
 use chathub_client::Client;
-use chathub_domain::{Event, EventBody, MessageContent, Role};
+use chathub_domain::Role;
 use chathub_e2e::{
-    HubProcess, conv, dev_token, full_history, http_exchange, http_request, search_op,
-    send_attachment, upload_file,
+    HubProcess, Nodes, conv, dev_token, full_history, http_get_as, http_request, search_op,
+    send_attachment, spawn_cluster_with_archive_and_s3, texts, upload_file,
 };
 use chathub_protocol::{ErasureReason, Op, Reply, ServerFrame};
-use chathub_testkit::{PostgresServer, RedisCluster, S3_KEY, S3Server};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,51 +35,15 @@ const DAY_SECS: u64 = 6;
 /// The flags every node under test gets.
 const RETENTION_FLAGS: [&str; 4] = ["--retention-day-secs", "6", "--retention-sweep-secs", "2"];
 
-struct Hubs {
-    nodes: Vec<HubProcess>,
-    /// Whether the record tier receives events after their acknowledgement.
-    archive_lags: bool,
-    _keep: Vec<Box<dyn std::any::Any>>,
-}
-
-impl Hubs {
-    fn ws(&self, i: usize) -> &str {
-        &self.nodes[i % self.nodes.len()].ws_url
-    }
-    fn http(&self, i: usize) -> SocketAddr {
-        self.nodes[i % self.nodes.len()].http_addr
-    }
-}
-
-async fn connect(hubs: &Hubs, i: usize, role: Role, who: &str) -> Client {
+async fn connect(hubs: &Nodes, i: usize, role: Role, who: &str) -> Client {
     Client::connect(hubs.ws(i), &dev_token("acme", role, who))
         .await
         .unwrap()
 }
 
-async fn get(addr: SocketAddr, token: &str, path: &str) -> (u16, String) {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    );
-    http_exchange(addr, &request).await
-}
-
 async fn set_retention(addr: SocketAddr, token: &str, days: &str) -> (u16, String) {
     let body = format!(r#"{{"retention_days":{days}}}"#);
     http_request(addr, "PUT", "/admin/v1/settings", token, &body).await
-}
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Message {
-                content: MessageContent::Text { text },
-                ..
-            } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 async fn hits(agent: &Client, word: &str) -> usize {
@@ -103,14 +66,14 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
-async fn audit_actions(hubs: &Hubs, admin: &str) -> Vec<Value> {
-    let (status, body) = get(hubs.http(0), admin, "/admin/v1/audit?limit=200").await;
+async fn audit_actions(hubs: &Nodes, admin: &str) -> Vec<Value> {
+    let (status, body) = http_get_as(hubs.http(0), admin, "/admin/v1/audit?limit=200").await;
     assert_eq!(status, 200, "{body}");
     let page: Value = serde_json::from_str(&body).unwrap();
     page["entries"].as_array().cloned().unwrap_or_default()
 }
 
-async fn retention_scenario(hubs: Hubs) {
+async fn retention_scenario(hubs: Nodes) {
     let admin = dev_token("acme", Role::Admin, "carol");
     let agent_token = dev_token("acme", Role::Agent, "bob");
     let http = hubs.http(0);
@@ -123,7 +86,7 @@ async fn retention_scenario(hubs: Hubs) {
     }
     let (status, body) = set_retention(http, &agent_token, "30").await;
     assert_eq!(status, 403, "{body}");
-    let (status, body) = get(http, &admin, "/admin/v1/settings").await;
+    let (status, body) = http_get_as(http, &admin, "/admin/v1/settings").await;
     assert_eq!(status, 200, "{body}");
     let settings: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(settings["retention_days"], Value::Null, "nothing was set");
@@ -306,7 +269,8 @@ async fn retention_scenario(hubs: Hubs) {
             "{who}: {:?}",
             t.messages
         );
-        let (status, body) = get(http, &admin, &format!("/admin/v1/users/{who}/export")).await;
+        let (status, body) =
+            http_get_as(http, &admin, &format!("/admin/v1/users/{who}/export")).await;
         assert_eq!(status, 200, "{body}");
         assert!(
             !body.contains("oldidle") && !body.contains("oldalive"),
@@ -423,44 +387,21 @@ async fn retention_scenario(hubs: Hubs) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_on_the_embedded_default() {
-    retention_scenario(Hubs {
+    retention_scenario(Nodes {
         nodes: vec![HubProcess::spawn(&RETENTION_FLAGS)],
         archive_lags: false,
-        _keep: Vec::new(),
+        keep: Vec::new(),
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_on_a_cluster_with_the_archive_and_s3() {
-    let cluster = RedisCluster::start(3);
-    let postgres = PostgresServer::start();
-    let s3 = S3Server::start();
-    s3.create_bucket("chathub-files");
-    let urls = cluster.urls().join(",");
-    let (pg, endpoint) = (postgres.url(), s3.endpoint());
-    let mut args = vec![
-        "--redis-cluster",
-        urls.as_str(),
-        "--redis-timeout-ms",
-        "2000",
-        "--archive",
-        pg.as_str(),
-        "--attachments",
-        "s3://chathub-files",
-        "--s3-endpoint",
-        endpoint.as_str(),
-        "--s3-access-key-id",
-        S3_KEY.0,
-        "--s3-secret-access-key",
-        S3_KEY.1,
-    ];
-    args.extend(RETENTION_FLAGS);
-    let nodes = (0..3).map(|_| HubProcess::spawn(&args)).collect();
-    retention_scenario(Hubs {
+    let (nodes, keep) = spawn_cluster_with_archive_and_s3(3, &RETENTION_FLAGS);
+    retention_scenario(Nodes {
         nodes,
         archive_lags: true,
-        _keep: vec![Box::new(cluster), Box::new(postgres), Box::new(s3)],
+        keep,
     })
     .await;
 }

@@ -705,20 +705,29 @@ impl Attachments {
                 if i == 0 && meta.location.filename() == Some("meta.json") {
                     erased.attachments += 1;
                 }
-                found.push(Ok(meta.location));
+                found.push(meta.location);
             }
-            let mut deleted = self
-                .objects
-                .delete_stream(futures::stream::iter(found).boxed());
-            while let Some(done) = deleted.next().await {
-                match done {
-                    Ok(_) => erased.objects += 1,
-                    Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(AttachmentError::Unavailable(e)),
-                }
-            }
+            erased.objects += self.delete_all(found).await?;
         }
         Ok(erased)
+    }
+
+    /// Deletes `paths` (one already gone counts as done); returns how many it deleted.
+    async fn delete_all(
+        &self,
+        paths: Vec<object_store::path::Path>,
+    ) -> Result<u64, AttachmentError> {
+        let mut deleted = 0;
+        let stream = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let mut results = self.objects.delete_stream(stream);
+        while let Some(done) = results.next().await {
+            match done {
+                Ok(_) => deleted += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(AttachmentError::Unavailable(e)),
+            }
+        }
+        Ok(deleted)
     }
 
     /// The tenant's retention: deletes every attachment (file, thumbnail, record) all of
@@ -754,16 +763,7 @@ impl Attachments {
             if objects.iter().any(|o| o.filename() == Some("meta.json")) {
                 erased.attachments += 1;
             }
-            let mut deleted = self
-                .objects
-                .delete_stream(futures::stream::iter(objects.into_iter().map(Ok)).boxed());
-            while let Some(done) = deleted.next().await {
-                match done {
-                    Ok(_) => erased.objects += 1,
-                    Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(AttachmentError::Unavailable(e)),
-                }
-            }
+            erased.objects += self.delete_all(objects).await?;
         }
         Ok(erased)
     }

@@ -333,6 +333,15 @@ pub(crate) fn page<T>(
     (items, next)
 }
 
+/// The retention sweep's candidates in their order (oldest change first, one entry per
+/// conversation), at most `limit`: shared by every backend's `idle`.
+pub(crate) fn oldest_changes_first(mut entries: Vec<QueueEntry>, limit: usize) -> Vec<QueueEntry> {
+    entries.sort_by(|a, b| (a.updated, &a.conversation).cmp(&(b.updated, &b.conversation)));
+    entries.dedup_by(|a, b| a.conversation == b.conversation);
+    entries.truncate(limit);
+    entries
+}
+
 /// The time an entry sorts by in its status's list: entering the queue for unanswered,
 /// the last change otherwise.
 pub fn sort_time(item: &QueueEntry) -> u64 {

@@ -412,7 +412,7 @@ impl ConversationStore for MemoryStore {
         let Some(queue) = self.inner.queues.get(tenant).map(|q| q.clone()) else {
             return Ok(Vec::new());
         };
-        let mut idle: Vec<QueueEntry> = {
+        let idle: Vec<QueueEntry> = {
             let queue = queue.read().unwrap_or_else(|p| p.into_inner());
             queue
                 .values()
@@ -420,9 +420,7 @@ impl ConversationStore for MemoryStore {
                 .cloned()
                 .collect()
         };
-        idle.sort_by(|a, b| (a.updated, &a.conversation).cmp(&(b.updated, &b.conversation)));
-        idle.truncate(limit);
-        Ok(idle)
+        Ok(crate::oldest_changes_first(idle, limit))
     }
 
     async fn set_read(

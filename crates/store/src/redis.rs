@@ -754,10 +754,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
                 }
             }
         }
-        idle.sort_by(|a, b| (a.updated, &a.conversation).cmp(&(b.updated, &b.conversation)));
-        idle.dedup_by(|a, b| a.conversation == b.conversation);
-        idle.truncate(limit);
-        Ok(idle)
+        Ok(crate::oldest_changes_first(idle, limit))
     }
 
     async fn set_read(
