@@ -152,6 +152,7 @@ pub(crate) async fn erase(target: &Target, messages: u64) -> Result<Report> {
                 engagement: None,
                 attachment: Some(chathub_domain::AttachmentId::new(attachment)?),
                 epoch: None,
+                visibility: Default::default(),
             })
             .await?;
     }

@@ -16,5 +16,5 @@ pub mod server;
 
 pub use codec::{Codec, DecodeError, DecodeErrorKind, EncodeError};
 pub use error::{CloseCode, ErrorCode};
-pub use request::{Op, Request};
+pub use request::{Op, Request, Visibility};
 pub use server::*;

@@ -43,9 +43,14 @@ pub enum Op {
         /// (`attachment_upload`), complete and checked.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attachment: Option<AttachmentId>,
-        /// The ownership epoch the agent saw (required for agents).
+        /// The ownership epoch the agent saw (required for agents' messages; a note
+        /// needs none).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
+        /// `agents`: a private note (agents and admins; text only), which no end user
+        /// ever sees and which changes no ownership. Default `all`: a message.
+        #[serde(default, skip_serializing_if = "Visibility::is_all")]
+        visibility: Visibility,
     },
     /// Receive the conversation's events; with `since`, first replay every event after it.
     Subscribe {
@@ -319,6 +324,24 @@ pub enum Op {
     },
     /// Application-level ping; answered with `ok`.
     Ping {},
+}
+
+/// Who a `send` is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Everyone in the conversation: a message.
+    #[default]
+    All,
+    /// Agents and admins only: a private note.
+    Agents,
+}
+
+impl Visibility {
+    /// Whether it is the default (a message).
+    pub fn is_all(&self) -> bool {
+        *self == Visibility::All
+    }
 }
 
 impl Op {

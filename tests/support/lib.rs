@@ -815,6 +815,7 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         engagement: engagement.map(Into::into),
         attachment: None,
         epoch: None,
+        visibility: Default::default(),
     };
     vec![
         (
@@ -1329,6 +1330,7 @@ pub async fn send_attachment(
             engagement: None,
             attachment: Some(attachment.clone()),
             epoch,
+            visibility: Default::default(),
         })
         .await?
     {

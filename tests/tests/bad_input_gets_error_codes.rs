@@ -92,6 +92,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             engagement: None,
             attachment: None,
             epoch: None,
+            visibility: Default::default(),
         })
         .await
         .unwrap_err();
@@ -109,6 +110,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             engagement: None,
             attachment: None,
             epoch: Some(0),
+            visibility: Default::default(),
         })
         .await
         .unwrap_err();
@@ -126,6 +128,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             engagement: None,
             attachment: None,
             epoch: Some(0),
+            visibility: Default::default(),
         })
         .await
         .unwrap_err();
@@ -144,6 +147,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             engagement: None,
             attachment: None,
             epoch: Some(0),
+            visibility: Default::default(),
         })
         .await
         .unwrap_err();
@@ -161,6 +165,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             engagement: None,
             attachment: None,
             epoch: Some(0),
+            visibility: Default::default(),
         })
         .await
         .unwrap_err();
@@ -227,6 +232,7 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
             engagement: None,
             attachment: None,
             epoch: None,
+            visibility: Default::default(),
         },
         Op::List {
             status: Status::Unanswered,

@@ -27,6 +27,7 @@ fn send_op(c: usize, epoch: u64, id: String) -> Op {
         engagement: None,
         attachment: None,
         epoch: Some(epoch),
+        visibility: Default::default(),
     }
 }
 

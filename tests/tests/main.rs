@@ -41,6 +41,7 @@ mod large_history_pages_fit_the_socket;
 mod lifecycle_take_over_finish_reopen;
 mod local_cluster_script_runs_a_cluster;
 mod logs_carry_no_tokens_or_bodies;
+mod notes_never_reach_end_users;
 mod observability_pack_names_exported_metrics;
 mod offline_delivery_webhook;
 mod presence_of_a_dead_nodes_agents_goes_offline;

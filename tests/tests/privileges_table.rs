@@ -78,6 +78,7 @@ async fn with_epoch(client: &Client, op: Op, role: Role) -> Op {
             engagement,
             attachment: None,
             epoch: (role != Role::EndUser).then_some(epoch),
+            visibility: Default::default(),
         },
         Op::Finish { conversation, .. } => Op::Finish {
             conversation,

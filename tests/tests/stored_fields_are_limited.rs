@@ -66,6 +66,7 @@ async fn limits(hub: TestHub) {
             engagement: Some("huge".into()),
             attachment: None,
             epoch: Some(0),
+            visibility: Default::default(),
         })
         .await
         .unwrap_err();
@@ -83,6 +84,7 @@ async fn limits(hub: TestHub) {
             engagement: Some("fine".into()),
             attachment: None,
             epoch: Some(0),
+            visibility: Default::default(),
         })
         .await
         .unwrap();

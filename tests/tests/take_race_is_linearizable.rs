@@ -113,6 +113,7 @@ async fn every_conversation_history_is_linearizable() {
                     engagement: None,
                     attachment: None,
                     epoch: None,
+                    visibility: Default::default(),
                 };
                 let output = outcome(user.request(op).await);
                 let ret = Instant::now();
@@ -158,6 +159,7 @@ async fn every_conversation_history_is_linearizable() {
                                 engagement: None,
                                 attachment: None,
                                 epoch: Some(known_epoch),
+                                visibility: Default::default(),
                             },
                         )
                     };

@@ -15,6 +15,7 @@ fn send_canned(id: &str, epoch: u64) -> Op {
         engagement: None,
         attachment: None,
         epoch: Some(epoch),
+        visibility: Default::default(),
     }
 }
 
@@ -110,6 +111,7 @@ async fn canned(hub: TestHub) {
         engagement: None,
         attachment: None,
         epoch: Some(1),
+        visibility: Default::default(),
     };
     assert_eq!(
         alice

@@ -128,6 +128,7 @@ async fn engagements(hub: TestHub) {
         engagement: Some(engagement.into()),
         attachment: None,
         epoch: Some(epoch),
+        visibility: Default::default(),
     };
     let e = alice.request(send("gold-25", 0)).await.unwrap_err();
     let e = e.server().unwrap();
@@ -323,6 +324,7 @@ async fn admin_api(hub: TestHub) {
         engagement: Some("flash-50".into()),
         attachment: None,
         epoch: Some(0),
+        visibility: Default::default(),
     };
     alice.request(send).await.unwrap();
     let chen_phone = hub.demo_client(Role::EndUser, "u-chen", "Chen").await;

@@ -22,6 +22,9 @@ pub struct Envelope {
     /// close once it is written (their data was erased). Retention's notice closes
     /// nothing (the person was not erased; their old conversation expired).
     pub erased: bool,
+    /// The frame is an agents-only event (a private note): end users' sessions never
+    /// write it (they only move past its `seq`).
+    pub agents_only: bool,
     /// When this node made or received it: the start of its local fan-out (for the
     /// fan-out latency histogram).
     pub received: std::time::Instant,
@@ -37,6 +40,7 @@ impl Envelope {
             msgpack,
             resync: false,
             erased: false,
+            agents_only: false,
             received: std::time::Instant::now(),
             json: OnceLock::new(),
         }
@@ -78,7 +82,7 @@ impl Envelope {
                 Bytes::new()
             });
         let mut envelope = Envelope::new(channel.clone(), seq, bytes);
-        envelope.erased = matches!(frame, chathub_protocol::ServerFrame::Erased(e) if e.reason == chathub_protocol::ErasureReason::Erasure);
+        (envelope.erased, envelope.agents_only) = flags_of(frame);
         std::sync::Arc::new(envelope)
     }
 
@@ -93,5 +97,17 @@ impl Envelope {
             event: event.clone(),
         });
         Envelope::encode(channel, Some(event.seq), &frame)
+    }
+}
+
+/// What a frame asks of the sessions it reaches: whether it is an erasure's `erased`
+/// notice ([`Envelope::erased`]) and whether it is for agents only
+/// ([`Envelope::agents_only`]).
+pub(crate) fn flags_of(frame: &chathub_protocol::ServerFrame) -> (bool, bool) {
+    use chathub_protocol::{ErasureReason, ServerFrame};
+    match frame {
+        ServerFrame::Erased(e) => (e.reason == ErasureReason::Erasure, false),
+        ServerFrame::Event(e) => (false, e.event.body.is_agents_only()),
+        _ => (false, false),
     }
 }

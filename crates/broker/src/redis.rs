@@ -244,9 +244,10 @@ impl PushHandler {
                 let stats = &self.stats;
                 self.hub
                     .dispatch_named(name, |channel| match normalise(payload) {
-                        Some((seq, erased, bytes)) => {
+                        Some((seq, (erased, agents_only), bytes)) => {
                             let mut envelope = Envelope::new(channel, seq, bytes);
                             envelope.erased = erased;
+                            envelope.agents_only = agents_only;
                             envelope
                         }
                         None => {
@@ -284,15 +285,15 @@ impl PushHandler {
 
 /// Decodes a published frame (encoded by a Lua script or another node) and re-encodes it
 /// the way every node encodes: once per node, and identical bytes whatever the publisher.
-/// Returns its `seq` (events), whether it is an erasure's `erased` notice, and the bytes.
-fn normalise(payload: &[u8]) -> Option<(Option<u64>, bool, Bytes)> {
+/// Returns its `seq` (events), its flags ([`crate::envelope::flags_of`]) and the bytes.
+fn normalise(payload: &[u8]) -> Option<(Option<u64>, (bool, bool), Bytes)> {
     let frame = Codec::MsgPack.decode_server(payload).ok()?;
     let seq = match &frame {
         ServerFrame::Event(e) => Some(e.event.seq),
         _ => None,
     };
-    let erased = matches!(&frame, ServerFrame::Erased(e) if e.reason == chathub_protocol::ErasureReason::Erasure);
-    Some((seq, erased, Codec::MsgPack.encode_server(&frame).ok()?))
+    let flags = crate::envelope::flags_of(&frame);
+    Some((seq, flags, Codec::MsgPack.encode_server(&frame).ok()?))
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> Broker for RedisBroker<C> {

@@ -335,6 +335,32 @@ impl Client {
                 engagement: None,
                 attachment: None,
                 epoch,
+                visibility: Default::default(),
+            })
+            .await?;
+        match reply {
+            Reply::Send(ack) => Ok(ack),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Writes a private note (agents): no epoch, and no end user ever sees it.
+    pub async fn send_note(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+        client_msg_id: Option<&str>,
+    ) -> Result<SendAck, ClientError> {
+        let reply = self
+            .request(Op::Send {
+                conversation: Some(conversation.clone()),
+                client_msg_id: client_msg_id.map(str::to_owned),
+                text: text.to_owned(),
+                canned: None,
+                engagement: None,
+                attachment: None,
+                epoch: None,
+                visibility: chathub_protocol::Visibility::Agents,
             })
             .await?;
         match reply {

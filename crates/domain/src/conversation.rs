@@ -21,6 +21,10 @@
 //!   given twice: a device or console that saw the old events never mistakes new ones
 //!   for them) and the epoch moved (every command decided on the old state loses).
 //!   A `new` conversation (no event yet, or erased already) has nothing to erase.
+//! - **Notes** are agents' and admins' private messages in the thread: they take the
+//!   next `seq` like every event and change nothing else (no ownership, no status),
+//!   whatever the status (except `new`: there is no thread yet) and whether chat is
+//!   disabled or not; end users cannot write them and are never shown them.
 //! - **Expire** (`data.erase`: the tenant's retention policy, run by the server) is an
 //!   erasure of a conversation idle past the policy, decided on the `seq` the sweep saw:
 //!   only while the conversation is still at that `seq` (nothing happened since), so a
@@ -271,6 +275,17 @@ pub enum EventBody {
         /// Who caused it.
         by: Author,
     },
+    /// A private note of an agent or admin: shown to agents only, never to an end user
+    /// (on any path). Changes no ownership.
+    Note {
+        /// Who wrote it.
+        author: Author,
+        /// The sender's idempotency key, if it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+        /// What it says.
+        text: String,
+    },
     /// The scanner's verdict on an attachment of the conversation: `clean` or `blocked`.
     /// Changes no ownership; it has a `seq` so that every device, resumes included,
     /// converges on the same state of the file.
@@ -280,6 +295,14 @@ pub enum EventBody {
         /// `clean` or `blocked`.
         status: AttachmentStatus,
     },
+}
+
+impl EventBody {
+    /// Whether only agents and admins may see it (a private note): never sent, replayed
+    /// or shown to an end user.
+    pub fn is_agents_only(&self) -> bool {
+        matches!(self, EventBody::Note { .. })
+    }
 }
 
 /// One event of a conversation: its body, its position and its time.
@@ -306,6 +329,13 @@ pub enum Command {
         client_msg_id: Option<String>,
         /// The epoch the agent saw; `None` only for end users.
         seen_epoch: Option<u64>,
+    },
+    /// Write a private note (agents and admins): see the module docs.
+    Note {
+        /// What it says.
+        text: String,
+        /// The sender's idempotency key.
+        client_msg_id: Option<String>,
     },
     /// Finish the conversation.
     Finish {
@@ -481,6 +511,7 @@ pub fn apply_in(
             Command::Finish { .. }
             | Command::SetDisabled(_)
             | Command::Transfer { .. }
+            | Command::Note { .. }
             | Command::Erase
             | Command::Expire { .. },
         ) => {
@@ -515,6 +546,22 @@ pub fn apply_in(
                 return conflict(state);
             }
             next.status(Status::Finished, None, Cause::Finished);
+        }
+        (
+            Actor::Agent { .. },
+            Command::Note {
+                text,
+                client_msg_id,
+            },
+        ) => {
+            if state.status == Status::New {
+                return Outcome::Refused(Refusal::InvalidState);
+            }
+            next.push(EventBody::Note {
+                author: Author::of(actor),
+                client_msg_id: client_msg_id.clone(),
+                text: text.clone(),
+            });
         }
         (Actor::Agent { .. }, Command::Erase) => {
             if !actor.has(Privilege::DataErase) {

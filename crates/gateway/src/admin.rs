@@ -895,8 +895,9 @@ async fn get_transcript<K: Backend>(
         .map_err(|e| bad_request(format!("invalid conversation id: {e}")))?;
     let format = transcript::Format::parse(p.format.as_deref())?;
     let max = transcript::ADMIN_MAX_EVENTS;
-    let mut reply =
-        transcript::transcript(&cx(&node, &who), Some(conversation), format, max).await?;
+    let cx = cx(&node, &who);
+    let audience = ops::follow::Audience::of(&cx);
+    let mut reply = transcript::transcript(&cx, Some(conversation), format, max, audience).await?;
     let content_type = match format {
         None => return Ok(Json(reply).into_response()),
         Some(transcript::Format::Text) => "text/plain; charset=utf-8",

@@ -541,6 +541,10 @@ impl<K: Backend, W: Socket> Session<K, W> {
         ) {
             sub.last_seq = seq;
         }
+        if envelope.agents_only && matches!(self.identity.actor, Actor::EndUser(_)) {
+            // A private note: the end user moves past its seq and never sees it.
+            return Ok(());
+        }
         self.link.write_envelope(&envelope).await?;
         if envelope.erased
             && let Actor::EndUser(user) = &self.identity.actor

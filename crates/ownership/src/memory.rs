@@ -146,6 +146,10 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             Command::Send {
                 client_msg_id: Some(id),
                 ..
+            }
+            | Command::Note {
+                client_msg_id: Some(id),
+                ..
             } => Some((Participant::of(&req.actor).key(), id.clone())),
             _ => None,
         };
@@ -164,18 +168,19 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             Ok(t) => t,
             Err(decision) => return Ok(decision),
         };
-        let ack = matches!(req.command, Command::Send { .. }).then(|| Receipt {
-            conversation: req.conversation.clone(),
-            seq: transition
-                .events
-                .iter()
-                .rev()
-                .find(|e| matches!(e.body, EventBody::Message { .. }))
-                .map_or(transition.state.seq, |e| e.seq),
-            status: transition.state.status,
-            owner: transition.state.owner.clone(),
-            epoch: transition.state.epoch,
-        });
+        let ack =
+            matches!(req.command, Command::Send { .. } | Command::Note { .. }).then(|| Receipt {
+                conversation: req.conversation.clone(),
+                seq: transition
+                    .events
+                    .iter()
+                    .rev()
+                    .find(|e| matches!(e.body, EventBody::Message { .. } | EventBody::Note { .. }))
+                    .map_or(transition.state.seq, |e| e.seq),
+                status: transition.state.status,
+                owner: transition.state.owner.clone(),
+                epoch: transition.state.epoch,
+            });
         // Everything the command changes, decided before anything is written: the
         // queue entry it leaves, its inbox position, the webhook job, the end user's
         // "received" record.

@@ -58,6 +58,11 @@ enum Step {
     Erase {
         actor: usize,
     },
+    /// A private note, by an actor or the end user (6), with an idempotency key or not.
+    Note {
+        actor: usize,
+        keyed: bool,
+    },
     /// Retention's erasure on the seq `lag` behind the conversation's, by an actor or
     /// the end user (6).
     Expire {
@@ -98,6 +103,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(actor, to, epoch_lag)| Step::Transfer { actor, to, epoch_lag }),
         1 => (0usize..7).prop_map(|actor| Step::Erase { actor }),
         1 => (0usize..7, 0u64..2).prop_map(|(actor, lag)| Step::Expire { actor, lag }),
+        2 => (0usize..7, any::<bool>()).prop_map(|(actor, keyed)| Step::Note { actor, keyed }),
     ]
 }
 
@@ -212,6 +218,17 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
             },
             Command::Erase,
         ),
+        Step::Note { actor: a, keyed } => (
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::Note {
+                text: format!("note #{n} ✎"),
+                client_msg_id: keyed.then(|| format!("note-{n}")),
+            },
+        ),
         Step::Expire { actor: a, lag } => (
             if a == 6 {
                 Actor::EndUser(user.clone())
@@ -317,8 +334,11 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                 let (who, cmd, at) = (&request.actor, &request.command, request.at);
                 let expected = apply_in(&request.context, &state, who, cmd, at);
                 match (expected, got) {
-                    (Outcome::Applied(t), Decision::Done { state: s, queued_since, events, .. }) => {
+                    (Outcome::Applied(t), Decision::Done { state: s, queued_since, events, ack }) => {
                         prop_assert_eq!(&s, &t.state, "state after {:?} by {:?}", cmd, who);
+                        // Sends and notes are acknowledged with the seq they got.
+                        let acked = matches!(cmd, Command::Send { .. } | Command::Note { .. });
+                        prop_assert_eq!(ack.is_some(), acked, "ack of {:?}", cmd);
                         prop_assert_eq!(&events, &t.events, "events of {:?} by {:?}", cmd, who);
                         if !t.events.is_empty() {
                             let next = frames::queue_entry(&conversation, &t.state, &t.events, entry.as_ref());

@@ -172,8 +172,8 @@ impl Cycles {
                     }
                 }
             }
-            // A scanner's verdict is nobody's message.
-            EventBody::AttachmentChecked { .. } => {}
+            // A scanner's verdict is nobody's message; a note is not an answer.
+            EventBody::AttachmentChecked { .. } | EventBody::Note { .. } => {}
         }
         done
     }

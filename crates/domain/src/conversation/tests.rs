@@ -287,6 +287,10 @@ enum Step {
     Erase {
         actor: usize,
     },
+    /// A private note.
+    Note {
+        actor: usize,
+    },
     /// Retention's erasure, on the conversation's seq minus `lag`.
     Expire {
         actor: usize,
@@ -315,6 +319,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..5, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
         1 => (0usize..5).prop_map(|actor| Step::Erase { actor }),
         1 => (0usize..5, 0u64..2).prop_map(|(actor, lag)| Step::Expire { actor, lag }),
+        2 => (0usize..6).prop_map(|actor| Step::Note { actor }),
     ]
 }
 
@@ -336,6 +341,13 @@ fn command_of(step: &Step, state: &ConversationState) -> (Actor, Command) {
         ),
         Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
         Step::Erase { actor: a } => (actor(a), Command::Erase),
+        Step::Note { actor: a } => (
+            if a == 5 { user() } else { actor(a) },
+            Command::Note {
+                text: "a note".into(),
+                client_msg_id: None,
+            },
+        ),
         Step::Expire { actor: a, lag } => (
             actor(a),
             Command::Expire {
@@ -394,6 +406,13 @@ proptest! {
                             let is_message = matches!(last, Some(EventBody::Message { .. }));
                             prop_assert!(is_message);
                         }
+                        (Step::Note { .. }, _) => {
+                            // one event, and nothing else changes
+                            prop_assert_eq!(t.events.len(), 1);
+                            prop_assert!(t.events[0].body.is_agents_only());
+                            prop_assert_eq!(&t.state, &ConversationState { seq: state.seq + 1, ..state.clone() });
+                            prop_assert!(!matches!(who, Actor::EndUser(_)));
+                        }
                         (Step::Finish { .. }, _) => {
                             prop_assert_eq!(t.state.status, Status::Finished);
                             prop_assert_eq!(t.state.owner.as_ref(), None);
@@ -443,11 +462,15 @@ proptest! {
                         Refusal::ChatDisabled => prop_assert!(state.disabled),
                         Refusal::Forbidden => {
                             prop_assert!(!matches!(st, Step::UserSends));
+                            if let Step::Note { .. } = st {
+                                prop_assert!(matches!(who, Actor::EndUser(_)));
+                            }
                             if let Step::Erase { .. } | Step::Expire { .. } = st {
                                 prop_assert!(!who.has(Privilege::DataErase));
                             }
                         }
                         Refusal::InvalidState => match st {
+                            Step::Note { .. } => prop_assert_eq!(state.status, Status::New),
                             Step::Expire { lag, .. } => {
                                 prop_assert!(*lag > 0 && state.status != Status::New);
                             }
@@ -778,4 +801,57 @@ fn retention_erases_only_a_conversation_still_at_the_seq_it_saw() {
         applied(apply(&t.state, &admin("sweep"), &expire(9), 4)).state,
         t.state
     );
+}
+
+#[test]
+fn notes_take_a_seq_and_change_nothing_else() {
+    let note = |text: &str| Command::Note {
+        text: text.into(),
+        client_msg_id: Some("n1".into()),
+    };
+    // No thread yet: nothing to note on.
+    assert_eq!(
+        apply(&ConversationState::default(), &agent("a1"), &note("x"), 1),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    let state = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
+    // End users cannot write notes.
+    assert_eq!(
+        apply(&state, &user(), &note("x"), 2),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    // Any agent may, on an unanswered conversation it does not own: nothing is taken.
+    let t = applied(apply(&state, &agent("a2"), &note("VIP, be gentle"), 2));
+    assert_eq!(
+        t.state,
+        ConversationState {
+            seq: state.seq + 1,
+            ..state.clone()
+        }
+    );
+    assert_eq!(
+        t.events[0].body,
+        EventBody::Note {
+            author: Author::of(&agent("a2")),
+            client_msg_id: Some("n1".into()),
+            text: "VIP, be gentle".into(),
+        }
+    );
+    assert!(t.events[0].body.is_agents_only());
+    // Also while chat is disabled, and on a finished conversation.
+    let disabled = ConversationState {
+        disabled: true,
+        status: Status::Finished,
+        ..state
+    };
+    assert!(matches!(
+        apply(&disabled, &agent("a1"), &note("follow up"), 3),
+        Outcome::Applied(_)
+    ));
 }

@@ -117,7 +117,9 @@ pub(crate) async fn export<K: Backend>(
         None
     } else {
         let max = transcript::ADMIN_MAX_EVENTS;
-        Some(transcript::transcript(cx, Some(id.clone()), Some(Format::Text), max).await?)
+        // What is handed to the person: never the agents' private notes.
+        let audience = super::follow::Audience::EndUser;
+        Some(transcript::transcript(cx, Some(id.clone()), Some(Format::Text), max, audience).await?)
     };
     let ttl = cx.node.config.export_link_ttl.as_secs().max(1);
     let exp = crate::auth::now_millis() / 1000 + ttl;

@@ -36,8 +36,11 @@ pub(crate) struct Follows {
 pub(crate) struct Written {
     /// How many events were written.
     pub(crate) count: u64,
-    /// `seq` of the first event written.
-    pub(crate) first: Option<u64>,
+    /// Whether events the caller may see are missing from what was read: older ones
+    /// no longer kept (the first event read is later than the one asked for), or left
+    /// out by the tenant's retention policy. Agents-only events an end user never sees
+    /// are not missing.
+    pub(crate) truncated: bool,
 }
 
 /// `subscribe`. Subscribe-then-replay: follow the live channel first (events queue in the
@@ -86,7 +89,7 @@ pub(crate) async fn subscribe<K: Backend>(
         Resume::Replay { after } => {
             let mut last = after;
             let written = write_history(cx, conn, &conversation, &mut last, None).await?;
-            let truncated = replay_truncated(after, written.first);
+            let truncated = written.truncated;
             let last = last.max(state.seq).max(already.unwrap_or(0));
             (last, written.count, truncated)
         }
@@ -233,7 +236,8 @@ pub(crate) async fn history<K: Backend>(
         (None, None) => HistoryRange::Latest { limit },
     };
     let retention = retention(cx).await?;
-    let (slice, dropped) = kept_history(cx, &conversation, range, retention).await?;
+    let (slice, dropped) =
+        kept_history(cx, &conversation, range, retention, Audience::of(cx)).await?;
     // Reaching back to the oldest kept event, with older ones gone.
     let earlier_removed = !matches!(range, HistoryRange::After { .. })
         && !slice.has_more
@@ -277,48 +281,121 @@ pub(crate) async fn retention<K: Backend>(
     }))
 }
 
-/// A slice of history without the events before `retention`'s cut-off (which the next
-/// retention sweep deletes; until then no read path serves them), and whether any were
-/// left out. Events are recorded in time order, so those left out are the oldest: a
-/// backward page ends there, a forward one reads on past them (each read moves past a
-/// page of them: it ends, and the sweep bounds how many there are).
+/// Who a read of history is for: agents see every event; an end user never sees an
+/// agents-only one (a private note).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// Agents and admins.
+    Agents,
+    /// The conversation's end user (or what is handed to them: their export).
+    EndUser,
+}
+
+impl Audience {
+    /// The audience of the caller.
+    pub(crate) fn of<K: Backend>(cx: &Ctx<'_, K>) -> Audience {
+        if cx.is_end_user() {
+            Audience::EndUser
+        } else {
+            Audience::Agents
+        }
+    }
+
+    /// Whether this audience may see `event`.
+    pub(crate) fn sees(self, event: &Event) -> bool {
+        self == Audience::Agents || !event.body.is_agents_only()
+    }
+}
+
+/// A slice of history as `audience` may see it: without the events before
+/// `retention`'s cut-off (which the next retention sweep deletes; until then no read
+/// path serves them) and, for an end user, without agents-only events; and whether any
+/// were left out for the cut-off. Events are recorded in time order, so those past the
+/// cut-off are the oldest: a backward page ends there. A page left empty reads on in
+/// its direction (each read moves past a page: it ends).
 pub(crate) async fn kept_history<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: &ConversationId,
+    range: HistoryRange,
+    retention: Option<RetentionPolicy>,
+    audience: Audience,
+) -> Result<(HistorySlice, bool), Failure> {
+    let kept = kept_reading(cx, conversation, range, retention, audience).await?;
+    Ok((kept.slice, kept.dropped))
+}
+
+/// What [`kept_reading`] read.
+pub(crate) struct Kept {
+    /// The events the audience may see.
+    pub(crate) slice: HistorySlice,
+    /// Whether events past the retention cut-off were left out.
+    pub(crate) dropped: bool,
+    /// The first `seq` read (seen or left out).
+    pub(crate) first_read: Option<u64>,
+    /// The last `seq` read (seen or left out), reading forwards.
+    pub(crate) through: Option<u64>,
+}
+
+/// [`kept_history`], also saying how far a forward read went (past the events left
+/// out: a replay moves on past notes an end user never sees).
+pub(crate) async fn kept_reading<K: Backend>(
     cx: &Ctx<'_, K>,
     conversation: &ConversationId,
     mut range: HistoryRange,
     retention: Option<RetentionPolicy>,
-) -> Result<(HistorySlice, bool), Failure> {
+    audience: Audience,
+) -> Result<Kept, Failure> {
     let store = cx.node.backend.store();
+    let cutoff = retention.map_or(0, |r| r.cutoff);
     let mut dropped = false;
+    let mut through = None;
+    let mut first_read = None;
     loop {
-        let mut slice = store
+        let slice = store
             .history(&cx.identity.tenant, conversation, range)
             .await
             .map_err(store_failed)?;
-        let Some(cutoff) = retention.map(|r| r.cutoff) else {
-            return Ok((slice, false));
+        let (Some(first), Some(last)) = (slice.events.first(), slice.events.last()) else {
+            return Ok(Kept {
+                slice,
+                dropped,
+                first_read,
+                through,
+            });
         };
+        let (first, last) = (first.seq, last.seq);
+        first_read.get_or_insert(first);
+        if matches!(range, HistoryRange::After { .. }) {
+            through = Some(last);
+        }
         let old = slice.events.iter().take_while(|e| e.at < cutoff).count();
-        if old == 0 {
-            return Ok((slice, dropped));
+        dropped |= old > 0;
+        // Backwards, everything before what is past the cut-off is older still.
+        let backwards = !matches!(range, HistoryRange::After { .. });
+        let has_more = slice.has_more && !(backwards && old > 0);
+        let events: Vec<Event> = slice
+            .events
+            .into_iter()
+            .skip(old)
+            .filter(|e| audience.sees(e))
+            .collect();
+        if !events.is_empty() || !has_more {
+            return Ok(Kept {
+                slice: HistorySlice { events, has_more },
+                dropped,
+                first_read,
+                through,
+            });
         }
-        dropped = true;
-        let last_old = slice.events[old - 1].seq;
-        slice.events.drain(..old);
-        match range {
-            HistoryRange::After { limit, .. } if slice.events.is_empty() && slice.has_more => {
-                range = HistoryRange::After {
-                    after: last_old,
+        range = match range {
+            HistoryRange::After { limit, .. } => HistoryRange::After { after: last, limit },
+            HistoryRange::Latest { limit } | HistoryRange::Before { limit, .. } => {
+                HistoryRange::Before {
+                    before: first,
                     limit,
-                };
+                }
             }
-            HistoryRange::After { .. } => return Ok((slice, dropped)),
-            // Backwards, everything before is older still.
-            _ => {
-                slice.has_more = false;
-                return Ok((slice, dropped));
-            }
-        }
+        };
     }
 }
 
@@ -374,25 +451,36 @@ pub(crate) async fn write_history<K: Backend>(
 ) -> Result<Written, Failure> {
     let mut written = Written {
         count: 0,
-        first: None,
+        truncated: false,
     };
     let retention = retention(cx).await?;
+    let mut first_round = true;
     loop {
         let range = HistoryRange::After {
             after: *after,
             limit: HISTORY_CHUNK,
         };
-        let (slice, _) = kept_history(cx, conversation, range, retention).await?;
-        let more = slice.has_more;
-        for event in slice.events {
-            if before.is_some_and(|b| event.seq >= b) {
+        let kept = kept_reading(cx, conversation, range, retention, Audience::of(cx)).await?;
+        if first_round {
+            written.truncated = kept.dropped || replay_truncated(*after, kept.first_read);
+            first_round = false;
+        }
+        let more = kept.slice.has_more;
+        for event in kept.slice.events {
+            if let Some(b) = before.filter(|b| event.seq >= *b) {
+                // Everything before `before` was read: what was not written is unseen.
+                *after = (*after).max(b.saturating_sub(1));
                 return Ok(written);
             }
             let seq = event.seq;
             conn.feed(&event_frame(conversation, event)).await?;
-            written.first.get_or_insert(seq);
             written.count += 1;
             *after = seq;
+        }
+        // Past what this audience does not see (notes, for an end user), up to `before`.
+        if let Some(through) = kept.through {
+            let through = before.map_or(through, |b| through.min(b.saturating_sub(1)));
+            *after = (*after).max(through);
         }
         if !more {
             return Ok(written);

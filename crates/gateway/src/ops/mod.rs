@@ -169,10 +169,21 @@ pub(crate) async fn dispatch<K: Backend>(
             engagement,
             attachment,
             epoch,
-        } => {
-            let body = send::MessageBody::from_fields(text, canned, engagement, attachment)?;
-            send::send(cx, conversation, client_msg_id, body, epoch).await
-        }
+            visibility,
+        } => match visibility {
+            chathub_protocol::Visibility::Agents => {
+                if canned.is_some() || engagement.is_some() || attachment.is_some() {
+                    return Err(Failure::bad_request(
+                        "a note is text only: no `canned`, `engagement` or `attachment`",
+                    ));
+                }
+                send::note(cx, conversation, client_msg_id, text).await
+            }
+            chathub_protocol::Visibility::All => {
+                let body = send::MessageBody::from_fields(text, canned, engagement, attachment)?;
+                send::send(cx, conversation, client_msg_id, body, epoch).await
+            }
+        },
         Op::Subscribe {
             conversation,
             since,
@@ -314,7 +325,8 @@ pub(crate) async fn dispatch<K: Backend>(
         } => {
             let format = transcript::Format::parse(format.as_deref())?;
             let max = transcript::SOCKET_MAX_EVENTS;
-            let reply = transcript::transcript(cx, conversation, format, max).await?;
+            let audience = follow::Audience::of(cx);
+            let reply = transcript::transcript(cx, conversation, format, max, audience).await?;
             transcript::fits_socket(cx, &reply)?;
             Ok(Reply::Transcript(reply))
         }

@@ -81,6 +81,49 @@ pub(crate) fn check_client_msg_id(id: Option<&str>) -> Result<(), Failure> {
 }
 
 /// `send`.
+/// `send` with `visibility: "agents"`: a private note (agents and admins). It needs no
+/// epoch (it takes nothing) and is text only, within the message limits.
+pub(crate) async fn note<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: Option<ConversationId>,
+    client_msg_id: Option<String>,
+    text: String,
+) -> Result<Reply, Failure> {
+    if cx.is_end_user() {
+        return Err(super::forbidden("notes are for agents"));
+    }
+    let conversation = cx.scope(conversation)?;
+    check_client_msg_id(client_msg_id.as_deref())?;
+    check_text(cx, &text)?;
+    let command = Command::Note {
+        text,
+        client_msg_id,
+    };
+    match apply(cx, conversation, command).await?.1 {
+        Some(ack) => Ok(Reply::Send(ack)),
+        None => Err(Failure::new(
+            ErrorCode::Internal,
+            "the note was not acknowledged",
+        )),
+    }
+}
+
+/// A text's own limits: not blank, at most `max_text_bytes`, and small enough for a
+/// socket to receive.
+fn check_text<K: Backend>(cx: &Ctx<'_, K>, text: &str) -> Result<(), Failure> {
+    if text.trim().is_empty() {
+        return Err(Failure::bad_request("`text` is empty"));
+    }
+    let max = cx.node.config.limits.max_text_bytes;
+    if text.len() > max {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!("`text` is {} bytes; the limit is {max}", text.len()),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn send<K: Backend>(
     cx: &Ctx<'_, K>,
     conversation: Option<ConversationId>,
@@ -97,16 +140,7 @@ pub(crate) async fn send<K: Backend>(
     }
     let content = content(cx, &conversation, body).await?;
     if let MessageContent::Text { text } = &content {
-        if text.trim().is_empty() {
-            return Err(Failure::bad_request("`text` is empty"));
-        }
-        let max = cx.node.config.limits.max_text_bytes;
-        if text.len() > max {
-            return Err(Failure::new(
-                ErrorCode::TooLarge,
-                format!("`text` is {} bytes; the limit is {max}", text.len()),
-            ));
-        }
+        check_text(cx, text)?;
     }
     // No event is stored that a client could not receive: a message larger than a
     // socket's outbound budget would close every follower (and every later replay).

@@ -44,13 +44,15 @@ impl Format {
     }
 }
 
-/// `transcript`: the conversation's record (and its rendering in `format`), with at most
-/// `max_events` events.
+/// `transcript`: the conversation's record as `audience` may see it (and its rendering
+/// in `format`), with at most `max_events` events. Agents' transcripts hold the private
+/// notes (kind `note`); an end user's never do.
 pub(crate) async fn transcript<K: Backend>(
     cx: &Ctx<'_, K>,
     conversation: Option<ConversationId>,
     format: Option<Format>,
     max_events: usize,
+    audience: super::follow::Audience,
 ) -> Result<TranscriptReply, Failure> {
     let conversation = cx.scope(conversation)?;
     let tenant = &cx.identity.tenant;
@@ -76,7 +78,7 @@ pub(crate) async fn transcript<K: Backend>(
     loop {
         let range = HistoryRange::After { after, limit: PAGE };
         let (page, dropped) =
-            super::follow::kept_history(cx, &conversation, range, retention).await?;
+            super::follow::kept_history(cx, &conversation, range, retention, audience).await?;
         if after == 0 && (dropped || page.events.first().is_some_and(|e| e.seq > 1)) {
             reply.complete = false;
         }
@@ -124,6 +126,14 @@ pub(crate) async fn transcript<K: Backend>(
                         attachment: file,
                     });
                 }
+                EventBody::Note { author, text, .. } => reply.messages.push(TranscriptMessage {
+                    seq: event.seq,
+                    at: event.at,
+                    author,
+                    kind: "note".into(),
+                    text,
+                    attachment: None,
+                }),
                 EventBody::AttachmentChecked { attachment, status } => {
                     // The file's final standing, on the message that sent it.
                     if let Some(card) = reply

@@ -109,11 +109,37 @@ fn pack_message(
     content: &MessageContent,
     client_msg_id: Option<&str>,
 ) -> Result<(), OwnershipError> {
-    let encode = |e: &dyn std::fmt::Display| OwnershipError::Internal(format!("encode: {e}"));
+    pack_authored(out, "message", actor, client_msg_id)?;
+    rmp::encode::write_str(out, "content").map_err(|e| encode_failed(&e))?;
+    rmp_serde::encode::write_named(out, content).map_err(|e| encode_failed(&e))
+}
+
+/// Packs a note's event (`chathub_domain::EventBody::Note`) as [`pack_message`] does a
+/// message's.
+fn pack_note(
+    out: &mut Vec<u8>,
+    actor: &Actor,
+    text: &str,
+    client_msg_id: Option<&str>,
+) -> Result<(), OwnershipError> {
+    pack_authored(out, "note", actor, client_msg_id)?;
+    rmp::encode::write_str(out, "text").map_err(|e| encode_failed(&e))?;
+    rmp::encode::write_str(out, text).map_err(|e| encode_failed(&e))
+}
+
+/// The start of an authored event's map (`event`, `author`, `client_msg_id`); its last
+/// field (the content) follows.
+fn pack_authored(
+    out: &mut Vec<u8>,
+    kind: &str,
+    actor: &Actor,
+    client_msg_id: Option<&str>,
+) -> Result<(), OwnershipError> {
+    let encode = |e: &dyn std::fmt::Display| encode_failed(e);
     let fields = 3 + u32::from(client_msg_id.is_some()) + 2;
     rmp::encode::write_map_len(out, fields).map_err(|e| encode(&e))?;
     rmp::encode::write_str(out, "event").map_err(|e| encode(&e))?;
-    rmp::encode::write_str(out, "message").map_err(|e| encode(&e))?;
+    rmp::encode::write_str(out, kind).map_err(|e| encode(&e))?;
     // chathub_domain::Author, written from the actor without copying its id.
     let id = match actor {
         Actor::EndUser(id) => id.as_str(),
@@ -129,9 +155,11 @@ fn pack_message(
         rmp::encode::write_str(out, "client_msg_id").map_err(|e| encode(&e))?;
         rmp::encode::write_str(out, id).map_err(|e| encode(&e))?;
     }
-    rmp::encode::write_str(out, "content").map_err(|e| encode(&e))?;
-    rmp_serde::encode::write_named(out, content).map_err(|e| encode(&e))?;
     Ok(())
+}
+
+fn encode_failed(e: &dyn std::fmt::Display) -> OwnershipError {
+    OwnershipError::Internal(format!("encode: {e}"))
 }
 
 /// Packs an `attachment_checked` event for `lua/apply.lua`, as [`pack_message`] does a
@@ -175,6 +203,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 *seen_epoch,
                 false,
             ),
+            Command::Note { client_msg_id, .. } => {
+                ("note", None, client_msg_id.as_deref(), None, false)
+            }
             Command::Finish { seen_epoch } => ("finish", None, None, Some(*seen_epoch), false),
             Command::Transfer { seen_epoch, .. } => {
                 ("transfer", None, None, Some(*seen_epoch), false)
@@ -227,6 +258,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             }
             (None, Command::Transfer { to, .. }) => {
                 args.arg(to.as_str());
+            }
+            (None, Command::Note { text, .. }) => {
+                let mut body = Vec::with_capacity(96 + text.len());
+                pack_note(&mut body, &req.actor, text, client_msg_id)?;
+                args.arg(body);
             }
             (None, _) => {
                 args.arg("");

@@ -310,7 +310,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                         rmp_serde::from_slice::<Receipt>(&blob)
                             .map_err(|e| OwnershipError::Corrupt(format!("dedup receipt: {e}")))?,
                     ),
-                    (None, Command::Send { .. }) => Some(Receipt {
+                    (None, Command::Send { .. } | Command::Note { .. }) => Some(Receipt {
                         conversation: req.conversation.clone(),
                         seq: state.seq,
                         status: state.status,

@@ -576,6 +576,11 @@ impl<'a> EventColumns<'a> {
                 )
             }
             EventBody::Status { by, .. } => ("status", by.role.as_str(), by.id.as_str(), None),
+            // A private note: kept, not searched (search serves what is also the end
+            // user's conversation).
+            EventBody::Note { author, .. } => {
+                ("note", author.role.as_str(), author.id.as_str(), None)
+            }
             // The scanner's verdict: the server speaks for it.
             EventBody::AttachmentChecked { .. } => {
                 ("attachment_checked", "system", "scanner", None)

@@ -20,10 +20,11 @@
 -- Then BLOCK arguments per command, from a = HEADER + 1 + (i - 1) * BLOCK:
 --   a+0  actor role: end_user | agent | admin   a+1 actor id
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
---   a+3  command: send | finish | set_disabled | transfer | verdict | erase | expire
+--   a+3  command: send | note | finish | set_disabled | transfer | verdict | erase | expire
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
---        `attachment_checked` event, packed the same way; transfer: the new owner's id
+--        `attachment_checked` event, packed the same way; note: the note event, packed
+--        the same way; transfer: the new owner's id
 --   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none)
 --   a+7  disabled wanted ('1' / '0', set_disabled)   a+8 time, ms since the Unix epoch
 --   a+9  conversation id   a+10 channel to publish on
@@ -204,7 +205,7 @@ local function apply_one(k, a)
 
   events, packed_events = {}, {}
   -- A retried send answers what the first one did.
-  if command == 'send' and client_msg_id ~= '' then
+  if (command == 'send' or command == 'note') and client_msg_id ~= '' then
     local ack = redis.call('GET', dedup_key)
     if ack then return done(state, nil, ack) end
   end
@@ -244,6 +245,10 @@ local function apply_one(k, a)
       set_status('active', actor_id, cause)
     end
     push_message(body)
+  elseif command == 'note' then
+    -- An agent's private note: the next seq, nothing else (no thread yet: nothing).
+    if state.status == 'new' then return { 'refused', 'invalid_state' } end
+    push_packed('note', body)
   elseif command == 'finish' then
     if state.status == 'new' or state.status == 'finished' then return { 'refused', 'invalid_state' } end
     local owns = state.owner == actor_id
@@ -320,7 +325,7 @@ local function apply_one(k, a)
     trim_older_than(history_key, at - history_max_age, nil)
   end
 
-  if command == 'send' and client_msg_id ~= '' then
+  if (command == 'send' or command == 'note') and client_msg_id ~= '' then
     -- The answer every retry gets (chathub_store::Receipt).
     redis.call('SET', dedup_key, cmsgpack.pack({
       conversation = conversation_id, seq = next_state.seq, status = next_state.status,
