@@ -140,11 +140,16 @@ export type EventBody =
       previous_owner?: string;
       by: Author;
     }
-  | { event: 'attachment_checked'; attachment: string; status: AttachmentStatus };
+  | { event: 'attachment_checked'; attachment: string; status: AttachmentStatus }
+  /** An agent's private note: agents only, never sent to an end user. */
+  | { event: 'note'; author: Author; client_msg_id?: string; text: string };
 
 /** One event of a conversation: its position, its time and what happened. */
 export type ConversationEvent = {
-  /** Position in the conversation, from 1, without gaps. */
+  /**
+   * Position in the conversation, from 1: consecutive for agents; for an end user
+   * increasing, with the `seq`s of agents' private notes left out (not a gap).
+   */
   seq: number;
   /** When, ms since the Unix epoch. */
   at: number;
@@ -451,8 +456,10 @@ export interface Requests {
     canned?: string;
     engagement?: string;
     attachment?: string;
-    /** Agents: the epoch they saw (required). */
+    /** Agents: the epoch they saw (required for a message; a note needs none). */
     epoch?: number;
+    /** `agents`: a private note (agents only, text only) that no end user sees. */
+    visibility?: 'all' | 'agents';
   };
   subscribe: { conversation?: string; since?: number; history_id?: string };
   unsubscribe: { conversation?: string };

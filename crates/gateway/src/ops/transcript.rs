@@ -257,6 +257,7 @@ fn lines(t: &TranscriptReply) -> Vec<(u64, u64, String)> {
     for m in &t.messages {
         let text = match m.kind.as_str() {
             "engagement" => format!("sent the engagement \"{}\"", m.text),
+            "note" => format!("(private note, agents only) {}", m.text),
             "attachment" => match &m.attachment {
                 Some(file) => format!(
                     "sent the file \"{}\" ({}, {})",

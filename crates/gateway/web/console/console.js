@@ -671,6 +671,15 @@ function renderEvent(ev, seenSeq) {
   if (ev.event === 'status') {
     return h('li', { class: 'system', dataset: { seq: ev.seq, cause: ev.cause } }, describeStatus(ev), h('time', {}, timeOf(ev.at)));
   }
+  if (ev.event === 'note') {
+    const by = ev.author.id === state.me ? 'You' : nameOf(ev.author.id);
+    return h(
+      'li',
+      { class: 'msg note', dataset: { seq: ev.seq, author: ev.author.id, note: '' }, title: 'A private note: only agents see it' },
+      h('div', { class: 'meta' }, h('span', { class: 'tag' }, 'Note'), ` ${by} · `, h('time', {}, timeOf(ev.at)), ' · only agents see this'),
+      h('p', { class: 'text' }, ev.text),
+    );
+  }
   const mine = ev.author.role !== 'end_user';
   const who = ev.author.role === 'end_user' ? customerName(ev.author.id) : ev.author.id === state.me ? 'You' : nameOf(ev.author.id);
   let body;
@@ -749,6 +758,7 @@ function skeleton(c) {
       'div',
       { class: 'composer-actions' },
       h('button', { type: 'button', id: 'canned-button', onclick: () => showCanned('') }, 'Canned'),
+      (el.noteToggle = h('button', { type: 'button', id: 'note-toggle', 'aria-pressed': 'false', title: 'Write a private note: only agents see it', onclick: () => toggleNoteMode(c) }, 'Note')),
       h('button', { type: 'button', id: 'attach', class: 'attach', title: 'Attach a file (or drop it here, or paste it)', onclick: () => el.attachInput.click() }, 'Attach'),
       el.attachInput,
       el.send,
@@ -825,11 +835,22 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
     ].filter(Boolean),
   );
   el.composer.placeholder = composerPlaceholder(c);
-  el.send.textContent = sendLabel(c);
+  el.send.textContent = c.noteMode ? 'Add note' : sendLabel(c);
+  el.noteToggle.setAttribute('aria-pressed', c.noteMode ? 'true' : 'false');
+  el.composer.classList.toggle('note-mode', !!c.noteMode);
+  if (c.noteMode) el.composer.placeholder = 'Private note: only agents see it';
   renderTyping();
   if (keepAnchor) list.scrollTop = list.scrollHeight - oldHeight + oldTop;
   else if (stickToBottom && wasAtBottom) list.scrollTop = list.scrollHeight;
   else list.scrollTop = oldTop;
+}
+
+/** Note mode: what the composer sends is a private note, and nobody sees typing. */
+function toggleNoteMode(c) {
+  c.noteMode = !c.noteMode;
+  if (c.noteMode) stopTyping();
+  renderConversation();
+  el.composer.focus();
 }
 
 function composerPlaceholder(c) {
@@ -899,7 +920,8 @@ function onComposerInput() {
   c.draft = value;
   if (/^\/\S*$/.test(value)) showCanned(value);
   else hideCanned();
-  if (value && Date.now() - typingSentAt > 3000) {
+  // A note being written is nobody's business but the agents': no typing frames.
+  if (value && !c.noteMode && Date.now() - typingSentAt > 3000) {
     typingSentAt = Date.now();
     conn.request('typing', { conversation: c.id, typing: true }).catch(() => {});
   }
@@ -982,6 +1004,13 @@ let pendingSend = null;
 async function sendText() {
   const text = el.composer.value.trim();
   if (!text || !state.current) return;
+  if (state.current.noteMode) {
+    if (await sendNote(text)) {
+      el.composer.value = '';
+      state.current.draft = '';
+    }
+    return;
+  }
   if (await sendContent({ text })) {
     el.composer.value = '';
     state.current.draft = '';
@@ -999,6 +1028,21 @@ async function sendCanned(item) {
 async function sendEngagement(item) {
   await sendContent({ engagement: item.id });
   loadWorkspace();
+}
+
+/** Writes a private note: it takes nothing, so it carries no epoch and meets no conflict. */
+async function sendNote(text) {
+  const c = state.current;
+  if (el.send) el.send.disabled = true;
+  try {
+    await conn.send({ conversation: c.id, text, visibility: 'agents' });
+    return true;
+  } catch (err) {
+    alertError(err);
+    return false;
+  } finally {
+    if (el.send) el.send.disabled = false;
+  }
 }
 
 /** Sends with the epoch this console has seen; a conflict shows who won and keeps the draft. */

@@ -1,0 +1,71 @@
+// Private notes seen from the screens: alice writes a note in ana's conversation from
+// her console (note mode); carol's console shows it as a note, marked agents-only; ana's
+// app never shows it — live, or after a reload (a replay) — while the message alice sends
+// next reaches her.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchBrowser, screenshot, signedIn, startHub, waitForText } from './support.mjs';
+
+let hub;
+let browser;
+const pages = [];
+
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const [name, page] of pages) await screenshot(page, `notes-last-${name}`).catch(() => {});
+  for (const [, page] of pages) assert.deepEqual(page.errors, [], 'no script errors in the page');
+  await browser?.close();
+  await hub?.stop();
+});
+
+async function open(path, person) {
+  const page = await signedIn(browser, hub, path, person);
+  pages.push([person, page]);
+  return page;
+}
+
+async function openConversation(page, id) {
+  const item = page.locator(`.queue-item[data-conversation="${id}"]`);
+  await item.waitFor();
+  await item.click();
+}
+
+test('a note reaches the agents and never the end user', async () => {
+  const ana = await open('/demo/', 'u-ana');
+  await ana.locator('#composer').fill('Is my refund coming?');
+  await ana.locator('#send').click();
+  const alice = await open('/console/', 'alice');
+  const carol = await open('/console/', 'carol');
+  await openConversation(alice, 'u-ana');
+  await openConversation(carol, 'u-ana');
+  await waitForText(alice, '.messages', 'Is my refund coming?');
+
+  await alice.locator('#note-toggle').click();
+  assert.equal(await alice.locator('#note-toggle').getAttribute('aria-pressed'), 'true');
+  assert.equal(await alice.locator('#send').textContent(), 'Add note');
+  await alice.locator('#composer').fill('Gold member: approve the refund quietly');
+  await alice.locator('#send').click();
+  await waitForText(alice, '.messages [data-note]', 'approve the refund quietly');
+  await waitForText(carol, '.messages [data-note]', 'approve the refund quietly');
+  assert.match(await carol.locator('.messages [data-note]').innerText(), /only agents see this/);
+  // The note took nothing: still in the queue for everyone.
+  await alice.locator('.queue-item[data-conversation="u-ana"]').waitFor();
+
+  // Back to messages: this one reaches ana (and takes the conversation).
+  await alice.locator('#note-toggle').click();
+  await alice.locator('#composer').fill('Your refund is on its way');
+  await alice.locator('#send').click();
+  await waitForText(ana, '.messages', 'Your refund is on its way');
+  assert.ok(!(await ana.locator('body').innerText()).includes('quietly'), 'no note in the app, live');
+  await ana.reload();
+  await ana.locator('#conn-status[data-state="open"]').waitFor();
+  await waitForText(ana, '.messages', 'Your refund is on its way');
+  assert.ok(!(await ana.locator('body').innerText()).includes('quietly'), 'no note in the app, replayed');
+  await screenshot(carol, 'notes-console');
+  await screenshot(ana, 'notes-demo');
+});
