@@ -37,6 +37,8 @@ pub enum ServerFrame {
     OwnershipLost(OwnershipLostFrame),
     /// To every device of an agent: a conversation was transferred to them.
     Assigned(AssignedFrame),
+    /// To every device of an agent: another agent mentioned them in a private note.
+    Mention(MentionFrame),
     /// To everyone in the tenant: the tenant-wide chat switch changed.
     Tenant(TenantFrame),
     /// To agents: an agent's availability changed.
@@ -82,6 +84,19 @@ pub struct OwnershipLostFrame {
     pub epoch: u64,
     /// `seq` of the take-over event.
     pub seq: u64,
+}
+
+/// A `mention` notice: an agent's private note mentions you.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MentionFrame {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// `seq` of the note.
+    pub seq: u64,
+    /// Who wrote it.
+    pub by: Author,
+    /// What it says.
+    pub text: String,
 }
 
 /// An `assigned` notice: the conversation is yours now.

@@ -1,5 +1,6 @@
 // Private notes seen from the screens: alice writes a note in ana's conversation from
-// her console (note mode); carol's console shows it as a note, marked agents-only; ana's
+// her console (note mode); carol's console shows it as a note, marked agents-only, and
+// tells her when a note mentions her (@carol); ana's
 // app never shows it — live, or after a reload (a replay) — while the message alice sends
 // next reaches her.
 
@@ -53,7 +54,12 @@ test('a note reaches the agents and never the end user', async () => {
   await waitForText(alice, '.messages [data-note]', 'approve the refund quietly');
   await waitForText(carol, '.messages [data-note]', 'approve the refund quietly');
   assert.match(await carol.locator('.messages [data-note]').innerText(), /only agents see this/);
-  // The note took nothing: still in the queue for everyone.
+  // A note mentioning carol tells her, on her console.
+  await alice.locator('#composer').fill('@carol can you double-check the amount?');
+  await alice.locator('#send').click();
+  await waitForText(carol, '#mention', 'Alice mentioned you');
+  await waitForText(carol, '#mention', 'double-check the amount');
+  // The notes took nothing: still in the queue for everyone.
   await alice.locator('.queue-item[data-conversation="u-ana"]').waitFor();
 
   // Back to messages: this one reaches ana (and takes the conversation).

@@ -396,3 +396,96 @@ async fn notes_never_reach_end_users_on_a_cluster() {
     )
     .await;
 }
+
+/// `@bob` in a note tells bob on every device (on other nodes too) with a `mention`
+/// notice, and nobody else; an unknown name is refused and records nothing.
+async fn mentions_scenario(nodes: Nodes) {
+    let ann_c = conv("ann");
+    let alice = connect(&nodes, 0, Role::Agent, "alice", Codec::MsgPack).await;
+    let mut bob_here = connect(&nodes, 1, Role::Agent, "bob", Codec::MsgPack).await;
+    let mut bob_there = connect(&nodes, 2, Role::Agent, "bob", Codec::Json).await;
+    let mut dora = connect(&nodes, 1, Role::Agent, "dora", Codec::MsgPack).await;
+    let mut ann = connect(&nodes, 2, Role::EndUser, "ann", Codec::MsgPack).await;
+    ann.subscribe(None, None).await.unwrap();
+    ann.send_text(None, "hello?", None, None).await.unwrap();
+
+    let before = full_history(&alice, "ann").await.len();
+    let err = alice
+        .send_note(&ann_c, &format!("{SECRET} ask @zed about it"), None)
+        .await
+        .unwrap_err();
+    let frame = err.server().expect("an error frame");
+    assert_eq!(frame.code, ErrorCode::BadRequest);
+    assert!(frame.message.contains("@zed"), "{frame:?}");
+    assert_eq!(
+        full_history(&alice, "ann").await.len(),
+        before,
+        "nothing recorded"
+    );
+
+    let ack = alice
+        .send_note(
+            &ann_c,
+            &format!("{SECRET} @bob can you check the refund?"),
+            None,
+        )
+        .await
+        .unwrap();
+    for (name, device) in [("bob here", &mut bob_here), ("bob there", &mut bob_there)] {
+        let frames = drain(device, Duration::from_millis(700)).await;
+        let told: Vec<_> = frames
+            .iter()
+            .filter_map(|f| match f {
+                ServerFrame::Mention(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told.len(), 1, "{name}: {frames:?}");
+        assert_eq!(told[0].conversation, ann_c);
+        assert_eq!(told[0].seq, ack.seq);
+        assert_eq!(told[0].by.id, "alice");
+        assert!(told[0].text.contains("can you check the refund"));
+    }
+    let frames = drain(&mut dora, Duration::from_millis(300)).await;
+    assert!(
+        !frames.iter().any(|f| matches!(f, ServerFrame::Mention(_))),
+        "dora was not mentioned: {frames:?}"
+    );
+    let frames = drain(&mut ann, Duration::from_millis(300)).await;
+    for frame in &frames {
+        assert_no_leak(
+            "the end user's frames",
+            &serde_json::to_string(frame).unwrap(),
+        );
+    }
+    // The note records whom it mentions.
+    let history = full_history(&alice, "ann").await;
+    let Some(EventBody::Note { mentions, .. }) = history.last().map(|e| &e.body) else {
+        panic!("{history:?}")
+    };
+    assert_eq!(
+        mentions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        ["bob"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentions_tell_the_agent_on_the_embedded_default() {
+    mentions_scenario(Nodes {
+        nodes: vec![HubProcess::spawn(&[])],
+        archive_lags: false,
+        keep: Vec::new(),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentions_tell_the_agent_on_a_cluster() {
+    let (nodes, keep) = spawn_cluster_with_archive_and_s3(3, &[]);
+    mentions_scenario(Nodes {
+        nodes,
+        archive_lags: true,
+        keep,
+    })
+    .await;
+}

@@ -54,7 +54,7 @@ const sdk = readFileSync(join(here, '..', 'src', 'protocol.ts'), 'utf8');
 const listed = [...sdk.slice(sdk.indexOf('export const OPS = [')).split('] as const')[0].matchAll(/'([a-z_]+)'/g)].map((m) => m[1]);
 const missing = listed.filter((op) => !ops.has(op));
 const unknown = [...ops].filter((op) => !listed.includes(op));
-const frameTypes = ['welcome', 'ok', 'err', 'event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'erased', 'tenant', 'presence'];
+const frameTypes = ['welcome', 'ok', 'err', 'event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'mention', 'erased', 'tenant', 'presence'];
 const framesMissing = frameTypes.filter((t) => !frames.has(t));
 if (missing.length || unknown.length || framesMissing.length) {
   console.error(`operations without an example: ${missing.join(', ') || 'none'}`);

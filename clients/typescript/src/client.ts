@@ -86,6 +86,8 @@ export interface ClientEvents {
   read: Extract<PushedFrame, { type: 'read' }>;
   ownership_lost: Extract<PushedFrame, { type: 'ownership_lost' }>;
   assigned: Extract<PushedFrame, { type: 'assigned' }>;
+  /** Agents: another agent's private note mentions you. */
+  mention: Extract<PushedFrame, { type: 'mention' }>;
   /** The conversation was erased: it is no longer followed; drop what you hold of it. */
   erased: Extract<PushedFrame, { type: 'erased' }>;
   tenant: Extract<PushedFrame, { type: 'tenant' }>;
@@ -244,7 +246,7 @@ export class ChathubClient {
     let failed: ChathubError | null = null;
     let fail: ((e: ChathubError) => void) | null = null;
     let done = false;
-    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'erased', 'tenant', 'presence'] as const;
+    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'mention', 'erased', 'tenant', 'presence'] as const;
     const stops = types.map((t) =>
       this.on(t, (frame) => {
         if (done) return;

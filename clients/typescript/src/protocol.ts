@@ -250,6 +250,17 @@ export interface AssignedFrame {
   /** Their note, if any (not recorded in the conversation). */
   note?: string;
 }
+/** To every device of an agent: another agent's private note mentions them (`@id`). */
+export interface MentionFrame {
+  type: 'mention';
+  conversation: string;
+  /** `seq` of the note. */
+  seq: number;
+  /** Who wrote it. */
+  by: Author;
+  /** What it says. */
+  text: string;
+}
 /**
  * The conversation was erased (its end user's data erasure): every event up to `seq` is
  * gone. Consoles drop it; the end user's own devices are then closed with 4102.
@@ -300,6 +311,7 @@ export type ServerFrame =
   | ReadFrame
   | OwnershipLostFrame
   | AssignedFrame
+  | MentionFrame
   | ErasedFrame
   | ({ type: 'tenant' } & TenantSettingsView)
   | ({ type: 'presence' } & AgentPresence);

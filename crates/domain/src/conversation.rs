@@ -285,6 +285,9 @@ pub enum EventBody {
         client_msg_id: Option<String>,
         /// What it says.
         text: String,
+        /// The agents it mentions (`@alice`), each told with a `mention` notice.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<AgentId>,
     },
     /// The scanner's verdict on an attachment of the conversation: `clean` or `blocked`.
     /// Changes no ownership; it has a `seq` so that every device, resumes included,
@@ -336,6 +339,8 @@ pub enum Command {
         text: String,
         /// The sender's idempotency key.
         client_msg_id: Option<String>,
+        /// The agents it mentions (checked by the caller: known agents, no repeats).
+        mentions: Vec<AgentId>,
     },
     /// Finish the conversation.
     Finish {
@@ -552,6 +557,7 @@ pub fn apply_in(
             Command::Note {
                 text,
                 client_msg_id,
+                mentions,
             },
         ) => {
             if state.status == Status::New {
@@ -561,6 +567,7 @@ pub fn apply_in(
                 author: Author::of(actor),
                 client_msg_id: client_msg_id.clone(),
                 text: text.clone(),
+                mentions: mentions.clone(),
             });
         }
         (Actor::Agent { .. }, Command::Erase) => {

@@ -8,7 +8,7 @@ use chathub_domain::{
     AgentId, Cause, ConversationId, ConversationState, Event, EventBody, MessageContent, Role,
     Status,
 };
-use chathub_protocol::{OwnershipLostFrame, QueueItem};
+use chathub_protocol::{MentionFrame, OwnershipLostFrame, QueueItem};
 use chathub_store::QueueEntry;
 
 /// Longest queue preview, in characters.
@@ -127,6 +127,33 @@ pub fn ownership_lost(
         )),
         _ => None,
     })
+}
+
+/// The notices a command's events owe the agents a note mentions (`mention`, on each
+/// one's own channel), in order. Published by the atomic step with the queue entry, on
+/// every backend.
+pub fn mentions(conversation: &ConversationId, events: &[Event]) -> Vec<(AgentId, MentionFrame)> {
+    let mut notices = Vec::new();
+    for e in events {
+        if let EventBody::Note {
+            author,
+            text,
+            mentions,
+            ..
+        } = &e.body
+        {
+            for agent in mentions {
+                let frame = MentionFrame {
+                    conversation: conversation.clone(),
+                    seq: e.seq,
+                    by: author.clone(),
+                    text: text.clone(),
+                };
+                notices.push((agent.clone(), frame));
+            }
+        }
+    }
+    notices
 }
 
 /// The `seq` of the message among `events` that owes a webhook job: an agent's message

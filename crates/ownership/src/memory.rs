@@ -1,8 +1,8 @@
 //! The embedded twin: the domain state machine applied under one lock per conversation.
 
 use crate::frames::{
-    changes_queue, ownership_lost, queue_entry, queue_item, queued_since, received_record,
-    webhook_job,
+    changes_queue, mentions, ownership_lost, queue_entry, queue_item, queued_since,
+    received_record, webhook_job,
 };
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::{Broker, Channel, Envelope};
@@ -303,6 +303,17 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
                 .await
             {
                 tracing::warn!(error = %e, "ownership_lost publish failed");
+            }
+        }
+        for (agent, frame) in mentions(&req.conversation, &transition.events) {
+            let theirs = Channel::agent(tenant, &agent);
+            let frame = ServerFrame::Mention(frame);
+            if let Err(e) = self
+                .broker
+                .publish(&theirs, Envelope::encode(&theirs, None, &frame))
+                .await
+            {
+                tracing::warn!(error = %e, "mention publish failed");
             }
         }
         if let (Some((jobs, _)), Some((job, due))) = (&self.jobs, job) {

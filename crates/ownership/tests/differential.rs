@@ -227,6 +227,10 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
             Command::Note {
                 text: format!("note #{n} ✎"),
                 client_msg_id: keyed.then(|| format!("note-{n}")),
+                // Some mention nobody, some one agent, some two.
+                mentions: (0..n % 3)
+                    .map(|i| AgentId::new(format!("a{i}")).unwrap())
+                    .collect(),
             },
         ),
         Step::Expire { actor: a, lag } => (
@@ -352,6 +356,11 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                         notices_expected.extend(
                             frames::ownership_lost(&conversation, &t.events)
                                 .map(|(agent, frame)| (format!("diff:agent:{{t}}/{agent}"), ServerFrame::OwnershipLost(frame))),
+                        );
+                        notices_expected.extend(
+                            frames::mentions(&conversation, &t.events)
+                                .into_iter()
+                                .map(|(agent, frame)| (format!("diff:agent:{{t}}/{agent}"), ServerFrame::Mention(frame))),
                         );
                         owed.push((at, t.events.clone()));
                         all_events.extend(t.events);

@@ -346,6 +346,7 @@ fn command_of(step: &Step, state: &ConversationState) -> (Actor, Command) {
             Command::Note {
                 text: "a note".into(),
                 client_msg_id: None,
+                mentions: vec![aid("a1")],
             },
         ),
         Step::Expire { actor: a, lag } => (
@@ -808,6 +809,7 @@ fn notes_take_a_seq_and_change_nothing_else() {
     let note = |text: &str| Command::Note {
         text: text.into(),
         client_msg_id: Some("n1".into()),
+        mentions: vec![aid("a1")],
     };
     // No thread yet: nothing to note on.
     assert_eq!(
@@ -841,6 +843,7 @@ fn notes_take_a_seq_and_change_nothing_else() {
             author: Author::of(&agent("a2")),
             client_msg_id: Some("n1".into()),
             text: "VIP, be gentle".into(),
+            mentions: vec![aid("a1")],
         }
     );
     assert!(t.events[0].body.is_agents_only());

@@ -95,9 +95,26 @@ pub(crate) async fn note<K: Backend>(
     let conversation = cx.scope(conversation)?;
     check_client_msg_id(client_msg_id.as_deref())?;
     check_text(cx, &text)?;
+    let mentions = mentioned(&text)?;
+    for agent in &mentions {
+        let who = chathub_domain::Participant::Agent(agent.clone()).key();
+        let known = cx
+            .node
+            .backend
+            .workspace()
+            .presence_of(&cx.identity.tenant, &who, crate::auth::now_millis())
+            .await
+            .map_err(super::store_failed)?;
+        if known.is_none() {
+            return Err(Failure::bad_request(format!(
+                "unknown agent @{agent}: nobody of that id has signed in to this tenant"
+            )));
+        }
+    }
     let command = Command::Note {
         text,
         client_msg_id,
+        mentions,
     };
     match apply(cx, conversation, command).await?.1 {
         Some(ack) => Ok(Reply::Send(ack)),
@@ -106,6 +123,40 @@ pub(crate) async fn note<K: Backend>(
             "the note was not acknowledged",
         )),
     }
+}
+
+/// Agents a note may mention at most.
+pub(crate) const MAX_MENTIONS: usize = 20;
+
+/// The agents `text` mentions: each `@id` at the start or after a space (an e-mail
+/// address is not a mention), the id's characters up to the first other one, a
+/// sentence's final `.` left out; each once, in order of appearance.
+fn mentioned(text: &str) -> Result<Vec<chathub_domain::AgentId>, Failure> {
+    let mut found: Vec<chathub_domain::AgentId> = Vec::new();
+    let mut previous = ' ';
+    for (i, c) in text.char_indices() {
+        if c == '@' && previous.is_whitespace() {
+            let rest = &text[i + 1..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+                .unwrap_or(rest.len());
+            let name = rest[..end].trim_end_matches('.');
+            if !name.is_empty() {
+                let agent = chathub_domain::AgentId::new(name)
+                    .map_err(|e| Failure::bad_request(format!("invalid mention @{name}: {e}")))?;
+                if !found.contains(&agent) {
+                    found.push(agent);
+                }
+            }
+        }
+        previous = c;
+    }
+    if found.len() > MAX_MENTIONS {
+        return Err(Failure::bad_request(format!(
+            "a note mentions at most {MAX_MENTIONS} agents"
+        )));
+    }
+    Ok(found)
 }
 
 /// A text's own limits: not blank, at most `max_text_bytes`, and small enough for a
@@ -249,5 +300,31 @@ mod tests {
             ));
             assert!(encoded_size_may_exceed(&content, size - 1));
         }
+    }
+}
+
+#[cfg(test)]
+mod mention_tests {
+    use super::mentioned;
+
+    fn names(text: &str) -> Vec<String> {
+        mentioned(text)
+            .unwrap_or_else(|_| panic!("{text}"))
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn mentions_are_at_names_after_a_space() {
+        assert_eq!(
+            names("@alice please look, and @bob.smith."),
+            ["alice", "bob.smith"]
+        );
+        assert_eq!(names("ask @alice: then @alice again"), ["alice"]);
+        assert_eq!(names("mail ann@example.com"), Vec::<String>::new());
+        assert_eq!(names("@ alone, @"), Vec::<String>::new());
+        let many: String = (0..21).map(|i| format!("@a{i} ")).collect();
+        assert!(mentioned(&many).is_err());
     }
 }

@@ -1664,7 +1664,7 @@ var ChathubClient = class {
     let failed = null;
     let fail = null;
     let done = false;
-    const types = ["event", "queue", "typing", "read", "ownership_lost", "assigned", "erased", "tenant", "presence"];
+    const types = ["event", "queue", "typing", "read", "ownership_lost", "assigned", "mention", "erased", "tenant", "presence"];
     const stops = types.map(
       (t) => this.on(t, (frame) => {
         if (done) return;

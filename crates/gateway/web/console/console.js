@@ -85,6 +85,7 @@ function layout() {
   el.notify = h('button', { id: 'notify', type: 'button', class: 'link', hidden: true, onclick: askNotifications, title: 'Desktop notifications when a customer starts waiting' }, 'Notify me');
   renderNotify();
   el.today = h('span', { id: 'today', class: 'muted today', hidden: true, title: 'Conversations opened today (UTC)' });
+  el.mention = h('div', { id: 'mention', class: 'banner info', role: 'status', hidden: true });
   el.tenantBanner = h('div', { id: 'tenant-banner', class: 'banner warn', role: 'status', hidden: true }, 'Chat is disabled for the whole tenant: end users cannot write and conversations cannot be taken.');
   el.searchInput = h('input', { id: 'search', type: 'search', placeholder: 'Search messages', 'aria-label': 'Search messages', maxlength: '256' });
   el.searchForm = h(
@@ -118,6 +119,7 @@ function layout() {
       h('button', { type: 'button', class: 'link', onclick: () => signOut(STORAGE_KEY) }, 'Sign out'),
     ),
     el.tenantBanner,
+    el.mention,
     h(
       'div',
       { class: 'columns' },
@@ -222,6 +224,32 @@ conn.addEventListener('assigned', (e) => {
     renderConversation();
   }
   renderQueue();
+});
+
+// Another agent's note mentions me: a line in the header (opening the conversation),
+// the chime and, with consent, a desktop notification.
+conn.addEventListener('mention', (e) => {
+  const f = e.detail;
+  const text = `${nameOf(f.by.id)} mentioned you in ${customerName(f.conversation)}: ${f.text}`;
+  el.mention.replaceChildren(h('button', { type: 'button', class: 'link', onclick: () => {
+    el.mention.hidden = true;
+    openConversation(f.conversation);
+  } }, text));
+  el.mention.dataset.conversation = f.conversation;
+  el.mention.hidden = false;
+  chime();
+  if (Notifier?.permission === 'granted') {
+    try {
+      const notice = new Notifier(`${nameOf(f.by.id)} mentioned you`, { body: f.text, tag: `mention-${f.conversation}-${f.seq}` });
+      notice.onclick = () => {
+        window.focus();
+        openConversation(f.conversation);
+        notice.close();
+      };
+    } catch {
+      // Some browsers only notify from a service worker: the line and the chime remain.
+    }
+  }
 });
 
 function renderStatus() {

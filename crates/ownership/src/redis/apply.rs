@@ -109,7 +109,7 @@ fn pack_message(
     content: &MessageContent,
     client_msg_id: Option<&str>,
 ) -> Result<(), OwnershipError> {
-    pack_authored(out, "message", actor, client_msg_id)?;
+    pack_authored(out, "message", actor, client_msg_id, 0)?;
     rmp::encode::write_str(out, "content").map_err(|e| encode_failed(&e))?;
     rmp_serde::encode::write_named(out, content).map_err(|e| encode_failed(&e))
 }
@@ -120,23 +120,39 @@ fn pack_note(
     out: &mut Vec<u8>,
     actor: &Actor,
     text: &str,
+    mentions: &[chathub_domain::AgentId],
     client_msg_id: Option<&str>,
 ) -> Result<(), OwnershipError> {
-    pack_authored(out, "note", actor, client_msg_id)?;
+    pack_authored(
+        out,
+        "note",
+        actor,
+        client_msg_id,
+        u32::from(!mentions.is_empty()),
+    )?;
     rmp::encode::write_str(out, "text").map_err(|e| encode_failed(&e))?;
-    rmp::encode::write_str(out, text).map_err(|e| encode_failed(&e))
+    rmp::encode::write_str(out, text).map_err(|e| encode_failed(&e))?;
+    if !mentions.is_empty() {
+        rmp::encode::write_str(out, "mentions").map_err(|e| encode_failed(&e))?;
+        rmp::encode::write_array_len(out, mentions.len() as u32).map_err(|e| encode_failed(&e))?;
+        for agent in mentions {
+            rmp::encode::write_str(out, agent.as_str()).map_err(|e| encode_failed(&e))?;
+        }
+    }
+    Ok(())
 }
 
-/// The start of an authored event's map (`event`, `author`, `client_msg_id`); its last
-/// field (the content) follows.
+/// The start of an authored event's map (`event`, `author`, `client_msg_id`); its
+/// content follows (one field, and `extra` more).
 fn pack_authored(
     out: &mut Vec<u8>,
     kind: &str,
     actor: &Actor,
     client_msg_id: Option<&str>,
+    extra: u32,
 ) -> Result<(), OwnershipError> {
     let encode = |e: &dyn std::fmt::Display| encode_failed(e);
-    let fields = 3 + u32::from(client_msg_id.is_some()) + 2;
+    let fields = 3 + u32::from(client_msg_id.is_some()) + extra + 2;
     rmp::encode::write_map_len(out, fields).map_err(|e| encode(&e))?;
     rmp::encode::write_str(out, "event").map_err(|e| encode(&e))?;
     rmp::encode::write_str(out, kind).map_err(|e| encode(&e))?;
@@ -259,9 +275,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             (None, Command::Transfer { to, .. }) => {
                 args.arg(to.as_str());
             }
-            (None, Command::Note { text, .. }) => {
+            (None, Command::Note { text, mentions, .. }) => {
                 let mut body = Vec::with_capacity(96 + text.len());
-                pack_note(&mut body, &req.actor, text, client_msg_id)?;
+                pack_note(&mut body, &req.actor, text, mentions, client_msg_id)?;
                 args.arg(body);
             }
             (None, _) => {

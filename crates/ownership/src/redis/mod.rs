@@ -16,7 +16,9 @@ mod followups;
 
 pub use followups::{FaultPoint, SWEEP_RANGES, SweepConfig};
 
-use crate::frames::{changes_queue, message_preview, ownership_lost, received_record, webhook_job};
+use crate::frames::{
+    changes_queue, mentions, message_preview, ownership_lost, received_record, webhook_job,
+};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::redis_channel;
 use chathub_domain::{AgentId, Command, ConversationState, Event, Refusal, TenantId};
@@ -472,6 +474,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 }
             }
             invocation.arg(u.job_seq);
+            invocation.arg(&u.mention_agents).arg(&u.mention_frames);
         }
         for attempt in 0..2 {
             let mut conn = self.conn.clone();
@@ -542,6 +545,10 @@ struct InboxUpdate {
     )>,
     /// The agent message owing a webhook job (0: none).
     job_seq: u64,
+    /// The agents notes mention, comma-separated (`lua/inbox.lua`).
+    mention_agents: String,
+    /// Their `mention` notices: the packed frames one after the other, in order.
+    mention_frames: Vec<u8>,
 }
 
 impl InboxUpdate {
@@ -555,6 +562,21 @@ impl InboxUpdate {
         events: &[Event],
         at: u64,
     ) -> InboxUpdate {
+        let notices = mentions(conversation, events);
+        let mention_agents = notices
+            .iter()
+            .map(|(agent, _)| agent.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        // The frames one after the other (the ServerFrame types always encode).
+        let mut mention_frames = Vec::new();
+        for (_, frame) in notices {
+            if let Ok(packed) = chathub_protocol::Codec::MsgPack
+                .encode_server(&chathub_protocol::ServerFrame::Mention(frame))
+            {
+                mention_frames.extend_from_slice(&packed);
+            }
+        }
         InboxUpdate {
             tenant: tenant.clone(),
             conversation: conversation.clone(),
@@ -577,6 +599,8 @@ impl InboxUpdate {
             } else {
                 0
             },
+            mention_agents,
+            mention_frames,
         }
     }
 }

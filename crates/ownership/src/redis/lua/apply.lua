@@ -388,6 +388,24 @@ local function apply_one(k, a)
     end
   end
 
+  if events[#events].event == 'note' then
+    -- The agents a note mentions are told (chathub_ownership::frames::mentions).
+    local note = cmsgpack.unpack(body .. cmsgpack.pack('seq', 0, 'at', 0))
+    if note.mentions and #note.mentions > 0 then
+      local frame = cmsgpack.pack({
+        type = 'mention', conversation = conversation_id, seq = events[#events].seq,
+        by = note.author, text = note.text,
+      })
+      local frames = {}
+      for i = 1, #note.mentions do frames[i] = frame end
+      apply_followups(q, {
+        conversation = conversation_id, at = at, job_seq = 0, lost_agent = '',
+        mention_agents = note.mentions,
+        mention_frames = frames,
+      })
+    end
+  end
+
   if not status_changed and since and ARGV[a + 13] ~= '' then
     -- Fast path: only the entry's seq, time and preview move (its status, owner, flags
     -- and `since` are the state's), so it is written without reading it; the index moves

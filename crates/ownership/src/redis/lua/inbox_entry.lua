@@ -62,7 +62,7 @@ local function update_inbox_entry(q, u)
 end
 
 -- What a command owes beyond its events and queue entry (the Lua restatement of
--- chathub_ownership::frames::{ownership_lost, received_record}; the differential test
+-- chathub_ownership::frames::{ownership_lost, mentions, received_record}; the differential test
 -- holds them equal). Written whether or not the queue entry was newer: the record is
 -- idempotent by its id, and a late notice still tells the previous owner who took it.
 --
@@ -72,7 +72,9 @@ end
 --      job, 0 for none), job_due (number, ms),
 --      lost_agent ('' for none), lost_by, lost_epoch (number), lost_seq (number),
 --      received_keys (nil, or { history hash, index (all types), index (this type) }),
---      received_id, received_type, received_engagement, received_title }
+--      received_id, received_type, received_engagement, received_title,
+--      mention_agents (nil, or the agents notes mention), mention_frames (the notice
+--      for each, in order) }
 local function apply_followups(q, f)
   if f.job_seq > 0 then
     -- NX: recording it again (a retried step) keeps the first due time.
@@ -83,6 +85,11 @@ local function apply_followups(q, f)
       type = 'ownership_lost', conversation = f.conversation, by = f.lost_by,
       epoch = f.lost_epoch, seq = f.lost_seq,
     }))
+  end
+  if f.mention_agents then
+    for i, agent in ipairs(f.mention_agents) do
+      redis.call(q[6], q[9] .. agent, f.mention_frames[i])
+    end
   end
   if f.received_keys then
     local record = cmsgpack.pack({
