@@ -153,6 +153,7 @@ pub(crate) async fn erase(target: &Target, messages: u64) -> Result<Report> {
                 attachment: Some(chathub_domain::AttachmentId::new(attachment)?),
                 epoch: None,
                 visibility: Default::default(),
+                handover_note: None,
             })
             .await?;
     }

@@ -51,6 +51,10 @@ pub enum Op {
         /// ever sees and which changes no ownership. Default `all`: a message.
         #[serde(default, skip_serializing_if = "Visibility::is_all")]
         visibility: Visibility,
+        /// Agents: a private note written right after the message, for the other agents
+        /// (typically why this send takes the conversation over).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handover_note: Option<String>,
     },
     /// Receive the conversation's events; with `since`, first replay every event after it.
     Subscribe {

@@ -816,6 +816,7 @@ pub fn every_request(conversation: &str) -> Vec<(&'static str, Op)> {
         attachment: None,
         epoch: None,
         visibility: Default::default(),
+        handover_note: None,
     };
     vec![
         (
@@ -1331,6 +1332,7 @@ pub async fn send_attachment(
             attachment: Some(attachment.clone()),
             epoch,
             visibility: Default::default(),
+            handover_note: None,
         })
         .await?
     {

@@ -93,6 +93,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             attachment: None,
             epoch: None,
             visibility: Default::default(),
+            handover_note: None,
         })
         .await
         .unwrap_err();
@@ -111,6 +112,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             attachment: None,
             epoch: Some(0),
             visibility: Default::default(),
+            handover_note: None,
         })
         .await
         .unwrap_err();
@@ -129,6 +131,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             attachment: None,
             epoch: Some(0),
             visibility: Default::default(),
+            handover_note: None,
         })
         .await
         .unwrap_err();
@@ -148,6 +151,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             attachment: None,
             epoch: Some(0),
             visibility: Default::default(),
+            handover_note: None,
         })
         .await
         .unwrap_err();
@@ -166,6 +170,7 @@ async fn malformed_frames_unknown_ops_and_missing_fields() {
             attachment: None,
             epoch: Some(0),
             visibility: Default::default(),
+            handover_note: None,
         })
         .await
         .unwrap_err();
@@ -233,6 +238,7 @@ async fn end_users_and_agents_without_privileges_are_refused(hub: TestHub) {
             attachment: None,
             epoch: None,
             visibility: Default::default(),
+            handover_note: None,
         },
         Op::List {
             status: Status::Unanswered,

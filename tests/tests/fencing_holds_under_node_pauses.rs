@@ -28,6 +28,7 @@ fn send_op(c: usize, epoch: u64, id: String) -> Op {
         attachment: None,
         epoch: Some(epoch),
         visibility: Default::default(),
+        handover_note: None,
     }
 }
 

@@ -108,6 +108,7 @@ async fn notes_scenario(
             attachment: None,
             epoch: None,
             visibility: Visibility::Agents,
+            handover_note: None,
         })
         .await
         .unwrap_err();
@@ -466,6 +467,75 @@ async fn mentions_scenario(nodes: Nodes) {
     assert_eq!(
         mentions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         ["bob"]
+    );
+
+    // A take-over with a handover note: the message, then bob's note; a take-over that
+    // loses its race leaves no note.
+    alice
+        .send_text(Some(&ann_c), "I'm on it", Some(0), None)
+        .await
+        .unwrap();
+    let take_over = |epoch, key: &str, note: &str| Op::Send {
+        conversation: Some(ann_c.clone()),
+        client_msg_id: Some(key.to_owned()),
+        text: "Bob here, taking over".into(),
+        canned: None,
+        engagement: None,
+        attachment: None,
+        epoch: Some(epoch),
+        visibility: Visibility::All,
+        handover_note: Some(note.to_owned()),
+    };
+    let lost = bob_here
+        .request(take_over(0, "t0", &format!("{SECRET} stale")))
+        .await
+        .unwrap_err();
+    assert_eq!(lost.server().map(|e| e.code), Some(ErrorCode::Conflict));
+    let note = format!("{SECRET} alice is off shift");
+    for _ in 0..2 {
+        // Twice: the retry records nothing more.
+        bob_here.request(take_over(1, "t1", &note)).await.unwrap();
+    }
+    let history = full_history(&alice, "ann").await;
+    let tail: Vec<&EventBody> = history
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|e| &e.body)
+        .collect();
+    assert!(
+        matches!(
+            tail[0],
+            EventBody::Status {
+                cause: chathub_domain::Cause::TakenOver,
+                ..
+            }
+        ),
+        "{tail:?}"
+    );
+    assert!(matches!(tail[1], EventBody::Message { .. }), "{tail:?}");
+    assert!(
+        matches!(tail[2], EventBody::Note { author, text, .. } if author.id == "bob" && *text == note),
+        "{tail:?}"
+    );
+    let stale = history
+        .iter()
+        .filter(|e| matches!(&e.body, EventBody::Note { text, .. } if text.contains("stale")))
+        .count();
+    assert_eq!(stale, 0, "a lost take-over leaves no note");
+    let frames = drain(&mut ann, Duration::from_millis(300)).await;
+    for frame in &frames {
+        assert_no_leak(
+            "the end user's frames",
+            &serde_json::to_string(frame).unwrap(),
+        );
+    }
+    assert!(
+        events_of(&frames)
+            .iter()
+            .any(|e| texts(std::slice::from_ref(e)) == ["Bob here, taking over"]),
+        "{frames:?}"
     );
 }
 

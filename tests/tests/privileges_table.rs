@@ -79,6 +79,7 @@ async fn with_epoch(client: &Client, op: Op, role: Role) -> Op {
             attachment: None,
             epoch: (role != Role::EndUser).then_some(epoch),
             visibility: Default::default(),
+            handover_note: None,
         },
         Op::Finish { conversation, .. } => Op::Finish {
             conversation,

@@ -67,6 +67,7 @@ async fn limits(hub: TestHub) {
             attachment: None,
             epoch: Some(0),
             visibility: Default::default(),
+            handover_note: None,
         })
         .await
         .unwrap_err();
@@ -85,6 +86,7 @@ async fn limits(hub: TestHub) {
             attachment: None,
             epoch: Some(0),
             visibility: Default::default(),
+            handover_note: None,
         })
         .await
         .unwrap();

@@ -114,6 +114,7 @@ async fn every_conversation_history_is_linearizable() {
                     attachment: None,
                     epoch: None,
                     visibility: Default::default(),
+                    handover_note: None,
                 };
                 let output = outcome(user.request(op).await);
                 let ret = Instant::now();
@@ -160,6 +161,7 @@ async fn every_conversation_history_is_linearizable() {
                                 attachment: None,
                                 epoch: Some(known_epoch),
                                 visibility: Default::default(),
+                                handover_note: None,
                             },
                         )
                     };

@@ -16,6 +16,7 @@ fn send_canned(id: &str, epoch: u64) -> Op {
         attachment: None,
         epoch: Some(epoch),
         visibility: Default::default(),
+        handover_note: None,
     }
 }
 
@@ -112,6 +113,7 @@ async fn canned(hub: TestHub) {
         attachment: None,
         epoch: Some(1),
         visibility: Default::default(),
+        handover_note: None,
     };
     assert_eq!(
         alice

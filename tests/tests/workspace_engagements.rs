@@ -129,6 +129,7 @@ async fn engagements(hub: TestHub) {
         attachment: None,
         epoch: Some(epoch),
         visibility: Default::default(),
+        handover_note: None,
     };
     let e = alice.request(send("gold-25", 0)).await.unwrap_err();
     let e = e.server().unwrap();
@@ -325,6 +326,7 @@ async fn admin_api(hub: TestHub) {
         attachment: None,
         epoch: Some(0),
         visibility: Default::default(),
+        handover_note: None,
     };
     alice.request(send).await.unwrap();
     let chen_phone = hub.demo_client(Role::EndUser, "u-chen", "Chen").await;

@@ -472,6 +472,8 @@ export interface Requests {
     epoch?: number;
     /** `agents`: a private note (agents only, text only) that no end user sees. */
     visibility?: 'all' | 'agents';
+    /** Agents: a private note written right after the message (why it takes over). */
+    handover_note?: string;
   };
   subscribe: { conversation?: string; since?: number; history_id?: string };
   unsubscribe: { conversation?: string };

@@ -336,6 +336,7 @@ impl Client {
                 attachment: None,
                 epoch,
                 visibility: Default::default(),
+                handover_note: None,
             })
             .await?;
         match reply {
@@ -361,6 +362,7 @@ impl Client {
                 attachment: None,
                 epoch: None,
                 visibility: chathub_protocol::Visibility::Agents,
+                handover_note: None,
             })
             .await?;
         match reply {

@@ -170,18 +170,27 @@ pub(crate) async fn dispatch<K: Backend>(
             attachment,
             epoch,
             visibility,
+            handover_note,
         } => match visibility {
             chathub_protocol::Visibility::Agents => {
-                if canned.is_some() || engagement.is_some() || attachment.is_some() {
+                if canned.is_some()
+                    || engagement.is_some()
+                    || attachment.is_some()
+                    || handover_note.is_some()
+                {
                     return Err(Failure::bad_request(
-                        "a note is text only: no `canned`, `engagement` or `attachment`",
+                        "a note is text only: no `canned`, `engagement`, `attachment` or \
+                         `handover_note`",
                     ));
                 }
                 send::note(cx, conversation, client_msg_id, text).await
             }
             chathub_protocol::Visibility::All => {
                 let body = send::MessageBody::from_fields(text, canned, engagement, attachment)?;
-                send::send(cx, conversation, client_msg_id, body, epoch).await
+                let Some(note) = handover_note else {
+                    return send::send(cx, conversation, client_msg_id, body, epoch).await;
+                };
+                send::send_with_handover(cx, conversation, client_msg_id, body, epoch, note).await
             }
         },
         Op::Subscribe {

@@ -80,7 +80,6 @@ pub(crate) fn check_client_msg_id(id: Option<&str>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `send`.
 /// `send` with `visibility: "agents"`: a private note (agents and admins). It needs no
 /// epoch (it takes nothing) and is text only, within the message limits.
 pub(crate) async fn note<K: Backend>(
@@ -89,10 +88,21 @@ pub(crate) async fn note<K: Backend>(
     client_msg_id: Option<String>,
     text: String,
 ) -> Result<Reply, Failure> {
+    let conversation = cx.scope(conversation)?;
+    let command = note_command(cx, client_msg_id, text).await?;
+    write_note(cx, conversation, command).await
+}
+
+/// A note's command, once everything about it is checked: who writes it, its key, its
+/// text and whom it mentions.
+async fn note_command<K: Backend>(
+    cx: &Ctx<'_, K>,
+    client_msg_id: Option<String>,
+    text: String,
+) -> Result<Command, Failure> {
     if cx.is_end_user() {
         return Err(super::forbidden("notes are for agents"));
     }
-    let conversation = cx.scope(conversation)?;
     check_client_msg_id(client_msg_id.as_deref())?;
     check_text(cx, &text)?;
     let mentions = mentioned(&text)?;
@@ -111,11 +121,19 @@ pub(crate) async fn note<K: Backend>(
             )));
         }
     }
-    let command = Command::Note {
+    Ok(Command::Note {
         text,
         client_msg_id,
         mentions,
-    };
+    })
+}
+
+/// Applies a note's command and answers with its acknowledgement.
+async fn write_note<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: ConversationId,
+    command: Command,
+) -> Result<Reply, Failure> {
     match apply(cx, conversation, command).await?.1 {
         Some(ack) => Ok(Reply::Send(ack)),
         None => Err(Failure::new(
@@ -123,6 +141,40 @@ pub(crate) async fn note<K: Backend>(
             "the note was not acknowledged",
         )),
     }
+}
+
+/// `send` with a `handover_note` (agents): the message, then the note. The note is
+/// written only once the message is (a message that loses its race leaves no note), and
+/// a retry with the same `client_msg_id` writes it once (its own key is derived from the
+/// message's), so a send answered `unavailable` is completed by retrying it.
+pub(crate) async fn send_with_handover<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: Option<ConversationId>,
+    client_msg_id: Option<String>,
+    body: MessageBody,
+    epoch: Option<u64>,
+    handover: String,
+) -> Result<Reply, Failure> {
+    if cx.is_end_user() {
+        return Err(super::forbidden("a handover note is for agents"));
+    }
+    let note_key = match &client_msg_id {
+        Some(id) if id.len() + ".handover".len() > MAX_CLIENT_MSG_ID => {
+            return Err(Failure::bad_request(format!(
+                "with a `handover_note`, `client_msg_id` is at most {} bytes",
+                MAX_CLIENT_MSG_ID - ".handover".len()
+            )));
+        }
+        Some(id) => Some(format!("{id}.handover")),
+        None => None,
+    };
+    // Checked before the message goes: a note refused afterwards would leave the
+    // take-over unexplained.
+    let command = note_command(cx, note_key, handover).await?;
+    let target = cx.scope(conversation.clone())?;
+    let reply = send(cx, conversation, client_msg_id, body, epoch).await?;
+    write_note(cx, target, command).await?;
+    Ok(reply)
 }
 
 /// Agents a note may mention at most.
@@ -175,6 +227,7 @@ fn check_text<K: Backend>(cx: &Ctx<'_, K>, text: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `send`.
 pub(crate) async fn send<K: Backend>(
     cx: &Ctx<'_, K>,
     conversation: Option<ConversationId>,
