@@ -90,6 +90,18 @@ async fn retention_scenario(hubs: Nodes) {
     assert_eq!(status, 200, "{body}");
     let settings: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(settings["retention_days"], Value::Null, "nothing was set");
+    // A change refused in part changes nothing.
+    let mut policy = settings["attachments"].clone();
+    policy["max_bytes"] = 1000.into();
+    let both = serde_json::json!({"attachments": policy, "retention_days": 0}).to_string();
+    let (status, body) = http_request(http, "PUT", "/admin/v1/settings", &admin, &both).await;
+    assert_eq!(status, 400, "{body}");
+    let (_, body) = http_get_as(http, &admin, "/admin/v1/settings").await;
+    let now: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        now["attachments"], settings["attachments"],
+        "the policy stayed"
+    );
 
     // The old data.
     let agent = connect(&hubs, 0, Role::Agent, "bob").await;

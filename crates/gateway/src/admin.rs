@@ -990,7 +990,13 @@ async fn put_settings<K: Backend>(
     let who = authorize(&node, &headers, Privilege::ChatDisable)?;
     let JsonBody(change) = body;
     let cx = cx(&node, &who);
-    // The policy first: it is the part that may be refused (validation).
+    // Everything that may be refused is checked before anything changes.
+    if let Some(policy) = &change.attachments {
+        policy.validate().map_err(Failure::bad_request)?;
+    }
+    if let Some(days) = change.retention_days {
+        tenant::check_retention(&cx, days)?;
+    }
     if let Some(policy) = change.attachments {
         tenant::set_attachment_policy(&cx, policy).await?;
     }

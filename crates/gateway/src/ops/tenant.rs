@@ -73,28 +73,32 @@ pub(crate) async fn set_attachment_policy<K: Backend>(
 /// Longest retention policy, in days (ten years).
 pub(crate) const MAX_RETENTION_DAYS: u32 = 3650;
 
-/// Sets the tenant's retention policy (`None`: keep forever, only where a record tier
-/// keeps history). Needs `data.erase`: a shorter policy erases data.
-pub(crate) async fn set_retention<K: Backend>(
+/// Whether the caller may set the retention policy `days`, and whether it is one.
+pub(crate) fn check_retention<K: Backend>(
     cx: &Ctx<'_, K>,
     days: Option<u32>,
 ) -> Result<(), Failure> {
     cx.require(Privilege::ChatDisable)?;
     cx.require(Privilege::DataErase)?;
     match days {
-        Some(d) if !(1..=MAX_RETENTION_DAYS).contains(&d) => {
-            return Err(Failure::bad_request(format!(
-                "retention_days must be 1 to {MAX_RETENTION_DAYS} (or null: forever)"
-            )));
-        }
-        None if !cx.node.backend.has_record_tier() => {
-            return Err(Failure::bad_request(
-                "keeping conversations forever needs a record tier (the data directory, or \
-                 an archive); this node keeps only its hot window: give retention_days",
-            ));
-        }
-        _ => {}
+        Some(d) if !(1..=MAX_RETENTION_DAYS).contains(&d) => Err(Failure::bad_request(format!(
+            "retention_days must be 1 to {MAX_RETENTION_DAYS} (or null: forever)"
+        ))),
+        None if !cx.node.backend.has_record_tier() => Err(Failure::bad_request(
+            "keeping conversations forever needs a record tier (the data directory, or an \
+             archive); this node keeps only its hot window: give retention_days",
+        )),
+        _ => Ok(()),
     }
+}
+
+/// Sets the tenant's retention policy (`None`: keep forever, only where a record tier
+/// keeps history). Needs `data.erase`: a shorter policy erases data.
+pub(crate) async fn set_retention<K: Backend>(
+    cx: &Ctx<'_, K>,
+    days: Option<u32>,
+) -> Result<(), Failure> {
+    check_retention(cx, days)?;
     let t = &cx.identity.tenant;
     cx.node
         .backend
