@@ -18,7 +18,8 @@ const KEYS: [&str; 6] = [
     "i:jobs",
 ];
 
-/// One update's arguments: the nine of its queue entry, then no notice and no record.
+/// One update's arguments: the nine of its queue entry, then no notice, no record, no
+/// webhook job and no mentions.
 fn update(
     conversation: &str,
     seq: u64,
@@ -51,6 +52,9 @@ fn update(
         String::new(),
         // No webhook job.
         "0".into(),
+        // No mentions.
+        String::new(),
+        String::new(),
     ]
 }
 
@@ -172,8 +176,9 @@ fn the_scripts_privilege_bits_are_the_domains() {
     assert_eq!(values, expected);
 }
 
-/// On a Redis Cluster the previous owner's notice and the "received" record ride with
-/// the queue update: published on the agent's channel and recorded under its keys.
+/// On a Redis Cluster the previous owner's notice, the "received" record and the
+/// mentions ride with the queue update: published on the agents' channels and recorded
+/// under its keys.
 #[tokio::test]
 async fn an_update_carries_its_notice_and_received_record() {
     let server = RedisServer::start();
@@ -181,6 +186,7 @@ async fn an_update_carries_its_notice_and_received_record() {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub.subscribe("i:agent:alice").await.unwrap();
+    pubsub.subscribe("i:agent:carol").await.unwrap();
     let script = redis::Script::new(concat!(
         include_str!("../src/redis/lua/inbox_entry.lua"),
         include_str!("../src/redis/lua/inbox.lua")
@@ -215,9 +221,24 @@ async fn an_update_carries_its_notice_and_received_record() {
         ]
         .map(String::from),
     );
+    // A note of seq 8 mentioning carol (the frames one after the other, as the node
+    // packs them).
+    let mention = chathub_protocol::ServerFrame::Mention(chathub_protocol::MentionFrame {
+        conversation: chathub_domain::ConversationId::new("u1").unwrap(),
+        seq: 8,
+        by: chathub_domain::Author {
+            role: chathub_domain::Role::Agent,
+            id: "bob".into(),
+        },
+        text: "@carol look".into(),
+    });
+    let packed = chathub_protocol::Codec::MsgPack
+        .encode_server(&mention)
+        .unwrap();
     for arg in &args {
         call.arg(arg);
     }
+    call.arg("carol").arg(packed.as_ref());
     let results: Vec<(i64, u64)> = call.invoke_async(&mut conn).await.unwrap();
     assert_eq!(results, [(1, 0)]);
 
@@ -230,6 +251,12 @@ async fn an_update_carries_its_notice_and_received_record() {
         panic!("{frame:?}")
     };
     assert_eq!((lost.by.as_str(), lost.epoch, lost.seq), ("bob", 2, 6));
+    let told = futures::StreamExt::next(&mut messages).await.unwrap();
+    assert_eq!(told.get_channel_name(), "i:agent:carol");
+    let frame = chathub_protocol::Codec::MsgPack
+        .decode_server(told.get_payload_bytes())
+        .unwrap();
+    assert_eq!(frame, mention);
 
     let blob: Vec<u8> = conn.hget("i:history:u1", "chat:u1:7").await.unwrap();
     let record: chathub_domain::engagement::HistoryEvent = rmp_serde::from_slice(&blob).unwrap();
