@@ -1,6 +1,7 @@
 // Private notes seen from the screens: alice writes a note in ana's conversation from
 // her console (note mode); carol's console shows it as a note, marked agents-only, and
-// tells her when a note mentions her (@carol); ana's
+// tells her when a note mentions her (@carol); carol takes over with a handover note;
+// ana's
 // app never shows it — live, or after a reload (a replay) — while the message alice sends
 // next reaches her.
 
@@ -68,10 +69,21 @@ test('a note reaches the agents and never the end user', async () => {
   await alice.locator('#send').click();
   await waitForText(ana, '.messages', 'Your refund is on its way');
   assert.ok(!(await ana.locator('body').innerText()).includes('quietly'), 'no note in the app, live');
+  // Carol takes over with a handover note: the agents read why; ana gets only the message.
+  await carol.locator('#handover-note').waitFor();
+  await carol.locator('#handover-note').fill('alice is off shift');
+  await carol.locator('#composer').fill('Carol here, I will finish this');
+  await carol.locator('#send').click();
+  await waitForText(carol, '.messages [data-note]', 'alice is off shift');
+  await waitForText(alice, '.messages [data-note]', 'alice is off shift');
+  await waitForText(ana, '.messages', 'Carol here, I will finish this');
+  assert.ok(await carol.locator('#handover-note').isHidden(), 'no handover note once she owns it');
+  assert.ok(!(await ana.locator('body').innerText()).includes('off shift'), 'no handover note in the app');
   await ana.reload();
   await ana.locator('#conn-status[data-state="open"]').waitFor();
   await waitForText(ana, '.messages', 'Your refund is on its way');
   assert.ok(!(await ana.locator('body').innerText()).includes('quietly'), 'no note in the app, replayed');
+  assert.ok(!(await ana.locator('body').innerText()).includes('off shift'), 'no handover note, replayed');
   await screenshot(carol, 'notes-console');
   await screenshot(ana, 'notes-demo');
 });

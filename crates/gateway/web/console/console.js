@@ -792,7 +792,16 @@ function skeleton(c) {
       el.send,
     ),
   );
-  el.conversation.replaceChildren(el.header, el.noticeBox, el.messages, el.typing, el.upload, form);
+  // Taking over from a colleague: an optional note for the agents, sent with the message.
+  el.handover = h('input', {
+    id: 'handover-note',
+    type: 'text',
+    maxlength: '2000',
+    placeholder: 'Handover note for the agents (optional): why you take over',
+    'aria-label': 'Handover note, only agents see it',
+    hidden: true,
+  });
+  el.conversation.replaceChildren(el.header, el.noticeBox, el.messages, el.typing, el.upload, el.handover, form);
   if (!el.conversation.dataset.dropReady) {
     el.conversation.dataset.dropReady = '1';
     el.conversation.addEventListener('dragover', (e) => {
@@ -864,6 +873,7 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
   );
   el.composer.placeholder = composerPlaceholder(c);
   el.send.textContent = c.noteMode ? 'Add note' : sendLabel(c);
+  el.handover.hidden = c.noteMode || !(c.status === 'active' && c.owner && c.owner !== state.me);
   el.noteToggle.setAttribute('aria-pressed', c.noteMode ? 'true' : 'false');
   el.composer.classList.toggle('note-mode', !!c.noteMode);
   if (c.noteMode) el.composer.placeholder = 'Private note: only agents see it';
@@ -1039,9 +1049,11 @@ async function sendText() {
     }
     return;
   }
-  if (await sendContent({ text })) {
+  const handover = el.handover && !el.handover.hidden ? el.handover.value.trim() : '';
+  if (await sendContent(handover ? { text, handover_note: handover } : { text })) {
     el.composer.value = '';
     state.current.draft = '';
+    if (el.handover) el.handover.value = '';
   }
 }
 
