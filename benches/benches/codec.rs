@@ -22,6 +22,7 @@ fn frame() -> ServerFrame {
                     text: "Hello, my coupon does not work at checkout".into(),
                 },
             },
+            amended: None,
         },
     })
 }

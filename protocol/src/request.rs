@@ -137,6 +137,37 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
     },
+    /// Replace the text of your own text message `seq` (within the tenant's edit window):
+    /// recorded as an `edited` event.
+    Edit {
+        /// Conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// The message's `seq`.
+        seq: u64,
+        /// The new text.
+        text: String,
+    },
+    /// Take back your own message `seq` (within the tenant's edit window): recorded as an
+    /// `unsent` event; its content is gone.
+    Unsend {
+        /// Conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// The message's `seq`.
+        seq: u64,
+    },
+    /// Admins (`data.erase`): remove any message `seq` for good, with a reason: recorded
+    /// as a `redacted` event; its content is gone from every store.
+    Redact {
+        /// Conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// The message's `seq`.
+        seq: u64,
+        /// Why (shown to both sides, and in the audit log).
+        reason: String,
+    },
     /// Tell the other side you are (not) typing. Not recorded.
     Typing {
         /// Conversation.
@@ -350,7 +381,7 @@ impl Visibility {
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 31] = [
+    pub const NAMES: [&'static str; 34] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -359,6 +390,9 @@ impl Op {
         "list",
         "finish",
         "transfer",
+        "edit",
+        "unsend",
+        "redact",
         "typing",
         "read",
         "disable",
@@ -395,6 +429,9 @@ impl Op {
             Op::List { .. } => "list",
             Op::Finish { .. } => "finish",
             Op::Transfer { .. } => "transfer",
+            Op::Edit { .. } => "edit",
+            Op::Unsend { .. } => "unsend",
+            Op::Redact { .. } => "redact",
             Op::Typing { .. } => "typing",
             Op::Read { .. } => "read",
             Op::Disable { .. } => "disable",

@@ -306,6 +306,12 @@ pub enum Reply {
     Finish(ConversationView),
     /// Transferred; the state after.
     Transfer(ConversationView),
+    /// Edited: the `edited` event's `seq`.
+    Edit(AmendAck),
+    /// Unsent: the `unsent` event's `seq`.
+    Unsend(AmendAck),
+    /// Redacted: the `redacted` event's `seq`.
+    Redact(AmendAck),
     /// Typing notice sent.
     Typing {},
     /// Read mark recorded.
@@ -457,6 +463,9 @@ pub struct TranscriptMessage {
     /// The file, for an `attachment` (links are asked for with `attachment_link`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<chathub_domain::AttachmentCard>,
+    /// Its latest edit, or its removal (then `kind` is `removed` and `text` empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amended: Option<chathub_domain::Amended>,
 }
 
 /// A change of status or owner in a transcript.
@@ -606,6 +615,17 @@ pub struct SendAck {
     pub owner: Option<AgentId>,
     /// Epoch after the send.
     pub epoch: u64,
+}
+
+/// Acknowledgement of an `edit`, `unsend` or `redact`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmendAck {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The message amended.
+    pub target: u64,
+    /// `seq` of the recorded amendment.
+    pub seq: u64,
 }
 
 /// A conversation's id with its state.

@@ -30,6 +30,8 @@
 //!   only while the conversation is still at that `seq` (nothing happened since), so a
 //!   message arriving while the sweep runs keeps the conversation alive, never erased
 //!   unseen. Otherwise `invalid_state`; a `new` one has nothing to expire.
+//! - **Amendments** (edit, unsend, redact) are new events about an earlier message:
+//!   see [`amend`].
 
 use crate::engagement::EngagementType;
 use crate::ids::{AgentId, AttachmentId};
@@ -126,6 +128,9 @@ pub enum MessageContent {
         /// What was sent.
         attachment: AttachmentCard,
     },
+    /// What is left of a message its author unsent or an admin redacted: nothing (its
+    /// `amended` says who and when). Never sent; only stored and shown.
+    Removed {},
 }
 
 impl MessageContent {
@@ -135,6 +140,7 @@ impl MessageContent {
             MessageContent::Text { text } => text,
             MessageContent::Engagement { engagement } => &engagement.name,
             MessageContent::Attachment { attachment } => &attachment.name,
+            MessageContent::Removed {} => "",
         }
     }
 }
@@ -214,10 +220,15 @@ pub struct EngagementCard {
 }
 
 /// What the rules need to know beyond the conversation itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Context {
     /// Two-way chat is disabled for the whole tenant.
     pub tenant_chat_disabled: bool,
+    /// How long after a message its author may edit or unsend it, ms (0: never).
+    pub edit_window_ms: u64,
+    /// For an amendment ([`Command::Amend`]): the current form of its target, as history
+    /// shows it (`None`: no such event).
+    pub target: Option<Event>,
 }
 
 /// Why a `status` event happened.
@@ -242,6 +253,8 @@ pub enum Cause {
     /// The owner (or an admin) handed the conversation to a named agent.
     Transferred,
 }
+
+pub use amend::{Amended, Change, ChangeKind, fold, scrub_edit};
 
 /// What happened, without its position (`seq`) and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,6 +302,33 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         mentions: Vec<AgentId>,
     },
+    /// The author changed the text of their message `target` (within the tenant's edit
+    /// window). `text` is absent once the message was unsent or redacted after it.
+    Edited {
+        /// The message's `seq`.
+        target: u64,
+        /// Who edited it (its author).
+        author: Author,
+        /// The new text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// The author took their message `target` back (within the tenant's edit window).
+    Unsent {
+        /// The message's `seq`.
+        target: u64,
+        /// Who unsent it (its author).
+        author: Author,
+    },
+    /// An admin (`data.erase`) removed the message `target` for good, with a reason.
+    Redacted {
+        /// The message's `seq`.
+        target: u64,
+        /// Who redacted it.
+        by: Author,
+        /// Why (shown to both sides).
+        reason: String,
+    },
     /// The scanner's verdict on an attachment of the conversation: `clean` or `blocked`.
     /// Changes no ownership; it has a `seq` so that every device, resumes included,
     /// converges on the same state of the file.
@@ -318,6 +358,10 @@ pub struct Event {
     /// What happened.
     #[serde(flatten)]
     pub body: EventBody,
+    /// A message's latest edit or its removal, as history shows it (the message folded
+    /// with its later `edited`, `unsent` or `redacted` event); absent while unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amended: Option<Amended>,
 }
 
 /// A command on one conversation.
@@ -367,6 +411,14 @@ pub enum Command {
         attachment: AttachmentId,
         /// `clean` or `blocked`.
         status: AttachmentStatus,
+    },
+    /// Edit, unsend or redact the message `target` (see [`amend`] for the rules; the
+    /// target's current form comes in the [`Context`]).
+    Amend {
+        /// The message's `seq`.
+        target: u64,
+        /// What to do to it.
+        change: Change,
     },
     /// Erase the conversation (the erasure of its end user, `data.erase`): see the module
     /// docs. It records no event: its history goes, and the stores that keep events
@@ -517,6 +569,10 @@ pub fn apply_in(
             | Command::SetDisabled(_)
             | Command::Transfer { .. }
             | Command::Note { .. }
+            | Command::Amend {
+                change: Change::Redact { .. },
+                ..
+            }
             | Command::Erase
             | Command::Expire { .. },
         ) => {
@@ -569,6 +625,12 @@ pub fn apply_in(
                 text: text.clone(),
                 mentions: mentions.clone(),
             });
+        }
+        (_, Command::Amend { target, change }) => {
+            if let Err(refusal) = amend::check(context, state, actor, *target, change, at) {
+                return Outcome::Refused(refusal);
+            }
+            next.push(amend::body(actor, *target, change));
         }
         (Actor::Agent { .. }, Command::Erase) => {
             if !actor.has(Privilege::DataErase) {
@@ -633,6 +695,7 @@ impl<'a> Builder<'a> {
             seq: self.state.seq,
             at: self.at,
             body,
+            amended: None,
         });
     }
 
@@ -697,5 +760,6 @@ impl<'a> Builder<'a> {
     }
 }
 
+pub mod amend;
 #[cfg(test)]
 mod tests;

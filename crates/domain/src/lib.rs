@@ -23,9 +23,9 @@ pub mod presence;
 pub mod roles;
 
 pub use conversation::{
-    AttachmentCard, AttachmentStatus, Author, Cause, Command, Context, ConversationState,
-    EngagementCard, Event, EventBody, MessageContent, Outcome, Refusal, Status, Transition, apply,
-    apply_in,
+    Amended, AttachmentCard, AttachmentStatus, Author, Cause, Change, ChangeKind, Command, Context,
+    ConversationState, EngagementCard, Event, EventBody, MessageContent, Outcome, Refusal, Status,
+    Transition, apply, apply_in,
 };
 pub use ids::{AgentId, AttachmentId, ConversationId, EndUserId, IdError, TenantId};
 pub use participant::Participant;

@@ -997,11 +997,17 @@ async fn put_settings<K: Backend>(
     if let Some(days) = change.retention_days {
         tenant::check_retention(&cx, days)?;
     }
+    if let Some(secs) = change.edit_window_secs {
+        tenant::check_edit_window(&cx, secs)?;
+    }
     if let Some(policy) = change.attachments {
         tenant::set_attachment_policy(&cx, policy).await?;
     }
     if let Some(days) = change.retention_days {
         tenant::set_retention(&cx, days).await?;
+    }
+    if let Some(secs) = change.edit_window_secs {
+        tenant::set_edit_window(&cx, secs).await?;
     }
     if let Some(disabled) = change.chat_disabled {
         tenant::set_chat(&cx, disabled).await?;
@@ -1026,6 +1032,11 @@ pub(crate) struct SettingsChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     retention_days: Option<Option<u32>>,
+    /// How long after a message its author may edit or unsend it, seconds (0: never;
+    /// at most 86400; default 900).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 86400)]
+    edit_window_secs: Option<u32>,
 }
 
 /// A field that may be left out (`None`), `null` (`Some(None)`) or a value.

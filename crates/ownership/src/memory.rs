@@ -138,10 +138,17 @@ impl<B: Broker> MemoryOwnership<B> {
 }
 
 impl<B: Broker> Ownership for MemoryOwnership<B> {
-    async fn apply(&self, req: ApplyRequest) -> Result<Decision, OwnershipError> {
+    async fn apply(&self, mut req: ApplyRequest) -> Result<Decision, OwnershipError> {
         let config = self.store.config().clone();
         let record = self.store.record(&req.tenant, &req.conversation);
         let mut record = record.lock().await;
+        // An amendment is decided on its target as memory holds it now, under the lock
+        // (the caller's copy stands only for a message older than memory's window).
+        if let Command::Amend { target, .. } = &req.command
+            && let Some(event) = record.event(*target)
+        {
+            req.context.target = Some(event.clone());
+        }
         let dedup_key = match &req.command {
             Command::Send {
                 client_msg_id: Some(id),

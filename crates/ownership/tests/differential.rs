@@ -69,6 +69,14 @@ enum Step {
         actor: usize,
         lag: u64,
     },
+    /// An edit (0), unsend (1) or redaction (2) of the event `back` before the latest,
+    /// by an actor or the end user (6), within an edit window of `window` ms.
+    Amend {
+        actor: usize,
+        back: u64,
+        kind: u8,
+        window: u64,
+    },
 }
 
 /// Actors 0..3 agents, 3 an admin, 4 an agent without privileges, 5 an agent who may
@@ -104,6 +112,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..7).prop_map(|actor| Step::Erase { actor }),
         1 => (0usize..7, 0u64..2).prop_map(|(actor, lag)| Step::Expire { actor, lag }),
         2 => (0usize..7, any::<bool>()).prop_map(|(actor, keyed)| Step::Note { actor, keyed }),
+        4 => (0usize..7, 0u64..6, 0u8..3, prop::sample::select(vec![0u64, 4, 60_000]))
+            .prop_map(|(actor, back, kind, window)| Step::Amend { actor, back, kind, window }),
     ]
 }
 
@@ -233,6 +243,30 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
                     .collect(),
             },
         ),
+        Step::Amend {
+            actor: a,
+            back,
+            kind,
+            ..
+        } => (
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::Amend {
+                target: state.seq.saturating_sub(back),
+                change: match kind {
+                    0 => chathub_domain::Change::Edit {
+                        text: format!("edited #{n} ✎"),
+                    },
+                    1 => chathub_domain::Change::Unsend,
+                    _ => chathub_domain::Change::Redact {
+                        reason: format!("reason #{n}"),
+                    },
+                },
+            },
+        ),
         Step::Expire { actor: a, lag } => (
             if a == 6 {
                 Actor::EndUser(user.clone())
@@ -244,6 +278,25 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
             },
         ),
     }
+}
+
+/// Appends `event` to `model`, folding an amendment into its message (and, for a
+/// removal, scrubbing the message's earlier edits).
+fn fold_into(model: &mut Vec<chathub_domain::Event>, event: &chathub_domain::Event) {
+    use chathub_domain::conversation::amend;
+    if let Some(target) = amend::target_of(&event.body) {
+        for e in model.iter_mut() {
+            if e.seq == target {
+                amend::fold(e, event);
+            }
+            if amend::removes(&event.body)
+                && matches!(e.body, chathub_domain::EventBody::Edited { target: t, .. } if t == target)
+            {
+                amend::scrub_edit(e);
+            }
+        }
+    }
+    model.push(event.clone());
 }
 
 static CASE: AtomicU64 = AtomicU64::new(0);
@@ -298,6 +351,9 @@ fn script_agrees_with_the_state_machine(batch: bool) {
         let conversation = ConversationId::of_end_user(&user);
         let mut state = ConversationState::default();
         let mut entry: Option<QueueEntry> = None;
+        // History as the state machine and the fold say it reads now: every event, each
+        // message folded with its amendments.
+        let mut model: Vec<chathub_domain::Event> = Vec::new();
         let mut n = 0usize;
         for group in &groups {
             let before = state.clone();
@@ -307,13 +363,25 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                 .map(|(st, tenant_chat_disabled)| {
                     let (who, cmd) = command(st, &before, &user, n);
                     n += 1;
+                    // An amendment carries the node's copy of its target, read before the
+                    // group as a node reads it before its call.
+                    let (edit_window_ms, target) = match (st, &cmd) {
+                        (Step::Amend { window, .. }, Command::Amend { target, .. }) => {
+                            (*window, model.iter().find(|e| e.seq == *target).cloned())
+                        }
+                        _ => (0, None),
+                    };
                     ApplyRequest {
                         tenant: tenant.clone(),
                         conversation: conversation.clone(),
                         actor: who,
                         command: cmd,
                         at: 1_700_000_000_000 + n as u64,
-                        context: Context { tenant_chat_disabled: *tenant_chat_disabled },
+                        context: Context {
+                            tenant_chat_disabled: *tenant_chat_disabled,
+                            edit_window_ms,
+                            target,
+                        },
                     }
                 })
                 .collect();
@@ -336,7 +404,12 @@ fn script_agrees_with_the_state_machine(batch: bool) {
             let mut erased_in_group = false;
             for (request, got) in requests.iter().zip(got) {
                 let (who, cmd, at) = (&request.actor, &request.command, request.at);
-                let expected = apply_in(&request.context, &state, who, cmd, at);
+                // Decided on the target as it is now (the script reads its own copy).
+                let mut context = request.context.clone();
+                if let Command::Amend { target, .. } = cmd {
+                    context.target = model.iter().find(|e| e.seq == *target).cloned();
+                }
+                let expected = apply_in(&context, &state, who, cmd, at);
                 match (expected, got) {
                     (Outcome::Applied(t), Decision::Done { state: s, queued_since, events, ack }) => {
                         prop_assert_eq!(&s, &t.state, "state after {:?} by {:?}", cmd, who);
@@ -363,6 +436,16 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                                 .map(|(agent, frame)| (format!("diff:agent:{{t}}/{agent}"), ServerFrame::Mention(frame))),
                         );
                         owed.push((at, t.events.clone()));
+                        for event in &t.events {
+                            match &event.body {
+                                chathub_domain::EventBody::Edited { .. } => EDITS.fetch_add(1, Ordering::Relaxed),
+                                chathub_domain::EventBody::Unsent { .. } | chathub_domain::EventBody::Redacted { .. } => {
+                                    REMOVALS.fetch_add(1, Ordering::Relaxed)
+                                }
+                                _ => 0,
+                            };
+                            fold_into(&mut model, event);
+                        }
                         all_events.extend(t.events);
                         state = t.state;
                     }
@@ -373,6 +456,7 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                         prop_assert!(t.events.is_empty());
                         prop_assert_eq!(&s, &t.state, "state after erasure by {:?}", who);
                         all_events.clear();
+                        model.clear();
                         owed.clear();
                         entry = Some(QueueEntry {
                             conversation: conversation.clone(),
@@ -399,7 +483,14 @@ fn script_agrees_with_the_state_machine(batch: bool) {
             let recorded = runtime
                 .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: before.seq, limit: 100 }))
                 .unwrap();
-            prop_assert_eq!(&recorded.events, &all_events, "events of {:?}", group);
+            let folded: Vec<_> = model.iter().filter(|e| e.seq > before.seq).cloned().collect();
+            prop_assert_eq!(&recorded.events, &folded, "events of {:?}", group);
+            // The whole history, each message in its current form (amendments rewrite
+            // earlier entries).
+            let whole = runtime
+                .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: 0, limit: 1000 }))
+                .unwrap();
+            prop_assert_eq!(&whole.events, &model, "history after {:?}", group);
             if erased_in_group {
                 // Nothing of before the erasure is left: history holds only what came after.
                 let whole = runtime
@@ -463,7 +554,16 @@ fn script_agrees_with_the_state_machine(batch: bool) {
             prop_assert_eq!(&stored, &state);
         }
     });
+    // The cases reached what they are about: edits and removals that applied.
+    assert!(EDITS.load(Ordering::Relaxed) > 0, "no edit applied");
+    assert!(
+        REMOVALS.load(Ordering::Relaxed) > 0,
+        "no unsend or redaction applied"
+    );
 }
+
+static EDITS: AtomicU64 = AtomicU64::new(0);
+static REMOVALS: AtomicU64 = AtomicU64::new(0);
 
 #[test]
 fn redis_script_agrees_with_the_state_machine() {

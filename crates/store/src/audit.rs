@@ -41,6 +41,10 @@ pub enum AuditAction {
     /// The retention sweep removed what the policy no longer keeps (`detail`: its cut-off
     /// and counts; the actor is the server).
     RetentionSwept,
+    /// The edit window was set (`detail.edit_window_secs`).
+    EditWindowSet,
+    /// A message was redacted (`detail`: its `seq`, the redaction's `seq`, the reason).
+    MessageRedacted,
 }
 
 impl AuditAction {
@@ -60,6 +64,8 @@ impl AuditAction {
             AuditAction::UserErased => "user_erased",
             AuditAction::RetentionSet => "retention_set",
             AuditAction::RetentionSwept => "retention_swept",
+            AuditAction::EditWindowSet => "edit_window_set",
+            AuditAction::MessageRedacted => "message_redacted",
         }
     }
 }

@@ -41,6 +41,7 @@ pub mod defaults {
 }
 
 pub mod audit;
+mod indexed;
 pub mod jobs;
 pub mod memory;
 pub mod postgres;
@@ -59,8 +60,8 @@ pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{KeyName, PendingShard, PendingSharding, RedisKeys, RedisStore};
 pub use rows::{InboxEntry, QueueEntry, Receipt};
 pub use workspace::{
-    EngagementHistoryPage, ErasedUser, Heartbeat, Presence, PresenceEntry, RedeemRefusal,
-    TenantSettings, WorkspaceStore,
+    DEFAULT_EDIT_WINDOW_SECS, EngagementHistoryPage, ErasedUser, Heartbeat, Presence,
+    PresenceEntry, RedeemRefusal, TenantSettings, WorkspaceStore,
 };
 pub use workspace_memory::MemoryWorkspace;
 pub use workspace_redis::RedisWorkspace;

@@ -49,10 +49,50 @@ pub struct ConversationRecord {
 
 impl ConversationRecord {
     /// Appends events, trimming the oldest past `max_len`.
+    /// An amendment (edit, unsend, redact) rewrites its message where memory holds it
+    /// (and, for a removal, the texts of its earlier edits): history shows the current
+    /// form.
     pub fn append(&mut self, events: &[Event], max_len: usize) {
+        use chathub_domain::conversation::amend;
+        for event in events {
+            if let Some(target) = amend::target_of(&event.body) {
+                self.fold(target, event);
+            }
+        }
         self.history.extend(events.iter().cloned());
         while self.history.len() > max_len {
             self.history.pop_front();
+        }
+    }
+
+    /// The retained event `seq`, if memory holds it.
+    pub fn event(&self, seq: u64) -> Option<&Event> {
+        let first = self.history.front()?.seq;
+        let i = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.history.get(i).filter(|e| e.seq == seq)
+    }
+
+    fn fold(&mut self, target: u64, amendment: &Event) {
+        use chathub_domain::conversation::amend;
+        let Some(first) = self.history.front().map(|e| e.seq) else {
+            return;
+        };
+        let Some(i) = target
+            .checked_sub(first)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return;
+        };
+        if let Some(message) = self.history.get_mut(i) {
+            amend::fold(message, amendment);
+        }
+        if amend::removes(&amendment.body) {
+            for edit in self.history.iter_mut().skip(i + 1) {
+                if matches!(edit.body, chathub_domain::EventBody::Edited { target: t, .. } if t == target)
+                {
+                    amend::scrub_edit(edit);
+                }
+            }
         }
     }
 
@@ -551,6 +591,7 @@ mod tests {
                     text: seq.to_string(),
                 },
             },
+            amended: None,
         }
     }
 

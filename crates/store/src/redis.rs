@@ -86,6 +86,13 @@ impl RedisKeys {
         self.history_name(t, c).to_string()
     }
 
+    /// The conversation's amended messages (`lua/apply.lua` of the ownership crate): field
+    /// `<seq>` the event as history shows it now (MessagePack), replacing the stream's
+    /// entry or standing for one an unsend or redaction deleted; `e:<seq>` its edits.
+    pub fn amended(&self, t: &TenantId, c: &ConversationId) -> String {
+        self.conv(t, c, "amended")
+    }
+
     /// Idempotency key of one send, holding its receipt (MessagePack), with the dedup
     /// window as TTL: per author (role and id: an agent and an end user of the same id
     /// are two authors) and `client_msg_id`.
@@ -549,6 +556,94 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
     }
 }
 
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
+    /// Puts the current forms of amended messages into a page read from the stream:
+    /// they replace the stream's entries, and stand for the entries an unsend or a
+    /// redaction deleted — only inside the span the page covers, and never below the
+    /// stream's oldest entry (older events are the archive's).
+    async fn with_amended(
+        &self,
+        conn: &mut C,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        range: HistoryRange,
+        hot: &mut HistorySlice,
+    ) -> Result<(), StoreError> {
+        let amended: Vec<(String, Vec<u8>)> = conn
+            .hgetall(self.keys.amended(tenant, conversation))
+            .await
+            .map_err(redis_error)?;
+        let mut forms: Vec<Event> = Vec::new();
+        for (field, packed) in &amended {
+            if field.parse::<u64>().is_ok() {
+                forms.push(rmp_serde::from_slice(packed).map_err(|e| corrupt("amended", e))?);
+            }
+        }
+        if forms.is_empty() {
+            return Ok(());
+        }
+        let oldest: StreamRangeReply = conn
+            .xrange_count(self.keys.history(tenant, conversation), "-", "+", 1)
+            .await
+            .map_err(redis_error)?;
+        // Without an archive, nothing older than the stream is anywhere else: its
+        // deleted first entries are filled too.
+        let floor = match &self.archive {
+            None => 1,
+            Some(_) => oldest
+                .ids
+                .first()
+                .and_then(|e| stream_id(&e.id))
+                .map_or(u64::MAX, |(seq, _)| seq),
+        };
+        let lowest = hot.events.first().map(|e| e.seq);
+        let highest = hot.events.last().map(|e| e.seq);
+        let backward_from = match lowest {
+            Some(seq) if hot.has_more => seq,
+            _ => floor,
+        };
+        let (from, to, limit) = match range {
+            HistoryRange::Latest { limit } => (backward_from, u64::MAX, limit),
+            HistoryRange::Before { before, limit } => {
+                (backward_from, before.saturating_sub(1), limit)
+            }
+            HistoryRange::After { after, limit } => (
+                after + 1,
+                if hot.has_more {
+                    highest.unwrap_or(u64::MAX)
+                } else {
+                    u64::MAX
+                },
+                limit,
+            ),
+        };
+        let from = from.max(floor);
+        let mut changed = false;
+        for form in forms {
+            if form.seq < from || form.seq > to {
+                continue;
+            }
+            match hot.events.binary_search_by_key(&form.seq, |e| e.seq) {
+                Ok(i) => hot.events[i] = form,
+                Err(i) => hot.events.insert(i, form),
+            }
+            changed = true;
+        }
+        if changed && hot.events.len() > limit {
+            // Keep the page's own end: the newest for a backward page, the oldest forward.
+            let extra = hot.events.len() - limit;
+            match range {
+                HistoryRange::After { .. } => hot.events.truncate(limit),
+                _ => {
+                    hot.events.drain(..extra);
+                }
+            }
+            hot.has_more = true;
+        }
+        Ok(())
+    }
+}
+
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for RedisStore<C> {
     async fn state(
         &self,
@@ -616,7 +711,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         if newest_first {
             events.reverse();
         }
-        let hot = HistorySlice { events, has_more };
+        let mut hot = HistorySlice { events, has_more };
+        self.with_amended(&mut conn, tenant, conversation, range, &mut hot)
+            .await?;
         let Some(archive) = &self.archive else {
             return Ok(hot);
         };

@@ -173,7 +173,11 @@ impl Cycles {
                 }
             }
             // A scanner's verdict is nobody's message; a note is not an answer.
-            EventBody::AttachmentChecked { .. } | EventBody::Note { .. } => {}
+            EventBody::AttachmentChecked { .. }
+            | EventBody::Note { .. }
+            | EventBody::Edited { .. }
+            | EventBody::Unsent { .. }
+            | EventBody::Redacted { .. } => {}
         }
         done
     }
@@ -273,6 +277,7 @@ mod tests {
                     id: by.1.into(),
                 },
             },
+            amended: None,
         }
     }
 
@@ -288,6 +293,7 @@ mod tests {
                 client_msg_id: None,
                 content: MessageContent::Text { text: "x".into() },
             },
+            amended: None,
         }
     }
 

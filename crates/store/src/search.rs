@@ -241,6 +241,10 @@ pub(crate) fn hit(
         MessageContent::Text { .. } => MessageKind::Text,
         MessageContent::Engagement { .. } => MessageKind::Engagement,
         MessageContent::Attachment { .. } => MessageKind::Attachment,
+        // A removed message has no text left to be found by: never a hit.
+        MessageContent::Removed {} => {
+            return Err(StoreError::corrupt("search hit", "a removed message"));
+        }
     };
     Ok(SearchHit {
         conversation: ConversationId::new(conversation)

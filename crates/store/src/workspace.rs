@@ -29,6 +29,20 @@ pub struct TenantSettings {
     /// than that is kept or shown (`None`: kept as long as the node keeps history).
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// How long after a message its author may edit or unsend it, seconds (`None`: the
+    /// default, [`DEFAULT_EDIT_WINDOW_SECS`]; 0: never).
+    #[serde(default)]
+    pub edit_window_secs: Option<u32>,
+}
+
+/// The edit window of a tenant that never set one: 15 minutes.
+pub const DEFAULT_EDIT_WINDOW_SECS: u32 = 900;
+
+impl TenantSettings {
+    /// The edit window in effect, seconds.
+    pub fn edit_window(&self) -> u32 {
+        self.edit_window_secs.unwrap_or(DEFAULT_EDIT_WINDOW_SECS)
+    }
 }
 
 pub use chathub_domain::Presence;
@@ -116,6 +130,12 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         &self,
         t: &TenantId,
         days: Option<u32>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sets the tenant's edit window, seconds (validated by the caller).
+    fn set_edit_window(
+        &self,
+        t: &TenantId,
+        secs: u32,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every tenant with a retention policy, and its days (the retention sweep's work).
     fn retention_policies(

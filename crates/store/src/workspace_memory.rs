@@ -274,6 +274,13 @@ impl WorkspaceStore for MemoryWorkspace {
         self.save_settings(t, settings).await
     }
 
+    async fn set_edit_window(&self, t: &TenantId, secs: u32) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings.clone());
+        settings.edit_window_secs = Some(secs);
+        self.save_settings(t, settings).await
+    }
+
     async fn retention_policies(&self) -> Result<Vec<(TenantId, u32)>, StoreError> {
         let mut policies: Vec<(TenantId, u32)> = self
             .tenants

@@ -55,15 +55,20 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
-        let (disabled, attachments, retention): (Option<String>, Option<String>, Option<u32>) =
-            redis::cmd("HMGET")
-                .arg(self.keys.workspace(t, "settings"))
-                .arg("chat_disabled")
-                .arg("attachments")
-                .arg("retention_days")
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_error)?;
+        let (disabled, attachments, retention, edit_window): (
+            Option<String>,
+            Option<String>,
+            Option<u32>,
+            Option<u32>,
+        ) = redis::cmd("HMGET")
+            .arg(self.keys.workspace(t, "settings"))
+            .arg("chat_disabled")
+            .arg("attachments")
+            .arg("retention_days")
+            .arg("edit_window_secs")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
         let attachments = match attachments {
             Some(json) => serde_json::from_str(&json)
                 .map_err(|e| StoreError::corrupt("attachment policy", e))?,
@@ -73,6 +78,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             chat_disabled: disabled.as_deref() == Some("1"),
             attachments,
             retention_days: retention,
+            edit_window_secs: edit_window,
         })
     }
 
@@ -100,6 +106,15 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 let _: () = conn.srem(&index, t.as_str()).await.map_err(redis_error)?;
             }
         }
+        Ok(())
+    }
+
+    async fn set_edit_window(&self, t: &TenantId, secs: u32) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .hset(self.keys.workspace(t, "settings"), "edit_window_secs", secs)
+            .await
+            .map_err(redis_error)?;
         Ok(())
     }
 

@@ -27,6 +27,7 @@ fn message(seq: u64) -> Event {
                 text: format!("message {seq}"),
             },
         },
+        amended: None,
     }
 }
 

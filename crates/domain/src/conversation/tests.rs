@@ -562,6 +562,7 @@ fn engagements_need_the_privilege_and_tenant_switch_disables_everyone() {
 
     let off = Context {
         tenant_chat_disabled: true,
+        ..Context::default()
     };
     assert_eq!(
         apply_in(&off, &t.state, &user(), &send(None), 3),
@@ -614,6 +615,7 @@ fn a_verdict_takes_the_next_seq_and_changes_nothing_else() {
         for actor in [user(), agent("bob"), admin("carol")] {
             let context = Context {
                 tenant_chat_disabled: true,
+                ..Context::default()
             };
             let t = applied(apply_in(&context, &state, &actor, &verdict, 50));
             assert_eq!(

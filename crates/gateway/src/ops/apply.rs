@@ -61,6 +61,10 @@ async fn decide<K: Backend>(
         .settings(&cx.identity.tenant)
         .await
         .map_err(super::store_failed)?;
+    let target = match &command {
+        Command::Amend { target, .. } => super::amend::target_of(cx, conversation, *target).await?,
+        _ => None,
+    };
     let request = ApplyRequest {
         tenant: cx.identity.tenant.clone(),
         conversation: conversation.clone(),
@@ -69,6 +73,8 @@ async fn decide<K: Backend>(
         at: now_millis(),
         context: Context {
             tenant_chat_disabled: settings.chat_disabled,
+            edit_window_ms: u64::from(settings.edit_window()) * 1000,
+            target,
         },
     };
     cx.node

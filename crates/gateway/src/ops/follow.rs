@@ -549,6 +549,7 @@ mod tests {
                 client_msg_id: None,
                 content: chathub_domain::MessageContent::Text { text: text.into() },
             },
+            amended: None,
         }
     }
 

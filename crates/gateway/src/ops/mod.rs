@@ -28,6 +28,7 @@
 //! - `transcript`: `transcript` (and the admin API's transcripts).
 //! - `followups`: what an applied command's events set off.
 
+pub(crate) mod amend;
 pub(crate) mod apply;
 pub(crate) mod attachments;
 pub(crate) mod audit;
@@ -254,6 +255,27 @@ pub(crate) async fn dispatch<K: Backend>(
             Ok(Reply::Enable(
                 lifecycle::set_disabled(cx, conversation, false).await?,
             ))
+        }
+        Op::Edit {
+            conversation,
+            seq,
+            text,
+        } => amend::amend(cx, conversation, seq, chathub_domain::Change::Edit { text }).await,
+        Op::Unsend { conversation, seq } => {
+            amend::amend(cx, conversation, seq, chathub_domain::Change::Unsend).await
+        }
+        Op::Redact {
+            conversation,
+            seq,
+            reason,
+        } => {
+            amend::amend(
+                cx,
+                conversation,
+                seq,
+                chathub_domain::Change::Redact { reason },
+            )
+            .await
         }
         Op::Typing {
             conversation,

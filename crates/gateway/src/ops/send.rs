@@ -25,6 +25,7 @@ fn encoded_size_may_exceed(content: &MessageContent, budget: usize) -> bool {
                 + attachment.content_type.len()
                 + 128
         }
+        MessageContent::Removed {} => 0,
     };
     raw.saturating_mul(6).saturating_add(128) > budget
 }
@@ -213,7 +214,7 @@ fn mentioned(text: &str) -> Result<Vec<chathub_domain::AgentId>, Failure> {
 
 /// A text's own limits: not blank, at most `max_text_bytes`, and small enough for a
 /// socket to receive.
-fn check_text<K: Backend>(cx: &Ctx<'_, K>, text: &str) -> Result<(), Failure> {
+pub(crate) fn check_text<K: Backend>(cx: &Ctx<'_, K>, text: &str) -> Result<(), Failure> {
     if text.trim().is_empty() {
         return Err(Failure::bad_request("`text` is empty"));
     }

@@ -43,12 +43,16 @@ pub(crate) async fn set_chat<K: Backend>(
 /// The tenant's settings.
 pub(crate) async fn settings<K: Backend>(cx: &Ctx<'_, K>) -> Result<TenantSettings, Failure> {
     cx.require(Privilege::ChatDisable)?;
-    cx.node
+    let mut settings = cx
+        .node
         .backend
         .workspace()
         .settings(&cx.identity.tenant)
         .await
-        .map_err(store_failed)
+        .map_err(store_failed)?;
+    // The window in effect, the default included.
+    settings.edit_window_secs = Some(settings.edit_window());
+    Ok(settings)
 }
 
 /// The admin API's settings change: the attachment policy (validated here).
@@ -68,6 +72,35 @@ pub(crate) async fn set_attachment_policy<K: Backend>(
         .map_err(store_failed)?;
     cx.node.settings.remove(t);
     audit::record(cx, AuditAction::AttachmentPolicySet, None, detail).await
+}
+
+/// Longest edit window, in seconds (a day).
+pub(crate) const MAX_EDIT_WINDOW_SECS: u32 = 86_400;
+
+/// Whether the caller may set the edit window `secs`, and whether it is one.
+pub(crate) fn check_edit_window<K: Backend>(cx: &Ctx<'_, K>, secs: u32) -> Result<(), Failure> {
+    cx.require(Privilege::ChatDisable)?;
+    if secs > MAX_EDIT_WINDOW_SECS {
+        return Err(Failure::bad_request(format!(
+            "edit_window_secs must be 0 (no edits) to {MAX_EDIT_WINDOW_SECS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Sets how long authors may edit or unsend their messages (0: never).
+pub(crate) async fn set_edit_window<K: Backend>(cx: &Ctx<'_, K>, secs: u32) -> Result<(), Failure> {
+    check_edit_window(cx, secs)?;
+    let t = &cx.identity.tenant;
+    cx.node
+        .backend
+        .workspace()
+        .set_edit_window(t, secs)
+        .await
+        .map_err(store_failed)?;
+    cx.node.settings.remove(t);
+    let detail = serde_json::json!({ "edit_window_secs": secs });
+    audit::record(cx, AuditAction::EditWindowSet, None, detail).await
 }
 
 /// Longest retention policy, in days (ten years).

@@ -100,6 +100,7 @@ pub(crate) async fn transcript<K: Backend>(
                     let mut file = None;
                     let (kind, text) = match content {
                         MessageContent::Text { text } => ("text", text),
+                        MessageContent::Removed {} => ("removed", String::new()),
                         MessageContent::Attachment { attachment } => {
                             let name = attachment.name.clone();
                             file = Some(attachment);
@@ -124,6 +125,7 @@ pub(crate) async fn transcript<K: Backend>(
                         kind: kind.into(),
                         text,
                         attachment: file,
+                        amended: event.amended,
                     });
                 }
                 EventBody::Note { author, text, .. } => reply.messages.push(TranscriptMessage {
@@ -133,7 +135,12 @@ pub(crate) async fn transcript<K: Backend>(
                     kind: "note".into(),
                     text,
                     attachment: None,
+                    amended: None,
                 }),
+                // Folded into their messages above (history shows them amended).
+                EventBody::Edited { .. }
+                | EventBody::Unsent { .. }
+                | EventBody::Redacted { .. } => {}
                 EventBody::AttachmentChecked { attachment, status } => {
                     // The file's final standing, on the message that sent it.
                     if let Some(card) = reply
@@ -267,6 +274,15 @@ fn lines(t: &TranscriptReply) -> Vec<(u64, u64, String)> {
                 ),
                 None => format!("sent the file \"{}\"", m.text),
             },
+            "removed" => match &m.amended {
+                Some(a) if a.change == chathub_domain::ChangeKind::Redacted => format!(
+                    "(message redacted by {}: {})",
+                    who(&a.by),
+                    a.reason.as_deref().unwrap_or("")
+                ),
+                _ => "(message unsent)".to_owned(),
+            },
+            _ if m.amended.is_some() => format!("{} (edited)", m.text),
             _ => m.text.clone(),
         };
         lines.push((m.at, m.seq, format!("{}: {text}", who(&m.author))));
@@ -410,6 +426,7 @@ mod tests {
                 kind: "text".into(),
                 text: "<script>alert('x')</script> & more".into(),
                 attachment: None,
+                amended: None,
             }],
             timeline: vec![],
             engagements: vec![],

@@ -15,8 +15,8 @@ use super::RedisOwnership;
 use crate::{ApplyRequest, OwnershipError};
 use chathub_broker::ChannelName;
 use chathub_domain::{
-    Actor, Command, ConversationId, ConversationState, Event, MessageContent, Outcome, Participant,
-    Status, TenantId,
+    Actor, Change, Command, ConversationId, ConversationState, Event, MessageContent, Outcome,
+    Participant, Status, TenantId,
 };
 use redis::aio::ConnectionLike;
 use redis::{Arg, Cmd, Value};
@@ -36,7 +36,7 @@ pub(super) const APPLY_QUEUE: usize = 8192;
 const HEADER_ARGS: usize = 8;
 
 /// Arguments per command (`lua/apply.lua`: BLOCK).
-const BLOCK_ARGS: usize = 19;
+const BLOCK_ARGS: usize = 21;
 
 /// One command encoded for `lua/apply.lua`: its keys and its block of arguments.
 pub(super) struct PreparedApply {
@@ -142,6 +142,17 @@ fn pack_note(
     Ok(())
 }
 
+/// `body` packed as the script appends `seq` and `at` to it: a map counting them.
+fn pack_open(body: &chathub_domain::EventBody) -> Result<Vec<u8>, OwnershipError> {
+    let mut packed = rmp_serde::to_vec_named(body).map_err(|e| encode_failed(&e))?;
+    match packed.first_mut() {
+        // A fixmap of at most 13 fields: two more still fit.
+        Some(header) if (0x80..=0x8d).contains(header) => *header += 2,
+        _ => return Err(encode_failed(&"an amendment is not a small map")),
+    }
+    Ok(packed)
+}
+
 /// The start of an authored event's map (`event`, `author`, `client_msg_id`); its
 /// content follows (one field, and `extra` more).
 fn pack_authored(
@@ -229,6 +240,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             Command::SetDisabled(d) => ("set_disabled", None, None, None, *d),
             Command::RecordVerdict { .. } => ("verdict", None, None, None, false),
             Command::Erase => ("erase", None, None, None, false),
+            // The target's seq travels where an epoch would.
+            Command::Amend { target, change } => (
+                match change {
+                    Change::Edit { .. } => "edit",
+                    Change::Unsend => "unsend",
+                    Change::Redact { .. } => "redact",
+                },
+                None,
+                None,
+                Some(*target),
+                false,
+            ),
             // The seq it must still be at travels where an epoch would.
             Command::Expire { last_seq } => ("expire", None, None, Some(*last_seq), false),
         };
@@ -280,6 +303,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 pack_note(&mut body, &req.actor, text, mentions, client_msg_id)?;
                 args.arg(body);
             }
+            (None, Command::Amend { target, change }) => {
+                let body = chathub_domain::conversation::amend::body(&req.actor, *target, change);
+                args.arg(pack_open(&body)?);
+            }
             (None, _) => {
                 args.arg("");
             }
@@ -300,7 +327,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             Some(MessageContent::Engagement { .. }) => "engagement",
             Some(MessageContent::Text { .. }) => "text",
             Some(MessageContent::Attachment { .. }) => "attachment",
-            None => "",
+            Some(MessageContent::Removed {}) | None => "",
         })
         .arg(if req.context.tenant_chat_disabled {
             "1"
@@ -342,6 +369,15 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         } else {
             arg_fmt(&mut args, format_args!("{t}/{c}"));
         }
+        // An amendment: the caller's copy of its target (for a message older than the
+        // stream holds) and the edit window.
+        match (&req.command, &req.context.target) {
+            (Command::Amend { .. }, Some(target)) => {
+                args.arg(rmp_serde::to_vec_named(target).map_err(|e| encode_failed(&e))?)
+            }
+            _ => args.arg(""),
+        };
+        args.arg(req.context.edit_window_ms);
         args.arg(keys.args_iter().len());
         Ok(PreparedApply {
             keys,

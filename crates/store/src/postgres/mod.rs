@@ -270,6 +270,9 @@ impl Archive {
             let (t, c, v, q) = &state_columns;
             tx.execute(&upsert, &[t, c, v, q]).await.map_err(from_pg)?;
         }
+        if rows > 0 {
+            fold_amendments(&tx, items).await?;
+        }
         tx.commit().await.map_err(from_pg)
     }
 
@@ -562,30 +565,12 @@ impl<'a> EventColumns<'a> {
         conversation: &'a ConversationId,
         event: &'a Event,
     ) -> Result<(), StoreError> {
-        let (kind, role, id, text) = match &event.body {
-            EventBody::Message {
-                author, content, ..
-            } => {
-                // What search finds: the text, an engagement's title, an attachment's
-                // file name.
-                (
-                    "message",
-                    author.role.as_str(),
-                    author.id.as_str(),
-                    Some(content.preview()),
-                )
-            }
-            EventBody::Status { by, .. } => ("status", by.role.as_str(), by.id.as_str(), None),
-            // A private note: kept, not searched (search serves what is also the end
-            // user's conversation).
-            EventBody::Note { author, .. } => {
-                ("note", author.role.as_str(), author.id.as_str(), None)
-            }
-            // The scanner's verdict: the server speaks for it.
-            EventBody::AttachmentChecked { .. } => {
-                ("attachment_checked", "system", "scanner", None)
-            }
-        };
+        let crate::indexed::Indexed {
+            kind,
+            role,
+            id,
+            text,
+        } = crate::indexed::indexed(event);
         let body = serde_json::to_value(event)
             .map_err(|e| StoreError::Internal(format!("encode event: {e}")))?;
         self.tenant.push(tenant.as_str());
@@ -600,6 +585,142 @@ impl<'a> EventColumns<'a> {
         self.body.push(body);
         Ok(())
     }
+}
+
+/// Rewrites the rows of the messages amended in `items` (or amended before their own
+/// copy arrived: two nodes' copies need not arrive in `seq` order), in the copy's
+/// transaction: the archive keeps messages as history shows them, a removed one's text
+/// gone (and its edits' texts).
+async fn fold_amendments(
+    tx: &tokio_postgres::Transaction<'_>,
+    items: &[ArchiveItem<'_>],
+) -> Result<(), StoreError> {
+    use chathub_domain::conversation::amend;
+    let mut targets: std::collections::BTreeSet<(&str, &str, u64)> = Default::default();
+    let (mut t, mut c, mut first): (Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
+    for item in items {
+        let (tenant, conversation) = (item.tenant.as_str(), item.conversation.as_str());
+        for event in item.events {
+            if let Some(target) = amend::target_of(&event.body) {
+                targets.insert((tenant, conversation, target));
+            }
+        }
+        if let Some(message) = item
+            .events
+            .iter()
+            .find(|e| matches!(e.body, EventBody::Message { .. }))
+        {
+            t.push(tenant);
+            c.push(conversation);
+            first.push(message.seq as i64);
+        }
+    }
+    // Amendments already archived of the messages copied now: the index's range after
+    // each conversation's first copied message (usually only this copy's own rows).
+    let mut late: Vec<(String, String, i64)> = Vec::new();
+    if !t.is_empty() {
+        let query = tx
+            .prepare(
+                "SELECT a.tenant, a.conversation, (a.body->>'target')::int8
+                   FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(tenant, conversation, first)
+                   JOIN events a ON a.tenant = u.tenant AND a.conversation = u.conversation
+                    AND a.seq > u.first
+                  WHERE a.kind IN ('edited', 'unsent', 'redacted')
+                    AND (a.body->>'target')::int8 >= u.first",
+            )
+            .await
+            .map_err(from_pg)?;
+        for row in tx.query(&query, &[&t, &c, &first]).await.map_err(from_pg)? {
+            late.push((row.get(0), row.get(1), row.get(2)));
+        }
+    }
+    for (tenant, conversation, target) in &late {
+        targets.insert((tenant.as_str(), conversation.as_str(), *target as u64));
+    }
+    for (tenant, conversation, target) in targets {
+        refold(tx, tenant, conversation, target).await?;
+    }
+    Ok(())
+}
+
+/// Folds every archived amendment of message `target` into its row (see
+/// [`fold_amendments`]).
+async fn refold(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: &str,
+    conversation: &str,
+    target: u64,
+) -> Result<(), StoreError> {
+    use chathub_domain::conversation::amend;
+    let seq = target as i64;
+    let row = tx
+        .query_opt(
+            "SELECT body FROM events WHERE tenant = $1 AND conversation = $2 AND seq = $3
+               FOR UPDATE",
+            &[&tenant, &conversation, &seq],
+        )
+        .await
+        .map_err(from_pg)?;
+    let Some(row) = row else {
+        // Not copied yet (its copy folds it when it comes), or gone (retention).
+        return Ok(());
+    };
+    let mut message = decode_event(row.get(0))?;
+    let amendments = tx
+        .query(
+            "SELECT body FROM events WHERE tenant = $1 AND conversation = $2 AND seq > $3
+               AND kind IN ('edited', 'unsent', 'redacted')
+               AND (body->>'target')::int8 = $3 ORDER BY seq",
+            &[&tenant, &conversation, &seq],
+        )
+        .await
+        .map_err(from_pg)?
+        .into_iter()
+        .map(|r| decode_event(r.get(0)))
+        .collect::<Result<Vec<Event>, StoreError>>()?;
+    let before = message.clone();
+    match amendments.iter().find(|a| amend::removes(&a.body)) {
+        // Removed whatever came in between: the first removal is the tombstone.
+        Some(removal) => {
+            if !message.amended.as_ref().is_some_and(|a| a.removed()) {
+                message.amended = None;
+                amend::fold(&mut message, removal);
+            }
+            tx.execute(
+                "UPDATE events SET body = body - 'text'
+                  WHERE tenant = $1 AND conversation = $2 AND seq > $3 AND kind = 'edited'
+                    AND (body->>'target')::int8 = $3 AND body ? 'text'",
+                &[&tenant, &conversation, &seq],
+            )
+            .await
+            .map_err(from_pg)?;
+        }
+        None => {
+            for amendment in &amendments {
+                amend::fold(&mut message, amendment);
+            }
+        }
+    }
+    if message != before {
+        let text = crate::indexed::indexed(&message).text;
+        let body = serde_json::to_value(&message)
+            .map_err(|e| StoreError::Internal(format!("encode event: {e}")))?;
+        tx.execute(
+            "UPDATE events SET text = $4, search_text = $5, body = $6
+              WHERE tenant = $1 AND conversation = $2 AND seq = $3",
+            &[
+                &tenant,
+                &conversation,
+                &seq,
+                &text,
+                &text.map(crate::search::index_text),
+                &body,
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn decode_event(body: serde_json::Value) -> Result<Event, StoreError> {

@@ -2,8 +2,7 @@
 
 use super::{Batch, SyncMode, Write, from_sqlite};
 use crate::StoreError;
-use chathub_domain::EventBody;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::Path;
 use tokio::sync::mpsc;
 
@@ -121,6 +120,90 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("encode: {e}")))
 }
 
+/// Rewrites the row of the message `amendment` is about (and, for a removal, the rows
+/// of its earlier edits): the text is gone from the file, not only hidden.
+fn fold_into_target(
+    tx: &Connection,
+    tenant: &chathub_domain::TenantId,
+    conversation: &chathub_domain::ConversationId,
+    amendment: &chathub_domain::Event,
+) -> Result<(), StoreError> {
+    use chathub_domain::conversation::amend;
+    let Some(target) = amend::target_of(&amendment.body) else {
+        return Ok(());
+    };
+    let body: Option<String> = tx
+        .prepare_cached(
+            "SELECT body FROM events WHERE tenant = ?1 AND conversation = ?2 AND seq = ?3",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![tenant.as_str(), conversation.as_str(), target as i64],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .map_err(from_sqlite)?;
+    let Some(body) = body else {
+        // Gone already (retention): nothing to rewrite.
+        return Ok(());
+    };
+    let mut message: chathub_domain::Event =
+        serde_json::from_str(&body).map_err(|e| StoreError::corrupt("event", e))?;
+    if amend::fold(&mut message, amendment) {
+        rewrite_row(tx, tenant, conversation, &message)?;
+    }
+    if amend::removes(&amendment.body) {
+        let edits: Vec<String> = tx
+            .prepare_cached(
+                "SELECT body FROM events WHERE tenant = ?1 AND conversation = ?2
+                   AND seq > ?3 AND kind = 'edited' AND json_extract(body, '$.target') = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![tenant.as_str(), conversation.as_str(), target as i64],
+                    |r| r.get(0),
+                )?
+                .collect()
+            })
+            .map_err(from_sqlite)?;
+        for body in edits {
+            let mut edit: chathub_domain::Event =
+                serde_json::from_str(&body).map_err(|e| StoreError::corrupt("event", e))?;
+            if amend::scrub_edit(&mut edit) {
+                rewrite_row(tx, tenant, conversation, &edit)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `event`'s row again (its body and indexed text).
+fn rewrite_row(
+    tx: &Connection,
+    tenant: &chathub_domain::TenantId,
+    conversation: &chathub_domain::ConversationId,
+    event: &chathub_domain::Event,
+) -> Result<(), StoreError> {
+    let text = crate::indexed::indexed(event).text;
+    let body = json(event)?;
+    tx.prepare_cached(
+        "UPDATE events SET text = ?4, body = ?5
+          WHERE tenant = ?1 AND conversation = ?2 AND seq = ?3",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant.as_str(),
+            conversation.as_str(),
+            event.seq as i64,
+            text,
+            body
+        ])
+    })
+    .map(|_| ())
+    .map_err(from_sqlite)
+}
+
 fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
     let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
         tx.prepare_cached(sql)
@@ -152,32 +235,12 @@ fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
             events,
         } => {
             for event in events {
-                let (kind, role, id, text) = match &event.body {
-                    EventBody::Message {
-                        author, content, ..
-                    } => {
-                        // What search finds: the text, an engagement's title, an
-                        // attachment's file name.
-                        (
-                            "message",
-                            author.role.as_str(),
-                            author.id.as_str(),
-                            Some(content.preview()),
-                        )
-                    }
-                    EventBody::Status { by, .. } => {
-                        ("status", by.role.as_str(), by.id.as_str(), None)
-                    }
-                    // A private note: kept, not searched (search serves what is also the end
-                    // user's conversation).
-                    EventBody::Note { author, .. } => {
-                        ("note", author.role.as_str(), author.id.as_str(), None)
-                    }
-                    // The scanner's verdict: the server speaks for it.
-                    EventBody::AttachmentChecked { .. } => {
-                        ("attachment_checked", "system", "scanner", None)
-                    }
-                };
+                let crate::indexed::Indexed {
+                    kind,
+                    role,
+                    id,
+                    text,
+                } = crate::indexed::indexed(event);
                 run(
                     "INSERT INTO events
                        (tenant, conversation, seq, at, kind, author_role, author_id, text, body)
@@ -195,6 +258,9 @@ fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
                         json(event)?
                     ],
                 )?;
+                if chathub_domain::conversation::amend::target_of(&event.body).is_some() {
+                    fold_into_target(tx, tenant, conversation, event)?;
+                }
             }
             Ok(())
         }

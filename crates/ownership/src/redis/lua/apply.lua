@@ -21,11 +21,14 @@
 --   a+0  actor role: end_user | agent | admin   a+1 actor id
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
 --   a+3  command: send | note | finish | set_disabled | transfer | verdict | erase | expire
+--        | edit | unsend | redact (amendments of an earlier message)
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
 --        `attachment_checked` event, packed the same way; note: the note event, packed
---        the same way; transfer: the new owner's id
---   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none)
+--        the same way; transfer: the new owner's id; edit, unsend, redact: the amendment
+--        event (`edited`, `unsent`, `redacted`), packed the same way
+--   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none; expire: the seq it
+--        must still be at; an amendment: its target's seq)
 --   a+7  disabled wanted ('1' / '0', set_disabled)   a+8 time, ms since the Unix epoch
 --   a+9  conversation id   a+10 channel to publish on
 --   a+11 content kind: text | engagement | attachment (send)   a+12 tenant-wide chat disabled ('1'/'0')
@@ -34,7 +37,16 @@
 --   a+16 the follow-ups this step leaves pending, one letter each ('' for none):
 --        'q' the queue entry (the second step on a Redis Cluster), 'a' the archive
 --   a+17 the conversation as the pending set names it: `<tenant>/<conversation>`
---   a+18 how many keys the command has (below)
+--   a+18 an amendment: the node's copy of its target as history showed it (the whole
+--        event, packed; '' none), for a message older than the stream holds
+--   a+19 an amendment: the tenant's edit window, ms   a+20 how many keys the command has
+--        (below)
+-- An amendment's message, in its current form, is kept in the conversation's `amended`
+-- hash (named after the state key as its dedup keys are; same hash tag): field <seq>
+-- the event as history shows it now, which replaces (or, removed from the stream,
+-- stands for) the stream's entry; field `e:<seq>` the seqs of its edits, comma-joined.
+-- An unsend or redaction deletes the message's entry and its edits' entries from the
+-- stream (the text is gone, not hidden) and keeps their text-less forms there.
 -- Keys per command, from its first k: k+0 state hash, k+1 history stream, k+2 dedup key
 -- (same hash tag; erase: the read marks hash), k+3 the pending follow-ups of the conversation's shard (a sorted set
 -- whose hash tag falls in the same slot; see chathub_store::RedisKeys::pending); with the
@@ -55,7 +67,7 @@
 --     another slot's: the erasure's second step does it)
 --   { 'error', message } (a command the script does not know; the others still apply)
 
-local HEADER, BLOCK = 8, 19
+local HEADER, BLOCK = 8, 21
 local commands = tonumber(ARGV[1])
 local publish_command = ARGV[2]
 local history_max_len, history_max_age = ARGV[3], tonumber(ARGV[4])
@@ -156,6 +168,7 @@ local function erase(k, a, state, reason)
     from = '(' .. page[#page][1]
   end
   redis.call('DEL', history_key)
+  redis.call('DEL', string.sub(state_key, 1, #state_key - #'state') .. 'amended')
   local reads = redis.call('HLEN', reads_key)
   redis.call('DEL', reads_key)
   redis.call('HSET', state_key, 'status', 'new', 'owner', '', 'epoch', epoch, 'seq', state.seq,
@@ -181,6 +194,63 @@ local function erase(k, a, state, reason)
     queue[1], queue[2], queue[3] }
 end
 
+-- The amendment kinds and their events.
+local AMENDMENTS = { edit = 'edited', unsend = 'unsent', redact = 'redacted' }
+
+-- An amendment (chathub_domain::conversation::amend::check, restated): nil when it
+-- applies, else the refusal. `target` is the message as history shows it now.
+local function amendment_refusal(command, state, disabled, target, target_seq, window)
+  if command == 'redact' and not has(DATA_ERASE) then return 'forbidden' end
+  if not target or target_seq > state.seq or state.status == 'new' then return 'invalid_state' end
+  if target.seq ~= target_seq or target.event ~= 'message' then return 'invalid_state' end
+  if target.amended and target.amended.change ~= 'edited' then return 'invalid_state' end
+  if command == 'redact' then return nil end
+  local author = target.author
+  if author.id ~= actor_id or ((author.role == 'end_user') ~= (role == 'end_user')) then
+    return 'forbidden'
+  end
+  if command == 'edit' and target.content.kind ~= 'text' then return 'invalid_state' end
+  if role == 'end_user' and disabled then return 'chat_disabled' end
+  if window == 0 or at - target.at > window then return 'invalid_state' end
+  return nil
+end
+
+-- Writes an applied amendment (chathub_domain::conversation::amend::fold, restated):
+-- the message's current form in the `amended` hash; for a removal, its entry and its
+-- edits' entries out of the stream, their text-less forms kept.
+local function write_amendment(amended_key, history_key, command, target, amendment)
+  local target_seq = target.seq
+  target.amended = { change = amendment.event, seq = amendment.seq, at = at,
+    by = { role = role, id = actor_id }, reason = amendment.reason }
+  if command == 'edit' then
+    target.content = { kind = 'text', text = amendment.text }
+    local edits = redis.call('HGET', amended_key, 'e:' .. target_seq)
+    redis.call('HSET', amended_key, target_seq, cmsgpack.pack(target),
+      'e:' .. target_seq, edits and (edits .. ',' .. amendment.seq) or tostring(amendment.seq))
+    return
+  end
+  target.content = { kind = 'removed' }
+  redis.call('HSET', amended_key, target_seq, cmsgpack.pack(target))
+  redis.call('XDEL', history_key, target_seq .. '-0')
+  local edits = redis.call('HGET', amended_key, 'e:' .. target_seq)
+  if edits then
+    for edit_seq in string.gmatch(edits, '%d+') do
+      local packed = redis.call('HGET', amended_key, edit_seq)
+      if not packed then
+        local entry = redis.call('XRANGE', history_key, edit_seq .. '-0', edit_seq .. '-0')
+        if #entry == 1 then packed = entry[1][2][2] end
+      end
+      if packed then
+        local edit = cmsgpack.unpack(packed)
+        edit.text = nil
+        redis.call('HSET', amended_key, edit_seq, cmsgpack.pack(edit))
+        redis.call('XDEL', history_key, edit_seq .. '-0')
+      end
+    end
+    redis.call('HDEL', amended_key, 'e:' .. target_seq)
+  end
+end
+
 local function apply_one(k, a)
   local state_key, history_key, dedup_key, pending_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   role, actor_id, privileges = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
@@ -193,7 +263,8 @@ local function apply_one(k, a)
   -- `since`: when the conversation's status last changed, as its queue entry holds it
   -- (written with the entry by this script, on a single Redis), so that a plain message
   -- rewrites the entry without reading it.
-  local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled', 'since')
+  local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled', 'since',
+    'erased')
   local state = {
     status = h[1] or 'new',
     owner = (h[2] and h[2] ~= '') and h[2] or nil,
@@ -204,6 +275,7 @@ local function apply_one(k, a)
   local disabled = state.disabled or ARGV[a + 12] == '1'
 
   events, packed_events = {}, {}
+  local amended_key, amend_target
   -- A retried send answers what the first one did.
   if (command == 'send' or command == 'note') and client_msg_id ~= '' then
     local ack = redis.call('GET', dedup_key)
@@ -220,6 +292,25 @@ local function apply_one(k, a)
     -- the actor and whatever the status; it only takes the next seq. A conversation
     -- with no event yet has no message it could be about: nothing.
     if state.status ~= 'new' then push_packed('attachment_checked', body) end
+  elseif AMENDMENTS[command] then
+    local target_seq = tonumber(ARGV[a + 6])
+    amended_key = string.sub(state_key, 1, #state_key - #'state') .. 'amended'
+    -- The message as history shows it now: amended already, as the stream holds it, or
+    -- (older than the stream) as the node read it.
+    local packed = redis.call('HGET', amended_key, target_seq)
+    if not packed then
+      local entry = redis.call('XRANGE', history_key, target_seq .. '-0', target_seq .. '-0')
+      if #entry == 1 then packed = entry[1][2][2] end
+    end
+    -- The node's copy only for what the stream no longer holds and no erasure took.
+    if not packed and ARGV[a + 18] ~= '' and target_seq > tonumber(h[7] or '0') then
+      packed = ARGV[a + 18]
+    end
+    amend_target = packed and cmsgpack.unpack(packed) or nil
+    local refusal = amendment_refusal(command, state, disabled, amend_target, target_seq,
+      tonumber(ARGV[a + 19]))
+    if refusal then return { 'refused', refusal } end
+    push_packed(AMENDMENTS[command], body)
   elseif role == 'end_user' then
     if command ~= 'send' then return { 'refused', 'forbidden' } end
     if content_kind == 'engagement' then return { 'refused', 'forbidden' } end
@@ -319,6 +410,10 @@ local function apply_one(k, a)
     else
       redis.call('XADD', history_key, events[i].seq .. '-0', 'e', packed_events[i], 't', at_text)
     end
+  end
+  if amend_target then
+    local amendment = cmsgpack.unpack(packed_events[1])
+    write_amendment(amended_key, history_key, command, amend_target, amendment)
   end
   -- Age limit: drop a few of the oldest entries per command (amortised).
   if history_max_age > 0 then
