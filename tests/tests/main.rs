@@ -25,6 +25,7 @@ mod codecs_deliver_the_same_events;
 mod console_catches_up_on_inbox;
 mod credentials_are_unambiguous;
 mod distinct_ids_never_share_a_key;
+mod edits_converge_everywhere;
 mod embedded_history_has_no_seam;
 mod embedded_kill_under_load_keeps_every_conversation;
 mod embedded_restart_keeps_everything;

@@ -491,6 +491,17 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                 .block_on(store.history(&tenant, &conversation, HistoryRange::After { after: 0, limit: 1000 }))
                 .unwrap();
             prop_assert_eq!(&whole.events, &model, "history after {:?}", group);
+            // A removed message's text is gone from the stream, not only hidden: its entry
+            // (and its edits') are deleted, their text-less forms kept aside.
+            for e in &model {
+                let removed = e.amended.as_ref().is_some_and(|a| a.removed());
+                if removed {
+                    let entry: redis::streams::StreamRangeReply = runtime
+                        .block_on(raw.clone().xrange(keys.history(&tenant, &conversation), format!("{}-0", e.seq), format!("{}-0", e.seq)))
+                        .unwrap();
+                    prop_assert!(entry.ids.is_empty(), "the stream still holds removed {:?}", e);
+                }
+            }
             if erased_in_group {
                 // Nothing of before the erasure is left: history holds only what came after.
                 let whole = runtime

@@ -860,3 +860,95 @@ fn notes_take_a_seq_and_change_nothing_else() {
         Outcome::Applied(_)
     ));
 }
+
+/// The end user's message at seq 2 (after `opened`), and the state after it.
+fn with_message() -> (ConversationState, Event) {
+    let t = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1_000,
+    ));
+    (t.state, t.events[1].clone())
+}
+
+fn amend_in(window_ms: u64, target: Option<Event>) -> Context {
+    Context {
+        edit_window_ms: window_ms,
+        target,
+        ..Context::default()
+    }
+}
+
+#[test]
+fn only_the_author_edits_within_the_window_and_only_admins_redact() {
+    let (state, message) = with_message();
+    let edit = Command::Amend {
+        target: message.seq,
+        change: Change::Edit {
+            text: "fixed".into(),
+        },
+    };
+    let cx = amend_in(60_000, Some(message.clone()));
+    let t = applied(apply_in(&cx, &state, &user(), &edit, 2_000));
+    assert_eq!(t.state.seq, state.seq + 1);
+    assert_eq!(t.state.owner, state.owner, "an amendment takes nothing");
+    assert_eq!(
+        apply_in(&cx, &state, &agent("bob"), &edit, 2_000),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    // Past the window, or with none.
+    assert_eq!(
+        apply_in(&cx, &state, &user(), &edit, 1_000 + 60_001),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    assert_eq!(
+        apply_in(
+            &amend_in(0, Some(message.clone())),
+            &state,
+            &user(),
+            &edit,
+            1_001
+        ),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    // No such message.
+    assert_eq!(
+        apply_in(&amend_in(60_000, None), &state, &user(), &edit, 2_000),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    let redact = Command::Amend {
+        target: message.seq,
+        change: Change::Redact {
+            reason: "card".into(),
+        },
+    };
+    assert_eq!(
+        apply_in(&cx, &state, &agent("bob"), &redact, 2_000),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    assert_eq!(
+        apply_in(&cx, &state, &user(), &redact, 2_000),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    // Any time for an admin, and then it stays removed.
+    let r = applied(apply_in(&cx, &state, &admin("carol"), &redact, 10_000_000));
+    let mut folded = message.clone();
+    assert!(fold(&mut folded, &r.events[0]));
+    assert_eq!(
+        folded.body,
+        EventBody::Message {
+            author: Author::of(&user()),
+            client_msg_id: None,
+            content: MessageContent::Removed {},
+        }
+    );
+    let after = amend_in(60_000, Some(folded.clone()));
+    assert_eq!(
+        apply_in(&after, &r.state, &user(), &edit, 2_000),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    // Folding is idempotent and ordered: an older amendment changes nothing.
+    let e = applied(apply_in(&cx, &state, &user(), &edit, 2_000));
+    assert!(!fold(&mut folded, &e.events[0]));
+}
