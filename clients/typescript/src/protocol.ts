@@ -120,7 +120,20 @@ export interface AttachmentCard {
 export type MessageContent =
   | { kind: 'text'; text: string }
   | { kind: 'engagement'; engagement: EngagementCard }
-  | { kind: 'attachment'; attachment: AttachmentCard };
+  | { kind: 'attachment'; attachment: AttachmentCard }
+  /** What is left of a message unsent or redacted (its `amended` says who and when). */
+  | { kind: 'removed' };
+
+/** A message's latest edit or its removal, as history shows the message. */
+export interface Amended {
+  change: 'edited' | 'unsent' | 'redacted';
+  /** The amendment's own `seq`: apply a later amendment only when its `seq` is greater. */
+  seq: number;
+  at: number;
+  by: Author;
+  /** A redaction's reason. */
+  reason?: string;
+}
 
 /** The body of a conversation event, tagged by `event`. */
 export type EventBody =
@@ -142,7 +155,13 @@ export type EventBody =
     }
   | { event: 'attachment_checked'; attachment: string; status: AttachmentStatus }
   /** An agent's private note: agents only, never sent to an end user. */
-  | { event: 'note'; author: Author; client_msg_id?: string; text: string };
+  | { event: 'note'; author: Author; client_msg_id?: string; text: string; mentions?: string[] }
+  /** The author edited message `target`; `text` is absent once it was removed since. */
+  | { event: 'edited'; target: number; author: Author; text?: string }
+  /** The author took message `target` back. */
+  | { event: 'unsent'; target: number; author: Author }
+  /** An admin removed message `target` for good. */
+  | { event: 'redacted'; target: number; by: Author; reason: string };
 
 /** One event of a conversation: its position, its time and what happened. */
 export type ConversationEvent = {
@@ -153,7 +172,50 @@ export type ConversationEvent = {
   seq: number;
   /** When, ms since the Unix epoch. */
   at: number;
+  /** A message's latest amendment, as history shows it (absent while unchanged). */
+  amended?: Amended;
 } & EventBody;
+
+/** Acknowledgement of an `edit`, `unsend` or `redact`. */
+export interface AmendAck {
+  conversation: string;
+  /** The message amended. */
+  target: number;
+  /** The amendment's `seq`. */
+  seq: number;
+}
+
+/**
+ * Applies `event` to a conversation's events as shown (in `seq` order): appends it, and
+ * folds an `edited`, `unsent` or `redacted` event into its message — only when the
+ * amendment's `seq` is above the message's `amended.seq`, so a live client, one that
+ * resumed and one that read history converge on the same view. Returns the list.
+ */
+export function applyEvent(view: ConversationEvent[], event: ConversationEvent): ConversationEvent[] {
+  if (view.some((e) => e.seq === event.seq)) return view;
+  if (event.event === 'edited' || event.event === 'unsent' || event.event === 'redacted') {
+    const removes = event.event !== 'edited';
+    for (const e of view) {
+      if (e.seq === event.target && e.event === 'message') {
+        const a = e.amended;
+        if (a && (a.seq >= event.seq || a.change !== 'edited')) continue;
+        if (event.event === 'edited' && event.text === undefined) continue;
+        e.content = event.event === 'edited' ? { kind: 'text', text: event.text as string } : { kind: 'removed' };
+        e.amended = {
+          change: event.event,
+          seq: event.seq,
+          at: event.at,
+          by: event.event === 'redacted' ? event.by : event.author,
+          ...(event.event === 'redacted' ? { reason: event.reason } : {}),
+        };
+      } else if (removes && e.event === 'edited' && e.target === event.target) {
+        delete e.text;
+      }
+    }
+  }
+  view.push(event);
+  return view;
+}
 
 /** Limits announced in `welcome`. */
 export interface Limits {
@@ -405,6 +467,9 @@ export interface Replies {
   list: { status: Status; items: QueueItem[]; next_cursor?: string };
   finish: ConversationView;
   transfer: ConversationView;
+  edit: AmendAck;
+  unsend: AmendAck;
+  redact: AmendAck;
   typing: Empty;
   read: Empty;
   disable: ConversationView;
@@ -483,6 +548,12 @@ export interface Requests {
   finish: { conversation?: string; epoch?: number };
   /** The owner or an admin hands the conversation to `to` (available now). */
   transfer: { conversation?: string; to?: string; note?: string; epoch?: number };
+  /** The author replaces the text of their text message `seq` (within the edit window). */
+  edit: { conversation?: string; seq: number; text: string };
+  /** The author takes back their message `seq` (within the edit window). */
+  unsend: { conversation?: string; seq: number };
+  /** Admins (`data.erase`): remove any message `seq` for good, with a reason. */
+  redact: { conversation?: string; seq: number; reason: string };
   typing: { conversation?: string; typing: boolean };
   read: { conversation?: string; seq: number };
   disable: { conversation?: string };
@@ -537,6 +608,9 @@ export const OPS = [
   'list',
   'finish',
   'transfer',
+  'edit',
+  'unsend',
+  'redact',
   'typing',
   'read',
   'disable',

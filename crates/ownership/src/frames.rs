@@ -71,13 +71,32 @@ pub fn queued_since(previous: Option<&QueueEntry>, state: &ConversationState) ->
         .map(|p| p.since)
 }
 
-/// The shortened preview of the last message among `events`, if any.
+/// The shortened preview of the last message among `events`, if any. An amendment is
+/// the latest thing said too: an edit previews its new text, a removal says so (the
+/// removed text never stays in the queue).
 pub fn message_preview(events: &[Event]) -> Option<String> {
     events.iter().rev().find_map(|e| match &e.body {
         EventBody::Message { content, .. } => Some(content_preview(content)),
-        _ => None,
+        body => amendment_preview(body).map(str::to_owned),
     })
 }
+
+/// What the queue previews for an amendment (see [`message_preview`]), shortened.
+pub fn amendment_preview(body: &EventBody) -> Option<&str> {
+    match body {
+        EventBody::Edited {
+            text: Some(text), ..
+        } => Some(match text.char_indices().nth(PREVIEW_CHARS) {
+            Some((end, _)) => &text[..end],
+            None => text,
+        }),
+        EventBody::Unsent { .. } | EventBody::Redacted { .. } => Some(REMOVED_PREVIEW),
+        _ => None,
+    }
+}
+
+/// The queue's preview after a message was unsent or redacted.
+pub const REMOVED_PREVIEW: &str = "Message removed";
 
 /// The queue's preview of one message: at most [`PREVIEW_CHARS`] characters.
 pub fn content_preview(content: &MessageContent) -> String {

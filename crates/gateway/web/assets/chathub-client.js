@@ -4,6 +4,31 @@ var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { en
 var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "symbol" ? key + "" : key, value);
 
 // src/protocol.ts
+function applyEvent(view, event) {
+  if (view.some((e) => e.seq === event.seq)) return view;
+  if (event.event === "edited" || event.event === "unsent" || event.event === "redacted") {
+    const removes = event.event !== "edited";
+    for (const e of view) {
+      if (e.seq === event.target && e.event === "message") {
+        const a = e.amended;
+        if (a && (a.seq >= event.seq || a.change !== "edited")) continue;
+        if (event.event === "edited" && event.text === void 0) continue;
+        e.content = event.event === "edited" ? { kind: "text", text: event.text } : { kind: "removed" };
+        e.amended = {
+          change: event.event,
+          seq: event.seq,
+          at: event.at,
+          by: event.event === "redacted" ? event.by : event.author,
+          ...event.event === "redacted" ? { reason: event.reason } : {}
+        };
+      } else if (removes && e.event === "edited" && e.target === event.target) {
+        delete e.text;
+      }
+    }
+  }
+  view.push(event);
+  return view;
+}
 var OPS = [
   "send",
   "subscribe",
@@ -13,6 +38,9 @@ var OPS = [
   "list",
   "finish",
   "transfer",
+  "edit",
+  "unsend",
+  "redact",
   "typing",
   "read",
   "disable",
@@ -2126,6 +2154,7 @@ export {
   ChathubError,
   FATAL_CLOSE_CODES,
   OPS,
+  applyEvent,
   attachmentLink,
   codecOf,
   forgetAttachmentLink,

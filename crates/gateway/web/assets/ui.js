@@ -171,3 +171,20 @@ export function h(tag, attrs = {}, ...children) {
   }
   return el;
 }
+
+/**
+ * Keeps `ev` in `events` (seq → event); an `edited`, `unsent` or `redacted` event is
+ * folded into its message as the SDK's `applyEvent` does (only when newer than the
+ * message's last amendment), so live, resumed and reloaded views agree.
+ */
+export function putAmended(events, ev) {
+  events.set(ev.seq, ev);
+  if (ev.event !== 'edited' && ev.event !== 'unsent' && ev.event !== 'redacted') return;
+  const target = events.get(ev.target);
+  if (!target || target.event !== 'message') return;
+  const a = target.amended;
+  if (a && (a.seq >= ev.seq || a.change !== 'edited')) return;
+  if (ev.event === 'edited' && ev.text === undefined) return;
+  target.content = ev.event === 'edited' ? { kind: 'text', text: ev.text } : { kind: 'removed' };
+  target.amended = { change: ev.event, seq: ev.seq, at: ev.at, by: ev.by || ev.author, reason: ev.reason };
+}

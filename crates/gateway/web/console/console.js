@@ -4,7 +4,7 @@
 // (protocol/PROTOCOL.md) on one WebSocket; the chathub-client SDK (clients/typescript) keeps it alive and resumes it.
 
 import { ChathubClient, newClientMsgId, uploadAttachment } from '/assets/chathub-client.js';
-import { attachmentView, duration, h, loadClientConfig, noteVerdict, timeOf, tokenClaims, wsUrlFor } from '/assets/ui.js';
+import { attachmentView, duration, h, loadClientConfig, noteVerdict, putAmended, timeOf, tokenClaims, wsUrlFor } from '/assets/ui.js';
 import { signIn, signOut } from '/assets/signin.js';
 
 const STORAGE_KEY = 'chathub.console.token';
@@ -560,7 +560,7 @@ async function openConversation(id) {
   try {
     const page = await conn.request('history', { conversation: id, limit: HISTORY_PAGE });
     if (state.current !== c) return;
-    for (const ev of page.events) c.events.set(ev.seq, ev);
+    for (const ev of page.events) putEvent(c, ev);
     c.oldest = page.events.length ? page.events[0].seq : null;
     c.hasMore = page.has_more;
     c.earlierRemoved = page.earlier_removed === true;
@@ -594,7 +594,7 @@ function syncSeenEpoch(c) {
 function onEvent(ev) {
   const c = state.current;
   if (!c || ev.conversation !== c.id) return;
-  c.events.set(ev.seq, ev);
+  putEvent(c, ev);
   if (ev.event === 'status' && ev.seq >= c.stateSeq) {
     Object.assign(c, { status: ev.status, owner: ev.owner, epoch: ev.epoch, disabled: ev.disabled, stateSeq: ev.seq });
     syncSeenEpoch(c);
@@ -650,7 +650,7 @@ async function loadOlder() {
   try {
     const page = await conn.request('history', { conversation: c.id, before: c.oldest, limit: HISTORY_PAGE });
     if (state.current !== c) return;
-    for (const ev of page.events) c.events.set(ev.seq, ev);
+    for (const ev of page.events) putEvent(c, ev);
     if (page.events.length) c.oldest = page.events[0].seq;
     c.hasMore = page.has_more;
     c.earlierRemoved = page.earlier_removed === true;
@@ -693,9 +693,77 @@ function describeStatus(ev) {
   }
 }
 
+/** Keeps `ev` in the conversation's events, amendments folded in (ui.js). */
+function putEvent(c, ev) {
+  putAmended(c.events, ev);
+}
+
+/** A message's own actions: edit and unsend for its author, redact for admins. */
+function messageActions(ev) {
+  if (!state.current || ev.content.kind === 'removed') return null;
+  const mine = ev.author.role !== 'end_user' && ev.author.id === state.me;
+  const buttons = [];
+  if (mine && ev.content.kind === 'text') buttons.push(h('button', { type: 'button', class: 'link edit-msg', onclick: () => startEdit(ev) }, 'Edit'));
+  if (mine) buttons.push(h('button', { type: 'button', class: 'link unsend-msg', onclick: () => amend('unsend', { seq: ev.seq }) }, 'Unsend'));
+  if (can('data.erase')) buttons.push(h('button', { type: 'button', class: 'link redact-msg', onclick: () => startRedact(ev) }, 'Redact'));
+  return buttons.length ? h('span', { class: 'msg-actions' }, ...buttons) : null;
+}
+
+async function amend(op, fields) {
+  const c = state.current;
+  try {
+    await conn.request(op, { conversation: c.id, ...fields });
+    c.editing = null;
+    renderConversation({ keepAnchor: true });
+  } catch (err) {
+    alertError(err);
+  }
+}
+
+/** An inline form in place of a message's text (edit: its text; redact: a reason). */
+function inlineForm(ev, kind, initial, placeholder, submit) {
+  const input = h('textarea', { class: `inline-${kind}`, rows: 2, placeholder, 'aria-label': placeholder });
+  input.value = initial;
+  const form = h(
+    'form',
+    {
+      class: `inline-form ${kind}-form`,
+      onsubmit: (e) => {
+        e.preventDefault();
+        if (input.value.trim()) submit(input.value);
+      },
+    },
+    input,
+    h('button', { type: 'submit', class: 'primary' }, kind === 'edit' ? 'Save' : 'Redact'),
+    h('button', { type: 'button', onclick: () => { state.current.editing = null; renderConversation({ keepAnchor: true }); } }, 'Cancel'),
+  );
+  setTimeout(() => input.focus());
+  return form;
+}
+
+function startEdit(ev) {
+  state.current.editing = { seq: ev.seq, kind: 'edit' };
+  renderConversation({ keepAnchor: true });
+}
+
+function startRedact(ev) {
+  state.current.editing = { seq: ev.seq, kind: 'redact' };
+  renderConversation({ keepAnchor: true });
+}
+
+/** What a removed message shows instead of its content. */
+function tombstone(ev) {
+  const a = ev.amended || {};
+  const by = a.by ? (a.by.role === 'end_user' ? customerName(a.by.id) : a.by.id === state.me ? 'you' : nameOf(a.by.id)) : 'someone';
+  const text = a.change === 'redacted' ? `Message redacted by ${by}: ${a.reason || ''}` : `Message unsent by ${by}`;
+  return h('p', { class: 'text tombstone', dataset: { removed: a.change || 'removed' } }, text);
+}
+
 function renderEvent(ev, seenSeq) {
   // A scanner's verdict redraws its file (noteVerdict); it has no line of its own.
   if (ev.event === 'attachment_checked') return null;
+  // Amendments show on their message (putEvent folded them in).
+  if (ev.event === 'edited' || ev.event === 'unsent' || ev.event === 'redacted') return null;
   if (ev.event === 'status') {
     return h('li', { class: 'system', dataset: { seq: ev.seq, cause: ev.cause } }, describeStatus(ev), h('time', {}, timeOf(ev.at)));
   }
@@ -715,11 +783,18 @@ function renderEvent(ev, seenSeq) {
     const e = ev.content.engagement;
     body = h('div', { class: 'engagement-card' }, h('span', { class: 'tag' }, e.type), h('strong', {}, e.name), h('p', {}, e.description));
   } else if (ev.content.kind === 'attachment') body = attachmentView(conn, state.current.id, ev.content.attachment);
+  else if (ev.content.kind === 'removed') body = tombstone(ev);
   else body = h('p', { class: 'text' }, ev.content.text);
+  const editing = state.current && state.current.editing && state.current.editing.seq === ev.seq ? state.current.editing : null;
+  if (editing && editing.kind === 'edit' && ev.content.kind === 'text')
+    body = inlineForm(ev, 'edit', ev.content.text, 'The new text', (text) => amend('edit', { seq: ev.seq, text }));
+  else if (editing && editing.kind === 'redact')
+    body = h('div', {}, body, inlineForm(ev, 'redact', '', 'Why it is redacted (both sides see this)', (reason) => amend('redact', { seq: ev.seq, reason })));
+  const edited = ev.amended && ev.amended.change === 'edited' ? h('span', { class: 'edited', title: `Edited ${timeOf(ev.amended.at)}` }, ' · edited') : null;
   return h(
     'li',
     { class: `msg ${mine ? 'out' : 'in'}`, dataset: { seq: ev.seq, author: ev.author.id } },
-    h('div', { class: 'meta' }, who, ' · ', h('time', {}, timeOf(ev.at))),
+    h('div', { class: 'meta' }, who, ' · ', h('time', {}, timeOf(ev.at)), edited, editing ? null : messageActions(ev)),
     body,
     seenSeq === ev.seq ? h('div', { class: 'seen', 'aria-label': 'Seen by the customer' }, 'Seen') : null,
   );

@@ -4,7 +4,7 @@
 // Same protocol and same client module as the console.
 
 import { ChathubClient, newClientMsgId, uploadAttachment } from '/assets/chathub-client.js';
-import { attachmentView, h, loadClientConfig, noteVerdict, timeOf, tokenClaims, wsUrlFor } from '/assets/ui.js';
+import { attachmentView, h, loadClientConfig, noteVerdict, putAmended, timeOf, tokenClaims, wsUrlFor } from '/assets/ui.js';
 import { signIn, signOut } from '/assets/signin.js';
 
 const STORAGE_KEY = 'chathub.demo.token';
@@ -27,6 +27,8 @@ const state = {
   connection: 'connecting',
   lastReadSent: 0,
   loaded: false,
+  /** The seq of my message being edited, if any. */
+  editing: null,
 };
 
 const el = {
@@ -141,7 +143,7 @@ async function loadConversation() {
   state.events.clear();
   try {
     const page = await conn.request('history', { conversation: me, limit: 50 });
-    for (const ev of page.events) state.events.set(ev.seq, ev);
+    for (const ev of page.events) putAmended(state.events, ev);
     const last = page.events.length ? page.events[page.events.length - 1].seq : 0;
     const sub = await conn.subscribe(me, last);
     state.disabled = sub.disabled;
@@ -160,7 +162,7 @@ conn.addEventListener('resumed', (e) => {
 });
 conn.addEventListener('event', (e) => {
   const ev = e.detail;
-  state.events.set(ev.seq, ev);
+  putAmended(state.events, ev);
   if (ev.event === 'status') state.disabled = ev.disabled;
   if (ev.event === 'message' && ev.author.role !== 'end_user') state.typing = null;
   render();
@@ -294,6 +296,8 @@ function statusLine(ev) {
 function renderEvent(ev, readSeq) {
   // A scanner's verdict redraws its file (noteVerdict); it has no line of its own.
   if (ev.event === 'attachment_checked') return null;
+  // Amendments show on their message (putAmended folded them in).
+  if (ev.event === 'edited' || ev.event === 'unsent' || ev.event === 'redacted') return null;
   if (ev.event === 'status') {
     const line = statusLine(ev);
     return line ? h('li', { class: 'system', dataset: { seq: ev.seq, cause: ev.cause } }, line) : null;
@@ -314,14 +318,51 @@ function renderEvent(ev, readSeq) {
         : h('button', { type: 'button', class: 'redeem primary', onclick: () => redeem(e.id) }, e.type === 'coupon' ? 'Redeem coupon' : 'Redeem'),
     );
   } else if (ev.content.kind === 'attachment') body = attachmentView(conn, me, ev.content.attachment);
-  else body = h('p', { class: 'text' }, ev.content.text);
+  else if (ev.content.kind === 'removed') {
+    const a = ev.amended || {};
+    const text = a.change === 'redacted' ? `This message was removed: ${a.reason || ''}` : mine ? 'You unsent this message' : 'This message was unsent';
+    body = h('p', { class: 'text tombstone', dataset: { removed: a.change || 'removed' } }, text);
+  } else if (state.editing === ev.seq) {
+    const input = h('textarea', { class: 'inline-edit', rows: 2, 'aria-label': 'The new text' });
+    input.value = ev.content.text;
+    setTimeout(() => input.focus());
+    body = h(
+      'form',
+      { class: 'inline-form edit-form', onsubmit: (e) => { e.preventDefault(); if (input.value.trim()) amend('edit', { seq: ev.seq, text: input.value }); } },
+      input,
+      h('button', { type: 'submit', class: 'primary' }, 'Save'),
+      h('button', { type: 'button', onclick: () => { state.editing = null; render(); } }, 'Cancel'),
+    );
+  } else body = h('p', { class: 'text' }, ev.content.text);
+  const edited = ev.amended && ev.amended.change === 'edited' ? h('span', { class: 'edited' }, ' · edited') : null;
+  const actions =
+    mine && ev.content.kind !== 'removed' && state.editing !== ev.seq
+      ? h(
+          'span',
+          { class: 'msg-actions' },
+          ev.content.kind === 'text' ? h('button', { type: 'button', class: 'link edit-msg', onclick: () => { state.editing = ev.seq; render(); } }, 'Edit') : null,
+          h('button', { type: 'button', class: 'link unsend-msg', onclick: () => amend('unsend', { seq: ev.seq }) }, 'Unsend'),
+        )
+      : null;
   return h(
     'li',
     { class: `msg ${mine ? 'out' : 'in'}`, dataset: { seq: ev.seq } },
-    h('div', { class: 'meta' }, mine ? 'You' : ev.author.id, ' · ', h('time', {}, timeOf(ev.at))),
+    h('div', { class: 'meta' }, mine ? 'You' : ev.author.id, ' · ', h('time', {}, timeOf(ev.at)), edited, actions),
     body,
     mine && readSeq === ev.seq ? h('div', { class: 'seen' }, 'Seen') : null,
   );
+}
+
+/** Edits or unsends one of my messages; a refusal (past the edit window…) is shown. */
+async function amend(op, fields) {
+  try {
+    await conn.request(op, fields);
+    state.editing = null;
+    showNotice('');
+  } catch (err) {
+    showNotice(err.message || String(err));
+  }
+  render();
 }
 
 function render() {

@@ -351,7 +351,19 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                     .arg(self.keys.engagement_index(t, &user, None))
                     .arg(self.keys.engagement_index(t, &user, Some(kind)));
             }
-            args.arg(content.map_or("", |c| crate::frames::preview_of(c)));
+            match (&req.command, content) {
+                (Command::Amend { target, change }, _) => {
+                    let body =
+                        chathub_domain::conversation::amend::body(&req.actor, *target, change);
+                    args.arg(crate::frames::amendment_preview(&body).unwrap_or(""));
+                }
+                (_, Some(c)) => {
+                    args.arg(crate::frames::preview_of(c));
+                }
+                (_, None) => {
+                    args.arg("");
+                }
+            }
             arg_fmt(
                 &mut args,
                 format_args!("{prefix}:{}", ChannelName::Agents(t)),
