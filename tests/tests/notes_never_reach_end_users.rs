@@ -559,3 +559,134 @@ async fn mentions_tell_the_agent_on_a_cluster() {
     })
     .await;
 }
+
+/// A note mentioning an agent with no live socket reaches them through the signed push
+/// webhook (`type: "mention"`, the agent named, the note's text), once; an agent who is
+/// online gets the `mention` frame and no push; the end user gets no push for a note.
+async fn mention_push_scenario(
+    nodes: Nodes,
+    hook: std::sync::Arc<std::sync::Mutex<Vec<chathub_e2e::Received>>>,
+) {
+    let ann_c = conv("ann");
+    let ann = connect(&nodes, 0, Role::EndUser, "ann", Codec::Json).await;
+    ann.send_text(None, "hello?", None, None).await.unwrap();
+    // Bob signs in once (a known agent), then leaves.
+    let bob = connect(&nodes, 1, Role::Agent, "bob", Codec::Json).await;
+    drop(bob);
+    let mut dan = connect(&nodes, 2, Role::Agent, "dan", Codec::Json).await;
+    let alice = connect(&nodes, 0, Role::Agent, "alice", Codec::MsgPack).await;
+    // Bob's session is gone once its presence lapses: wait until nobody sees him online.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let Reply::Agents(list) = alice.request(Op::Agents {}).await.unwrap() else {
+            panic!("an agents list")
+        };
+        let bob_online = list
+            .agents
+            .iter()
+            .any(|a| a.agent == "bob" && a.presence != chathub_domain::Presence::Offline);
+        if !bob_online {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob went offline: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let note = alice
+        .send_note(&ann_c, &format!("{SECRET} @bob @dan please check"), None)
+        .await
+        .unwrap();
+    // Dan is online: the frame, no push.
+    let frames = drain(&mut dan, Duration::from_millis(500)).await;
+    assert!(
+        frames.iter().any(|f| matches!(f, ServerFrame::Mention(_))),
+        "{frames:?}"
+    );
+    let id = format!("acme/{ann_c}/{}/bob", note.seq);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let bodies: Vec<serde_json::Value> = hook
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.1).unwrap())
+            .collect();
+        if let Some(push) = bodies.iter().find(|b| b["id"] == id.as_str()) {
+            assert_eq!(push["type"], "mention");
+            assert_eq!(push["agent"], "bob");
+            assert_eq!(push["author"]["id"], "alice");
+            assert!(
+                push["content"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("please check")
+            );
+            // Nobody else is pushed for the note: not dan (online), not ann.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let all: Vec<serde_json::Value> = hook
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|r| serde_json::from_slice(&r.1).unwrap())
+                .collect();
+            let for_note: Vec<_> = all.iter().filter(|b| b["seq"] == note.seq).collect();
+            assert!(
+                for_note
+                    .iter()
+                    .all(|b| b["type"] == "mention" && b["agent"] == "bob"),
+                "{for_note:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob's push came: {bodies:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_agents_get_a_mention_push_on_the_embedded_default() {
+    let (url, hook) = webhook_receiver(0).await;
+    let node = HubProcess::spawn(&[
+        "--webhook-url",
+        &url,
+        "--webhook-secret",
+        "webhook-secret-0123",
+    ]);
+    mention_push_scenario(
+        Nodes {
+            nodes: vec![node],
+            archive_lags: false,
+            keep: Vec::new(),
+        },
+        hook,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_agents_get_a_mention_push_on_a_cluster() {
+    let (url, hook) = webhook_receiver(0).await;
+    let (nodes, keep) = spawn_cluster_with_archive_and_s3(
+        3,
+        &[
+            "--webhook-url",
+            &url,
+            "--webhook-secret",
+            "webhook-secret-0123",
+        ],
+    );
+    mention_push_scenario(
+        Nodes {
+            nodes,
+            archive_lags: true,
+            keep,
+        },
+        hook,
+    )
+    .await;
+}

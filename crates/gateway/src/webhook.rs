@@ -1,7 +1,9 @@
-//! The offline delivery webhook: agents' messages for end users with no live socket are
-//! POSTed to the brand's push service.
+//! The offline delivery webhook: agents' messages for end users with no live socket, and
+//! notes mentioning agents with no live socket, are POSTed to the brand's push service.
 //!
-//! Body (JSON): `{"id", "tenant", "conversation", "seq", "at", "author", "content"}`.
+//! Body (JSON): `{"type", "id", "tenant", "conversation", "seq", "at", "author",
+//! "content"}`, `type` `message` (to the end user) or `mention` (to the agent named in
+//! `agent`; `content` is the note's text).
 //! Headers: `X-Chathub-Delivery: <id>` (stable across retries: receivers deduplicate by
 //! it) and `X-Chathub-Signature: sha256=<hex HMAC-SHA256 of the body>`. A delivery is
 //! retried with exponential backoff until a 2xx answer or `max_attempts`; the node also
@@ -32,8 +34,14 @@ const REMEMBERED: usize = 10_000;
 /// One notification.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
-    /// `tenant/conversation/seq`: unique per message.
+    /// `message` (a push to the end user) or `mention` (to `agent`).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `tenant/conversation/seq` (and `/agent` for a mention): unique per push.
     pub id: String,
+    /// A mention's agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// Tenant.
     pub tenant: String,
     /// Conversation (the end user).

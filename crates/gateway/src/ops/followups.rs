@@ -53,11 +53,17 @@ async fn offer<K: Backend>(node: &Node<K>, job: WebhookJob, event: &Event) {
     let Some(webhook) = &node.webhook else {
         return;
     };
-    let EventBody::Message {
-        author, content, ..
-    } = &event.body
-    else {
-        return complete(node, &job).await;
+    let (author, content) = match &event.body {
+        EventBody::Message {
+            author, content, ..
+        } => (author, content),
+        EventBody::Note {
+            author,
+            text,
+            mentions,
+            ..
+        } => return offer_mentions(node, webhook, job, event.at, author, text, mentions).await,
+        _ => return complete(node, &job).await,
     };
     let who = Participant::end_user(&job.conversation.end_user()).key();
     match node
@@ -68,6 +74,8 @@ async fn offer<K: Backend>(node: &Node<K>, job: WebhookJob, event: &Event) {
     {
         Ok(true) => complete(node, &job).await,
         Ok(false) => webhook.enqueue(Delivery {
+            kind: "message",
+            agent: None,
             id: format!("{}/{}/{}", job.tenant, job.conversation, job.seq),
             tenant: job.tenant.to_string(),
             conversation: job.conversation.to_string(),
@@ -79,6 +87,56 @@ async fn offer<K: Backend>(node: &Node<K>, job: WebhookJob, event: &Event) {
         }),
         // The job stays: it comes back after its lease.
         Err(e) => tracing::warn!(error = %e, "cannot check presence for the webhook"),
+    }
+}
+
+/// The agent push of a note: one delivery per mentioned agent with no live socket (the
+/// last carries the job, completed when it ends); none offline: the job is done.
+async fn offer_mentions<K: Backend>(
+    node: &Node<K>,
+    webhook: &crate::webhook::Webhook,
+    job: WebhookJob,
+    at: u64,
+    author: &chathub_domain::Author,
+    text: &str,
+    mentions: &[chathub_domain::AgentId],
+) {
+    let mut offline = Vec::new();
+    for agent in mentions {
+        let who = Participant::Agent(agent.clone()).key();
+        match node
+            .backend
+            .workspace()
+            .online(&job.tenant, &who, now_millis())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => offline.push(agent),
+            // The job stays: it comes back after its lease.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check presence for the agent push");
+                return;
+            }
+        }
+    }
+    let Some(last) = offline.len().checked_sub(1) else {
+        return complete(node, &job).await;
+    };
+    for (i, agent) in offline.into_iter().enumerate() {
+        webhook.enqueue(Delivery {
+            kind: "mention",
+            agent: Some(agent.to_string()),
+            id: format!("{}/{}/{}/{agent}", job.tenant, job.conversation, job.seq),
+            tenant: job.tenant.to_string(),
+            conversation: job.conversation.to_string(),
+            seq: job.seq,
+            at,
+            author: author.clone(),
+            content: chathub_domain::MessageContent::Text {
+                text: text.to_owned(),
+            },
+            job: (i == last).then(|| job.clone()),
+        });
     }
 }
 

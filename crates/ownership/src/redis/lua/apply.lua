@@ -493,11 +493,16 @@ local function apply_one(k, a)
       })
       local frames = {}
       for i = 1, #note.mentions do frames[i] = frame end
-      apply_followups(q, {
+      -- With a webhook, the job of the push to the mentioned agents who are offline.
+      local followups = {
         conversation = conversation_id, at = at, job_seq = 0, lost_agent = '',
         mention_agents = note.mentions,
         mention_frames = frames,
-      })
+      }
+      if job_lease > 0 then
+        followups.job_seq, followups.job_due = events[#events].seq, at + job_lease
+      end
+      apply_followups(q, followups)
     end
   end
 
