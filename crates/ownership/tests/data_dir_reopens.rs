@@ -143,6 +143,38 @@ async fn everything_survives_a_reopen() {
             panic!("alice's reply applies")
         };
         assert_eq!(state.status, Status::Active);
+        // Ann edits her last "hello" (seq 6, in memory's window) and unsends her first
+        // (seq 2, only in the file: decided on the copy a node reads first).
+        for (target, change) in [
+            (
+                6,
+                chathub_domain::Change::Edit {
+                    text: "hello, fixed".into(),
+                },
+            ),
+            (2, chathub_domain::Change::Unsend),
+        ] {
+            let read = opened
+                .store
+                .history(
+                    &t,
+                    &conversation("ann"),
+                    HistoryRange::After {
+                        after: target - 1,
+                        limit: 1,
+                    },
+                )
+                .await
+                .unwrap();
+            let mut amend = now(send(end_user("ann"), "ann", "", None, None));
+            amend.command = Command::Amend { target, change };
+            amend.context.edit_window_ms = 600_000;
+            amend.context.target = read.events.into_iter().next();
+            let Decision::Done { events, .. } = o.apply(amend).await.unwrap() else {
+                panic!("ann's amendment of {target} applies")
+            };
+            assert_eq!(events.len(), 1, "{events:?}");
+        }
         o.apply(send(agent("alice"), "bob", "hi bob", Some(0), None))
             .await
             .unwrap();
@@ -216,8 +248,9 @@ async fn everything_survives_a_reopen() {
         opened.jobs.complete(&due[0]).await.unwrap();
 
         before = snapshot(&opened).await;
+        // 10 events, two of them messages amended (their `amended` has a seq too).
         assert!(
-            before.history[0].matches("seq:").count() == 8,
+            before.history[0].matches("seq:").count() == 12,
             "ann's whole history is read, past memory's window of 3: {:?}",
             before.history[0]
         );
@@ -226,6 +259,15 @@ async fn everything_survives_a_reopen() {
     let opened = open(dir.path());
     let after = snapshot(&opened).await;
     assert_eq!(after, before);
+    // The amended messages come back amended, from memory's window and from the file.
+    let ann_history = &after.history[0];
+    assert!(ann_history.contains("hello, fixed"), "{ann_history}");
+    assert!(ann_history.contains("Removed"), "{ann_history}");
+    assert_eq!(
+        ann_history.matches("text: \"hello\"").count(),
+        3,
+        "{ann_history}"
+    );
     // The pending job is still pending, the completed one is gone.
     let due = opened.jobs.claim_due(u64::MAX - 1, 1, 10).await.unwrap();
     assert_eq!(due.len(), 1, "{due:?}");
