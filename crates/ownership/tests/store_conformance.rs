@@ -83,6 +83,139 @@ async fn history_pages_in_both_directions<O: Ownership, S: ConversationStore, B:
     assert!(none.events.is_empty() && !none.has_more);
 }
 
+/// History pages over amended messages: removed ones (their entries deleted from a Redis
+/// stream, their forms kept aside) and edited ones come in their current form, each
+/// `seq` once, pages of 2 in both directions adding up to the whole.
+async fn amended_history_pages<O: Ownership, S: ConversationStore, B: Broker>(f: Fixture<O, S, B>) {
+    use chathub_domain::{Change, Command, MessageContent};
+    let (t, c) = (tenant(), conversation("amender"));
+    // opened + 12 messages: seqs 1..=13.
+    for n in 0..12 {
+        f.ownership
+            .apply(send(
+                end_user("amender"),
+                "amender",
+                &format!("m{n}"),
+                None,
+                None,
+            ))
+            .await
+            .unwrap();
+    }
+    // Unsend 2, 3 (the first messages, side by side), 8 and 13 (the last); edit 5 twice.
+    for (target, change) in [
+        (
+            5,
+            Change::Edit {
+                text: "m3 fixed".into(),
+            },
+        ),
+        (2, Change::Unsend),
+        (3, Change::Unsend),
+        (8, Change::Unsend),
+        (
+            5,
+            Change::Edit {
+                text: "m3 fixed again".into(),
+            },
+        ),
+        (13, Change::Unsend),
+    ] {
+        let read = f
+            .store
+            .history(
+                &t,
+                &c,
+                HistoryRange::After {
+                    after: target - 1,
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        let mut amend = send(end_user("amender"), "amender", "", None, None);
+        amend.at = read.events[0].at + 1;
+        amend.command = Command::Amend { target, change };
+        amend.context.edit_window_ms = 600_000;
+        amend.context.target = read.events.into_iter().next();
+        let decision = f.ownership.apply(amend).await.unwrap();
+        assert!(
+            matches!(decision, chathub_ownership::Decision::Done { ref events, .. } if events.len() == 1),
+            "{decision:?}"
+        );
+    }
+    let whole = f
+        .store
+        .history(
+            &t,
+            &c,
+            HistoryRange::After {
+                after: 0,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs(&whole.events), (1..=19).collect::<Vec<_>>());
+    for seq in [2, 3, 8, 13] {
+        let e = &whole.events[seq - 1];
+        assert!(
+            matches!(
+                &e.body,
+                chathub_domain::EventBody::Message {
+                    content: MessageContent::Removed {},
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    let edited = &whole.events[4];
+    assert!(
+        matches!(&edited.body, chathub_domain::EventBody::Message { content: MessageContent::Text { text }, .. } if text == "m3 fixed again"),
+        "{edited:?}"
+    );
+    // The first edit lost nothing but stays an event; the edits of an unsent message would
+    // lose their text (none here).
+    let mut backward = Vec::new();
+    let mut range = HistoryRange::Latest { limit: 2 };
+    loop {
+        let page = f.store.history(&t, &c, range).await.unwrap();
+        assert!(page.events.len() <= 2);
+        let Some(first) = page.events.first().map(|e| e.seq) else {
+            break;
+        };
+        backward.splice(0..0, page.events);
+        if !page.has_more {
+            break;
+        }
+        range = HistoryRange::Before {
+            before: first,
+            limit: 2,
+        };
+    }
+    assert_eq!(backward, whole.events, "backward pages");
+    let mut forward: Vec<chathub_domain::Event> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = f
+            .store
+            .history(&t, &c, HistoryRange::After { after, limit: 2 })
+            .await
+            .unwrap();
+        assert!(page.events.len() <= 2);
+        let Some(last) = page.events.last().map(|e| e.seq) else {
+            break;
+        };
+        forward.extend(page.events);
+        after = last;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(forward, whole.events, "forward pages");
+}
+
 async fn queue_pages_by_cursor<O: Ownership, S: ConversationStore, B: Broker>(f: Fixture<O, S, B>) {
     let t = tenant();
     let names: Vec<String> = (0..5).map(|n| format!("q{n}")).collect();
@@ -238,6 +371,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(history_pages_in_both_directions, Limits::default());
+on_every_backend!(amended_history_pages, Limits::default());
 on_every_backend!(queue_pages_by_cursor, Limits::default());
 on_every_backend!(read_marks_move_forward_and_clamp, Limits::default());
 on_every_backend!(inbox_cursors_and_truncation, Limits { inbox_max_len: 3 });

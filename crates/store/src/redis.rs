@@ -528,6 +528,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
                 loop {
                     let removed: u64 = TRIM_HISTORY
                         .key(self.keys.history_name(tenant, &conversation))
+                        .key(self.keys.amended(tenant, &conversation))
                         .arg(before)
                         .arg(PER_CALL)
                         .invoke_async(&mut conn)
