@@ -47,18 +47,7 @@ fn apply(view: &mut Vec<Event>, events: impl IntoIterator<Item = Event>) {
         if view.iter().any(|e| e.seq == event.seq) {
             continue;
         }
-        if let Some(target) = amend::target_of(&event.body) {
-            for e in view.iter_mut() {
-                if e.seq == target {
-                    amend::fold(e, &event);
-                }
-                if amend::removes(&event.body)
-                    && matches!(e.body, EventBody::Edited { target: t, .. } if t == target)
-                {
-                    amend::scrub_edit(e);
-                }
-            }
-        }
+        amend::fold_into(view.iter_mut(), &event);
         view.push(event);
     }
 }

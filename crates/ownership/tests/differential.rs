@@ -283,19 +283,7 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
 /// Appends `event` to `model`, folding an amendment into its message (and, for a
 /// removal, scrubbing the message's earlier edits).
 fn fold_into(model: &mut Vec<chathub_domain::Event>, event: &chathub_domain::Event) {
-    use chathub_domain::conversation::amend;
-    if let Some(target) = amend::target_of(&event.body) {
-        for e in model.iter_mut() {
-            if e.seq == target {
-                amend::fold(e, event);
-            }
-            if amend::removes(&event.body)
-                && matches!(e.body, chathub_domain::EventBody::Edited { target: t, .. } if t == target)
-            {
-                amend::scrub_edit(e);
-            }
-        }
-    }
+    chathub_domain::conversation::amend::fold_into(model.iter_mut(), event);
     model.push(event.clone());
 }
 

@@ -73,27 +73,16 @@ impl ConversationRecord {
     }
 
     fn fold(&mut self, target: u64, amendment: &Event) {
-        use chathub_domain::conversation::amend;
-        let Some(first) = self.history.front().map(|e| e.seq) else {
-            return;
-        };
-        let Some(i) = target
-            .checked_sub(first)
-            .and_then(|i| usize::try_from(i).ok())
-        else {
-            return;
-        };
-        if let Some(message) = self.history.get_mut(i) {
-            amend::fold(message, amendment);
-        }
-        if amend::removes(&amendment.body) {
-            for edit in self.history.iter_mut().skip(i + 1) {
-                if matches!(edit.body, chathub_domain::EventBody::Edited { target: t, .. } if t == target)
-                {
-                    amend::scrub_edit(edit);
-                }
-            }
-        }
+        // The message and its edits all come after `target` in the window.
+        let skip = self
+            .history
+            .front()
+            .and_then(|e| usize::try_from(target.saturating_sub(e.seq)).ok())
+            .unwrap_or(0);
+        chathub_domain::conversation::amend::fold_into(
+            self.history.iter_mut().skip(skip),
+            amendment,
+        );
     }
 
     /// Remembers the ack of a send until `expires`; forgets expired acks first when the

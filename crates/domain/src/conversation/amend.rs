@@ -204,6 +204,25 @@ pub fn fold(message: &mut Event, amendment: &Event) -> bool {
     true
 }
 
+/// Folds `amendment` into the events it is about among `events` (a view of a
+/// conversation): its message ([`fold`]) and, for a removal, the message's earlier
+/// edits ([`scrub_edit`]). Other events pass untouched.
+pub fn fold_into<'a>(events: impl IntoIterator<Item = &'a mut Event>, amendment: &Event) {
+    let Some(target) = target_of(&amendment.body) else {
+        return;
+    };
+    let removal = removes(&amendment.body);
+    for event in events {
+        if event.seq == target {
+            fold(event, amendment);
+        } else if removal
+            && matches!(event.body, EventBody::Edited { target: t, .. } if t == target)
+        {
+            scrub_edit(event);
+        }
+    }
+}
+
 /// An edit of a message unsent or redacted since, as history keeps it: without its text.
 /// Returns whether it changed anything.
 pub fn scrub_edit(edit: &mut Event) -> bool {
