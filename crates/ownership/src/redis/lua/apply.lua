@@ -263,8 +263,7 @@ local function apply_one(k, a)
   -- `since`: when the conversation's status last changed, as its queue entry holds it
   -- (written with the entry by this script, on a single Redis), so that a plain message
   -- rewrites the entry without reading it.
-  local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled', 'since',
-    'erased')
+  local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled', 'since')
   local state = {
     status = h[1] or 'new',
     owner = (h[2] and h[2] ~= '') and h[2] or nil,
@@ -303,7 +302,8 @@ local function apply_one(k, a)
       if #entry == 1 then packed = entry[1][2][2] end
     end
     -- The node's copy only for what the stream no longer holds and no erasure took.
-    if not packed and ARGV[a + 18] ~= '' and target_seq > tonumber(h[7] or '0') then
+    if not packed and ARGV[a + 18] ~= ''
+        and target_seq > tonumber(redis.call('HGET', state_key, 'erased') or '0') then
       packed = ARGV[a + 18]
     end
     amend_target = packed and cmsgpack.unpack(packed) or nil
