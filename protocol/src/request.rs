@@ -168,6 +168,18 @@ pub enum Op {
         /// Why (shown to both sides, and in the audit log).
         reason: String,
     },
+    /// End users: answer the satisfaction survey the last finish asked (once): a rating
+    /// of 1–5 and an optional comment. Grants the tenant's reward when entitled.
+    SurveyAnswer {
+        /// Conversation (end users may leave it out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// 1 (worst) to 5 (best).
+        rating: u8,
+        /// What they add (at most the message text limit).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
     /// Tell the other side you are (not) typing. Not recorded.
     Typing {
         /// Conversation.
@@ -381,7 +393,7 @@ impl Visibility {
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 34] = [
+    pub const NAMES: [&'static str; 35] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -393,6 +405,7 @@ impl Op {
         "edit",
         "unsend",
         "redact",
+        "survey_answer",
         "typing",
         "read",
         "disable",
@@ -432,6 +445,7 @@ impl Op {
             Op::Edit { .. } => "edit",
             Op::Unsend { .. } => "unsend",
             Op::Redact { .. } => "redact",
+            Op::SurveyAnswer { .. } => "survey_answer",
             Op::Typing { .. } => "typing",
             Op::Read { .. } => "read",
             Op::Disable { .. } => "disable",

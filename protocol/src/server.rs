@@ -312,6 +312,8 @@ pub enum Reply {
     Unsend(AmendAck),
     /// Redacted: the `redacted` event's `seq`.
     Redact(AmendAck),
+    /// The survey answered: the `survey_answered` event's `seq` and the reward granted.
+    SurveyAnswer(SurveyAck),
     /// Typing notice sent.
     Typing {},
     /// Read mark recorded.
@@ -439,8 +441,12 @@ pub struct TranscriptReply {
     /// Every change of status and owner: opened, taken, taken over, finished, reopened,
     /// disabled, enabled.
     pub timeline: Vec<TimelineEntry>,
-    /// Engagements sent in the conversation and redeemed by the end user.
+    /// Engagements sent in the conversation, granted by a survey answer and redeemed by
+    /// the end user.
     pub engagements: Vec<TranscriptEngagement>,
+    /// The satisfaction surveys asked after finishes, with their answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub surveys: Vec<TranscriptSurvey>,
     /// The transcript as `text` or `html`, when `format` asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendered: Option<String>,
@@ -490,13 +496,35 @@ pub struct TimelineEntry {
     pub by: Author,
 }
 
+/// A satisfaction survey in a transcript, and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TranscriptSurvey {
+    /// The `survey` event's `seq`.
+    pub seq: u64,
+    /// When it was asked, ms.
+    pub at: u64,
+    /// The question.
+    pub prompt: String,
+    /// When it was answered, ms (absent: not answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<u64>,
+    /// 1–5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<u8>,
+    /// The end user's comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
 /// An engagement in a transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TranscriptEngagement {
     /// When, ms.
     pub at: u64,
-    /// `sent` (by an agent, in the conversation) or `redeemed` (by the end user).
+    /// `sent` (by an agent, in the conversation), `granted` (the reward of a survey
+    /// answer) or `redeemed` (by the end user).
     pub action: String,
     /// The catalogue item.
     pub id: String,
@@ -533,6 +561,9 @@ pub struct StatsReply {
     /// Mean time from the first take to the finish, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_handling_ms: Option<u64>,
+    /// Survey answers by rating: the count of 1s, 2s, 3s, 4s and 5s.
+    #[serde(default)]
+    pub ratings: [u64; 5],
 }
 
 /// Reply to `search`.
@@ -626,6 +657,25 @@ pub struct AmendAck {
     pub target: u64,
     /// `seq` of the recorded amendment.
     pub seq: u64,
+}
+
+/// Acknowledgement of a `survey_answer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyAck {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// `seq` of the recorded `survey_answered` event.
+    pub seq: u64,
+    /// The engagement the answer granted (the tenant's reward), now in the end user's
+    /// engagement history as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<chathub_domain::EngagementCard>,
+    /// Why the tenant's reward was not granted (`not_entitled`, `expired`,
+    /// `out_of_stock`, `already_redeemed`, `not_yet_valid`, `insufficient_points`,
+    /// `not_in_segment`, `unknown_engagement`); absent when granted or when the tenant
+    /// offers none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_refused: Option<String>,
 }
 
 /// A conversation's id with its state.

@@ -61,6 +61,7 @@ mod serve_binary_lifecycle;
 mod socket_and_admin_api_validate_alike;
 mod stopped_node_leaves_no_task_running;
 mod stored_fields_are_limited;
+mod survey_rewards_an_answer;
 mod take_race_has_one_winner;
 mod take_race_is_linearizable;
 mod tenants_and_users_see_only_their_own;

@@ -96,7 +96,7 @@ async fn cycles_as_csv_and_todays_figures_on(hub: &HubProcess) {
     assert_eq!(
         lines[0],
         "conversation,opened_seq,opened_at,first_reply_at,owners,finished_at,finished_by,\
-end_user_messages,agent_messages,waiting_ms,handling_ms"
+end_user_messages,agent_messages,waiting_ms,handling_ms,rating,comment,reward"
     );
     assert_eq!(lines.len(), 4, "{csv}");
     let fields = |line: &str| line.split(',').map(str::to_owned).collect::<Vec<_>>();

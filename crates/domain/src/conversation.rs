@@ -32,6 +32,13 @@
 //!   unseen. Otherwise `invalid_state`; a `new` one has nothing to expire.
 //! - **Amendments** (edit, unsend, redact) are new events about an earlier message:
 //!   see [`amend`].
+//! - **Survey**: with the tenant's survey on ([`Context::survey`]), a finish also records
+//!   a `survey` event after its status event, and the conversation has that survey open
+//!   ([`ConversationState::survey`]). Only its end user answers it, once: the answer
+//!   closes it, so a second answer is `invalid_state`, as is an answer with none open.
+//!   Any status change but a finish closes it too (the cycle it was about is over: the
+//!   end user wrote again, an agent took it, an erasure). The answer may carry the
+//!   tenant's reward, checked for entitlement by the caller.
 
 use crate::engagement::EngagementType;
 use crate::ids::{AgentId, AttachmentId};
@@ -80,6 +87,10 @@ pub struct ConversationState {
     pub seq: u64,
     /// Whether two-way chat is disabled.
     pub disabled: bool,
+    /// The `seq` of the satisfaction survey open for the end user to answer (the one
+    /// recorded by the last finish), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<u64>,
 }
 
 /// Who wrote a message or caused a change, as shown to clients.
@@ -229,6 +240,9 @@ pub struct Context {
     /// For an amendment ([`Command::Amend`]): the current form of its target, as history
     /// shows it (`None`: no such event).
     pub target: Option<Event>,
+    /// For a finish: the question of the tenant's satisfaction survey (`None`: the
+    /// tenant has none, and a finish records no survey).
+    pub survey: Option<String>,
 }
 
 /// Why a `status` event happened.
@@ -329,6 +343,28 @@ pub enum EventBody {
         /// Why (shown to both sides).
         reason: String,
     },
+    /// The satisfaction survey the end user is asked after a finish (the tenant's
+    /// question; the answer is 1–5 and an optional comment).
+    Survey {
+        /// The question, as the tenant words it.
+        prompt: String,
+    },
+    /// The end user's answer to the survey `survey`, with the reward it granted.
+    SurveyAnswered {
+        /// The survey's `seq`.
+        survey: u64,
+        /// Who answered (the end user).
+        author: Author,
+        /// 1 (worst) to 5 (best).
+        rating: u8,
+        /// What they added.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+        /// The engagement the answer granted (the tenant's reward, when the end user was
+        /// entitled to it): recorded as received in their engagement history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reward: Option<EngagementCard>,
+    },
     /// The scanner's verdict on an attachment of the conversation: `clean` or `blocked`.
     /// Changes no ownership; it has a `seq` so that every device, resumes included,
     /// converges on the same state of the file.
@@ -419,6 +455,15 @@ pub enum Command {
         target: u64,
         /// What to do to it.
         change: Change,
+    },
+    /// The end user's answer to the open survey (see the module docs).
+    AnswerSurvey {
+        /// 1 to 5 (checked by the caller).
+        rating: u8,
+        /// An optional comment.
+        comment: Option<String>,
+        /// The reward it grants (the caller checked the end user is entitled to it).
+        reward: Option<EngagementCard>,
     },
     /// Erase the conversation (the erasure of its end user, `data.erase`): see the module
     /// docs. It records no event: its history goes, and the stores that keep events
@@ -565,6 +610,30 @@ pub fn apply_in(
         }
         (
             Actor::EndUser(_),
+            Command::AnswerSurvey {
+                rating,
+                comment,
+                reward,
+            },
+        ) => {
+            let Some(survey) = state.survey else {
+                return Outcome::Refused(Refusal::InvalidState);
+            };
+            next.state.survey = None;
+            next.push(EventBody::SurveyAnswered {
+                survey,
+                author: Author::of(actor),
+                rating: *rating,
+                comment: comment.clone(),
+                reward: reward.clone(),
+            });
+        }
+        // Only the end user answers their survey.
+        (Actor::Agent { .. }, Command::AnswerSurvey { .. }) => {
+            return Outcome::Refused(Refusal::Forbidden);
+        }
+        (
+            Actor::EndUser(_),
             Command::Finish { .. }
             | Command::SetDisabled(_)
             | Command::Transfer { .. }
@@ -607,6 +676,12 @@ pub fn apply_in(
                 return conflict(state);
             }
             next.status(Status::Finished, None, Cause::Finished);
+            if let Some(prompt) = &context.survey {
+                next.push(EventBody::Survey {
+                    prompt: prompt.clone(),
+                });
+                next.state.survey = Some(next.state.seq);
+            }
         }
         (
             Actor::Agent { .. },
@@ -706,6 +781,8 @@ impl<'a> Builder<'a> {
         }
         self.state.status = status;
         self.state.owner = owner;
+        // The cycle the survey was about is over (a finish opens its own after this).
+        self.state.survey = None;
         self.push_status(cause, previous_owner);
     }
 
@@ -727,6 +804,7 @@ impl<'a> Builder<'a> {
             epoch: self.state.epoch + 1,
             seq: self.state.seq,
             disabled: false,
+            survey: None,
         };
     }
 

@@ -1000,6 +1000,9 @@ async fn put_settings<K: Backend>(
     if let Some(secs) = change.edit_window_secs {
         tenant::check_edit_window(&cx, secs)?;
     }
+    if let Some(survey) = &change.survey {
+        tenant::check_survey(&cx, survey.as_ref()).await?;
+    }
     if let Some(policy) = change.attachments {
         tenant::set_attachment_policy(&cx, policy).await?;
     }
@@ -1008,6 +1011,9 @@ async fn put_settings<K: Backend>(
     }
     if let Some(secs) = change.edit_window_secs {
         tenant::set_edit_window(&cx, secs).await?;
+    }
+    if let Some(survey) = change.survey {
+        tenant::set_survey(&cx, survey).await?;
     }
     if let Some(disabled) = change.chat_disabled {
         tenant::set_chat(&cx, disabled).await?;
@@ -1037,6 +1043,12 @@ pub(crate) struct SettingsChange {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 86400)]
     edit_window_secs: Option<u32>,
+    /// The satisfaction survey every finish asks from now on: `{"prompt", "reward"}`
+    /// (`reward`: a catalogue item granted for an answer, when the end user is entitled
+    /// to it). `null`: no survey.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<chathub_store::SurveySettings>)]
+    survey: Option<Option<chathub_store::SurveySettings>>,
 }
 
 /// A field that may be left out (`None`), `null` (`Some(None)`) or a value.

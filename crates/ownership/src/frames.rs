@@ -77,12 +77,13 @@ pub fn queued_since(previous: Option<&QueueEntry>, state: &ConversationState) ->
 pub fn message_preview(events: &[Event]) -> Option<String> {
     events.iter().rev().find_map(|e| match &e.body {
         EventBody::Message { content, .. } => Some(content_preview(content)),
-        body => amendment_preview(body).map(str::to_owned),
+        body => event_preview(body).map(str::to_owned),
     })
 }
 
-/// What the queue previews for an amendment (see [`message_preview`]), shortened.
-pub fn amendment_preview(body: &EventBody) -> Option<&str> {
+/// What the queue previews for an event other than a message (see [`message_preview`]):
+/// an amendment (shortened) or a survey's answer.
+pub fn event_preview(body: &EventBody) -> Option<&str> {
     match body {
         EventBody::Edited {
             text: Some(text), ..
@@ -91,9 +92,21 @@ pub fn amendment_preview(body: &EventBody) -> Option<&str> {
             None => text,
         }),
         EventBody::Unsent { .. } | EventBody::Redacted { .. } => Some(REMOVED_PREVIEW),
+        EventBody::SurveyAnswered { rating, .. } => RATED_PREVIEW
+            .get(usize::from(*rating).wrapping_sub(1))
+            .copied(),
         _ => None,
     }
 }
+
+/// The queue's preview after the end user answered the survey, by rating.
+pub const RATED_PREVIEW: [&str; 5] = [
+    "Rated 1/5",
+    "Rated 2/5",
+    "Rated 3/5",
+    "Rated 4/5",
+    "Rated 5/5",
+];
 
 /// The queue's preview after a message was unsent or redacted.
 pub const REMOVED_PREVIEW: &str = "Message removed";
@@ -187,16 +200,25 @@ pub fn webhook_job(events: &[Event]) -> Option<u64> {
     })
 }
 
-/// The end user's engagement-history record of an engagement an agent sent through the
-/// chat ("received"), written by the atomic step with the queue entry on every backend.
-/// Its id is the message's place in the conversation, so writing it again is harmless.
+/// The end user's engagement-history record of an engagement they got through the chat
+/// ("received"): one an agent sent, or the reward a survey answer granted. Written by the
+/// atomic step with the queue entry on every backend. Its id is the event's place in
+/// the conversation, so writing it again is harmless.
 pub fn received_record(conversation: &ConversationId, events: &[Event]) -> Option<HistoryEvent> {
-    events.iter().find_map(|e| match &e.body {
-        EventBody::Message {
-            author,
-            content: MessageContent::Engagement { engagement },
-            ..
-        } if author.role != Role::EndUser => Some(HistoryEvent {
+    events.iter().find_map(|e| {
+        let engagement = match &e.body {
+            EventBody::Message {
+                author,
+                content: MessageContent::Engagement { engagement },
+                ..
+            } if author.role != Role::EndUser => engagement,
+            EventBody::SurveyAnswered {
+                reward: Some(reward),
+                ..
+            } => reward,
+            _ => return None,
+        };
+        Some(HistoryEvent {
             id: format!("chat:{conversation}:{}", e.seq),
             engagement_type: engagement.engagement_type,
             action: HistoryAction::Received,
@@ -204,7 +226,6 @@ pub fn received_record(conversation: &ConversationId, events: &[Event]) -> Optio
             title: engagement.name.clone(),
             points: None,
             at: e.at,
-        }),
-        _ => None,
+        })
     })
 }

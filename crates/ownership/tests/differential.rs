@@ -34,9 +34,19 @@ enum Step {
         with_epoch: bool,
         engagement: bool,
     },
+    /// A finish, with the tenant's survey on or not.
     Finish {
         actor: usize,
         epoch_lag: u64,
+        survey: bool,
+    },
+    /// An answer to the survey, by an actor or the end user (6), with a comment and a
+    /// reward or not.
+    AnswerSurvey {
+        actor: usize,
+        rating: u8,
+        comment: bool,
+        reward: bool,
     },
     SetDisabled {
         actor: usize,
@@ -104,7 +114,10 @@ fn step() -> impl Strategy<Value = Step> {
         3 => prop::bool::weighted(0.05).prop_map(|engagement| Step::UserSends { engagement }),
         5 => (0usize..6, 0u64..3, prop::bool::weighted(0.95), prop::bool::weighted(0.2))
             .prop_map(|(actor, epoch_lag, with_epoch, engagement)| Step::AgentSends { actor, epoch_lag, with_epoch, engagement }),
-        2 => (0usize..6, 0u64..2).prop_map(|(actor, epoch_lag)| Step::Finish { actor, epoch_lag }),
+        2 => (0usize..6, 0u64..2, prop::bool::weighted(0.7))
+            .prop_map(|(actor, epoch_lag, survey)| Step::Finish { actor, epoch_lag, survey }),
+        2 => (prop_oneof![3 => Just(6usize), 1 => 0usize..6], 1u8..6, any::<bool>(), any::<bool>())
+            .prop_map(|(actor, rating, comment, reward)| Step::AnswerSurvey { actor, rating, comment, reward }),
         1 => (0usize..6, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
         1 => (0usize..7, any::<bool>()).prop_map(|(actor, blocked)| Step::Verdict { actor, blocked }),
         2 => (0usize..7, 0usize..7, 0u64..2)
@@ -177,10 +190,33 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
         Step::Finish {
             actor: a,
             epoch_lag,
+            ..
         } => (
             actor(a),
             Command::Finish {
                 seen_epoch: state.epoch.saturating_sub(epoch_lag),
+            },
+        ),
+        Step::AnswerSurvey {
+            actor: a,
+            rating,
+            comment,
+            reward,
+        } => (
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::AnswerSurvey {
+                rating,
+                comment: comment.then(|| format!("comment #{n} ★ \"quoted\"")),
+                reward: reward.then(|| EngagementCard {
+                    id: format!("thanks{n}"),
+                    engagement_type: EngagementType::Points,
+                    name: "50 points".into(),
+                    description: "for your answer".into(),
+                }),
             },
         ),
         Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
@@ -359,6 +395,8 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                         }
                         _ => (0, None),
                     };
+                    let survey = matches!(st, Step::Finish { survey: true, .. })
+                        .then(|| format!("How did we do, #{n}?"));
                     ApplyRequest {
                         tenant: tenant.clone(),
                         conversation: conversation.clone(),
@@ -369,6 +407,7 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                             tenant_chat_disabled: *tenant_chat_disabled,
                             edit_window_ms,
                             target,
+                            survey,
                         },
                     }
                 })
@@ -430,6 +469,7 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                                 chathub_domain::EventBody::Unsent { .. } | chathub_domain::EventBody::Redacted { .. } => {
                                     REMOVALS.fetch_add(1, Ordering::Relaxed)
                                 }
+                                chathub_domain::EventBody::SurveyAnswered { .. } => ANSWERS.fetch_add(1, Ordering::Relaxed),
                                 _ => 0,
                             };
                             fold_into(&mut model, event);
@@ -559,9 +599,11 @@ fn script_agrees_with_the_state_machine(batch: bool) {
         REMOVALS.load(Ordering::Relaxed) > 0,
         "no unsend or redaction applied"
     );
+    assert!(ANSWERS.load(Ordering::Relaxed) > 0, "no survey answered");
 }
 
 static EDITS: AtomicU64 = AtomicU64::new(0);
+static ANSWERS: AtomicU64 = AtomicU64::new(0);
 static REMOVALS: AtomicU64 = AtomicU64::new(0);
 
 #[test]

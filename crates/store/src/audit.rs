@@ -45,6 +45,9 @@ pub enum AuditAction {
     EditWindowSet,
     /// A message was redacted (`detail`: its `seq`, the redaction's `seq`, the reason).
     MessageRedacted,
+    /// The satisfaction survey was set (`detail.survey`: its prompt and reward, `null`:
+    /// none).
+    SurveySet,
 }
 
 impl AuditAction {
@@ -66,6 +69,7 @@ impl AuditAction {
             AuditAction::RetentionSwept => "retention_swept",
             AuditAction::EditWindowSet => "edit_window_set",
             AuditAction::MessageRedacted => "message_redacted",
+            AuditAction::SurveySet => "survey_set",
         }
     }
 }

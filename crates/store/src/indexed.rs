@@ -44,6 +44,15 @@ pub(crate) fn indexed(event: &Event) -> Indexed<'_> {
             ("unsent", author.role.as_str(), author.id.as_str(), None)
         }
         EventBody::Redacted { by, .. } => ("redacted", by.role.as_str(), by.id.as_str(), None),
+        // The survey a finish asks: the server asks it for the tenant.
+        EventBody::Survey { .. } => ("survey", "system", "survey", None),
+        // An answer is a rating, read through reports rather than search.
+        EventBody::SurveyAnswered { author, .. } => (
+            "survey_answered",
+            author.role.as_str(),
+            author.id.as_str(),
+            None,
+        ),
     };
     Indexed {
         kind,

@@ -445,7 +445,7 @@ fn stream_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, n.parse().ok()?))
 }
 
-/// Parses a state hash read with `HMGET status owner epoch seq disabled`.
+/// Parses a state hash read with `HMGET status owner epoch seq disabled survey`.
 pub fn parse_state(fields: &[Option<String>]) -> Result<ConversationState, StoreError> {
     let get = |i: usize| fields.get(i).cloned().flatten();
     let status = match get(0).as_deref() {
@@ -468,6 +468,11 @@ pub fn parse_state(fields: &[Option<String>]) -> Result<ConversationState, Store
         epoch: number(2)?,
         seq: number(3)?,
         disabled: get(4).as_deref() == Some("1"),
+        // '' (or absent): no survey open.
+        survey: match get(5).filter(|s| !s.is_empty()) {
+            Some(s) => Some(s.parse().map_err(|e| corrupt("survey", e))?),
+            None => None,
+        },
     })
 }
 
@@ -654,7 +659,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> ConversationStore for Re
         let mut conn = self.conn.clone();
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.keys.state(tenant, conversation))
-            .arg(&["status", "owner", "epoch", "seq", "disabled"])
+            .arg(&["status", "owner", "epoch", "seq", "disabled", "survey"])
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;

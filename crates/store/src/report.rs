@@ -1,6 +1,6 @@
-//! Reports: one row per conversation cycle (from its opening to its finish), derived
-//! from the recorded events in `(conversation, seq)` order, for every backend alike, and
-//! the day's totals built from the same rows.
+//! Reports: one row per conversation cycle (from its opening to its finish, and the
+//! survey answer after it), derived from the recorded events in `(conversation, seq)`
+//! order, for every backend alike, and the day's totals built from the same rows.
 
 use chathub_domain::{Cause, ConversationId, Event, EventBody, Role};
 
@@ -28,6 +28,12 @@ pub struct CycleRow {
     pub agent_messages: u64,
     /// When it was first taken, ms.
     pub taken_at: Option<u64>,
+    /// The end user's answer to the survey of its finish: 1–5.
+    pub rating: Option<u8>,
+    /// The answer's comment.
+    pub comment: Option<String>,
+    /// The catalogue item the answer granted as a reward.
+    pub reward: Option<String>,
 }
 
 impl CycleRow {
@@ -46,15 +52,16 @@ impl CycleRow {
 
     /// The CSV header of [`CycleRow::csv`].
     pub const CSV_HEADER: &'static str = "conversation,opened_seq,opened_at,first_reply_at,owners,\
-finished_at,finished_by,end_user_messages,agent_messages,waiting_ms,handling_ms\n";
+finished_at,finished_by,end_user_messages,agent_messages,waiting_ms,handling_ms,rating,comment,\
+reward\n";
 
     /// The row as a CSV line (times in ms since the Unix epoch; owners joined by `|`;
     /// empty where there is nothing). Ids hold no comma, quote or newline (their alphabet
-    /// is `A-Z a-z 0-9 - _ . : @`), so no field needs quoting.
+    /// is `A-Z a-z 0-9 - _ . : @`), so only the comment, free text, is quoted.
     pub fn csv(&self) -> String {
         let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             self.conversation,
             self.opened_seq,
             self.opened_at,
@@ -66,8 +73,30 @@ finished_at,finished_by,end_user_messages,agent_messages,waiting_ms,handling_ms\
             self.agent_messages,
             opt(self.waiting_ms()),
             opt(self.handling_ms()),
+            opt(self.rating.map(u64::from)),
+            self.comment.as_deref().map_or(String::new(), csv_text),
+            self.reward.as_deref().unwrap_or(""),
         )
     }
+}
+
+/// Free text as one CSV field (RFC 4180): quoted, quotes doubled; a text a spreadsheet
+/// would take for a formula (`=`, `+`, `-`, `@`, tab, CR) is prefixed with `'` so that
+/// opening the report never runs what an end user typed.
+fn csv_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 3);
+    out.push('"');
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        out.push('\'');
+    }
+    for c in text.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// Builds cycle rows from events fed in `(conversation, seq)` order; only cycles opened
@@ -109,8 +138,8 @@ impl Cycles {
         Ok(done)
     }
 
-    /// Feeds the next event; returns a row when a cycle ended (finished, or the next
-    /// conversation began).
+    /// Feeds the next event; returns a row when a cycle is complete: the next cycle or
+    /// the next conversation began (a finished one waits for its survey's answer).
     pub fn push(&mut self, conversation: &ConversationId, event: &Event) -> Option<CycleRow> {
         let mut done = None;
         if self
@@ -140,30 +169,31 @@ impl Cycles {
                             end_user_messages: 0,
                             agent_messages: 0,
                             taken_at: None,
+                            rating: None,
+                            comment: None,
+                            reward: None,
                         });
                     }
                 }
                 // An assignment (a transfer out of the queue) ends the wait like a take.
                 Cause::Taken | Cause::TakenOver | Cause::Transferred => {
-                    if let (Some(c), Some(owner)) = (self.current.as_mut(), owner) {
+                    if let (Some(c), Some(owner)) = (self.open(), owner) {
                         c.taken_at.get_or_insert(event.at);
                         c.owners.push(owner.to_string());
                     }
                 }
                 Cause::Finished => {
-                    // A cycle still current here is this conversation's (a switch
-                    // moved the previous one into `done` and left none), so at most
-                    // one row comes out.
-                    if let Some(mut c) = self.current.take() {
+                    // Kept until the next cycle (or conversation) begins: the survey's
+                    // answer comes after the finish.
+                    if let Some(c) = self.open() {
                         c.finished_at = Some(event.at);
                         c.finished_by = Some(by.id.clone());
-                        return Some(c);
                     }
                 }
                 Cause::Disabled | Cause::Enabled => {}
             },
             EventBody::Message { author, .. } => {
-                if let Some(c) = self.current.as_mut() {
+                if let Some(c) = self.open() {
                     if author.role == Role::EndUser {
                         c.end_user_messages += 1;
                     } else {
@@ -177,12 +207,32 @@ impl Cycles {
             | EventBody::Note { .. }
             | EventBody::Edited { .. }
             | EventBody::Unsent { .. }
-            | EventBody::Redacted { .. } => {}
+            | EventBody::Redacted { .. }
+            | EventBody::Survey { .. } => {}
+            EventBody::SurveyAnswered {
+                rating,
+                comment,
+                reward,
+                ..
+            } => {
+                // The survey is the finished cycle's (any status change since closed it).
+                if let Some(c) = self.current.as_mut().filter(|c| c.finished_at.is_some()) {
+                    c.rating = Some(*rating);
+                    c.comment.clone_from(comment);
+                    c.reward = reward.as_ref().map(|r| r.id.clone());
+                }
+            }
         }
         done
     }
 
-    /// The cycle still open at the end of the events, if any.
+    /// The current cycle while it is not finished yet.
+    fn open(&mut self) -> Option<&mut CycleRow> {
+        self.current.as_mut().filter(|c| c.finished_at.is_none())
+    }
+
+    /// The last cycle at the end of the events (still open, or finished and waiting for
+    /// its survey's answer), if any.
     pub fn finish(self) -> Option<CycleRow> {
         self.current
     }
@@ -218,6 +268,8 @@ pub struct Totals {
     pub mean_waiting_ms: Option<u64>,
     /// Mean handling time of the cycles taken and finished, ms.
     pub mean_handling_ms: Option<u64>,
+    /// Survey answers by rating: `ratings[0]` rated 1, … `ratings[4]` rated 5.
+    pub ratings: [u64; 5],
 }
 
 /// Adds up cycle rows.
@@ -237,6 +289,9 @@ impl TotalsBuilder {
         t.finished += u64::from(row.finished_at.is_some());
         t.end_user_messages += row.end_user_messages;
         t.agent_messages += row.agent_messages;
+        if let Some(r @ 1..=5) = row.rating {
+            t.ratings[usize::from(r - 1)] += 1;
+        }
         if let Some(w) = row.waiting_ms() {
             self.waiting = (self.waiting.0 + w, self.waiting.1 + 1);
         }
@@ -319,6 +374,24 @@ mod tests {
                 &ann,
                 status(7, 400, Cause::Finished, None, (Role::Agent, "bob")),
             ),
+            (
+                &ann,
+                Event {
+                    seq: 8,
+                    at: 420,
+                    body: EventBody::SurveyAnswered {
+                        survey: 7,
+                        author: Author {
+                            role: Role::EndUser,
+                            id: "ann".into(),
+                        },
+                        rating: 4,
+                        comment: Some("=quick, \"kind\"".into()),
+                        reward: None,
+                    },
+                    amended: None,
+                },
+            ),
             (&ann, status(8, 500, Cause::Reopened, None, user)),
             (&ann, message(9, 500, Role::EndUser, "ann")),
             // bob's conversation opened before the range: skipped.
@@ -342,10 +415,18 @@ mod tests {
             (Some(60), Some(240))
         );
         assert_eq!((first.end_user_messages, first.agent_messages), (1, 2));
-        assert_eq!(first.csv(), "ann,1,100,160,alice|bob,400,bob,1,2,60,240\n");
+        assert_eq!(first.rating, Some(4));
+        assert_eq!(
+            first.csv(),
+            "ann,1,100,160,alice|bob,400,bob,1,2,60,240,4,\"'=quick, \"\"kind\"\"\",\n"
+        );
         let second = &rows[1];
         assert_eq!((second.opened_seq, second.finished_at), (8, None));
-        assert_eq!(second.csv(), "ann,8,500,,,,,1,0,,\n");
+        assert_eq!(second.csv(), "ann,8,500,,,,,1,0,,,,,\n");
+        assert_eq!(
+            CycleRow::CSV_HEADER.matches(',').count(),
+            second.csv().matches(',').count()
+        );
         let mut totals = TotalsBuilder::default();
         rows.iter().for_each(|r| totals.add(r));
         let totals = totals.build();
@@ -354,5 +435,6 @@ mod tests {
             (totals.mean_waiting_ms, totals.mean_handling_ms),
             (Some(60), Some(240))
         );
+        assert_eq!(totals.ratings, [0, 0, 0, 1, 0]);
     }
 }

@@ -33,6 +33,23 @@ pub struct TenantSettings {
     /// default, [`DEFAULT_EDIT_WINDOW_SECS`]; 0: never).
     #[serde(default)]
     pub edit_window_secs: Option<u32>,
+    /// The satisfaction survey a finish asks the end user (`None`: no survey).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveySettings>,
+}
+
+/// A tenant's satisfaction survey: asked after every finish, answered 1–5 with an
+/// optional comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SurveySettings {
+    /// The question the end user sees (1–500 bytes).
+    pub prompt: String,
+    /// A catalogue item granted as a thank-you for the answer, when the end user is
+    /// entitled to it (recorded as received in their engagement history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<String>,
 }
 
 /// The edit window of a tenant that never set one: 15 minutes.
@@ -136,6 +153,12 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         &self,
         t: &TenantId,
         secs: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sets the tenant's satisfaction survey (`None`: none; validated by the caller).
+    fn set_survey(
+        &self,
+        t: &TenantId,
+        survey: Option<SurveySettings>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every tenant with a retention policy, and its days (the retention sweep's work).
     fn retention_policies(

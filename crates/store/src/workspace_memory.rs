@@ -281,6 +281,17 @@ impl WorkspaceStore for MemoryWorkspace {
         self.save_settings(t, settings).await
     }
 
+    async fn set_survey(
+        &self,
+        t: &TenantId,
+        survey: Option<crate::workspace::SurveySettings>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings.clone());
+        settings.survey = survey;
+        self.save_settings(t, settings).await
+    }
+
     async fn retention_policies(&self) -> Result<Vec<(TenantId, u32)>, StoreError> {
         let mut policies: Vec<(TenantId, u32)> = self
             .tenants

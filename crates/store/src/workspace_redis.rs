@@ -40,6 +40,16 @@ impl<C> RedisWorkspace<C> {
     }
 }
 
+/// The settings hash's fields as `settings` reads them: chat_disabled, attachments
+/// (JSON), retention_days, edit_window_secs, survey (JSON).
+type SettingsFields = (
+    Option<String>,
+    Option<String>,
+    Option<u32>,
+    Option<u32>,
+    Option<String>,
+);
+
 fn redis_error(e: RedisError) -> StoreError {
     StoreError::from_redis(e)
 }
@@ -55,20 +65,17 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
-        let (disabled, attachments, retention, edit_window): (
-            Option<String>,
-            Option<String>,
-            Option<u32>,
-            Option<u32>,
-        ) = redis::cmd("HMGET")
-            .arg(self.keys.workspace(t, "settings"))
-            .arg("chat_disabled")
-            .arg("attachments")
-            .arg("retention_days")
-            .arg("edit_window_secs")
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let (disabled, attachments, retention, edit_window, survey): SettingsFields =
+            redis::cmd("HMGET")
+                .arg(self.keys.workspace(t, "settings"))
+                .arg("chat_disabled")
+                .arg("attachments")
+                .arg("retention_days")
+                .arg("edit_window_secs")
+                .arg("survey")
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
         let attachments = match attachments {
             Some(json) => serde_json::from_str(&json)
                 .map_err(|e| StoreError::corrupt("attachment policy", e))?,
@@ -79,6 +86,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             attachments,
             retention_days: retention,
             edit_window_secs: edit_window,
+            survey: match survey {
+                Some(json) => Some(
+                    serde_json::from_str(&json).map_err(|e| StoreError::corrupt("survey", e))?,
+                ),
+                None => None,
+            },
         })
     }
 
@@ -115,6 +128,25 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .hset(self.keys.workspace(t, "settings"), "edit_window_secs", secs)
             .await
             .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn set_survey(
+        &self,
+        t: &TenantId,
+        survey: Option<crate::workspace::SurveySettings>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.workspace(t, "settings");
+        let _: () = match survey {
+            Some(survey) => {
+                let json = serde_json::to_string(&survey)
+                    .map_err(|e| StoreError::Internal(format!("encode survey: {e}")))?;
+                conn.hset(key, "survey", json).await
+            }
+            None => conn.hdel(key, "survey").await,
+        }
+        .map_err(redis_error)?;
         Ok(())
     }
 

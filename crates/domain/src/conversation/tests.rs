@@ -595,6 +595,7 @@ fn a_verdict_takes_the_next_seq_and_changes_nothing_else() {
             epoch: 0,
             seq: 1,
             disabled: false,
+            survey: None,
         },
         ConversationState {
             status: Status::Active,
@@ -602,6 +603,7 @@ fn a_verdict_takes_the_next_seq_and_changes_nothing_else() {
             epoch: 3,
             seq: 9,
             disabled: true,
+            survey: None,
         },
         ConversationState {
             status: Status::Finished,
@@ -609,6 +611,7 @@ fn a_verdict_takes_the_next_seq_and_changes_nothing_else() {
             epoch: 4,
             seq: 12,
             disabled: false,
+            survey: None,
         },
     ];
     for state in states {
@@ -741,7 +744,8 @@ fn erasure_keeps_only_the_counters_and_fences_every_earlier_view() {
             owner: None,
             epoch: 2,
             seq: 4,
-            disabled: false
+            disabled: false,
+            survey: None,
         }
     );
     // The old owner's view is stale: its next message loses.
@@ -951,4 +955,84 @@ fn only_the_author_edits_within_the_window_and_only_admins_redact() {
     // Folding is idempotent and ordered: an older amendment changes nothing.
     let e = applied(apply_in(&cx, &state, &user(), &edit, 2_000));
     assert!(!fold(&mut folded, &e.events[0]));
+}
+
+fn answer(rating: u8) -> Command {
+    Command::AnswerSurvey {
+        rating,
+        comment: Some("quick".into()),
+        reward: None,
+    }
+}
+
+#[test]
+fn a_finish_opens_one_survey_that_only_the_end_user_answers_once() {
+    let with_survey = Context {
+        survey: Some("How did we do?".into()),
+        ..Context::default()
+    };
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
+    let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
+    // No survey is open before a finish.
+    assert_eq!(
+        apply(&s, &user(), &answer(5), 3),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    // Without the tenant's survey a finish records none.
+    let plain = applied(apply(
+        &s,
+        &agent("a1"),
+        &Command::Finish { seen_epoch: 1 },
+        3,
+    ));
+    assert_eq!((plain.events.len(), plain.state.survey), (1, None));
+    let finished = applied(apply_in(
+        &with_survey,
+        &s,
+        &agent("a1"),
+        &Command::Finish { seen_epoch: 1 },
+        3,
+    ));
+    assert_eq!(finished.events.len(), 2);
+    assert_eq!(
+        finished.events[1].body,
+        EventBody::Survey {
+            prompt: "How did we do?".into()
+        }
+    );
+    let survey_seq = finished.events[1].seq;
+    assert_eq!(finished.state.survey, Some(survey_seq));
+    // Agents cannot answer it.
+    assert_eq!(
+        apply(&finished.state, &agent("a1"), &answer(5), 4),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    let answered = applied(apply(&finished.state, &user(), &answer(4), 4));
+    assert_eq!(answered.state.survey, None);
+    assert_eq!(answered.state.status, Status::Finished);
+    assert!(matches!(
+        &answered.events[0].body,
+        EventBody::SurveyAnswered { survey, rating: 4, .. } if *survey == survey_seq
+    ));
+    // One answer per cycle.
+    assert_eq!(
+        apply(&answered.state, &user(), &answer(1), 5),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    // Writing again starts a new cycle: the unanswered survey of the last one closes.
+    let reopened = applied(apply(&finished.state, &user(), &send(None), 5));
+    assert_eq!(reopened.state.survey, None);
+    assert_eq!(
+        apply(&reopened.state, &user(), &answer(3), 6),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    // An erasure closes it too.
+    let erased = applied(apply(&finished.state, &admin("boss"), &Command::Erase, 5));
+    assert_eq!(erased.state.survey, None);
 }

@@ -65,6 +65,11 @@ async fn decide<K: Backend>(
         Command::Amend { target, .. } => super::amend::target_of(cx, conversation, *target).await?,
         _ => None,
     };
+    // A finish asks the tenant's survey, if it has one.
+    let survey = match (&command, &settings.survey) {
+        (Command::Finish { .. }, Some(survey)) => Some(survey.prompt.clone()),
+        _ => None,
+    };
     let request = ApplyRequest {
         tenant: cx.identity.tenant.clone(),
         conversation: conversation.clone(),
@@ -75,6 +80,7 @@ async fn decide<K: Backend>(
             tenant_chat_disabled: settings.chat_disabled,
             edit_window_ms: u64::from(settings.edit_window()) * 1000,
             target,
+            survey,
         },
     };
     cx.node

@@ -87,6 +87,16 @@ pub(crate) fn ineligible(reason: Ineligible) -> Failure {
     })
 }
 
+/// A catalogue item as the thread shows it.
+pub(crate) fn card(item: CatalogueItem) -> chathub_domain::EngagementCard {
+    chathub_domain::EngagementCard {
+        id: item.id,
+        engagement_type: item.engagement_type,
+        name: item.name,
+        description: item.description,
+    }
+}
+
 /// The end user's catalogue items and whether they are entitled to each now.
 pub(crate) async fn entitlements<K: Backend>(
     cx: &Ctx<'_, K>,

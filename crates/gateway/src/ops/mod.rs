@@ -45,6 +45,7 @@ pub(crate) mod reports;
 pub(crate) mod search;
 pub(crate) mod send;
 pub(crate) mod signals;
+pub(crate) mod survey;
 pub(crate) mod tenant;
 pub(crate) mod transcript;
 
@@ -261,6 +262,11 @@ pub(crate) async fn dispatch<K: Backend>(
             seq,
             text,
         } => amend::amend(cx, conversation, seq, chathub_domain::Change::Edit { text }).await,
+        Op::SurveyAnswer {
+            conversation,
+            rating,
+            comment,
+        } => survey::answer(cx, conversation, rating, comment).await,
         Op::Unsend { conversation, seq } => {
             amend::amend(cx, conversation, seq, chathub_domain::Change::Unsend).await
         }

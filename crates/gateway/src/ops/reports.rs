@@ -119,6 +119,7 @@ pub(crate) async fn stats<K: Backend>(
         agent_messages: t.agent_messages,
         mean_waiting_ms: t.mean_waiting_ms,
         mean_handling_ms: t.mean_handling_ms,
+        ratings: t.ratings,
     })
 }
 

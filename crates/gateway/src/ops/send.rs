@@ -6,7 +6,7 @@ use super::apply::apply;
 use super::{Ctx, Failure, not_found, store_failed};
 use crate::Backend;
 use chathub_domain::canned;
-use chathub_domain::{AttachmentId, Command, ConversationId, EngagementCard, MessageContent};
+use chathub_domain::{AttachmentId, Command, ConversationId, MessageContent};
 use chathub_protocol::{ErrorCode, Reply};
 use chathub_store::WorkspaceStore;
 
@@ -327,12 +327,7 @@ async fn content<K: Backend>(
                 .ok_or_else(|| not_found("engagement"))?;
             verdict.map_err(super::engagements::ineligible)?;
             Ok(MessageContent::Engagement {
-                engagement: EngagementCard {
-                    id: item.id,
-                    engagement_type: item.engagement_type,
-                    name: item.name,
-                    description: item.description,
-                },
+                engagement: super::engagements::card(item),
             })
         }
     }

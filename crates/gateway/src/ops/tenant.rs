@@ -8,7 +8,7 @@ use chathub_broker::Channel;
 use chathub_domain::Privilege;
 use chathub_domain::attachment::AttachmentPolicy;
 use chathub_protocol::{ServerFrame, TenantFrame};
-use chathub_store::{AuditAction, TenantSettings, WorkspaceStore};
+use chathub_store::{AuditAction, SurveySettings, TenantSettings, WorkspaceStore};
 
 /// Switches two-way chat off (`disabled`) or on for the whole tenant; when it changed,
 /// every agent and end user of the tenant is told with a `tenant` frame.
@@ -101,6 +101,59 @@ pub(crate) async fn set_edit_window<K: Backend>(cx: &Ctx<'_, K>, secs: u32) -> R
     cx.node.settings.remove(t);
     let detail = serde_json::json!({ "edit_window_secs": secs });
     audit::record(cx, AuditAction::EditWindowSet, None, detail).await
+}
+
+/// Longest survey question, in characters.
+pub(crate) const MAX_SURVEY_PROMPT_CHARS: usize = 500;
+
+/// Whether the caller may set the survey `survey`, and whether it is one: a question of
+/// 1–[`MAX_SURVEY_PROMPT_CHARS`] characters, and a reward of the catalogue.
+pub(crate) async fn check_survey<K: Backend>(
+    cx: &Ctx<'_, K>,
+    survey: Option<&SurveySettings>,
+) -> Result<(), Failure> {
+    cx.require(Privilege::ChatDisable)?;
+    let Some(survey) = survey else {
+        return Ok(());
+    };
+    if survey.prompt.trim().is_empty() || survey.prompt.chars().count() > MAX_SURVEY_PROMPT_CHARS {
+        return Err(Failure::bad_request(format!(
+            "`survey.prompt` must be 1 to {MAX_SURVEY_PROMPT_CHARS} characters"
+        )));
+    }
+    if let Some(reward) = &survey.reward {
+        let items = cx
+            .node
+            .backend
+            .workspace()
+            .items(&cx.identity.tenant)
+            .await
+            .map_err(store_failed)?;
+        if !items.iter().any(|item| item.id == *reward) {
+            return Err(Failure::bad_request(format!(
+                "`survey.reward` {reward:?} is not in the catalogue"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Sets the satisfaction survey every finish asks from now on (`None`: none).
+pub(crate) async fn set_survey<K: Backend>(
+    cx: &Ctx<'_, K>,
+    survey: Option<SurveySettings>,
+) -> Result<(), Failure> {
+    check_survey(cx, survey.as_ref()).await?;
+    let t = &cx.identity.tenant;
+    let detail = serde_json::json!({ "survey": survey });
+    cx.node
+        .backend
+        .workspace()
+        .set_survey(t, survey)
+        .await
+        .map_err(store_failed)?;
+    cx.node.settings.remove(t);
+    audit::record(cx, AuditAction::SurveySet, None, detail).await
 }
 
 /// Longest retention policy, in days (ten years).

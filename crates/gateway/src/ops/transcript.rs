@@ -8,6 +8,7 @@ use chathub_domain::engagement::HistoryAction;
 use chathub_domain::{Author, ConversationId, EventBody, MessageContent, Role};
 use chathub_protocol::{
     ErrorCode, TimelineEntry, TranscriptEngagement, TranscriptMessage, TranscriptReply,
+    TranscriptSurvey,
 };
 use chathub_store::{ConversationStore, HistoryRange, WorkspaceStore};
 use std::fmt::Write as _;
@@ -71,6 +72,7 @@ pub(crate) async fn transcript<K: Backend>(
         messages: Vec::new(),
         timeline: Vec::new(),
         engagements: Vec::new(),
+        surveys: Vec::new(),
         rendered: None,
     };
     let mut after = 0;
@@ -137,6 +139,37 @@ pub(crate) async fn transcript<K: Backend>(
                     attachment: None,
                     amended: None,
                 }),
+                EventBody::Survey { prompt } => reply.surveys.push(TranscriptSurvey {
+                    seq: event.seq,
+                    at: event.at,
+                    prompt,
+                    answered_at: None,
+                    rating: None,
+                    comment: None,
+                }),
+                EventBody::SurveyAnswered {
+                    survey,
+                    rating,
+                    comment,
+                    reward,
+                    ..
+                } => {
+                    if let Some(asked) = reply.surveys.iter_mut().find(|s| s.seq == survey) {
+                        asked.answered_at = Some(event.at);
+                        asked.rating = Some(rating);
+                        asked.comment = comment;
+                    }
+                    if let Some(reward) = reward {
+                        reply.engagements.push(TranscriptEngagement {
+                            at: event.at,
+                            action: "granted".into(),
+                            id: reward.id,
+                            engagement_type: reward.engagement_type,
+                            name: reward.name,
+                            seq: Some(event.seq),
+                        });
+                    }
+                }
                 // Folded into their messages above (history shows them amended).
                 EventBody::Edited { .. }
                 | EventBody::Unsent { .. }
@@ -301,8 +334,30 @@ fn lines(t: &TranscriptReply) -> Vec<(u64, u64, String)> {
         };
         lines.push((s.at, s.seq, format!("— {line}")));
     }
-    for e in t.engagements.iter().filter(|e| e.action == "redeemed") {
-        lines.push((e.at, u64::MAX, format!("— redeemed \"{}\"", e.name)));
+    for e in &t.engagements {
+        match e.action.as_str() {
+            "redeemed" => lines.push((e.at, u64::MAX, format!("— redeemed \"{}\"", e.name))),
+            "granted" => lines.push((
+                e.at,
+                e.seq.unwrap_or(u64::MAX),
+                format!("— granted \"{}\" for answering the survey", e.name),
+            )),
+            _ => {}
+        }
+    }
+    for s in &t.surveys {
+        lines.push((s.at, s.seq, format!("— survey asked: {}", s.prompt)));
+        if let (Some(at), Some(rating)) = (s.answered_at, s.rating) {
+            let comment = s
+                .comment
+                .as_deref()
+                .map_or(String::new(), |c| format!(": {c}"));
+            lines.push((
+                at,
+                s.seq,
+                format!("— the end user rated {rating}/5{comment}"),
+            ));
+        }
     }
     lines.sort_by_key(|l| (l.0, l.1));
     lines
@@ -430,6 +485,7 @@ mod tests {
             }],
             timeline: vec![],
             engagements: vec![],
+            surveys: vec![],
             rendered: None,
         };
         let page = html(&t);

@@ -189,6 +189,34 @@ fn encode_failed(e: &dyn std::fmt::Display) -> OwnershipError {
     OwnershipError::Internal(format!("encode: {e}"))
 }
 
+/// Packs a `survey_answered` event (`chathub_domain::EventBody::SurveyAnswered`) for
+/// `lua/apply.lua` as [`pack_message`] does a message, without its `survey`: the map's
+/// count includes it, which the script appends (the seq of the survey it finds open).
+fn pack_answer(
+    out: &mut Vec<u8>,
+    actor: &Actor,
+    rating: u8,
+    comment: Option<&str>,
+    reward: Option<&chathub_domain::EngagementCard>,
+) -> Result<(), OwnershipError> {
+    let encode = |e: &dyn std::fmt::Display| encode_failed(e);
+    // `rating` is the content field `pack_authored` counts; `survey` (appended by the
+    // script) and the optional two are the extra ones.
+    let extra = 1 + u32::from(comment.is_some()) + u32::from(reward.is_some());
+    pack_authored(out, "survey_answered", actor, None, extra)?;
+    rmp::encode::write_str(out, "rating").map_err(|e| encode(&e))?;
+    rmp::encode::write_uint(out, u64::from(rating)).map_err(|e| encode(&e))?;
+    if let Some(comment) = comment {
+        rmp::encode::write_str(out, "comment").map_err(|e| encode(&e))?;
+        rmp::encode::write_str(out, comment).map_err(|e| encode(&e))?;
+    }
+    if let Some(reward) = reward {
+        rmp::encode::write_str(out, "reward").map_err(|e| encode(&e))?;
+        rmp_serde::encode::write_named(out, reward).map_err(|e| encode(&e))?;
+    }
+    Ok(())
+}
+
 /// Packs an `attachment_checked` event for `lua/apply.lua`, as [`pack_message`] does a
 /// message: a fixmap whose count includes the `seq` and `at` the script appends.
 fn pack_verdict(
@@ -254,6 +282,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             ),
             // The seq it must still be at travels where an epoch would.
             Command::Expire { last_seq } => ("expire", None, None, Some(*last_seq), false),
+            Command::AnswerSurvey { .. } => ("survey_answer", None, None, None, false),
         };
         let erase = matches!(req.command, Command::Erase | Command::Expire { .. });
         let inline = !self.config.cluster;
@@ -307,6 +336,36 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 let body = chathub_domain::conversation::amend::body(&req.actor, *target, change);
                 args.arg(pack_open(&body)?);
             }
+            // With the tenant's survey, the event the finish records after its status.
+            (None, Command::Finish { .. }) => match &req.context.survey {
+                Some(prompt) => {
+                    let survey = chathub_domain::EventBody::Survey {
+                        prompt: prompt.clone(),
+                    };
+                    args.arg(pack_open(&survey)?);
+                }
+                None => {
+                    args.arg("");
+                }
+            },
+            (
+                None,
+                Command::AnswerSurvey {
+                    rating,
+                    comment,
+                    reward,
+                },
+            ) => {
+                let mut body = Vec::with_capacity(160);
+                pack_answer(
+                    &mut body,
+                    &req.actor,
+                    *rating,
+                    comment.as_deref(),
+                    reward.as_ref(),
+                )?;
+                args.arg(body);
+            }
             (None, _) => {
                 args.arg("");
             }
@@ -341,9 +400,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 .arg(self.keys.queue_name(t, Status::Finished))
                 .arg(self.keys.inbox_events_name(t))
                 .arg(self.keys.webhook_jobs_name(t));
-            if let Some(MessageContent::Engagement { engagement }) = content
-                && role != "end_user"
-            {
+            let granted = match (&req.command, content) {
+                (Command::AnswerSurvey { reward, .. }, _) => reward.as_ref(),
+                (_, Some(MessageContent::Engagement { engagement })) if role != "end_user" => {
+                    Some(engagement)
+                }
+                _ => None,
+            };
+            if let Some(engagement) = granted {
                 // The end user's "received" record is written in the same step.
                 let kind = engagement.engagement_type;
                 let user = c.end_user();
@@ -355,7 +419,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 (Command::Amend { target, change }, _) => {
                     let body =
                         chathub_domain::conversation::amend::body(&req.actor, *target, change);
-                    args.arg(crate::frames::amendment_preview(&body).unwrap_or(""));
+                    args.arg(crate::frames::event_preview(&body).unwrap_or(""));
+                }
+                (Command::AnswerSurvey { rating, .. }, _) => {
+                    let rated =
+                        crate::frames::RATED_PREVIEW.get(usize::from(*rating).wrapping_sub(1));
+                    args.arg(rated.copied().unwrap_or(""));
                 }
                 (_, Some(c)) => {
                     args.arg(crate::frames::preview_of(c));
@@ -604,7 +673,7 @@ fn parse_outcome(item: Value) -> Result<RawOutcome, OwnershipError> {
 }
 
 /// A conversation state as the script answers it: status, owner ('' none), epoch, seq,
-/// disabled (0/1).
+/// disabled (0/1), open survey (0 none).
 fn state_of(items: &mut impl Iterator<Item = Value>) -> Result<ConversationState, OwnershipError> {
     let corrupt = |what: &str| OwnershipError::Corrupt(format!("script result: {what}"));
     let status = bytes_of(items.next()).ok_or_else(|| corrupt("no status"))?;
@@ -621,6 +690,10 @@ fn state_of(items: &mut impl Iterator<Item = Value>) -> Result<ConversationState
         epoch: int_of(items.next()).ok_or_else(|| corrupt("no epoch"))?,
         seq: int_of(items.next()).ok_or_else(|| corrupt("no seq"))?,
         disabled: int_of(items.next()).ok_or_else(|| corrupt("no disabled"))? == 1,
+        survey: match int_of(items.next()).ok_or_else(|| corrupt("no survey"))? {
+            0 => None,
+            seq => Some(seq),
+        },
     })
 }
 

@@ -480,6 +480,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 "epoch",
                 "seq",
                 "disabled",
+                "survey",
                 "queued",
                 "queued_ahead",
                 "archived",
@@ -494,7 +495,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             done: field(i).parse().unwrap_or(0),
             ahead: parse_intervals(&field(i + 1)),
         };
-        Ok((state, mark(5), mark(7)))
+        Ok((state, mark(6), mark(8)))
     }
 
     /// The queue entry from the state, with the follow-ups of the events since the

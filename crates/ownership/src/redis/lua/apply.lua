@@ -21,12 +21,15 @@
 --   a+0  actor role: end_user | agent | admin   a+1 actor id
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
 --   a+3  command: send | note | finish | set_disabled | transfer | verdict | erase | expire
---        | edit | unsend | redact (amendments of an earlier message)
+--        | edit | unsend | redact (amendments of an earlier message) | survey_answer
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
 --        `attachment_checked` event, packed the same way; note: the note event, packed
 --        the same way; transfer: the new owner's id; edit, unsend, redact: the amendment
---        event (`edited`, `unsent`, `redacted`), packed the same way
+--        event (`edited`, `unsent`, `redacted`), packed the same way; finish: with the
+--        tenant's survey, the `survey` event, packed the same way ('' none);
+--        survey_answer: the `survey_answered` event without `survey` (its count includes
+--        it: the script appends the open survey's seq before `seq` and `at`)
 --   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none; expire: the seq it
 --        must still be at; an amendment: its target's seq)
 --   a+7  disabled wanted ('1' / '0', set_disabled)   a+8 time, ms since the Unix epoch
@@ -53,15 +56,16 @@
 -- queue updated here: k+4..k+8 inbox hash, unanswered / active / finished zsets, inbox
 -- event stream, k+9 the tenant's webhook job set; with an engagement sent by an agent,
 -- k+10..k+12 the end user's engagement history hash and its two indexes (all types,
--- this type), for the "received" record.
+-- this type), for the "received" record (also for a survey answer granting a reward).
+-- The state hash's `survey`: the seq of the survey open for the end user ('' none).
 --
 -- Returns one array per command, in order:
---   { 'done', status, owner ('' none), epoch, seq, disabled (0/1),
+--   { 'done', status, owner ('' none), epoch, seq, disabled (0/1), survey (0 none),
 --     queued_since (0: none), earlier ack ('': none; a retried send's first answer,
 --     packed), event 1, event 2, ... (each packed, the bytes stored and published) }
---   { 'conflict', status, owner ('' none), epoch, seq, disabled (0/1) } (the state the
---     command met)   { 'refused', reason }
---   { 'erased', status, owner, epoch, seq, disabled, history entries removed,
+--   { 'conflict', status, owner ('' none), epoch, seq, disabled (0/1), survey } (the
+--     state the command met)   { 'refused', reason }
+--   { 'erased', status, owner, epoch, seq, disabled, survey, history entries removed,
 --     idempotency keys removed, read marks removed, queue entries removed, inbox stream
 --     entries removed, webhook jobs removed } (the last three 0 when the queue is
 --     another slot's: the erasure's second step does it)
@@ -107,6 +111,8 @@ local function set_status(status, owner, cause)
   end
   next_state.status = status
   next_state.owner = owner
+  -- The cycle the survey was about is over (a finish opens its own after this).
+  next_state.survey = nil
   push_status(cause, previous)
 end
 
@@ -124,14 +130,15 @@ end
 -- The answer for an applied command (see the header): `s` the state after it.
 local function done(s, queued_since, earlier_ack)
   local out = { 'done', s.status, s.owner or '', s.epoch, s.seq, s.disabled and 1 or 0,
-    queued_since or 0, earlier_ack or '' }
-  for i = 1, #packed_events do out[8 + i] = packed_events[i] end
+    s.survey or 0, queued_since or 0, earlier_ack or '' }
+  for i = 1, #packed_events do out[9 + i] = packed_events[i] end
   return out
 end
 
 -- The answer for a lost race: the state the command met.
 local function conflict(s)
-  return { 'conflict', s.status, s.owner or '', s.epoch, s.seq, s.disabled and 1 or 0 }
+  return { 'conflict', s.status, s.owner or '', s.epoch, s.seq, s.disabled and 1 or 0,
+    s.survey or 0 }
 end
 
 -- One id inside a key, escaped as chathub_store::redis::part does.
@@ -173,7 +180,7 @@ local function erase(k, a, state, reason)
   redis.call('DEL', reads_key)
   redis.call('HSET', state_key, 'status', 'new', 'owner', '', 'epoch', epoch, 'seq', state.seq,
     'disabled', '0', 'erased', state.seq, 'queued', state.seq, 'queued_ahead', '',
-    'archived', state.seq, 'archived_ahead', '', 'erased_reason', reason)
+    'archived', state.seq, 'archived_ahead', '', 'erased_reason', reason, 'survey', '')
   redis.call('HDEL', state_key, 'since')
   local name = ARGV[a + 17]
   if name ~= '' then
@@ -190,7 +197,7 @@ local function erase(k, a, state, reason)
         ARGV[a + 14], inbox_max_len, ARGV[a + 15], KEYS[k + 9] },
       { conversation = conversation_id, seq = state.seq, epoch = epoch, at = at, frame = frame })
   end
-  return { 'erased', 'new', '', epoch, state.seq, 0, history, dedup, reads,
+  return { 'erased', 'new', '', epoch, state.seq, 0, 0, history, dedup, reads,
     queue[1], queue[2], queue[3] }
 end
 
@@ -263,13 +270,16 @@ local function apply_one(k, a)
   -- `since`: when the conversation's status last changed, as its queue entry holds it
   -- (written with the entry by this script, on a single Redis), so that a plain message
   -- rewrites the entry without reading it.
-  local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled', 'since')
+  local h = redis.call('HMGET', state_key, 'status', 'owner', 'epoch', 'seq', 'disabled', 'since',
+    'survey')
   local state = {
     status = h[1] or 'new',
     owner = (h[2] and h[2] ~= '') and h[2] or nil,
     epoch = tonumber(h[3] or '0'),
     seq = tonumber(h[4] or '0'),
     disabled = h[5] == '1',
+    -- tonumber('') is nil: no survey open.
+    survey = h[7] and tonumber(h[7]) or nil,
   }
   local disabled = state.disabled or ARGV[a + 12] == '1'
 
@@ -283,7 +293,7 @@ local function apply_one(k, a)
 
   next_state = {
     status = state.status, owner = state.owner, epoch = state.epoch, seq = state.seq,
-    disabled = state.disabled,
+    disabled = state.disabled, survey = state.survey,
   }
 
   if command == 'verdict' then
@@ -311,6 +321,12 @@ local function apply_one(k, a)
       tonumber(ARGV[a + 19]))
     if refusal then return { 'refused', refusal } end
     push_packed(AMENDMENTS[command], body)
+  elseif command == 'survey_answer' then
+    -- Only the end user answers, once: the answer closes the survey.
+    if role ~= 'end_user' then return { 'refused', 'forbidden' } end
+    if not state.survey then return { 'refused', 'invalid_state' } end
+    push_packed('survey_answered', body .. cmsgpack.pack('survey', state.survey))
+    next_state.survey = nil
   elseif role == 'end_user' then
     if command ~= 'send' then return { 'refused', 'forbidden' } end
     if content_kind == 'engagement' then return { 'refused', 'forbidden' } end
@@ -346,6 +362,11 @@ local function apply_one(k, a)
     if not has(CHAT_FINISH) or not (owns or role == 'admin') then return { 'refused', 'forbidden' } end
     if tonumber(ARGV[a + 6]) ~= state.epoch then return conflict(state) end
     set_status('finished', nil, 'finished')
+    -- With the tenant's survey, the end user is asked it: open until answered.
+    if body ~= '' then
+      push_packed('survey', body)
+      next_state.survey = next_state.seq
+    end
   elseif command == 'transfer' then
     if state.status ~= 'active' and state.status ~= 'unanswered' then return { 'refused', 'invalid_state' } end
     local owns = state.status == 'active' and state.owner == actor_id
@@ -391,7 +412,11 @@ local function apply_one(k, a)
     since = at
     redis.call('HSET', state_key, 'status', next_state.status, 'owner', next_state.owner or '',
       'epoch', next_state.epoch, 'seq', next_state.seq,
-      'disabled', next_state.disabled and '1' or '0', 'since', since)
+      'disabled', next_state.disabled and '1' or '0', 'since', since,
+      'survey', next_state.survey or '')
+  elseif next_state.survey ~= state.survey then
+    -- A survey's answer: the survey closes.
+    redis.call('HSET', state_key, 'seq', next_state.seq, 'survey', next_state.survey or '')
   else
     -- A plain message (the common command) moves only the seq.
     redis.call('HSET', state_key, 'seq', next_state.seq)
@@ -481,6 +506,18 @@ local function apply_one(k, a)
         lost_epoch = taken.epoch, lost_seq = taken.seq,
       })
     end
+  end
+
+  if command == 'survey_answer' and tonumber(ARGV[a + 20]) > 10 then
+    -- The reward the answer granted: the end user's "received" record.
+    local answer = cmsgpack.unpack(packed_events[1])
+    local card = answer.reward
+    apply_followups(q, {
+      conversation = conversation_id, at = at, job_seq = 0, lost_agent = '',
+      received_keys = { KEYS[k + 10], KEYS[k + 11], KEYS[k + 12] },
+      received_id = 'chat:' .. conversation_id .. ':' .. answer.seq,
+      received_type = card.type, received_engagement = card.id, received_title = card.name,
+    })
   end
 
   if events[#events].event == 'note' then
