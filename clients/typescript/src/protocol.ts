@@ -82,6 +82,8 @@ export interface ConversationState {
   seq: number;
   /** Whether two-way chat is disabled. */
   disabled: boolean;
+  /** The `seq` of the satisfaction survey open for the end user to answer (absent: none). */
+  survey?: number;
 }
 
 /** An engagement as sent in the thread. */
@@ -161,7 +163,19 @@ export type EventBody =
   /** The author took message `target` back. */
   | { event: 'unsent'; target: number; author: Author }
   /** An admin removed message `target` for good. */
-  | { event: 'redacted'; target: number; by: Author; reason: string };
+  | { event: 'redacted'; target: number; by: Author; reason: string }
+  /** The satisfaction survey a finish asks the end user (answer with `survey_answer`). */
+  | { event: 'survey'; prompt: string }
+  /** The end user's answer to the survey `survey`, with the reward it granted. */
+  | {
+      event: 'survey_answered';
+      survey: number;
+      author: Author;
+      /** 1 (worst) to 5 (best). */
+      rating: number;
+      comment?: string;
+      reward?: EngagementCard;
+    };
 
 /** One event of a conversation: its position, its time and what happened. */
 export type ConversationEvent = {
@@ -470,6 +484,15 @@ export interface Replies {
   edit: AmendAck;
   unsend: AmendAck;
   redact: AmendAck;
+  survey_answer: {
+    conversation: string;
+    /** The `survey_answered` event's `seq`. */
+    seq: number;
+    /** The engagement granted (now in the end user's history as received). */
+    reward?: EngagementCard;
+    /** Why the tenant's reward was not granted (`not_in_segment`, `already_redeemed`, …). */
+    reward_refused?: string;
+  };
   typing: Empty;
   read: Empty;
   disable: ConversationView;
@@ -497,6 +520,8 @@ export interface Replies {
     messages: { seq: number; at: number; author: Author; kind: string; text: string; attachment?: AttachmentCard }[];
     timeline: { seq: number; at: number; cause: Cause; status: Status; owner?: string; previous_owner?: string; by: Author }[];
     engagements: { at: number; action: string; id: string; type: EngagementType; name: string; seq?: number }[];
+    /** The surveys asked after finishes, with their answers. */
+    surveys?: { seq: number; at: number; prompt: string; answered_at?: number; rating?: number; comment?: string }[];
     rendered?: string;
   };
   stats: {
@@ -509,6 +534,8 @@ export interface Replies {
     agent_messages: number;
     mean_waiting_ms?: number;
     mean_handling_ms?: number;
+    /** Survey answers by rating: how many rated 1, 2, 3, 4 and 5. */
+    ratings: [number, number, number, number, number];
   };
   attachment_upload: {
     attachment: string;
@@ -554,6 +581,8 @@ export interface Requests {
   unsend: { conversation?: string; seq: number };
   /** Admins (`data.erase`): remove any message `seq` for good, with a reason. */
   redact: { conversation?: string; seq: number; reason: string };
+  /** End users: answer the survey the last finish asked (once per cycle). */
+  survey_answer: { conversation?: string; rating: number; comment?: string };
   typing: { conversation?: string; typing: boolean };
   read: { conversation?: string; seq: number };
   disable: { conversation?: string };
@@ -611,6 +640,7 @@ export const OPS = [
   'edit',
   'unsend',
   'redact',
+  'survey_answer',
   'typing',
   'read',
   'disable',

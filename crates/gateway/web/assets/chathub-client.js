@@ -41,6 +41,7 @@ var OPS = [
   "edit",
   "unsend",
   "redact",
+  "survey_answer",
   "typing",
   "read",
   "disable",

@@ -295,11 +295,23 @@ const TODAY_REFRESH_MS = 60000;
 // A mean time, or a dash where there is none yet.
 const mean = (ms) => (ms === undefined || ms === null ? '–' : duration(ms));
 
+// The survey answers' mean rating and count (nothing before the first answer).
+function ratingSummary(ratings) {
+  const counts = ratings || [];
+  const n = counts.reduce((a, b) => a + b, 0);
+  if (!n) return '';
+  const sum = counts.reduce((a, count, i) => a + count * (i + 1), 0);
+  return ` · rated ${(sum / n).toFixed(1)}/5 (${n})`;
+}
+
+// "★★★★☆" for a rating of 4.
+const stars = (rating) => '★'.repeat(rating) + '☆'.repeat(5 - rating);
+
 // The day's figures from the record tier (hidden on a node without one).
 async function loadToday() {
   try {
     const t = await conn.request('stats');
-    el.today.textContent = `Today: ${t.opened} opened · ${t.answered} answered · ${t.finished} finished · wait ${mean(t.mean_waiting_ms)} · handling ${mean(t.mean_handling_ms)}`;
+    el.today.textContent = `Today: ${t.opened} opened · ${t.answered} answered · ${t.finished} finished · wait ${mean(t.mean_waiting_ms)} · handling ${mean(t.mean_handling_ms)}${ratingSummary(t.ratings)}`;
     el.today.hidden = false;
   } catch {
     el.today.hidden = true;
@@ -766,6 +778,19 @@ function renderEvent(ev, seenSeq) {
   if (ev.event === 'edited' || ev.event === 'unsent' || ev.event === 'redacted') return null;
   if (ev.event === 'status') {
     return h('li', { class: 'system', dataset: { seq: ev.seq, cause: ev.cause } }, describeStatus(ev), h('time', {}, timeOf(ev.at)));
+  }
+  if (ev.event === 'survey') {
+    return h('li', { class: 'system survey-asked', dataset: { seq: ev.seq, survey: '' } }, `Survey sent to the customer: “${ev.prompt}”`, h('time', {}, timeOf(ev.at)));
+  }
+  if (ev.event === 'survey_answered') {
+    return h(
+      'li',
+      { class: 'msg in survey-result', dataset: { seq: ev.seq, rating: ev.rating } },
+      h('div', { class: 'meta' }, h('span', { class: 'tag' }, 'Survey'), ` ${customerName(ev.author.id)} · `, h('time', {}, timeOf(ev.at))),
+      h('p', { class: 'rating', 'aria-label': `Rated ${ev.rating} out of 5` }, stars(ev.rating), ` ${ev.rating}/5`),
+      ev.comment ? h('p', { class: 'text' }, ev.comment) : null,
+      ev.reward ? h('p', { class: 'muted reward' }, `Granted “${ev.reward.name}” as a thank-you`) : null,
+    );
   }
   if (ev.event === 'note') {
     const by = ev.author.id === state.me ? 'You' : nameOf(ev.author.id);

@@ -1,6 +1,7 @@
 // The end-user demo client: stands in for the brand's mobile app. One conversation (the
 // end user's own): write, receive, see and redeem engagements, send and receive photos and
-// documents (the camera or the file picker, with progress), see when chat is disabled.
+// documents (the camera or the file picker, with progress), see when chat is disabled,
+// rate the conversation when it is finished (and get the brand's thank-you).
 // Same protocol and same client module as the console.
 
 import { ChathubClient, newClientMsgId, uploadAttachment } from '/assets/chathub-client.js';
@@ -29,6 +30,10 @@ const state = {
   loaded: false,
   /** The seq of my message being edited, if any. */
   editing: null,
+  /** survey seq → the rating picked (before sending). */
+  ratings: new Map(),
+  /** survey seq → a refusal shown under it. */
+  surveyErrors: new Map(),
 };
 
 const el = {
@@ -293,9 +298,92 @@ function statusLine(ev) {
   }
 }
 
+/** An engagement in the thread, with its redeem button (or how redeeming went). */
+function engagementCard(e) {
+  const outcome = state.redeemed.get(e.id);
+  return h(
+    'div',
+    { class: 'engagement-card', dataset: { engagement: e.id } },
+    h('span', { class: 'tag' }, e.type),
+    h('strong', {}, e.name),
+    h('p', {}, e.description),
+    outcome
+      ? h('p', { class: 'redeem-outcome', role: 'status' }, outcome)
+      : h('button', { type: 'button', class: 'redeem primary', onclick: () => redeem(e.id) }, e.type === 'coupon' ? 'Redeem coupon' : 'Redeem'),
+  );
+}
+
+/** The survey a finish asked: the form while it is open, my rating once answered. */
+function renderSurvey(ev) {
+  const answer = [...state.events.values()].find((e) => e.event === 'survey_answered' && e.survey === ev.seq);
+  // Open until answered, or until the conversation moved on (I wrote again).
+  const closed = [...state.events.values()].some((e) => e.event === 'status' && e.seq > ev.seq);
+  let body;
+  if (answer) {
+    body = h(
+      'div',
+      { class: 'survey-thanks', role: 'status' },
+      h('p', { 'aria-label': `You rated ${answer.rating} out of 5` }, 'Thanks for your rating: ', h('span', { class: 'stars' }, '★'.repeat(answer.rating) + '☆'.repeat(5 - answer.rating))),
+      answer.comment ? h('p', { class: 'muted' }, `“${answer.comment}”`) : null,
+      answer.reward ? h('div', { class: 'survey-reward' }, h('p', {}, 'A thank-you from us:'), engagementCard(answer.reward)) : null,
+    );
+  } else if (closed) {
+    body = h('p', { class: 'muted' }, 'This survey has closed.');
+  } else {
+    const picked = state.ratings.get(ev.seq) || 0;
+    const comment = h('textarea', { class: 'survey-comment', rows: 2, 'aria-label': 'Anything to add? (optional)', placeholder: 'Anything to add? (optional)' });
+    const starButtons = [1, 2, 3, 4, 5].map((n) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: `star${n <= picked ? ' on' : ''}`,
+          'aria-label': `${n} out of 5`,
+          'aria-pressed': String(n === picked),
+          onclick: () => {
+            state.ratings.set(ev.seq, n);
+            // Keep what was typed across the redraw.
+            const typed = comment.value;
+            render();
+            const again = el.messages.querySelector(`li[data-seq="${ev.seq}"] .survey-comment`);
+            if (again) again.value = typed;
+          },
+        },
+        n <= picked ? '★' : '☆',
+      ),
+    );
+    const error = state.surveyErrors.get(ev.seq);
+    body = h(
+      'form',
+      { class: 'survey-form', onsubmit: (e) => { e.preventDefault(); answerSurvey(ev.seq, comment.value); } },
+      h('div', { class: 'stars', role: 'group', 'aria-label': 'Your rating' }, ...starButtons),
+      comment,
+      h('button', { type: 'submit', class: 'primary survey-send', disabled: !picked }, 'Send rating'),
+      error ? h('p', { class: 'error', role: 'alert' }, error) : null,
+    );
+  }
+  return h('li', { class: 'survey', dataset: { seq: ev.seq } }, h('strong', {}, ev.prompt), body);
+}
+
+/** Sends my rating of the survey `seq`. */
+async function answerSurvey(seq, comment) {
+  const rating = state.ratings.get(seq);
+  if (!rating) return;
+  try {
+    await conn.request('survey_answer', { conversation: me, rating, ...(comment.trim() ? { comment } : {}) });
+    state.surveyErrors.delete(seq);
+  } catch (err) {
+    state.surveyErrors.set(seq, err.code === 'invalid_state' ? 'This survey has closed.' : `Your rating was not sent: ${err.message}`);
+  }
+  render();
+}
+
 function renderEvent(ev, readSeq) {
   // A scanner's verdict redraws its file (noteVerdict); it has no line of its own.
   if (ev.event === 'attachment_checked') return null;
+  if (ev.event === 'survey') return renderSurvey(ev);
+  // The answer shows on its survey.
+  if (ev.event === 'survey_answered') return null;
   // Amendments show on their message (putAmended folded them in).
   if (ev.event === 'edited' || ev.event === 'unsent' || ev.event === 'redacted') return null;
   if (ev.event === 'status') {
@@ -304,20 +392,8 @@ function renderEvent(ev, readSeq) {
   }
   const mine = ev.author.role === 'end_user';
   let body;
-  if (ev.content.kind === 'engagement') {
-    const e = ev.content.engagement;
-    const outcome = state.redeemed.get(e.id);
-    body = h(
-      'div',
-      { class: 'engagement-card', dataset: { engagement: e.id } },
-      h('span', { class: 'tag' }, e.type),
-      h('strong', {}, e.name),
-      h('p', {}, e.description),
-      outcome
-        ? h('p', { class: 'redeem-outcome', role: 'status' }, outcome)
-        : h('button', { type: 'button', class: 'redeem primary', onclick: () => redeem(e.id) }, e.type === 'coupon' ? 'Redeem coupon' : 'Redeem'),
-    );
-  } else if (ev.content.kind === 'attachment') body = attachmentView(conn, me, ev.content.attachment);
+  if (ev.content.kind === 'engagement') body = engagementCard(ev.content.engagement);
+  else if (ev.content.kind === 'attachment') body = attachmentView(conn, me, ev.content.attachment);
   else if (ev.content.kind === 'removed') {
     const a = ev.amended || {};
     const text = a.change === 'redacted' ? `This message was removed: ${a.reason || ''}` : mine ? 'You unsent this message' : 'This message was unsent';
