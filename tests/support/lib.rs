@@ -401,6 +401,28 @@ pub struct Nodes {
 }
 
 impl Nodes {
+    /// One node of the embedded default (its data directory is the record tier, written
+    /// with each acknowledgement), started with `flags`.
+    pub fn embedded(flags: &[&str]) -> Nodes {
+        Nodes {
+            nodes: vec![HubProcess::spawn(flags)],
+            archive_lags: false,
+            keep: Vec::new(),
+        }
+    }
+
+    /// `n` nodes in cluster mode over a 3-master Redis Cluster, with the PostgreSQL
+    /// archive and S3 attachments ([`spawn_cluster_with_archive_and_s3`]), started with
+    /// `flags`.
+    pub fn cluster_with_archive(n: usize, flags: &[&str]) -> Nodes {
+        let (nodes, keep) = spawn_cluster_with_archive_and_s3(n, flags);
+        Nodes {
+            nodes,
+            archive_lags: true,
+            keep,
+        }
+    }
+
     /// Node `i` (round robin)'s WebSocket URL.
     pub fn ws(&self, i: usize) -> &str {
         &self.nodes[i % self.nodes.len()].ws_url

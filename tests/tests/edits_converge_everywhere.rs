@@ -19,8 +19,7 @@ use chathub_client::{Client, ClientOptions};
 use chathub_domain::conversation::amend;
 use chathub_domain::{ChangeKind, Event, EventBody, MessageContent, Role};
 use chathub_e2e::{
-    HubProcess, Nodes, conv, dev_token, drain, full_history, http_get_as, http_request, search_op,
-    spawn_cluster_with_archive_and_s3,
+    Nodes, conv, dev_token, drain, full_history, http_get_as, http_request, search_op,
 };
 use chathub_protocol::{Codec, ErrorCode, Op, Reply, ServerFrame};
 use std::time::Duration;
@@ -371,21 +370,10 @@ async fn scenario(nodes: Nodes) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_converge_on_the_embedded_default() {
-    scenario(Nodes {
-        nodes: vec![HubProcess::spawn(&[])],
-        archive_lags: false,
-        keep: Vec::new(),
-    })
-    .await;
+    scenario(Nodes::embedded(&[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_converge_on_a_cluster() {
-    let (nodes, keep) = spawn_cluster_with_archive_and_s3(3, &[]);
-    scenario(Nodes {
-        nodes,
-        archive_lags: true,
-        keep,
-    })
-    .await;
+    scenario(Nodes::cluster_with_archive(3, &[])).await;
 }

@@ -17,7 +17,7 @@ use chathub_client::Client;
 use chathub_domain::{Role, Status};
 use chathub_e2e::{
     HubProcess, Nodes, conv, dev_token, full_history, http_get_as, http_request, list, search_op,
-    send_attachment, spawn_cluster_with_archive_and_s3, upload_file,
+    send_attachment, upload_file,
 };
 use chathub_protocol::{Op, Reply, ServerFrame};
 use chathub_testkit::{PostgresServer, RedisCluster};
@@ -503,23 +503,12 @@ async fn erasure_forgets_them_and_nobody_else(hubs: Nodes) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_on_the_embedded_default() {
-    erasure_forgets_them_and_nobody_else(Nodes {
-        nodes: vec![HubProcess::spawn(&[])],
-        archive_lags: false,
-        keep: Vec::new(),
-    })
-    .await;
+    erasure_forgets_them_and_nobody_else(Nodes::embedded(&[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_on_a_cluster_with_the_archive_and_s3() {
-    let (nodes, keep) = spawn_cluster_with_archive_and_s3(3, &[]);
-    erasure_forgets_them_and_nobody_else(Nodes {
-        nodes,
-        archive_lags: true,
-        keep,
-    })
-    .await;
+    erasure_forgets_them_and_nobody_else(Nodes::cluster_with_archive(3, &[])).await;
 }
 
 /// An erasure on the embedded default is kept like any acknowledged change: the node

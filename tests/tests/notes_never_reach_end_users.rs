@@ -541,23 +541,12 @@ async fn mentions_scenario(nodes: Nodes) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mentions_tell_the_agent_on_the_embedded_default() {
-    mentions_scenario(Nodes {
-        nodes: vec![HubProcess::spawn(&[])],
-        archive_lags: false,
-        keep: Vec::new(),
-    })
-    .await;
+    mentions_scenario(Nodes::embedded(&[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mentions_tell_the_agent_on_a_cluster() {
-    let (nodes, keep) = spawn_cluster_with_archive_and_s3(3, &[]);
-    mentions_scenario(Nodes {
-        nodes,
-        archive_lags: true,
-        keep,
-    })
-    .await;
+    mentions_scenario(Nodes::cluster_with_archive(3, &[])).await;
 }
 
 /// A note mentioning an agent with no live socket reaches them through the signed push

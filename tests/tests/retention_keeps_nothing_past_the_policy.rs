@@ -21,7 +21,7 @@ use chathub_client::Client;
 use chathub_domain::Role;
 use chathub_e2e::{
     HubProcess, Nodes, conv, dev_token, full_history, http_get_as, http_request, search_op,
-    send_attachment, spawn_cluster_with_archive_and_s3, texts, upload_file,
+    send_attachment, texts, upload_file,
 };
 use chathub_protocol::{ErasureReason, Op, Reply, ServerFrame};
 use serde_json::Value;
@@ -399,23 +399,12 @@ async fn retention_scenario(hubs: Nodes) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_on_the_embedded_default() {
-    retention_scenario(Nodes {
-        nodes: vec![HubProcess::spawn(&RETENTION_FLAGS)],
-        archive_lags: false,
-        keep: Vec::new(),
-    })
-    .await;
+    retention_scenario(Nodes::embedded(&RETENTION_FLAGS)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_on_a_cluster_with_the_archive_and_s3() {
-    let (nodes, keep) = spawn_cluster_with_archive_and_s3(3, &RETENTION_FLAGS);
-    retention_scenario(Nodes {
-        nodes,
-        archive_lags: true,
-        keep,
-    })
-    .await;
+    retention_scenario(Nodes::cluster_with_archive(3, &RETENTION_FLAGS)).await;
 }
 
 /// Without a record tier (`--ephemeral`), "forever" is refused: the node keeps only its

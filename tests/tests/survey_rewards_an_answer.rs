@@ -13,10 +13,7 @@
 
 use chathub_client::Client;
 use chathub_domain::{Event, EventBody, Role};
-use chathub_e2e::{
-    HubProcess, Nodes, conv, dev_token, expect_frame, full_history, http_request,
-    spawn_cluster_with_archive_and_s3,
-};
+use chathub_e2e::{Nodes, conv, dev_token, expect_frame, full_history, http_request};
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame, SurveyAck};
 use std::time::{Duration, Instant};
 
@@ -366,21 +363,10 @@ async fn scenario(nodes: Nodes) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survey_rewards_an_answer_on_the_embedded_default() {
-    scenario(Nodes {
-        nodes: vec![HubProcess::spawn(&[])],
-        archive_lags: false,
-        keep: Vec::new(),
-    })
-    .await;
+    scenario(Nodes::embedded(&[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survey_rewards_an_answer_on_a_cluster() {
-    let (nodes, keep) = spawn_cluster_with_archive_and_s3(3, &[]);
-    scenario(Nodes {
-        nodes,
-        archive_lags: true,
-        keep,
-    })
-    .await;
+    scenario(Nodes::cluster_with_archive(3, &[])).await;
 }
