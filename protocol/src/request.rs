@@ -137,6 +137,17 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
     },
+    /// Admins: give an active conversation back to the queue (`unanswered`, no owner, the
+    /// epoch moves; cause `released`, reason `admin`). The owner is told with
+    /// `ownership_lost`.
+    Release {
+        /// Conversation to release.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// The epoch the admin saw.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u64>,
+    },
     /// Replace the text of your own text message `seq` (within the tenant's edit window):
     /// recorded as an `edited` event.
     Edit {
@@ -393,7 +404,7 @@ impl Visibility {
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 35] = [
+    pub const NAMES: [&'static str; 36] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -402,6 +413,7 @@ impl Op {
         "list",
         "finish",
         "transfer",
+        "release",
         "edit",
         "unsend",
         "redact",
@@ -442,6 +454,7 @@ impl Op {
             Op::List { .. } => "list",
             Op::Finish { .. } => "finish",
             Op::Transfer { .. } => "transfer",
+            Op::Release { .. } => "release",
             Op::Edit { .. } => "edit",
             Op::Unsend { .. } => "unsend",
             Op::Redact { .. } => "redact",

@@ -78,12 +78,16 @@ pub enum ErasureReason {
 pub struct OwnershipLostFrame {
     /// The conversation.
     pub conversation: ConversationId,
-    /// Who took it over.
-    pub by: AgentId,
-    /// The epoch of the take-over.
+    /// Who has it now (absent after a release: nobody, it is back in the queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<AgentId>,
+    /// The epoch of the take-over (or release).
     pub epoch: u64,
-    /// `seq` of the take-over event.
+    /// `seq` of the take-over (or release) event.
     pub seq: u64,
+    /// Why it was released (after a release only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<chathub_domain::ReleaseReason>,
 }
 
 /// A `mention` notice: an agent's private note mentions you.
@@ -306,6 +310,8 @@ pub enum Reply {
     Finish(ConversationView),
     /// Transferred; the state after.
     Transfer(ConversationView),
+    /// Released: the state after it.
+    Release(ConversationView),
     /// Edited: the `edited` event's `seq`.
     Edit(AmendAck),
     /// Unsent: the `unsent` event's `seq`.

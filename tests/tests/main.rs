@@ -59,6 +59,7 @@ mod scripts_reload_after_flush_and_restart;
 mod search_over_socket_and_admin_api;
 mod serve_binary_lifecycle;
 mod socket_and_admin_api_validate_alike;
+mod stalled_conversations_go_back_to_the_queue;
 mod stopped_node_leaves_no_task_running;
 mod stored_fields_are_limited;
 mod survey_rewards_an_answer;

@@ -37,7 +37,8 @@ export type Cause =
   | 'transferred'
   | 'finished'
   | 'disabled'
-  | 'enabled';
+  | 'enabled'
+  | 'released';
 /** An attachment's standing with the scanner. */
 export type AttachmentStatus = 'clean' | 'pending' | 'blocked';
 
@@ -153,6 +154,8 @@ export type EventBody =
       disabled: boolean;
       cause: Cause;
       previous_owner?: string;
+      /** Why it was released (cause `released`). */
+      reason?: ReleaseReason;
       by: Author;
     }
   | { event: 'attachment_checked'; attachment: string; status: AttachmentStatus }
@@ -306,13 +309,18 @@ export interface ReadFrame {
   by: Author;
   seq: number;
 }
-/** To every device of an agent: another agent took over its conversation. */
+/** Why a conversation was released back to the queue. */
+export type ReleaseReason = 'owner_absent' | 'no_reply' | 'admin';
+/** To every device of an agent: its conversation was taken over, transferred or released. */
 export interface OwnershipLostFrame {
   type: 'ownership_lost';
   conversation: string;
-  by: string;
+  /** Who owns it now (absent after a release). */
+  by?: string;
   epoch: number;
   seq: number;
+  /** Why it was released (after a release only). */
+  reason?: ReleaseReason;
 }
 /** To every device of an agent: a conversation was transferred to them. */
 export interface AssignedFrame {
@@ -481,6 +489,7 @@ export interface Replies {
   list: { status: Status; items: QueueItem[]; next_cursor?: string };
   finish: ConversationView;
   transfer: ConversationView;
+  release: ConversationView;
   edit: AmendAck;
   unsend: AmendAck;
   redact: AmendAck;
@@ -575,6 +584,8 @@ export interface Requests {
   finish: { conversation?: string; epoch?: number };
   /** The owner or an admin hands the conversation to `to` (available now). */
   transfer: { conversation?: string; to?: string; note?: string; epoch?: number };
+  /** Admins: give the active conversation back to the queue (reason `admin`). */
+  release: { conversation?: string; epoch?: number };
   /** The author replaces the text of their text message `seq` (within the edit window). */
   edit: { conversation?: string; seq: number; text: string };
   /** The author takes back their message `seq` (within the edit window). */
@@ -637,6 +648,7 @@ export const OPS = [
   'list',
   'finish',
   'transfer',
+  'release',
   'edit',
   'unsend',
   'redact',

@@ -30,6 +30,12 @@
 //!   only while the conversation is still at that `seq` (nothing happened since), so a
 //!   message arriving while the sweep runs keeps the conversation alive, never erased
 //!   unseen. Otherwise `invalid_state`; a `new` one has nothing to expire.
+//! - **Release** (an admin, or the server for the tenant's stall policy, acting as an
+//!   admin) gives an active conversation back to the queue: `unanswered`, no owner, the
+//!   epoch moved (so the previous owner's commands in flight lose), cause `released`
+//!   with a [`ReleaseReason`]. Decided on the epoch and the `seq` the releaser saw: a
+//!   moved epoch is a `conflict`, anything since (the owner's reply above all) keeps
+//!   the owner (`invalid_state`), so a reply and a release never both win.
 //! - **Amendments** (edit, unsend, redact) are new events about an earlier message:
 //!   see [`amend`].
 //! - **Survey**: with the tenant's survey on ([`Context::survey`]), a finish also records
@@ -266,6 +272,33 @@ pub enum Cause {
     Enabled,
     /// The owner (or an admin) handed the conversation to a named agent.
     Transferred,
+    /// Given back to the queue (an admin, or the tenant's stall policy): see
+    /// [`ReleaseReason`].
+    Released,
+}
+
+/// Why a conversation was released back to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    /// The owner had no live socket (or was away) for the tenant's limit.
+    OwnerAbsent,
+    /// The end user's message had no reply from the owner for the tenant's limit.
+    NoReply,
+    /// An admin released it.
+    Admin,
+}
+
+impl ReleaseReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseReason::OwnerAbsent => "owner_absent",
+            ReleaseReason::NoReply => "no_reply",
+            ReleaseReason::Admin => "admin",
+        }
+    }
 }
 
 pub use amend::{Amended, Change, ChangeKind, fold, scrub_edit};
@@ -299,6 +332,9 @@ pub enum EventBody {
         /// The owner before a take-over or finish.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_owner: Option<AgentId>,
+        /// Why it was released (cause `released`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<ReleaseReason>,
         /// Who caused it.
         by: Author,
     },
@@ -437,6 +473,16 @@ pub enum Command {
         to: AgentId,
         /// The epoch the actor saw.
         seen_epoch: u64,
+    },
+    /// Give the active conversation back to the queue (admins; the server's stall policy
+    /// acts as one): see the module docs.
+    Release {
+        /// The epoch the releaser saw.
+        seen_epoch: u64,
+        /// The `seq` the releaser saw: released only while nothing happened since.
+        last_seq: u64,
+        /// Why.
+        reason: ReleaseReason,
     },
     /// Record the scanner's verdict on an attachment (the server issues it for the
     /// scanner; no client request maps to it). Always applies, whoever the actor and
@@ -638,6 +684,7 @@ pub fn apply_in(
             | Command::SetDisabled(_)
             | Command::Transfer { .. }
             | Command::Note { .. }
+            | Command::Release { .. }
             | Command::Amend {
                 change: Change::Redact { .. },
                 ..
@@ -663,6 +710,29 @@ pub fn apply_in(
                 return Outcome::Refused(Refusal::InvalidState);
             }
             next.status(Status::Active, Some(to.clone()), Cause::Transferred);
+        }
+        (
+            Actor::Agent { admin, .. },
+            Command::Release {
+                seen_epoch,
+                last_seq,
+                reason,
+            },
+        ) => {
+            if !*admin {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            if state.status != Status::Active {
+                return Outcome::Refused(Refusal::InvalidState);
+            }
+            if *seen_epoch != state.epoch {
+                return conflict(state);
+            }
+            // Something happened since the releaser looked (the owner replied): kept.
+            if state.seq != *last_seq {
+                return Outcome::Refused(Refusal::InvalidState);
+            }
+            next.release(*reason);
         }
         (Actor::Agent { id, admin, .. }, Command::Finish { seen_epoch }) => {
             let owns = state.owner.as_ref() == Some(id);
@@ -775,6 +845,20 @@ impl<'a> Builder<'a> {
     }
 
     fn status(&mut self, status: Status, owner: Option<AgentId>, cause: Cause) {
+        self.change_status(status, owner, cause, None);
+    }
+
+    fn release(&mut self, reason: ReleaseReason) {
+        self.change_status(Status::Unanswered, None, Cause::Released, Some(reason));
+    }
+
+    fn change_status(
+        &mut self,
+        status: Status,
+        owner: Option<AgentId>,
+        cause: Cause,
+        reason: Option<ReleaseReason>,
+    ) {
         let previous_owner = self.state.owner.clone();
         if previous_owner != owner {
             self.state.epoch += 1;
@@ -783,7 +867,7 @@ impl<'a> Builder<'a> {
         self.state.owner = owner;
         // The cycle the survey was about is over (a finish opens its own after this).
         self.state.survey = None;
-        self.push_status(cause, previous_owner);
+        self.push_status(cause, previous_owner, reason);
     }
 
     fn disabled(&mut self, disabled: bool) {
@@ -793,7 +877,7 @@ impl<'a> Builder<'a> {
         } else {
             Cause::Enabled
         };
-        self.push_status(cause, None);
+        self.push_status(cause, None, None);
     }
 
     /// Forgets everything but the counters (see the module docs).
@@ -808,7 +892,12 @@ impl<'a> Builder<'a> {
         };
     }
 
-    fn push_status(&mut self, cause: Cause, previous_owner: Option<AgentId>) {
+    fn push_status(
+        &mut self,
+        cause: Cause,
+        previous_owner: Option<AgentId>,
+        reason: Option<ReleaseReason>,
+    ) {
         let body = EventBody::Status {
             status: self.state.status,
             owner: self.state.owner.clone(),
@@ -816,6 +905,7 @@ impl<'a> Builder<'a> {
             disabled: self.state.disabled,
             cause,
             previous_owner,
+            reason,
             by: Author::of(self.actor),
         };
         self.push(body);

@@ -1003,6 +1003,9 @@ async fn put_settings<K: Backend>(
     if let Some(survey) = &change.survey {
         tenant::check_survey(&cx, survey.as_ref()).await?;
     }
+    if let Some(release) = &change.release {
+        tenant::check_release(&cx, release.as_ref())?;
+    }
     if let Some(policy) = change.attachments {
         tenant::set_attachment_policy(&cx, policy).await?;
     }
@@ -1014,6 +1017,9 @@ async fn put_settings<K: Backend>(
     }
     if let Some(survey) = change.survey {
         tenant::set_survey(&cx, survey).await?;
+    }
+    if let Some(release) = change.release {
+        tenant::set_release_policy(&cx, release).await?;
     }
     if let Some(disabled) = change.chat_disabled {
         tenant::set_chat(&cx, disabled).await?;
@@ -1049,6 +1055,12 @@ pub(crate) struct SettingsChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<chathub_store::SurveySettings>)]
     survey: Option<Option<chathub_store::SurveySettings>>,
+    /// When the server gives a stalled conversation back to the queue:
+    /// `{"owner_absent_secs", "no_reply_secs"}` (each 1–604800, at least one; `null`:
+    /// never).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<chathub_store::ReleasePolicy>)]
+    release: Option<Option<chathub_store::ReleasePolicy>>,
 }
 
 /// A field that may be left out (`None`), `null` (`Some(None)`) or a value.

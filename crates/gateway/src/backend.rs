@@ -120,6 +120,15 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         async { Ok(true) }
     }
+    /// Whether this node runs a round of the stall sweep now, holding it for `ttl`: one
+    /// node of a cluster sweeps at a time. The embedded node is alone.
+    fn release_lease(
+        &self,
+        _node: &str,
+        _ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(true) }
+    }
     /// Streams the tenant's conversation cycles opened in `[from, to)` (ms) into `rows`
     /// (see [`chathub_store::report`]); `unavailable` without a record tier.
     fn report_cycles(
@@ -604,6 +613,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
         self.store
             .retention_lease(node, ttl.as_millis() as u64)
             .await
+    }
+    async fn release_lease(&self, node: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.store.release_lease(node, ttl.as_millis() as u64).await
     }
     fn archive_degraded(&self) -> Option<bool> {
         self.ownership.archive_healthy().map(|healthy| !healthy)

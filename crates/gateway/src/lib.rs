@@ -40,6 +40,7 @@ mod retention;
 mod scanner;
 pub mod seed;
 mod session;
+mod stall;
 pub mod tls;
 mod web;
 pub mod webhook;

@@ -37,6 +37,9 @@ pub(crate) const TRANSFERS: &str = "chathub_transfers_total";
 pub(crate) const ERASURES: &str = "chathub_erasures_total";
 /// What the retention sweep removed, by `what` (`conversations`, `events`, `files`).
 pub(crate) const RETENTION_REMOVED: &str = "chathub_retention_removed_total";
+/// Stalled conversations given back to the queue by the tenant's policy, by `reason`
+/// (`owner_absent`, `no_reply`).
+pub(crate) const RELEASES: &str = "chathub_releases_total";
 /// Retention sweeps that failed (a store unreachable: the next one retries).
 pub(crate) const RETENTION_FAILURES: &str = "chathub_retention_failures_total";
 /// Admin actions recorded in the audit log, by action.
@@ -133,6 +136,9 @@ fn zero_failure_series() {
         ::metrics::counter!(RETENTION_REMOVED, "what" => what).increment(0);
     }
     ::metrics::counter!(RETENTION_FAILURES).increment(0);
+    for reason in ["owner_absent", "no_reply"] {
+        ::metrics::counter!(RELEASES, "reason" => reason).increment(0);
+    }
     ::metrics::counter!(AUDIT_RECORDED, "action" => "tenant_chat_switched").increment(0);
     for verdict in ["clean", "blocked"] {
         ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);

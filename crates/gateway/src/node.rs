@@ -292,6 +292,7 @@ async fn start<K: Backend>(
     });
     tasks.spawn(crate::ops::presence::watch(node.clone()));
     tasks.spawn(crate::retention::run(node.clone()));
+    tasks.spawn(crate::stall::run(node.clone()));
     if let (Some(done), Some(webhook)) = (webhook_done, &node.config.webhook) {
         tasks.spawn(crate::ops::followups::complete_jobs(node.clone(), done));
         tasks.spawn(crate::ops::followups::sweep_jobs(

@@ -133,9 +133,9 @@ pub fn changes_queue(events: &[Event]) -> bool {
         .any(|e| matches!(e.body, EventBody::Status { .. }))
 }
 
-/// The notice a command's events owe a previous owner: after a take-over or a transfer,
-/// the agent who lost the conversation is told who has it (`ownership_lost`, on their
-/// own channel).
+/// The notice a command's events owe a previous owner: after a take-over, a transfer or
+/// a release, the agent who lost the conversation is told who has it now (nobody, after
+/// a release, with its reason) (`ownership_lost`, on their own channel).
 /// Published by the atomic step with the queue entry, on every backend.
 pub fn ownership_lost(
     conversation: &ConversationId,
@@ -143,18 +143,20 @@ pub fn ownership_lost(
 ) -> Option<(AgentId, OwnershipLostFrame)> {
     events.iter().find_map(|e| match &e.body {
         EventBody::Status {
-            cause: Cause::TakenOver | Cause::Transferred,
+            cause: cause @ (Cause::TakenOver | Cause::Transferred | Cause::Released),
             previous_owner: Some(previous),
-            owner: Some(by),
+            owner,
             epoch,
+            reason,
             ..
-        } => Some((
+        } if owner.is_some() || *cause == Cause::Released => Some((
             previous.clone(),
             OwnershipLostFrame {
                 conversation: conversation.clone(),
-                by: by.clone(),
+                by: owner.clone(),
                 epoch: *epoch,
                 seq: e.seq,
+                reason: *reason,
             },
         )),
         _ => None,

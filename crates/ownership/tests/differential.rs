@@ -52,6 +52,14 @@ enum Step {
         actor: usize,
         on: bool,
     },
+    /// A release back to the queue on the epoch and seq `epoch_lag` / `seq_lag` behind,
+    /// by an actor or the end user (6): only the admin (3) may.
+    Release {
+        actor: usize,
+        epoch_lag: u64,
+        seq_lag: u64,
+        reason: u8,
+    },
     /// A transfer to agent `to` (an actor index, or 6: an agent outside the cast), by an
     /// actor or the end user (6).
     Transfer {
@@ -119,6 +127,8 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (prop_oneof![3 => Just(6usize), 1 => 0usize..6], 1u8..6, any::<bool>(), any::<bool>())
             .prop_map(|(actor, rating, comment, reward)| Step::AnswerSurvey { actor, rating, comment, reward }),
         1 => (0usize..6, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
+        2 => (prop_oneof![3 => Just(3usize), 1 => 0usize..7], 0u64..2, prop_oneof![3 => Just(0u64), 1 => 1u64..3], 0u8..3)
+            .prop_map(|(actor, epoch_lag, seq_lag, reason)| Step::Release { actor, epoch_lag, seq_lag, reason }),
         1 => (0usize..7, any::<bool>()).prop_map(|(actor, blocked)| Step::Verdict { actor, blocked }),
         2 => (0usize..7, 0usize..7, 0u64..2)
             .prop_map(|(actor, to, epoch_lag)| Step::Transfer { actor, to, epoch_lag }),
@@ -220,6 +230,27 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
             },
         ),
         Step::SetDisabled { actor: a, on } => (actor(a), Command::SetDisabled(on)),
+        Step::Release {
+            actor: a,
+            epoch_lag,
+            seq_lag,
+            reason,
+        } => (
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::Release {
+                seen_epoch: state.epoch.saturating_sub(epoch_lag),
+                last_seq: state.seq.saturating_sub(seq_lag),
+                reason: match reason {
+                    0 => chathub_domain::ReleaseReason::OwnerAbsent,
+                    1 => chathub_domain::ReleaseReason::NoReply,
+                    _ => chathub_domain::ReleaseReason::Admin,
+                },
+            },
+        ),
         Step::Transfer {
             actor: a,
             to,
@@ -470,6 +501,9 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                                     REMOVALS.fetch_add(1, Ordering::Relaxed)
                                 }
                                 chathub_domain::EventBody::SurveyAnswered { .. } => ANSWERS.fetch_add(1, Ordering::Relaxed),
+                                chathub_domain::EventBody::Status { cause: chathub_domain::Cause::Released, .. } => {
+                                    RELEASES.fetch_add(1, Ordering::Relaxed)
+                                }
                                 _ => 0,
                             };
                             fold_into(&mut model, event);
@@ -600,7 +634,10 @@ fn script_agrees_with_the_state_machine(batch: bool) {
         "no unsend or redaction applied"
     );
     assert!(ANSWERS.load(Ordering::Relaxed) > 0, "no survey answered");
+    assert!(RELEASES.load(Ordering::Relaxed) > 0, "no release applied");
 }
+
+static RELEASES: AtomicU64 = AtomicU64::new(0);
 
 static EDITS: AtomicU64 = AtomicU64::new(0);
 static ANSWERS: AtomicU64 = AtomicU64::new(0);

@@ -44,6 +44,7 @@ fn update(
         String::new(),
         "0".into(),
         "0".into(),
+        String::new(),
         // No "received" record.
         "0".into(),
         String::new(),
@@ -212,6 +213,7 @@ async fn an_update_carries_its_notice_and_received_record() {
             "bob",
             "2",
             "6",
+            "",
             "7",
             "chat:u1:7",
             "coupon",
@@ -250,7 +252,10 @@ async fn an_update_carries_its_notice_and_received_record() {
     let chathub_protocol::ServerFrame::OwnershipLost(lost) = frame else {
         panic!("{frame:?}")
     };
-    assert_eq!((lost.by.as_str(), lost.epoch, lost.seq), ("bob", 2, 6));
+    assert_eq!(
+        (lost.by.as_ref().map(|a| a.as_str()), lost.epoch, lost.seq),
+        (Some("bob"), 2, 6)
+    );
     let told = futures::StreamExt::next(&mut messages).await.unwrap();
     assert_eq!(told.get_channel_name(), "i:agent:carol");
     let frame = chathub_protocol::Codec::MsgPack

@@ -48,6 +48,8 @@ pub enum AuditAction {
     /// The satisfaction survey was set (`detail.survey`: its prompt and reward, `null`:
     /// none).
     SurveySet,
+    /// The stall policy was set (`detail.release`: its limits, `null`: none).
+    ReleasePolicySet,
 }
 
 impl AuditAction {
@@ -70,6 +72,7 @@ impl AuditAction {
             AuditAction::EditWindowSet => "edit_window_set",
             AuditAction::MessageRedacted => "message_redacted",
             AuditAction::SurveySet => "survey_set",
+            AuditAction::ReleasePolicySet => "release_policy_set",
         }
     }
 }

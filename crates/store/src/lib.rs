@@ -61,7 +61,7 @@ pub use redis::{KeyName, PendingShard, PendingSharding, RedisKeys, RedisStore};
 pub use rows::{InboxEntry, QueueEntry, Receipt};
 pub use workspace::{
     DEFAULT_EDIT_WINDOW_SECS, EngagementHistoryPage, ErasedUser, Heartbeat, Presence,
-    PresenceEntry, RedeemRefusal, SurveySettings, TenantSettings, WorkspaceStore,
+    PresenceEntry, RedeemRefusal, ReleasePolicy, SurveySettings, TenantSettings, WorkspaceStore,
 };
 pub use workspace_memory::MemoryWorkspace;
 pub use workspace_redis::RedisWorkspace;

@@ -204,6 +204,17 @@ impl RedisKeys {
         format!("{}:retention:lease", self.prefix)
     }
 
+    /// The tenants with a stall policy (release of stalled ownership; one set for the
+    /// whole hub).
+    pub fn release_tenants(&self) -> String {
+        format!("{}:release:tenants", self.prefix)
+    }
+
+    /// The lease on a round of the stall sweep (value: the holder's node id).
+    pub fn release_lease(&self) -> String {
+        format!("{}:release:lease", self.prefix)
+    }
+
     /// The gateway nodes alive: sorted set, node id scored by its last heartbeat (ms).
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.prefix)
@@ -482,9 +493,20 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
     /// renewed, so a sweep runs at most once per `ttl_ms` across the nodes, and a node
     /// dying mid-sweep leaves the next one to whichever node takes the lease after it.
     pub async fn retention_lease(&self, node: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        self.lease(self.keys.retention_lease(), node, ttl_ms).await
+    }
+
+    /// Takes the stall sweep's lease for `ttl_ms` (one round), as
+    /// [`RedisStore::retention_lease`] does the retention sweep's.
+    pub async fn release_lease(&self, node: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        self.lease(self.keys.release_lease(), node, ttl_ms).await
+    }
+
+    /// Takes the lease `key` for `ttl_ms` if nobody holds it.
+    async fn lease(&self, key: String, node: &str, ttl_ms: u64) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let taken: Option<String> = redis::cmd("SET")
-            .arg(self.keys.retention_lease())
+            .arg(key)
             .arg(node)
             .arg("NX")
             .arg("PX")

@@ -190,7 +190,8 @@ impl Cycles {
                         c.finished_by = Some(by.id.clone());
                     }
                 }
-                Cause::Disabled | Cause::Enabled => {}
+                // Back in the queue: the cycle goes on (the next take adds its owner).
+                Cause::Disabled | Cause::Enabled | Cause::Released => {}
             },
             EventBody::Message { author, .. } => {
                 if let Some(c) = self.open() {
@@ -327,6 +328,7 @@ mod tests {
                 disabled: false,
                 cause,
                 previous_owner: None,
+                reason: None,
                 by: Author {
                     role: by.0,
                     id: by.1.into(),

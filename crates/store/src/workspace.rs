@@ -33,9 +33,27 @@ pub struct TenantSettings {
     /// default, [`DEFAULT_EDIT_WINDOW_SECS`]; 0: never).
     #[serde(default)]
     pub edit_window_secs: Option<u32>,
+    /// When the server gives a stalled conversation back to the queue (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleasePolicy>,
     /// The satisfaction survey a finish asks the end user (`None`: no survey).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<SurveySettings>,
+}
+
+/// A tenant's stall policy: an active conversation goes back to the queue (`released`)
+/// when its owner has been away that long, or its end user has waited that long for a
+/// reply. Each limit left out is not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReleasePolicy {
+    /// The owner has had no live socket for this long, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_absent_secs: Option<u32>,
+    /// The end user's latest message has had no reply for this long, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_reply_secs: Option<u32>,
 }
 
 /// A tenant's satisfaction survey: asked after every finish, answered 1–5 with an
@@ -160,6 +178,16 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
         survey: Option<SurveySettings>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sets the tenant's stall policy (`None`: none; validated by the caller).
+    fn set_release_policy(
+        &self,
+        t: &TenantId,
+        policy: Option<ReleasePolicy>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every tenant with a stall policy, and the policy (the stall sweep's work).
+    fn release_policies(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(TenantId, ReleasePolicy)>, StoreError>> + Send;
     /// Every tenant with a retention policy, and its days (the retention sweep's work).
     fn retention_policies(
         &self,

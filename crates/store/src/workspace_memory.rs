@@ -292,6 +292,37 @@ impl WorkspaceStore for MemoryWorkspace {
         self.save_settings(t, settings).await
     }
 
+    async fn set_release_policy(
+        &self,
+        t: &TenantId,
+        policy: Option<crate::workspace::ReleasePolicy>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings.clone());
+        settings.release = policy;
+        self.save_settings(t, settings).await
+    }
+
+    async fn release_policies(
+        &self,
+    ) -> Result<Vec<(TenantId, crate::workspace::ReleasePolicy)>, StoreError> {
+        let mut policies: Vec<(TenantId, crate::workspace::ReleasePolicy)> = self
+            .tenants
+            .iter()
+            .filter_map(|entry| {
+                let policy = entry
+                    .value()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .settings
+                    .release?;
+                Some((entry.key().clone(), policy))
+            })
+            .collect();
+        policies.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(policies)
+    }
+
     async fn retention_policies(&self) -> Result<Vec<(TenantId, u32)>, StoreError> {
         let mut policies: Vec<(TenantId, u32)> = self
             .tenants

@@ -41,12 +41,13 @@ impl<C> RedisWorkspace<C> {
 }
 
 /// The settings hash's fields as `settings` reads them: chat_disabled, attachments
-/// (JSON), retention_days, edit_window_secs, survey (JSON).
+/// (JSON), retention_days, edit_window_secs, survey (JSON), release (JSON).
 type SettingsFields = (
     Option<String>,
     Option<String>,
     Option<u32>,
     Option<u32>,
+    Option<String>,
     Option<String>,
 );
 
@@ -65,7 +66,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
-        let (disabled, attachments, retention, edit_window, survey): SettingsFields =
+        let (disabled, attachments, retention, edit_window, survey, release): SettingsFields =
             redis::cmd("HMGET")
                 .arg(self.keys.workspace(t, "settings"))
                 .arg("chat_disabled")
@@ -73,6 +74,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 .arg("retention_days")
                 .arg("edit_window_secs")
                 .arg("survey")
+                .arg("release")
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_error)?;
@@ -89,6 +91,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             survey: match survey {
                 Some(json) => Some(
                     serde_json::from_str(&json).map_err(|e| StoreError::corrupt("survey", e))?,
+                ),
+                None => None,
+            },
+            release: match release {
+                Some(json) => Some(
+                    serde_json::from_str(&json)
+                        .map_err(|e| StoreError::corrupt("release policy", e))?,
                 ),
                 None => None,
             },
@@ -148,6 +157,55 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         }
         .map_err(redis_error)?;
         Ok(())
+    }
+
+    async fn set_release_policy(
+        &self,
+        t: &TenantId,
+        policy: Option<crate::workspace::ReleasePolicy>,
+    ) -> Result<(), StoreError> {
+        // As the retention policy: the index gains a tenant before its policy and loses
+        // it after, so a failure between leaves the sweep a tenant to skip.
+        let mut conn = self.conn.clone();
+        let settings = self.keys.workspace(t, "settings");
+        let index = self.keys.release_tenants();
+        match policy {
+            Some(policy) => {
+                let json = serde_json::to_string(&policy)
+                    .map_err(|e| StoreError::Internal(format!("encode release policy: {e}")))?;
+                let _: () = conn.sadd(&index, t.as_str()).await.map_err(redis_error)?;
+                let _: () = conn
+                    .hset(&settings, "release", json)
+                    .await
+                    .map_err(redis_error)?;
+            }
+            None => {
+                let _: () = conn.hdel(&settings, "release").await.map_err(redis_error)?;
+                let _: () = conn.srem(&index, t.as_str()).await.map_err(redis_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_policies(
+        &self,
+    ) -> Result<Vec<(TenantId, crate::workspace::ReleasePolicy)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let tenants: Vec<String> = conn
+            .smembers(self.keys.release_tenants())
+            .await
+            .map_err(redis_error)?;
+        let mut policies = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            let tenant: TenantId = tenant
+                .parse()
+                .map_err(|e| StoreError::corrupt("release index tenant", e))?;
+            if let Some(policy) = self.settings(&tenant).await?.release {
+                policies.push((tenant, policy));
+            }
+        }
+        policies.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(policies)
     }
 
     async fn retention_policies(&self) -> Result<Vec<(TenantId, u32)>, StoreError> {

@@ -1036,3 +1036,75 @@ fn a_finish_opens_one_survey_that_only_the_end_user_answers_once() {
     let erased = applied(apply(&finished.state, &admin("boss"), &Command::Erase, 5));
     assert_eq!(erased.state.survey, None);
 }
+
+#[test]
+fn a_release_gives_an_untouched_conversation_back_and_fences_its_owner() {
+    let s = applied(apply(
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        1,
+    ))
+    .state;
+    let s = applied(apply(&s, &agent("a1"), &send(Some(0)), 2)).state;
+    let release = |seen_epoch, last_seq| Command::Release {
+        seen_epoch,
+        last_seq,
+        reason: ReleaseReason::NoReply,
+    };
+    // Only admins (the server's stall policy acts as one).
+    assert_eq!(
+        apply(&s, &agent("a1"), &release(1, s.seq), 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    assert_eq!(
+        apply(&s, &user(), &release(1, s.seq), 3),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    // Decided on what the releaser saw: the owner's reply since keeps the owner.
+    let replied = applied(apply(&s, &agent("a1"), &send(Some(1)), 3)).state;
+    assert_eq!(
+        apply(&replied, &admin("sweep"), &release(1, s.seq), 4),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    assert!(matches!(
+        apply(&s, &admin("sweep"), &release(0, s.seq), 4),
+        Outcome::Conflict { .. }
+    ));
+    let released = applied(apply(&s, &admin("sweep"), &release(1, s.seq), 4));
+    assert_eq!(
+        (
+            released.state.status,
+            released.state.owner.clone(),
+            released.state.epoch
+        ),
+        (Status::Unanswered, None, 2)
+    );
+    assert!(matches!(
+        &released.events[0].body,
+        EventBody::Status {
+            cause: Cause::Released,
+            reason: Some(ReleaseReason::NoReply),
+            previous_owner: Some(p),
+            ..
+        } if p.as_str() == "a1"
+    ));
+    // The previous owner's send still carrying the old epoch loses.
+    assert!(matches!(
+        apply(&released.state, &agent("a1"), &send(Some(1)), 5),
+        Outcome::Conflict {
+            owner: None,
+            epoch: 2
+        }
+    ));
+    // Nothing to release unless active.
+    assert_eq!(
+        apply(
+            &released.state,
+            &admin("sweep"),
+            &release(2, released.state.seq),
+            5
+        ),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+}

@@ -8,10 +8,12 @@ use super::{Ctx, Failure};
 use crate::Backend;
 use crate::auth::now_millis;
 use chathub_broker::Channel;
-use chathub_domain::{AgentId, Author, Command, ConversationId, Participant, Presence};
+use chathub_domain::{
+    AgentId, Author, Command, ConversationId, Participant, Presence, ReleaseReason,
+};
 use chathub_protocol::{AssignedFrame, ConversationView, ErrorCode, ServerFrame};
 use chathub_store::AuditAction;
-use chathub_store::WorkspaceStore;
+use chathub_store::{ConversationStore, WorkspaceStore};
 
 /// `finish`: the owner (or an admin) ends the cycle.
 pub(crate) async fn finish<K: Backend>(
@@ -20,6 +22,28 @@ pub(crate) async fn finish<K: Backend>(
     epoch: u64,
 ) -> Result<ConversationView, Failure> {
     apply_view(cx, conversation, Command::Finish { seen_epoch: epoch }).await
+}
+
+/// `release`: an admin gives the active conversation back to the queue (reason
+/// `admin`), decided on the epoch they saw and the conversation's `seq` now.
+pub(crate) async fn release<K: Backend>(
+    cx: &Ctx<'_, K>,
+    conversation: ConversationId,
+    epoch: u64,
+) -> Result<ConversationView, Failure> {
+    let state = cx
+        .node
+        .backend
+        .store()
+        .state(&cx.identity.tenant, &conversation)
+        .await
+        .map_err(store_failed)?;
+    let command = Command::Release {
+        seen_epoch: epoch,
+        last_seq: state.seq,
+        reason: ReleaseReason::Admin,
+    };
+    apply_view(cx, conversation, command).await
 }
 
 /// `disable` / `enable`: two-way chat off or on for one conversation.

@@ -228,6 +228,18 @@ pub(crate) async fn dispatch<K: Backend>(
                 lifecycle::finish(cx, conversation, epoch).await?,
             ))
         }
+        Op::Release {
+            conversation,
+            epoch,
+        } => {
+            let conversation = cx.agents_conversation("release", conversation)?;
+            let epoch = epoch.ok_or_else(|| {
+                Failure::bad_request("missing field `epoch`: the ownership epoch you saw")
+            })?;
+            Ok(Reply::Release(
+                lifecycle::release(cx, conversation, epoch).await?,
+            ))
+        }
         Op::Transfer {
             conversation,
             to,

@@ -8,7 +8,7 @@ use chathub_broker::Channel;
 use chathub_domain::Privilege;
 use chathub_domain::attachment::AttachmentPolicy;
 use chathub_protocol::{ServerFrame, TenantFrame};
-use chathub_store::{AuditAction, SurveySettings, TenantSettings, WorkspaceStore};
+use chathub_store::{AuditAction, ReleasePolicy, SurveySettings, TenantSettings, WorkspaceStore};
 
 /// Switches two-way chat off (`disabled`) or on for the whole tenant; when it changed,
 /// every agent and end user of the tenant is told with a `tenant` frame.
@@ -101,6 +101,55 @@ pub(crate) async fn set_edit_window<K: Backend>(cx: &Ctx<'_, K>, secs: u32) -> R
     cx.node.settings.remove(t);
     let detail = serde_json::json!({ "edit_window_secs": secs });
     audit::record(cx, AuditAction::EditWindowSet, None, detail).await
+}
+
+/// Longest stall limit, seconds (a week).
+pub(crate) const MAX_RELEASE_SECS: u32 = 604_800;
+
+/// Whether the caller may set the stall policy `policy`, and whether it is one: each
+/// limit given 1–[`MAX_RELEASE_SECS`] seconds, at least one given.
+pub(crate) fn check_release<K: Backend>(
+    cx: &Ctx<'_, K>,
+    policy: Option<&ReleasePolicy>,
+) -> Result<(), Failure> {
+    cx.require(Privilege::ChatDisable)?;
+    let Some(policy) = policy else {
+        return Ok(());
+    };
+    let limits = [policy.owner_absent_secs, policy.no_reply_secs];
+    if limits.iter().all(Option::is_none) {
+        return Err(Failure::bad_request(
+            "`release` needs `owner_absent_secs` or `no_reply_secs` (null: no policy)",
+        ));
+    }
+    if limits
+        .iter()
+        .flatten()
+        .any(|s| !(1..=MAX_RELEASE_SECS).contains(s))
+    {
+        return Err(Failure::bad_request(format!(
+            "`release` limits must be 1 to {MAX_RELEASE_SECS} seconds"
+        )));
+    }
+    Ok(())
+}
+
+/// Sets when the server gives stalled conversations back to the queue (`None`: never).
+pub(crate) async fn set_release_policy<K: Backend>(
+    cx: &Ctx<'_, K>,
+    policy: Option<ReleasePolicy>,
+) -> Result<(), Failure> {
+    check_release(cx, policy.as_ref())?;
+    let t = &cx.identity.tenant;
+    let detail = serde_json::json!({ "release": policy });
+    cx.node
+        .backend
+        .workspace()
+        .set_release_policy(t, policy)
+        .await
+        .map_err(store_failed)?;
+    cx.node.settings.remove(t);
+    audit::record(cx, AuditAction::ReleasePolicySet, None, detail).await
 }
 
 /// Longest survey question, in characters.

@@ -374,6 +374,7 @@ fn cause_name(cause: chathub_domain::Cause) -> &'static str {
         Finished => "finished",
         Disabled => "chat disabled",
         Enabled => "chat enabled",
+        Released => "released to the queue",
     }
 }
 

@@ -38,6 +38,7 @@ var OPS = [
   "list",
   "finish",
   "transfer",
+  "release",
   "edit",
   "unsend",
   "redact",

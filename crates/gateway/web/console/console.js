@@ -193,7 +193,7 @@ conn.addEventListener('ownership_lost', (e) => {
   const f = e.detail;
   // A transfer this console made says so already.
   if (state.current?.id === f.conversation && state.current.notice?.kind !== 'transferred') {
-    state.current.notice = { kind: 'lost', owner: f.by };
+    state.current.notice = f.by ? { kind: 'lost', owner: f.by } : { kind: 'released', reason: f.reason };
     renderConversation();
   }
 });
@@ -681,6 +681,13 @@ function earlierRemovedText(c) {
   return `Earlier messages were removed by the retention policy (kept ${c.retention.days} ${c.retention.days === 1 ? 'day' : 'days'}: nothing before ${new Date(c.retention.cutoff).toLocaleString()}).`;
 }
 
+// Why a conversation was released, as agents read it.
+const RELEASE_REASONS = {
+  owner_absent: 'its owner was away too long',
+  no_reply: 'the customer waited too long for a reply',
+  admin: 'released by an admin',
+};
+
 function describeStatus(ev) {
   const by = ev.by ? (ev.by.role === 'end_user' ? customerName(ev.by.id) : nameOf(ev.by.id)) : 'someone';
   switch (ev.cause) {
@@ -700,6 +707,8 @@ function describeStatus(ev) {
       return `Chat disabled by ${by}`;
     case 'enabled':
       return `Chat enabled by ${by}`;
+    case 'released':
+      return `Back in the queue from ${nameOf(ev.previous_owner)}: ${RELEASE_REASONS[ev.reason] || 'released'}`;
     default:
       return `Now ${ev.status}`;
   }
@@ -1012,6 +1021,9 @@ function renderNotice(c) {
       n.owner ? `${nameOf(n.owner)} took this conversation first. Your message was not sent.` : 'The conversation changed before your message arrived; it was not sent.',
       n.owner ? h('button', { type: 'button', id: 'take-over', onclick: () => retryPending() }, `Take over from ${nameOf(n.owner)}`) : null,
     );
+  }
+  if (n && n.kind === 'released') {
+    return h('div', { id: 'notice', class: 'banner warn', role: 'alert', dataset: { kind: 'released', reason: n.reason || '' } }, `This conversation went back to the queue: ${RELEASE_REASONS[n.reason] || 'released'}.`);
   }
   if (n && n.kind === 'lost') {
     return h('div', { id: 'notice', class: 'banner warn', role: 'alert', dataset: { kind: 'lost', owner: n.owner } }, `${nameOf(n.owner)} took this conversation over from you.`);

@@ -283,6 +283,8 @@ function statusLine(ev) {
       return 'We got your message: an agent will be with you shortly.';
     case 'taken':
       return `${ev.owner} joined the chat`;
+    case 'released':
+      return 'We are finding another agent for you.';
     case 'taken_over':
       return `${ev.owner} took over the chat`;
     case 'transferred':

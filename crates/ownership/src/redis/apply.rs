@@ -283,6 +283,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             // The seq it must still be at travels where an epoch would.
             Command::Expire { last_seq } => ("expire", None, None, Some(*last_seq), false),
             Command::AnswerSurvey { .. } => ("survey_answer", None, None, None, false),
+            Command::Release { seen_epoch, .. } => {
+                ("release", None, None, Some(*seen_epoch), false)
+            }
         };
         let erase = matches!(req.command, Command::Erase | Command::Expire { .. });
         let inline = !self.config.cluster;
@@ -326,6 +329,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             }
             (None, Command::Transfer { to, .. }) => {
                 args.arg(to.as_str());
+            }
+            (None, Command::Release { reason, .. }) => {
+                args.arg(reason.as_str());
             }
             (None, Command::Note { text, mentions, .. }) => {
                 let mut body = Vec::with_capacity(96 + text.len());
@@ -375,9 +381,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             Some(e) => args.arg(e),
             None => args.arg(""),
         };
-        args.arg(if want_disabled { "1" } else { "0" })
-            .arg(req.at)
-            .arg(c.as_str());
+        match &req.command {
+            // The seq a release must still find travels where the disabled flag would.
+            Command::Release { last_seq, .. } => args.arg(*last_seq),
+            _ => args.arg(if want_disabled { "1" } else { "0" }),
+        };
+        args.arg(req.at).arg(c.as_str());
         arg_fmt(
             &mut args,
             format_args!("{prefix}:{}", ChannelName::Conversation(t, c)),

@@ -453,10 +453,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             match &u.lost {
                 Some((agent, frame)) => invocation
                     .arg(agent.as_str())
-                    .arg(frame.by.as_str())
+                    .arg(frame.by.as_ref().map_or("", |a| a.as_str()))
                     .arg(frame.epoch)
-                    .arg(frame.seq),
-                None => invocation.arg("").arg("").arg(0).arg(0),
+                    .arg(frame.seq)
+                    .arg(frame.reason.map_or("", |r| r.as_str())),
+                None => invocation.arg("").arg("").arg(0).arg(0).arg(""),
             };
             match &u.received {
                 Some((user, record)) => {

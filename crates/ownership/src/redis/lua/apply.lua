@@ -22,17 +22,20 @@
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
 --   a+3  command: send | note | finish | set_disabled | transfer | verdict | erase | expire
 --        | edit | unsend | redact (amendments of an earlier message) | survey_answer
+--        | release
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
 --        `attachment_checked` event, packed the same way; note: the note event, packed
 --        the same way; transfer: the new owner's id; edit, unsend, redact: the amendment
 --        event (`edited`, `unsent`, `redacted`), packed the same way; finish: with the
---        tenant's survey, the `survey` event, packed the same way ('' none);
+--        tenant's survey, the `survey` event, packed the same way ('' none); release:
+--        the reason;
 --        survey_answer: the `survey_answered` event without `survey` (its count includes
 --        it: the script appends the open survey's seq before `seq` and `at`)
 --   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none; expire: the seq it
 --        must still be at; an amendment: its target's seq)
---   a+7  disabled wanted ('1' / '0', set_disabled)   a+8 time, ms since the Unix epoch
+--   a+7  disabled wanted ('1' / '0', set_disabled; release: the seq it must still be at)
+--   a+8 time, ms since the Unix epoch
 --   a+9  conversation id   a+10 channel to publish on
 --   a+11 content kind: text | engagement | attachment (send)   a+12 tenant-wide chat disabled ('1'/'0')
 --   a+13 queue preview of the message ('' for none)   a+14 the tenant's agents channel
@@ -92,19 +95,19 @@ local function has(bit_value)
   return bit.band(privileges, bit_value) ~= 0
 end
 
-local function push_status(cause, previous_owner)
+local function push_status(cause, previous_owner, reason)
   next_state.seq = next_state.seq + 1
   local event = {
     event = 'status', status = next_state.status, owner = next_state.owner,
     epoch = next_state.epoch, disabled = next_state.disabled, cause = cause,
-    previous_owner = previous_owner, by = { role = role, id = actor_id },
+    previous_owner = previous_owner, reason = reason, by = { role = role, id = actor_id },
     seq = next_state.seq, at = at,
   }
   events[#events + 1] = event
   packed_events[#packed_events + 1] = cmsgpack.pack(event)
 end
 
-local function set_status(status, owner, cause)
+local function set_status(status, owner, cause, reason)
   local previous = next_state.owner
   if previous ~= owner then
     next_state.epoch = next_state.epoch + 1
@@ -113,7 +116,7 @@ local function set_status(status, owner, cause)
   next_state.owner = owner
   -- The cycle the survey was about is over (a finish opens its own after this).
   next_state.survey = nil
-  push_status(cause, previous)
+  push_status(cause, previous, reason)
 end
 
 -- The node packed the event without its place and time: append them.
@@ -367,6 +370,14 @@ local function apply_one(k, a)
       push_packed('survey', body)
       next_state.survey = next_state.seq
     end
+  elseif command == 'release' then
+    -- Back to the queue (an admin, or the stall policy acting as one), only while
+    -- nothing happened since the releaser looked.
+    if role ~= 'admin' then return { 'refused', 'forbidden' } end
+    if state.status ~= 'active' then return { 'refused', 'invalid_state' } end
+    if tonumber(ARGV[a + 6]) ~= state.epoch then return conflict(state) end
+    if tonumber(ARGV[a + 7]) ~= state.seq then return { 'refused', 'invalid_state' } end
+    set_status('unanswered', nil, 'released', ARGV[a + 4])
   elseif command == 'transfer' then
     if state.status ~= 'active' and state.status ~= 'unanswered' then return { 'refused', 'invalid_state' } end
     local owns = state.status == 'active' and state.owner == actor_id
@@ -499,11 +510,12 @@ local function apply_one(k, a)
     apply_followups(q, followups)
   elseif status_changed then
     local taken = events[1]
-    if (taken.cause == 'taken_over' or taken.cause == 'transferred') and taken.previous_owner then
+    if (taken.cause == 'taken_over' or taken.cause == 'transferred' or taken.cause == 'released')
+        and taken.previous_owner then
       apply_followups(q, {
         conversation = conversation_id, at = at, job_seq = 0,
         lost_agent = taken.previous_owner, lost_by = taken.owner,
-        lost_epoch = taken.epoch, lost_seq = taken.seq,
+        lost_epoch = taken.epoch, lost_seq = taken.seq, lost_reason = taken.reason,
       })
     end
   end

@@ -11,11 +11,12 @@
 -- hash tag.
 -- ARGV[1] publish command   ARGV[2] agents channel   ARGV[3] inbox stream max length
 -- ARGV[4] the agents' own channel prefix   ARGV[5] lease of a webhook job (ms)
--- then 21 arguments per update, in order of application:
+-- then 22 arguments per update, in order of application:
 --   conversation, seq, status, owner ('' for none), epoch, disabled ('1'/'0'),
 --   time of the change (ms), status changed ('1'/'0': also publish a queue frame),
 --   preview ('' to keep the old one),
---   lost agent ('' for none), lost to, lost epoch, lost seq,
+--   lost agent ('' for none), lost to ('' nobody: a release), lost epoch, lost seq,
+--   lost reason (a release's; '' none),
 --   received: index of its first key in KEYS ('0' for none), id, type, engagement, title,
 --   webhook job: the message's seq ('0' for none) (due: the change's time + ARGV[5]),
 --   the agents notes mention (comma-separated, '' for none), and their `mention`
@@ -30,34 +31,36 @@ local publish_command, agents_channel, inbox_max_len = ARGV[1], ARGV[2], ARGV[3]
 local agent_channel_prefix = ARGV[4]
 local job_lease = tonumber(ARGV[5])
 -- Each update is read from its arguments by name, starting at `base`.
-local FIRST_UPDATE, PER_UPDATE = 6, 21
+local FIRST_UPDATE, PER_UPDATE = 6, 22
 
 local q = { inbox_key, unanswered_key, active_key, finished_key, inbox_events_key,
   publish_command, agents_channel, inbox_max_len, agent_channel_prefix, KEYS[6] }
 local results = {}
 for base = FIRST_UPDATE, #ARGV, PER_UPDATE do
   local conversation, at = ARGV[base], tonumber(ARGV[base + 6])
-  local received_key = tonumber(ARGV[base + 13])
+  local received_key = tonumber(ARGV[base + 14])
   local mention_agents, mention_frames = nil, nil
-  if ARGV[base + 19] ~= '' then
+  if ARGV[base + 20] ~= '' then
     mention_agents, mention_frames = {}, {}
-    for agent in string.gmatch(ARGV[base + 19], '[^,]+') do
+    for agent in string.gmatch(ARGV[base + 20], '[^,]+') do
       mention_agents[#mention_agents + 1] = agent
     end
     -- Unpacking a stream of objects gives each; each is packed again to publish.
-    for i, frame in ipairs({ cmsgpack.unpack(ARGV[base + 20]) }) do
+    for i, frame in ipairs({ cmsgpack.unpack(ARGV[base + 21]) }) do
       mention_frames[i] = cmsgpack.pack(frame)
     end
   end
   apply_followups(q, {
     conversation = conversation, at = at,
-    lost_agent = ARGV[base + 9], lost_by = ARGV[base + 10],
+    lost_agent = ARGV[base + 9],
+    lost_by = (ARGV[base + 10] ~= '') and ARGV[base + 10] or nil,
     lost_epoch = tonumber(ARGV[base + 11]), lost_seq = tonumber(ARGV[base + 12]),
+    lost_reason = (ARGV[base + 13] ~= '') and ARGV[base + 13] or nil,
     received_keys = (received_key > 0)
       and { KEYS[received_key], KEYS[received_key + 1], KEYS[received_key + 2] } or nil,
-    received_id = ARGV[base + 14], received_type = ARGV[base + 15],
-    received_engagement = ARGV[base + 16], received_title = ARGV[base + 17],
-    job_seq = tonumber(ARGV[base + 18]), job_due = at + job_lease,
+    received_id = ARGV[base + 15], received_type = ARGV[base + 16],
+    received_engagement = ARGV[base + 17], received_title = ARGV[base + 18],
+    job_seq = tonumber(ARGV[base + 19]), job_due = at + job_lease,
     mention_agents = mention_agents,
     mention_frames = mention_frames,
   })

@@ -70,7 +70,8 @@ end
 --    q[10] the tenant's webhook job set
 -- f: { conversation, at (number), job_seq (number: the agent message needing a webhook
 --      job, 0 for none), job_due (number, ms),
---      lost_agent ('' for none), lost_by, lost_epoch (number), lost_seq (number),
+--      lost_agent ('' for none), lost_by (nil: nobody, a release), lost_epoch (number),
+--      lost_seq (number), lost_reason (a release's, or nil),
 --      received_keys (nil, or { history hash, index (all types), index (this type) }),
 --      received_id, received_type, received_engagement, received_title,
 --      mention_agents (nil, or the agents notes mention), mention_frames (the notice
@@ -83,7 +84,7 @@ local function apply_followups(q, f)
   if f.lost_agent ~= '' then
     redis.call(q[6], q[9] .. f.lost_agent, cmsgpack.pack({
       type = 'ownership_lost', conversation = f.conversation, by = f.lost_by,
-      epoch = f.lost_epoch, seq = f.lost_seq,
+      epoch = f.lost_epoch, seq = f.lost_seq, reason = f.lost_reason,
     }))
   end
   if f.mention_agents then

@@ -1,0 +1,202 @@
+//! The stall sweep: each tenant's release policy (`release` in its settings) enforced.
+//!
+//! Every [`SWEEP_EVERY`] one node — whichever takes the round's lease — goes through the
+//! tenants with a policy and their active conversations, and gives back to the queue
+//! (`Command::Release`, cause `released`) each one whose owner has had no live socket
+//! for `owner_absent_secs` (reason `owner_absent`), or whose end user has waited for a
+//! reply for `no_reply_secs` since their first unanswered message (reason `no_reply`).
+//!
+//! Nothing is kept in the process: each round decides from what the backend holds (the
+//! queue, presence, history), so a node that dies, or every node, leaves the next round
+//! of whichever node runs to do it. Each release is decided in the atomic step on the
+//! epoch and `seq` the round saw: an owner's reply that lands first keeps the owner,
+//! and the reply of an owner whose conversation was released first loses (`conflict`).
+
+use crate::auth::{Identity, now_millis};
+use crate::ops::Ctx;
+use crate::{Backend, Node};
+use chathub_domain::{
+    Actor, AgentId, Command, EventBody, Participant, Presence, Privileges, ReleaseReason, Role,
+    Status, TenantId,
+};
+use chathub_store::{ConversationStore, HistoryRange, QueueEntry, ReleasePolicy, WorkspaceStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a round runs (a release happens at most this long after it is due).
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Active conversations read per page of one tenant's round.
+const PAGE: usize = 200;
+/// Events read back from a conversation's end to find the end user's unanswered
+/// messages (a wait longer than this many events is measured from the oldest read).
+const TAIL: usize = 50;
+
+/// The sweep loop, until the node stops.
+pub(crate) async fn run<K: Backend>(node: Arc<Node<K>>) {
+    loop {
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        match node.backend.release_lease(&node.id, SWEEP_EVERY).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "stall sweep: cannot take the round's lease");
+                continue;
+            }
+        }
+        if let Err(e) = sweep(&node).await {
+            tracing::warn!(error = %e, "stall sweep round not finished; the next one goes on");
+        }
+    }
+}
+
+/// One round over every tenant with a policy.
+async fn sweep<K: Backend>(node: &Arc<Node<K>>) -> Result<(), String> {
+    let policies = node
+        .backend
+        .workspace()
+        .release_policies()
+        .await
+        .map_err(|e| e.to_string())?;
+    for (tenant, policy) in policies {
+        sweep_tenant(node, &tenant, policy).await?;
+    }
+    Ok(())
+}
+
+/// The server acting on `tenant`'s conversations for its policy: an admin (the rule of
+/// `Command::Release`) with no privilege beyond.
+fn system_identity(tenant: &TenantId) -> Result<Identity, String> {
+    let id = AgentId::new("stall-policy").map_err(|e| e.to_string())?;
+    Ok(Identity {
+        tenant: tenant.clone(),
+        role: Role::Admin,
+        subject: "stall-policy".to_owned(),
+        privileges: Privileges::EMPTY,
+        actor: Actor::Agent {
+            id,
+            admin: true,
+            privileges: Privileges::EMPTY,
+        },
+        expires_at: u64::MAX,
+        name: "stall policy".to_owned(),
+        key: 0,
+    })
+}
+
+/// One tenant's round.
+async fn sweep_tenant<K: Backend>(
+    node: &Arc<Node<K>>,
+    tenant: &TenantId,
+    policy: ReleasePolicy,
+) -> Result<(), String> {
+    let identity = system_identity(tenant)?;
+    let cx = Ctx {
+        node,
+        identity: &identity,
+    };
+    let secs = |s: Option<u32>| s.map(|s| u64::from(s) * 1000);
+    let (absent_ms, no_reply_ms) = (secs(policy.owner_absent_secs), secs(policy.no_reply_secs));
+    let now = now_millis();
+    let presence = match absent_ms {
+        Some(_) => node
+            .backend
+            .workspace()
+            .presence(tenant, now)
+            .await
+            .map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = node
+            .backend
+            .store()
+            .list(tenant, Status::Active, PAGE, cursor.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        for entry in &page.items {
+            let Some(owner) = &entry.owner else { continue };
+            let absent = absent_ms.is_some_and(|limit| {
+                let who = Participant::agent(owner).key();
+                match presence.iter().find(|p| p.who == who) {
+                    Some(p) => {
+                        p.presence == Presence::Offline && now.saturating_sub(p.last_seen) > limit
+                    }
+                    // Never seen (presence expired long ago): gone since the entry's
+                    // last change at least.
+                    None => now.saturating_sub(entry.updated) > limit,
+                }
+            });
+            let reason = if absent {
+                Some((ReleaseReason::OwnerAbsent, entry.seq))
+            } else if let Some(limit) = no_reply_ms {
+                waiting_since(node, tenant, entry)
+                    .await?
+                    .filter(|(since, _)| now.saturating_sub(*since) > limit)
+                    .map(|(_, seq)| (ReleaseReason::NoReply, seq))
+            } else {
+                None
+            };
+            let Some((reason, last_seq)) = reason else {
+                continue;
+            };
+            let command = Command::Release {
+                seen_epoch: entry.epoch,
+                last_seq,
+                reason,
+            };
+            match crate::ops::apply::apply(&cx, entry.conversation.clone(), command).await {
+                Ok(_) => {
+                    ::metrics::counter!(crate::metrics::RELEASES, "reason" => reason.as_str())
+                        .increment(1);
+                    tracing::info!(%tenant, conversation = %entry.conversation, reason = reason.as_str(), "released a stalled conversation");
+                }
+                // It moved since the round read it (a reply, a take): kept, looked at
+                // again next round.
+                Err(e) => tracing::debug!(?e, "release not applied"),
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Since when the end user of `entry` has been waiting for a reply (their first message
+/// after the newest message of an agent), and the `seq` of the conversation's last
+/// event; `None` when the last message is an agent's (nobody waits).
+async fn waiting_since<K: Backend>(
+    node: &Arc<Node<K>>,
+    tenant: &TenantId,
+    entry: &QueueEntry,
+) -> Result<Option<(u64, u64)>, String> {
+    let page = node
+        .backend
+        .store()
+        .history(
+            tenant,
+            &entry.conversation,
+            HistoryRange::Latest { limit: TAIL },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(last) = page.events.last() else {
+        return Ok(None);
+    };
+    let mut since = None;
+    for event in page.events.iter().rev() {
+        match &event.body {
+            EventBody::Message { author, .. } if author.role == Role::EndUser => {
+                since = Some(event.at);
+            }
+            EventBody::Message { .. } => break,
+            _ => {}
+        }
+    }
+    Ok(since.map(|since| (since, last.seq)))
+}

@@ -1,0 +1,64 @@
+// A stalled conversation goes back to the queue, seen from the console: carol (admin)
+// sets a 2-second no-reply limit over the admin API; alice takes ana's conversation and
+// then leaves ana's next message unanswered; alice's console says the conversation went
+// back to the queue and why, the thread shows the release, the queue has it unanswered
+// again, and ana's app tells her another agent is being found.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchBrowser, screenshot, signedIn, startHub, waitForText } from './support.mjs';
+
+let hub;
+let browser;
+const pages = [];
+
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const [name, page] of pages) await screenshot(page, `release-last-${name}`).catch(() => {});
+  for (const [, page] of pages) assert.deepEqual(page.errors, [], 'no script errors in the page');
+  await browser?.close();
+  await hub?.stop();
+});
+
+async function open(path, person) {
+  const page = await signedIn(browser, hub, path, person);
+  pages.push([person, page]);
+  return page;
+}
+
+test('an unanswered customer goes back to the queue, and the owner is told why', async () => {
+  const carol = await open('/console/', 'carol');
+  await carol.locator('#conn-status').waitFor();
+  const token = await carol.evaluate(() => sessionStorage.getItem('chathub.console.token'));
+  const answer = await fetch(`${hub.http}/admin/v1/settings`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ release: { no_reply_secs: 2 } }),
+  });
+  assert.equal(answer.status, 200, await answer.text());
+
+  const ana = await open('/demo/', 'u-ana');
+  await ana.locator('#composer').fill('Is anyone there?');
+  await ana.locator('#send').click();
+  const alice = await open('/console/', 'alice');
+  const item = alice.locator('.queue-item[data-conversation="u-ana"]');
+  await item.waitFor();
+  await item.click();
+  await alice.locator('#composer').fill('Yes, one moment.');
+  await alice.locator('#send').click();
+  await waitForText(ana, '.messages', 'Yes, one moment.');
+  await ana.locator('#composer').fill('Still waiting…');
+  await ana.locator('#send').click();
+
+  await alice.locator('#notice[data-kind="released"][data-reason="no_reply"]').waitFor({ timeout: 20000 });
+  await waitForText(alice, '#notice', 'went back to the queue');
+  await waitForText(alice, '.messages', 'Back in the queue from');
+  await alice.locator('#tab-unanswered').click();
+  await alice.locator('.queue-item[data-conversation="u-ana"][data-status="unanswered"]').waitFor();
+  await waitForText(ana, '.messages', 'finding another agent');
+  await screenshot(alice, 'release-console');
+});
