@@ -306,3 +306,98 @@ on_every_backend!(publish_order_is_seq_order);
 on_every_backend!(retried_sends_are_recorded_once);
 on_every_backend!(queue_follows_status_changes);
 on_every_backend!(queue_is_exact_after_a_burst);
+
+/// Trials of the race between an owner's reply and a release.
+const RELEASE_RACES: usize = 10_000;
+/// Of them, run at once (each on its own conversation).
+const RELEASE_RACES_AT_ONCE: usize = 64;
+
+/// The owner's reply and a release (the stall policy's, decided on the epoch and `seq`
+/// it saw) sent at the same moment: exactly one wins, every time. The reply first: it is
+/// recorded and the release is refused (`invalid_state`: the conversation moved). The
+/// release first: it is back in the queue and the reply, on the old epoch, loses
+/// (`conflict`, not delivered).
+async fn a_reply_and_a_release_have_exactly_one_winner<
+    O: Ownership,
+    S: ConversationStore,
+    B: Broker,
+>(
+    f: Fixture<O, S, B>,
+) {
+    let sweep = chathub_domain::Actor::Agent {
+        id: AgentId::new("stall-policy").unwrap(),
+        admin: true,
+        privileges: chathub_domain::Privileges::EMPTY,
+    };
+    let (mut replies, mut releases) = (0, 0);
+    for round in 0..RELEASE_RACES.div_ceil(RELEASE_RACES_AT_ONCE) {
+        let mut races = Vec::new();
+        for i in 0..RELEASE_RACES_AT_ONCE {
+            let ownership = f.ownership.clone();
+            let sweep = sweep.clone();
+            races.push(tokio::spawn(async move {
+                let c = format!("race{round}-{i}");
+                ownership
+                    .apply(send(end_user(&c), &c, "help", None, None))
+                    .await
+                    .unwrap();
+                let Decision::Done { state, .. } = ownership
+                    .apply(send(agent("alice"), &c, "on it", Some(0), None))
+                    .await
+                    .unwrap()
+                else {
+                    panic!("alice takes {c}")
+                };
+                ownership
+                    .apply(send(end_user(&c), &c, "hello?", None, None))
+                    .await
+                    .unwrap();
+                let release = ApplyRequest {
+                    actor: sweep,
+                    command: Command::Release {
+                        seen_epoch: state.epoch,
+                        last_seq: state.seq + 1,
+                        reason: chathub_domain::ReleaseReason::NoReply,
+                    },
+                    ..send(end_user(&c), &c, "", None, None)
+                };
+                let reply = send(agent("alice"), &c, "sorry!", Some(state.epoch), None);
+                let (a, b) = (ownership.clone(), ownership.clone());
+                let (reply, release) = tokio::join!(
+                    tokio::spawn(async move { a.apply(reply).await.unwrap() }),
+                    tokio::spawn(async move { b.apply(release).await.unwrap() }),
+                );
+                (state.epoch, reply.unwrap(), release.unwrap())
+            }));
+        }
+        for race in races {
+            let (epoch, reply, release) = race.await.unwrap();
+            match (reply, release) {
+                (
+                    Decision::Done { state, .. },
+                    Decision::Refused(chathub_domain::Refusal::InvalidState),
+                ) => {
+                    assert_eq!(state.owner.unwrap().as_str(), "alice");
+                    replies += 1;
+                }
+                (Decision::Conflict { owner, epoch: e }, Decision::Done { state, .. }) => {
+                    assert_eq!((owner, e), (None, epoch + 1));
+                    assert_eq!((state.status, state.epoch), (Status::Unanswered, epoch + 1));
+                    releases += 1;
+                }
+                other => panic!("not exactly one winner: {other:?}"),
+            }
+        }
+    }
+    // Both orders happened (a real race; each is tens of trials or more here).
+    assert!(
+        replies > 0 && releases > 0,
+        "replies won {replies}, releases {releases}"
+    );
+    assert_eq!(
+        replies + releases,
+        RELEASE_RACES.next_multiple_of(RELEASE_RACES_AT_ONCE)
+    );
+}
+
+on_every_backend!(a_reply_and_a_release_have_exactly_one_winner);
