@@ -51,6 +51,7 @@ mod protocol_errors_close_with_1002_and_1007;
 mod pubsub_loss_is_repaired;
 mod reconnect_storm_loses_nothing;
 mod redis_data_loss_is_never_a_silent_gap;
+mod releases_survive_every_node_dying;
 mod reports_count_conversation_cycles;
 mod resume_without_gap_or_duplicate;
 mod retention_keeps_nothing_past_the_policy;
