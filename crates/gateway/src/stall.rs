@@ -3,8 +3,10 @@
 //! Every [`SWEEP_EVERY`] one node — whichever takes the round's lease — goes through the
 //! tenants with a policy and their active conversations, and gives back to the queue
 //! (`Command::Release`, cause `released`) each one whose owner has had no live socket
-//! for `owner_absent_secs` (reason `owner_absent`), or whose end user has waited for a
-//! reply for `no_reply_secs` since their first unanswered message (reason `no_reply`).
+//! for `owner_absent_secs` (reason `owner_absent`), or whose end user's latest message
+//! has had no reply for `no_reply_secs` (reason `no_reply`). Only conversations whose
+//! queue entry has not changed for that long are read further (their history's tail),
+//! so a round costs one queue listing per tenant and a read per stalled conversation.
 //!
 //! Nothing is kept in the process: each round decides from what the backend holds (the
 //! queue, presence, history), so a node that dies, or every node, leaves the next round
@@ -27,9 +29,9 @@ use std::time::Duration;
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Active conversations read per page of one tenant's round.
 const PAGE: usize = 200;
-/// Events read back from a conversation's end to find the end user's unanswered
-/// messages (a wait longer than this many events is measured from the oldest read).
-const TAIL: usize = 50;
+/// Events read back from a conversation's end to find its latest message (past this
+/// many events of other kinds, notes or verdicts, nobody is taken to be waiting).
+const TAIL: usize = 20;
 
 /// The sweep loop, until the node stops.
 pub(crate) async fn run<K: Backend>(node: Arc<Node<K>>) {
@@ -132,7 +134,10 @@ async fn sweep_tenant<K: Backend>(
             });
             let reason = if absent {
                 Some((ReleaseReason::OwnerAbsent, entry.seq))
-            } else if let Some(limit) = no_reply_ms {
+            } else if let Some(limit) = no_reply_ms
+                // Nothing at all for that long: the only ones worth a read.
+                && now.saturating_sub(entry.updated) > limit
+            {
                 waiting_since(node, tenant, entry)
                     .await?
                     .filter(|(since, _)| now.saturating_sub(*since) > limit)
@@ -167,9 +172,8 @@ async fn sweep_tenant<K: Backend>(
     Ok(())
 }
 
-/// Since when the end user of `entry` has been waiting for a reply (their first message
-/// after the newest message of an agent), and the `seq` of the conversation's last
-/// event; `None` when the last message is an agent's (nobody waits).
+/// When the end user of `entry` wrote the conversation's latest message, and the `seq`
+/// of its last event; `None` when the latest message is an agent's (nobody waits).
 async fn waiting_since<K: Backend>(
     node: &Arc<Node<K>>,
     tenant: &TenantId,
@@ -188,15 +192,16 @@ async fn waiting_since<K: Backend>(
     let Some(last) = page.events.last() else {
         return Ok(None);
     };
-    let mut since = None;
-    for event in page.events.iter().rev() {
-        match &event.body {
-            EventBody::Message { author, .. } if author.role == Role::EndUser => {
-                since = Some(event.at);
-            }
-            EventBody::Message { .. } => break,
-            _ => {}
-        }
-    }
-    Ok(since.map(|since| (since, last.seq)))
+    let latest = page
+        .events
+        .iter()
+        .rev()
+        .find_map(|event| match &event.body {
+            EventBody::Message { author, .. } => Some((author.role == Role::EndUser, event.at)),
+            _ => None,
+        });
+    Ok(match latest {
+        Some((true, at)) => Some((at, last.seq)),
+        _ => None,
+    })
 }
