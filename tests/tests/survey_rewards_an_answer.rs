@@ -6,7 +6,9 @@
 //! transcript). The reward (a catalogue item) is granted in the answer's atomic step
 //! when the end user is entitled to it — recorded as received in their engagement
 //! history, then redeemable — and refused with the reason when not (not in the
-//! item's segment; once per user and already redeemed).
+//! item's segment; once per user and already redeemed). An end user with no live
+//! socket when the survey is asked gets it through the offline webhook
+//! (`type: "survey"`, the question as its text).
 //!
 //! On the embedded default and on three nodes over a 3-master Redis Cluster with the
 //! PostgreSQL archive (reports read the archive there).
@@ -14,6 +16,7 @@
 use chathub_client::Client;
 use chathub_domain::{Event, EventBody, Role};
 use chathub_e2e::{Nodes, conv, dev_token, expect_frame, full_history, http_request};
+use chathub_e2e::{Received, webhook_receiver};
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame, SurveyAck};
 use std::time::{Duration, Instant};
 
@@ -85,7 +88,7 @@ async fn finished_cycle(user: &mut Client, alice: &Client, who: &str, text: &str
     }
 }
 
-async fn scenario(nodes: Nodes) {
+async fn scenario(nodes: Nodes, hook: std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
     // The catalogue's thank-you: gold members only, once each.
     let item = r#"{"id":"thanks-10","type":"coupon","name":"10% off, thank you","rules":{"segments":["gold"],"once_per_user":true}}"#;
     let (status, body) = api(&nodes, "PUT", "/admin/v1/catalogue/thanks-10", item).await;
@@ -352,6 +355,55 @@ async fn scenario(nodes: Nodes) {
         "{rendered}"
     );
 
+    // dee left the app: the survey reaches her phone through the webhook.
+    let dee = connect(&nodes, 0, Role::EndUser, "dee").await;
+    dee.send_text(None, "quick question", None, None)
+        .await
+        .unwrap();
+    dee.close().await;
+    let Ok(Reply::Open(opened)) = alice
+        .request(Op::Open {
+            conversation: Some(conv("dee")),
+        })
+        .await
+    else {
+        panic!("open answers")
+    };
+    let epoch = alice
+        .send_text(
+            Some(&conv("dee")),
+            "answered by mail",
+            Some(opened.view.state.epoch),
+            None,
+        )
+        .await
+        .unwrap()
+        .epoch;
+    let finished = alice
+        .request(Op::Finish {
+            conversation: Some(conv("dee")),
+            epoch: Some(epoch),
+        })
+        .await;
+    assert!(finished.is_ok(), "{finished:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let pushes: Vec<serde_json::Value> = hook
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| serde_json::from_slice(&r.1).ok())
+            .collect();
+        if let Some(push) = pushes.iter().find(|p| p["type"] == "survey") {
+            assert_eq!(push["conversation"], "dee", "{push}");
+            assert_eq!(push["content"]["text"], "How did we do?", "{push}");
+            assert!(push.get("author").is_none(), "{push}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no survey push: {pushes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The survey switched off: a finish asks nothing.
     let (status, body) = api(&nodes, "PUT", "/admin/v1/settings", r#"{"survey":null}"#).await;
     assert_eq!(status, 200, "{body}");
@@ -363,10 +415,24 @@ async fn scenario(nodes: Nodes) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survey_rewards_an_answer_on_the_embedded_default() {
-    scenario(Nodes::embedded(&[])).await;
+    let (url, hook) = webhook_receiver(0).await;
+    let flags = [
+        "--webhook-url",
+        &url,
+        "--webhook-secret",
+        "webhook-secret-0123",
+    ];
+    scenario(Nodes::embedded(&flags), hook).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survey_rewards_an_answer_on_a_cluster() {
-    scenario(Nodes::cluster_with_archive(3, &[])).await;
+    let (url, hook) = webhook_receiver(0).await;
+    let flags = [
+        "--webhook-url",
+        &url,
+        "--webhook-secret",
+        "webhook-secret-0123",
+    ];
+    scenario(Nodes::cluster_with_archive(3, &flags), hook).await;
 }

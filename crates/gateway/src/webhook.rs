@@ -34,7 +34,7 @@ const REMEMBERED: usize = 10_000;
 /// One notification.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
-    /// `message` (a push to the end user) or `mention` (to `agent`).
+    /// `message` or `survey` (a push to the end user) or `mention` (to `agent`).
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// `tenant/conversation/seq` (and `/agent` for a mention): unique per push.
@@ -50,8 +50,9 @@ pub struct Delivery {
     pub seq: u64,
     /// When, ms since the Unix epoch.
     pub at: u64,
-    /// Who wrote it.
-    pub author: chathub_domain::Author,
+    /// Who wrote it (absent for a survey: the tenant asks it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<chathub_domain::Author>,
     /// What it says.
     pub content: chathub_domain::MessageContent,
     /// The durable job to complete when the delivery ends.

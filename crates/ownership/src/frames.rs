@@ -191,11 +191,13 @@ pub fn mentions(conversation: &ConversationId, events: &[Event]) -> Vec<(AgentId
 }
 
 /// The `seq` of the event among `events` that owes a webhook job: an agent's message
-/// (the end user may be offline and need a push), or a note mentioning agents (those
-/// offline get the agent push). Recorded by the atomic step when the node has a webhook.
+/// or the survey a finish asks (the end user may be offline and need a push), or a note
+/// mentioning agents (those offline get the agent push). Recorded by the atomic step
+/// when the node has a webhook.
 pub fn webhook_job(events: &[Event]) -> Option<u64> {
     events.iter().find_map(|e| match &e.body {
         EventBody::Message { author, .. } if author.role != Role::EndUser => Some(e.seq),
+        EventBody::Survey { .. } => Some(e.seq),
         // A note that mentions agents: the push for those with no live socket.
         EventBody::Note { mentions, .. } if !mentions.is_empty() => Some(e.seq),
         _ => None,

@@ -53,10 +53,18 @@ async fn offer<K: Backend>(node: &Node<K>, job: WebhookJob, event: &Event) {
     let Some(webhook) = &node.webhook else {
         return;
     };
-    let (author, content) = match &event.body {
+    let (kind, author, content) = match &event.body {
         EventBody::Message {
             author, content, ..
-        } => (author, content),
+        } => ("message", Some(author.clone()), content.clone()),
+        // The survey after a finish: its question, for the app's notification.
+        EventBody::Survey { prompt } => (
+            "survey",
+            None,
+            chathub_domain::MessageContent::Text {
+                text: prompt.clone(),
+            },
+        ),
         EventBody::Note {
             author,
             text,
@@ -74,15 +82,15 @@ async fn offer<K: Backend>(node: &Node<K>, job: WebhookJob, event: &Event) {
     {
         Ok(true) => complete(node, &job).await,
         Ok(false) => webhook.enqueue(Delivery {
-            kind: "message",
+            kind,
             agent: None,
             id: format!("{}/{}/{}", job.tenant, job.conversation, job.seq),
             tenant: job.tenant.to_string(),
             conversation: job.conversation.to_string(),
             seq: job.seq,
             at: event.at,
-            author: author.clone(),
-            content: content.clone(),
+            author,
+            content,
             job: Some(job),
         }),
         // The job stays: it comes back after its lease.
@@ -131,7 +139,7 @@ async fn offer_mentions<K: Backend>(
             conversation: job.conversation.to_string(),
             seq: job.seq,
             at,
-            author: author.clone(),
+            author: Some(author.clone()),
             content: chathub_domain::MessageContent::Text {
                 text: text.to_owned(),
             },

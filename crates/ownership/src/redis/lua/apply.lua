@@ -520,6 +520,14 @@ local function apply_one(k, a)
     end
   end
 
+  if job_lease > 0 and events[#events].event == 'survey' then
+    -- The survey a finish asks: the end user's push if they are offline.
+    apply_followups(q, {
+      conversation = conversation_id, at = at, lost_agent = '',
+      job_seq = events[#events].seq, job_due = at + job_lease,
+    })
+  end
+
   if command == 'survey_answer' and tonumber(ARGV[a + 20]) > 10 then
     -- The reward the answer granted: the end user's "received" record.
     local answer = cmsgpack.unpack(packed_events[1])
