@@ -1,6 +1,7 @@
 //! Release of stalled ownership: with a tenant's stall policy, the server gives an active
 //! conversation back to the queue when its end user has waited too long for a reply
-//! (`no_reply`) or its owner has been gone too long (`owner_absent`): one atomic step,
+//! (`no_reply`) or its owner has been gone, or away, too long (`owner_absent`): one
+//! atomic step,
 //! `unanswered`, no owner, the epoch moved, cause `released` with the reason; the
 //! previous owner gets `ownership_lost` with the reason, and their send on the old epoch
 //! is refused (`conflict`). A conversation whose owner answers in time stays theirs. An
@@ -157,6 +158,23 @@ async fn scenario(nodes: Nodes) {
             }
         )),
         "{events:?}"
+    );
+
+    // eve takes fay's conversation, answers, and sets herself away while connected:
+    // away counts as absent, reason owner_absent.
+    let fay = connect(&nodes, 0, Role::EndUser, "fay").await;
+    fay.send_text(None, "hello", None, None).await.unwrap();
+    let mut eve = connect(&nodes, 1, Role::Agent, "eve").await;
+    take(&eve, "fay").await;
+    let away = eve
+        .request(Op::Presence {
+            presence: chathub_domain::Presence::Away,
+        })
+        .await;
+    assert!(away.is_ok(), "{away:?}");
+    assert_eq!(
+        lost(&mut eve, "fay").await,
+        Some(ReleaseReason::OwnerAbsent)
     );
 
     // carl answered in time: still his, at the same epoch.

@@ -2,8 +2,8 @@
 //!
 //! Every [`SWEEP_EVERY`] one node — whichever takes the round's lease — goes through the
 //! tenants with a policy and their active conversations, and gives back to the queue
-//! (`Command::Release`, cause `released`) each one whose owner has had no live socket
-//! for `owner_absent_secs` (reason `owner_absent`), or whose end user's latest message
+//! (`Command::Release`, cause `released`) each one whose owner has had no live socket,
+//! or been `away`, for `owner_absent_secs` (reason `owner_absent`), or whose end user's latest message
 //! has had no reply for `no_reply_secs` (reason `no_reply`). Only conversations whose
 //! queue entry has not changed for that long are read further (their history's tail),
 //! so a round costs one queue listing per tenant and a read per stalled conversation.
@@ -124,8 +124,11 @@ async fn sweep_tenant<K: Backend>(
             let absent = absent_ms.is_some_and(|limit| {
                 let who = Participant::agent(owner).key();
                 match presence.iter().find(|p| p.who == who) {
+                    // Offline or away: since they last said `available` (or got the
+                    // conversation, when later).
                     Some(p) => {
-                        p.presence == Presence::Offline && now.saturating_sub(p.last_seen) > limit
+                        let present = p.last_available.unwrap_or(0).max(entry.since);
+                        p.presence != Presence::Available && now.saturating_sub(present) > limit
                     }
                     // Never seen (presence expired long ago): gone since the entry's
                     // last change at least.

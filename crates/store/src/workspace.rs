@@ -112,6 +112,10 @@ pub struct PresenceEntry {
     pub presence: Presence,
     /// Last heartbeat of any session (ms since the Unix epoch).
     pub last_seen: u64,
+    /// Last heartbeat of a session that said `available` (`None`: none since this store
+    /// started keeping it): how long someone has been away or offline.
+    #[serde(default)]
+    pub last_available: Option<u64>,
     /// Display name given by the latest session that had one.
     pub name: Option<String>,
 }

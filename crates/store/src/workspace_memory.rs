@@ -30,6 +30,8 @@ struct Tenant {
     /// who → session → (presence, expires at).
     sessions: HashMap<String, HashMap<String, (Presence, u64)>>,
     last_seen: HashMap<String, u64>,
+    /// Listed people's last heartbeat saying `available`.
+    last_available: HashMap<String, u64>,
     /// Display names of listed people.
     names: HashMap<String, String>,
     /// Heartbeats since the last sweep of expired sessions.
@@ -435,6 +437,7 @@ impl WorkspaceStore for MemoryWorkspace {
             w.redeemed.remove(user);
             u64::from(w.sessions.remove(&who).is_some())
                 + u64::from(w.last_seen.remove(&who).is_some())
+                + u64::from(w.last_available.remove(&who).is_some())
                 + u64::from(w.names.remove(&who).is_some())
         });
         Ok(ErasedUser {
@@ -611,6 +614,9 @@ impl WorkspaceStore for MemoryWorkspace {
             );
             if beat.listed {
                 w.last_seen.insert(beat.who.to_owned(), beat.now);
+                if beat.presence == Presence::Available {
+                    w.last_available.insert(beat.who.to_owned(), beat.now);
+                }
                 if let Some(name) = beat.name {
                     w.names.insert(beat.who.to_owned(), name.to_owned());
                 }
@@ -640,6 +646,7 @@ impl WorkspaceStore for MemoryWorkspace {
                     who: who.clone(),
                     presence: Presence::aggregate(live(w.sessions.get(who), now)),
                     last_seen: *seen,
+                    last_available: w.last_available.get(who).copied(),
                     name: w.names.get(who).cloned(),
                 })
                 .collect();
@@ -660,6 +667,7 @@ impl WorkspaceStore for MemoryWorkspace {
                 who: who.to_owned(),
                 presence: Presence::aggregate(live(w.sessions.get(who), now)),
                 last_seen: seen,
+                last_available: w.last_available.get(who).copied(),
                 name: w.names.get(who).cloned(),
             })
         }))

@@ -40,6 +40,23 @@ impl<C> RedisWorkspace<C> {
     }
 }
 
+/// A tenant's listed people, as `presence` reads them: last heartbeat, name, last
+/// heartbeat saying `available`.
+type LastSeen = (
+    HashMap<String, u64>,
+    HashMap<String, String>,
+    HashMap<String, u64>,
+);
+
+/// One person's presence, as `presence_of` reads it: sessions, last heartbeat, name,
+/// last heartbeat saying `available`.
+type OnePresence = (
+    HashMap<String, String>,
+    Option<u64>,
+    Option<String>,
+    Option<u64>,
+);
+
 /// The settings hash's fields as `settings` reads them: chat_disabled, attachments
 /// (JSON), retention_days, edit_window_secs, survey (JSON), release (JSON).
 type SettingsFields = (
@@ -544,6 +561,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             .pexpire(&key, beat.ttl_ms as i64);
         if beat.listed {
             pipe.hset(self.keys.workspace(t, "last-seen"), beat.who, beat.now);
+            if beat.presence == Presence::Available {
+                pipe.hset(self.keys.workspace(t, "last-available"), beat.who, beat.now);
+            }
             if let Some(name) = beat.name {
                 pipe.hset(self.keys.workspace(t, "names"), beat.who, name);
             }
@@ -562,9 +582,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
 
     async fn presence(&self, t: &TenantId, now: u64) -> Result<Vec<PresenceEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let (seen, names): (HashMap<String, u64>, HashMap<String, String>) = redis::pipe()
+        let (seen, names, available): LastSeen = redis::pipe()
             .hgetall(self.keys.workspace(t, "last-seen"))
             .hgetall(self.keys.workspace(t, "names"))
+            .hgetall(self.keys.workspace(t, "last-available"))
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -583,6 +604,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 who: who.clone(),
                 presence: Presence::aggregate(live(&sessions, now)),
                 last_seen: *at,
+                last_available: available.get(who.as_str()).copied(),
                 name: names.get(who.as_str()).cloned(),
             })
             .collect())
@@ -595,18 +617,19 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         now: u64,
     ) -> Result<Option<PresenceEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let (sessions, seen, name): (HashMap<String, String>, Option<u64>, Option<String>) =
-            redis::pipe()
-                .hgetall(self.keys.presence(t, who))
-                .hget(self.keys.workspace(t, "last-seen"), who)
-                .hget(self.keys.workspace(t, "names"), who)
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_error)?;
+        let (sessions, seen, name, available): OnePresence = redis::pipe()
+            .hgetall(self.keys.presence(t, who))
+            .hget(self.keys.workspace(t, "last-seen"), who)
+            .hget(self.keys.workspace(t, "names"), who)
+            .hget(self.keys.workspace(t, "last-available"), who)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
         Ok(seen.map(|last_seen| PresenceEntry {
             who: who.to_owned(),
             presence: Presence::aggregate(live(&sessions, now)),
             last_seen,
+            last_available: available,
             name,
         }))
     }
