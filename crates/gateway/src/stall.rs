@@ -21,6 +21,7 @@ use chathub_domain::{
     Actor, AgentId, Command, EventBody, Participant, Presence, Privileges, ReleaseReason, Role,
     Status, TenantId,
 };
+use chathub_protocol::ErrorCode;
 use chathub_store::{ConversationStore, HistoryRange, QueueEntry, ReleasePolicy, WorkspaceStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,7 +165,12 @@ async fn sweep_tenant<K: Backend>(
                 }
                 // It moved since the round read it (a reply, a take): kept, looked at
                 // again next round.
-                Err(e) => tracing::debug!(?e, "release not applied"),
+                Err(crate::ops::Failure::Reply(e))
+                    if matches!(e.code, ErrorCode::Conflict | ErrorCode::InvalidState) =>
+                {
+                    tracing::debug!(code = ?e.code, "release not applied: it moved")
+                }
+                Err(e) => tracing::warn!(?e, "release failed; the next round tries again"),
             }
         }
         match page.next_cursor {
