@@ -2,7 +2,9 @@
 // sets a 2-second no-reply limit over the admin API; alice takes ana's conversation and
 // then leaves ana's next message unanswered; alice's console says the conversation went
 // back to the queue and why, the thread shows the release, the queue has it unanswered
-// again, and ana's app tells her another agent is being found.
+// again, and ana's app tells her another agent is being found. Then carol (admin)
+// releases ben's conversation with the console's Release button (alice, no admin, has
+// none), and alice is told it was an admin.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -61,4 +63,29 @@ test('an unanswered customer goes back to the queue, and the owner is told why',
   await alice.locator('.queue-item[data-conversation="u-ana"][data-status="unanswered"]').waitFor();
   await waitForText(ana, '.messages', 'finding another agent');
   await screenshot(alice, 'release-console');
+});
+
+test('an admin releases a conversation from the console', async () => {
+  const ben = await open('/demo/', 'u-ben');
+  await ben.locator('#composer').fill('Hello from Ben');
+  await ben.locator('#send').click();
+  const alice = pages.find(([who]) => who === 'alice')[1];
+  await alice.locator('#tab-unanswered').click();
+  const item = alice.locator('.queue-item[data-conversation="u-ben"]');
+  await item.waitFor();
+  await item.click();
+  await alice.locator('#composer').fill('Hi Ben, one moment');
+  await alice.locator('#send').click();
+  await waitForText(ben, '.messages', 'Hi Ben, one moment');
+  // Alice is no admin: no Release button for her.
+  assert.equal(await alice.locator('#release').count(), 0);
+  const carol = pages.find(([who]) => who === 'carol')[1];
+  await carol.locator('#tab-active').click();
+  const active = carol.locator('.queue-item[data-conversation="u-ben"]');
+  await active.waitFor();
+  await active.click();
+  await carol.locator('#release').click();
+  await waitForText(carol, '#conv-status', 'unanswered');
+  await alice.locator('#notice[data-kind="released"][data-reason="admin"]').waitFor();
+  await waitForText(alice, '.messages', 'released by an admin');
 });

@@ -950,6 +950,8 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
     actions.push(h('button', { type: 'button', id: 'finish', onclick: finish }, 'Finish'));
   if ((c.status === 'active' && (ownedByMe || state.role === 'admin')) || (state.role === 'admin' && c.status === 'unanswered'))
     actions.push(h('button', { type: 'button', id: 'transfer', onclick: () => toggleTransfer(c) }, 'Transfer…'));
+  if (state.role === 'admin' && c.status === 'active')
+    actions.push(h('button', { type: 'button', id: 'release', onclick: release, title: 'Give it back to the queue: any agent may take it' }, 'Release'));
   if (can('chat.disable'))
     actions.push(h('button', { type: 'button', id: 'toggle-chat', onclick: toggleChat }, c.disabled ? 'Enable chat' : 'Disable chat'));
   actions.push(h('button', { type: 'button', id: 'transcript', onclick: downloadTranscript, title: 'Download the transcript (HTML)' }, 'Transcript'));
@@ -1378,6 +1380,19 @@ async function finish() {
   const c = state.current;
   try {
     const r = await conn.request('finish', { conversation: c.id, epoch: c.epoch });
+    Object.assign(c, { status: r.status, owner: r.owner, epoch: r.epoch, seenEpoch: r.epoch });
+    c.notice = null;
+  } catch (err) {
+    c.notice = { kind: 'error', text: errorText(err) };
+  }
+  renderConversation();
+}
+
+// Admins: the active conversation back to the queue (its owner is told why).
+async function release() {
+  const c = state.current;
+  try {
+    const r = await conn.request('release', { conversation: c.id, epoch: c.epoch });
     Object.assign(c, { status: r.status, owner: r.owner, epoch: r.epoch, seenEpoch: r.epoch });
     c.notice = null;
   } catch (err) {
