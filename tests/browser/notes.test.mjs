@@ -6,30 +6,11 @@
 // next reaches her.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, signedIn, startHub, waitForText } from './support.mjs';
+import { test } from 'node:test';
+import { hubAndBrowser, screenshot, waitForText } from './support.mjs';
 
-let hub;
-let browser;
-const pages = [];
-
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  for (const [name, page] of pages) await screenshot(page, `notes-last-${name}`).catch(() => {});
-  for (const [, page] of pages) assert.deepEqual(page.errors, [], 'no script errors in the page');
-  await browser?.close();
-  await hub?.stop();
-});
-
-async function open(path, person) {
-  const page = await signedIn(browser, hub, path, person);
-  pages.push([person, page]);
-  return page;
-}
+const session = hubAndBrowser('notes');
+const { open } = session;
 
 async function openConversation(page, id) {
   const item = page.locator(`.queue-item[data-conversation="${id}"]`);

@@ -7,36 +7,17 @@
 // none), and alice is told it was an admin.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, signedIn, startHub, waitForText } from './support.mjs';
+import { test } from 'node:test';
+import { hubAndBrowser, screenshot, waitForText } from './support.mjs';
 
-let hub;
-let browser;
-const pages = [];
-
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  for (const [name, page] of pages) await screenshot(page, `release-last-${name}`).catch(() => {});
-  for (const [, page] of pages) assert.deepEqual(page.errors, [], 'no script errors in the page');
-  await browser?.close();
-  await hub?.stop();
-});
-
-async function open(path, person) {
-  const page = await signedIn(browser, hub, path, person);
-  pages.push([person, page]);
-  return page;
-}
+const session = hubAndBrowser('release');
+const { open, pages } = session;
 
 test('an unanswered customer goes back to the queue, and the owner is told why', async () => {
   const carol = await open('/console/', 'carol');
   await carol.locator('#conn-status').waitFor();
   const token = await carol.evaluate(() => sessionStorage.getItem('chathub.console.token'));
-  const answer = await fetch(`${hub.http}/admin/v1/settings`, {
+  const answer = await fetch(`${session.hub.http}/admin/v1/settings`, {
     method: 'PUT',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ release: { no_reply_secs: 2 } }),

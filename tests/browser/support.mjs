@@ -2,12 +2,14 @@
 // ports, Debian's Chromium driven by playwright-core, and small wait helpers (the tests
 // use node:test, not Playwright's runner, so nothing downloads a browser).
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -167,4 +169,36 @@ export async function startRedis() {
         child.kill('SIGKILL');
       }),
   };
+}
+
+/**
+ * One hub (`startHub(hubOptions)`) and one browser for a test file: started before its
+ * tests, stopped after them, when every page opened through `open` gets its last
+ * screenshot (`<name>-last-<person>`) and must have had no script error. `hub` and
+ * `pages` are read once the tests run.
+ */
+export function hubAndBrowser(name, hubOptions) {
+  const session = {
+    hub: null,
+    browser: null,
+    /** [person, page] of every page opened. */
+    pages: [],
+    /** Opens `pagePath` signed in as `person` (see `signedIn`). */
+    open: async (pagePath, person) => {
+      const page = await signedIn(session.browser, session.hub, pagePath, person);
+      session.pages.push([person, page]);
+      return page;
+    },
+  };
+  before(async () => {
+    session.hub = await startHub(hubOptions);
+    session.browser = await launchBrowser();
+  });
+  after(async () => {
+    for (const [person, page] of session.pages) await screenshot(page, `${name}-last-${person}`).catch(() => {});
+    for (const [, page] of session.pages) assert.deepEqual(page.errors, [], 'no script errors in the page');
+    await session.browser?.close();
+    await session.hub?.stop();
+  });
+  return session;
 }

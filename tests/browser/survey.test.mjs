@@ -6,35 +6,16 @@
 // rating (from history), not the form again.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, signedIn, startHub, waitForText } from './support.mjs';
+import { test } from 'node:test';
+import { hubAndBrowser, screenshot, waitForText } from './support.mjs';
 
-let hub;
-let browser;
-const pages = [];
-
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  for (const [name, page] of pages) await screenshot(page, `survey-last-${name}`).catch(() => {});
-  for (const [, page] of pages) assert.deepEqual(page.errors, [], 'no script errors in the page');
-  await browser?.close();
-  await hub?.stop();
-});
-
-async function open(path, person) {
-  const page = await signedIn(browser, hub, path, person);
-  pages.push([person, page]);
-  return page;
-}
+const session = hubAndBrowser('survey');
+const { open } = session;
 
 /** Calls the admin API with carol's token (from her console). */
 async function adminApi(carol, method, path, body) {
   const token = await carol.evaluate(() => sessionStorage.getItem('chathub.console.token'));
-  const answer = await fetch(`${hub.http}${path}`, {
+  const answer = await fetch(`${session.hub.http}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
