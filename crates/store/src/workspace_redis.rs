@@ -80,6 +80,21 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     rmp_serde::from_slice(bytes).map_err(|e| StoreError::corrupt("workspace entry", e))
 }
 
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisWorkspace<C> {
+    /// The tenants an index set names (those with a retention or a stall policy).
+    async fn indexed_tenants(&self, index: String) -> Result<Vec<TenantId>, StoreError> {
+        let mut conn = self.conn.clone();
+        let tenants: Vec<String> = conn.smembers(index).await.map_err(redis_error)?;
+        tenants
+            .into_iter()
+            .map(|t| {
+                t.parse()
+                    .map_err(|e| StoreError::corrupt("policy index tenant", e))
+            })
+            .collect()
+    }
+}
+
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
@@ -207,16 +222,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     async fn release_policies(
         &self,
     ) -> Result<Vec<(TenantId, crate::workspace::ReleasePolicy)>, StoreError> {
-        let mut conn = self.conn.clone();
-        let tenants: Vec<String> = conn
-            .smembers(self.keys.release_tenants())
-            .await
-            .map_err(redis_error)?;
+        let tenants = self.indexed_tenants(self.keys.release_tenants()).await?;
         let mut policies = Vec::with_capacity(tenants.len());
         for tenant in tenants {
-            let tenant: TenantId = tenant
-                .parse()
-                .map_err(|e| StoreError::corrupt("release index tenant", e))?;
             if let Some(policy) = self.settings(&tenant).await?.release {
                 policies.push((tenant, policy));
             }
@@ -226,16 +234,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
     }
 
     async fn retention_policies(&self) -> Result<Vec<(TenantId, u32)>, StoreError> {
-        let mut conn = self.conn.clone();
-        let tenants: Vec<String> = conn
-            .smembers(self.keys.retention_tenants())
-            .await
-            .map_err(redis_error)?;
+        let tenants = self.indexed_tenants(self.keys.retention_tenants()).await?;
         let mut policies = Vec::with_capacity(tenants.len());
         for tenant in tenants {
-            let tenant: TenantId = tenant
-                .parse()
-                .map_err(|e| StoreError::corrupt("retention index tenant", e))?;
             if let Some(days) = self.settings(&tenant).await?.retention_days {
                 policies.push((tenant, days));
             }
