@@ -333,6 +333,30 @@ pub fn assert_each_once(history: &[Event], acked: &[String]) {
     }
 }
 
+/// The conversation's state now, as `open` answers it.
+pub async fn state_of(client: &Client, conversation: &str) -> chathub_domain::ConversationState {
+    match client
+        .request(Op::Open {
+            conversation: Some(conv(conversation)),
+        })
+        .await
+    {
+        Ok(Reply::Open(opened)) => opened.view.state,
+        other => panic!("open {conversation}: {other:?}"),
+    }
+}
+
+/// `agent` takes `user`'s conversation by answering `text` at the epoch it has now;
+/// the epoch after the take.
+pub async fn take_with(agent: &Client, user: &str, text: &str) -> u64 {
+    let epoch = state_of(agent, user).await.epoch;
+    agent
+        .send_text(Some(&conv(user)), text, Some(epoch), None)
+        .await
+        .unwrap()
+        .epoch
+}
+
 pub async fn full_history(client: &Client, conversation: &str) -> Vec<Event> {
     let mut events = Vec::new();
     let mut after = 0;

@@ -12,8 +12,10 @@
 //! (one node's round does it, under a lease).
 
 use chathub_client::Client;
-use chathub_domain::{Cause, ConversationState, EventBody, ReleaseReason, Role, Status};
-use chathub_e2e::{Nodes, conv, dev_token, expect_frame, full_history, http_request};
+use chathub_domain::{Cause, EventBody, ReleaseReason, Role, Status};
+use chathub_e2e::{
+    Nodes, conv, dev_token, expect_frame, full_history, http_request, state_of, take_with,
+};
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame};
 use std::time::Duration;
 
@@ -28,26 +30,9 @@ async fn api(nodes: &Nodes, method: &str, path: &str, body: &str) -> (u16, Strin
     http_request(nodes.http(0), method, path, &admin, body).await
 }
 
-async fn state_of(client: &Client, conversation: &str) -> ConversationState {
-    match client
-        .request(Op::Open {
-            conversation: Some(conv(conversation)),
-        })
-        .await
-    {
-        Ok(Reply::Open(opened)) => opened.view.state,
-        other => panic!("open: {other:?}"),
-    }
-}
-
 /// `agent` takes `user`'s conversation with a reply; its epoch.
 async fn take(agent: &Client, user: &str) -> u64 {
-    let epoch = state_of(agent, user).await.epoch;
-    agent
-        .send_text(Some(&conv(user)), "Hello, I am on it", Some(epoch), None)
-        .await
-        .unwrap()
-        .epoch
+    take_with(agent, user, "Hello, I am on it").await
 }
 
 /// Waits for the `ownership_lost` of `conversation` on `agent`'s socket: its reason.

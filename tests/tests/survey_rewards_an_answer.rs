@@ -16,7 +16,7 @@
 use chathub_client::Client;
 use chathub_domain::{Event, EventBody, Role};
 use chathub_e2e::{Nodes, conv, dev_token, expect_frame, full_history, http_request};
-use chathub_e2e::{Received, webhook_receiver};
+use chathub_e2e::{Received, take_with, webhook_receiver};
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame, SurveyAck};
 use std::time::{Duration, Instant};
 
@@ -51,24 +51,7 @@ async fn answered(client: &Client, op: Op) -> Result<SurveyAck, ErrorCode> {
 async fn finished_cycle(user: &mut Client, alice: &Client, who: &str, text: &str) -> Event {
     user.send_text(None, text, None, None).await.unwrap();
     let c = conv(who);
-    let Ok(Reply::Open(opened)) = alice
-        .request(Op::Open {
-            conversation: Some(c.clone()),
-        })
-        .await
-    else {
-        panic!("open answers")
-    };
-    let epoch = alice
-        .send_text(
-            Some(&c),
-            "Hello, how can I help?",
-            Some(opened.view.state.epoch),
-            None,
-        )
-        .await
-        .unwrap()
-        .epoch;
+    let epoch = take_with(alice, who, "Hello, how can I help?").await;
     let finished = alice
         .request(Op::Finish {
             conversation: Some(c.clone()),
@@ -361,24 +344,7 @@ async fn scenario(nodes: Nodes, hook: std::sync::Arc<std::sync::Mutex<Vec<Receiv
         .await
         .unwrap();
     dee.close().await;
-    let Ok(Reply::Open(opened)) = alice
-        .request(Op::Open {
-            conversation: Some(conv("dee")),
-        })
-        .await
-    else {
-        panic!("open answers")
-    };
-    let epoch = alice
-        .send_text(
-            Some(&conv("dee")),
-            "answered by mail",
-            Some(opened.view.state.epoch),
-            None,
-        )
-        .await
-        .unwrap()
-        .epoch;
+    let epoch = take_with(&alice, "dee", "answered by mail").await;
     let finished = alice
         .request(Op::Finish {
             conversation: Some(conv("dee")),

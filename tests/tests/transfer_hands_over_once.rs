@@ -6,7 +6,7 @@
 
 use chathub_client::{Client, ClientError};
 use chathub_domain::{Cause, EventBody, Presence, Role, Status};
-use chathub_e2e::{TestHub, conv, expect_frame, full_history};
+use chathub_e2e::{TestHub, conv, expect_frame, full_history, state_of};
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame};
 use std::time::{Duration, Instant};
 
@@ -23,19 +23,6 @@ fn code(result: Result<Reply, ClientError>) -> ErrorCode {
     match result {
         Err(e) => e.server().map(|f| f.code).expect("a server error"),
         Ok(reply) => panic!("expected an error, got {reply:?}"),
-    }
-}
-
-/// The conversation's state now.
-async fn state_of(c: &Client, conversation: &str) -> chathub_domain::ConversationState {
-    match c
-        .request(Op::Open {
-            conversation: Some(conv(conversation)),
-        })
-        .await
-    {
-        Ok(Reply::Open(o)) => o.view.state,
-        other => panic!("{other:?}"),
     }
 }
 
