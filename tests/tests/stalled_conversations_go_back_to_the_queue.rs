@@ -14,7 +14,7 @@
 use chathub_client::Client;
 use chathub_domain::{Cause, EventBody, ReleaseReason, Role, Status};
 use chathub_e2e::{
-    Nodes, conv, dev_token, expect_frame, full_history, http_request, state_of, take_with,
+    Nodes, conv, dev_token, expect_frame, full_history, http_get, http_request, state_of, take_with,
 };
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame};
 use std::time::Duration;
@@ -212,6 +212,24 @@ async fn scenario(nodes: Nodes) {
         (Status::Unanswered, dave_epoch + 1)
     );
     assert_eq!(lost(&mut dave, "dan").await, Some(ReleaseReason::Admin));
+
+    // Every node counts the releases it decided: across the nodes, ann's, ben's and fay's
+    // and dan's.
+    let mut counted = std::collections::HashMap::new();
+    for i in 0..nodes.nodes.len() {
+        let metrics = http_get(nodes.http(i), "/metrics").await.1;
+        for line in metrics
+            .lines()
+            .filter(|l| l.starts_with("chathub_releases_total{"))
+        {
+            let (labels, value) = line.rsplit_once(' ').unwrap();
+            *counted.entry(labels.to_owned()).or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    for (reason, n) in [("no_reply", 1.0), ("owner_absent", 2.0), ("admin", 1.0)] {
+        let key = format!("chathub_releases_total{{reason=\"{reason}\"}}");
+        assert_eq!(counted.get(&key), Some(&n), "{reason}: {counted:?}");
+    }
 
     let (status, audit) = api(&nodes, "GET", "/admin/v1/audit", "").await;
     assert_eq!(status, 200, "{audit}");

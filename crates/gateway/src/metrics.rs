@@ -37,8 +37,8 @@ pub(crate) const TRANSFERS: &str = "chathub_transfers_total";
 pub(crate) const ERASURES: &str = "chathub_erasures_total";
 /// What the retention sweep removed, by `what` (`conversations`, `events`, `files`).
 pub(crate) const RETENTION_REMOVED: &str = "chathub_retention_removed_total";
-/// Stalled conversations given back to the queue by the tenant's policy, by `reason`
-/// (`owner_absent`, `no_reply`).
+/// Conversations given back to the queue, by `reason` (`owner_absent`, `no_reply`: the
+/// tenant's stall policy; `admin`).
 pub(crate) const RELEASES: &str = "chathub_releases_total";
 /// Retention sweeps that failed (a store unreachable: the next one retries).
 pub(crate) const RETENTION_FAILURES: &str = "chathub_retention_failures_total";
@@ -136,7 +136,7 @@ fn zero_failure_series() {
         ::metrics::counter!(RETENTION_REMOVED, "what" => what).increment(0);
     }
     ::metrics::counter!(RETENTION_FAILURES).increment(0);
-    for reason in ["owner_absent", "no_reply"] {
+    for reason in ["owner_absent", "no_reply", "admin"] {
         ::metrics::counter!(RELEASES, "reason" => reason).increment(0);
     }
     ::metrics::counter!(AUDIT_RECORDED, "action" => "tenant_chat_switched").increment(0);
@@ -183,6 +183,16 @@ pub(crate) fn observe_ownership_change(event: &chathub_domain::Event, queued_sin
             "assigned"
         }
         Cause::Finished => "finished",
+        Cause::Released => {
+            if let EventBody::Status {
+                reason: Some(reason),
+                ..
+            } = &event.body
+            {
+                ::metrics::counter!(RELEASES, "reason" => reason.as_str()).increment(1);
+            }
+            return;
+        }
         _ => return,
     };
     if let Some(since) = queued_since {

@@ -159,8 +159,6 @@ async fn sweep_tenant<K: Backend>(
             };
             match crate::ops::apply::apply(&cx, entry.conversation.clone(), command).await {
                 Ok(_) => {
-                    ::metrics::counter!(crate::metrics::RELEASES, "reason" => reason.as_str())
-                        .increment(1);
                     tracing::info!(%tenant, conversation = %entry.conversation, reason = reason.as_str(), "released a stalled conversation");
                 }
                 // It moved since the round read it (a reply, a take): kept, looked at
