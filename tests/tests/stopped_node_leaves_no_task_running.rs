@@ -65,9 +65,9 @@ async fn a_stopped_embedded_node_leaves_no_task() {
     let dir = tempfile_dir();
     let config = config_with_every_task(&dir);
     // Listener, HTTP, webhook worker, its job sweeper and job completer, key reload,
-    // presence watch, the retention sweep, the staging sweep, the scanner's worker and
-    // its sweep.
-    stops_everything(TestHub::start_with(config, Default::default()).await, 11).await;
+    // presence watch, the retention sweep, the stall sweep, the staging sweep, the
+    // scanner's worker and its sweep.
+    stops_everything(TestHub::start_with(config, Default::default()).await, 12).await;
 }
 
 #[tokio::test]
@@ -78,7 +78,7 @@ async fn a_stopped_redis_node_leaves_no_task() {
     let hub = TestHub::start_on_redis(config, RedisConfig::new(server.url())).await;
     // And the pub/sub keepalive, the health watch and the apply writer (group commit,
     // started by the first command).
-    stops_everything(hub, 14).await;
+    stops_everything(hub, 15).await;
 }
 
 #[tokio::test]
@@ -90,9 +90,9 @@ async fn a_stopped_node_with_an_archive_leaves_no_task() {
     let mut redis = RedisConfig::new(server.url());
     redis.archive = Some(chathub_gateway::ArchiveConfig::new(postgres.url()));
     let hub = TestHub::start_on_redis(config, redis).await;
-    // The Redis node's fourteen, the follow-up sweeper, the archive probe and the
+    // The Redis node's fifteen, the follow-up sweeper, the archive probe and the
     // archiver (started by the first copy).
-    stops_everything(hub, 17).await;
+    stops_everything(hub, 18).await;
 }
 
 #[tokio::test]
@@ -104,7 +104,7 @@ async fn a_stopped_redis_cluster_node_leaves_no_task() {
     // The health watch, the apply writer, the inbox writer (started by the first queue
     // update), the follow-up sweeper and the settler (started by the first settled queue
     // step), and the attachments' three.
-    stops_everything(hub, 16).await;
+    stops_everything(hub, 17).await;
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
