@@ -144,53 +144,59 @@ async fn sweep_tenant<K: Backend>(
         before,
         ..Swept::default()
     };
-    // 1. Conversations idle past the cut-off go whole.
-    loop {
-        let idle = node
+    // What is removed is recorded even when a step fails midway (a store unreachable):
+    // the audit log never misses a conversation erased before the failure.
+    let removed: Result<(), String> = async {
+        // 1. Conversations idle past the cut-off go whole.
+        loop {
+            let idle = node
+                .backend
+                .store()
+                .idle(tenant, before, ROUND)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut erased_now = 0;
+            for entry in &idle {
+                let Some(removed) = crate::ops::apply::expire(&cx, &entry.conversation, entry.seq)
+                    .await
+                    .map_err(failed)?
+                else {
+                    // Written to since its entry was read: alive, kept.
+                    continue;
+                };
+                if let Some(attachments) = &node.attachments {
+                    let files = attachments
+                        .erase_conversation(tenant, &entry.conversation)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    swept.attachments += files.attachments;
+                }
+                erased_now += 1;
+                swept.conversation_events += removed.history_events.max(removed.archived_events);
+            }
+            swept.conversations += erased_now;
+            // A short round is the last; a round erasing nothing (entries lagging their
+            // conversations) waits for the next sweep rather than spinning.
+            if idle.len() < ROUND || erased_now == 0 {
+                break;
+            }
+        }
+        // 2. The older events of conversations still alive, in every tier, and their files.
+        swept.trimmed = node
             .backend
-            .store()
-            .idle(tenant, before, ROUND)
+            .retention_trim(tenant, before)
             .await
             .map_err(|e| e.to_string())?;
-        let mut erased_now = 0;
-        for entry in &idle {
-            let Some(removed) = crate::ops::apply::expire(&cx, &entry.conversation, entry.seq)
+        if let Some(attachments) = &node.attachments {
+            swept.attachments += attachments
+                .erase_older_than(tenant, before)
                 .await
-                .map_err(failed)?
-            else {
-                // Written to since its entry was read: alive, kept.
-                continue;
-            };
-            if let Some(attachments) = &node.attachments {
-                let files = attachments
-                    .erase_conversation(tenant, &entry.conversation)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                swept.attachments += files.attachments;
-            }
-            erased_now += 1;
-            swept.conversation_events += removed.history_events.max(removed.archived_events);
+                .map_err(|e| e.to_string())?
+                .attachments;
         }
-        swept.conversations += erased_now;
-        // A short round is the last; a round erasing nothing (entries lagging their
-        // conversations) waits for the next sweep rather than spinning.
-        if idle.len() < ROUND || erased_now == 0 {
-            break;
-        }
+        Ok(())
     }
-    // 2. The older events of conversations still alive, in every tier, and their files.
-    swept.trimmed = node
-        .backend
-        .retention_trim(tenant, before)
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(attachments) = &node.attachments {
-        swept.attachments += attachments
-            .erase_older_than(tenant, before)
-            .await
-            .map_err(|e| e.to_string())?
-            .attachments;
-    }
+    .await;
     let events =
         swept.conversation_events + swept.trimmed.hot_events.max(swept.trimmed.record_events);
     ::metrics::counter!(crate::metrics::RETENTION_REMOVED, "what" => "conversations")
@@ -209,7 +215,7 @@ async fn sweep_tenant<K: Backend>(
         .await
         .map_err(failed)?;
     }
-    Ok(swept)
+    removed.map(|()| swept)
 }
 
 #[cfg(test)]
