@@ -39,6 +39,9 @@ pub enum ServerFrame {
     Assigned(AssignedFrame),
     /// To every device of an agent: another agent mentioned them in a private note.
     Mention(MentionFrame),
+    /// To every device of an agent: a conversation has been waiting unanswered past a
+    /// step of the tenant's alert schedule.
+    Alert(AlertFrame),
     /// To everyone in the tenant: the tenant-wide chat switch changed.
     Tenant(TenantFrame),
     /// To agents: an agent's availability changed.
@@ -101,6 +104,54 @@ pub struct MentionFrame {
     pub by: Author,
     /// What it says.
     pub text: String,
+}
+
+/// How pressing an `alert` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    /// A step for the agents (available, or all).
+    Reminder,
+    /// A step for the supervisors.
+    Escalation,
+    /// The step the tenant marked as its service-level breach.
+    Breach,
+}
+
+impl AlertLevel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Reminder => "reminder",
+            AlertLevel::Escalation => "escalation",
+            AlertLevel::Breach => "breach",
+        }
+    }
+}
+
+/// An `alert`: somebody has been waiting unanswered since `since`. Fenced: a device that
+/// has seen the conversation leave the queue at a later `seq` (a take, the queue frame
+/// saying so) drops an alert with an older `seq`; the server sends none after a take's
+/// acknowledgement to the taker, or after the queue frame of the take to anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertFrame {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Its epoch while it waits (the epoch to send a take with).
+    pub epoch: u64,
+    /// Its `seq` when the alert was decided.
+    pub seq: u64,
+    /// When it entered the unanswered queue, ms since the Unix epoch.
+    pub since: u64,
+    /// Which step of the schedule (0 the first).
+    pub step: u32,
+    /// Which occurrence of the step (0 the first; a repeating step counts up).
+    pub occurrence: u32,
+    /// Reminder, escalation or breach.
+    pub level: AlertLevel,
+    /// The latest message's preview, as the queue shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
 }
 
 /// An `assigned` notice: the conversation is yours now.

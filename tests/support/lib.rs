@@ -766,6 +766,14 @@ pub fn dev_token(tenant: &str, role: Role, subject: &str) -> String {
         .unwrap()
 }
 
+/// [`dev_token`] with exactly `privileges`.
+pub fn dev_token_with(tenant: &str, role: Role, subject: &str, privileges: &[&str]) -> String {
+    let privileges = privileges.iter().map(|p| p.to_string()).collect();
+    Authenticator::new(&AuthConfig::default())
+        .mint(tenant, subject, role, Some(privileges), 3600)
+        .unwrap()
+}
+
 /// What the gateway processes of a [`ClusterProcesses`] share.
 pub enum Backing {
     /// One redis-server.

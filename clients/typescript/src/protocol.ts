@@ -23,7 +23,8 @@ export type Privilege =
   | 'canned.manage'
   | 'engagement.manage'
   | 'data.export'
-  | 'data.erase';
+  | 'data.erase'
+  | 'chat.supervise';
 /** The kind of an engagement. */
 export type EngagementType = 'coupon' | 'points' | 'message' | 'chatbot' | 'promo';
 /** What happened in an engagement history event. */

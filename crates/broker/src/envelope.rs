@@ -25,6 +25,9 @@ pub struct Envelope {
     /// The frame is an agents-only event (a private note): end users' sessions never
     /// write it (they only move past its `seq`).
     pub agents_only: bool,
+    /// The frame is an `alert`: an agent's session that took the conversation since
+    /// drops it (see the gateway's alert fence).
+    pub alert: bool,
     /// When this node made or received it: the start of its local fan-out (for the
     /// fan-out latency histogram).
     pub received: std::time::Instant,
@@ -41,6 +44,7 @@ impl Envelope {
             resync: false,
             erased: false,
             agents_only: false,
+            alert: false,
             received: std::time::Instant::now(),
             json: OnceLock::new(),
         }
@@ -82,7 +86,7 @@ impl Envelope {
                 Bytes::new()
             });
         let mut envelope = Envelope::new(channel.clone(), seq, bytes);
-        (envelope.erased, envelope.agents_only) = flags_of(frame);
+        (envelope.erased, envelope.agents_only, envelope.alert) = flags_of(frame);
         std::sync::Arc::new(envelope)
     }
 
@@ -100,14 +104,18 @@ impl Envelope {
     }
 }
 
+/// `(erased, agents_only, alert)`: see [`flags_of`].
+pub(crate) type Flags = (bool, bool, bool);
+
 /// What a frame asks of the sessions it reaches: whether it is an erasure's `erased`
-/// notice ([`Envelope::erased`]) and whether it is for agents only
-/// ([`Envelope::agents_only`]).
-pub(crate) fn flags_of(frame: &chathub_protocol::ServerFrame) -> (bool, bool) {
+/// notice ([`Envelope::erased`]), whether it is for agents only
+/// ([`Envelope::agents_only`]) and whether it is an alert ([`Envelope::alert`]).
+pub(crate) fn flags_of(frame: &chathub_protocol::ServerFrame) -> Flags {
     use chathub_protocol::{ErasureReason, ServerFrame};
     match frame {
-        ServerFrame::Erased(e) => (e.reason == ErasureReason::Erasure, false),
-        ServerFrame::Event(e) => (false, e.event.body.is_agents_only()),
-        _ => (false, false),
+        ServerFrame::Erased(e) => (e.reason == ErasureReason::Erasure, false, false),
+        ServerFrame::Event(e) => (false, e.event.body.is_agents_only(), false),
+        ServerFrame::Alert(_) => (false, false, true),
+        _ => (false, false, false),
     }
 }

@@ -244,10 +244,11 @@ impl PushHandler {
                 let stats = &self.stats;
                 self.hub
                     .dispatch_named(name, |channel| match normalise(payload) {
-                        Some((seq, (erased, agents_only), bytes)) => {
+                        Some((seq, (erased, agents_only, alert), bytes)) => {
                             let mut envelope = Envelope::new(channel, seq, bytes);
                             envelope.erased = erased;
                             envelope.agents_only = agents_only;
+                            envelope.alert = alert;
                             envelope
                         }
                         None => {
@@ -286,7 +287,7 @@ impl PushHandler {
 /// Decodes a published frame (encoded by a Lua script or another node) and re-encodes it
 /// the way every node encodes: once per node, and identical bytes whatever the publisher.
 /// Returns its `seq` (events), its flags ([`crate::envelope::flags_of`]) and the bytes.
-fn normalise(payload: &[u8]) -> Option<(Option<u64>, (bool, bool), Bytes)> {
+fn normalise(payload: &[u8]) -> Option<(Option<u64>, crate::envelope::Flags, Bytes)> {
     let frame = Codec::MsgPack.decode_server(payload).ok()?;
     let seq = match &frame {
         ServerFrame::Event(e) => Some(e.event.seq),

@@ -67,11 +67,15 @@ pub enum Privilege {
     /// Erase one end user from every store.
     #[serde(rename = "data.erase")]
     DataErase,
+    /// Be alerted when a conversation waits past the tenant's escalation step (a
+    /// supervisor: see the alert schedule).
+    #[serde(rename = "chat.supervise")]
+    ChatSupervise,
 }
 
 impl Privilege {
     /// Every privilege, in bit order.
-    pub const ALL: [Privilege; 8] = [
+    pub const ALL: [Privilege; 9] = [
         Privilege::ChatTake,
         Privilege::ChatFinish,
         Privilege::ChatDisable,
@@ -80,6 +84,7 @@ impl Privilege {
         Privilege::EngagementManage,
         Privilege::DataExport,
         Privilege::DataErase,
+        Privilege::ChatSupervise,
     ];
 
     /// The wire name, e.g. `chat.take`.
@@ -93,6 +98,7 @@ impl Privilege {
             Privilege::EngagementManage => "engagement.manage",
             Privilege::DataExport => "data.export",
             Privilege::DataErase => "data.erase",
+            Privilege::ChatSupervise => "chat.supervise",
         }
     }
 

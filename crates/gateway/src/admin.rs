@@ -1006,6 +1006,9 @@ async fn put_settings<K: Backend>(
     if let Some(release) = &change.release {
         tenant::check_release(&cx, release.as_ref())?;
     }
+    if let Some(alerts) = &change.alerts {
+        tenant::check_alerts(&cx, alerts.as_ref())?;
+    }
     if let Some(policy) = change.attachments {
         tenant::set_attachment_policy(&cx, policy).await?;
     }
@@ -1020,6 +1023,9 @@ async fn put_settings<K: Backend>(
     }
     if let Some(release) = change.release {
         tenant::set_release_policy(&cx, release).await?;
+    }
+    if let Some(alerts) = change.alerts {
+        tenant::set_alert_schedule(&cx, alerts).await?;
     }
     if let Some(disabled) = change.chat_disabled {
         tenant::set_chat(&cx, disabled).await?;
@@ -1061,6 +1067,14 @@ pub(crate) struct SettingsChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<chathub_store::ReleasePolicy>)]
     release: Option<Option<chathub_store::ReleasePolicy>>,
+    /// Who is alerted, and when, while a conversation waits unanswered:
+    /// `{"steps": [{"after_secs", "repeat_secs", "notify", "breach"}…]}` (1–8 steps;
+    /// `after_secs` 0–604800, `repeat_secs` 1–604800 or left out for once; `notify`
+    /// `available`, `agents` or `supervisors`; `breach`: the step is the service-level
+    /// breach). `null`: no alerts.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<chathub_store::AlertSchedule>)]
+    alerts: Option<Option<chathub_store::AlertSchedule>>,
 }
 
 /// A field that may be left out (`None`), `null` (`Some(None)`) or a value.

@@ -26,6 +26,7 @@
 //! - [`seed`]: data loaded at start and its one-click sign-ins (the binary's demo).
 
 mod admin;
+mod alerts;
 mod attachments;
 pub mod auth;
 pub mod backend;

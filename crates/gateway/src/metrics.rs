@@ -40,6 +40,18 @@ pub(crate) const RETENTION_REMOVED: &str = "chathub_retention_removed_total";
 /// Conversations given back to the queue, by `reason` (`owner_absent`, `no_reply`: the
 /// tenant's stall policy; `admin`).
 pub(crate) const RELEASES: &str = "chathub_releases_total";
+/// Alerts of the tenants' alert schedules, by `level` (`reminder`, `escalation`,
+/// `breach`) and `via` (`socket`: an agent's devices; `push`: the webhook), one per agent.
+pub(crate) const ALERTS: &str = "chathub_alerts_total";
+/// Breach steps reached (one per conversation and cycle).
+pub(crate) const BREACHES: &str = "chathub_breaches_total";
+/// Seconds from a conversation entering the queue to its first alert.
+pub(crate) const FIRST_ALERT: &str = "chathub_first_alert_seconds";
+/// Unanswered conversations of a tenant with a timer policy, by `age` band (`lt_1m`,
+/// `1m_5m`, `5m_15m`, `ge_15m`), as the latest timer round saw them.
+pub(crate) const UNANSWERED_BY_AGE: &str = "chathub_unanswered_conversations";
+/// How long the tenant's oldest unanswered conversation has waited, seconds (latest round).
+pub(crate) const UNANSWERED_OLDEST: &str = "chathub_unanswered_oldest_seconds";
 /// Retention sweeps that failed (a store unreachable: the next one retries).
 pub(crate) const RETENTION_FAILURES: &str = "chathub_retention_failures_total";
 /// Admin actions recorded in the audit log, by action.
@@ -140,6 +152,12 @@ fn zero_failure_series() {
         ::metrics::counter!(RELEASES, "reason" => reason).increment(0);
     }
     ::metrics::counter!(AUDIT_RECORDED, "action" => "tenant_chat_switched").increment(0);
+    for level in ["reminder", "escalation", "breach"] {
+        for via in ["socket", "push"] {
+            ::metrics::counter!(ALERTS, "level" => level, "via" => via).increment(0);
+        }
+    }
+    ::metrics::counter!(BREACHES).increment(0);
     for verdict in ["clean", "blocked"] {
         ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);
     }

@@ -158,6 +158,9 @@ pub(crate) struct Session<K, W> {
     identity: Identity,
     /// Request budget (token bucket).
     bucket: RateBucket,
+    /// The conversations this agent's own commands took out of the queue lately (alerts
+    /// still in flight about them are dropped).
+    fence: crate::alerts::AlertFence,
     link: Link<K, W>,
 }
 
@@ -196,6 +199,7 @@ pub(crate) fn run<K: Backend, W: Socket>(
     let role = identity.role.as_str();
     let mut session = Session {
         bucket: RateBucket::new(limits),
+        fence: crate::alerts::AlertFence::default(),
         link: Link {
             node: node.clone(),
             ws,
@@ -460,6 +464,9 @@ impl<K: Backend, W: Socket> Session<K, W> {
                 match ops::dispatch(&cx, &mut self.link, request.op).await {
                     Ok(result) => {
                         ::metrics::counter!(REQUESTS, "op" => op, "result" => "ok").increment(1);
+                        if !matches!(self.identity.actor, Actor::EndUser(_)) {
+                            self.fence.after(&result);
+                        }
                         ServerFrame::Ok {
                             id: request.id,
                             result,
@@ -543,6 +550,10 @@ impl<K: Backend, W: Socket> Session<K, W> {
         }
         if envelope.agents_only && matches!(self.identity.actor, Actor::EndUser(_)) {
             // A private note: the end user moves past its seq and never sees it.
+            return Ok(());
+        }
+        if envelope.alert && self.fence.drops(&envelope.msgpack) {
+            // About a wait this agent's own take ended, answered already.
             return Ok(());
         }
         self.link.write_envelope(&envelope).await?;
@@ -952,6 +963,7 @@ mod footprint {
         let (outbox_tx, outbox) = outbox::channel(8, 1 << 16);
         let mut session = Session {
             bucket: RateBucket::new(&node.config.limits),
+            fence: crate::alerts::AlertFence::default(),
             link: Link {
                 node: node.clone(),
                 ws,

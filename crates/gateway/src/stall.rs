@@ -1,7 +1,9 @@
-//! The stall sweep: each tenant's release policy (`release` in its settings) enforced.
+//! The timer sweep: each tenant's release policy (`release` in its settings) enforced,
+//! and its alert schedule (`alerts`) run by [`crate::alerts`].
 //!
 //! Every [`SWEEP_EVERY`] one node — whichever takes the round's lease — goes through the
-//! tenants with a policy and their active conversations, and gives back to the queue
+//! tenants with a timer setting: their alert schedule's round, then their active
+//! conversations, giving back to the queue
 //! (`Command::Release`, cause `released`) each one whose owner has had no live socket,
 //! or been `away`, for `owner_absent_secs` (reason `owner_absent`), or whose end user's latest message
 //! has had no reply for `no_reply_secs` (reason `no_reply`). Only conversations whose
@@ -55,18 +57,29 @@ pub(crate) async fn run<K: Backend>(node: Arc<Node<K>>) {
     }
 }
 
-/// One round over every tenant with a policy.
+/// One round over every tenant with a timer setting.
 async fn sweep<K: Backend>(node: &Arc<Node<K>>) -> Result<(), String> {
     let policies = node
         .backend
         .workspace()
-        .release_policies()
+        .timer_policies()
         .await
         .map_err(|e| e.to_string())?;
-    for (tenant, policy) in policies {
-        sweep_tenant(node, &tenant, policy).await?;
+    // One tenant's failure does not hold the others up.
+    let mut failed = None;
+    for (tenant, policies) in policies {
+        if let Some(schedule) = &policies.alerts
+            && let Err(e) = crate::alerts::sweep_tenant(node, &tenant, schedule).await
+        {
+            failed = Some(e);
+        }
+        if let Some(policy) = policies.release
+            && let Err(e) = sweep_tenant(node, &tenant, policy).await
+        {
+            failed = Some(e);
+        }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// The server acting on `tenant`'s conversations for its policy: an admin (the rule of

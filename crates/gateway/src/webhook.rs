@@ -34,7 +34,8 @@ const REMEMBERED: usize = 10_000;
 /// One notification.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
-    /// `message` or `survey` (a push to the end user) or `mention` (to `agent`).
+    /// `message` or `survey` (a push to the end user), `mention` or `alert` (to
+    /// `agent`), `breach` (the tenant's: a conversation waited past its breach step).
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// `tenant/conversation/seq` (and `/agent` for a mention): unique per push.
@@ -55,6 +56,9 @@ pub struct Delivery {
     pub author: Option<chathub_domain::Author>,
     /// What it says.
     pub content: chathub_domain::MessageContent,
+    /// An `alert` or `breach`: the alert as agents' devices get it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<chathub_protocol::AlertFrame>,
     /// The durable job to complete when the delivery ends.
     #[serde(skip)]
     pub job: Option<chathub_store::WebhookJob>,

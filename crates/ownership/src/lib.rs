@@ -27,10 +27,12 @@
 //!   itself and settled by `lua/settle.lua`, or redone by the sweepers of the other
 //!   nodes if the applying node dies (`redis::followups`).
 
+pub mod alerts;
 pub mod frames;
 pub mod memory;
 pub mod redis;
 
+pub use alerts::{AlertDue, AlertMarks, AlertRequest, TenantAlertMarks};
 pub use memory::MemoryOwnership;
 pub use redis::{RedisOwnership, RedisOwnershipConfig};
 
@@ -192,6 +194,27 @@ pub trait Ownership: Send + Sync + 'static {
         &self,
         request: ApplyRequest,
     ) -> impl Future<Output = Result<Decision, OwnershipError>> + Send;
+
+    /// Sends the alerts of `request` that are still owed, in one atomic step with the
+    /// tenant's queue entry (see [`alerts`]): only while the conversation is unanswered
+    /// in the cycle the caller saw, each occurrence once. Returns the steps sent.
+    fn alert(
+        &self,
+        request: AlertRequest,
+    ) -> impl Future<Output = Result<Vec<u32>, OwnershipError>> + Send;
+
+    /// The tenant's alert marks (what the alert sweep already sent).
+    fn alert_marks(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<TenantAlertMarks, OwnershipError>> + Send;
+
+    /// Forgets the marks of `conversations` (no longer waiting in the cycle marked).
+    fn forget_alerts(
+        &self,
+        tenant: &TenantId,
+        conversations: &[ConversationId],
+    ) -> impl Future<Output = Result<(), OwnershipError>> + Send;
 }
 
 /// Why `command` (an erasure) erases, as the `erased` notice says.

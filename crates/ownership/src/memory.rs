@@ -4,13 +4,17 @@ use crate::frames::{
     changes_queue, mentions, ownership_lost, queue_entry, queue_item, queued_since,
     received_record, webhook_job,
 };
+use crate::{AlertMarks, AlertRequest, TenantAlertMarks};
 use crate::{ApplyRequest, Decision, Ownership, OwnershipError};
 use chathub_broker::{Broker, Channel, Envelope};
 use chathub_domain::{Command, EventBody, Outcome, Participant, apply_in};
+use chathub_domain::{ConversationId, Status, TenantId};
 use chathub_protocol::ServerFrame;
 use chathub_store::Receipt;
 use chathub_store::sqlite::Write;
 use chathub_store::{MemoryJobs, MemoryStore, MemoryWorkspace, WebhookJob};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Applies commands to a [`MemoryStore`] and publishes through a broker. Holding the
 /// conversation's lock from the decision to the publish makes every command atomic and
@@ -24,6 +28,10 @@ pub struct MemoryOwnership<B> {
     /// Where agents' messages record their offline-webhook job, with its lease (ms);
     /// `None` without a webhook.
     jobs: Option<(MemoryJobs, u64)>,
+    /// What the alert schedule sent, per tenant (see [`crate::alerts`]). Kept in the
+    /// process: after a restart of the embedded node, the latest due occurrence of each
+    /// step may be sent once more.
+    alerts: Arc<std::sync::Mutex<HashMap<TenantId, TenantAlertMarks>>>,
 }
 
 impl<B: Broker> MemoryOwnership<B> {
@@ -35,6 +43,7 @@ impl<B: Broker> MemoryOwnership<B> {
             broker,
             workspace,
             jobs: None,
+            alerts: Arc::default(),
         }
     }
 
@@ -355,5 +364,77 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
             events: transition.events,
             queued_since: since,
         })
+    }
+
+    async fn alert(&self, req: AlertRequest) -> Result<Vec<u32>, OwnershipError> {
+        // Under the conversation's lock, as every command: a take decides, updates the
+        // queue entry and publishes under it, so it is wholly before or after this.
+        let record = self.store.record(&req.tenant, &req.conversation);
+        let _record = record.lock().await;
+        let waiting = self
+            .store
+            .queue_entry(&req.tenant, &req.conversation)
+            .is_some_and(|e| {
+                e.status == Status::Unanswered && e.epoch == req.epoch && e.since == req.since
+            });
+        if !waiting {
+            return Ok(Vec::new());
+        }
+        let mut sent = Vec::new();
+        let mut owed = Vec::new();
+        {
+            let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+            let tenant = alerts.entry(req.tenant.clone()).or_default();
+            let mut marks = AlertMarks::after(
+                tenant.get(&req.conversation),
+                req.epoch,
+                req.since,
+                req.steps,
+            );
+            for due in &req.due {
+                let (step, k) = (due.frame.step, due.frame.occurrence);
+                if step < req.steps && marks.owes(req.epoch, req.since, step, k) {
+                    marks.sent[step as usize] = Some(k);
+                    sent.push(step);
+                    owed.push(due);
+                }
+            }
+            if !sent.is_empty() {
+                tenant.insert(req.conversation.clone(), marks);
+            }
+        }
+        for due in owed {
+            let frame = ServerFrame::Alert(due.frame.clone());
+            for agent in &due.online {
+                let theirs = Channel::agent(&req.tenant, agent);
+                if let Err(e) = self
+                    .broker
+                    .publish(&theirs, Envelope::encode(&theirs, None, &frame))
+                    .await
+                {
+                    tracing::warn!(error = %e, "alert publish failed");
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    async fn alert_marks(&self, tenant: &TenantId) -> Result<TenantAlertMarks, OwnershipError> {
+        let alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(alerts.get(tenant).cloned().unwrap_or_default())
+    }
+
+    async fn forget_alerts(
+        &self,
+        tenant: &TenantId,
+        conversations: &[ConversationId],
+    ) -> Result<(), OwnershipError> {
+        let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(marks) = alerts.get_mut(tenant) {
+            for c in conversations {
+                marks.remove(c);
+            }
+        }
+        Ok(())
     }
 }

@@ -36,6 +36,28 @@ impl<O: Ownership> Ownership for Archiving<O> {
         }
         Ok(decision)
     }
+
+    async fn alert(
+        &self,
+        request: chathub_ownership::AlertRequest,
+    ) -> Result<Vec<u32>, OwnershipError> {
+        self.inner.alert(request).await
+    }
+
+    async fn alert_marks(
+        &self,
+        tenant: &chathub_domain::TenantId,
+    ) -> Result<chathub_ownership::TenantAlertMarks, OwnershipError> {
+        self.inner.alert_marks(tenant).await
+    }
+
+    async fn forget_alerts(
+        &self,
+        tenant: &chathub_domain::TenantId,
+        conversations: &[chathub_domain::ConversationId],
+    ) -> Result<(), OwnershipError> {
+        self.inner.forget_alerts(tenant, conversations).await
+    }
 }
 
 async fn cycles<S: Reports>(s: &S, from: u64, to: u64) -> Vec<CycleRow> {

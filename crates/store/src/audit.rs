@@ -50,6 +50,8 @@ pub enum AuditAction {
     SurveySet,
     /// The stall policy was set (`detail.release`: its limits, `null`: none).
     ReleasePolicySet,
+    /// The alert schedule was set (`detail.alerts`: its steps, `null`: none).
+    AlertScheduleSet,
 }
 
 impl AuditAction {
@@ -73,6 +75,7 @@ impl AuditAction {
             AuditAction::MessageRedacted => "message_redacted",
             AuditAction::SurveySet => "survey_set",
             AuditAction::ReleasePolicySet => "release_policy_set",
+            AuditAction::AlertScheduleSet => "alert_schedule_set",
         }
     }
 }

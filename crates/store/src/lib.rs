@@ -60,8 +60,9 @@ pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{KeyName, PendingShard, PendingSharding, RedisKeys, RedisStore};
 pub use rows::{InboxEntry, QueueEntry, Receipt};
 pub use workspace::{
-    DEFAULT_EDIT_WINDOW_SECS, EngagementHistoryPage, ErasedUser, Heartbeat, Presence,
-    PresenceEntry, RedeemRefusal, ReleasePolicy, SurveySettings, TenantSettings, WorkspaceStore,
+    AlertSchedule, AlertStep, AlertTarget, DEFAULT_EDIT_WINDOW_SECS, EngagementHistoryPage,
+    ErasedUser, Heartbeat, MAX_ALERT_STEPS, Presence, PresenceEntry, RedeemRefusal, ReleasePolicy,
+    SurveySettings, TenantSettings, TimerPolicies, WorkspaceStore,
 };
 pub use workspace_memory::MemoryWorkspace;
 pub use workspace_redis::RedisWorkspace;

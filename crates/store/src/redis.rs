@@ -113,6 +113,12 @@ impl RedisKeys {
         self.conv(t, c, "reads")
     }
 
+    /// The tenant's alert marks: conversation → what the alert schedule sent in its
+    /// current unanswered cycle (`lua/alert.lua` of the ownership crate).
+    pub fn alerts(&self, t: &TenantId) -> String {
+        self.tenant(t, "alerts")
+    }
+
     /// Inbox hash: conversation → queue entry (MessagePack).
     pub fn inbox(&self, t: &TenantId) -> String {
         self.inbox_name(t).to_string()
@@ -204,8 +210,8 @@ impl RedisKeys {
         format!("{}:retention:lease", self.prefix)
     }
 
-    /// The tenants with a stall policy (release of stalled ownership; one set for the
-    /// whole hub).
+    /// The tenants with a timer setting: a stall policy (release of stalled ownership)
+    /// or an alert schedule (one set for the whole hub; the name predates alerts).
     pub fn release_tenants(&self) -> String {
         format!("{}:release:tenants", self.prefix)
     }

@@ -39,6 +39,98 @@ pub struct TenantSettings {
     /// The satisfaction survey a finish asks the end user (`None`: no survey).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<SurveySettings>,
+    /// Who is alerted, and when, while a conversation waits unanswered (`None`: no
+    /// server-run alerts; consoles still show the queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertSchedule>,
+}
+
+/// A tenant's alert schedule: steps counted from when a conversation entered the
+/// unanswered queue, each run by the server until somebody takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AlertSchedule {
+    /// The steps (1–[`MAX_ALERT_STEPS`]), each on its own clock.
+    pub steps: Vec<AlertStep>,
+}
+
+/// Most steps of one alert schedule.
+pub const MAX_ALERT_STEPS: usize = 8;
+
+/// One step of an alert schedule: at `after_secs`, then every `repeat_secs` (when
+/// given), alert `notify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AlertStep {
+    /// Seconds after the conversation entered the queue.
+    pub after_secs: u32,
+    /// Again every this many seconds while it waits (`None`: once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_secs: Option<u32>,
+    /// Who is alerted.
+    pub notify: AlertTarget,
+    /// The step is the tenant's service-level breach: its alerts say `breach`, and the
+    /// tenant's webhook gets a `breach` delivery.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub breach: bool,
+}
+
+/// Who one alert step reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AlertTarget {
+    /// The agents whose presence is `available` now (their devices).
+    Available,
+    /// Every agent the tenant has seen: devices of those online, the push webhook for
+    /// the others.
+    Agents,
+    /// The agents seen holding `chat.supervise`: devices of those online, the push
+    /// webhook for the others.
+    Supervisors,
+}
+
+impl AlertTarget {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertTarget::Available => "available",
+            AlertTarget::Agents => "agents",
+            AlertTarget::Supervisors => "supervisors",
+        }
+    }
+}
+
+impl AlertStep {
+    /// The latest occurrence of this step due `elapsed_ms` after the conversation
+    /// entered the queue (0 the first; `None`: not yet due).
+    pub fn due_occurrence(&self, elapsed_ms: u64) -> Option<u32> {
+        let after = u64::from(self.after_secs) * 1000;
+        let since_first = elapsed_ms.checked_sub(after)?;
+        Some(match self.repeat_secs {
+            Some(every) if every > 0 => {
+                u32::try_from(since_first / (u64::from(every) * 1000)).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        })
+    }
+
+    /// When occurrence `k` is due, ms after the conversation entered the queue.
+    pub fn due_at(&self, k: u32) -> u64 {
+        u64::from(self.after_secs) * 1000
+            + u64::from(k) * u64::from(self.repeat_secs.unwrap_or(0)) * 1000
+    }
+}
+
+/// What the timer sweep runs for one tenant: its stall policy and its alert schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TimerPolicies {
+    /// The stall policy.
+    pub release: Option<ReleasePolicy>,
+    /// The alert schedule.
+    pub alerts: Option<AlertSchedule>,
 }
 
 /// A tenant's stall policy: an active conversation goes back to the queue (`released`)
@@ -101,6 +193,9 @@ pub struct Heartbeat<'a> {
     /// Display name (the token's `name`), remembered for listed people so consoles can
     /// show who owns a conversation.
     pub name: Option<&'a str>,
+    /// The session holds `chat.supervise` (remembered for listed people, as the latest
+    /// session says: who the alert schedule's escalation reaches).
+    pub supervisor: bool,
 }
 
 /// One person's aggregated presence.
@@ -118,6 +213,9 @@ pub struct PresenceEntry {
     pub last_available: Option<u64>,
     /// Display name given by the latest session that had one.
     pub name: Option<String>,
+    /// The latest session held `chat.supervise`.
+    #[serde(default)]
+    pub supervisor: bool,
 }
 
 /// A page of engagement history, newest first.
@@ -188,10 +286,17 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
         policy: Option<ReleasePolicy>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Every tenant with a stall policy, and the policy (the stall sweep's work).
-    fn release_policies(
+    /// Sets the tenant's alert schedule (`None`: none; validated by the caller).
+    fn set_alert_schedule(
         &self,
-    ) -> impl Future<Output = Result<Vec<(TenantId, ReleasePolicy)>, StoreError>> + Send;
+        t: &TenantId,
+        schedule: Option<AlertSchedule>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every tenant with a stall policy or an alert schedule, and both (the timer
+    /// sweep's work).
+    fn timer_policies(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(TenantId, TimerPolicies)>, StoreError>> + Send;
     /// Every tenant with a retention policy, and its days (the retention sweep's work).
     fn retention_policies(
         &self,

@@ -34,6 +34,8 @@ struct Tenant {
     last_available: HashMap<String, u64>,
     /// Display names of listed people.
     names: HashMap<String, String>,
+    /// Listed people whose latest session held `chat.supervise`.
+    supervisors: HashSet<String>,
     /// Heartbeats since the last sweep of expired sessions.
     beats: u64,
     /// The audit log, oldest first, by position.
@@ -305,20 +307,31 @@ impl WorkspaceStore for MemoryWorkspace {
         self.save_settings(t, settings).await
     }
 
-    async fn release_policies(
+    async fn set_alert_schedule(
         &self,
-    ) -> Result<Vec<(TenantId, crate::workspace::ReleasePolicy)>, StoreError> {
-        let mut policies: Vec<(TenantId, crate::workspace::ReleasePolicy)> = self
+        t: &TenantId,
+        schedule: Option<crate::workspace::AlertSchedule>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings.clone());
+        settings.alerts = schedule;
+        self.save_settings(t, settings).await
+    }
+
+    async fn timer_policies(
+        &self,
+    ) -> Result<Vec<(TenantId, crate::workspace::TimerPolicies)>, StoreError> {
+        let mut policies: Vec<(TenantId, crate::workspace::TimerPolicies)> = self
             .tenants
             .iter()
             .filter_map(|entry| {
-                let policy = entry
-                    .value()
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .settings
-                    .release?;
-                Some((entry.key().clone(), policy))
+                let workspace = entry.value().lock().unwrap_or_else(|p| p.into_inner());
+                let policies = crate::workspace::TimerPolicies {
+                    release: workspace.settings.release,
+                    alerts: workspace.settings.alerts.clone(),
+                };
+                (policies != crate::workspace::TimerPolicies::default())
+                    .then(|| (entry.key().clone(), policies))
             })
             .collect();
         policies.sort_by(|a, b| a.0.cmp(&b.0));
@@ -439,6 +452,7 @@ impl WorkspaceStore for MemoryWorkspace {
                 + u64::from(w.last_seen.remove(&who).is_some())
                 + u64::from(w.last_available.remove(&who).is_some())
                 + u64::from(w.names.remove(&who).is_some())
+                + u64::from(w.supervisors.remove(&who))
         });
         Ok(ErasedUser {
             profile: u64::from(profile),
@@ -617,6 +631,11 @@ impl WorkspaceStore for MemoryWorkspace {
                 if beat.presence == Presence::Available {
                     w.last_available.insert(beat.who.to_owned(), beat.now);
                 }
+                if beat.supervisor {
+                    w.supervisors.insert(beat.who.to_owned());
+                } else {
+                    w.supervisors.remove(beat.who);
+                }
                 if let Some(name) = beat.name {
                     w.names.insert(beat.who.to_owned(), name.to_owned());
                 }
@@ -648,6 +667,7 @@ impl WorkspaceStore for MemoryWorkspace {
                     last_seen: *seen,
                     last_available: w.last_available.get(who).copied(),
                     name: w.names.get(who).cloned(),
+                    supervisor: w.supervisors.contains(who.as_str()),
                 })
                 .collect();
             out.sort_by(|a, b| a.who.cmp(&b.who));
@@ -669,6 +689,7 @@ impl WorkspaceStore for MemoryWorkspace {
                 last_seen: seen,
                 last_available: w.last_available.get(who).copied(),
                 name: w.names.get(who).cloned(),
+                supervisor: w.supervisors.contains(who),
             })
         }))
     }

@@ -41,29 +41,32 @@ impl<C> RedisWorkspace<C> {
 }
 
 /// A tenant's listed people, as `presence` reads them: last heartbeat, name, last
-/// heartbeat saying `available`.
+/// heartbeat saying `available`, supervisors.
 type LastSeen = (
     HashMap<String, u64>,
     HashMap<String, String>,
     HashMap<String, u64>,
+    HashMap<String, String>,
 );
 
 /// One person's presence, as `presence_of` reads it: sessions, last heartbeat, name,
-/// last heartbeat saying `available`.
+/// last heartbeat saying `available`, supervisor.
 type OnePresence = (
     HashMap<String, String>,
     Option<u64>,
     Option<String>,
     Option<u64>,
+    bool,
 );
 
 /// The settings hash's fields as `settings` reads them: chat_disabled, attachments
-/// (JSON), retention_days, edit_window_secs, survey (JSON), release (JSON).
+/// (JSON), retention_days, edit_window_secs, survey (JSON), release (JSON), alerts (JSON).
 type SettingsFields = (
     Option<String>,
     Option<String>,
     Option<u32>,
     Option<u32>,
+    Option<String>,
     Option<String>,
     Option<String>,
 );
@@ -95,10 +98,53 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisWorkspace<C> {
     }
 }
 
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisWorkspace<C> {
+    /// Sets (`Some`, JSON) or clears one timer setting of the tenant (`release`,
+    /// `alerts`). As the retention policy: the index of timer tenants gains a tenant
+    /// before its setting and loses it after its last one, so a failure between leaves
+    /// the sweep a tenant to skip, never a timer unseen.
+    async fn set_timer_field(
+        &self,
+        t: &TenantId,
+        field: &'static str,
+        json: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let settings = self.keys.workspace(t, "settings");
+        let index = self.keys.release_tenants();
+        match json {
+            Some(json) => {
+                let _: () = conn.sadd(&index, t.as_str()).await.map_err(redis_error)?;
+                let _: () = conn
+                    .hset(&settings, field, json)
+                    .await
+                    .map_err(redis_error)?;
+            }
+            None => {
+                let _: () = conn.hdel(&settings, field).await.map_err(redis_error)?;
+                let mut left = false;
+                for other in TIMER_FIELDS.iter().filter(|f| **f != field) {
+                    left |= conn
+                        .hexists::<_, _, bool>(&settings, *other)
+                        .await
+                        .map_err(redis_error)?;
+                }
+                if !left {
+                    let _: () = conn.srem(&index, t.as_str()).await.map_err(redis_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The settings the timer sweep runs (a tenant with any is in the timer index).
+const TIMER_FIELDS: [&str; 2] = ["release", "alerts"];
+
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
-        let (disabled, attachments, retention, edit_window, survey, release): SettingsFields =
+        let (disabled, attachments, retention, edit_window, survey, release, alerts): SettingsFields =
             redis::cmd("HMGET")
                 .arg(self.keys.workspace(t, "settings"))
                 .arg("chat_disabled")
@@ -107,6 +153,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 .arg("edit_window_secs")
                 .arg("survey")
                 .arg("release")
+                .arg("alerts")
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_error)?;
@@ -130,6 +177,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 Some(json) => Some(
                     serde_json::from_str(&json)
                         .map_err(|e| StoreError::corrupt("release policy", e))?,
+                ),
+                None => None,
+            },
+            alerts: match alerts {
+                Some(json) => Some(
+                    serde_json::from_str(&json)
+                        .map_err(|e| StoreError::corrupt("alert schedule", e))?,
                 ),
                 None => None,
             },
@@ -196,37 +250,38 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         t: &TenantId,
         policy: Option<crate::workspace::ReleasePolicy>,
     ) -> Result<(), StoreError> {
-        // As the retention policy: the index gains a tenant before its policy and loses
-        // it after, so a failure between leaves the sweep a tenant to skip.
-        let mut conn = self.conn.clone();
-        let settings = self.keys.workspace(t, "settings");
-        let index = self.keys.release_tenants();
-        match policy {
-            Some(policy) => {
-                let json = serde_json::to_string(&policy)
-                    .map_err(|e| StoreError::Internal(format!("encode release policy: {e}")))?;
-                let _: () = conn.sadd(&index, t.as_str()).await.map_err(redis_error)?;
-                let _: () = conn
-                    .hset(&settings, "release", json)
-                    .await
-                    .map_err(redis_error)?;
-            }
-            None => {
-                let _: () = conn.hdel(&settings, "release").await.map_err(redis_error)?;
-                let _: () = conn.srem(&index, t.as_str()).await.map_err(redis_error)?;
-            }
-        }
-        Ok(())
+        let json = policy
+            .map(|p| serde_json::to_string(&p))
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("encode release policy: {e}")))?;
+        self.set_timer_field(t, "release", json).await
     }
 
-    async fn release_policies(
+    async fn set_alert_schedule(
         &self,
-    ) -> Result<Vec<(TenantId, crate::workspace::ReleasePolicy)>, StoreError> {
+        t: &TenantId,
+        schedule: Option<crate::workspace::AlertSchedule>,
+    ) -> Result<(), StoreError> {
+        let json = schedule
+            .map(|s| serde_json::to_string(&s))
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("encode alert schedule: {e}")))?;
+        self.set_timer_field(t, "alerts", json).await
+    }
+
+    async fn timer_policies(
+        &self,
+    ) -> Result<Vec<(TenantId, crate::workspace::TimerPolicies)>, StoreError> {
         let tenants = self.indexed_tenants(self.keys.release_tenants()).await?;
         let mut policies = Vec::with_capacity(tenants.len());
         for tenant in tenants {
-            if let Some(policy) = self.settings(&tenant).await?.release {
-                policies.push((tenant, policy));
+            let settings = self.settings(&tenant).await?;
+            let timers = crate::workspace::TimerPolicies {
+                release: settings.release,
+                alerts: settings.alerts,
+            };
+            if timers != crate::workspace::TimerPolicies::default() {
+                policies.push((tenant, timers));
             }
         }
         policies.sort_by(|a, b| a.0.cmp(&b.0));
@@ -568,6 +623,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             if let Some(name) = beat.name {
                 pipe.hset(self.keys.workspace(t, "names"), beat.who, name);
             }
+            let supervisors = self.keys.workspace(t, "supervisors");
+            if beat.supervisor {
+                pipe.hset(supervisors, beat.who, 1);
+            } else {
+                pipe.hdel(supervisors, beat.who);
+            }
         }
         pipe.exec_async(&mut conn).await.map_err(redis_error)
     }
@@ -583,10 +644,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
 
     async fn presence(&self, t: &TenantId, now: u64) -> Result<Vec<PresenceEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let (seen, names, available): LastSeen = redis::pipe()
+        let (seen, names, available, supervisors): LastSeen = redis::pipe()
             .hgetall(self.keys.workspace(t, "last-seen"))
             .hgetall(self.keys.workspace(t, "names"))
             .hgetall(self.keys.workspace(t, "last-available"))
+            .hgetall(self.keys.workspace(t, "supervisors"))
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -607,6 +669,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 last_seen: *at,
                 last_available: available.get(who.as_str()).copied(),
                 name: names.get(who.as_str()).cloned(),
+                supervisor: supervisors.contains_key(who.as_str()),
             })
             .collect())
     }
@@ -618,11 +681,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         now: u64,
     ) -> Result<Option<PresenceEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let (sessions, seen, name, available): OnePresence = redis::pipe()
+        let (sessions, seen, name, available, supervisor): OnePresence = redis::pipe()
             .hgetall(self.keys.presence(t, who))
             .hget(self.keys.workspace(t, "last-seen"), who)
             .hget(self.keys.workspace(t, "names"), who)
             .hget(self.keys.workspace(t, "last-available"), who)
+            .hexists(self.keys.workspace(t, "supervisors"), who)
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;
@@ -632,6 +696,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             last_seen,
             last_available: available,
             name,
+            supervisor,
         }))
     }
 

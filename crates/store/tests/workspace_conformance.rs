@@ -312,6 +312,31 @@ async fn presence_aggregates_devices_and_expires<S: WorkspaceStore>(s: S) {
     let listed = s.presence(&t(), 3_100).await.unwrap();
     assert_eq!(listed[0].name.as_deref(), Some("Alice Martin"));
     assert_eq!(listed[1].name, None);
+    assert!(!alice.supervisor);
+    // Supervisors are remembered as the latest session says.
+    s.heartbeat(
+        &t(),
+        &Heartbeat {
+            supervisor: true,
+            ..beat("agent:alice", "s5", Presence::Available, 3_200, 500)
+        },
+    )
+    .await
+    .unwrap();
+    let listed = s.presence(&t(), 3_300).await.unwrap();
+    assert!(listed[0].supervisor && !listed[1].supervisor);
+    s.heartbeat(
+        &t(),
+        &beat("agent:alice", "s5", Presence::Available, 3_400, 500),
+    )
+    .await
+    .unwrap();
+    let alice = s
+        .presence_of(&t(), "agent:alice", 3_500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!alice.supervisor);
 }
 
 fn beat<'a>(
@@ -328,6 +353,7 @@ fn beat<'a>(
         now,
         ttl_ms,
         listed: who.starts_with("agent:"),
+        supervisor: false,
         name: None,
     }
 }

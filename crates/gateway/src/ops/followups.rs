@@ -91,6 +91,7 @@ async fn offer<K: Backend>(node: &Node<K>, job: WebhookJob, event: &Event) {
             at: event.at,
             author,
             content,
+            alert: None,
             job: Some(job),
         }),
         // The job stays: it comes back after its lease.
@@ -143,6 +144,7 @@ async fn offer_mentions<K: Backend>(
             content: chathub_domain::MessageContent::Text {
                 text: text.to_owned(),
             },
+            alert: None,
             job: (i == last).then(|| job.clone()),
         });
     }

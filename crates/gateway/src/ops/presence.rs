@@ -6,6 +6,7 @@ use super::{Connection, Ctx, Failure, store_failed};
 use crate::Backend;
 use crate::auth::{Identity, now_millis};
 use chathub_broker::{Broker, Channel, Envelope};
+use chathub_domain::Privilege;
 use chathub_domain::{Actor, Participant, Presence, Role};
 use chathub_protocol::{AgentsReply, ErrorCode, PresenceFrame, Reply, ServerFrame};
 use chathub_store::{Heartbeat, WorkspaceStore};
@@ -70,6 +71,7 @@ pub(crate) async fn heartbeat<K: Backend>(cx: &Ctx<'_, K>, session: &str, presen
         ttl_ms: ttl,
         listed: cx.identity.role != Role::EndUser,
         name: Some(&cx.identity.name),
+        supervisor: cx.identity.privileges.has(Privilege::ChatSupervise),
     };
     let beat = cx
         .node

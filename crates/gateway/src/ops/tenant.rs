@@ -8,7 +8,10 @@ use chathub_broker::Channel;
 use chathub_domain::Privilege;
 use chathub_domain::attachment::AttachmentPolicy;
 use chathub_protocol::{ServerFrame, TenantFrame};
-use chathub_store::{AuditAction, ReleasePolicy, SurveySettings, TenantSettings, WorkspaceStore};
+use chathub_store::{
+    AlertSchedule, AuditAction, MAX_ALERT_STEPS, ReleasePolicy, SurveySettings, TenantSettings,
+    WorkspaceStore,
+};
 
 /// Switches two-way chat off (`disabled`) or on for the whole tenant; when it changed,
 /// every agent and end user of the tenant is told with a `tenant` frame.
@@ -150,6 +153,61 @@ pub(crate) async fn set_release_policy<K: Backend>(
         .map_err(store_failed)?;
     cx.node.settings.remove(t);
     audit::record(cx, AuditAction::ReleasePolicySet, None, detail).await
+}
+
+/// Latest first occurrence and longest repeat of an alert step, seconds (a week).
+pub(crate) const MAX_ALERT_SECS: u32 = 604_800;
+
+/// Whether the caller may set the alert schedule `schedule`, and whether it is one:
+/// 1–[`MAX_ALERT_STEPS`] steps, each due 0–[`MAX_ALERT_SECS`] seconds after the wait
+/// began, repeating every 1–[`MAX_ALERT_SECS`] seconds when it repeats.
+pub(crate) fn check_alerts<K: Backend>(
+    cx: &Ctx<'_, K>,
+    schedule: Option<&AlertSchedule>,
+) -> Result<(), Failure> {
+    cx.require(Privilege::ChatDisable)?;
+    let Some(schedule) = schedule else {
+        return Ok(());
+    };
+    if !(1..=MAX_ALERT_STEPS).contains(&schedule.steps.len()) {
+        return Err(Failure::bad_request(format!(
+            "`alerts.steps` needs 1 to {MAX_ALERT_STEPS} steps (null: no alerts)"
+        )));
+    }
+    for (i, step) in schedule.steps.iter().enumerate() {
+        if step.after_secs > MAX_ALERT_SECS {
+            return Err(Failure::bad_request(format!(
+                "`alerts.steps[{i}].after_secs` must be 0 to {MAX_ALERT_SECS}"
+            )));
+        }
+        if step
+            .repeat_secs
+            .is_some_and(|r| !(1..=MAX_ALERT_SECS).contains(&r))
+        {
+            return Err(Failure::bad_request(format!(
+                "`alerts.steps[{i}].repeat_secs` must be 1 to {MAX_ALERT_SECS}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Sets who is alerted, and when, while conversations wait (`None`: no alerts).
+pub(crate) async fn set_alert_schedule<K: Backend>(
+    cx: &Ctx<'_, K>,
+    schedule: Option<AlertSchedule>,
+) -> Result<(), Failure> {
+    check_alerts(cx, schedule.as_ref())?;
+    let t = &cx.identity.tenant;
+    let detail = serde_json::json!({ "alerts": schedule });
+    cx.node
+        .backend
+        .workspace()
+        .set_alert_schedule(t, schedule)
+        .await
+        .map_err(store_failed)?;
+    cx.node.settings.remove(t);
+    audit::record(cx, AuditAction::AlertScheduleSet, None, detail).await
 }
 
 /// Longest survey question, in characters.

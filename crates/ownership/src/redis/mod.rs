@@ -182,6 +182,22 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
         let (req, raw) = self.submit(prepared, req).await?;
         self.conclude(&req, raw).await
     }
+
+    async fn alert(&self, req: crate::AlertRequest) -> Result<Vec<u32>, OwnershipError> {
+        self.send_alerts(req).await
+    }
+
+    async fn alert_marks(&self, t: &TenantId) -> Result<crate::TenantAlertMarks, OwnershipError> {
+        self.read_alert_marks(t).await
+    }
+
+    async fn forget_alerts(
+        &self,
+        t: &TenantId,
+        conversations: &[chathub_domain::ConversationId],
+    ) -> Result<(), OwnershipError> {
+        self.drop_alert_marks(t, conversations).await
+    }
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
@@ -640,5 +656,89 @@ async fn write_inboxes<C: ConnectionLike + Clone + Send + Sync + 'static>(
         for (done, since) in waiters.into_iter().zip(per_update) {
             let _ = done.send(since);
         }
+    }
+}
+
+/// `lua/alert.lua`.
+static ALERT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/alert.lua")));
+
+/// Alert marks forgotten per call.
+const FORGET_BATCH: usize = 500;
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
+    /// [`Ownership::alert`]: `lua/alert.lua` in the tenant's slot.
+    async fn send_alerts(&self, req: crate::AlertRequest) -> Result<Vec<u32>, OwnershipError> {
+        let t = &req.tenant;
+        let mut invocation = ALERT.prepare_invoke();
+        invocation
+            .key(self.keys.inbox(t))
+            .key(self.keys.alerts(t))
+            .arg(self.publish_command())
+            .arg(self.agent_channel_prefix(t))
+            .arg(req.conversation.as_str())
+            .arg(req.epoch)
+            .arg(req.since)
+            .arg(req.steps);
+        for due in &req.due {
+            let frame = chathub_protocol::ServerFrame::Alert(due.frame.clone());
+            let bytes = chathub_protocol::Codec::MsgPack
+                .encode_server(&frame)
+                .map_err(|e| OwnershipError::Internal(format!("encode alert: {e}")))?;
+            let agents: Vec<&str> = due.online.iter().map(|a| a.as_str()).collect();
+            invocation
+                .arg(due.frame.step)
+                .arg(due.frame.occurrence)
+                .arg(agents.join(","))
+                .arg(bytes.as_ref());
+        }
+        let mut conn = self.conn.clone();
+        invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(OwnershipError::from_redis)
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
+    /// [`Ownership::alert_marks`].
+    async fn read_alert_marks(
+        &self,
+        t: &TenantId,
+    ) -> Result<crate::TenantAlertMarks, OwnershipError> {
+        let mut conn = self.conn.clone();
+        let raw: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.alerts(t))
+            .query_async(&mut conn)
+            .await
+            .map_err(OwnershipError::from_redis)?;
+        let mut marks = crate::TenantAlertMarks::with_capacity(raw.len());
+        for (conversation, text) in raw {
+            let conversation = chathub_domain::ConversationId::new(conversation)
+                .map_err(|e| OwnershipError::Corrupt(format!("alert marks: {e}")))?;
+            let parsed = crate::AlertMarks::decode(&text)
+                .ok_or_else(|| OwnershipError::Corrupt(format!("alert marks {text:?}")))?;
+            marks.insert(conversation, parsed);
+        }
+        Ok(marks)
+    }
+
+    /// [`Ownership::forget_alerts`].
+    async fn drop_alert_marks(
+        &self,
+        t: &TenantId,
+        conversations: &[chathub_domain::ConversationId],
+    ) -> Result<(), OwnershipError> {
+        let mut conn = self.conn.clone();
+        for chunk in conversations.chunks(FORGET_BATCH) {
+            let mut cmd = redis::cmd("HDEL");
+            cmd.arg(self.keys.alerts(t));
+            for c in chunk {
+                cmd.arg(c.as_str());
+            }
+            cmd.exec_async(&mut conn)
+                .await
+                .map_err(OwnershipError::from_redis)?;
+        }
+        Ok(())
     }
 }
