@@ -7,6 +7,7 @@
 mod abuse_is_limited;
 mod admin_api_is_strict;
 mod admin_api_passes_schemathesis;
+mod alerts_never_follow_a_take;
 mod alerts_reach_agents_until_taken;
 mod attachments_go_both_ways;
 mod attachments_on_s3_survive_a_node_kill;

@@ -292,13 +292,16 @@ fn observe_ages(tenant: &TenantId, waiting: &[QueueEntry], now: u64) {
 
 /// What an agent's session remembers of its own recent takes, so that an alert still in
 /// flight when the take's answer was written is dropped (the other sessions are fenced
-/// by the order of the queue frame; see the module docs). A handful of entries, only
-/// for sessions that took something.
+/// by the order of the queue frame; see the module docs). Empty, and no allocation, for
+/// sessions that took nothing; at most [`FENCE_LEN`] takes of the last [`FENCE_KEEP`]
+/// (an alert is in flight for far less: the time of a pub/sub delivery).
 #[derive(Debug, Default)]
-pub(crate) struct AlertFence(Vec<(ConversationId, u64)>);
+pub(crate) struct AlertFence(Vec<(ConversationId, u64, std::time::Instant)>);
 
 /// Takes an agent's session remembers for its fence.
-const FENCE_LEN: usize = 8;
+const FENCE_LEN: usize = 1_024;
+/// How long a take is remembered for its fence.
+const FENCE_KEEP: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AlertFence {
     /// Remembers what `reply` (to this session's request) says left the queue: a send
@@ -314,29 +317,38 @@ impl AlertFence {
             _ => return,
         };
         if status != Status::Unanswered {
-            self.moved(conversation, seq);
+            self.moved(conversation, seq, std::time::Instant::now());
         }
     }
 
-    /// This session's command left `conversation` out of the queue at `seq`.
-    fn moved(&mut self, conversation: &ConversationId, seq: u64) {
+    /// This session's command left `conversation` out of the queue at `seq`, at `now`.
+    fn moved(&mut self, conversation: &ConversationId, seq: u64, now: std::time::Instant) {
         let list = &mut self.0;
         // The usual case, a reply in a conversation already remembered: no allocation.
-        if let Some(known) = list.iter_mut().find(|(c, _)| c == conversation) {
+        if let Some(known) = list.iter_mut().find(|(c, ..)| c == conversation) {
             known.1 = known.1.max(seq);
+            known.2 = now;
             return;
         }
-        if list.len() == FENCE_LEN {
-            list.remove(0);
+        list.retain(|(.., at)| now.duration_since(*at) < FENCE_KEEP);
+        if list.len() >= FENCE_LEN {
+            // The least recently touched goes.
+            if let Some(oldest) = list
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (.., at))| *at)
+                .map(|(i, _)| i)
+            {
+                list.swap_remove(oldest);
+            }
         }
-        list.push((conversation.clone(), seq));
+        list.push((conversation.clone(), seq, now));
     }
 
-    /// Whether an alert (MessagePack frame) is stale for this session: about a cycle its
-    /// own take ended.
+    /// Whether an alert (MessagePack frame) is stale for this session: about a wait its
+    /// own command ended.
     pub(crate) fn drops(&self, msgpack: &[u8]) -> bool {
-        let list = &self.0;
-        if list.is_empty() {
+        if self.0.is_empty() {
             return false;
         }
         let Ok(chathub_protocol::ServerFrame::Alert(alert)) =
@@ -344,8 +356,9 @@ impl AlertFence {
         else {
             return false;
         };
-        list.iter()
-            .any(|(c, seq)| *c == alert.conversation && alert.seq < *seq)
+        self.0
+            .iter()
+            .any(|(c, seq, _)| *c == alert.conversation && alert.seq < *seq)
     }
 }
 
@@ -394,11 +407,17 @@ mod tests {
         // A later wait (a new cycle, a later seq) is not fenced, nor another conversation.
         assert!(!fence.drops(&alert(&a, 6)));
         assert!(!fence.drops(&alert(&b, 1)));
-        // Bounded: the oldest goes.
+        // Bounded: the least recently touched goes first.
         for i in 0..FENCE_LEN {
             let c = ConversationId::new(format!("c{i}")).unwrap();
             fence.after(&sent(&c, 2, Status::Active));
         }
+        assert_eq!(fence.0.len(), FENCE_LEN);
         assert!(!fence.drops(&alert(&a, 3)));
+        // And forgotten after a while.
+        let later = std::time::Instant::now() + FENCE_KEEP;
+        fence.moved(&b, 9, later);
+        assert_eq!(fence.0.len(), 1);
+        assert!(fence.drops(&alert(&b, 8)));
     }
 }
