@@ -126,7 +126,7 @@ async fn no_alert_follows_a_take_on_any_node() {
         // The first alert of this wave says a round is deciding them now: the takes go
         // at once, each after a random few ms, racing the rest of the round.
         let wave_users: HashSet<&str> = users.iter().map(String::as_str).collect();
-        let watcher = (wave % AGENTS) as usize;
+        let watcher = wave % AGENTS;
         loop {
             let frame = agents[watcher]
                 .next_event_within(Duration::from_secs(10))
