@@ -1,8 +1,10 @@
-//! A release that falls due while no node runs still happens: the stall policy's timers
-//! are no process's (each round of the sweep reads the queue, presence and history), so
-//! after every node is killed (`kill -9`) and one is started again, the conversations
-//! whose end users were left waiting go back to the queue — none released early, each
-//! after its limit, and the one whose owner answered before the kill stays theirs.
+//! A release or an alert that falls due while no node runs still happens: the timers of
+//! the stall policy and of the alert schedule are no process's (each round of the sweep
+//! reads the queue, presence, history and the alert marks), so after every node is
+//! killed (`kill -9`) and one is started again, the conversations whose end users were
+//! left waiting go back to the queue — none released early, each after its limit, and
+//! the one whose owner answered before the kill stays theirs — and the agents are
+//! alerted of the one left unanswered, at the step due.
 //!
 //! On the embedded default (restarted on the same data directory) and in cluster mode
 //! (three nodes on one Redis, all killed, a new one started).
@@ -26,11 +28,17 @@ async fn connect(hub: &HubProcess, role: Role, who: &str) -> Client {
 /// and ben started waiting (ms, the server's clock in their events).
 async fn left_waiting(hub: &HubProcess) -> u64 {
     let admin = dev_token("acme", Role::Admin, "carol");
-    let policy = format!(r#"{{"release":{{"no_reply_secs":{LIMIT_SECS}}}}}"#);
+    let policy = format!(
+        r#"{{"release":{{"no_reply_secs":{LIMIT_SECS}}},
+             "alerts":{{"steps":[{{"after_secs":{LIMIT_SECS},"repeat_secs":1,"notify":"available"}}]}}}}"#
+    );
     let (status, body) =
         http_request(hub.http_addr, "PUT", "/admin/v1/settings", &admin, &policy).await;
     assert_eq!(status, 200, "{body}");
     let alice = connect(hub, Role::Agent, "alice").await;
+    // dan is left unanswered: alerts fall due LIMIT_SECS after his message.
+    let dan = connect(hub, Role::EndUser, "dan").await;
+    dan.send_text(None, "anyone?", None, None).await.unwrap();
     let mut waiting_since = 0;
     for user in ["ann", "ben", "cat"] {
         let client = connect(hub, Role::EndUser, user).await;
@@ -68,9 +76,28 @@ async fn left_waiting(hub: &HubProcess) -> u64 {
 }
 
 /// Waits (bounded) until ann's and ben's conversations are released; checks none was
-/// released before its limit, and cat's stays alice's.
+/// released before its limit, and cat's stays alice's; and that an available agent is
+/// alerted of dan's wait, with an occurrence that was due.
 async fn released_after_the_limit(hub: &HubProcess, waiting_since: u64) {
-    let wendy = connect(hub, Role::Agent, "wendy").await;
+    let mut wendy = connect(hub, Role::Agent, "wendy").await;
+    let alert = loop {
+        match wendy.next_event_within(Duration::from_secs(10)).await {
+            Some(chathub_protocol::ServerFrame::Alert(a)) if a.conversation.as_str() == "dan" => {
+                break a;
+            }
+            Some(_) => {}
+            None => panic!("no alert of dan's wait after the restart"),
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let due = alert.since + (LIMIT_SECS + u64::from(alert.occurrence)) * 1000;
+    assert!(
+        due <= now + 50,
+        "an alert before its time: {alert:?} at {now}"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     for user in ["ann", "ben"] {
         loop {
