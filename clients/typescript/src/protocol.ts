@@ -336,6 +336,32 @@ export interface AssignedFrame {
   note?: string;
 }
 /** To every device of an agent: another agent's private note mentions them (`@id`). */
+/** How pressing an `alert` is. */
+export type AlertLevel = 'reminder' | 'escalation' | 'breach';
+
+/**
+ * To every device of an agent: a conversation has been waiting unanswered past a step of
+ * the tenant's alert schedule. Drop one whose `seq` is older than what you know of the
+ * conversation once it left the queue (taken since).
+ */
+export interface AlertFrame {
+  type: 'alert';
+  conversation: string;
+  /** Its epoch while it waits (send a take with it). */
+  epoch: number;
+  /** Its `seq` when the alert was decided. */
+  seq: number;
+  /** When it entered the unanswered queue (ms). */
+  since: number;
+  /** The step of the schedule (0 the first). */
+  step: number;
+  /** The occurrence of the step (0 the first; repeats count up). */
+  occurrence: number;
+  level: AlertLevel;
+  /** The latest message's preview. */
+  preview?: string;
+}
+
 export interface MentionFrame {
   type: 'mention';
   conversation: string;
@@ -397,6 +423,7 @@ export type ServerFrame =
   | OwnershipLostFrame
   | AssignedFrame
   | MentionFrame
+  | AlertFrame
   | ErasedFrame
   | ({ type: 'tenant' } & TenantSettingsView)
   | ({ type: 'presence' } & AgentPresence);

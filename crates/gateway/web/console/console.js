@@ -49,6 +49,8 @@ const state = {
   resumeNote: null,
   /** conversation → {by, note}: handed to me (`assigned`), shown when it is opened. */
   assigned: new Map(),
+  /** conversation → {level, since, seq}: waiting, and the alert schedule alerted me. */
+  alerted: new Map(),
 };
 
 const can = (p) => state.privileges.includes(p);
@@ -82,8 +84,26 @@ function layout() {
     h('button', { type: 'submit' }, 'Save'),
     el.retentionNote,
   );
-  el.notify = h('button', { id: 'notify', type: 'button', class: 'link', hidden: true, onclick: askNotifications, title: 'Desktop notifications when a customer starts waiting' }, 'Notify me');
+  el.notify = h('button', { id: 'notify', type: 'button', class: 'link', hidden: true, onclick: askNotifications, title: 'Desktop notifications when a customer starts waiting or the alert schedule alerts you' }, 'Notify me');
   renderNotify();
+  el.alertBadge = h('span', { id: 'alert-badge', class: 'badge', hidden: true, role: 'status', title: 'Waiting conversations you were alerted about' });
+  el.alert = h('div', { id: 'alert', class: 'banner warn', role: 'alert', hidden: true });
+  el.alertRemind = h('input', { id: 'alert-remind', type: 'number', min: '1', max: '604800', placeholder: 'off', 'aria-label': 'Remind available agents every (seconds)' });
+  el.alertEscalate = h('input', { id: 'alert-escalate', type: 'number', min: '0', max: '604800', placeholder: 'off', 'aria-label': 'Escalate to supervisors after (seconds)' });
+  el.alertBreach = h('input', { id: 'alert-breach', type: 'number', min: '0', max: '604800', placeholder: 'off', 'aria-label': 'Breach after (seconds)' });
+  el.alertNote = h('span', { id: 'alert-note', class: 'muted', role: 'status' });
+  el.alertSchedule = h(
+    'form',
+    { id: 'alert-schedule', class: 'retention', hidden: true, title: 'While a customer waits: alert available agents at once and then every N seconds, escalate to supervisors, and call a breach (empty: off)', onsubmit: (e) => {
+      e.preventDefault();
+      saveAlertSchedule();
+    } },
+    h('label', {}, 'Remind every ', el.alertRemind, ' s'),
+    h('label', {}, ' escalate at ', el.alertEscalate, ' s'),
+    h('label', {}, ' breach at ', el.alertBreach, ' s'),
+    h('button', { type: 'submit' }, 'Save'),
+    el.alertNote,
+  );
   el.today = h('span', { id: 'today', class: 'muted today', hidden: true, title: 'Conversations opened today (UTC)' });
   el.mention = h('div', { id: 'mention', class: 'banner info', role: 'status', hidden: true });
   el.tenantBanner = h('div', { id: 'tenant-banner', class: 'banner warn', role: 'status', hidden: true }, 'Chat is disabled for the whole tenant: end users cannot write and conversations cannot be taken.');
@@ -113,12 +133,15 @@ function layout() {
       h('span', { class: 'spacer' }),
       el.tenantToggle,
       el.retention,
+      el.alertSchedule,
+      el.alertBadge,
       el.notify,
       el.presence,
       h('span', { id: 'me', class: 'me' }, `${nameOf(state.me)} (${state.role})`),
       h('button', { type: 'button', class: 'link', onclick: () => signOut(STORAGE_KEY) }, 'Sign out'),
     ),
     el.tenantBanner,
+    el.alert,
     el.mention,
     h(
       'div',
@@ -155,6 +178,7 @@ conn.addEventListener('welcome', async (e) => {
   loadToday();
   setInterval(loadToday, TODAY_REFRESH_MS);
   loadRetention();
+  loadAlertSchedule();
 });
 conn.addEventListener('resumed', (e) => {
   const { replayed, truncated, inboxTruncated } = e.detail;
@@ -171,6 +195,7 @@ conn.addEventListener('resumed', (e) => {
 conn.addEventListener('queue', (e) => {
   const prev = state.queue.get(e.detail.conversation);
   applyQueueItem(e.detail);
+  if (e.detail.status !== 'unanswered') clearAlert(e.detail.conversation);
   // Someone starts waiting: tell this agent (sound, desktop notification) if available.
   if (e.detail.status === 'unanswered' && prev?.status !== 'unanswered' && (!prev || prev.seq < e.detail.seq)) alertWaiting(e.detail);
 });
@@ -225,6 +250,10 @@ conn.addEventListener('assigned', (e) => {
   }
   renderQueue();
 });
+
+// The tenant's alert schedule: somebody has waited past a step. Fenced here too: an
+// alert older than what the queue shows of the conversation (taken since) is dropped.
+conn.addEventListener('alert', (e) => onAlert(e.detail));
 
 // Another agent's note mentions me: a line in the header (opening the conversation),
 // the chime and, with consent, a desktop notification.
@@ -446,7 +475,7 @@ function renderQueue() {
           {
             type: 'button',
             class: `queue-item${state.current?.id === i.conversation ? ' selected' : ''}`,
-            dataset: { conversation: i.conversation, status: i.status },
+            dataset: { conversation: i.conversation, status: i.status, alert: state.alerted.get(i.conversation)?.level },
             'aria-current': state.current?.id === i.conversation ? 'true' : null,
             onclick: () => openConversation(i.conversation),
           },
@@ -1330,6 +1359,100 @@ function alertWaiting(item) {
     } catch {
       // Some browsers only notify from a service worker: the chime and the title remain.
     }
+  }
+}
+
+/** What an alert's level says, as agents read it. */
+const ALERT_LEVELS = { reminder: 'is waiting', escalation: 'is still waiting (escalated)', breach: 'has waited past the service level' };
+
+/** An `alert` of the tenant's schedule: the badge, a line in the header, the chime and,
+ * with the agent's consent, a desktop notification (one per conversation, replaced). */
+function onAlert(f) {
+  const known = state.queue.get(f.conversation);
+  if (known && known.status !== 'unanswered' && known.seq > f.seq) return;
+  // A repeated reminder does not lower what an escalation or a breach said of this wait.
+  const earlier = state.alerted.get(f.conversation);
+  const rank = (level) => ['reminder', 'escalation', 'breach'].indexOf(level);
+  const level = earlier && earlier.since === f.since && rank(earlier.level) > rank(f.level) ? earlier.level : f.level;
+  state.alerted.set(f.conversation, { level, since: f.since, seq: f.seq });
+  const text = `${customerName(f.conversation)} ${ALERT_LEVELS[f.level] || 'is waiting'} (${duration(Date.now() - f.since)})`;
+  el.alert.replaceChildren(h('button', { type: 'button', class: 'link', onclick: () => {
+    el.alert.hidden = true;
+    openConversation(f.conversation);
+  } }, text));
+  el.alert.dataset.conversation = f.conversation;
+  el.alert.dataset.level = f.level;
+  el.alert.hidden = false;
+  renderAlertBadge();
+  renderQueue();
+  chime();
+  if (Notifier?.permission === 'granted') {
+    try {
+      const notice = new Notifier(text, { body: f.preview || '', tag: `alert-${f.conversation}` });
+      notice.onclick = () => {
+        window.focus();
+        openConversation(f.conversation);
+        notice.close();
+      };
+    } catch {
+      // Some browsers only notify from a service worker: the line and the chime remain.
+    }
+  }
+}
+
+/** The conversation left the queue: its alerts are over. */
+function clearAlert(conversation) {
+  if (!state.alerted.delete(conversation)) return;
+  if (el.alert.dataset.conversation === conversation) el.alert.hidden = true;
+  renderAlertBadge();
+}
+
+function renderAlertBadge() {
+  const n = state.alerted.size;
+  el.alertBadge.textContent = n ? `${n} alert${n === 1 ? '' : 's'}` : '';
+  el.alertBadge.hidden = n === 0;
+  el.alertBadge.dataset.breach = [...state.alerted.values()].some((a) => a.level === 'breach') ? 'true' : 'false';
+}
+
+// The tenant's alert schedule in the console's simple shape: remind the available agents
+// at once and every N s, escalate to supervisors, a breach step; other shapes are shown
+// as custom (set through the admin API).
+async function loadAlertSchedule() {
+  if (!can('chat.disable')) return;
+  try {
+    const settings = await adminApi('GET', '/admin/v1/settings');
+    showAlertSchedule(settings.alerts);
+    el.alertSchedule.hidden = false;
+  } catch (err) {
+    console.warn('cannot read the settings', err);
+  }
+}
+
+function showAlertSchedule(schedule) {
+  const steps = schedule?.steps || [];
+  const remind = steps.find((s) => s.notify === 'available' && s.after_secs === 0 && !s.breach);
+  const escalate = steps.find((s) => s.notify === 'supervisors' && !s.breach);
+  const breach = steps.find((s) => s.breach);
+  el.alertRemind.value = remind?.repeat_secs ?? '';
+  el.alertEscalate.value = escalate?.after_secs ?? '';
+  el.alertBreach.value = breach?.after_secs ?? '';
+  const simple = [remind, escalate, breach].filter(Boolean).length === steps.length;
+  el.alertNote.textContent = simple ? '' : 'custom schedule (admin API)';
+}
+
+async function saveAlertSchedule() {
+  const num = (input) => (input.value.trim() === '' ? null : Number(input.value));
+  const [remind, escalate, breach] = [num(el.alertRemind), num(el.alertEscalate), num(el.alertBreach)];
+  const steps = [];
+  if (remind !== null) steps.push({ after_secs: 0, repeat_secs: remind, notify: 'available' });
+  if (escalate !== null) steps.push({ after_secs: escalate, notify: 'supervisors' });
+  if (breach !== null) steps.push({ after_secs: breach, notify: 'agents', breach: true });
+  try {
+    const settings = await adminApi('PUT', '/admin/v1/settings', { alerts: steps.length ? { steps } : null });
+    showAlertSchedule(settings.alerts);
+    el.alertNote.textContent = settings.alerts ? 'Saved' : 'Saved: no alerts';
+  } catch (err) {
+    el.alertNote.textContent = `Not saved: ${err.message}`;
   }
 }
 
