@@ -170,6 +170,8 @@ export type EventBody =
   | { event: 'redacted'; target: number; by: Author; reason: string }
   /** The satisfaction survey a finish asks the end user (answer with `survey_answer`). */
   | { event: 'survey'; prompt: string }
+  /** Outside the tenant's business hours: when the team is back (`back_at`, ms). */
+  | { event: 'auto_reply'; text: string; back_at?: number }
   /** The end user's answer to the survey `survey`, with the reward it granted. */
   | {
       event: 'survey_answered';

@@ -36,6 +36,10 @@
 //!   with a [`ReleaseReason`]. Decided on the epoch and the `seq` the releaser saw: a
 //!   moved epoch is a `conflict`, anything since (the owner's reply above all) keeps
 //!   the owner (`invalid_state`), so a reply and a release never both win.
+//! - **Auto reply** (an admin, or the server outside the tenant's business hours, acting
+//!   as an admin) tells the waiting end user when the team is back: an `auto_reply`
+//!   event, nothing else changes; only while `unanswered` and at the `seq` the server
+//!   saw (`invalid_state` otherwise), so two servers deciding at once record one.
 //! - **Amendments** (edit, unsend, redact) are new events about an earlier message:
 //!   see [`amend`].
 //! - **Survey**: with the tenant's survey on ([`Context::survey`]), a finish also records
@@ -401,6 +405,15 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reward: Option<EngagementCard>,
     },
+    /// The automatic reply outside the tenant's business hours: when the team is back.
+    /// Changes nothing else (the conversation still waits).
+    AutoReply {
+        /// What the end user reads (the tenant's template, filled on the server).
+        text: String,
+        /// When the team is back, ms since the Unix epoch (`None`: not within a year).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        back_at: Option<u64>,
+    },
     /// The scanner's verdict on an attachment of the conversation: `clean` or `blocked`.
     /// Changes no ownership; it has a `seq` so that every device, resumes included,
     /// converges on the same state of the file.
@@ -483,6 +496,18 @@ pub enum Command {
         last_seq: u64,
         /// Why.
         reason: ReleaseReason,
+    },
+    /// Tell the waiting end user when the team is back (admins; the server's business
+    /// hours act as one): an `auto_reply` event, only while the conversation is
+    /// unanswered and still at `last_seq` (nothing happened since the server looked),
+    /// otherwise `invalid_state`.
+    AutoReply {
+        /// The `seq` the server saw.
+        last_seq: u64,
+        /// The reply.
+        text: String,
+        /// When the team is back (ms).
+        back_at: Option<u64>,
     },
     /// Record the scanner's verdict on an attachment (the server issues it for the
     /// scanner; no client request maps to it). Always applies, whoever the actor and
@@ -685,6 +710,7 @@ pub fn apply_in(
             | Command::Transfer { .. }
             | Command::Note { .. }
             | Command::Release { .. }
+            | Command::AutoReply { .. }
             | Command::Amend {
                 change: Change::Redact { .. },
                 ..
@@ -733,6 +759,26 @@ pub fn apply_in(
                 return Outcome::Refused(Refusal::InvalidState);
             }
             next.release(*reason);
+        }
+        (
+            Actor::Agent { admin, .. },
+            Command::AutoReply {
+                last_seq,
+                text,
+                back_at,
+            },
+        ) => {
+            if !*admin {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            // Only to someone still waiting, and only on what the server saw.
+            if state.status != Status::Unanswered || state.seq != *last_seq {
+                return Outcome::Refused(Refusal::InvalidState);
+            }
+            next.push(EventBody::AutoReply {
+                text: text.clone(),
+                back_at: *back_at,
+            });
         }
         (Actor::Agent { id, admin, .. }, Command::Finish { seen_epoch }) => {
             let owns = state.owner.as_ref() == Some(id);

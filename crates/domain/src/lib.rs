@@ -17,6 +17,7 @@ pub mod attachment;
 pub mod canned;
 pub mod conversation;
 pub mod engagement;
+pub mod hours;
 pub mod ids;
 pub mod participant;
 pub mod presence;

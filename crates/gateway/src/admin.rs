@@ -1009,6 +1009,9 @@ async fn put_settings<K: Backend>(
     if let Some(alerts) = &change.alerts {
         tenant::check_alerts(&cx, alerts.as_ref())?;
     }
+    if let Some(hours) = &change.hours {
+        tenant::check_hours(&cx, hours.as_ref())?;
+    }
     if let Some(policy) = change.attachments {
         tenant::set_attachment_policy(&cx, policy).await?;
     }
@@ -1026,6 +1029,9 @@ async fn put_settings<K: Backend>(
     }
     if let Some(alerts) = change.alerts {
         tenant::set_alert_schedule(&cx, alerts).await?;
+    }
+    if let Some(hours) = change.hours {
+        tenant::set_business_hours(&cx, hours).await?;
     }
     if let Some(disabled) = change.chat_disabled {
         tenant::set_chat(&cx, disabled).await?;
@@ -1075,6 +1081,15 @@ pub(crate) struct SettingsChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<chathub_store::AlertSchedule>)]
     alerts: Option<Option<chathub_store::AlertSchedule>>,
+    /// When the team is open: `{"time_zone": "Europe/Lisbon", "weekly": {"mon":
+    /// ["09:00-18:00"], …}, "holidays": ["2026-12-25"], "closed_reply": "…"}` (an IANA
+    /// time zone; up to 4 ranges a day, end `24:00` allowed; up to 400 holidays; the reply
+    /// 1–500 characters with `{back_at}`, `{time_zone}`, `{in}`). Outside hours the alert
+    /// and stall clocks pause and a waiting end user gets one automatic reply per wait.
+    /// `null`: always open.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<chathub_domain::hours::BusinessHours>)]
+    hours: Option<Option<chathub_domain::hours::BusinessHours>>,
 }
 
 /// A field that may be left out (`None`), `null` (`Some(None)`) or a value.

@@ -43,6 +43,7 @@ pub(crate) async fn sweep_tenant<K: Backend>(
     node: &Arc<Node<K>>,
     tenant: &TenantId,
     schedule: &AlertSchedule,
+    clock: crate::hours::Clock<'_>,
 ) -> Result<(), String> {
     let now = now_millis();
     let waiting = unanswered(node, tenant).await?;
@@ -71,7 +72,8 @@ pub(crate) async fn sweep_tenant<K: Backend>(
     let steps = schedule.steps.len() as u32;
     let mut presence: Option<Vec<PresenceEntry>> = None;
     for entry in waiting.iter().filter(|e| !e.disabled) {
-        let elapsed = now.saturating_sub(entry.since);
+        // Open time only, with business hours (the round runs only while open).
+        let elapsed = clock.elapsed(entry.since, now);
         let marked = marks.get(&entry.conversation);
         let owed: Vec<(u32, u32)> = schedule
             .steps
@@ -155,7 +157,7 @@ pub(crate) async fn sweep_tenant<K: Backend>(
 
 /// The tenant's unanswered conversations, the longest waiting first (at most
 /// [`MAX_WAITING_PER_ROUND`]).
-async fn unanswered<K: Backend>(
+pub(crate) async fn unanswered<K: Backend>(
     node: &Arc<Node<K>>,
     tenant: &TenantId,
 ) -> Result<Vec<QueueEntry>, String> {

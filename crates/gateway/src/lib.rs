@@ -31,6 +31,7 @@ mod attachments;
 pub mod auth;
 pub mod backend;
 pub mod config;
+mod hours;
 mod http;
 mod listener;
 mod metrics;

@@ -43,6 +43,8 @@ pub(crate) const RELEASES: &str = "chathub_releases_total";
 /// Alerts of the tenants' alert schedules, by `level` (`reminder`, `escalation`,
 /// `breach`) and `via` (`socket`: an agent's devices; `push`: the webhook), one per agent.
 pub(crate) const ALERTS: &str = "chathub_alerts_total";
+/// Automatic replies outside business hours (one per waiting end user and wait).
+pub(crate) const AUTO_REPLIES: &str = "chathub_auto_replies_total";
 /// Breach steps reached (one per conversation and cycle).
 pub(crate) const BREACHES: &str = "chathub_breaches_total";
 /// Seconds from a conversation entering the queue to its first alert.
@@ -158,6 +160,7 @@ fn zero_failure_series() {
         }
     }
     ::metrics::counter!(BREACHES).increment(0);
+    ::metrics::counter!(AUTO_REPLIES).increment(0);
     for verdict in ["clean", "blocked"] {
         ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);
     }

@@ -17,6 +17,7 @@
 //! and the reply of an owner whose conversation was released first loses (`conflict`).
 
 use crate::auth::{Identity, now_millis};
+use crate::hours::Clock;
 use crate::ops::Ctx;
 use crate::{Backend, Node};
 use chathub_domain::{
@@ -24,7 +25,9 @@ use chathub_domain::{
     Status, TenantId,
 };
 use chathub_protocol::ErrorCode;
-use chathub_store::{ConversationStore, HistoryRange, QueueEntry, ReleasePolicy, WorkspaceStore};
+use chathub_store::{
+    ConversationStore, HistoryRange, QueueEntry, ReleasePolicy, TimerPolicies, WorkspaceStore,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,16 +71,49 @@ async fn sweep<K: Backend>(node: &Arc<Node<K>>) -> Result<(), String> {
     // One tenant's failure does not hold the others up.
     let mut failed = None;
     for (tenant, policies) in policies {
-        if let Some(schedule) = &policies.alerts
-            && let Err(e) = crate::alerts::sweep_tenant(node, &tenant, schedule).await
-        {
+        if let Err(e) = sweep_timers(node, &tenant, &policies).await {
             failed = Some(e);
         }
-        if let Some(policy) = policies.release
-            && let Err(e) = sweep_tenant(node, &tenant, policy).await
-        {
-            failed = Some(e);
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// One tenant's timers: outside its business hours the automatic replies (the clocks
+/// pause); inside them, or without hours, the alert schedule's round and the stall
+/// policy's, on clocks that count open time only.
+async fn sweep_timers<K: Backend>(
+    node: &Arc<Node<K>>,
+    tenant: &TenantId,
+    policies: &TimerPolicies,
+) -> Result<(), String> {
+    let schedule = match policies.hours.as_ref().map(|h| h.schedule()) {
+        Some(Ok(schedule)) => Some(schedule),
+        // Checked when set: only a stored value this version cannot read gets here.
+        Some(Err(e)) => {
+            tracing::warn!(%tenant, error = %e, "business hours unreadable: treated as always open");
+            None
         }
+        None => None,
+    };
+    let clock = Clock(schedule.as_ref());
+    let now = now_millis();
+    if !clock.running(now) {
+        if let Some(schedule) = &schedule {
+            let waiting = crate::alerts::unanswered(node, tenant).await?;
+            crate::hours::reply_while_closed(node, tenant, schedule, &waiting).await?;
+        }
+        return Ok(());
+    }
+    let mut failed = None;
+    if let Some(alerts) = &policies.alerts
+        && let Err(e) = crate::alerts::sweep_tenant(node, tenant, alerts, clock).await
+    {
+        failed = Some(e);
+    }
+    if let Some(policy) = policies.release
+        && let Err(e) = sweep_tenant(node, tenant, policy, clock).await
+    {
+        failed = Some(e);
     }
     failed.map_or(Ok(()), Err)
 }
@@ -107,6 +143,7 @@ async fn sweep_tenant<K: Backend>(
     node: &Arc<Node<K>>,
     tenant: &TenantId,
     policy: ReleasePolicy,
+    clock: Clock<'_>,
 ) -> Result<(), String> {
     let identity = system_identity(tenant)?;
     let cx = Ctx {
@@ -142,22 +179,22 @@ async fn sweep_tenant<K: Backend>(
                     // conversation, when later).
                     Some(p) => {
                         let present = p.last_available.unwrap_or(0).max(entry.since);
-                        p.presence != Presence::Available && now.saturating_sub(present) > limit
+                        p.presence != Presence::Available && clock.elapsed(present, now) > limit
                     }
                     // Never seen (presence expired long ago): gone since the entry's
                     // last change at least.
-                    None => now.saturating_sub(entry.updated) > limit,
+                    None => clock.elapsed(entry.updated, now) > limit,
                 }
             });
             let reason = if absent {
                 Some((ReleaseReason::OwnerAbsent, entry.seq))
             } else if let Some(limit) = no_reply_ms
                 // Nothing at all for that long: the only ones worth a read.
-                && now.saturating_sub(entry.updated) > limit
+                && clock.elapsed(entry.updated, now) > limit
             {
                 waiting_since(node, tenant, entry)
                     .await?
-                    .filter(|(since, _)| now.saturating_sub(*since) > limit)
+                    .filter(|(since, _)| clock.elapsed(*since, now) > limit)
                     .map(|(_, seq)| (ReleaseReason::NoReply, seq))
             } else {
                 None

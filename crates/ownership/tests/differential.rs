@@ -60,6 +60,14 @@ enum Step {
         seq_lag: u64,
         reason: u8,
     },
+    /// The business hours' automatic reply on the seq `seq_lag` behind, by an actor or
+    /// the end user (6): only the admin (3) may, only while unanswered; with a time
+    /// back or not.
+    AutoReply {
+        actor: usize,
+        seq_lag: u64,
+        back: bool,
+    },
     /// A transfer to agent `to` (an actor index, or 6: an agent outside the cast), by an
     /// actor or the end user (6).
     Transfer {
@@ -129,6 +137,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..6, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
         2 => (prop_oneof![3 => Just(3usize), 1 => 0usize..7], 0u64..2, prop_oneof![3 => Just(0u64), 1 => 1u64..3], 0u8..3)
             .prop_map(|(actor, epoch_lag, seq_lag, reason)| Step::Release { actor, epoch_lag, seq_lag, reason }),
+        2 => (prop_oneof![3 => Just(3usize), 1 => 0usize..7], prop_oneof![3 => Just(0u64), 1 => 1u64..3], any::<bool>())
+            .prop_map(|(actor, seq_lag, back)| Step::AutoReply { actor, seq_lag, back }),
         1 => (0usize..7, any::<bool>()).prop_map(|(actor, blocked)| Step::Verdict { actor, blocked }),
         2 => (0usize..7, 0usize..7, 0u64..2)
             .prop_map(|(actor, to, epoch_lag)| Step::Transfer { actor, to, epoch_lag }),
@@ -249,6 +259,22 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
                     1 => chathub_domain::ReleaseReason::NoReply,
                     _ => chathub_domain::ReleaseReason::Admin,
                 },
+            },
+        ),
+        Step::AutoReply {
+            actor: a,
+            seq_lag,
+            back,
+        } => (
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::AutoReply {
+                last_seq: state.seq.saturating_sub(seq_lag),
+                text: "We are back at 09:00 (Europe/Lisbon), in about 3 h.".into(),
+                back_at: back.then_some(1_764_147_600_000),
             },
         ),
         Step::Transfer {

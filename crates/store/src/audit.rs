@@ -52,6 +52,8 @@ pub enum AuditAction {
     ReleasePolicySet,
     /// The alert schedule was set (`detail.alerts`: its steps, `null`: none).
     AlertScheduleSet,
+    /// The business hours were set (`detail.hours`: the schedule, `null`: always open).
+    BusinessHoursSet,
 }
 
 impl AuditAction {
@@ -76,6 +78,7 @@ impl AuditAction {
             AuditAction::SurveySet => "survey_set",
             AuditAction::ReleasePolicySet => "release_policy_set",
             AuditAction::AlertScheduleSet => "alert_schedule_set",
+            AuditAction::BusinessHoursSet => "business_hours_set",
         }
     }
 }

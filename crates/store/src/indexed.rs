@@ -46,6 +46,8 @@ pub(crate) fn indexed(event: &Event) -> Indexed<'_> {
         EventBody::Redacted { by, .. } => ("redacted", by.role.as_str(), by.id.as_str(), None),
         // The survey a finish asks: the server asks it for the tenant.
         EventBody::Survey { .. } => ("survey", "system", "survey", None),
+        // The business hours' automatic reply: the server's, not searched.
+        EventBody::AutoReply { .. } => ("auto_reply", "system", "hours", None),
         // An answer is a rating, read through reports rather than search.
         EventBody::SurveyAnswered { author, .. } => (
             "survey_answered",

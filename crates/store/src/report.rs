@@ -209,7 +209,9 @@ impl Cycles {
             | EventBody::Edited { .. }
             | EventBody::Unsent { .. }
             | EventBody::Redacted { .. }
-            | EventBody::Survey { .. } => {}
+            | EventBody::Survey { .. }
+            // The automatic reply outside hours is not an agent's answer.
+            | EventBody::AutoReply { .. } => {}
             EventBody::SurveyAnswered {
                 rating,
                 comment,

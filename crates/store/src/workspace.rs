@@ -43,6 +43,10 @@ pub struct TenantSettings {
     /// server-run alerts; consoles still show the queue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertSchedule>,
+    /// When the team is open (`None`: always): outside hours the alert and stall clocks
+    /// pause and a waiting end user gets one automatic reply saying when it is back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<chathub_domain::hours::BusinessHours>,
 }
 
 /// A tenant's alert schedule: steps counted from when a conversation entered the
@@ -131,6 +135,8 @@ pub struct TimerPolicies {
     pub release: Option<ReleasePolicy>,
     /// The alert schedule.
     pub alerts: Option<AlertSchedule>,
+    /// The business hours.
+    pub hours: Option<chathub_domain::hours::BusinessHours>,
 }
 
 /// A tenant's stall policy: an active conversation goes back to the queue (`released`)
@@ -292,8 +298,14 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
         schedule: Option<AlertSchedule>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Every tenant with a stall policy or an alert schedule, and both (the timer
-    /// sweep's work).
+    /// Sets the tenant's business hours (`None`: always open; validated by the caller).
+    fn set_business_hours(
+        &self,
+        t: &TenantId,
+        hours: Option<chathub_domain::hours::BusinessHours>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every tenant with a stall policy, an alert schedule or business hours, and them
+    /// (the timer sweep's work).
     fn timer_policies(
         &self,
     ) -> impl Future<Output = Result<Vec<(TenantId, TimerPolicies)>, StoreError>> + Send;

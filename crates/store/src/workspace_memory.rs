@@ -318,6 +318,17 @@ impl WorkspaceStore for MemoryWorkspace {
         self.save_settings(t, settings).await
     }
 
+    async fn set_business_hours(
+        &self,
+        t: &TenantId,
+        hours: Option<chathub_domain::hours::BusinessHours>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings.clone());
+        settings.hours = hours;
+        self.save_settings(t, settings).await
+    }
+
     async fn timer_policies(
         &self,
     ) -> Result<Vec<(TenantId, crate::workspace::TimerPolicies)>, StoreError> {
@@ -329,6 +340,7 @@ impl WorkspaceStore for MemoryWorkspace {
                 let policies = crate::workspace::TimerPolicies {
                     release: workspace.settings.release,
                     alerts: workspace.settings.alerts.clone(),
+                    hours: workspace.settings.hours.clone(),
                 };
                 (policies != crate::workspace::TimerPolicies::default())
                     .then(|| (entry.key().clone(), policies))

@@ -60,12 +60,14 @@ type OnePresence = (
 );
 
 /// The settings hash's fields as `settings` reads them: chat_disabled, attachments
-/// (JSON), retention_days, edit_window_secs, survey (JSON), release (JSON), alerts (JSON).
+/// (JSON), retention_days, edit_window_secs, survey (JSON), release (JSON), alerts (JSON),
+/// hours (JSON).
 type SettingsFields = (
     Option<String>,
     Option<String>,
     Option<u32>,
     Option<u32>,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -139,12 +141,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisWorkspace<C> {
 }
 
 /// The settings the timer sweep runs (a tenant with any is in the timer index).
-const TIMER_FIELDS: [&str; 2] = ["release", "alerts"];
+const TIMER_FIELDS: [&str; 3] = ["release", "alerts", "hours"];
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
-        let (disabled, attachments, retention, edit_window, survey, release, alerts): SettingsFields =
+        let (disabled, attachments, retention, edit_window, survey, release, alerts, hours): SettingsFields =
             redis::cmd("HMGET")
                 .arg(self.keys.workspace(t, "settings"))
                 .arg("chat_disabled")
@@ -154,6 +156,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 .arg("survey")
                 .arg("release")
                 .arg("alerts")
+                .arg("hours")
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_error)?;
@@ -184,6 +187,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 Some(json) => Some(
                     serde_json::from_str(&json)
                         .map_err(|e| StoreError::corrupt("alert schedule", e))?,
+                ),
+                None => None,
+            },
+            hours: match hours {
+                Some(json) => Some(
+                    serde_json::from_str(&json)
+                        .map_err(|e| StoreError::corrupt("business hours", e))?,
                 ),
                 None => None,
             },
@@ -269,6 +279,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         self.set_timer_field(t, "alerts", json).await
     }
 
+    async fn set_business_hours(
+        &self,
+        t: &TenantId,
+        hours: Option<chathub_domain::hours::BusinessHours>,
+    ) -> Result<(), StoreError> {
+        let json = hours
+            .map(|h| serde_json::to_string(&h))
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("encode business hours: {e}")))?;
+        self.set_timer_field(t, "hours", json).await
+    }
+
     async fn timer_policies(
         &self,
     ) -> Result<Vec<(TenantId, crate::workspace::TimerPolicies)>, StoreError> {
@@ -279,6 +301,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
             let timers = crate::workspace::TimerPolicies {
                 release: settings.release,
                 alerts: settings.alerts,
+                hours: settings.hours,
             };
             if timers != crate::workspace::TimerPolicies::default() {
                 policies.push((tenant, timers));

@@ -210,6 +210,37 @@ pub(crate) async fn set_alert_schedule<K: Backend>(
     audit::record(cx, AuditAction::AlertScheduleSet, None, detail).await
 }
 
+/// Whether the caller may set the business hours `hours`, and whether they are valid
+/// (a known time zone, `HH:MM-HH:MM` ranges, dates, the reply's length).
+pub(crate) fn check_hours<K: Backend>(
+    cx: &Ctx<'_, K>,
+    hours: Option<&chathub_domain::hours::BusinessHours>,
+) -> Result<(), Failure> {
+    cx.require(Privilege::ChatDisable)?;
+    match hours.map(|h| h.schedule()) {
+        Some(Err(why)) => Err(Failure::bad_request(format!("`hours`: {why}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Sets when the team is open (`None`: always).
+pub(crate) async fn set_business_hours<K: Backend>(
+    cx: &Ctx<'_, K>,
+    hours: Option<chathub_domain::hours::BusinessHours>,
+) -> Result<(), Failure> {
+    check_hours(cx, hours.as_ref())?;
+    let t = &cx.identity.tenant;
+    let detail = serde_json::json!({ "hours": hours });
+    cx.node
+        .backend
+        .workspace()
+        .set_business_hours(t, hours)
+        .await
+        .map_err(store_failed)?;
+    cx.node.settings.remove(t);
+    audit::record(cx, AuditAction::BusinessHoursSet, None, detail).await
+}
+
 /// Longest survey question, in characters.
 pub(crate) const MAX_SURVEY_PROMPT_CHARS: usize = 500;
 

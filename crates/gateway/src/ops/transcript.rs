@@ -170,6 +170,19 @@ pub(crate) async fn transcript<K: Backend>(
                         });
                     }
                 }
+                // The business hours' reply, as the end user read it.
+                EventBody::AutoReply { text, .. } => reply.messages.push(TranscriptMessage {
+                    seq: event.seq,
+                    at: event.at,
+                    author: chathub_domain::Author {
+                        role: chathub_domain::Role::Admin,
+                        id: crate::hours::AUTO_REPLY_AUTHOR.to_owned(),
+                    },
+                    kind: "auto_reply".into(),
+                    text,
+                    attachment: None,
+                    amended: None,
+                }),
                 // Folded into their messages above (history shows them amended).
                 EventBody::Edited { .. }
                 | EventBody::Unsent { .. }

@@ -820,6 +820,9 @@ function renderEvent(ev, seenSeq) {
   if (ev.event === 'survey') {
     return h('li', { class: 'system survey-asked', dataset: { seq: ev.seq, survey: '' } }, `Survey sent to the customer: “${ev.prompt}”`, h('time', {}, timeOf(ev.at)));
   }
+  if (ev.event === 'auto_reply') {
+    return h('li', { class: 'system auto-reply', dataset: { seq: ev.seq, autoReply: '' } }, `Outside business hours, the customer was told: “${ev.text}”`, h('time', {}, timeOf(ev.at)));
+  }
   if (ev.event === 'survey_answered') {
     return h(
       'li',

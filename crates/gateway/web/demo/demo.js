@@ -384,6 +384,8 @@ function renderEvent(ev, readSeq) {
   // A scanner's verdict redraws its file (noteVerdict); it has no line of its own.
   if (ev.event === 'attachment_checked') return null;
   if (ev.event === 'survey') return renderSurvey(ev);
+  // Outside business hours: when the team is back, as a line from the team.
+  if (ev.event === 'auto_reply') return h('li', { class: 'msg in auto-reply', dataset: { seq: ev.seq } }, h('p', { class: 'text' }, ev.text));
   // The answer shows on its survey.
   if (ev.event === 'survey_answered') return null;
   // Amendments show on their message (putAmended folded them in).

@@ -286,6 +286,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             Command::Release { seen_epoch, .. } => {
                 ("release", None, None, Some(*seen_epoch), false)
             }
+            // The seq it must still be at travels where an epoch would.
+            Command::AutoReply { last_seq, .. } => {
+                ("auto_reply", None, None, Some(*last_seq), false)
+            }
         };
         let erase = matches!(req.command, Command::Erase | Command::Expire { .. });
         let inline = !self.config.cluster;
@@ -332,6 +336,13 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             }
             (None, Command::Release { reason, .. }) => {
                 args.arg(reason.as_str());
+            }
+            (None, Command::AutoReply { text, back_at, .. }) => {
+                let body = chathub_domain::EventBody::AutoReply {
+                    text: text.clone(),
+                    back_at: *back_at,
+                };
+                args.arg(pack_open(&body)?);
             }
             (None, Command::Note { text, mentions, .. }) => {
                 let mut body = Vec::with_capacity(96 + text.len());

@@ -22,18 +22,18 @@
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
 --   a+3  command: send | note | finish | set_disabled | transfer | verdict | erase | expire
 --        | edit | unsend | redact (amendments of an earlier message) | survey_answer
---        | release
+--        | release | auto_reply
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
 --        `attachment_checked` event, packed the same way; note: the note event, packed
 --        the same way; transfer: the new owner's id; edit, unsend, redact: the amendment
 --        event (`edited`, `unsent`, `redacted`), packed the same way; finish: with the
 --        tenant's survey, the `survey` event, packed the same way ('' none); release:
---        the reason;
+--        the reason; auto_reply: the `auto_reply` event, packed the same way;
 --        survey_answer: the `survey_answered` event without `survey` (its count includes
 --        it: the script appends the open survey's seq before `seq` and `at`)
---   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none; expire: the seq it
---        must still be at; an amendment: its target's seq)
+--   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none; expire, auto_reply:
+--        the seq it must still be at; an amendment: its target's seq)
 --   a+7  disabled wanted ('1' / '0', set_disabled; release: the seq it must still be at)
 --   a+8 time, ms since the Unix epoch
 --   a+9  conversation id   a+10 channel to publish on
@@ -378,6 +378,13 @@ local function apply_one(k, a)
     if tonumber(ARGV[a + 6]) ~= state.epoch then return conflict(state) end
     if tonumber(ARGV[a + 7]) ~= state.seq then return { 'refused', 'invalid_state' } end
     set_status('unanswered', nil, 'released', ARGV[a + 4])
+  elseif command == 'auto_reply' then
+    -- The business hours' reply (the server acting as an admin): only to someone still
+    -- waiting, on the seq the server saw.
+    if role ~= 'admin' then return { 'refused', 'forbidden' } end
+    if state.status ~= 'unanswered' then return { 'refused', 'invalid_state' } end
+    if tonumber(ARGV[a + 6]) ~= state.seq then return { 'refused', 'invalid_state' } end
+    push_packed('auto_reply', body)
   elseif command == 'transfer' then
     if state.status ~= 'active' and state.status ~= 'unanswered' then return { 'refused', 'invalid_state' } end
     local owns = state.status == 'active' and state.owner == actor_id
