@@ -42,6 +42,9 @@ pub enum ServerFrame {
     /// To every device of an agent: a conversation has been waiting unanswered past a
     /// step of the tenant's alert schedule.
     Alert(AlertFrame),
+    /// To a waiting end user (on their conversation's channel): where they are in the
+    /// queue and how long it may take.
+    QueuePosition(QueuePositionFrame),
     /// To everyone in the tenant: the tenant-wide chat switch changed.
     Tenant(TenantFrame),
     /// To agents: an agent's availability changed.
@@ -152,6 +155,22 @@ pub struct AlertFrame {
     /// The latest message's preview, as the queue shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+}
+
+/// A `queue_position`: the end user's place among the tenant's waiting conversations
+/// (1: next), and an estimate of the wait left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePositionFrame {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Its place in the queue, the longest waiting first (1: next).
+    pub position: u32,
+    /// How many conversations wait.
+    pub waiting: u32,
+    /// The estimated wait left, seconds (from the tenant's recent waits before a take;
+    /// absent with none measured yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<u64>,
 }
 
 /// An `assigned` notice: the conversation is yours now.

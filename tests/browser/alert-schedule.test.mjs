@@ -2,7 +2,7 @@
 // console's form (remind available agents every 2 s, a breach at 3 s); bob closes his
 // console; chen writes and nobody answers. Alice's console shows the alert (the header's
 // line, the badge, the queue row), chimes and makes a desktop notification; bob, with
-// no console open, gets the signed push webhook. Then alice takes the conversation, and
+// no console open, gets the signed push webhook; chen sees his place in the queue. Then alice takes the conversation, and
 // no further alert of it arrives — not in her console, not by push.
 
 import assert from 'node:assert/strict';
@@ -93,6 +93,9 @@ test('an unanswered customer alerts the console and the push webhook until taken
   await chen.locator('#composer').fill('Hello, my card was charged twice');
   await chen.locator('#send').click();
 
+  // Chen sees his place in the queue (Ana waits already: he is second).
+  await chen.locator('#queue-place[data-position="2"]').waitFor({ timeout: 20000 });
+  await waitForText(chen, '#queue-place', 'number 2 in line');
   await alice.locator('#alert[data-conversation="u-chen"]').waitFor({ timeout: 20000 });
   await alice.locator('#alert-badge:not([hidden])').waitFor();
   await alice.locator('.queue-item[data-conversation="u-chen"][data-alert]').waitFor();
@@ -113,7 +116,7 @@ test('an unanswered customer alerts the console and the push webhook until taken
   await alice.locator('#composer').fill('Hello Chen, I am on it.');
   await alice.locator('#send').click();
   await waitForText(chen, '.messages', 'I am on it');
-  await alice.locator('#alert-badge[hidden]').or(alice.locator('#alert-badge:not([data-breach="true"])')).first().waitFor();
+  await chen.locator('#queue-place').waitFor({ state: 'hidden' });
   const before = await alice.evaluate(() => window.__notifications.filter((n) => n.tag === 'alert-u-chen').length);
   const pushedBefore = pushes.filter((p) => p.body && aboutChen(p.body)).length;
   // Past two more reminders and rounds.

@@ -75,6 +75,7 @@ mod tokens_expire_rotate_and_are_revalidated;
 mod transcripts_show_messages_ownership_and_engagements;
 mod transfer_hands_over_once;
 mod typing_and_read_receipts;
+mod waiting_end_users_see_their_place;
 mod web_console_is_served;
 mod webhook_survives_node_death;
 mod workspace_canned_and_disable;

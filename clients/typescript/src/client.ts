@@ -89,6 +89,7 @@ export interface ClientEvents {
   /** Agents: another agent's private note mentions you. */
   mention: Extract<PushedFrame, { type: 'mention' }>;
   alert: Extract<PushedFrame, { type: 'alert' }>;
+  queue_position: Extract<PushedFrame, { type: 'queue_position' }>;
   /** The conversation was erased: it is no longer followed; drop what you hold of it. */
   erased: Extract<PushedFrame, { type: 'erased' }>;
   tenant: Extract<PushedFrame, { type: 'tenant' }>;
@@ -247,7 +248,7 @@ export class ChathubClient {
     let failed: ChathubError | null = null;
     let fail: ((e: ChathubError) => void) | null = null;
     let done = false;
-    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'mention', 'alert', 'erased', 'tenant', 'presence'] as const;
+    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'mention', 'alert', 'queue_position', 'erased', 'tenant', 'presence'] as const;
     const stops = types.map((t) =>
       this.on(t, (frame) => {
         if (done) return;

@@ -364,6 +364,17 @@ export interface AlertFrame {
   preview?: string;
 }
 
+/** To a waiting end user: their place in the queue (1: next) and the estimated wait. */
+export interface QueuePositionFrame {
+  type: 'queue_position';
+  conversation: string;
+  position: number;
+  /** How many wait. */
+  waiting: number;
+  /** The estimated wait left, seconds (absent until a wait has been measured). */
+  eta_secs?: number;
+}
+
 export interface MentionFrame {
   type: 'mention';
   conversation: string;
@@ -426,6 +437,7 @@ export type ServerFrame =
   | AssignedFrame
   | MentionFrame
   | AlertFrame
+  | QueuePositionFrame
   | ErasedFrame
   | ({ type: 'tenant' } & TenantSettingsView)
   | ({ type: 'presence' } & AgentPresence);

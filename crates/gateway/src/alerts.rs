@@ -44,10 +44,10 @@ pub(crate) async fn sweep_tenant<K: Backend>(
     tenant: &TenantId,
     schedule: &AlertSchedule,
     clock: crate::hours::Clock<'_>,
+    waiting: &[QueueEntry],
 ) -> Result<(), String> {
     let now = now_millis();
-    let waiting = unanswered(node, tenant).await?;
-    observe_ages(tenant, &waiting, now);
+    observe_ages(tenant, waiting, now);
     let ownership = node.backend.ownership();
     let marks = ownership
         .alert_marks(tenant)

@@ -113,3 +113,113 @@ pub(crate) async fn reply_while_closed<K: Backend>(
     }
     Ok(())
 }
+
+/// How often an unchanged place in the queue is told again (for devices that connected
+/// since).
+const POSITION_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The estimated wait left for the one at `position` (1: next) who has waited
+/// `waited_ms`, from the tenant's recent waits before a take: the median wait, times the
+/// place, shared among the agents available now, less what they waited already.
+pub(crate) fn eta_secs(
+    recent_waits: &[u64],
+    position: u32,
+    available: usize,
+    waited_ms: u64,
+) -> Option<u64> {
+    if recent_waits.is_empty() {
+        return None;
+    }
+    let mut sorted = recent_waits.to_vec();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    let expected = median.saturating_mul(u64::from(position)) / available.max(1) as u64;
+    Some(expected.saturating_sub(waited_ms).div_ceil(1000))
+}
+
+/// Tells each waiting end user of `tenant` their place in the queue and the estimated
+/// wait, when it changed since this node last said (or every [`POSITION_REFRESH`]):
+/// a `queue_position` frame on their conversation's channel.
+pub(crate) async fn push_positions<K: Backend>(
+    node: &Arc<Node<K>>,
+    tenant: &TenantId,
+    waiting: &[QueueEntry],
+    now: u64,
+) -> Result<(), String> {
+    use chathub_broker::{Broker, Channel, Envelope};
+    use chathub_store::WorkspaceStore;
+    // Forget those who no longer wait.
+    let current: std::collections::HashSet<&chathub_domain::ConversationId> =
+        waiting.iter().map(|e| &e.conversation).collect();
+    node.positions
+        .retain(|(t, c), _| t != tenant || current.contains(c));
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let workspace = node.backend.workspace();
+    let waits = workspace
+        .recent_waits(tenant)
+        .await
+        .map_err(|e| e.to_string())?;
+    let available = workspace
+        .presence(tenant, now)
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|p| {
+            p.who.starts_with("agent:") && p.presence == chathub_domain::Presence::Available
+        })
+        .count();
+    let total = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
+    for (i, entry) in waiting.iter().enumerate() {
+        let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let eta = eta_secs(&waits, position, available, now.saturating_sub(entry.since));
+        // Rounded to the minute past one: an estimate that ticks every second is noise.
+        let shown = eta.map(|s| if s > 60 { s.div_ceil(60) * 60 } else { s });
+        let key = (tenant.clone(), entry.conversation.clone());
+        let fresh = node
+            .positions
+            .get(&key)
+            .is_some_and(|last| last.0 == (position, shown) && last.1.elapsed() < POSITION_REFRESH);
+        if fresh {
+            continue;
+        }
+        let frame =
+            chathub_protocol::ServerFrame::QueuePosition(chathub_protocol::QueuePositionFrame {
+                conversation: entry.conversation.clone(),
+                position,
+                waiting: total,
+                eta_secs: shown,
+            });
+        let channel = Channel::conversation(tenant, &entry.conversation);
+        match node
+            .backend
+            .broker()
+            .publish(&channel, Envelope::encode(&channel, None, &frame))
+            .await
+        {
+            Ok(()) => {
+                node.positions
+                    .insert(key, ((position, shown), std::time::Instant::now()));
+            }
+            Err(e) => tracing::debug!(error = %e, "queue position not published"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eta_secs;
+
+    #[test]
+    fn the_estimate_follows_the_median_wait_the_place_and_the_agents() {
+        assert_eq!(eta_secs(&[], 1, 1, 0), None);
+        // Median 60 s: next in line, nobody waited yet: a minute.
+        assert_eq!(eta_secs(&[10_000, 60_000, 600_000], 1, 1, 0), Some(60));
+        // Third in line with two agents: 90 s, less the 30 s already waited.
+        assert_eq!(eta_secs(&[60_000], 3, 2, 30_000), Some(60));
+        // Waited past it: any moment.
+        assert_eq!(eta_secs(&[60_000], 1, 0, 90_000), Some(0));
+    }
+}

@@ -43,12 +43,20 @@ pub(crate) struct Node<K> {
     pub(crate) scanner: Option<crate::scanner::Scanner>,
     /// The base of upload and download links (`http://host:port`, no trailing slash).
     pub(crate) http_base: String,
+    /// What this node last told each waiting end user of their place in the queue (see
+    /// `hours::push_positions`), with when.
+    pub(crate) positions: dashmap::DashMap<PositionKey, (ToldPosition, std::time::Instant)>,
     /// Tenant settings read recently (see [`Node::settings`]).
     pub(crate) settings: dashmap::DashMap<
         chathub_domain::TenantId,
         (Arc<chathub_store::TenantSettings>, std::time::Instant),
     >,
 }
+
+/// A waiting conversation, for [`Node::positions`].
+pub(crate) type PositionKey = (chathub_domain::TenantId, chathub_domain::ConversationId);
+/// The place and estimate (seconds) an end user was told.
+pub(crate) type ToldPosition = (u32, Option<u64>);
 
 /// How long a node trusts tenant settings it read; a switch made on another node is seen
 /// within this (the node that made it sees it at once).
@@ -289,6 +297,7 @@ async fn start<K: Backend>(
         settings: Default::default(),
         per_subject: Default::default(),
         job_tenants: Default::default(),
+        positions: Default::default(),
     });
     tasks.spawn(crate::ops::presence::watch(node.clone()));
     tasks.spawn(crate::retention::run(node.clone()));

@@ -135,6 +135,7 @@ pub(super) fn node(limits: LimitsConfig) -> Arc<Node<EmbeddedBackend>> {
         webhook: None,
         per_subject: Default::default(),
         job_tenants: Default::default(),
+        positions: Default::default(),
         settings: Default::default(),
         config,
     })

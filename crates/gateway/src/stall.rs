@@ -105,8 +105,12 @@ async fn sweep_timers<K: Backend>(
         return Ok(());
     }
     let mut failed = None;
+    let waiting = crate::alerts::unanswered(node, tenant).await?;
+    if let Err(e) = crate::hours::push_positions(node, tenant, &waiting, now).await {
+        failed = Some(e);
+    }
     if let Some(alerts) = &policies.alerts
-        && let Err(e) = crate::alerts::sweep_tenant(node, tenant, alerts, clock).await
+        && let Err(e) = crate::alerts::sweep_tenant(node, tenant, alerts, clock, &waiting).await
     {
         failed = Some(e);
     }

@@ -59,6 +59,9 @@ pub struct AlertSchedule {
     pub steps: Vec<AlertStep>,
 }
 
+/// Waits before a take remembered per tenant (see [`WorkspaceStore::record_wait`]).
+pub const RECENT_WAITS: usize = 50;
+
 /// Most steps of one alert schedule.
 pub const MAX_ALERT_STEPS: usize = 8;
 
@@ -298,6 +301,18 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         t: &TenantId,
         schedule: Option<AlertSchedule>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Remembers how long a conversation waited before an agent took it (ms), keeping
+    /// the latest [`RECENT_WAITS`] (the estimated wait shown to end users).
+    fn record_wait(
+        &self,
+        t: &TenantId,
+        waited_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The latest waits remembered, newest first.
+    fn recent_waits(
+        &self,
+        t: &TenantId,
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
     /// Sets the tenant's business hours (`None`: always open; validated by the caller).
     fn set_business_hours(
         &self,

@@ -36,6 +36,8 @@ struct Tenant {
     names: HashMap<String, String>,
     /// Listed people whose latest session held `chat.supervise`.
     supervisors: HashSet<String>,
+    /// The latest waits before a take (ms), newest first.
+    waits: std::collections::VecDeque<u64>,
     /// Heartbeats since the last sweep of expired sessions.
     beats: u64,
     /// The audit log, oldest first, by position.
@@ -316,6 +318,18 @@ impl WorkspaceStore for MemoryWorkspace {
         let mut settings = self.with(t, |w| w.settings.clone());
         settings.alerts = schedule;
         self.save_settings(t, settings).await
+    }
+
+    async fn record_wait(&self, t: &TenantId, waited_ms: u64) -> Result<(), StoreError> {
+        self.with(t, |w| {
+            w.waits.push_front(waited_ms);
+            w.waits.truncate(crate::workspace::RECENT_WAITS);
+        });
+        Ok(())
+    }
+
+    async fn recent_waits(&self, t: &TenantId) -> Result<Vec<u64>, StoreError> {
+        Ok(self.with(t, |w| w.waits.iter().copied().collect()))
     }
 
     async fn set_business_hours(

@@ -279,6 +279,26 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
         self.set_timer_field(t, "alerts", json).await
     }
 
+    async fn record_wait(&self, t: &TenantId, waited_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.workspace(t, "waits");
+        redis::pipe()
+            .lpush(&key, waited_ms)
+            .ignore()
+            .ltrim(&key, 0, crate::workspace::RECENT_WAITS as isize - 1)
+            .ignore()
+            .exec_async(&mut conn)
+            .await
+            .map_err(redis_error)
+    }
+
+    async fn recent_waits(&self, t: &TenantId) -> Result<Vec<u64>, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.lrange(self.keys.workspace(t, "waits"), 0, -1)
+            .await
+            .map_err(redis_error)
+    }
+
     async fn set_business_hours(
         &self,
         t: &TenantId,

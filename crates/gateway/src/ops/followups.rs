@@ -31,6 +31,24 @@ pub(crate) async fn after_applied<K: Backend>(
     for event in events {
         crate::metrics::observe_ownership_change(event, queued_since);
     }
+    // A take out of the queue: how long it waited, for the estimate end users are shown.
+    if let Some(since) = queued_since
+        && let Some(taken) = events.iter().find(|e| {
+            matches!(
+                e.body,
+                EventBody::Status {
+                    cause: chathub_domain::Cause::Taken,
+                    ..
+                }
+            )
+        })
+    {
+        use chathub_store::WorkspaceStore;
+        let waited = taken.at.saturating_sub(since);
+        if let Err(e) = cx.node.backend.workspace().record_wait(t, waited).await {
+            tracing::debug!(error = %e, "cannot remember a wait");
+        }
+    }
     if cx.node.webhook.is_none() {
         return;
     }

@@ -48,6 +48,7 @@ const el = {
   attachInput: h('input', { type: 'file', id: 'attach-input', hidden: true, accept: 'image/*,application/pdf,.txt,.csv,.docx,.xlsx,video/mp4,audio/*' }),
   attach: h('button', { type: 'button', id: 'attach', class: 'attach', 'aria-label': 'Send a photo or a file', title: 'Send a photo or a file' }, 'Photo / file'),
   upload: h('div', { id: 'upload', class: 'upload', role: 'status', 'aria-live': 'polite', hidden: true }),
+  place: h('div', { id: 'queue-place', class: 'banner info', role: 'status', 'aria-live': 'polite', hidden: true }),
 };
 el.attach.addEventListener('click', () => el.attachInput.click());
 el.attachInput.addEventListener('change', () => {
@@ -70,6 +71,7 @@ root.replaceChildren(
     el.status,
     el.disabled,
     el.notice,
+    el.place,
     el.messages,
     el.typing,
     el.upload,
@@ -169,10 +171,22 @@ conn.addEventListener('event', (e) => {
   const ev = e.detail;
   putAmended(state.events, ev);
   if (ev.event === 'status') state.disabled = ev.disabled;
+  // Out of the queue: no place in it any more.
+  if (ev.event === 'status' && ev.status !== 'unanswered') el.place.hidden = true;
   if (ev.event === 'message' && ev.author.role !== 'end_user') state.typing = null;
   render();
   markRead();
 });
+// While I wait for an agent: my place in the queue and the estimated wait.
+conn.addEventListener('queue_position', (e) => {
+  const p = e.detail;
+  if (p.conversation !== me) return;
+  const eta = p.eta_secs === undefined ? '' : p.eta_secs < 60 ? ' · an agent is with you any moment' : ` · about ${Math.round(p.eta_secs / 60)} min`;
+  el.place.textContent = p.position === 1 ? `You are next in line${eta}` : `You are number ${p.position} in line${eta}`;
+  el.place.dataset.position = String(p.position);
+  el.place.hidden = false;
+});
+
 conn.addEventListener('tenant', (e) => {
   state.tenantDisabled = e.detail.chat_disabled;
   render();
