@@ -147,6 +147,10 @@ pub enum Op {
         /// The epoch the admin saw.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<u64>,
+        /// The `seq` the admin saw: released only if nothing happened since (otherwise
+        /// `invalid_state`). Left out: as the server finds it when the request arrives.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     },
     /// Replace the text of your own text message `seq` (within the tenant's edit window):
     /// recorded as an `edited` event.

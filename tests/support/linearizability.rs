@@ -36,6 +36,9 @@ pub enum Input {
     Finish { agent: u16, seen_epoch: u64 },
     /// The end user writes.
     UserSend,
+    /// An admin (or the stall policy) gives it back to the queue, on the epoch and `seq`
+    /// it saw.
+    Release { seen_epoch: u64, last_seq: u64 },
 }
 
 /// What came back.
@@ -125,6 +128,34 @@ pub fn step(m: Model, input: Input) -> (Model, Output) {
             }
             let n = Model {
                 status: FINISHED,
+                owner: None,
+                epoch: m.epoch + 1,
+                seq: m.seq + 1,
+            };
+            (n, ok(n, n.seq))
+        }
+        Input::Release {
+            seen_epoch,
+            last_seq,
+        } => {
+            // The rules' order: only active, then the epoch, then nothing since.
+            if m.status != ACTIVE {
+                return (m, Output::Refused);
+            }
+            if seen_epoch != m.epoch {
+                return (
+                    m,
+                    Output::Conflict {
+                        owner: m.owner,
+                        epoch: m.epoch,
+                    },
+                );
+            }
+            if last_seq != m.seq {
+                return (m, Output::Refused);
+            }
+            let n = Model {
+                status: UNANSWERED,
                 owner: None,
                 epoch: m.epoch + 1,
                 seq: m.seq + 1,

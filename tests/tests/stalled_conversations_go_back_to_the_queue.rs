@@ -182,6 +182,7 @@ async fn scenario(nodes: Nodes) {
         .request(Op::Release {
             conversation: Some(conv("dan")),
             epoch: Some(dave_epoch),
+            seq: None,
         })
         .await
         .expect_err("agents do not release");
@@ -194,6 +195,7 @@ async fn scenario(nodes: Nodes) {
         .request(Op::Release {
             conversation: Some(conv("dan")),
             epoch: Some(dave_epoch - 1),
+            seq: None,
         })
         .await
         .expect_err("a stale epoch loses");
@@ -202,6 +204,7 @@ async fn scenario(nodes: Nodes) {
         .request(Op::Release {
             conversation: Some(conv("dan")),
             epoch: Some(dave_epoch),
+            seq: None,
         })
         .await
     else {

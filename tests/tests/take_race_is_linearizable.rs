@@ -1,5 +1,7 @@
 //! Linearizability of ownership across nodes: 12 agents spread over 3 gateway processes
-//! race to take, take over and finish 20 conversations while their end users write; a
+//! race to take, take over and finish 20 conversations while their end users write and
+//! admins release them back to the queue (on the epoch and `seq` they read, as the stall
+//! policy does: a reply and a release meeting must have one outcome); a
 //! `CLIENT PAUSE` in the middle makes some commands time out (unknown outcome: applied
 //! later, or never). Every attempt and its outcome is recorded, and a Wing–Gong search
 //! (tests/support/linearizability.rs) must find, for every conversation, an order
@@ -19,6 +21,7 @@ const AGENTS: usize = 12;
 const CONVERSATIONS: usize = 20;
 const OPS_PER_AGENT: usize = 3;
 const USER_SENDS: usize = 5;
+const RELEASES: usize = 4;
 
 fn status_code(s: Status) -> u8 {
     match s {
@@ -52,7 +55,7 @@ fn outcome(result: Result<Reply, ClientError>) -> Output {
             epoch: ack.epoch,
             seq: ack.seq,
         },
-        Ok(Reply::Finish(view)) => Output::Ok {
+        Ok(Reply::Finish(view) | Reply::Release(view)) => Output::Ok {
             status: status_code(view.state.status),
             owner: view.state.owner.as_ref().map(agent_index),
             epoch: view.state.epoch,
@@ -88,6 +91,13 @@ async fn every_conversation_history_is_linearizable() {
         let token = dev_token("acme", Role::Agent, &format!("agent-{a}"));
         agents.push(Arc::new(Client::connect(url, &token).await.unwrap()));
     }
+    let mut admins = Vec::new();
+    for node in &nodes {
+        let token = dev_token("acme", Role::Admin, "boss");
+        admins.push(Arc::new(
+            Client::connect(&node.ws_url, &token).await.unwrap(),
+        ));
+    }
     let mut users = Vec::new();
     for c in 0..CONVERSATIONS {
         let url = &nodes[c % NODES].ws_url;
@@ -120,6 +130,46 @@ async fn every_conversation_history_is_linearizable() {
                 let ret = Instant::now();
                 histories[c].lock().unwrap().push(Operation {
                     input: Input::UserSend,
+                    output,
+                    call,
+                    ret,
+                });
+            }
+        }));
+        let (admin, all) = (admins[(c + 1) % NODES].clone(), histories.clone());
+        tasks.push(tokio::spawn(async move {
+            let histories = all;
+            let mut seed = 0xA076_1D64_78BD_642F ^ (c as u64 + 1);
+            let conversation = conv(&format!("user-{c}"));
+            for _ in 0..RELEASES {
+                tokio::time::sleep(jitter(&mut seed, 300)).await;
+                // What the admin sees (a read is not an operation of the history).
+                let Ok(Reply::Open(opened)) = admin
+                    .request(Op::Open {
+                        conversation: Some(conversation.clone()),
+                    })
+                    .await
+                else {
+                    continue;
+                };
+                let (seen_epoch, last_seq) = (opened.view.state.epoch, opened.view.state.seq);
+                tokio::time::sleep(jitter(&mut seed, 5)).await;
+                let call = Instant::now();
+                let output = outcome(
+                    admin
+                        .request(Op::Release {
+                            conversation: Some(conversation.clone()),
+                            epoch: Some(seen_epoch),
+                            seq: Some(last_seq),
+                        })
+                        .await,
+                );
+                let ret = Instant::now();
+                histories[c].lock().unwrap().push(Operation {
+                    input: Input::Release {
+                        seen_epoch,
+                        last_seq,
+                    },
                     output,
                     call,
                     ret,
@@ -217,7 +267,25 @@ async fn every_conversation_history_is_linearizable() {
         rejected.len(),
         rejected.join("\n")
     );
-    assert_eq!(total, CONVERSATIONS * (USER_SENDS + AGENTS * OPS_PER_AGENT));
+    let releases = histories
+        .iter()
+        .flat_map(|h| h.lock().unwrap().clone())
+        .filter(|o| matches!(o.input, Input::Release { .. }))
+        .collect::<Vec<_>>();
+    assert!(
+        releases.len() >= CONVERSATIONS * RELEASES / 2,
+        "most releases were attempted"
+    );
+    let applied = releases
+        .iter()
+        .filter(|o| matches!(o.output, Output::Ok { .. }))
+        .count();
+    assert!(applied > 0, "some releases applied");
+    eprintln!("{} releases, {applied} applied", releases.len());
+    assert!(
+        total <= CONVERSATIONS * (USER_SENDS + AGENTS * OPS_PER_AGENT + RELEASES)
+            && total >= CONVERSATIONS * (USER_SENDS + AGENTS * OPS_PER_AGENT)
+    );
     assert!(
         unknown > 0,
         "the pause made some outcomes unknown ({elapsed:?})"

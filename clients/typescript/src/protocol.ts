@@ -627,7 +627,8 @@ export interface Requests {
   /** The owner or an admin hands the conversation to `to` (available now). */
   transfer: { conversation?: string; to?: string; note?: string; epoch?: number };
   /** Admins: give the active conversation back to the queue (reason `admin`). */
-  release: { conversation?: string; epoch?: number };
+  /** Admins: back to the queue, on the epoch (and, optionally, the `seq`) seen. */
+  release: { conversation?: string; epoch?: number; seq?: number };
   /** The author replaces the text of their text message `seq` (within the edit window). */
   edit: { conversation?: string; seq: number; text: string };
   /** The author takes back their message `seq` (within the edit window). */

@@ -30,17 +30,23 @@ pub(crate) async fn release<K: Backend>(
     cx: &Ctx<'_, K>,
     conversation: ConversationId,
     epoch: u64,
+    seq: Option<u64>,
 ) -> Result<ConversationView, Failure> {
-    let state = cx
-        .node
-        .backend
-        .store()
-        .state(&cx.identity.tenant, &conversation)
-        .await
-        .map_err(store_failed)?;
+    let last_seq = match seq {
+        Some(seq) => seq,
+        None => {
+            cx.node
+                .backend
+                .store()
+                .state(&cx.identity.tenant, &conversation)
+                .await
+                .map_err(store_failed)?
+                .seq
+        }
+    };
     let command = Command::Release {
         seen_epoch: epoch,
-        last_seq: state.seq,
+        last_seq,
         reason: ReleaseReason::Admin,
     };
     apply_view(cx, conversation, command).await

@@ -231,13 +231,14 @@ pub(crate) async fn dispatch<K: Backend>(
         Op::Release {
             conversation,
             epoch,
+            seq,
         } => {
             let conversation = cx.agents_conversation("release", conversation)?;
             let epoch = epoch.ok_or_else(|| {
                 Failure::bad_request("missing field `epoch`: the ownership epoch you saw")
             })?;
             Ok(Reply::Release(
-                lifecycle::release(cx, conversation, epoch).await?,
+                lifecycle::release(cx, conversation, epoch, seq).await?,
             ))
         }
         Op::Transfer {
