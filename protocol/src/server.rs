@@ -45,6 +45,8 @@ pub enum ServerFrame {
     /// To a waiting end user (on their conversation's channel): where they are in the
     /// queue and how long it may take.
     QueuePosition(QueuePositionFrame),
+    /// To everyone in the tenant: the team opened or closed (its business hours).
+    Hours(HoursFrame),
     /// To everyone in the tenant: the tenant-wide chat switch changed.
     Tenant(TenantFrame),
     /// To agents: an agent's availability changed.
@@ -233,6 +235,20 @@ pub struct Welcome {
     /// (it changes only when the server's data was lost).
     #[serde(default)]
     pub history_id: String,
+    /// With the tenant's business hours: whether the team is open now, and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<HoursFrame>,
+}
+
+/// Whether the team is open (the tenant's business hours), and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoursFrame {
+    /// Open now.
+    pub open: bool,
+    /// When that changes (ms since the Unix epoch): the closing time when open, the
+    /// opening time when closed; absent when not within a year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
 }
 
 /// Limits announced in `welcome`.

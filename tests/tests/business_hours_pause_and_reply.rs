@@ -70,11 +70,33 @@ async fn scenario(nodes: Nodes) {
             "alerts":{{"steps":[{{"after_secs":0,"repeat_secs":1,"notify":"available"}}]}},
             "release":{{"no_reply_secs":1}}}}"#
     );
+    // Connected before the change: told when the team closes.
+    let mut wendy = connect(&nodes, 2, Role::Agent, "wendy").await;
+    let mut eve = connect(&nodes, 1, Role::EndUser, "eve").await;
     let (status, body) = api(&nodes, &closed).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""time_zone":"UTC""#), "{body}");
+    for client in [&mut wendy, &mut eve] {
+        let frame =
+            chathub_e2e::expect_frame(client, "hours", |f| matches!(f, ServerFrame::Hours(_)))
+                .await;
+        let ServerFrame::Hours(state) = frame else {
+            unreachable!()
+        };
+        assert!(!state.open, "{state:?}");
+        assert!(
+            state
+                .until
+                .is_some_and(|t| t > now.timestamp_millis() as u64 + 24 * 3_600_000)
+        );
+    }
 
+    // Another node sees a settings change within its settings cache's second.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let mut alice = connect(&nodes, 1, Role::Agent, "alice").await;
+    // Connecting: the welcome says so.
+    let hours = alice.welcome().hours.expect("the welcome tells the hours");
+    assert!(!hours.open);
     let ann = connect(&nodes, 0, Role::EndUser, "ann").await;
     ann.send_text(None, "are you there?", None, None)
         .await
@@ -133,6 +155,16 @@ async fn scenario(nodes: Nodes) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    let frame = chathub_e2e::expect_frame(
+        &mut eve,
+        "hours",
+        |f| matches!(f, ServerFrame::Hours(h) if h.open),
+    )
+    .await;
+    let ServerFrame::Hours(state) = frame else {
+        unreachable!()
+    };
+    assert_eq!(state.until, None, "open all week: it never closes");
     assert!(alerts(&mut alice, "ann", Duration::from_secs(5)).await >= 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while state_of(&alice, "ben").await.status != Status::Unanswered {

@@ -90,6 +90,7 @@ export interface ClientEvents {
   mention: Extract<PushedFrame, { type: 'mention' }>;
   alert: Extract<PushedFrame, { type: 'alert' }>;
   queue_position: Extract<PushedFrame, { type: 'queue_position' }>;
+  hours: Extract<PushedFrame, { type: 'hours' }>;
   /** The conversation was erased: it is no longer followed; drop what you hold of it. */
   erased: Extract<PushedFrame, { type: 'erased' }>;
   tenant: Extract<PushedFrame, { type: 'tenant' }>;
@@ -248,7 +249,7 @@ export class ChathubClient {
     let failed: ChathubError | null = null;
     let fail: ((e: ChathubError) => void) | null = null;
     let done = false;
-    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'mention', 'alert', 'queue_position', 'erased', 'tenant', 'presence'] as const;
+    const types = ['event', 'queue', 'typing', 'read', 'ownership_lost', 'assigned', 'mention', 'alert', 'queue_position', 'hours', 'erased', 'tenant', 'presence'] as const;
     const stops = types.map((t) =>
       this.on(t, (frame) => {
         if (done) return;

@@ -260,6 +260,8 @@ export interface WelcomeFrame {
   chat_disabled?: boolean;
   /** Send back with `subscribe` `since`: it changes only when the server lost its data. */
   history_id?: string;
+  /** With the tenant's business hours: open now or not, and until when. */
+  hours?: HoursState;
 }
 
 /** A failure reply (or, without `id`, a frame the server could not read). */
@@ -375,6 +377,12 @@ export interface QueuePositionFrame {
   eta_secs?: number;
 }
 
+/** The tenant's business hours now: open or closed, and until when (ms). */
+export interface HoursState {
+  open: boolean;
+  until?: number;
+}
+
 export interface MentionFrame {
   type: 'mention';
   conversation: string;
@@ -438,6 +446,7 @@ export type ServerFrame =
   | MentionFrame
   | AlertFrame
   | QueuePositionFrame
+  | ({ type: 'hours' } & HoursState)
   | ErasedFrame
   | ({ type: 'tenant' } & TenantSettingsView)
   | ({ type: 'presence' } & AgentPresence);

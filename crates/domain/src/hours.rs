@@ -201,6 +201,29 @@ impl Schedule {
         None
     }
 
+    /// When the open or closed state at `at_ms` next changes: the closing time when open
+    /// (ranges that touch, such as a day to `24:00` and the next from `00:00`, run on),
+    /// the opening time when closed; `None` when not within 400 days.
+    pub fn next_change(&self, at_ms: u64) -> Option<u64> {
+        if !self.is_open(at_ms) {
+            return self.next_open(at_ms);
+        }
+        let mut date = self.local_date(at_ms)?;
+        let mut end: Option<u64> = None;
+        for _ in 0..LOOKAHEAD_DAYS {
+            for (a, b) in self.ranges_on(date) {
+                match end {
+                    None if a <= at_ms && at_ms < b => end = Some(b),
+                    Some(e) if a <= e && b > e => end = Some(b),
+                    Some(e) if a > e => return Some(e),
+                    _ => {}
+                }
+            }
+            date = date.succ_opt()?;
+        }
+        None
+    }
+
     /// Open time between `from_ms` and `to_ms`, ms: how long a clock that pauses outside
     /// hours has run.
     pub fn open_ms_between(&self, from_ms: u64, to_ms: u64) -> u64 {
@@ -338,6 +361,36 @@ mod tests {
         assert_eq!(
             s.next_open(utc(2026, 12, 2, 10, 0)),
             Some(utc(2026, 12, 2, 10, 0))
+        );
+    }
+
+    #[test]
+    fn the_next_change_of_state() {
+        let s = lisbon();
+        // Monday 10:00: closes for lunch at 12:30; at lunch, opens at 13:30.
+        assert_eq!(
+            s.next_change(utc(2026, 12, 7, 10, 0)),
+            Some(utc(2026, 12, 7, 12, 30))
+        );
+        assert_eq!(
+            s.next_change(utc(2026, 12, 7, 13, 0)),
+            Some(utc(2026, 12, 7, 13, 30))
+        );
+        // All day every day runs on across midnight.
+        let always = BusinessHours {
+            time_zone: "UTC".into(),
+            weekly: [("mon", ()), ("tue", ())]
+                .into_iter()
+                .map(|(d, ())| (d.to_owned(), vec!["00:00-24:00".to_owned()]))
+                .collect(),
+            holidays: vec![],
+            closed_reply: None,
+        }
+        .schedule()
+        .unwrap();
+        assert_eq!(
+            always.next_change(utc(2026, 12, 7, 10, 0)),
+            Some(utc(2026, 12, 9, 0, 0))
         );
     }
 

@@ -114,6 +114,50 @@ pub(crate) async fn reply_while_closed<K: Backend>(
     Ok(())
 }
 
+/// Whether the team is open at `now` by `hours`, and until when (`None`: unreadable).
+pub(crate) fn state_now(
+    hours: &chathub_domain::hours::BusinessHours,
+    now: u64,
+) -> Option<chathub_protocol::HoursFrame> {
+    let schedule = hours.schedule().ok()?;
+    Some(chathub_protocol::HoursFrame {
+        open: schedule.is_open(now),
+        until: schedule.next_change(now),
+    })
+}
+
+/// Tells the tenant's agents and end users when the team opens or closes: an `hours`
+/// frame when the state differs from what this node's last round saw (a node that just
+/// took over the rounds says it once more: harmless).
+pub(crate) async fn announce_change<K: Backend>(
+    node: &Arc<Node<K>>,
+    tenant: &TenantId,
+    schedule: &Schedule,
+    now: u64,
+) {
+    use chathub_broker::{Broker, Channel, Envelope};
+    let open = schedule.is_open(now);
+    if node.hours_seen.insert(tenant.clone(), open) == Some(open) {
+        return;
+    }
+    let frame = chathub_protocol::ServerFrame::Hours(chathub_protocol::HoursFrame {
+        open,
+        until: schedule.next_change(now),
+    });
+    for channel in [Channel::agents(tenant), Channel::users(tenant)] {
+        if let Err(e) = node
+            .backend
+            .broker()
+            .publish(&channel, Envelope::encode(&channel, None, &frame))
+            .await
+        {
+            tracing::debug!(error = %e, "hours change not published");
+            // Told again next round.
+            node.hours_seen.remove(tenant);
+        }
+    }
+}
+
 /// How often an unchanged place in the queue is told again (for devices that connected
 /// since).
 const POSITION_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);

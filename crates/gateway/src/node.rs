@@ -46,6 +46,9 @@ pub(crate) struct Node<K> {
     /// What this node last told each waiting end user of their place in the queue (see
     /// `hours::push_positions`), with when.
     pub(crate) positions: dashmap::DashMap<PositionKey, (ToldPosition, std::time::Instant)>,
+    /// Whether each tenant with business hours was open at this node's last timer round
+    /// (an `hours` frame is published when that changes).
+    pub(crate) hours_seen: dashmap::DashMap<chathub_domain::TenantId, bool>,
     /// Tenant settings read recently (see [`Node::settings`]).
     pub(crate) settings: dashmap::DashMap<
         chathub_domain::TenantId,
@@ -298,6 +301,7 @@ async fn start<K: Backend>(
         per_subject: Default::default(),
         job_tenants: Default::default(),
         positions: Default::default(),
+        hours_seen: Default::default(),
     });
     tasks.spawn(crate::ops::presence::watch(node.clone()));
     tasks.spawn(crate::retention::run(node.clone()));

@@ -353,11 +353,17 @@ impl<K: Backend, W: Socket> Session<K, W> {
             self.link.fixed.push(channel);
         }
         self.node.register_job_tenant(&tenant).await;
-        let chat_disabled = match self.node.settings(&tenant).await {
-            Ok(settings) => settings.chat_disabled,
+        let (chat_disabled, hours) = match self.node.settings(&tenant).await {
+            Ok(settings) => (
+                settings.chat_disabled,
+                settings
+                    .hours
+                    .as_ref()
+                    .and_then(|h| crate::hours::state_now(h, crate::auth::now_millis())),
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read tenant settings");
-                false
+                (false, None)
             }
         };
         // Read fresh (one round trip per connect): a client must never store seqs under
@@ -366,7 +372,7 @@ impl<K: Backend, W: Socket> Session<K, W> {
             Some(id) => id,
             None => self.node.backend.history_id(),
         };
-        let welcome = self.welcome(chat_disabled, history_id);
+        let welcome = self.welcome(chat_disabled, history_id, hours);
         if self.link.send_frame(&welcome).await.is_err() {
             return Err(End::Gone);
         }
@@ -376,7 +382,12 @@ impl<K: Backend, W: Socket> Session<K, W> {
         Ok(())
     }
 
-    fn welcome(&self, chat_disabled: bool, history_id: String) -> ServerFrame {
+    fn welcome(
+        &self,
+        chat_disabled: bool,
+        history_id: String,
+        hours: Option<chathub_protocol::HoursFrame>,
+    ) -> ServerFrame {
         let c = &self.node.config;
         ServerFrame::Welcome(Welcome {
             session: self.link.key.clone(),
@@ -395,6 +406,7 @@ impl<K: Backend, W: Socket> Session<K, W> {
             },
             chat_disabled,
             history_id,
+            hours,
         })
     }
 

@@ -136,6 +136,7 @@ pub(super) fn node(limits: LimitsConfig) -> Arc<Node<EmbeddedBackend>> {
         per_subject: Default::default(),
         job_tenants: Default::default(),
         positions: Default::default(),
+        hours_seen: Default::default(),
         settings: Default::default(),
         config,
     })

@@ -97,6 +97,12 @@ async fn sweep_timers<K: Backend>(
     };
     let clock = Clock(schedule.as_ref());
     let now = now_millis();
+    match &schedule {
+        Some(schedule) => crate::hours::announce_change(node, tenant, schedule, now).await,
+        None => {
+            node.hours_seen.remove(tenant);
+        }
+    }
     if !clock.running(now) {
         if let Some(schedule) = &schedule {
             let waiting = crate::alerts::unanswered(node, tenant).await?;

@@ -231,6 +231,15 @@ pub(crate) async fn set_business_hours<K: Backend>(
     check_hours(cx, hours.as_ref())?;
     let t = &cx.identity.tenant;
     let detail = serde_json::json!({ "hours": hours });
+    let now = crate::auth::now_millis();
+    // What everyone is told now (the rounds tell every change after it).
+    let state = match &hours {
+        Some(h) => crate::hours::state_now(h, now),
+        None => Some(chathub_protocol::HoursFrame {
+            open: true,
+            until: None,
+        }),
+    };
     cx.node
         .backend
         .workspace()
@@ -238,6 +247,22 @@ pub(crate) async fn set_business_hours<K: Backend>(
         .await
         .map_err(store_failed)?;
     cx.node.settings.remove(t);
+    if let Some(state) = state {
+        use chathub_broker::{Broker, Channel, Envelope};
+        let frame = chathub_protocol::ServerFrame::Hours(state);
+        for channel in [Channel::agents(t), Channel::users(t)] {
+            if let Err(e) = cx
+                .node
+                .backend
+                .broker()
+                .publish(&channel, Envelope::encode(&channel, None, &frame))
+                .await
+            {
+                tracing::debug!(error = %e, "hours change not published");
+            }
+        }
+        cx.node.hours_seen.insert(t.clone(), state.open);
+    }
     audit::record(cx, AuditAction::BusinessHoursSet, None, detail).await
 }
 

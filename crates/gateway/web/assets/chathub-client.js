@@ -1694,7 +1694,7 @@ var ChathubClient = class {
     let failed = null;
     let fail = null;
     let done = false;
-    const types = ["event", "queue", "typing", "read", "ownership_lost", "assigned", "mention", "alert", "queue_position", "erased", "tenant", "presence"];
+    const types = ["event", "queue", "typing", "read", "ownership_lost", "assigned", "mention", "alert", "queue_position", "hours", "erased", "tenant", "presence"];
     const stops = types.map(
       (t) => this.on(t, (frame) => {
         if (done) return;

@@ -86,6 +86,7 @@ function layout() {
   );
   el.notify = h('button', { id: 'notify', type: 'button', class: 'link', hidden: true, onclick: askNotifications, title: 'Desktop notifications when a customer starts waiting or the alert schedule alerts you' }, 'Notify me');
   renderNotify();
+  el.hours = h('span', { id: 'hours-state', class: 'tag warn', role: 'status', hidden: true, title: 'Customers who write now get an automatic reply saying when you are back' });
   el.alertBadge = h('span', { id: 'alert-badge', class: 'badge', hidden: true, role: 'status', title: 'Waiting conversations you were alerted about' });
   el.alert = h('div', { id: 'alert', class: 'banner warn', role: 'alert', hidden: true });
   el.alertRemind = h('input', { id: 'alert-remind', type: 'number', min: '1', max: '604800', placeholder: 'off', 'aria-label': 'Remind available agents every (seconds)' });
@@ -134,6 +135,7 @@ function layout() {
       el.tenantToggle,
       el.retention,
       el.alertSchedule,
+      el.hours,
       el.alertBadge,
       el.notify,
       el.presence,
@@ -165,6 +167,7 @@ conn.addEventListener('welcome', async (e) => {
   const first = !state.loaded;
   state.privileges = w.privileges;
   state.tenantDisabled = w.chat_disabled;
+  state.hours = w.hours || null;
   renderHeader();
   if (!first) return;
   state.loaded = true;
@@ -202,6 +205,11 @@ conn.addEventListener('queue', (e) => {
 conn.addEventListener('event', (e) => onEvent(e.detail));
 conn.addEventListener('typing', (e) => onTyping(e.detail));
 conn.addEventListener('read', (e) => onRead(e.detail));
+// The team opened or closed (the tenant's business hours).
+conn.addEventListener('hours', (e) => {
+  state.hours = { open: e.detail.open, until: e.detail.until };
+  renderHeader();
+});
 conn.addEventListener('tenant', (e) => {
   state.tenantDisabled = e.detail.chat_disabled;
   renderHeader();
@@ -315,6 +323,11 @@ function renderHeader() {
   el.tenantToggle.hidden = !admin;
   el.tenantToggle.textContent = state.tenantDisabled ? 'Enable chat for the tenant' : 'Disable chat for the tenant';
   el.tenantBanner.hidden = !state.tenantDisabled;
+  // Outside business hours: said in the top bar, with when the team is back.
+  const closed = state.hours && !state.hours.open;
+  el.hours.hidden = !closed;
+  el.hours.dataset.open = state.hours ? String(state.hours.open) : '';
+  el.hours.textContent = closed ? `Outside business hours${state.hours.until ? ` · opens ${new Date(state.hours.until).toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' })}` : ''}` : '';
 }
 
 // ---------------------------------------------------------------- today's figures

@@ -48,6 +48,7 @@ const el = {
   attachInput: h('input', { type: 'file', id: 'attach-input', hidden: true, accept: 'image/*,application/pdf,.txt,.csv,.docx,.xlsx,video/mp4,audio/*' }),
   attach: h('button', { type: 'button', id: 'attach', class: 'attach', 'aria-label': 'Send a photo or a file', title: 'Send a photo or a file' }, 'Photo / file'),
   upload: h('div', { id: 'upload', class: 'upload', role: 'status', 'aria-live': 'polite', hidden: true }),
+  closed: h('div', { id: 'closed', class: 'banner warn', role: 'status', hidden: true }),
   place: h('div', { id: 'queue-place', class: 'banner info', role: 'status', 'aria-live': 'polite', hidden: true }),
 };
 el.attach.addEventListener('click', () => el.attachInput.click());
@@ -71,6 +72,7 @@ root.replaceChildren(
     el.status,
     el.disabled,
     el.notice,
+    el.closed,
     el.place,
     el.messages,
     el.typing,
@@ -139,6 +141,7 @@ conn.addEventListener('erased', (e) => {
 });
 conn.addEventListener('welcome', async (e) => {
   state.tenantDisabled = e.detail.chat_disabled;
+  showHours(e.detail.hours);
   render();
   if (state.loaded) return;
   state.loaded = true;
@@ -177,6 +180,18 @@ conn.addEventListener('event', (e) => {
   render();
   markRead();
 });
+// The team's business hours: closed, and when it opens.
+conn.addEventListener('hours', (e) => showHours(e.detail));
+
+function showHours(hours) {
+  const closed = hours && !hours.open;
+  el.closed.hidden = !closed;
+  if (closed) {
+    const back = hours.until ? ` We are back ${new Date(hours.until).toLocaleString([], { weekday: 'long', hour: '2-digit', minute: '2-digit' })}.` : '';
+    el.closed.textContent = `We are closed right now.${back} Leave us a message and we will answer then.`;
+  }
+}
+
 // While I wait for an agent: my place in the queue and the estimated wait.
 conn.addEventListener('queue_position', (e) => {
   const p = e.detail;
