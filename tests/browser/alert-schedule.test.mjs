@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, signedIn, startHub, waitForText } from './support.mjs';
+import { launchBrowser, recordNotifications, screenshot, signedIn, startHub, waitForText } from './support.mjs';
 
 let receiver;
 /** Every push the webhook got (parsed bodies). */
@@ -16,19 +16,6 @@ const pushes = [];
 let hub;
 let browser;
 const pages = [];
-
-/** Records every Notification the page makes (the real one still shows). */
-function recordNotifications() {
-  window.__notifications = [];
-  const Real = window.Notification;
-  class Recorded extends Real {
-    constructor(title, options) {
-      super(title, options);
-      window.__notifications.push({ title, body: options?.body, tag: options?.tag });
-    }
-  }
-  window.Notification = Recorded;
-}
 
 before(async () => {
   receiver = http.createServer((req, res) => {

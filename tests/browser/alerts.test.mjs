@@ -4,26 +4,13 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, signedIn, startHub } from './support.mjs';
+import { launchBrowser, recordNotifications, screenshot, signedIn, startHub } from './support.mjs';
 
 let hub;
 let browser;
 let alice;
 let bob;
 let ben;
-
-/** Records every Notification the page makes (the real one still shows). */
-function recordNotifications() {
-  window.__notifications = [];
-  const Real = window.Notification;
-  class Recorded extends Real {
-    constructor(title, options) {
-      super(title, options);
-      window.__notifications.push({ title, body: options?.body, tag: options?.tag });
-    }
-  }
-  window.Notification = Recorded;
-}
 
 before(async () => {
   hub = await startHub();

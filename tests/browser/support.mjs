@@ -202,3 +202,19 @@ export function hubAndBrowser(name, hubOptions) {
   });
   return session;
 }
+
+/**
+ * An init script (`signedIn(..., { initScript })`) that records every Notification the
+ * page makes in `window.__notifications` (the real one still shows).
+ */
+export function recordNotifications() {
+  window.__notifications = [];
+  const Real = window.Notification;
+  class Recorded extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.__notifications.push({ title, body: options?.body, tag: options?.tag });
+    }
+  }
+  window.Notification = Recorded;
+}

@@ -69,6 +69,34 @@ pub struct Identity {
     pub key: u64,
 }
 
+impl Identity {
+    /// The server acting for one of `tenant`'s policies (retention, the stall policy,
+    /// business hours): an admin named `subject`, with `privileges` only, whose
+    /// commands the rules decide like anyone's.
+    pub(crate) fn system(
+        tenant: &TenantId,
+        subject: &'static str,
+        name: &'static str,
+        privileges: Privileges,
+    ) -> Result<Identity, String> {
+        let id = chathub_domain::AgentId::new(subject).map_err(|e| e.to_string())?;
+        Ok(Identity {
+            tenant: tenant.clone(),
+            role: Role::Admin,
+            subject: subject.to_owned(),
+            privileges,
+            actor: Actor::Agent {
+                id,
+                admin: true,
+                privileges,
+            },
+            expires_at: u64::MAX,
+            name: name.to_owned(),
+            key: 0,
+        })
+    }
+}
+
 /// One accepted verification key.
 struct Key {
     fingerprint: u64,

@@ -7,7 +7,7 @@ use crate::auth::{Identity, now_millis};
 use crate::ops::Ctx;
 use crate::{Backend, Node};
 use chathub_domain::hours::Schedule;
-use chathub_domain::{Actor, AgentId, Command, EventBody, Privileges, Role, Status, TenantId};
+use chathub_domain::{Command, EventBody, Privileges, Status, TenantId};
 use chathub_protocol::ErrorCode;
 use chathub_store::{ConversationStore, HistoryRange, QueueEntry};
 use std::sync::Arc;
@@ -40,21 +40,12 @@ impl Clock<'_> {
 
 /// The server acting for the tenant's business hours: an admin with no privilege.
 fn system_identity(tenant: &TenantId) -> Result<Identity, String> {
-    let id = AgentId::new(AUTO_REPLY_AUTHOR).map_err(|e| e.to_string())?;
-    Ok(Identity {
-        tenant: tenant.clone(),
-        role: Role::Admin,
-        subject: AUTO_REPLY_AUTHOR.to_owned(),
-        privileges: Privileges::EMPTY,
-        actor: Actor::Agent {
-            id,
-            admin: true,
-            privileges: Privileges::EMPTY,
-        },
-        expires_at: u64::MAX,
-        name: "business hours".to_owned(),
-        key: 0,
-    })
+    Identity::system(
+        tenant,
+        AUTO_REPLY_AUTHOR,
+        "business hours",
+        Privileges::EMPTY,
+    )
 }
 
 /// One tenant's round while it is closed: the automatic reply to each waiting end user

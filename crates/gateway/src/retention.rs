@@ -20,7 +20,7 @@
 use crate::auth::{Identity, now_millis};
 use crate::ops::Ctx;
 use crate::{Backend, Node};
-use chathub_domain::{Actor, AgentId, Privilege, Privileges, Role, TenantId};
+use chathub_domain::{Privilege, Privileges, TenantId};
 use chathub_store::{AuditAction, ConversationStore, WorkspaceStore};
 use serde::Serialize;
 use std::sync::Arc;
@@ -108,24 +108,10 @@ async fn sweep<K: Backend>(node: &Arc<Node<K>>) -> Result<(), String> {
     Ok(())
 }
 
-/// The server acting on `tenant`'s data for its policy.
+/// The server acting on `tenant`'s conversations for its retention policy.
 fn system_identity(tenant: &TenantId) -> Result<Identity, String> {
     let privileges = Privileges::of(&[Privilege::DataErase]);
-    let id = AgentId::new("retention").map_err(|e| e.to_string())?;
-    Ok(Identity {
-        tenant: tenant.clone(),
-        role: Role::Admin,
-        subject: "retention".to_owned(),
-        privileges,
-        actor: Actor::Agent {
-            id,
-            admin: true,
-            privileges,
-        },
-        expires_at: u64::MAX,
-        name: "retention policy".to_owned(),
-        key: 0,
-    })
+    Identity::system(tenant, "retention", "retention policy", privileges)
 }
 
 /// Sweeps one tenant up to `before`.

@@ -21,8 +21,7 @@ use crate::hours::Clock;
 use crate::ops::Ctx;
 use crate::{Backend, Node};
 use chathub_domain::{
-    Actor, AgentId, Command, EventBody, Participant, Presence, Privileges, ReleaseReason, Role,
-    Status, TenantId,
+    Command, EventBody, Participant, Presence, Privileges, ReleaseReason, Role, Status, TenantId,
 };
 use chathub_protocol::ErrorCode;
 use chathub_store::{
@@ -131,21 +130,7 @@ async fn sweep_timers<K: Backend>(
 /// The server acting on `tenant`'s conversations for its policy: an admin (the rule of
 /// `Command::Release`) with no privilege beyond.
 fn system_identity(tenant: &TenantId) -> Result<Identity, String> {
-    let id = AgentId::new("stall-policy").map_err(|e| e.to_string())?;
-    Ok(Identity {
-        tenant: tenant.clone(),
-        role: Role::Admin,
-        subject: "stall-policy".to_owned(),
-        privileges: Privileges::EMPTY,
-        actor: Actor::Agent {
-            id,
-            admin: true,
-            privileges: Privileges::EMPTY,
-        },
-        expires_at: u64::MAX,
-        name: "stall policy".to_owned(),
-        key: 0,
-    })
+    Identity::system(tenant, "stall-policy", "stall policy", Privileges::EMPTY)
 }
 
 /// One tenant's round.
