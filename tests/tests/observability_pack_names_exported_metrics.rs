@@ -111,6 +111,17 @@ async fn every_metric_the_pack_names_is_exported() {
             &scanner,
         ],
     );
+    // The tenant has an alert schedule: the timer rounds report its queue.
+    let admin = dev_token("acme", Role::Admin, "carol");
+    let (status, body) = chathub_e2e::http_request(
+        hub.http_addr,
+        "PUT",
+        "/admin/v1/settings",
+        &admin,
+        r#"{"alerts":{"steps":[{"after_secs":600,"notify":"supervisors"}]}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     // Ordinary traffic: an end user waits, an agent resumes the conversation and takes it,
     // a file is sent, a client breaks the message limit, a token is refused.
     let ann = Client::connect(&hub.ws_url, &dev_token("acme", Role::EndUser, "ann"))
