@@ -62,7 +62,20 @@ pub(crate) async fn reply_while_closed<K: Backend>(
         identity: &identity,
     };
     let now = now_millis();
+    // Forget the waits that are over.
+    let current: std::collections::HashSet<(&chathub_domain::ConversationId, u64)> =
+        waiting.iter().map(|e| (&e.conversation, e.since)).collect();
+    node.auto_replied
+        .retain(|(t, c), since| t != tenant || current.contains(&(c, *since)));
     for entry in waiting.iter().filter(|e| e.status == Status::Unanswered) {
+        let key = (tenant.clone(), entry.conversation.clone());
+        if node
+            .auto_replied
+            .get(&key)
+            .is_some_and(|s| *s == entry.since)
+        {
+            continue;
+        }
         let page = node
             .backend
             .store()
@@ -84,6 +97,7 @@ pub(crate) async fn reply_while_closed<K: Backend>(
             .take_while(|e| !matches!(e.body, EventBody::Status { .. }))
             .any(|e| matches!(e.body, EventBody::AutoReply { .. }));
         if replied {
+            node.auto_replied.insert(key, entry.since);
             continue;
         }
         let (text, back_at) = schedule.closed_reply(now);
@@ -94,6 +108,7 @@ pub(crate) async fn reply_while_closed<K: Backend>(
         };
         match crate::ops::apply::apply(&cx, entry.conversation.clone(), command).await {
             Ok(_) => {
+                node.auto_replied.insert(key, entry.since);
                 ::metrics::counter!(crate::metrics::AUTO_REPLIES).increment(1);
                 tracing::info!(%tenant, conversation = %entry.conversation, "told a waiting end user when the team is back");
             }

@@ -46,6 +46,9 @@ pub(crate) struct Node<K> {
     /// What this node last told each waiting end user of their place in the queue (see
     /// `hours::push_positions`), with when.
     pub(crate) positions: dashmap::DashMap<PositionKey, (ToldPosition, std::time::Instant)>,
+    /// The waits (conversation, and when it entered the queue) this node knows got their
+    /// automatic reply, so a round reads each one's history once, not every second.
+    pub(crate) auto_replied: dashmap::DashMap<PositionKey, u64>,
     /// Whether each tenant with business hours was open at this node's last timer round
     /// (an `hours` frame is published when that changes).
     pub(crate) hours_seen: dashmap::DashMap<chathub_domain::TenantId, bool>,
@@ -302,6 +305,7 @@ async fn start<K: Backend>(
         job_tenants: Default::default(),
         positions: Default::default(),
         hours_seen: Default::default(),
+        auto_replied: Default::default(),
     });
     tasks.spawn(crate::ops::presence::watch(node.clone()));
     tasks.spawn(crate::retention::run(node.clone()));

@@ -137,6 +137,7 @@ pub(super) fn node(limits: LimitsConfig) -> Arc<Node<EmbeddedBackend>> {
         job_tenants: Default::default(),
         positions: Default::default(),
         hours_seen: Default::default(),
+        auto_replied: Default::default(),
         settings: Default::default(),
         config,
     })
