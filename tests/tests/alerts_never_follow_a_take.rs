@@ -1,5 +1,6 @@
 //! A take cancels every pending alert on every node: in 1,000 randomized trials on three
-//! nodes over a Redis Cluster, takes land while a round of the alert schedule is
+//! nodes over a Redis Cluster (and on the embedded default), takes land while a round of
+//! the alert schedule is
 //! deciding and publishing the alerts of the same conversations, and on no agent's
 //! socket does an alert of a conversation's wait come after what told that agent the
 //! wait was over: the queue frame of the take, or (for the taker) its take's reply.
@@ -95,6 +96,18 @@ async fn no_alert_follows_a_take_on_any_node() {
     let urls = cluster.urls().join(",");
     let args = ["--redis-cluster", urls.as_str()];
     let nodes: Vec<HubProcess> = (0..AGENTS).map(|_| HubProcess::spawn(&args)).collect();
+    trials(&nodes).await;
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_alert_follows_a_take_on_the_embedded_default() {
+    let nodes = vec![HubProcess::spawn(&[])];
+    trials(&nodes).await;
+}
+
+/// The trials, the agents spread over `nodes` (round robin).
+async fn trials(nodes: &[HubProcess]) {
     let admin = dev_token("acme", Role::Admin, "carol");
     let (status, body) = http_request(
         nodes[0].http_addr,
@@ -106,8 +119,9 @@ async fn no_alert_follows_a_take_on_any_node() {
     .await;
     assert_eq!(status, 200, "{body}");
     let mut agents = Vec::new();
-    for (i, node) in nodes.iter().enumerate() {
+    for i in 0..AGENTS {
         let token = dev_token("acme", Role::Agent, &format!("agent{i}"));
+        let node = &nodes[i % nodes.len()];
         agents.push(Client::connect(&node.ws_url, &token).await.unwrap());
     }
     let mut logs: Vec<Vec<ServerFrame>> = vec![Vec::new(); AGENTS];
@@ -117,7 +131,7 @@ async fn no_alert_follows_a_take_on_any_node() {
     for wave in 0..TRIALS / WAVE {
         let users: Vec<String> = (0..WAVE).map(|i| format!("u{wave}-{i}")).collect();
         for (i, user) in users.iter().enumerate() {
-            let node = &nodes[i % AGENTS];
+            let node = &nodes[i % nodes.len()];
             let client = Client::connect(&node.ws_url, &dev_token("acme", Role::EndUser, user))
                 .await
                 .unwrap();
@@ -197,5 +211,4 @@ async fn no_alert_follows_a_take_on_any_node() {
         "alerted first: {}, taken first: {taken_first}",
         alerted_before.len()
     );
-    drop(cluster);
 }
