@@ -58,10 +58,10 @@ pub(crate) async fn sweep_tenant<K: Backend>(
         .iter()
         .map(|e| (&e.conversation, e.epoch, e.since))
         .collect();
-    let stale: Vec<ConversationId> = marks
+    let stale: Vec<(ConversationId, chathub_ownership::AlertMarks)> = marks
         .iter()
         .filter(|(c, m)| !current.contains(&(*c, m.epoch, m.since)))
-        .map(|(c, _)| c.clone())
+        .map(|(c, m)| (c.clone(), m.clone()))
         .collect();
     if !stale.is_empty() {
         ownership

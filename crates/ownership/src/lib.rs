@@ -209,11 +209,13 @@ pub trait Ownership: Send + Sync + 'static {
         tenant: &TenantId,
     ) -> impl Future<Output = Result<TenantAlertMarks, OwnershipError>> + Send;
 
-    /// Forgets the marks of `conversations` (no longer waiting in the cycle marked).
+    /// Forgets the marks of the waits in `stale` (each a conversation and the wait its
+    /// marks are about, which is over): only while they are still about that wait, so a
+    /// mark another round just wrote for a new wait stays.
     fn forget_alerts(
         &self,
         tenant: &TenantId,
-        conversations: &[ConversationId],
+        stale: &[(ConversationId, AlertMarks)],
     ) -> impl Future<Output = Result<(), OwnershipError>> + Send;
 }
 

@@ -427,12 +427,17 @@ impl<B: Broker> Ownership for MemoryOwnership<B> {
     async fn forget_alerts(
         &self,
         tenant: &TenantId,
-        conversations: &[ConversationId],
+        stale: &[(ConversationId, AlertMarks)],
     ) -> Result<(), OwnershipError> {
         let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(marks) = alerts.get_mut(tenant) {
-            for c in conversations {
-                marks.remove(c);
+            for (c, old) in stale {
+                if marks
+                    .get(c)
+                    .is_some_and(|m| (m.epoch, m.since) == (old.epoch, old.since))
+                {
+                    marks.remove(c);
+                }
             }
         }
         Ok(())

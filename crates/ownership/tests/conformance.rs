@@ -276,6 +276,98 @@ async fn queue_is_exact_after_a_burst<O: Ownership + 'static, S: ConversationSto
     }
 }
 
+/// The alert step: an occurrence goes out once per wait, only while the queue entry says
+/// the conversation waits in the cycle the caller saw, and never after a take; marks are
+/// forgotten only while they are still about the wait the caller names.
+async fn alerts_follow_the_wait<O: Ownership, S: ConversationStore, B: Broker>(
+    f: Fixture<O, S, B>,
+) {
+    use chathub_ownership::{AlertDue, AlertMarks, AlertRequest};
+    use chathub_protocol::{AlertFrame, AlertLevel};
+    let a1 = AgentId::new("a1").unwrap();
+    let mut own = follow(&f, &Channel::agent(&tenant(), &a1), 11).await;
+    f.ownership
+        .apply(send(end_user("u9"), "u9", "help", None, None))
+        .await
+        .unwrap();
+    let waiting = f
+        .store
+        .list(&tenant(), Status::Unanswered, 10, None)
+        .await
+        .unwrap();
+    let entry = waiting.items[0].clone();
+    let request = |epoch: u64, since: u64, occurrence: u32| AlertRequest {
+        tenant: tenant(),
+        conversation: conversation("u9"),
+        epoch,
+        since,
+        steps: 2,
+        due: vec![AlertDue {
+            frame: AlertFrame {
+                conversation: conversation("u9"),
+                epoch,
+                seq: entry.seq,
+                since,
+                step: 1,
+                occurrence,
+                level: AlertLevel::Escalation,
+                preview: Some("help".into()),
+            },
+            online: vec![a1.clone()],
+        }],
+    };
+    // Another cycle than the entry's: nothing.
+    let stale = f
+        .ownership
+        .alert(request(0, entry.since + 1, 0))
+        .await
+        .unwrap();
+    assert!(stale.is_empty());
+    let sent = f.ownership.alert(request(0, entry.since, 0)).await.unwrap();
+    assert_eq!(sent, vec![1]);
+    // The same occurrence again (another node's round): once only.
+    let again = f.ownership.alert(request(0, entry.since, 0)).await.unwrap();
+    assert!(again.is_empty());
+    match frames(&mut own, 1).await.as_slice() {
+        [ServerFrame::Alert(a)] => assert_eq!((a.step, a.occurrence), (1, 0)),
+        other => panic!("unexpected {other:?}"),
+    }
+    let marks = f.ownership.alert_marks(&tenant()).await.unwrap();
+    let mine = marks.get(&conversation("u9")).cloned().unwrap();
+    assert_eq!((mine.epoch, mine.since), (0, entry.since));
+    assert_eq!(mine.sent, vec![None, Some(0)]);
+    // Forgetting marks of an older wait leaves these; of this wait, removes them.
+    let older = AlertMarks {
+        since: entry.since - 1,
+        ..mine.clone()
+    };
+    f.ownership
+        .forget_alerts(&tenant(), &[(conversation("u9"), older)])
+        .await
+        .unwrap();
+    let marks = f.ownership.alert_marks(&tenant()).await.unwrap();
+    assert_eq!(marks.get(&conversation("u9")), Some(&mine));
+    f.ownership
+        .forget_alerts(&tenant(), &[(conversation("u9"), mine)])
+        .await
+        .unwrap();
+    let marks = f.ownership.alert_marks(&tenant()).await.unwrap();
+    assert!(!marks.contains_key(&conversation("u9")));
+    // Taken: no alert of the wait goes out any more.
+    f.ownership
+        .apply(send(agent("a2"), "u9", "on it", Some(0), None))
+        .await
+        .unwrap();
+    let after = f.ownership.alert(request(0, entry.since, 1)).await.unwrap();
+    assert!(after.is_empty());
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), own.recv())
+            .await
+            .is_err(),
+        "no alert after the take"
+    );
+}
+
 /// Stamps out one test per backend (memory, Redis, Redis Cluster) for a body.
 macro_rules! on_every_backend {
     ($body:ident) => {
@@ -306,6 +398,7 @@ on_every_backend!(publish_order_is_seq_order);
 on_every_backend!(retried_sends_are_recorded_once);
 on_every_backend!(queue_follows_status_changes);
 on_every_backend!(queue_is_exact_after_a_burst);
+on_every_backend!(alerts_follow_the_wait);
 
 /// Trials of the race between an owner's reply and a release.
 const RELEASE_RACES: usize = 10_000;

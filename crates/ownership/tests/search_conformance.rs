@@ -54,9 +54,12 @@ impl<O: Ownership> Ownership for Archiving<O> {
     async fn forget_alerts(
         &self,
         tenant: &chathub_domain::TenantId,
-        conversations: &[chathub_domain::ConversationId],
+        stale: &[(
+            chathub_domain::ConversationId,
+            chathub_ownership::AlertMarks,
+        )],
     ) -> Result<(), OwnershipError> {
-        self.inner.forget_alerts(tenant, conversations).await
+        self.inner.forget_alerts(tenant, stale).await
     }
 }
 

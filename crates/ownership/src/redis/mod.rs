@@ -194,9 +194,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Ownership for RedisOwner
     async fn forget_alerts(
         &self,
         t: &TenantId,
-        conversations: &[chathub_domain::ConversationId],
+        stale: &[(chathub_domain::ConversationId, crate::AlertMarks)],
     ) -> Result<(), OwnershipError> {
-        self.drop_alert_marks(t, conversations).await
+        self.drop_alert_marks(t, stale).await
     }
 }
 
@@ -665,6 +665,22 @@ static ALERT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/
 /// Alert marks forgotten per call.
 const FORGET_BATCH: usize = 500;
 
+/// Forgets alert marks only while they are about the wait named: KEYS[1] the marks hash,
+/// ARGV pairs of (conversation, `epoch:since:` prefix).
+static FORGET_ALERTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+for i = 1, #ARGV, 2 do
+  local marks = redis.call('HGET', KEYS[1], ARGV[i])
+  if marks and string.sub(marks, 1, #ARGV[i + 1]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 0
+",
+    )
+});
+
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     /// [`Ownership::alert`]: `lua/alert.lua` in the tenant's slot.
     async fn send_alerts(&self, req: crate::AlertRequest) -> Result<Vec<u32>, OwnershipError> {
@@ -726,16 +742,19 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     async fn drop_alert_marks(
         &self,
         t: &TenantId,
-        conversations: &[chathub_domain::ConversationId],
+        stale: &[(chathub_domain::ConversationId, crate::AlertMarks)],
     ) -> Result<(), OwnershipError> {
         let mut conn = self.conn.clone();
-        for chunk in conversations.chunks(FORGET_BATCH) {
-            let mut cmd = redis::cmd("HDEL");
-            cmd.arg(self.keys.alerts(t));
-            for c in chunk {
-                cmd.arg(c.as_str());
+        for chunk in stale.chunks(FORGET_BATCH) {
+            let mut invocation = FORGET_ALERTS.prepare_invoke();
+            invocation.key(self.keys.alerts(t));
+            for (c, marks) in chunk {
+                invocation
+                    .arg(c.as_str())
+                    .arg(format!("{}:{}:", marks.epoch, marks.since));
             }
-            cmd.exec_async(&mut conn)
+            invocation
+                .invoke_async::<()>(&mut conn)
                 .await
                 .map_err(OwnershipError::from_redis)?;
         }
