@@ -123,6 +123,7 @@ pub(crate) async fn script_cost(conversations: usize, messages: u64) -> Result<R
         id: AgentId::new(format!("a{c}")).expect("valid id"),
         admin: false,
         privileges: Role::Agent.default_privileges(),
+        bot: false,
     };
     // Every conversation opened by its end user and taken by its agent.
     for c in 0..conversations {

@@ -152,6 +152,23 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
     },
+    /// Bots: hand the conversation you own to the humans (`unanswered`, no owner, the
+    /// epoch moves; cause `handed_off`), with a summary and the fields you collected,
+    /// pinned for the agent who takes it (a `handoff` event, agents only).
+    Handoff {
+        /// Conversation to hand off.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        /// The epoch the bot saw (a human's take moved it: `conflict`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u64>,
+        /// What the customer needs, in the bot's words (1–2,000 bytes).
+        summary: String,
+        /// What the bot collected, in its order (at most 20; names 1–64 bytes, values
+        /// 1–500 bytes).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fields: Vec<chathub_domain::HandoffField>,
+    },
     /// Replace the text of your own text message `seq` (within the tenant's edit window):
     /// recorded as an `edited` event.
     Edit {
@@ -408,7 +425,7 @@ impl Visibility {
 
 impl Op {
     /// Every operation name, as on the wire.
-    pub const NAMES: [&'static str; 36] = [
+    pub const NAMES: [&'static str; 37] = [
         "send",
         "subscribe",
         "unsubscribe",
@@ -418,6 +435,7 @@ impl Op {
         "finish",
         "transfer",
         "release",
+        "handoff",
         "edit",
         "unsend",
         "redact",
@@ -459,6 +477,7 @@ impl Op {
             Op::Finish { .. } => "finish",
             Op::Transfer { .. } => "transfer",
             Op::Release { .. } => "release",
+            Op::Handoff { .. } => "handoff",
             Op::Edit { .. } => "edit",
             Op::Unsend { .. } => "unsend",
             Op::Redact { .. } => "redact",

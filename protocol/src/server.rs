@@ -238,6 +238,10 @@ pub struct Welcome {
     /// With the tenant's business hours: whether the team is open now, and until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<HoursFrame>,
+    /// To agents, with the tenant's bot: its id (the conversations it owns are "with
+    /// bot": it answers first and hands off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<chathub_domain::AgentId>,
 }
 
 /// Whether the team is open (the tenant's business hours), and until when.
@@ -398,6 +402,8 @@ pub enum Reply {
     Transfer(ConversationView),
     /// Released: the state after it.
     Release(ConversationView),
+    /// Handed off: the state after it.
+    Handoff(ConversationView),
     /// Edited: the `edited` event's `seq`.
     Edit(AmendAck),
     /// Unsent: the `unsent` event's `seq`.

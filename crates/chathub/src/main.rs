@@ -381,6 +381,8 @@ enum RoleArg {
     EndUser,
     Agent,
     Admin,
+    /// The tenant's bot (answers first, hands off; see the `bot` setting).
+    Bot,
 }
 
 impl From<RoleArg> for Role {
@@ -389,6 +391,7 @@ impl From<RoleArg> for Role {
             RoleArg::EndUser => Role::EndUser,
             RoleArg::Agent => Role::Agent,
             RoleArg::Admin => Role::Admin,
+            RoleArg::Bot => Role::Bot,
         }
     }
 }

@@ -40,6 +40,16 @@
 //!   as an admin) tells the waiting end user when the team is back: an `auto_reply`
 //!   event, nothing else changes; only while `unanswered` and at the `seq` the server
 //!   saw (`invalid_state` otherwise), so two servers deciding at once record one.
+//! - **Bot first**: with the tenant's bot ([`Context::bot`]), an end user's message on a
+//!   `new` or `finished` conversation makes it `active`, owned by the bot (the epoch
+//!   moves), instead of `unanswered`. A bot ([`Role::Bot`]) writes only where it owns
+//!   the conversation, on the epoch it saw: a moved epoch (a human took it over) is a
+//!   `conflict`, so a bot's reply in flight never lands after a human's take; anywhere
+//!   else it is `forbidden` (a bot never takes). **Handoff** (its owning bot only, on
+//!   the epoch it saw) gives it to the humans: `unanswered`, no owner, the epoch moved,
+//!   cause `handed_off`, and a `handoff` event with the bot's summary and the fields it
+//!   collected, for agents only. A bot may also write notes, finish (with `chat.finish`)
+//!   and amend its own messages; it may not transfer, release, disable, erase or expire.
 //! - **Amendments** (edit, unsend, redact) are new events about an earlier message:
 //!   see [`amend`].
 //! - **Survey**: with the tenant's survey on ([`Context::survey`]), a finish also records
@@ -253,6 +263,9 @@ pub struct Context {
     /// For a finish: the question of the tenant's satisfaction survey (`None`: the
     /// tenant has none, and a finish records no survey).
     pub survey: Option<String>,
+    /// For an end user's message: the tenant's bot, when it answers first (`None`: new
+    /// and reopened conversations go to the queue).
+    pub bot: Option<AgentId>,
 }
 
 /// Why a `status` event happened.
@@ -279,6 +292,8 @@ pub enum Cause {
     /// Given back to the queue (an admin, or the tenant's stall policy): see
     /// [`ReleaseReason`].
     Released,
+    /// The tenant's bot handed it to the humans (a `handoff` event follows).
+    HandedOff,
 }
 
 /// Why a conversation was released back to the queue.
@@ -414,6 +429,17 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         back_at: Option<u64>,
     },
+    /// The bot's summary when it handed the conversation to the humans: shown to agents
+    /// only (pinned for whoever takes it), never to an end user.
+    Handoff {
+        /// Who handed off (the bot).
+        author: Author,
+        /// What the bot says the customer needs.
+        summary: String,
+        /// What it collected, in its order (e.g. `order` → `A-1042`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fields: Vec<HandoffField>,
+    },
     /// The scanner's verdict on an attachment of the conversation: `clean` or `blocked`.
     /// Changes no ownership; it has a `seq` so that every device, resumes included,
     /// converges on the same state of the file.
@@ -429,8 +455,18 @@ impl EventBody {
     /// Whether only agents and admins may see it (a private note): never sent, replayed
     /// or shown to an end user.
     pub fn is_agents_only(&self) -> bool {
-        matches!(self, EventBody::Note { .. })
+        matches!(self, EventBody::Note { .. } | EventBody::Handoff { .. })
     }
+}
+
+/// One field a bot collected before handing off.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HandoffField {
+    /// Its name, e.g. `order`.
+    pub name: String,
+    /// Its value, e.g. `A-1042`.
+    pub value: String,
 }
 
 /// One event of a conversation: its body, its position and its time.
@@ -508,6 +544,15 @@ pub enum Command {
         text: String,
         /// When the team is back (ms).
         back_at: Option<u64>,
+    },
+    /// The owning bot gives the conversation to the humans (see the module docs).
+    Handoff {
+        /// The epoch the bot saw.
+        seen_epoch: u64,
+        /// What the customer needs, in the bot's words.
+        summary: String,
+        /// What it collected.
+        fields: Vec<HandoffField>,
     },
     /// Record the scanner's verdict on an attachment (the server issues it for the
     /// scanner; no client request maps to it). Always applies, whoever the actor and
@@ -634,12 +679,78 @@ pub fn apply_in(
             if disabled {
                 return Outcome::Refused(Refusal::ChatDisabled);
             }
+            // With the tenant's bot, it answers first: it owns the new cycle.
+            let (status, owner) = match &context.bot {
+                Some(bot) => (Status::Active, Some(bot.clone())),
+                None => (Status::Unanswered, None),
+            };
             match state.status {
-                Status::New => next.status(Status::Unanswered, None, Cause::Opened),
-                Status::Finished => next.status(Status::Unanswered, None, Cause::Reopened),
+                Status::New => next.status(status, owner, Cause::Opened),
+                Status::Finished => next.status(status, owner, Cause::Reopened),
                 Status::Unanswered | Status::Active => {}
             }
             next.message(content, client_msg_id);
+        }
+        (
+            Actor::Agent { id, bot: true, .. },
+            Command::Send {
+                content,
+                client_msg_id,
+                seen_epoch,
+            },
+        ) => {
+            let Some(seen_epoch) = *seen_epoch else {
+                return Outcome::Refused(Refusal::MissingEpoch);
+            };
+            if matches!(content, MessageContent::Engagement { .. })
+                && !actor.has(Privilege::EngagementSend)
+            {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            // The fence first: a human's take moved the epoch, so the bot's reply in
+            // flight loses the race like any owner's would.
+            if seen_epoch != state.epoch {
+                return conflict(state);
+            }
+            // A bot never takes: it writes only where it owns the conversation.
+            if !(state.status == Status::Active && state.owner.as_ref() == Some(id)) {
+                return Outcome::Refused(Refusal::Forbidden);
+            }
+            next.message(content, client_msg_id);
+        }
+        (
+            Actor::Agent { id, bot: true, .. },
+            Command::Handoff {
+                seen_epoch,
+                summary,
+                fields,
+            },
+        ) => {
+            if *seen_epoch != state.epoch {
+                return conflict(state);
+            }
+            if !(state.status == Status::Active && state.owner.as_ref() == Some(id)) {
+                return Outcome::Refused(Refusal::InvalidState);
+            }
+            next.status(Status::Unanswered, None, Cause::HandedOff);
+            next.push(EventBody::Handoff {
+                author: Author::of(actor),
+                summary: summary.clone(),
+                fields: fields.clone(),
+            });
+        }
+        // Only a bot hands off; a bot does not run the team's controls.
+        (Actor::EndUser(_) | Actor::Agent { bot: false, .. }, Command::Handoff { .. })
+        | (
+            Actor::Agent { bot: true, .. },
+            Command::Transfer { .. }
+            | Command::Release { .. }
+            | Command::AutoReply { .. }
+            | Command::SetDisabled(_)
+            | Command::Erase
+            | Command::Expire { .. },
+        ) => {
+            return Outcome::Refused(Refusal::Forbidden);
         }
         (
             Actor::Agent { id, .. },

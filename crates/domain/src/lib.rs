@@ -25,8 +25,8 @@ pub mod roles;
 
 pub use conversation::{
     Amended, AttachmentCard, AttachmentStatus, Author, Cause, Change, ChangeKind, Command, Context,
-    ConversationState, EngagementCard, Event, EventBody, MessageContent, Outcome, Refusal,
-    ReleaseReason, Status, Transition, apply, apply_in,
+    ConversationState, EngagementCard, Event, EventBody, HandoffField, MessageContent, Outcome,
+    Refusal, ReleaseReason, Status, Transition, apply, apply_in,
 };
 pub use ids::{AgentId, AttachmentId, ConversationId, EndUserId, IdError, TenantId};
 pub use participant::Participant;

@@ -94,11 +94,13 @@ mod tests {
             id: id.clone(),
             admin: true,
             privileges: Privileges::ALL,
+            bot: false,
         };
         let agent = Actor::Agent {
             id,
             admin: false,
             privileges: Privileges::ALL,
+            bot: false,
         };
         assert_eq!(Participant::of(&admin), Participant::of(&agent));
         assert_eq!(Participant::of(&admin).key(), "agent:carol");

@@ -14,6 +14,10 @@ pub enum Role {
     Agent,
     /// An agent with administrative rights (finish any conversation, disable chat, …).
     Admin,
+    /// A program answering first for the tenant (its configured bot): it owns the new
+    /// and reopened conversations the tenant routes to it, answers through the same
+    /// protocol, and hands off to the humans; it never takes a conversation.
+    Bot,
 }
 
 impl Role {
@@ -23,6 +27,7 @@ impl Role {
             Role::EndUser => "end_user",
             Role::Agent => "agent",
             Role::Admin => "admin",
+            Role::Bot => "bot",
         }
     }
 
@@ -36,6 +41,8 @@ impl Role {
                 Privilege::EngagementSend,
             ]),
             Role::Admin => Privileges::ALL,
+            // A bot finishes what it answered; it never takes, so `chat.take` is moot.
+            Role::Bot => Privileges::of(&[Privilege::ChatFinish]),
         }
     }
 }
@@ -161,14 +168,16 @@ impl<'de> Deserialize<'de> for Privileges {
 pub enum Actor {
     /// An end user (only ever acts on their own conversation).
     EndUser(EndUserId),
-    /// An agent or admin with the privileges of their token.
+    /// An agent, admin or bot with the privileges of their token.
     Agent {
-        /// The agent.
+        /// The agent (a bot's id is in the agents' namespace: it owns conversations).
         id: AgentId,
         /// Whether the agent has the admin role.
         admin: bool,
         /// The agent's privileges.
         privileges: Privileges,
+        /// Whether it is a bot (role `bot`): see [`Role::Bot`].
+        bot: bool,
     },
 }
 
@@ -185,6 +194,7 @@ impl Actor {
     pub fn role(&self) -> Role {
         match self {
             Actor::EndUser(_) => Role::EndUser,
+            Actor::Agent { bot: true, .. } => Role::Bot,
             Actor::Agent { admin: true, .. } => Role::Admin,
             Actor::Agent { admin: false, .. } => Role::Agent,
         }

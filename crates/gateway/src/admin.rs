@@ -1012,6 +1012,9 @@ async fn put_settings<K: Backend>(
     if let Some(hours) = &change.hours {
         tenant::check_hours(&cx, hours.as_ref())?;
     }
+    if change.bot.is_some() {
+        crate::ops::bot::check_setting(&cx)?;
+    }
     if let Some(policy) = change.attachments {
         tenant::set_attachment_policy(&cx, policy).await?;
     }
@@ -1032,6 +1035,9 @@ async fn put_settings<K: Backend>(
     }
     if let Some(hours) = change.hours {
         tenant::set_business_hours(&cx, hours).await?;
+    }
+    if let Some(bot) = change.bot {
+        crate::ops::bot::set(&cx, bot).await?;
     }
     if let Some(disabled) = change.chat_disabled {
         tenant::set_chat(&cx, disabled).await?;
@@ -1090,6 +1096,12 @@ pub(crate) struct SettingsChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<chathub_domain::hours::BusinessHours>)]
     hours: Option<Option<chathub_domain::hours::BusinessHours>>,
+    /// The bot that answers first: `{"agent": "faq-bot"}` (the `sub` of its `bot`
+    /// token). While it has a live session, every new or reopened conversation is owned
+    /// by it until it hands off or a human takes it. `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<chathub_store::BotSettings>)]
+    bot: Option<Option<chathub_store::BotSettings>>,
 }
 
 /// A field that may be left out (`None`), `null` (`Some(None)`) or a value.

@@ -89,6 +89,7 @@ impl Identity {
                 id,
                 admin: true,
                 privileges,
+                bot: false,
             },
             expires_at: u64::MAX,
             name: name.to_owned(),
@@ -257,6 +258,7 @@ fn identity(claims: Claims) -> Option<Identity> {
             id: AgentId::new(claims.sub.clone()).ok()?,
             admin: role == Role::Admin,
             privileges,
+            bot: role == Role::Bot,
         },
     };
     Some(Identity {

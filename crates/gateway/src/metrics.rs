@@ -45,6 +45,10 @@ pub(crate) const RELEASES: &str = "chathub_releases_total";
 pub(crate) const ALERTS: &str = "chathub_alerts_total";
 /// Automatic replies outside business hours (one per waiting end user and wait).
 pub(crate) const AUTO_REPLIES: &str = "chathub_auto_replies_total";
+/// Conversations the tenants' bots handed to the humans.
+pub(crate) const BOT_HANDOFFS: &str = "chathub_bot_handoffs_total";
+/// Conversations the tenants' bots opened as owners (new and reopened ones).
+pub(crate) const BOT_OPENED: &str = "chathub_bot_conversations_total";
 /// Breach steps reached (one per conversation and cycle).
 pub(crate) const BREACHES: &str = "chathub_breaches_total";
 /// Seconds from a conversation entering the queue to its first alert.
@@ -161,6 +165,8 @@ fn zero_failure_series() {
     }
     ::metrics::counter!(BREACHES).increment(0);
     ::metrics::counter!(AUTO_REPLIES).increment(0);
+    ::metrics::counter!(BOT_HANDOFFS).increment(0);
+    ::metrics::counter!(BOT_OPENED).increment(0);
     for verdict in ["clean", "blocked"] {
         ::metrics::counter!(ATTACHMENT_SCANS, "verdict" => verdict).increment(0);
     }
@@ -211,6 +217,17 @@ pub(crate) fn observe_ownership_change(event: &chathub_domain::Event, queued_sin
             } = &event.body
             {
                 ::metrics::counter!(RELEASES, "reason" => reason.as_str()).increment(1);
+            }
+            return;
+        }
+        Cause::HandedOff => {
+            ::metrics::counter!(BOT_HANDOFFS).increment(1);
+            return;
+        }
+        // Opened or reopened owned: the tenant's bot answers first.
+        Cause::Opened | Cause::Reopened => {
+            if matches!(&event.body, EventBody::Status { owner: Some(_), .. }) {
+                ::metrics::counter!(BOT_OPENED).increment(1);
             }
             return;
         }

@@ -278,6 +278,7 @@ async fn record_verdict<K: Backend>(
                 id,
                 admin: false,
                 privileges: Privileges::EMPTY,
+                bot: false,
             },
         ),
         None => return Err(format!("bad uploader {:?}", stored.uploader)),

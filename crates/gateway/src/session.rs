@@ -353,17 +353,23 @@ impl<K: Backend, W: Socket> Session<K, W> {
             self.link.fixed.push(channel);
         }
         self.node.register_job_tenant(&tenant).await;
-        let (chat_disabled, hours) = match self.node.settings(&tenant).await {
+        let (chat_disabled, hours, bot) = match self.node.settings(&tenant).await {
             Ok(settings) => (
                 settings.chat_disabled,
                 settings
                     .hours
                     .as_ref()
                     .and_then(|h| crate::hours::state_now(h, crate::auth::now_millis())),
+                // Agents see who the bot is; end users just talk to it.
+                settings
+                    .bot
+                    .as_ref()
+                    .filter(|_| !matches!(self.identity.actor, Actor::EndUser(_)))
+                    .map(|b| b.agent.clone()),
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read tenant settings");
-                (false, None)
+                (false, None, None)
             }
         };
         // Read fresh (one round trip per connect): a client must never store seqs under
@@ -372,7 +378,7 @@ impl<K: Backend, W: Socket> Session<K, W> {
             Some(id) => id,
             None => self.node.backend.history_id(),
         };
-        let welcome = self.welcome(chat_disabled, history_id, hours);
+        let welcome = self.welcome(chat_disabled, history_id, hours, bot);
         if self.link.send_frame(&welcome).await.is_err() {
             return Err(End::Gone);
         }
@@ -387,6 +393,7 @@ impl<K: Backend, W: Socket> Session<K, W> {
         chat_disabled: bool,
         history_id: String,
         hours: Option<chathub_protocol::HoursFrame>,
+        bot: Option<chathub_domain::AgentId>,
     ) -> ServerFrame {
         let c = &self.node.config;
         ServerFrame::Welcome(Welcome {
@@ -407,6 +414,7 @@ impl<K: Backend, W: Socket> Session<K, W> {
             chat_disabled,
             history_id,
             hours,
+            bot,
         })
     }
 

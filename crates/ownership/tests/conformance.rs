@@ -421,6 +421,7 @@ async fn a_reply_and_a_release_have_exactly_one_winner<
         id: AgentId::new("stall-policy").unwrap(),
         admin: true,
         privileges: chathub_domain::Privileges::EMPTY,
+        bot: false,
     };
     let (mut replies, mut releases) = (0, 0);
     for round in 0..RELEASE_RACES.div_ceil(RELEASE_RACES_AT_ONCE) {

@@ -25,8 +25,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone)]
 enum Step {
+    /// The end user writes, with the tenant's bot answering first or not.
     UserSends {
         engagement: bool,
+        bot: bool,
+    },
+    /// A handoff on the epoch `epoch_lag` behind, by an actor, the end user (6) or the
+    /// bot (7), with collected fields or not.
+    Handoff {
+        actor: usize,
+        epoch_lag: u64,
+        fields: bool,
     },
     AgentSends {
         actor: usize,
@@ -106,14 +115,21 @@ enum Step {
 }
 
 /// Actors 0..3 agents, 3 an admin, 4 an agent without privileges, 5 an agent who may
-/// only finish.
+/// only finish, 7 the tenant's bot (6 is the end user where a step allows one).
 fn actor(i: usize) -> Actor {
     let agent = |name: &str, admin, privileges| Actor::Agent {
         id: AgentId::new(name).unwrap(),
         admin,
         privileges,
+        bot: false,
     };
     match i {
+        7 => Actor::Agent {
+            id: bot_id(),
+            admin: false,
+            privileges: Role::Bot.default_privileges(),
+            bot: true,
+        },
         3 => agent("boss", true, Role::Admin.default_privileges()),
         4 => agent("weak", false, Privileges::EMPTY),
         5 => agent(
@@ -125,27 +141,40 @@ fn actor(i: usize) -> Actor {
     }
 }
 
+/// The tenant's bot.
+fn bot_id() -> AgentId {
+    AgentId::new("faq-bot").unwrap()
+}
+
+/// An agent, admin or the bot (never the end user).
+fn staff() -> impl Strategy<Value = usize> {
+    prop_oneof![5 => 0usize..6, 2 => Just(7usize)]
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => prop::bool::weighted(0.05).prop_map(|engagement| Step::UserSends { engagement }),
-        5 => (0usize..6, 0u64..3, prop::bool::weighted(0.95), prop::bool::weighted(0.2))
+        3 => (prop::bool::weighted(0.05), prop::bool::weighted(0.4))
+            .prop_map(|(engagement, bot)| Step::UserSends { engagement, bot }),
+        2 => (prop_oneof![4 => Just(7usize), 1 => 0usize..7], 0u64..2, any::<bool>())
+            .prop_map(|(actor, epoch_lag, fields)| Step::Handoff { actor, epoch_lag, fields }),
+        5 => (staff(), 0u64..3, prop::bool::weighted(0.95), prop::bool::weighted(0.2))
             .prop_map(|(actor, epoch_lag, with_epoch, engagement)| Step::AgentSends { actor, epoch_lag, with_epoch, engagement }),
-        2 => (0usize..6, 0u64..2, prop::bool::weighted(0.7))
+        2 => (staff(), 0u64..2, prop::bool::weighted(0.7))
             .prop_map(|(actor, epoch_lag, survey)| Step::Finish { actor, epoch_lag, survey }),
         2 => (prop_oneof![3 => Just(6usize), 1 => 0usize..6], 1u8..6, any::<bool>(), any::<bool>())
             .prop_map(|(actor, rating, comment, reward)| Step::AnswerSurvey { actor, rating, comment, reward }),
-        1 => (0usize..6, any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
-        2 => (prop_oneof![3 => Just(3usize), 1 => 0usize..7], 0u64..2, prop_oneof![3 => Just(0u64), 1 => 1u64..3], 0u8..3)
+        1 => (staff(), any::<bool>()).prop_map(|(actor, on)| Step::SetDisabled { actor, on }),
+        2 => (prop_oneof![3 => Just(3usize), 1 => 0usize..8], 0u64..2, prop_oneof![3 => Just(0u64), 1 => 1u64..3], 0u8..3)
             .prop_map(|(actor, epoch_lag, seq_lag, reason)| Step::Release { actor, epoch_lag, seq_lag, reason }),
-        2 => (prop_oneof![3 => Just(3usize), 1 => 0usize..7], prop_oneof![3 => Just(0u64), 1 => 1u64..3], any::<bool>())
+        2 => (prop_oneof![3 => Just(3usize), 1 => 0usize..8], prop_oneof![3 => Just(0u64), 1 => 1u64..3], any::<bool>())
             .prop_map(|(actor, seq_lag, back)| Step::AutoReply { actor, seq_lag, back }),
-        1 => (0usize..7, any::<bool>()).prop_map(|(actor, blocked)| Step::Verdict { actor, blocked }),
-        2 => (0usize..7, 0usize..7, 0u64..2)
+        1 => (0usize..8, any::<bool>()).prop_map(|(actor, blocked)| Step::Verdict { actor, blocked }),
+        2 => (0usize..8, 0usize..7, 0u64..2)
             .prop_map(|(actor, to, epoch_lag)| Step::Transfer { actor, to, epoch_lag }),
-        1 => (0usize..7).prop_map(|actor| Step::Erase { actor }),
-        1 => (0usize..7, 0u64..2).prop_map(|(actor, lag)| Step::Expire { actor, lag }),
-        2 => (0usize..7, any::<bool>()).prop_map(|(actor, keyed)| Step::Note { actor, keyed }),
-        4 => (0usize..7, 0u64..6, 0u8..3, prop::sample::select(vec![0u64, 4, 60_000]))
+        1 => (0usize..8).prop_map(|actor| Step::Erase { actor }),
+        1 => (0usize..8, 0u64..2).prop_map(|(actor, lag)| Step::Expire { actor, lag }),
+        2 => (0usize..8, any::<bool>()).prop_map(|(actor, keyed)| Step::Note { actor, keyed }),
+        4 => (0usize..8, 0u64..6, 0u8..3, prop::sample::select(vec![0u64, 4, 60_000]))
             .prop_map(|(actor, back, kind, window)| Step::Amend { actor, back, kind, window }),
     ]
 }
@@ -186,7 +215,36 @@ fn command(step: &Step, state: &ConversationState, user: &EndUserId, n: usize) -
         }
     };
     match *step {
-        Step::UserSends { engagement } => (
+        Step::Handoff {
+            actor: a,
+            epoch_lag,
+            fields,
+        } => (
+            if a == 6 {
+                Actor::EndUser(user.clone())
+            } else {
+                actor(a)
+            },
+            Command::Handoff {
+                seen_epoch: state.epoch.saturating_sub(epoch_lag),
+                summary: format!("wants a refund #{n} ✓"),
+                fields: if fields {
+                    vec![
+                        chathub_domain::HandoffField {
+                            name: "order".into(),
+                            value: format!("A-{n}"),
+                        },
+                        chathub_domain::HandoffField {
+                            name: "reason".into(),
+                            value: "damaged \"box\"".into(),
+                        },
+                    ]
+                } else {
+                    Vec::new()
+                },
+            },
+        ),
+        Step::UserSends { engagement, .. } => (
             Actor::EndUser(user.clone()),
             Command::Send {
                 content: content("user", engagement),
@@ -465,6 +523,7 @@ fn script_agrees_with_the_state_machine(batch: bool) {
                             edit_window_ms,
                             target,
                             survey,
+                            bot: matches!(st, Step::UserSends { bot: true, .. }).then(bot_id),
                         },
                     }
                 })

@@ -54,6 +54,8 @@ pub enum AuditAction {
     AlertScheduleSet,
     /// The business hours were set (`detail.hours`: the schedule, `null`: always open).
     BusinessHoursSet,
+    /// The tenant's bot was set (`detail.bot`: `{agent}`, `null`: none).
+    BotSet,
 }
 
 impl AuditAction {
@@ -79,6 +81,7 @@ impl AuditAction {
             AuditAction::ReleasePolicySet => "release_policy_set",
             AuditAction::AlertScheduleSet => "alert_schedule_set",
             AuditAction::BusinessHoursSet => "business_hours_set",
+            AuditAction::BotSet => "bot_set",
         }
     }
 }

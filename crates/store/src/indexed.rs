@@ -34,6 +34,10 @@ pub(crate) fn indexed(event: &Event) -> Indexed<'_> {
         // A private note: kept, not searched (search serves what is also the end user's
         // conversation).
         EventBody::Note { author, .. } => ("note", author.role.as_str(), author.id.as_str(), None),
+        // A bot's handoff summary: agents only like a note, not searched.
+        EventBody::Handoff { author, .. } => {
+            ("handoff", author.role.as_str(), author.id.as_str(), None)
+        }
         // The scanner's verdict: the server speaks for it.
         EventBody::AttachmentChecked { .. } => ("attachment_checked", "system", "scanner", None),
         // An amendment is found through its message (folded with it), not by itself.

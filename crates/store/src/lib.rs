@@ -60,9 +60,9 @@ pub use memory::{ConversationRecord, MemoryStore, MemoryStoreConfig};
 pub use redis::{KeyName, PendingShard, PendingSharding, RedisKeys, RedisStore};
 pub use rows::{InboxEntry, QueueEntry, Receipt};
 pub use workspace::{
-    AlertSchedule, AlertStep, AlertTarget, DEFAULT_EDIT_WINDOW_SECS, EngagementHistoryPage,
-    ErasedUser, Heartbeat, MAX_ALERT_STEPS, Presence, PresenceEntry, RedeemRefusal, ReleasePolicy,
-    SurveySettings, TenantSettings, TimerPolicies, WorkspaceStore,
+    AlertSchedule, AlertStep, AlertTarget, BotSettings, DEFAULT_EDIT_WINDOW_SECS,
+    EngagementHistoryPage, ErasedUser, Heartbeat, MAX_ALERT_STEPS, Presence, PresenceEntry,
+    RedeemRefusal, ReleasePolicy, SurveySettings, TenantSettings, TimerPolicies, WorkspaceStore,
 };
 pub use workspace_memory::MemoryWorkspace;
 pub use workspace_redis::RedisWorkspace;

@@ -191,12 +191,16 @@ impl Cycles {
                     }
                 }
                 // Back in the queue: the cycle goes on (the next take adds its owner).
-                Cause::Disabled | Cause::Enabled | Cause::Released => {}
+                // A bot's handoff puts it in the queue too.
+                Cause::Disabled | Cause::Enabled | Cause::Released | Cause::HandedOff => {}
             },
             EventBody::Message { author, .. } => {
                 if let Some(c) = self.open() {
                     if author.role == Role::EndUser {
                         c.end_user_messages += 1;
+                    } else if author.role == Role::Bot {
+                        // The bot's answers are not the team's: the first reply and
+                        // the agents' count are the humans'.
                     } else {
                         c.agent_messages += 1;
                         c.first_reply_at.get_or_insert(event.at);
@@ -206,6 +210,7 @@ impl Cycles {
             // A scanner's verdict is nobody's message; a note is not an answer.
             EventBody::AttachmentChecked { .. }
             | EventBody::Note { .. }
+            | EventBody::Handoff { .. }
             | EventBody::Edited { .. }
             | EventBody::Unsent { .. }
             | EventBody::Redacted { .. }

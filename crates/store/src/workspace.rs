@@ -47,6 +47,21 @@ pub struct TenantSettings {
     /// pause and a waiting end user gets one automatic reply saying when it is back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<chathub_domain::hours::BusinessHours>,
+    /// The bot that answers first (`None`: new and reopened conversations go to the
+    /// queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<BotSettings>,
+}
+
+/// A tenant's bot as first responder: while it has a live session, every new or
+/// reopened conversation is owned by it first, until it hands off or a human takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BotSettings {
+    /// The bot's id (the `sub` of its `bot` token).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub agent: chathub_domain::AgentId,
 }
 
 /// A tenant's alert schedule: steps counted from when a conversation entered the
@@ -313,6 +328,12 @@ pub trait WorkspaceStore: Send + Sync + 'static {
         &self,
         t: &TenantId,
     ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+    /// Sets the tenant's bot (`None`: none).
+    fn set_bot(
+        &self,
+        t: &TenantId,
+        bot: Option<BotSettings>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Sets the tenant's business hours (`None`: always open; validated by the caller).
     fn set_business_hours(
         &self,

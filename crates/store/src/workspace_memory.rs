@@ -332,6 +332,17 @@ impl WorkspaceStore for MemoryWorkspace {
         Ok(self.with(t, |w| w.waits.iter().copied().collect()))
     }
 
+    async fn set_bot(
+        &self,
+        t: &TenantId,
+        bot: Option<crate::workspace::BotSettings>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer(t).await;
+        let mut settings = self.with(t, |w| w.settings.clone());
+        settings.bot = bot;
+        self.save_settings(t, settings).await
+    }
+
     async fn set_business_hours(
         &self,
         t: &TenantId,

@@ -61,12 +61,13 @@ type OnePresence = (
 
 /// The settings hash's fields as `settings` reads them: chat_disabled, attachments
 /// (JSON), retention_days, edit_window_secs, survey (JSON), release (JSON), alerts (JSON),
-/// hours (JSON).
+/// hours (JSON), bot (JSON).
 type SettingsFields = (
     Option<String>,
     Option<String>,
     Option<u32>,
     Option<u32>,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -146,7 +147,7 @@ const TIMER_FIELDS: [&str; 3] = ["release", "alerts", "hours"];
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for RedisWorkspace<C> {
     async fn settings(&self, t: &TenantId) -> Result<TenantSettings, StoreError> {
         let mut conn = self.conn.clone();
-        let (disabled, attachments, retention, edit_window, survey, release, alerts, hours): SettingsFields =
+        let (disabled, attachments, retention, edit_window, survey, release, alerts, hours, bot): SettingsFields =
             redis::cmd("HMGET")
                 .arg(self.keys.workspace(t, "settings"))
                 .arg("chat_disabled")
@@ -157,6 +158,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 .arg("release")
                 .arg("alerts")
                 .arg("hours")
+                .arg("bot")
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_error)?;
@@ -195,6 +197,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                     serde_json::from_str(&json)
                         .map_err(|e| StoreError::corrupt("business hours", e))?,
                 ),
+                None => None,
+            },
+            bot: match bot {
+                Some(json) => {
+                    Some(serde_json::from_str(&json).map_err(|e| StoreError::corrupt("bot", e))?)
+                }
                 None => None,
             },
         })
@@ -250,6 +258,25 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 conn.hset(key, "survey", json).await
             }
             None => conn.hdel(key, "survey").await,
+        }
+        .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn set_bot(
+        &self,
+        t: &TenantId,
+        bot: Option<crate::workspace::BotSettings>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.workspace(t, "settings");
+        let _: () = match bot {
+            Some(bot) => {
+                let json = serde_json::to_string(&bot)
+                    .map_err(|e| StoreError::Internal(format!("encode bot: {e}")))?;
+                conn.hset(key, "bot", json).await
+            }
+            None => conn.hdel(key, "bot").await,
         }
         .map_err(redis_error)?;
         Ok(())

@@ -15,6 +15,7 @@ fn agent(name: &str) -> Actor {
         id: AgentId::new(name).unwrap(),
         admin: false,
         privileges: Role::Agent.default_privileges(),
+        bot: false,
     }
 }
 
@@ -23,6 +24,7 @@ fn admin(name: &str) -> Actor {
         id: AgentId::new(name).unwrap(),
         admin: true,
         privileges: Role::Admin.default_privileges(),
+        bot: false,
     }
 }
 
@@ -162,6 +164,7 @@ fn agent_without_epoch_or_privilege_is_refused() {
         id: aid("a9"),
         admin: false,
         privileges: Privileges::EMPTY,
+        bot: false,
     };
     assert_eq!(
         apply(&s, &weak, &send(Some(0)), 2),
@@ -306,6 +309,7 @@ fn actor(i: usize) -> Actor {
             id: aid("weak"),
             admin: false,
             privileges: Privileges::EMPTY,
+            bot: false,
         },
         n => agent(&format!("a{n}")),
     }
@@ -548,6 +552,7 @@ fn engagements_need_the_privilege_and_tenant_switch_disables_everyone() {
         id: aid("plain"),
         admin: false,
         privileges: Privileges::of(&[crate::roles::Privilege::ChatTake]),
+        bot: false,
     };
     assert_eq!(
         apply(&s, &no_engagements, &send_card(Some(0)), 2),
@@ -1107,4 +1112,165 @@ fn a_release_gives_an_untouched_conversation_back_and_fences_its_owner() {
         ),
         Outcome::Refused(Refusal::InvalidState)
     );
+}
+
+fn bot() -> Actor {
+    Actor::Agent {
+        id: AgentId::new("faq-bot").unwrap(),
+        admin: false,
+        privileges: Role::Bot.default_privileges(),
+        bot: true,
+    }
+}
+
+fn with_bot() -> Context {
+    Context {
+        bot: Some(aid("faq-bot")),
+        ..Context::default()
+    }
+}
+
+fn handoff(epoch: u64) -> Command {
+    Command::Handoff {
+        seen_epoch: epoch,
+        summary: "wants a refund".into(),
+        fields: vec![HandoffField {
+            name: "order".into(),
+            value: "A-1042".into(),
+        }],
+    }
+}
+
+#[test]
+fn with_a_bot_the_end_users_message_is_the_bots_to_answer() {
+    let opened = applied(apply_in(
+        &with_bot(),
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        10,
+    ));
+    assert_eq!(opened.state.status, Status::Active);
+    assert_eq!(opened.state.owner, Some(aid("faq-bot")));
+    assert_eq!(opened.state.epoch, 1);
+    assert!(matches!(
+        opened.events[0].body,
+        EventBody::Status {
+            cause: Cause::Opened,
+            ..
+        }
+    ));
+    // The bot answers on its epoch.
+    let answered = applied(apply(&opened.state, &bot(), &send(Some(1)), 11));
+    assert_eq!(answered.state.owner, Some(aid("faq-bot")));
+    // A human takes it over: the bot's reply in flight, on the old epoch, loses.
+    let taken = applied(apply(&answered.state, &agent("alice"), &send(Some(1)), 12));
+    assert_eq!(taken.state.owner, Some(aid("alice")));
+    assert_eq!(taken.state.epoch, 2);
+    assert!(matches!(
+        apply(&taken.state, &bot(), &send(Some(1)), 13),
+        Outcome::Conflict { epoch: 2, .. }
+    ));
+    // Even on the new epoch a bot never takes.
+    assert_eq!(
+        apply(&taken.state, &bot(), &send(Some(2)), 13),
+        Outcome::Refused(Refusal::Forbidden)
+    );
+    assert!(matches!(
+        apply(&taken.state, &bot(), &handoff(1), 13),
+        Outcome::Conflict { .. }
+    ));
+    assert_eq!(
+        apply(&taken.state, &bot(), &handoff(2), 13),
+        Outcome::Refused(Refusal::InvalidState)
+    );
+    // Finished and reopened: the bot's again.
+    let finished = applied(apply(
+        &taken.state,
+        &agent("alice"),
+        &Command::Finish { seen_epoch: 2 },
+        14,
+    ));
+    let reopened = applied(apply_in(
+        &with_bot(),
+        &finished.state,
+        &user(),
+        &send(None),
+        15,
+    ));
+    assert_eq!(reopened.state.owner, Some(aid("faq-bot")));
+    assert!(matches!(
+        reopened.events[0].body,
+        EventBody::Status {
+            cause: Cause::Reopened,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_bot_hands_off_to_the_queue_with_a_summary_for_agents_only() {
+    let opened = applied(apply_in(
+        &with_bot(),
+        &ConversationState::default(),
+        &user(),
+        &send(None),
+        10,
+    ));
+    let t = applied(apply(&opened.state, &bot(), &handoff(1), 11));
+    assert_eq!(t.state.status, Status::Unanswered);
+    assert_eq!(t.state.owner, None);
+    assert_eq!(t.state.epoch, 2);
+    assert_eq!(t.events.len(), 2);
+    match &t.events[0].body {
+        EventBody::Status {
+            cause: Cause::HandedOff,
+            previous_owner,
+            by,
+            ..
+        } => {
+            assert_eq!(previous_owner.as_ref(), Some(&aid("faq-bot")));
+            assert_eq!(by.role, Role::Bot);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(t.events[1].body.is_agents_only());
+    assert!(matches!(&t.events[1].body, EventBody::Handoff { fields, .. } if fields.len() == 1));
+    // The end user writing again does not give it back to the bot: it waits for humans.
+    let more = applied(apply_in(&with_bot(), &t.state, &user(), &send(None), 12));
+    assert_eq!(more.state.status, Status::Unanswered);
+    // Only a bot hands off; a bot does not run the team's controls.
+    for who in [user(), agent("alice"), admin("boss")] {
+        assert_eq!(
+            apply(&opened.state, &who, &handoff(1), 11),
+            Outcome::Refused(Refusal::Forbidden)
+        );
+    }
+    for command in [
+        Command::Transfer {
+            to: aid("alice"),
+            seen_epoch: 1,
+        },
+        Command::SetDisabled(true),
+        Command::Erase,
+        Command::Release {
+            seen_epoch: 1,
+            last_seq: 2,
+            reason: ReleaseReason::Admin,
+        },
+    ] {
+        assert_eq!(
+            apply(&opened.state, &bot(), &command, 11),
+            Outcome::Refused(Refusal::Forbidden),
+            "{command:?}"
+        );
+    }
+    // It may finish what it owns (chat.finish).
+    let done = applied(apply(
+        &opened.state,
+        &bot(),
+        &Command::Finish { seen_epoch: 1 },
+        11,
+    ));
+    assert_eq!(done.state.status, Status::Finished);
 }

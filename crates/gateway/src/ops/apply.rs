@@ -70,6 +70,16 @@ async fn decide<K: Backend>(
         (Command::Finish { .. }, Some(survey)) => Some(survey.prompt.clone()),
         _ => None,
     };
+    // An end user's message may open a cycle: the tenant's bot answers first, while it
+    // has a live session (a bot that is down leaves the conversation to the queue).
+    let bot = match (&command, &settings.bot) {
+        (Command::Send { .. }, Some(bot)) if cx.is_end_user() => {
+            super::bot::available(cx, &bot.agent)
+                .await
+                .then(|| bot.agent.clone())
+        }
+        _ => None,
+    };
     let request = ApplyRequest {
         tenant: cx.identity.tenant.clone(),
         conversation: conversation.clone(),
@@ -81,6 +91,7 @@ async fn decide<K: Backend>(
             edit_window_ms: u64::from(settings.edit_window()) * 1000,
             target,
             survey,
+            bot,
         },
     };
     cx.node

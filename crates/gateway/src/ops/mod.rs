@@ -32,6 +32,7 @@ pub(crate) mod amend;
 pub(crate) mod apply;
 pub(crate) mod attachments;
 pub(crate) mod audit;
+pub(crate) mod bot;
 pub(crate) mod canned;
 pub(crate) mod engagements;
 pub(crate) mod erase;
@@ -239,6 +240,20 @@ pub(crate) async fn dispatch<K: Backend>(
             })?;
             Ok(Reply::Release(
                 lifecycle::release(cx, conversation, epoch, seq).await?,
+            ))
+        }
+        Op::Handoff {
+            conversation,
+            epoch,
+            summary,
+            fields,
+        } => {
+            let conversation = cx.agents_conversation("handoff", conversation)?;
+            let epoch = epoch.ok_or_else(|| {
+                Failure::bad_request("missing field `epoch`: the ownership epoch you saw")
+            })?;
+            Ok(Reply::Handoff(
+                bot::handoff(cx, conversation, epoch, summary, fields).await?,
             ))
         }
         Op::Transfer {

@@ -139,6 +139,26 @@ pub(crate) async fn transcript<K: Backend>(
                     attachment: None,
                     amended: None,
                 }),
+                // The bot's summary, with what it collected, on one line.
+                EventBody::Handoff {
+                    author,
+                    summary,
+                    fields,
+                } => {
+                    let mut text = summary;
+                    for f in &fields {
+                        text.push_str(&format!("; {}: {}", f.name, f.value));
+                    }
+                    reply.messages.push(TranscriptMessage {
+                        seq: event.seq,
+                        at: event.at,
+                        author,
+                        kind: "handoff".into(),
+                        text,
+                        attachment: None,
+                        amended: None,
+                    });
+                }
                 EventBody::Survey { prompt } => reply.surveys.push(TranscriptSurvey {
                     seq: event.seq,
                     at: event.at,
@@ -291,6 +311,7 @@ fn who(author: &Author) -> String {
         Role::EndUser => "end user",
         Role::Agent => "agent",
         Role::Admin => "admin",
+        Role::Bot => "bot",
     };
     format!("{} ({role})", author.id)
 }
@@ -311,6 +332,7 @@ fn lines(t: &TranscriptReply) -> Vec<(u64, u64, String)> {
         let text = match m.kind.as_str() {
             "engagement" => format!("sent the engagement \"{}\"", m.text),
             "note" => format!("(private note, agents only) {}", m.text),
+            "handoff" => format!("(handoff summary, agents only) {}", m.text),
             "attachment" => match &m.attachment {
                 Some(file) => format!(
                     "sent the file \"{}\" ({}, {})",
@@ -388,6 +410,7 @@ fn cause_name(cause: chathub_domain::Cause) -> &'static str {
         Disabled => "chat disabled",
         Enabled => "chat enabled",
         Released => "released to the queue",
+        HandedOff => "handed off by the bot",
     }
 }
 

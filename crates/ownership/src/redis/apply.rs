@@ -290,6 +290,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             Command::AutoReply { last_seq, .. } => {
                 ("auto_reply", None, None, Some(*last_seq), false)
             }
+            Command::Handoff { seen_epoch, .. } => {
+                ("handoff", None, None, Some(*seen_epoch), false)
+            }
         };
         let erase = matches!(req.command, Command::Erase | Command::Expire { .. });
         let inline = !self.config.cluster;
@@ -344,6 +347,19 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 };
                 args.arg(pack_open(&body)?);
             }
+            (
+                None,
+                Command::Handoff {
+                    summary, fields, ..
+                },
+            ) => {
+                let body = chathub_domain::EventBody::Handoff {
+                    author: chathub_domain::Author::of(&req.actor),
+                    summary: summary.clone(),
+                    fields: fields.clone(),
+                };
+                args.arg(pack_open(&body)?);
+            }
             (None, Command::Note { text, mentions, .. }) => {
                 let mut body = Vec::with_capacity(96 + text.len());
                 pack_note(&mut body, &req.actor, text, mentions, client_msg_id)?;
@@ -395,6 +411,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         match &req.command {
             // The seq a release must still find travels where the disabled flag would.
             Command::Release { last_seq, .. } => args.arg(*last_seq),
+            // So does the tenant's bot, for an end user's message.
+            Command::Send { .. } if matches!(req.actor, Actor::EndUser(_)) => {
+                args.arg(req.context.bot.as_ref().map_or("", |b| b.as_str()))
+            }
             _ => args.arg(if want_disabled { "1" } else { "0" }),
         };
         args.arg(req.at).arg(c.as_str());

@@ -182,6 +182,7 @@ pub fn agent(name: &str) -> Actor {
         id: AgentId::new(name).unwrap(),
         admin: false,
         privileges: Role::Agent.default_privileges(),
+        bot: false,
     }
 }
 

@@ -18,23 +18,25 @@
 -- ARGV[7] inbox stream max length   ARGV[8] lease of an offline-webhook job, ms ('0':
 --         no webhook, no job)
 -- Then BLOCK arguments per command, from a = HEADER + 1 + (i - 1) * BLOCK:
---   a+0  actor role: end_user | agent | admin   a+1 actor id
+--   a+0  actor role: end_user | agent | admin | bot   a+1 actor id
 --   a+2  privileges bit set (chat.take 1, chat.finish 2, chat.disable 4, ...)
 --   a+3  command: send | note | finish | set_disabled | transfer | verdict | erase | expire
 --        | edit | unsend | redact (amendments of an earlier message) | survey_answer
---        | release | auto_reply
+--        | release | auto_reply | handoff
 --   a+4  send: the message event, packed by the node without `seq` and `at` (a fixmap
 --        whose count includes them: the script appends them); verdict: the
 --        `attachment_checked` event, packed the same way; note: the note event, packed
 --        the same way; transfer: the new owner's id; edit, unsend, redact: the amendment
 --        event (`edited`, `unsent`, `redacted`), packed the same way; finish: with the
 --        tenant's survey, the `survey` event, packed the same way ('' none); release:
---        the reason; auto_reply: the `auto_reply` event, packed the same way;
+--        the reason; auto_reply: the `auto_reply` event, packed the same way; handoff:
+--        the `handoff` event, packed the same way;
 --        survey_answer: the `survey_answered` event without `survey` (its count includes
 --        it: the script appends the open survey's seq before `seq` and `at`)
 --   a+5  client_msg_id ('' for none)   a+6 seen epoch ('' for none; expire, auto_reply:
 --        the seq it must still be at; an amendment: its target's seq)
---   a+7  disabled wanted ('1' / '0', set_disabled; release: the seq it must still be at)
+--   a+7  disabled wanted ('1' / '0', set_disabled; release: the seq it must still be at;
+--        an end user's send: the tenant's bot, which owns what it opens ('' none))
 --   a+8 time, ms since the Unix epoch
 --   a+9  conversation id   a+10 channel to publish on
 --   a+11 content kind: text | engagement | attachment (send)   a+12 tenant-wide chat disabled ('1'/'0')
@@ -90,6 +92,11 @@ local DATA_ERASE = 128
 -- The command being applied: set by `apply_one`, read by the helpers below (upvalues
 -- rather than closures per command: the helpers are created once per call).
 local at, role, actor_id, privileges, next_state, events, packed_events
+
+-- What a bot may not do (chathub_domain::conversation: a bot does not run the team's
+-- controls); its sends and handoffs have their own rules below.
+local BOT_FORBIDDEN = { transfer = true, release = true, auto_reply = true,
+  set_disabled = true, erase = true, expire = true }
 
 local function has(bit_value)
   return bit.band(privileges, bit_value) ~= 0
@@ -334,11 +341,32 @@ local function apply_one(k, a)
     if command ~= 'send' then return { 'refused', 'forbidden' } end
     if content_kind == 'engagement' then return { 'refused', 'forbidden' } end
     if disabled then return { 'refused', 'chat_disabled' } end
+    -- With the tenant's bot, it answers first: it owns the new cycle.
+    local bot = ARGV[a + 7]
+    local status, owner = 'unanswered', nil
+    if bot ~= '' then status, owner = 'active', bot end
     if state.status == 'new' then
-      set_status('unanswered', nil, 'opened')
+      set_status(status, owner, 'opened')
     elseif state.status == 'finished' then
-      set_status('unanswered', nil, 'reopened')
+      set_status(status, owner, 'reopened')
     end
+    push_message(body)
+  elseif command == 'handoff' then
+    -- The owning bot gives it to the humans, on the epoch it saw.
+    if role ~= 'bot' then return { 'refused', 'forbidden' } end
+    if tonumber(ARGV[a + 6]) ~= state.epoch then return conflict(state) end
+    if state.status ~= 'active' or state.owner ~= actor_id then return { 'refused', 'invalid_state' } end
+    set_status('unanswered', nil, 'handed_off')
+    push_packed('handoff', body)
+  elseif role == 'bot' and BOT_FORBIDDEN[command] then
+    return { 'refused', 'forbidden' }
+  elseif role == 'bot' and command == 'send' then
+    -- The fence first (a human's take moved the epoch), then: a bot never takes.
+    local seen_epoch = tonumber(ARGV[a + 6])
+    if seen_epoch == nil then return { 'refused', 'missing_epoch' } end
+    if content_kind == 'engagement' and not has(ENGAGEMENT_SEND) then return { 'refused', 'forbidden' } end
+    if seen_epoch ~= state.epoch then return conflict(state) end
+    if state.status ~= 'active' or state.owner ~= actor_id then return { 'refused', 'forbidden' } end
     push_message(body)
   elseif command == 'send' then
     local seen_epoch = tonumber(ARGV[a + 6])
