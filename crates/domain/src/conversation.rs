@@ -699,14 +699,10 @@ pub fn apply_in(
                 seen_epoch,
             },
         ) => {
-            let Some(seen_epoch) = *seen_epoch else {
-                return Outcome::Refused(Refusal::MissingEpoch);
+            let seen_epoch = match staff_send_epoch(actor, content, *seen_epoch) {
+                Ok(epoch) => epoch,
+                Err(refusal) => return Outcome::Refused(refusal),
             };
-            if matches!(content, MessageContent::Engagement { .. })
-                && !actor.has(Privilege::EngagementSend)
-            {
-                return Outcome::Refused(Refusal::Forbidden);
-            }
             // The fence first: a human's take moved the epoch, so the bot's reply in
             // flight loses the race like any owner's would.
             if seen_epoch != state.epoch {
@@ -760,14 +756,10 @@ pub fn apply_in(
                 seen_epoch,
             },
         ) => {
-            let Some(seen_epoch) = *seen_epoch else {
-                return Outcome::Refused(Refusal::MissingEpoch);
+            let seen_epoch = match staff_send_epoch(actor, content, *seen_epoch) {
+                Ok(epoch) => epoch,
+                Err(refusal) => return Outcome::Refused(refusal),
             };
-            if matches!(content, MessageContent::Engagement { .. })
-                && !actor.has(Privilege::EngagementSend)
-            {
-                return Outcome::Refused(Refusal::Forbidden);
-            }
             let owns = state.status == Status::Active && state.owner.as_ref() == Some(id);
             if !owns {
                 if !actor.has(Privilege::ChatTake) {
@@ -964,6 +956,21 @@ pub fn apply_in(
         }
     }
     Outcome::Applied(next.finish())
+}
+
+/// The checks every send by an agent or a bot starts with: the epoch it saw is given,
+/// and an engagement needs `engagement.send`.
+fn staff_send_epoch(
+    actor: &Actor,
+    content: &MessageContent,
+    seen_epoch: Option<u64>,
+) -> Result<u64, Refusal> {
+    let seen_epoch = seen_epoch.ok_or(Refusal::MissingEpoch)?;
+    if matches!(content, MessageContent::Engagement { .. }) && !actor.has(Privilege::EngagementSend)
+    {
+        return Err(Refusal::Forbidden);
+    }
+    Ok(seen_epoch)
 }
 
 fn conflict(state: &ConversationState) -> Outcome {
