@@ -11,7 +11,7 @@
 /** Where a conversation is in its cycle. */
 export type Status = 'new' | 'unanswered' | 'active' | 'finished';
 /** What kind of participant a connection is. */
-export type Role = 'end_user' | 'agent' | 'admin';
+export type Role = 'end_user' | 'agent' | 'admin' | 'bot';
 /** An agent's availability. */
 export type Presence = 'available' | 'away' | 'offline';
 /** A privilege of a token (agents and admins). */
@@ -39,7 +39,8 @@ export type Cause =
   | 'finished'
   | 'disabled'
   | 'enabled'
-  | 'released';
+  | 'released'
+  | 'handed_off';
 /** An attachment's standing with the scanner. */
 export type AttachmentStatus = 'clean' | 'pending' | 'blocked';
 
@@ -139,6 +140,12 @@ export interface Amended {
   reason?: string;
 }
 
+/** One named fact a bot's handoff carries for the agent who takes over (an order number, …). */
+export interface HandoffField {
+  name: string;
+  value: string;
+}
+
 /** The body of a conversation event, tagged by `event`. */
 export type EventBody =
   | {
@@ -172,6 +179,8 @@ export type EventBody =
   | { event: 'survey'; prompt: string }
   /** Outside the tenant's business hours: when the team is back (`back_at`, ms). */
   | { event: 'auto_reply'; text: string; back_at?: number }
+  /** The tenant's bot handed the conversation to the team: agents only, never sent to an end user. */
+  | { event: 'handoff'; author: Author; summary: string; fields?: HandoffField[] }
   /** The end user's answer to the survey `survey`, with the reward it granted. */
   | {
       event: 'survey_answered';
@@ -262,6 +271,8 @@ export interface WelcomeFrame {
   history_id?: string;
   /** With the tenant's business hours: open now or not, and until when. */
   hours?: HoursState;
+  /** Agents: the tenant's bot, the first responder while it is connected ("with bot"). */
+  bot?: string;
 }
 
 /** A failure reply (or, without `id`, a frame the server could not read). */
@@ -541,6 +552,7 @@ export interface Replies {
   finish: ConversationView;
   transfer: ConversationView;
   release: ConversationView;
+  handoff: ConversationView;
   edit: AmendAck;
   unsend: AmendAck;
   redact: AmendAck;
@@ -638,6 +650,8 @@ export interface Requests {
   /** Admins: give the active conversation back to the queue (reason `admin`). */
   /** Admins: back to the queue, on the epoch (and, optionally, the `seq`) seen. */
   release: { conversation?: string; epoch?: number; seq?: number };
+  /** Bots: hand the conversation to the team (back to the queue) with a summary for the agents. */
+  handoff: { conversation?: string; epoch?: number; summary: string; fields?: HandoffField[] };
   /** The author replaces the text of their text message `seq` (within the edit window). */
   edit: { conversation?: string; seq: number; text: string };
   /** The author takes back their message `seq` (within the edit window). */
@@ -701,6 +715,7 @@ export const OPS = [
   'finish',
   'transfer',
   'release',
+  'handoff',
   'edit',
   'unsend',
   'redact',

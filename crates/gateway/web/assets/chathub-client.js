@@ -39,6 +39,7 @@ var OPS = [
   "finish",
   "transfer",
   "release",
+  "handoff",
   "edit",
   "unsend",
   "redact",
