@@ -113,6 +113,13 @@ struct ServeArgs {
     /// Requests a socket may make in a burst.
     #[arg(long, env = "CHATHUB_RATE_BURST", default_value_t = defaults::RATE_BURST)]
     rate_burst: u32,
+    /// Requests per second a bot's socket may make on average (one bot answers a whole
+    /// tenant).
+    #[arg(long, env = "CHATHUB_BOT_RATE_PER_SEC", default_value_t = defaults::BOT_RATE_PER_SEC)]
+    bot_rate_per_sec: u32,
+    /// Requests a bot's socket may make in a burst.
+    #[arg(long, env = "CHATHUB_BOT_RATE_BURST", default_value_t = defaults::BOT_RATE_BURST)]
+    bot_rate_burst: u32,
     /// `rate_limited` answers within 10 s after which a socket is closed with 4101.
     #[arg(long, env = "CHATHUB_ABUSE_LIMIT", default_value_t = defaults::ABUSE_LIMIT)]
     abuse_limit: u32,
@@ -489,6 +496,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             http_header_timeout: Duration::from_secs(args.http_header_timeout_secs.max(1)),
             rate_per_sec: args.rate_per_sec.max(1),
             rate_burst: args.rate_burst.max(1),
+            bot_rate_per_sec: args.bot_rate_per_sec.max(1),
+            bot_rate_burst: args.bot_rate_burst.max(1),
             abuse_limit: args.abuse_limit.max(1),
             ..LimitsConfig::default()
         },

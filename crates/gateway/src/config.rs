@@ -180,6 +180,10 @@ pub mod defaults {
     pub const RATE_PER_SEC: u32 = 100;
     /// Requests per socket in a burst.
     pub const RATE_BURST: u32 = 500;
+    /// Requests per second per bot socket on average (a bot answers a whole tenant).
+    pub const BOT_RATE_PER_SEC: u32 = 2_000;
+    /// Requests per bot socket in a burst.
+    pub const BOT_RATE_BURST: u32 = 10_000;
     /// `rate_limited` answers within 10 s before the socket is closed.
     pub const ABUSE_LIMIT: u32 = 200;
     /// Server ping interval, in seconds.
@@ -389,9 +393,26 @@ pub struct LimitsConfig {
     /// Requests a socket may make in a burst (an agent's console subscribing to its
     /// conversations at start). Default 500.
     pub rate_burst: u32,
+    /// [`Self::rate_per_sec`] for a bot's sockets: one bot answers first for a whole
+    /// tenant, so it writes as much as many agents together. Default 2,000.
+    pub bot_rate_per_sec: u32,
+    /// [`Self::rate_burst`] for a bot's sockets (a wave of conversations opened at
+    /// once). Default 10,000.
+    pub bot_rate_burst: u32,
     /// `rate_limited` answers within 10 s after which the socket is closed with 4101
     /// (policy violation). Default 200.
     pub abuse_limit: u32,
+}
+
+impl LimitsConfig {
+    /// The request budget of a socket of `role`: (per second, burst), each at least 1.
+    pub fn rate_of(&self, role: chathub_domain::Role) -> (u32, u32) {
+        let (rate, burst) = match role {
+            chathub_domain::Role::Bot => (self.bot_rate_per_sec, self.bot_rate_burst),
+            _ => (self.rate_per_sec, self.rate_burst),
+        };
+        (rate.max(1), burst.max(1))
+    }
 }
 
 impl Default for LimitsConfig {
@@ -419,6 +440,8 @@ impl Default for LimitsConfig {
             write_buffer_bytes: 8 * 1024,
             rate_per_sec: defaults::RATE_PER_SEC,
             rate_burst: defaults::RATE_BURST,
+            bot_rate_per_sec: defaults::BOT_RATE_PER_SEC,
+            bot_rate_burst: defaults::BOT_RATE_BURST,
             abuse_limit: defaults::ABUSE_LIMIT,
         }
     }

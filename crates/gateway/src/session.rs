@@ -10,7 +10,7 @@ use crate::{Backend, Node};
 use bytes::Bytes;
 use chathub_broker::outbox::{self, Outbox};
 use chathub_broker::{Broker, Channel, Envelope, OutboxSender, SessionId};
-use chathub_domain::{Actor, Presence};
+use chathub_domain::{Actor, Presence, Role};
 use chathub_protocol::{
     CloseCode, Codec, DecodeErrorKind, ErrorCode, ErrorFrame, Limits, ServerFrame, Welcome,
 };
@@ -49,12 +49,14 @@ pub(crate) struct RateBucket {
 const ABUSE_WINDOW: Duration = Duration::from_secs(10);
 
 impl RateBucket {
-    fn new(limits: &crate::config::LimitsConfig) -> Self {
+    /// The budget of a socket of `role` (a bot's is its own).
+    fn new(limits: &crate::config::LimitsConfig, role: Role) -> Self {
         let now = Instant::now();
+        let (rate, burst) = limits.rate_of(role);
         RateBucket {
-            tokens: f64::from(limits.rate_burst.max(1)),
-            rate: f64::from(limits.rate_per_sec.max(1)),
-            burst: f64::from(limits.rate_burst.max(1)),
+            tokens: f64::from(burst),
+            rate: f64::from(rate),
+            burst: f64::from(burst),
             last: now,
             refusals: 0,
             window: now,
@@ -198,7 +200,7 @@ pub(crate) fn run<K: Backend, W: Socket>(
     let id = node.next_session.fetch_add(1, Ordering::Relaxed);
     let role = identity.role.as_str();
     let mut session = Session {
-        bucket: RateBucket::new(limits),
+        bucket: RateBucket::new(limits, identity.role),
         fence: crate::alerts::AlertFence::default(),
         link: Link {
             node: node.clone(),
@@ -408,8 +410,8 @@ impl<K: Backend, W: Socket> Session<K, W> {
                 max_page: c.limits.max_page as u32,
                 ping_interval_ms: c.ping_interval.as_millis() as u64,
                 ping_timeout_ms: c.ping_timeout.as_millis() as u64,
-                rate_per_sec: c.limits.rate_per_sec,
-                rate_burst: c.limits.rate_burst,
+                rate_per_sec: c.limits.rate_of(self.identity.role).0,
+                rate_burst: c.limits.rate_of(self.identity.role).1,
             },
             chat_disabled,
             history_id,
@@ -913,7 +915,7 @@ mod tests {
             abuse_limit: 3,
             ..LimitsConfig::default()
         };
-        let mut bucket = RateBucket::new(&limits);
+        let mut bucket = RateBucket::new(&limits, Role::Agent);
         let t0 = Instant::now();
         for _ in 0..5 {
             assert_eq!(bucket.take(t0), Ok(()));
@@ -982,7 +984,7 @@ mod footprint {
         let (node, identity, ws, _client) = an_accepted_socket().await;
         let (outbox_tx, outbox) = outbox::channel(8, 1 << 16);
         let mut session = Session {
-            bucket: RateBucket::new(&node.config.limits),
+            bucket: RateBucket::new(&node.config.limits, identity.role),
             fence: crate::alerts::AlertFence::default(),
             link: Link {
                 node: node.clone(),
