@@ -2,16 +2,20 @@
 """A FAQ bot for chathub: an example of a bot built on the wire protocol (protocol/PROTOCOL.md)
 with nothing but `websockets` and `msgpack` (pip install websockets msgpack).
 
-It connects as an agent (a token with `chat.take` and `chat.finish`), follows the tenant's
-queue, and answers every waiting question that matches one of its FAQ keywords. Answering
-takes the conversation, fenced by the epoch the bot saw: when a human takes it first, the
-bot's answer is refused with `conflict` and the bot lets it be. After answering it finishes
-the conversation, so the customer's next message puts it back in the queue (nobody waits on
-a bot). Questions it cannot answer stay in the queue for the humans. It reconnects with backoff and jitter, catches up on the queue after a
-reconnect, and retries an answer with the same `client_msg_id` (the server records it once).
+It connects with a `bot` token, as the tenant's bot (the admin setting `{"bot": {"agent":
+"faq-bot"}}`): while it is connected, every new or reopened conversation of the tenant is
+the bot's to answer first. It follows the tenant's queue and, for each conversation it
+owns, reads the customer's latest question: one that matches a FAQ keyword gets its answer
+and the conversation is finished (the customer's next message reopens it, for the bot
+again); anything else, or a customer asking for a person, is handed off to the agents with
+a summary and the fields it collected (`handoff`: the conversation goes back to the queue,
+which starts the tenant's alerts). Every write is fenced by the epoch the bot saw: when a
+human takes the conversation over first, the bot's write is refused with `conflict` and the
+bot lets it be. It reconnects with backoff and jitter, catches up on what it owns after a
+reconnect, and retries a write with the same `client_msg_id` (the server records it once).
 
     python3 chathub_bot.py --url ws://127.0.0.1:8080/ --token "$(chathub token --tenant demo \\
-        --role agent --subject faq-bot --privileges chat.take)"
+        --role bot --subject faq-bot)"
 
 FAQ entries are `keyword=answer` (repeat `--faq`), or a JSON file `{"keyword": "answer"}`.
 """
@@ -74,6 +78,7 @@ class FaqBot:
         #: Conversations being looked at now (one look at a time each).
         self.busy: set[str] = set()
         self.answered = 0
+        self.handed_off = 0
 
     def answer_for(self, text: str) -> str | None:
         """The FAQ answer for a question, if one of the keywords is in it."""
@@ -98,77 +103,106 @@ class FaqBot:
         return frame["result"]
 
     async def consider(self, conversation: str) -> None:
-        """Reads a waiting conversation and answers its latest question if the FAQ can."""
+        """Looks at a conversation the bot owns and answers or hands off its latest question."""
         if conversation in self.busy:
             return
         self.busy.add(conversation)
         try:
-            page = await self.request("history", conversation=conversation, limit=20)
             state = await self.request("open", conversation=conversation)
-            if state["status"] != "unanswered":
-                return
+            if state["status"] != "active" or state.get("owner") != self.me:
+                return  # not ours (any more): a human took it, or it was handed off
+            page = await self.request("history", conversation=conversation, limit=20)
             question = None
             for event in reversed(page["events"]):
                 if event.get("event") != "message":
                     continue
                 if event["author"]["role"] != "end_user":
-                    break  # someone answered after it
+                    break  # answered already
                 if event["content"].get("kind") == "text":
                     question = event
                     break
             if question is None:
                 return
-            answer = self.answer_for(question["content"]["text"])
+            text = question["content"]["text"]
+            answer = None if self.wants_a_person(text) else self.answer_for(text)
+            epoch = state["epoch"]
             if answer is None:
-                log.info("%s: no FAQ answer; left for the agents", conversation)
+                await self.hand_off(conversation, epoch, question)
                 return
             # The same key for every retry of this answer: recorded once.
             key = f"faq-{conversation}-{question['seq']}"
-            for attempt in range(5):
-                try:
-                    ack = await self.request(
-                        "send", conversation=conversation, text=answer,
-                        epoch=state["epoch"], client_msg_id=key,
-                    )
-                    self.answered += 1
-                    log.info("%s: answered", conversation)
-                    # Answered: close the cycle, so that the customer's next question
-                    # reopens it in the queue (for the bot, or for the agents) instead
-                    # of waiting on a bot that owns it.
-                    await self.finish(conversation, ack["epoch"])
-                    return
-                except RequestFailed as e:
-                    if e.code == "conflict":
-                        log.info("%s: an agent took it first", conversation)
-                        return
-                    if e.code not in ("unavailable", "rate_limited"):
-                        raise
-                except asyncio.TimeoutError:
-                    pass
-                await asyncio.sleep(0.2 * (attempt + 1))
+            ack = await self.fenced(
+                "send", conversation=conversation, text=answer,
+                epoch=epoch, client_msg_id=key,
+            )
+            if ack is None:
+                return
+            self.answered += 1
+            log.info("%s: answered", conversation)
+            # Answered: close the cycle, so that the customer's next question reopens it
+            # (for the bot again while it runs, for the agents otherwise).
+            await self.fenced("finish", conversation=conversation, epoch=ack["epoch"])
         except RequestFailed as e:
             log.warning("%s: %s (%s)", conversation, e, e.code)
         finally:
             self.busy.discard(conversation)
 
-    async def finish(self, conversation: str, epoch: int) -> None:
-        """Finishes a conversation the bot answered (an agent who took it meanwhile wins)."""
-        try:
-            await self.request("finish", conversation=conversation, epoch=epoch)
-        except RequestFailed as e:
-            log.info("%s: not finished (%s)", conversation, e.code)
+    @staticmethod
+    def wants_a_person(text: str) -> bool:
+        """Whether the customer asks for a human."""
+        words = fold(text)
+        return any(k in words for k in ("agent", "human", "person", "someone"))
+
+    async def hand_off(self, conversation: str, epoch: int, question: dict) -> None:
+        """Gives the conversation to the agents with what the bot gathered."""
+        text = question["content"]["text"]
+        reason = "asked for a person" if self.wants_a_person(text) else "not in the FAQ"
+        fields = [
+            {"name": "question", "value": text[:500] or "-"},
+            {"name": "reason", "value": reason},
+        ]
+        summary = f"The customer asks: {text}"
+        view = await self.fenced(
+            "handoff", conversation=conversation, epoch=epoch,
+            summary=summary[:2000], fields=fields,
+        )
+        if view is not None:
+            self.handed_off += 1
+            log.info("%s: handed off to the agents", conversation)
+
+    async def fenced(self, op: str, **fields):
+        """A write on the epoch the bot saw: its result, or None when a human took over.
+
+        Transient refusals (`unavailable`, `rate_limited`, a timeout) are retried a few
+        times; the request is the same each time, so the server records it once."""
+        conversation = fields.get("conversation")
+        for attempt in range(5):
+            try:
+                return await self.request(op, **fields)
+            except RequestFailed as e:
+                if e.code in ("conflict", "forbidden"):
+                    log.info("%s: %s refused (%s): a human has it", conversation, op, e.code)
+                    return None
+                if e.code not in ("unavailable", "rate_limited"):
+                    raise
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(0.2 * (attempt + 1))
+        log.warning("%s: %s gave up after retries", conversation, op)
+        return None
 
     async def catch_up(self) -> None:
-        """Follows the queue and looks at everything waiting now."""
+        """Follows the queue and looks at every conversation the bot owns now."""
         await self.request("inbox")
         cursor = None
         while True:
-            fields = {"status": "unanswered", "limit": 100}
+            fields = {"status": "active", "limit": 100}
             if cursor:
                 fields["cursor"] = cursor
             page = await self.request("list", **fields)
             for item in page["items"]:
-                asyncio.create_task(self.consider(item["conversation"]))
+                if item.get("owner") == self.me:
+                    asyncio.create_task(self.consider(item["conversation"]))
             cursor = page.get("next_cursor")
             if not cursor:
                 return
@@ -200,7 +234,8 @@ class FaqBot:
                 future = self.pending[frame["id"]]
                 if not future.done():
                     future.set_result(frame)
-            elif kind == "queue" and frame.get("status") == "unanswered":
+            elif kind == "queue" and frame.get("status") == "active" and frame.get("owner") == self.me:
+                # A conversation opened or reopened for the bot, or its customer wrote again.
                 asyncio.create_task(self.consider(frame["conversation"]))
 
     async def run(self) -> None:
@@ -225,7 +260,7 @@ class FaqBot:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="the node's WebSocket URL")
-    parser.add_argument("--token", required=True, help="an agent token with chat.take")
+    parser.add_argument("--token", required=True, help="a bot token (chathub token --role bot)")
     parser.add_argument("--faq", action="append", default=[], help="keyword=answer (repeatable)")
     parser.add_argument("--faq-file", help='a JSON file {"keyword": "answer"}')
     args = parser.parse_args(argv)
