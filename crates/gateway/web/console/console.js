@@ -51,9 +51,13 @@ const state = {
   assigned: new Map(),
   /** conversation → {level, since, seq}: waiting, and the alert schedule alerted me. */
   alerted: new Map(),
+  /** The tenant's bot (`welcome.bot`): it answers first, "with bot". */
+  bot: null,
 };
 
 const can = (p) => state.privileges.includes(p);
+/** Whether `agent` is the tenant's bot. */
+const isBot = (agent) => !!agent && agent === state.bot;
 const nameOf = (agent) => state.names.get(agent) || agent;
 const customerName = (conversation) => {
   const p = state.profiles.get(conversation);
@@ -93,6 +97,18 @@ function layout() {
   el.alertEscalate = h('input', { id: 'alert-escalate', type: 'number', min: '0', max: '604800', placeholder: 'off', 'aria-label': 'Escalate to supervisors after (seconds)' });
   el.alertBreach = h('input', { id: 'alert-breach', type: 'number', min: '0', max: '604800', placeholder: 'off', 'aria-label': 'Breach after (seconds)' });
   el.alertNote = h('span', { id: 'alert-note', class: 'muted', role: 'status' });
+  el.botAgent = h('input', { id: 'bot-agent', type: 'text', maxlength: 64, size: 10, placeholder: 'none', 'aria-label': 'The bot that answers first (its token subject)' });
+  el.botNote = h('span', { id: 'bot-note', class: 'muted', role: 'status' });
+  el.botSetting = h(
+    'form',
+    { id: 'bot-setting', class: 'retention', hidden: true, title: 'While this bot (a token with role bot) is connected, it answers every new or reopened conversation first and hands off to the team (empty: no bot)', onsubmit: (e) => {
+      e.preventDefault();
+      saveBot();
+    } },
+    h('label', {}, 'Bot ', el.botAgent),
+    h('button', { type: 'submit' }, 'Save'),
+    el.botNote,
+  );
   el.alertSchedule = h(
     'form',
     { id: 'alert-schedule', class: 'retention', hidden: true, title: 'While a customer waits: alert available agents at once and then every N seconds, escalate to supervisors, and call a breach (empty: off)', onsubmit: (e) => {
@@ -135,6 +151,7 @@ function layout() {
       el.tenantToggle,
       el.retention,
       el.alertSchedule,
+      el.botSetting,
       el.hours,
       el.alertBadge,
       el.notify,
@@ -168,6 +185,7 @@ conn.addEventListener('welcome', async (e) => {
   state.privileges = w.privileges;
   state.tenantDisabled = w.chat_disabled;
   state.hours = w.hours || null;
+  state.bot = w.bot || null;
   renderHeader();
   if (!first) return;
   state.loaded = true;
@@ -478,7 +496,10 @@ function renderQueue() {
       let meta;
       if (i.status === 'unanswered') meta = h('span', { class: 'waiting', title: 'Waiting for an agent', dataset: { since: i.since } }, `waiting ${duration(now - i.since)}`);
       else if (i.status === 'active')
-        meta = h('span', { class: 'owner' }, i.owner === state.me ? 'you' : nameOf(i.owner), i.owner_absent ? h('span', { class: 'tag warn' }, 'absent') : null);
+        meta =
+          isBot(i.owner)
+            ? h('span', { class: 'owner with-bot' }, h('span', { class: 'tag bot-tag' }, 'with bot'), ` ${nameOf(i.owner)}`)
+            : h('span', { class: 'owner' }, i.owner === state.me ? 'you' : nameOf(i.owner), i.owner_absent ? h('span', { class: 'tag warn' }, 'absent') : null);
       else meta = h('span', { class: 'muted' }, timeOf(i.updated));
       return h(
         'li',
@@ -577,7 +598,7 @@ function renderAgents() {
   const list = [...state.agents.entries()].sort(([a], [b]) => a.localeCompare(b));
   el.agents.replaceChildren(
     ...list.map(([id, a]) =>
-      h('li', { dataset: { agent: id, presence: a.presence } }, h('span', { class: `dot ${a.presence}`, 'aria-hidden': 'true' }), `${nameOf(id)}${id === state.me ? ' (you)' : ''}`, h('span', { class: 'muted' }, ` ${a.presence}`)),
+      h('li', { dataset: { agent: id, presence: a.presence } }, h('span', { class: `dot ${a.presence}`, 'aria-hidden': 'true' }), `${nameOf(id)}${id === state.me ? ' (you)' : ''}`, isBot(id) ? h('span', { class: 'tag bot-tag' }, 'bot') : null, h('span', { class: 'muted' }, ` ${a.presence}`)),
     ),
   );
 }
@@ -734,9 +755,11 @@ function describeStatus(ev) {
   const by = ev.by ? (ev.by.role === 'end_user' ? customerName(ev.by.id) : nameOf(ev.by.id)) : 'someone';
   switch (ev.cause) {
     case 'opened':
-      return `${by} started the conversation`;
+      return ev.status === 'active' ? `${by} started the conversation: ${nameOf(ev.owner)} (bot) answers first` : `${by} started the conversation`;
     case 'reopened':
-      return `${by} wrote again: back in the queue`;
+      return ev.status === 'active' ? `${by} wrote again: ${nameOf(ev.owner)} (bot) answers first` : `${by} wrote again: back in the queue`;
+    case 'handed_off':
+      return `${nameOf(ev.previous_owner)} (bot) handed the conversation to the team`;
     case 'taken':
       return `${nameOf(ev.owner)} took the conversation`;
     case 'taken_over':
@@ -846,6 +869,14 @@ function renderEvent(ev, seenSeq) {
       ev.reward ? h('p', { class: 'muted reward' }, `Granted “${ev.reward.name}” as a thank-you`) : null,
     );
   }
+  if (ev.event === 'handoff') {
+    return h(
+      'li',
+      { class: 'system handoff-line', dataset: { seq: ev.seq, handoff: '' } },
+      `${nameOf(ev.author.id)} (bot) handed off: “${ev.summary}”`,
+      h('time', {}, timeOf(ev.at)),
+    );
+  }
   if (ev.event === 'note') {
     const by = ev.author.id === state.me ? 'You' : nameOf(ev.author.id);
     return h(
@@ -873,7 +904,7 @@ function renderEvent(ev, seenSeq) {
   return h(
     'li',
     { class: `msg ${mine ? 'out' : 'in'}`, dataset: { seq: ev.seq, author: ev.author.id } },
-    h('div', { class: 'meta' }, who, ' · ', h('time', {}, timeOf(ev.at)), edited, editing ? null : messageActions(ev)),
+    h('div', { class: 'meta' }, who, ev.author.role === 'bot' ? h('span', { class: 'tag bot-tag' }, 'bot') : null, ' · ', h('time', {}, timeOf(ev.at)), edited, editing ? null : messageActions(ev)),
     body,
     seenSeq === ev.seq ? h('div', { class: 'seen', 'aria-label': 'Seen by the customer' }, 'Seen') : null,
   );
@@ -1007,11 +1038,12 @@ function renderConversation({ stickToBottom = false, keepAnchor = false } = {}) 
       { class: 'conv-state' },
       h('span', { class: `pill ${c.status}`, id: 'conv-status' }, c.status),
       c.owner ? h('span', { id: 'conv-owner' }, 'owner: ', c.owner === state.me ? 'you' : nameOf(c.owner)) : '',
+      c.status === 'active' && isBot(c.owner) ? h('span', { class: 'tag bot-tag', id: 'conv-with-bot' }, 'with bot') : '',
       c.disabled ? h('span', { class: 'tag warn', id: 'conv-disabled' }, 'chat disabled') : '',
     ),
     h('div', { class: 'conv-actions' }, actions),
   );
-  el.noticeBox.replaceChildren(...[renderNotice(c)].filter(Boolean));
+  el.noticeBox.replaceChildren(...[renderHandoffPin(c), renderNotice(c)].filter(Boolean));
 
   // End users' last read mark: shown under the newest agent message it covers.
   const customerMark = c.reads.get(`end_user:${c.id}`) ?? 0;
@@ -1059,6 +1091,30 @@ function sendLabel(c) {
   return 'Take & send';
 }
 
+/**
+ * The bot's handoff summary, pinned above the thread for whoever takes it: the latest
+ * `handoff` of the current cycle (a finish or a new cycle ends it).
+ */
+function renderHandoffPin(c) {
+  let pinned = null;
+  for (const s of [...c.events.keys()].sort((a, b) => a - b)) {
+    const ev = c.events.get(s);
+    if (ev.event === 'handoff') pinned = ev;
+    else if (ev.event === 'status' && ['finished', 'opened', 'reopened'].includes(ev.cause)) pinned = null;
+  }
+  if (!pinned) return null;
+  return h(
+    'div',
+    { id: 'handoff-pin', class: 'banner info handoff', role: 'note', dataset: { seq: pinned.seq } },
+    h('strong', {}, `From ${nameOf(pinned.author.id)} (bot): `),
+    h('span', { class: 'handoff-summary' }, pinned.summary),
+    pinned.fields && pinned.fields.length
+      ? h('dl', { class: 'handoff-fields' }, ...pinned.fields.flatMap((f) => [h('dt', {}, f.name), h('dd', {}, f.value)]))
+      : null,
+    h('span', { class: 'muted' }, ' · only agents see this'),
+  );
+}
+
 function renderNotice(c) {
   const n = c.notice;
   if (n && n.kind === 'conflict') {
@@ -1088,6 +1144,9 @@ function renderNotice(c) {
       `${nameOf(n.by)} handed this conversation to you.`,
       n.note ? h('span', { id: 'assigned-note' }, ` Note: ${n.note}`) : null,
     );
+  }
+  if (c.status === 'active' && isBot(c.owner)) {
+    return h('div', { id: 'notice', class: 'banner info', role: 'status', dataset: { kind: 'bot', owner: c.owner } }, `${nameOf(c.owner)} (bot) is answering. Sending a message takes it over; the bot's replies stop.`);
   }
   if (c.status === 'active' && c.owner && c.owner !== state.me) {
     return h('div', { id: 'notice', class: 'banner info', role: 'status', dataset: { kind: 'owned', owner: c.owner } }, `${nameOf(c.owner)} is handling this conversation. Sending a message takes it over.`);
@@ -1439,6 +1498,8 @@ async function loadAlertSchedule() {
     const settings = await adminApi('GET', '/admin/v1/settings');
     showAlertSchedule(settings.alerts);
     el.alertSchedule.hidden = false;
+    el.botAgent.value = settings.bot?.agent ?? '';
+    el.botSetting.hidden = false;
   } catch (err) {
     console.warn('cannot read the settings', err);
   }
@@ -1469,6 +1530,17 @@ async function saveAlertSchedule() {
     el.alertNote.textContent = settings.alerts ? 'Saved' : 'Saved: no alerts';
   } catch (err) {
     el.alertNote.textContent = `Not saved: ${err.message}`;
+  }
+}
+
+async function saveBot() {
+  const agent = el.botAgent.value.trim();
+  try {
+    const settings = await adminApi('PUT', '/admin/v1/settings', { bot: agent ? { agent } : null });
+    el.botAgent.value = settings.bot?.agent ?? '';
+    el.botNote.textContent = settings.bot ? 'Saved' : 'Saved: no bot';
+  } catch (err) {
+    el.botNote.textContent = `Not saved: ${err.message}`;
   }
 }
 

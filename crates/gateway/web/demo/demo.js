@@ -309,7 +309,11 @@ function statusLine(ev) {
   switch (ev.cause) {
     case 'opened':
     case 'reopened':
+      // With the brand's bot answering first, it owns the conversation from the start.
+      if (ev.status === 'active') return 'Our assistant is answering: ask for a person any time.';
       return 'We got your message: an agent will be with you shortly.';
+    case 'handed_off':
+      return 'Connecting you to a person: an agent will be with you shortly.';
     case 'taken':
       return `${ev.owner} joined the chat`;
     case 'released':
@@ -456,7 +460,7 @@ function renderEvent(ev, readSeq) {
   return h(
     'li',
     { class: `msg ${mine ? 'out' : 'in'}`, dataset: { seq: ev.seq } },
-    h('div', { class: 'meta' }, mine ? 'You' : ev.author.id, ' · ', h('time', {}, timeOf(ev.at)), edited, actions),
+    h('div', { class: 'meta' }, mine ? 'You' : ev.author.id, ev.author.role === 'bot' ? h('span', { class: 'tag bot-tag' }, 'assistant') : null, ' · ', h('time', {}, timeOf(ev.at)), edited, actions),
     body,
     mine && readSeq === ev.seq ? h('div', { class: 'seen' }, 'Seen') : null,
   );
