@@ -15,6 +15,7 @@ mod attachments_refuse_bad_input;
 mod attachments_wait_for_the_scanner;
 mod audit_log_records_admin_actions;
 mod bad_input_gets_error_codes;
+mod bot_hands_off_to_the_team;
 mod bot_replies_never_follow_a_take;
 mod business_hours_pause_and_reply;
 mod cluster_archive_has_every_event;
