@@ -11,7 +11,7 @@
 
 use chathub_client::{Client, ClientError};
 use chathub_domain::{Cause, ConversationId, EventBody, HandoffField, Role, Status};
-use chathub_e2e::{HubProcess, conv, dev_token, full_history, http_request};
+use chathub_e2e::{HubProcess, conv, dev_token, full_history, http_get, http_request};
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame};
 use std::time::{Duration, Instant};
 
@@ -346,4 +346,21 @@ async fn scenario(nodes: &[HubProcess]) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The nodes count it (Prometheus): one handoff, the bot's two cycles of ana and more.
+    let mut handoffs = 0.0;
+    let mut cycles = 0.0;
+    for n in nodes {
+        let (_, body) = http_get(n.http_addr, "/metrics").await;
+        let sum = |name: &str| {
+            body.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        handoffs += sum("chathub_bot_handoffs_total");
+        cycles += sum("chathub_bot_conversations_total");
+    }
+    assert_eq!(handoffs, 1.0, "chathub_bot_handoffs_total");
+    assert!(cycles >= 2.0, "chathub_bot_conversations_total: {cycles}");
 }
