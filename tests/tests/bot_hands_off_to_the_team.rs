@@ -96,7 +96,7 @@ async fn scenario(nodes: &[HubProcess]) {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""bot":{"agent":"faq-bot"}"#), "{body}");
 
-    let bot = Client::connect(&node(0).ws_url, &dev_token("acme", Role::Bot, BOT))
+    let mut bot = Client::connect(&node(0).ws_url, &dev_token("acme", Role::Bot, BOT))
         .await
         .unwrap();
     assert_eq!(bot.welcome().role, Role::Bot);
@@ -324,6 +324,13 @@ async fn scenario(nodes: &[HubProcess]) {
         &e.body,
         EventBody::Status { cause: Cause::Reopened, owner: Some(o), .. } if o.as_str() == BOT
     )));
+
+    // Listed with the agents, the bot is never alerted: it does not take.
+    let bots = drain(&mut bot, Duration::from_millis(100)).await;
+    assert!(
+        !bots.iter().any(|f| matches!(f, ServerFrame::Alert(_))),
+        "the bot got an alert: {bots:?}"
+    );
 
     // The bot gone, new conversations wait for the humans (within moments of its close).
     bot.close().await;

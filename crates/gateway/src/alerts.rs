@@ -43,6 +43,7 @@ pub(crate) async fn sweep_tenant<K: Backend>(
     node: &Arc<Node<K>>,
     tenant: &TenantId,
     schedule: &AlertSchedule,
+    bot: Option<&AgentId>,
     clock: crate::hours::Clock<'_>,
     waiting: &[QueueEntry],
 ) -> Result<(), String> {
@@ -99,7 +100,7 @@ pub(crate) async fn sweep_tenant<K: Backend>(
         let mut offline = Vec::with_capacity(owed.len());
         for (i, k) in owed {
             let step = &schedule.steps[i as usize];
-            let (online, away) = targets(listed, step.notify);
+            let (online, away) = targets(listed, step.notify, bot);
             due.push(AlertDue {
                 frame: AlertFrame {
                     conversation: entry.conversation.clone(),
@@ -191,8 +192,13 @@ fn level_of(notify: AlertTarget, breach: bool) -> AlertLevel {
 
 /// Whom a step reaches, from the presence listing: the agents with a live session (their
 /// devices get the frame) and those without one (the push webhook; never for
-/// `available`, which means "available now").
-fn targets(listed: &[PresenceEntry], notify: AlertTarget) -> (Vec<AgentId>, Vec<AgentId>) {
+/// `available`, which means "available now"). The tenant's `bot` is listed with the
+/// agents but never alerted: it does not take conversations.
+fn targets(
+    listed: &[PresenceEntry],
+    notify: AlertTarget,
+    bot: Option<&AgentId>,
+) -> (Vec<AgentId>, Vec<AgentId>) {
     let (mut online, mut offline) = (Vec::new(), Vec::new());
     for p in listed {
         let Some(id) = p
@@ -202,6 +208,9 @@ fn targets(listed: &[PresenceEntry], notify: AlertTarget) -> (Vec<AgentId>, Vec<
         else {
             continue;
         };
+        if bot == Some(&id) {
+            continue;
+        }
         let wanted = match notify {
             AlertTarget::Available => p.presence == Presence::Available,
             AlertTarget::Agents => true,

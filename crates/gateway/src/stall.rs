@@ -115,7 +115,15 @@ async fn sweep_timers<K: Backend>(
         failed = Some(e);
     }
     if let Some(alerts) = &policies.alerts
-        && let Err(e) = crate::alerts::sweep_tenant(node, tenant, alerts, clock, &waiting).await
+        && let Err(e) = crate::alerts::sweep_tenant(
+            node,
+            tenant,
+            alerts,
+            policies.bot.as_ref(),
+            clock,
+            &waiting,
+        )
+        .await
     {
         failed = Some(e);
     }

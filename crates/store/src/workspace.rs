@@ -155,6 +155,15 @@ pub struct TimerPolicies {
     pub alerts: Option<AlertSchedule>,
     /// The business hours.
     pub hours: Option<chathub_domain::hours::BusinessHours>,
+    /// The tenant's bot: never a target of the alert schedule (it does not take).
+    pub bot: Option<chathub_domain::AgentId>,
+}
+
+impl TimerPolicies {
+    /// Whether there is anything for the sweep to run (a bot alone needs no timer).
+    pub fn any(&self) -> bool {
+        self.release.is_some() || self.alerts.is_some() || self.hours.is_some()
+    }
 }
 
 /// A tenant's stall policy: an active conversation goes back to the queue (`released`)

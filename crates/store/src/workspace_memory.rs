@@ -366,9 +366,9 @@ impl WorkspaceStore for MemoryWorkspace {
                     release: workspace.settings.release,
                     alerts: workspace.settings.alerts.clone(),
                     hours: workspace.settings.hours.clone(),
+                    bot: workspace.settings.bot.as_ref().map(|b| b.agent.clone()),
                 };
-                (policies != crate::workspace::TimerPolicies::default())
-                    .then(|| (entry.key().clone(), policies))
+                policies.any().then(|| (entry.key().clone(), policies))
             })
             .collect();
         policies.sort_by(|a, b| a.0.cmp(&b.0));

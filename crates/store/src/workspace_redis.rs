@@ -349,8 +349,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> WorkspaceStore for Redis
                 release: settings.release,
                 alerts: settings.alerts,
                 hours: settings.hours,
+                bot: settings.bot.map(|b| b.agent),
             };
-            if timers != crate::workspace::TimerPolicies::default() {
+            if timers.any() {
                 policies.push((tenant, timers));
             }
         }
