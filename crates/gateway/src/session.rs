@@ -273,21 +273,9 @@ impl<K: Backend, W: Socket> Session<K, W> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Close(CloseCode::GoingAway),
-                incoming = self.link.ws.next() => {
-                    pong_due = None;
-                    if let Err(end) = Box::pin(self.on_message(incoming)).await {
-                        return end;
-                    }
-                }
-                item = outbox.recv() => match item {
-                    Ok(Some(envelope)) => {
-                        if let Err(end) = self.deliver_batch(envelope, &mut outbox).await {
-                            return end;
-                        }
-                    }
-                    Ok(None) => return End::Gone,
-                    Err(_overflow) => return End::Close(CloseCode::SlowConsumer),
-                },
+                // Before the socket and the outbox: a session that always has a frame to
+                // read or deliver (a bot answering a whole tenant) must still beat its
+                // presence, ping, and re-validate its token. It is ready once per deadline.
                 () = &mut timer => {
                     let now = Instant::now();
                     if pong_due.is_some_and(|due| due <= now) {
@@ -333,6 +321,21 @@ impl<K: Backend, W: Socket> Session<K, W> {
                         pong_due.get_or_insert(Instant::now() + self.node.config.ping_timeout);
                     }
                 }
+                incoming = self.link.ws.next() => {
+                    pong_due = None;
+                    if let Err(end) = Box::pin(self.on_message(incoming)).await {
+                        return end;
+                    }
+                }
+                item = outbox.recv() => match item {
+                    Ok(Some(envelope)) => {
+                        if let Err(end) = self.deliver_batch(envelope, &mut outbox).await {
+                            return end;
+                        }
+                    }
+                    Ok(None) => return End::Gone,
+                    Err(_overflow) => return End::Close(CloseCode::SlowConsumer),
+                },
             }
         }
     }
