@@ -1394,3 +1394,31 @@ pub async fn send_attachment(
         other => panic!("send: {other:?}"),
     }
 }
+
+/// A text message request on the epoch seen (an agent's or a bot's `send`).
+pub fn text_send(conversation: &ConversationId, text: &str, epoch: u64) -> Op {
+    Op::Send {
+        conversation: Some(conversation.clone()),
+        client_msg_id: None,
+        text: text.into(),
+        canned: None,
+        engagement: None,
+        attachment: None,
+        epoch: Some(epoch),
+        visibility: Default::default(),
+        handover_note: None,
+    }
+}
+
+/// A small, seeded generator (xorshift): randomized trials that are reproducible.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

@@ -12,7 +12,7 @@
 
 use chathub_client::Client;
 use chathub_domain::{ConversationId, Role, Status};
-use chathub_e2e::{HubProcess, conv, dev_token, http_request};
+use chathub_e2e::{HubProcess, Rng, conv, dev_token, http_request};
 use chathub_protocol::{Codec, Op, Reply, Request, ServerFrame};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -27,18 +27,6 @@ const SPREAD_MS: u64 = 1_300;
 
 /// Raw request ids start here (the client's own count from 1).
 const RAW_IDS: u64 = 1 << 40;
-
-/// A small, seeded generator (xorshift): the trials are random but reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// Reads what `client` got until it has been quiet for `quiet`, into `log`.
 async fn drain_into(client: &mut Client, log: &mut Vec<ServerFrame>, quiet: Duration) {

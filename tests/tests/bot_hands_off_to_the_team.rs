@@ -11,7 +11,7 @@
 
 use chathub_client::{Client, ClientError};
 use chathub_domain::{Cause, ConversationId, EventBody, HandoffField, Role, Status};
-use chathub_e2e::{HubProcess, conv, dev_token, full_history, http_get, http_request};
+use chathub_e2e::{HubProcess, conv, dev_token, full_history, http_get, http_request, text_send};
 use chathub_protocol::{ErrorCode, Op, Reply, ServerFrame};
 use std::time::{Duration, Instant};
 
@@ -53,20 +53,6 @@ fn code(reply: Result<Reply, ClientError>) -> ErrorCode {
     match reply {
         Err(ClientError::Server(e)) => e.code,
         other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
-fn send(c: &ConversationId, text: &str, epoch: u64) -> Op {
-    Op::Send {
-        conversation: Some(c.clone()),
-        client_msg_id: None,
-        text: text.into(),
-        canned: None,
-        engagement: None,
-        attachment: None,
-        epoch: Some(epoch),
-        visibility: Default::default(),
-        handover_note: None,
     }
 }
 
@@ -126,7 +112,7 @@ async fn scenario(nodes: &[HubProcess]) {
         "no alert while the bot has it: {frames:?}"
     );
     let reply = bot
-        .request(send(&c, "Let me check that for you.", opened.epoch))
+        .request(text_send(&c, "Let me check that for you.", opened.epoch))
         .await
         .unwrap();
     let Reply::Send(reply) = reply else { panic!() };
@@ -282,19 +268,22 @@ async fn scenario(nodes: &[HubProcess]) {
     let again = ana.send_text(None, "Hello?", None, None).await.unwrap();
     assert_eq!((again.status, again.owner), (Status::Unanswered, None));
     assert_eq!(
-        code(bot.request(send(&c, "Still here!", opened.epoch)).await),
+        code(
+            bot.request(text_send(&c, "Still here!", opened.epoch))
+                .await
+        ),
         ErrorCode::Conflict,
         "the bot's reply on the epoch before the handoff"
     );
     assert_eq!(
-        code(bot.request(send(&c, "Still here!", again.epoch)).await),
+        code(bot.request(text_send(&c, "Still here!", again.epoch)).await),
         ErrorCode::Forbidden,
         "a bot never takes"
     );
 
     // Alice takes it and finishes; Ana's next cycle is the bot's again.
     let taken = match alice
-        .request(send(&c, "Hi Ana, on it.", again.epoch))
+        .request(text_send(&c, "Hi Ana, on it.", again.epoch))
         .await
         .unwrap()
     {

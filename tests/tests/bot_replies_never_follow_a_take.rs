@@ -13,7 +13,7 @@
 
 use chathub_client::{Client, ClientError};
 use chathub_domain::{Cause, ConversationId, EventBody, Role, Status};
-use chathub_e2e::{HubProcess, conv, dev_token, http_request};
+use chathub_e2e::{HubProcess, Rng, conv, dev_token, http_request, text_send};
 use chathub_protocol::{ErrorCode, Op, Reply, SendAck};
 use futures::future::join_all;
 use std::collections::HashMap;
@@ -25,32 +25,6 @@ const CYCLES: usize = 20;
 /// Human agents, spread over the nodes the bot is not on.
 const AGENTS: usize = 4;
 const BOT: &str = "faq-bot";
-
-/// A small, seeded generator (xorshift): the trials are random but reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn send(conversation: &ConversationId, text: &str, epoch: u64) -> Op {
-    Op::Send {
-        conversation: Some(conversation.clone()),
-        client_msg_id: None,
-        text: text.into(),
-        canned: None,
-        engagement: None,
-        attachment: None,
-        epoch: Some(epoch),
-        visibility: Default::default(),
-        handover_note: None,
-    }
-}
 
 fn ack(reply: Result<Reply, ClientError>) -> Result<SendAck, ErrorCode> {
     match reply {
@@ -153,8 +127,8 @@ async fn trials(nodes: &[HubProcess]) {
                 let bot_first = rng.below(2) == 0;
                 let bot = &bot;
                 async move {
-                    let reply = bot.request(send(c, "bot: have you tried the FAQ?", epoch));
-                    let take = agent.request(send(c, "human: let me help", epoch));
+                    let reply = bot.request(text_send(c, "bot: have you tried the FAQ?", epoch));
+                    let take = agent.request(text_send(c, "human: let me help", epoch));
                     let (reply, take) = if bot_first {
                         tokio::join!(reply, take)
                     } else {
