@@ -14,6 +14,7 @@ mod envelope;
 mod hub;
 mod memory;
 pub mod outbox;
+mod peek;
 pub mod redis;
 mod tasks;
 

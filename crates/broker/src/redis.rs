@@ -3,9 +3,10 @@
 //!
 //! ## Behaviour
 //! - Deliveries arrive as RESP3 pushes on the connection's reader task; the handler
-//!   decodes the frame once, re-encodes it once (so every node sends the same bytes as
-//!   the embedded backend) and dispatches into the [`Hub`] with `try_push`: a full
-//!   session queue never stalls the Redis reader.
+//!   routes a plain message by its `seq` without decoding it (its bytes go out as
+//!   published), decodes and re-encodes any other frame once per node, and dispatches
+//!   into the [`Hub`] with `try_push`: a full session queue never stalls the Redis
+//!   reader.
 //! - After a disconnect the connection manager reconnects and resubscribes every channel
 //!   by itself. Each resubscription confirmation is turned into a resync signal for the
 //!   channel's local sessions, which catch up from history: Redis pub/sub is at most once.
@@ -234,11 +235,14 @@ impl PushHandler {
     fn handle(&self, push: PushInfo) {
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
-                let [Value::BulkString(name), Value::BulkString(payload)] = &push.data[..] else {
+                let mut data = push.data.into_iter();
+                let (Some(Value::BulkString(name)), Some(Value::BulkString(payload)), None) =
+                    (data.next(), data.next(), data.next())
+                else {
                     return;
                 };
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
-                let Some(name) = self.hub_name(name) else {
+                let Some(name) = self.hub_name(&name) else {
                     return;
                 };
                 let stats = &self.stats;
@@ -284,11 +288,19 @@ impl PushHandler {
     }
 }
 
-/// Decodes a published frame (encoded by a Lua script or another node) and re-encodes it
-/// the way every node encodes: once per node, and identical bytes whatever the publisher.
-/// Returns its `seq` (events), its flags ([`crate::envelope::flags_of`]) and the bytes.
-fn normalise(payload: &[u8]) -> Option<(Option<u64>, crate::envelope::Flags, Bytes)> {
-    let frame = Codec::MsgPack.decode_server(payload).ok()?;
+/// Turns a published frame (encoded by a Lua script or another node) into what the
+/// node's sessions are sent: its `seq` (events), its flags
+/// ([`crate::envelope::flags_of`]) and its bytes. A plain message event (the common
+/// frame: its event packed by a node, the script only appending `seq`, `at`, `type` and
+/// `conversation`) goes out as it came, routed by a walk over its map
+/// ([`crate::peek`]); every other frame is decoded and re-encoded once per node, which
+/// also gives the frames a script builds field by field the bytes every node makes.
+fn normalise(payload: Vec<u8>) -> Option<(Option<u64>, crate::envelope::Flags, Bytes)> {
+    if let Some(seq) = crate::peek::message_seq(&payload) {
+        // A message is never agents-only, an erasure or an alert.
+        return Some((Some(seq), (false, false, false), Bytes::from(payload)));
+    }
+    let frame = Codec::MsgPack.decode_server(&payload).ok()?;
     let seq = match &frame {
         ServerFrame::Event(e) => Some(e.event.seq),
         _ => None,
