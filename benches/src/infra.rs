@@ -16,6 +16,8 @@ pub(crate) struct Target {
     pub(crate) gateway_pids: Vec<u32>,
     /// PIDs of the redis-servers (one, or a Redis Cluster's masters), if spawned.
     pub(crate) redis_pids: Vec<u32>,
+    /// The spawned single redis-server's URL (for `INFO commandstats`), if any.
+    pub(crate) redis_url: Option<String>,
     /// HTTP address (`host:port`) of every spawned node (for `/metrics`).
     pub(crate) http_addrs: Vec<String>,
     /// A spawned Redis Cluster (stopped on drop).
@@ -108,6 +110,7 @@ impl Target {
             urls,
             gateway_pids,
             redis_pids: Vec::new(),
+            redis_url: None,
             http_addrs: Vec::new(),
             _cluster: None,
             _archive: None,
@@ -136,6 +139,7 @@ impl Target {
             urls: Vec::new(),
             gateway_pids: Vec::new(),
             redis_pids: Vec::new(),
+            redis_url: None,
             http_addrs: Vec::new(),
             _cluster: None,
             _archive: None,
@@ -180,7 +184,9 @@ impl Target {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            redis_args = vec!["--redis".into(), format!("redis://127.0.0.1:{port}")];
+            let url = format!("redis://127.0.0.1:{port}");
+            target.redis_url = Some(url.clone());
+            redis_args = vec!["--redis".into(), url];
         }
         if archive {
             if redis_args.is_empty() {
@@ -261,6 +267,16 @@ impl Target {
     /// CPU time of each redis-server (each master of a Redis Cluster), in µs.
     pub(crate) fn redis_cpu_us_each(&self) -> Vec<u64> {
         self.redis_pids.iter().map(|p| cpu_us(*p)).collect()
+    }
+
+    /// `INFO commandstats` of the spawned single redis-server (`None` without one, or
+    /// when it does not answer).
+    pub(crate) async fn redis_commandstats(
+        &self,
+    ) -> Option<std::collections::BTreeMap<String, (u64, u64)>> {
+        let client = redis::Client::open(self.redis_url.as_deref()?).ok()?;
+        let mut conn = redis::aio::ConnectionManager::new(client).await.ok()?;
+        crate::script_cost::commandstats(&mut conn).await.ok()
     }
 
     /// Resident memory of the gateway processes, in KiB.

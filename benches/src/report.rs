@@ -40,6 +40,8 @@ pub(crate) struct Report {
     pub(crate) cpu_us_per_delivery: f64,
     /// CPU of redis-server per delivery, µs (0 without a spawned Redis).
     pub(crate) redis_cpu_us_per_delivery: f64,
+    /// CPU of redis-server per message in, µs (`fanout`; 0 without a spawned Redis).
+    pub(crate) redis_cpu_us_per_message: f64,
     /// CPU of each Redis master per delivery, µs (a Redis Cluster shows its spread).
     pub(crate) redis_cpu_us_per_delivery_by_master: Vec<f64>,
     /// Gateway resident memory per connection, KiB.
@@ -83,7 +85,7 @@ impl Report {
     pub(crate) fn print(&self) {
         println!();
         println!("{:<28}{}", "scenario", self.scenario);
-        let rows: [(&str, String); 17] = [
+        let rows: [(&str, String); 18] = [
             ("nodes", self.nodes.to_string()),
             ("connections", self.conns.to_string()),
             ("rate (msg/s in)", self.rate.to_string()),
@@ -106,6 +108,10 @@ impl Report {
             (
                 "redis CPU/delivery (µs)",
                 format!("{:.2}", self.redis_cpu_us_per_delivery),
+            ),
+            (
+                "redis CPU/message in (µs)",
+                format!("{:.2}", self.redis_cpu_us_per_message),
             ),
             (
                 "gateway RSS/conn (KiB)",

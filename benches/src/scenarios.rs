@@ -207,6 +207,7 @@ pub(crate) async fn fanout_with_histogram(
     let cpu0 = target.gateway_cpu_us();
     let redis0 = target.redis_cpu_us();
     let redis0_each = target.redis_cpu_us_each();
+    let commands0 = target.redis_commandstats().await;
     let sent = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let per_user = shape.rate as f64 / k as f64;
@@ -272,6 +273,7 @@ pub(crate) async fn fanout_with_histogram(
         .zip(&redis0_each)
         .map(|(now, before)| now.saturating_sub(*before))
         .collect();
+    let commands = target.redis_commandstats().await;
     stop.store(true, Ordering::Relaxed);
     let mut unique = 0;
     let mut duplicated = 0;
@@ -309,6 +311,8 @@ pub(crate) async fn fanout_with_histogram(
         ..Report::default()
     };
     report.latencies(&hist);
+    report.redis_cpu_us_per_message = redis_cpu as f64 / sent.max(1) as f64;
+    report.notes = crate::script_cost::per_message_split(&commands0, &commands, sent);
     let archive = target
         .histogram_buckets("chathub_archive_delay_seconds")
         .await;

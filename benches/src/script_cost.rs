@@ -69,7 +69,9 @@ fn send(
 }
 
 /// `INFO commandstats` as command → (calls, usec).
-async fn commandstats(conn: &mut ConnectionManager) -> Result<BTreeMap<String, (u64, u64)>> {
+pub(crate) async fn commandstats(
+    conn: &mut ConnectionManager,
+) -> Result<BTreeMap<String, (u64, u64)>> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -92,6 +94,40 @@ async fn commandstats(conn: &mut ConnectionManager) -> Result<BTreeMap<String, (
         stats.insert(name.to_owned(), (field("calls="), field("usec=")));
     }
     Ok(stats)
+}
+
+/// What Redis ran per message between two `INFO commandstats` snapshots, one line per
+/// command: µs per message (its own time; a script's includes the commands it called)
+/// and calls per message, busiest first. Empty when either snapshot is missing.
+pub(crate) fn per_message_split(
+    before: &Option<BTreeMap<String, (u64, u64)>>,
+    after: &Option<BTreeMap<String, (u64, u64)>>,
+    messages: u64,
+) -> Vec<String> {
+    let (Some(before), Some(after)) = (before, after) else {
+        return Vec::new();
+    };
+    let messages = messages.max(1) as f64;
+    let mut rows: Vec<(f64, String)> = after
+        .iter()
+        .filter(|(name, _)| !["info", "config|resetstat"].contains(&name.as_str()))
+        .filter_map(|(name, (calls, usec))| {
+            let (calls0, usec0) = before.get(name).copied().unwrap_or((0, 0));
+            let calls = calls.saturating_sub(calls0);
+            let usec = usec.saturating_sub(usec0) as f64 / messages;
+            (calls > 0).then(|| {
+                let line = format!(
+                    "  redis {name:<22} {usec:>6.2} µs/message  {:>6.3} calls/message",
+                    calls as f64 / messages
+                );
+                (usec, line)
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut lines = vec!["redis commands (INFO commandstats over the measured window):".to_owned()];
+    lines.extend(rows.into_iter().map(|(_, line)| line));
+    lines
 }
 
 /// The server's user + system CPU, µs (`INFO cpu`).
