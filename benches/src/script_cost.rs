@@ -225,10 +225,10 @@ pub(crate) async fn script_cost(conversations: usize, messages: u64) -> Result<R
         let cpu = server_cpu_us(&mut admin).await? - cpu0;
         let stats = commandstats(&mut admin).await?;
         let per = |usec: u64| usec as f64 / messages as f64;
-        let script = stats.get("evalsha").copied().unwrap_or((0, 0));
+        let script = stats.get("fcall").copied().unwrap_or((0, 0));
         let mut inner: Vec<String> = stats
             .iter()
-            .filter(|(name, _)| !["evalsha", "config|resetstat", "info"].contains(&name.as_str()))
+            .filter(|(name, _)| !["fcall", "config|resetstat", "info"].contains(&name.as_str()))
             .map(|(name, (calls, usec))| {
                 format!(
                     "{name} {:.2} µs × {:.2}",

@@ -130,6 +130,6 @@ async fn a_burst_over_many_conversations_goes_in_few_calls() {
         500,
         "each command decided once"
     );
-    let scripts = calls(&mut admin, "evalsha").await;
+    let scripts = calls(&mut admin, "fcall").await;
     assert!(scripts <= 20, "{scripts} script calls for 500 commands");
 }

@@ -514,11 +514,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         })
     }
 
-    /// The `EVALSHA` applying `batch` (all of one slot), in order.
+    /// The `FCALL` applying `batch` (all of one slot), in order.
     fn batch_call(&self, batch: &[&PreparedApply]) -> Cmd {
         let keys: usize = batch.iter().map(|p| p.keys.args_iter().len()).sum();
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(super::APPLY.get_hash()).arg(keys);
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(&super::APPLY.function).arg(keys);
         for p in batch {
             append_args(&mut cmd, &p.keys);
         }
@@ -598,8 +598,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         }
     }
 
-    /// One script call; reloads the script when Redis has lost it (a restart, `SCRIPT
-    /// FLUSH`).
+    /// One function call; loads the library when Redis does not know the function (a
+    /// restart without persistence, `FUNCTION FLUSH`, a first call).
     async fn call(
         &self,
         batch: &[&PreparedApply],
@@ -607,8 +607,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         let cmd = self.batch_call(batch);
         let mut conn = self.conn.clone();
         let reply: Value = match cmd.query_async(&mut conn).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                super::APPLY.load_async(&mut conn).await?;
+            Err(e) if is_function_missing(&e) => {
+                load_library(&mut conn).await?;
                 cmd.query_async(&mut conn).await?
             }
             other => other?,
@@ -636,6 +636,27 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                 .collect());
         }
         Ok(items.into_iter().map(parse_outcome).collect())
+    }
+}
+
+/// Whether Redis answered that it has no such function (`ERR Function not found`).
+fn is_function_missing(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+        && e.detail()
+            .is_some_and(|detail| detail.starts_with("Function not found"))
+}
+
+/// Loads the apply library (`FUNCTION LOAD`: on a cluster, on every master). Another
+/// node may have loaded the same version meanwhile: that answer is success too.
+async fn load_library<C: ConnectionLike>(conn: &mut C) -> Result<(), redis::RedisError> {
+    let loaded: Result<Value, _> = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(&super::APPLY.source)
+        .query_async(conn)
+        .await;
+    match loaded {
+        Err(e) if e.detail().is_some_and(|d| d.contains("already exists")) => Ok(()),
+        other => other.map(|_| ()),
     }
 }
 

@@ -8,8 +8,10 @@
 //! What a step leaves for later (that second step, the archive's copy) is marked in the
 //! same atomic step and swept if the node dies first: see `followups.rs`.
 //!
-//! `redis::Script` runs scripts with EVALSHA and reloads them transparently when Redis
-//! answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
+//! The apply step is a Redis function (`FCALL`; Redis 7.0 or later), loaded again when
+//! Redis answers that it does not know it (after a restart without persistence or
+//! `FUNCTION FLUSH`). The other scripts run with `redis::Script` (EVALSHA), which
+//! reloads them on NOSCRIPT.
 
 mod apply;
 mod followups;
@@ -29,14 +31,37 @@ use redis::aio::ConnectionLike;
 use std::sync::{Arc, LazyLock, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
-/// `lua/apply.lua` with what it runs after (see its header).
-static APPLY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+/// `lua/apply.lua` with what it runs after (see its header), as a Redis function library.
+///
+/// A function library runs its top-level code once, at `FUNCTION LOAD`: the helpers and
+/// tables are defined then, not on every call as an `EVALSHA` script's are (measured:
+/// ~8 µs per call for those definitions alone). The library and its function are named
+/// after a hash of the source, so nodes of two versions (a rolling upgrade) each call
+/// their own and never replace the other's.
+struct ApplyLibrary {
+    /// `FUNCTION LOAD`'s payload: the shebang, the scripts, the registration.
+    source: String,
+    /// The function `FCALL` names.
+    function: String,
+}
+
+static APPLY: LazyLock<ApplyLibrary> = LazyLock::new(|| {
+    let scripts = concat!(
         include_str!("lua/inbox_entry.lua"),
         include_str!("lua/erase_entry.lua"),
         include_str!("lua/trim.lua"),
         include_str!("lua/apply.lua")
-    ))
+    );
+    // The SHA-1 redis::Script computes for EVALSHA: a stable name per version.
+    let hash = Script::new(scripts).get_hash().to_owned();
+    let version = &hash[..16];
+    let function = format!("chathub_apply_{version}");
+    ApplyLibrary {
+        source: format!(
+            "#!lua name=chathub_{version}\n{scripts}\nredis.register_function('{function}', apply)\n"
+        ),
+        function,
+    }
 });
 static INBOX: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(

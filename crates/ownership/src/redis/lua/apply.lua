@@ -1,5 +1,6 @@
 -- Runs after `inbox_entry.lua` (which defines `update_inbox_entry`), `erase_entry.lua`
--- (`erase_queue_entry`) and `trim.lua` (`trim_older_than`).
+-- (`erase_queue_entry`) and `trim.lua` (`trim_older_than`), all four one Redis function
+-- library (see chathub_ownership::redis::APPLY), whose function is `apply` at the end.
 -- Applies one or more commands (group commit: a node batches the commands that arrive
 -- while its previous call is in flight), each to one conversation, in order, each
 -- decided and written before the next is read: the Lua restatement of
@@ -77,13 +78,12 @@
 --   { 'error', message } (a command the script does not know; the others still apply)
 
 local HEADER, BLOCK = 8, 21
-local commands = tonumber(ARGV[1])
-local publish_command = ARGV[2]
-local history_max_len, history_max_age = ARGV[3], tonumber(ARGV[4])
-local dedup_window = ARGV[5]
-local queue_inline = ARGV[6] == '1'
-local inbox_max_len = ARGV[7]
-local job_lease = tonumber(ARGV[8])
+
+-- The call being run, set by `apply` (the registered function) each time: this code runs
+-- once, when the library is loaded, so what varies per call lives in these upvalues.
+local KEYS, ARGV
+local publish_command, history_max_len, history_max_age, dedup_window, queue_inline
+local inbox_max_len, job_lease
 
 -- Privilege bits, as chathub_domain::Privileges::bits encodes them (pinned by a test).
 local CHAT_TAKE, CHAT_FINISH, CHAT_DISABLE, ENGAGEMENT_SEND = 1, 2, 4, 8
@@ -628,11 +628,23 @@ local function apply_one(k, a)
   return done(next_state, queued_since, nil)
 end
 
-local results = {}
-local k = 1
-for i = 1, commands do
-  local a = HEADER + 1 + (i - 1) * BLOCK
-  results[i] = apply_one(k, a)
-  k = k + tonumber(ARGV[a + BLOCK - 1])
+-- The entry point (registered as the library's function by
+-- chathub_ownership::redis::APPLY): `keys` and `args` are the header's KEYS and ARGV.
+local function apply(keys, args)
+  KEYS, ARGV = keys, args
+  local commands = tonumber(ARGV[1])
+  publish_command = ARGV[2]
+  history_max_len, history_max_age = ARGV[3], tonumber(ARGV[4])
+  dedup_window = ARGV[5]
+  queue_inline = ARGV[6] == '1'
+  inbox_max_len = ARGV[7]
+  job_lease = tonumber(ARGV[8])
+  local results = {}
+  local k = 1
+  for i = 1, commands do
+    local a = HEADER + 1 + (i - 1) * BLOCK
+    results[i] = apply_one(k, a)
+    k = k + tonumber(ARGV[a + BLOCK - 1])
+  end
+  return results
 end
-return results
