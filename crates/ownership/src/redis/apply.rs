@@ -36,7 +36,7 @@ pub(super) const APPLY_QUEUE: usize = 8192;
 const HEADER_ARGS: usize = 8;
 
 /// Arguments per command (`lua/apply.lua`: BLOCK).
-const BLOCK_ARGS: usize = 21;
+const BLOCK_ARGS: usize = 24;
 
 /// One command encoded for `lua/apply.lua`: its keys and its block of arguments.
 pub(super) struct PreparedApply {
@@ -183,6 +183,12 @@ fn pack_authored(
         rmp::encode::write_str(out, id).map_err(|e| encode(&e))?;
     }
     Ok(())
+}
+
+/// Packs a string field's name and value.
+fn pack_pair(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), OwnershipError> {
+    rmp::encode::write_str(out, name).map_err(|e| encode_failed(&e))?;
+    rmp::encode::write_str(out, value).map_err(|e| encode_failed(&e))
 }
 
 fn encode_failed(e: &dyn std::fmt::Display) -> OwnershipError {
@@ -433,6 +439,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         } else {
             "0"
         });
+        let mut preview = std::borrow::Cow::Borrowed("");
         if inline {
             keys.arg(self.keys.inbox_name(t))
                 .arg(self.keys.queue_name(t, Status::Unanswered))
@@ -455,24 +462,25 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
                     .arg(self.keys.engagement_index(t, &user, None))
                     .arg(self.keys.engagement_index(t, &user, Some(kind)));
             }
-            match (&req.command, content) {
+            preview = match (&req.command, content) {
                 (Command::Amend { target, change }, _) => {
                     let body =
                         chathub_domain::conversation::amend::body(&req.actor, *target, change);
-                    args.arg(crate::frames::event_preview(&body).unwrap_or(""));
+                    // An amendment's preview outlives its body (rare: not the hot path).
+                    crate::frames::event_preview(&body)
+                        .unwrap_or("")
+                        .to_owned()
+                        .into()
                 }
                 (Command::AnswerSurvey { rating, .. }, _) => {
                     let rated =
                         crate::frames::RATED_PREVIEW.get(usize::from(*rating).wrapping_sub(1));
-                    args.arg(rated.copied().unwrap_or(""));
+                    rated.copied().unwrap_or("").into()
                 }
-                (_, Some(c)) => {
-                    args.arg(crate::frames::preview_of(c));
-                }
-                (_, None) => {
-                    args.arg("");
-                }
-            }
+                (_, Some(c)) => crate::frames::preview_of(c).into(),
+                (_, None) => "".into(),
+            };
+            args.arg(preview.as_ref());
             arg_fmt(
                 &mut args,
                 format_args!("{prefix}:{}", ChannelName::Agents(t)),
@@ -499,7 +507,23 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             _ => args.arg(""),
         };
         args.arg(req.context.edit_window_ms);
+        // Packed here rather than by the script (see `lua/apply.lua`, a+20..a+22).
+        let mut packed = Vec::with_capacity(64 + preview.len());
+        pack_pair(&mut packed, "conversation", c.as_str())?;
+        args.arg(&packed[..]);
+        packed.clear();
+        rmp::encode::write_str(&mut packed, "at").map_err(|e| encode_failed(&e))?;
+        rmp::encode::write_uint(&mut packed, req.at).map_err(|e| encode_failed(&e))?;
+        args.arg(&packed[..]);
+        packed.clear();
+        if inline && !preview.is_empty() {
+            rmp::encode::write_str(&mut packed, "updated").map_err(|e| encode_failed(&e))?;
+            rmp::encode::write_uint(&mut packed, req.at).map_err(|e| encode_failed(&e))?;
+            pack_pair(&mut packed, "preview", &preview)?;
+        }
+        args.arg(&packed[..]);
         args.arg(keys.args_iter().len());
+        debug_assert_eq!(args.args_iter().len(), BLOCK_ARGS);
         Ok(PreparedApply {
             keys,
             args,

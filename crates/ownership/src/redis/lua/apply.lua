@@ -48,8 +48,16 @@
 --   a+17 the conversation as the pending set names it: `<tenant>/<conversation>`
 --   a+18 an amendment: the node's copy of its target as history showed it (the whole
 --        event, packed; '' none), for a message older than the stream holds
---   a+19 an amendment: the tenant's edit window, ms   a+20 how many keys the command has
---        (below)
+--   a+19 an amendment: the tenant's edit window, ms
+--   a+20 `conversation` and its id, packed (a key and a value: every published frame,
+--        queue entry and dedup receipt has it)   a+21 `at` and the time, packed (the
+--        last field of every event the node packed)   a+22 with the queue updated here
+--        and a preview: `updated` and the time, `preview` and a+13, packed (the tail of
+--        the queue entry a plain message writes; '' otherwise)
+--   a+23 how many keys the command has (below)
+-- The node packs what it knows (a+20..a+22) because every argument of cmsgpack.pack is a
+-- Lua string of its own, concatenated at the end: the entries below are concatenations
+-- of those parts, of constants and of the few numbers only the script knows.
 -- An amendment's message, in its current form, is kept in the conversation's `amended`
 -- hash (named after the state key as its dedup keys are; same hash tag): field <seq>
 -- the event as history shows it now, which replaces (or, removed from the stream,
@@ -77,7 +85,7 @@
 --     another slot's: the erasure's second step does it)
 --   { 'error', message } (a command the script does not know; the others still apply)
 
-local HEADER, BLOCK = 8, 21
+local HEADER, BLOCK = 8, 24
 
 -- The call being run, set by `apply` (the registered function) each time: this code runs
 -- once, when the library is loaded, so what varies per call lives in these upvalues.
@@ -92,9 +100,15 @@ local DATA_ERASE = 128
 -- The command being applied: set by `apply_one`, read by the helpers below (upvalues
 -- rather than closures per command: the helpers are created once per call).
 local at, role, actor_id, privileges, next_state, events, packed_events
+-- Its a+20 and a+21 (see the header).
+local conversation_pair, at_pair
 
 -- What a bot may not do (chathub_domain::conversation: a bot does not run the team's
 -- controls); its sends and handoffs have their own rules below.
+-- The statuses as MessagePack strings (fixstr), for entries written by concatenation.
+local PACKED_STATUS = { new = '\163new', unanswered = '\170unanswered', active = '\166active',
+  finished = '\168finished' }
+
 local BOT_FORBIDDEN = { transfer = true, release = true, auto_reply = true,
   set_disabled = true, erase = true, expire = true }
 
@@ -130,7 +144,8 @@ end
 local function push_packed(kind, packed_body)
   next_state.seq = next_state.seq + 1
   events[#events + 1] = { event = kind, seq = next_state.seq }
-  packed_events[#packed_events + 1] = packed_body .. cmsgpack.pack('seq', next_state.seq, 'at', at)
+  packed_events[#packed_events + 1] = packed_body .. '\163seq' .. cmsgpack.pack(next_state.seq)
+    .. at_pair
 end
 
 local function push_message(packed_body)
@@ -276,6 +291,7 @@ local function apply_one(k, a)
   at = tonumber(at_text)
   local conversation_id = ARGV[a + 9]
   local content_kind = ARGV[a + 11]
+  conversation_pair, at_pair = ARGV[a + 20], ARGV[a + 21]
 
   -- `since`: when the conversation's status last changed, as its queue entry holds it
   -- (written with the entry by this script, on a single Redis), so that a plain message
@@ -465,18 +481,18 @@ local function apply_one(k, a)
     redis.call('HSET', state_key, 'seq', next_state.seq, 'survey', next_state.survey or '')
   else
     -- A plain message (the common command) moves only the seq.
-    redis.call('HSET', state_key, 'seq', next_state.seq)
+    redis.call('HSET', state_key, 'seq', string.format('%d', next_state.seq))
   end
   -- What a node still owes after this step, recorded with it: if the node dies before
   -- settling it, a sweeper finds it here. NX: the mark keeps the time of its oldest
   -- unsettled change.
   local pending_marks = ARGV[a + 16]
   for i = 1, #pending_marks do
-    redis.call('ZADD', pending_key, 'NX', at, string.sub(pending_marks, i, i) .. ':' .. ARGV[a + 17])
+    redis.call('ZADD', pending_key, 'NX', at_text, string.sub(pending_marks, i, i) .. ':' .. ARGV[a + 17])
   end
   for i = 1, #events do
     if history_max_len ~= '0' then
-      redis.call('XADD', history_key, 'MAXLEN', '~', history_max_len, events[i].seq .. '-0',
+      redis.call('XADD', history_key, 'MAXLEN', '~', history_max_len, string.format('%d-0', events[i].seq),
         'e', packed_events[i], 't', at_text)
     else
       redis.call('XADD', history_key, events[i].seq .. '-0', 'e', packed_events[i], 't', at_text)
@@ -493,16 +509,17 @@ local function apply_one(k, a)
 
   if (command == 'send' or command == 'note') and client_msg_id ~= '' then
     -- The answer every retry gets (chathub_store::Receipt).
-    -- A fixmap of 5 packed field by field: no table to build and walk (owner nil: none).
-    redis.call('SET', dedup_key, '\133' .. cmsgpack.pack('conversation', conversation_id,
-      'seq', next_state.seq, 'status', next_state.status, 'owner', next_state.owner,
-      'epoch', next_state.epoch), 'PX', dedup_window)
+    -- A fixmap of 5, concatenated (see the header; owner nil: none).
+    local pack = cmsgpack.pack
+    redis.call('SET', dedup_key, '\133' .. conversation_pair .. '\163seq' .. pack(next_state.seq)
+      .. '\166status' .. PACKED_STATUS[next_state.status]
+      .. '\165owner' .. (next_state.owner and pack(next_state.owner) or '\192')
+      .. '\165epoch' .. pack(next_state.epoch), 'PX', dedup_window)
   end
 
   -- The published frame is the event's map with `type` and `conversation` added: spliced
   -- into the packed event (a fixmap: events have at most 10 fields) rather than re-packed.
   local channel = ARGV[a + 10]
-  local frame_fields = cmsgpack.pack('type', 'event', 'conversation', conversation_id)
   for i = 1, #packed_events do
     local packed = packed_events[i]
     local header = string.byte(packed, 1)
@@ -510,7 +527,7 @@ local function apply_one(k, a)
       return { 'error', 'event ' .. i .. ' of ' .. conversation_id .. ' is not a fixmap' }
     end
     redis.call(publish_command, channel,
-      string.char(header + 2) .. frame_fields .. string.sub(packed, 2))
+      string.char(header + 2) .. '\164type\165event' .. conversation_pair .. string.sub(packed, 2))
   end
 
   if not queue_inline then
@@ -563,7 +580,7 @@ local function apply_one(k, a)
     })
   end
 
-  if command == 'survey_answer' and tonumber(ARGV[a + 20]) > 10 then
+  if command == 'survey_answer' and tonumber(ARGV[a + 23]) > 10 then
     -- The reward the answer granted: the end user's "received" record.
     local answer = cmsgpack.unpack(packed_events[1])
     local card = answer.reward
@@ -598,18 +615,21 @@ local function apply_one(k, a)
     end
   end
 
-  if not status_changed and since and ARGV[a + 13] ~= '' then
+  if not status_changed and since and ARGV[a + 22] ~= '' then
     -- Fast path: only the entry's seq, time and preview move (its status, owner, flags
     -- and `since` are the state's), so it is written without reading it; the index moves
     -- only where the score is the last update (lua/inbox_entry.lua, score_of).
-    -- A fixmap of 9 packed field by field, as the dedup receipt above.
-    redis.call('HSET', q[1], conversation_id, '\137' .. cmsgpack.pack(
-      'conversation', conversation_id, 'status', next_state.status, 'owner', next_state.owner,
-      'epoch', next_state.epoch, 'seq', next_state.seq, 'disabled', next_state.disabled,
-      'since', since, 'updated', at, 'preview', ARGV[a + 13]))
+    -- A fixmap of 9, concatenated as the dedup receipt above.
+    local pack = cmsgpack.pack
+    redis.call('HSET', q[1], conversation_id, '\137' .. conversation_pair
+      .. '\166status' .. PACKED_STATUS[next_state.status]
+      .. '\165owner' .. (next_state.owner and pack(next_state.owner) or '\192')
+      .. '\165epoch' .. pack(next_state.epoch) .. '\163seq' .. pack(next_state.seq)
+      .. '\168disabled' .. (next_state.disabled and '\195' or '\194')
+      .. '\165since' .. pack(since) .. ARGV[a + 22])
     if next_state.status ~= 'unanswered' then
       local key = (next_state.status == 'active') and q[3] or q[4]
-      redis.call('ZADD', key, at, conversation_id)
+      redis.call('ZADD', key, at_text, conversation_id)
     end
     return done(next_state, nil, nil)
   end
