@@ -112,8 +112,15 @@ local PACKED_STATUS = { new = '\163new', unanswered = '\170unanswered', active =
 local BOT_FORBIDDEN = { transfer = true, release = true, auto_reply = true,
   set_disabled = true, erase = true, expire = true }
 
+-- `text + 0` rather than `tonumber(text)` on the hot path: Lua 5.1's tonumber parses its
+-- argument twice (strtod each time), arithmetic coercion once. Only for text that is
+-- always a number (what the node formats, what this script stored): anything else would
+-- raise an error and end the whole call.
+
+-- `privileges` is the command's bit set as the node sent it (text: most commands never
+-- ask).
 local function has(bit_value)
-  return bit.band(privileges, bit_value) ~= 0
+  return bit.band(privileges + 0, bit_value) ~= 0
 end
 
 local function push_status(cause, previous_owner, reason)
@@ -283,12 +290,19 @@ local function write_amendment(amended_key, history_key, command, target, amendm
   end
 end
 
+-- The tenant's queue keys and settings of the command at k, a, as inbox_entry.lua takes
+-- them: made only when needed (a plain message's entry is written without them).
+local function queue_of(k, a)
+  return { KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8],
+    publish_command, ARGV[a + 14], inbox_max_len, ARGV[a + 15], KEYS[k + 9] }
+end
+
 local function apply_one(k, a)
   local state_key, history_key, dedup_key, pending_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-  role, actor_id, privileges = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  role, actor_id, privileges = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local command, body, client_msg_id = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local at_text = ARGV[a + 8]
-  at = tonumber(at_text)
+  at = at_text + 0
   local conversation_id = ARGV[a + 9]
   local content_kind = ARGV[a + 11]
   conversation_pair, at_pair = ARGV[a + 20], ARGV[a + 21]
@@ -301,11 +315,11 @@ local function apply_one(k, a)
   local state = {
     status = h[1] or 'new',
     owner = (h[2] and h[2] ~= '') and h[2] or nil,
-    epoch = tonumber(h[3] or '0'),
-    seq = tonumber(h[4] or '0'),
+    epoch = h[3] and h[3] + 0 or 0,
+    seq = h[4] and h[4] + 0 or 0,
     disabled = h[5] == '1',
-    -- tonumber('') is nil: no survey open.
-    survey = h[7] and tonumber(h[7]) or nil,
+    -- '': no survey open.
+    survey = (h[7] and h[7] ~= '') and h[7] + 0 or nil,
   }
   local disabled = state.disabled or ARGV[a + 12] == '1'
 
@@ -378,15 +392,15 @@ local function apply_one(k, a)
     return { 'refused', 'forbidden' }
   elseif role == 'bot' and command == 'send' then
     -- The fence first (a human's take moved the epoch), then: a bot never takes.
-    local seen_epoch = tonumber(ARGV[a + 6])
-    if seen_epoch == nil then return { 'refused', 'missing_epoch' } end
+    if ARGV[a + 6] == '' then return { 'refused', 'missing_epoch' } end
+    local seen_epoch = ARGV[a + 6] + 0
     if content_kind == 'engagement' and not has(ENGAGEMENT_SEND) then return { 'refused', 'forbidden' } end
     if seen_epoch ~= state.epoch then return conflict(state) end
     if state.status ~= 'active' or state.owner ~= actor_id then return { 'refused', 'forbidden' } end
     push_message(body)
   elseif command == 'send' then
-    local seen_epoch = tonumber(ARGV[a + 6])
-    if seen_epoch == nil then return { 'refused', 'missing_epoch' } end
+    if ARGV[a + 6] == '' then return { 'refused', 'missing_epoch' } end
+    local seen_epoch = ARGV[a + 6] + 0
     if content_kind == 'engagement' and not has(ENGAGEMENT_SEND) then return { 'refused', 'forbidden' } end
     local owns = state.status == 'active' and state.owner == actor_id
     if not owns then
@@ -467,7 +481,7 @@ local function apply_one(k, a)
 
   -- Decided; now write. State first, then history, dedup, publish.
   local status_changed = events[1].event == 'status'
-  local since = tonumber(h[6])
+  local since = h[6] and h[6] + 0
   if status_changed then
     -- '' is "no owner" to every reader of the hash: one write instead of a write and a
     -- delete. A status change starts the queue entry's `since`.
@@ -535,8 +549,6 @@ local function apply_one(k, a)
   end
 
   -- The tenant's queue, in the same step (a single Redis).
-  local q = { KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8],
-    publish_command, ARGV[a + 14], inbox_max_len, ARGV[a + 15], KEYS[k + 9] }
   local author_is_agent = events[#events].event == 'message' and role ~= 'end_user'
   if author_is_agent and (job_lease > 0 or content_kind == 'engagement') then
     local followups = { conversation = conversation_id, at = at, lost_agent = '', job_seq = 0 }
@@ -559,12 +571,12 @@ local function apply_one(k, a)
         followups.lost_epoch, followups.lost_seq = taken.epoch, taken.seq
       end
     end
-    apply_followups(q, followups)
+    apply_followups(queue_of(k, a), followups)
   elseif status_changed then
     local taken = events[1]
     if (taken.cause == 'taken_over' or taken.cause == 'transferred' or taken.cause == 'released')
         and taken.previous_owner then
-      apply_followups(q, {
+      apply_followups(queue_of(k, a), {
         conversation = conversation_id, at = at, job_seq = 0,
         lost_agent = taken.previous_owner, lost_by = taken.owner,
         lost_epoch = taken.epoch, lost_seq = taken.seq, lost_reason = taken.reason,
@@ -574,7 +586,7 @@ local function apply_one(k, a)
 
   if job_lease > 0 and events[#events].event == 'survey' then
     -- The survey a finish asks: the end user's push if they are offline.
-    apply_followups(q, {
+    apply_followups(queue_of(k, a), {
       conversation = conversation_id, at = at, lost_agent = '',
       job_seq = events[#events].seq, job_due = at + job_lease,
     })
@@ -584,7 +596,7 @@ local function apply_one(k, a)
     -- The reward the answer granted: the end user's "received" record.
     local answer = cmsgpack.unpack(packed_events[1])
     local card = answer.reward
-    apply_followups(q, {
+    apply_followups(queue_of(k, a), {
       conversation = conversation_id, at = at, job_seq = 0, lost_agent = '',
       received_keys = { KEYS[k + 10], KEYS[k + 11], KEYS[k + 12] },
       received_id = 'chat:' .. conversation_id .. ':' .. answer.seq,
@@ -611,7 +623,7 @@ local function apply_one(k, a)
       if job_lease > 0 then
         followups.job_seq, followups.job_due = events[#events].seq, at + job_lease
       end
-      apply_followups(q, followups)
+      apply_followups(queue_of(k, a), followups)
     end
   end
 
@@ -621,20 +633,20 @@ local function apply_one(k, a)
     -- only where the score is the last update (lua/inbox_entry.lua, score_of).
     -- A fixmap of 9, concatenated as the dedup receipt above.
     local pack = cmsgpack.pack
-    redis.call('HSET', q[1], conversation_id, '\137' .. conversation_pair
+    redis.call('HSET', KEYS[k + 4], conversation_id, '\137' .. conversation_pair
       .. '\166status' .. PACKED_STATUS[next_state.status]
       .. '\165owner' .. (next_state.owner and pack(next_state.owner) or '\192')
       .. '\165epoch' .. pack(next_state.epoch) .. '\163seq' .. pack(next_state.seq)
       .. '\168disabled' .. (next_state.disabled and '\195' or '\194')
       .. '\165since' .. pack(since) .. ARGV[a + 22])
     if next_state.status ~= 'unanswered' then
-      local key = (next_state.status == 'active') and q[3] or q[4]
+      local key = (next_state.status == 'active') and KEYS[k + 6] or KEYS[k + 7]
       redis.call('ZADD', key, at_text, conversation_id)
     end
     return done(next_state, nil, nil)
   end
   local _, queued_since, entry_since = update_inbox_entry(
-    q,
+    queue_of(k, a),
     {
       conversation = conversation_id, seq = next_state.seq, status = next_state.status,
       owner = next_state.owner or '', epoch = next_state.epoch,
@@ -652,19 +664,19 @@ end
 -- chathub_ownership::redis::APPLY): `keys` and `args` are the header's KEYS and ARGV.
 local function apply(keys, args)
   KEYS, ARGV = keys, args
-  local commands = tonumber(ARGV[1])
+  local commands = ARGV[1] + 0
   publish_command = ARGV[2]
-  history_max_len, history_max_age = ARGV[3], tonumber(ARGV[4])
+  history_max_len, history_max_age = ARGV[3], ARGV[4] + 0
   dedup_window = ARGV[5]
   queue_inline = ARGV[6] == '1'
   inbox_max_len = ARGV[7]
-  job_lease = tonumber(ARGV[8])
+  job_lease = ARGV[8] + 0
   local results = {}
   local k = 1
   for i = 1, commands do
     local a = HEADER + 1 + (i - 1) * BLOCK
     results[i] = apply_one(k, a)
-    k = k + tonumber(ARGV[a + BLOCK - 1])
+    k = k + ARGV[a + BLOCK - 1]
   end
   return results
 end
