@@ -185,6 +185,8 @@ pub(crate) async fn script_cost(conversations: usize, messages: u64) -> Result<R
                 );
             }
         }
+        // Three INFO calls per kind, in this order (cpu before, cpu after, commandstats):
+        // benches/script-instructions.sh finds each kind's callgrind dump by that count.
         redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .exec_async(&mut admin)
