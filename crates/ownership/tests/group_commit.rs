@@ -133,3 +133,99 @@ async fn a_burst_over_many_conversations_goes_in_few_calls() {
     let scripts = calls(&mut admin, "fcall").await;
     assert!(scripts <= 20, "{scripts} script calls for 500 commands");
 }
+
+/// A burst over the conversations of three tenants, interleaved and in runs (a command
+/// of the same tenant as the one before it in a call goes without the tenant's keys):
+/// each conversation's queue entry lands in its own tenant's queue, with its own seq
+/// and preview, and no tenant's queue holds another's conversations.
+#[tokio::test]
+async fn a_burst_over_several_tenants_keeps_each_queue_its_own() {
+    use chathub_domain::{Status, TenantId};
+    use chathub_store::QueueEntry;
+    use std::collections::HashMap;
+    let (_server, ownership, mut admin) = backend().await;
+    let keys = RedisKeys::new("test");
+    let tenants: Vec<TenantId> = ["ta", "tb", "tc"]
+        .iter()
+        .map(|t| TenantId::new(*t).unwrap())
+        .collect();
+    // Interleaved for the first 150 (ta, tb, tc, ta, ...), then runs of 10 of each.
+    let tenant_of = |i: usize| {
+        if i < 150 {
+            &tenants[i % 3]
+        } else {
+            &tenants[(i / 10) % 3]
+        }
+    };
+    let burst = |round: usize| {
+        let ownership = ownership.clone();
+        let tenants = (0..300).map(tenant_of).cloned().collect::<Vec<_>>();
+        async move {
+            let sends = tenants.into_iter().enumerate().map(|(i, tenant)| {
+                let ownership = ownership.clone();
+                async move {
+                    let user = format!("u{i}");
+                    let mut request = send(
+                        end_user(&user),
+                        &user,
+                        &format!("{} round {round}", tenant.as_str()),
+                        None,
+                        None,
+                    );
+                    request.tenant = tenant;
+                    ownership.apply(request).await.unwrap()
+                }
+            });
+            futures::future::join_all(sends).await
+        }
+    };
+    reset_stats(&mut admin).await;
+    for round in 0..2 {
+        let decisions = burst(round).await;
+        assert!(
+            decisions.iter().all(
+                |d| matches!(d, Decision::Done { state, .. } if state.seq == 2 + round as u64)
+            )
+        );
+    }
+    let scripts = calls(&mut admin, "fcall").await;
+    assert!(
+        scripts < 600,
+        "{scripts} script calls: the bursts were not batched"
+    );
+    for tenant in &tenants {
+        let entries: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+            .arg(keys.inbox(tenant))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let expected: Vec<String> = (0..300)
+            .filter(|i| tenant_of(*i) == tenant)
+            .map(|i| format!("u{i}"))
+            .collect();
+        assert_eq!(entries.len(), expected.len(), "{}'s queue", tenant.as_str());
+        for name in &expected {
+            let blob = entries
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} missing from {}'s queue", tenant.as_str()));
+            let entry: QueueEntry = rmp_serde::from_slice(blob).unwrap();
+            assert_eq!(entry.conversation.as_str(), name);
+            assert_eq!(entry.seq, 3, "{name}");
+            assert_eq!(entry.status, Status::Unanswered);
+            assert_eq!(entry.preview, Some(format!("{} round 1", tenant.as_str())));
+        }
+        let waiting: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys.queue(tenant, Status::Unanswered))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(
+            waiting.len(),
+            expected.len(),
+            "{}'s waiting index",
+            tenant.as_str()
+        );
+    }
+}

@@ -538,13 +538,25 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
         })
     }
 
-    /// The `FCALL` applying `batch` (all of one slot), in order.
+    /// The `FCALL` applying `batch` (all of one slot), in order. A command of the same
+    /// tenant as the one before it goes without the tenant's keys and channels (the
+    /// script uses the previous ones): each argument is a Lua string Redis makes on every
+    /// call.
     fn batch_call(&self, batch: &[&PreparedApply]) -> Cmd {
-        let keys: usize = batch.iter().map(|p| p.keys.args_iter().len()).sum();
+        let repeats = |i: usize| i > 0 && repeats_tenant(batch[i - 1], batch[i]);
+        let keys: usize = batch
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.keys.args_iter().len() - if repeats(i) { TENANT_KEYS.len() } else { 0 })
+            .sum();
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(&super::APPLY.function).arg(keys);
-        for p in batch {
-            append_args(&mut cmd, &p.keys);
+        for (i, p) in batch.iter().enumerate() {
+            if repeats(i) {
+                append_without_tenant_keys(&mut cmd, p);
+            } else {
+                append_args(&mut cmd, &p.keys);
+            }
         }
         cmd.arg(batch.len())
             .arg(self.publish_command())
@@ -564,10 +576,69 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             .arg(self.config.inbox_stream_max_len)
             .arg(self.config.webhook_job_lease_ms);
         debug_assert_eq!(cmd.args_iter().len(), 3 + keys + HEADER_ARGS);
-        for p in batch {
-            append_args(&mut cmd, &p.args);
+        for (i, p) in batch.iter().enumerate() {
+            if repeats(i) {
+                append_without_tenant_args(&mut cmd, p);
+            } else {
+                append_args(&mut cmd, &p.args);
+            }
         }
         cmd
+    }
+}
+
+/// Where a command's tenant keys sit among its keys when the queue is updated in the
+/// same step (inbox, the three queue indexes, inbox stream, webhook jobs).
+const TENANT_KEYS: std::ops::Range<usize> = 4..10;
+
+/// Its agents' channels among its arguments (`lua/apply.lua`: a+14, a+15).
+const AGENTS_CHANNEL_ARGS: std::ops::Range<usize> = 14..16;
+
+/// Its key count among its arguments (the block's last).
+const KEY_COUNT_ARG: usize = BLOCK_ARGS - 1;
+
+/// The `i`th argument of `cmd`.
+fn nth_arg(cmd: &Cmd, i: usize) -> Option<&[u8]> {
+    match cmd.args_iter().nth(i) {
+        Some(Arg::Simple(bytes)) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// Whether `p` updates the same tenant's queue in the same step as `previous`, the
+/// command before it in the call (then it can go without the tenant's keys).
+fn repeats_tenant(previous: &PreparedApply, p: &PreparedApply) -> bool {
+    let inline = |p: &PreparedApply| {
+        p.keys.args_iter().len() >= TENANT_KEYS.end
+            && nth_arg(&p.args, AGENTS_CHANNEL_ARGS.start).is_some_and(|c| !c.is_empty())
+    };
+    inline(previous)
+        && inline(p)
+        && nth_arg(&previous.keys, TENANT_KEYS.start) == nth_arg(&p.keys, TENANT_KEYS.start)
+}
+
+/// Appends `p`'s keys but its tenant's.
+fn append_without_tenant_keys(to: &mut Cmd, p: &PreparedApply) {
+    for (i, arg) in p.keys.args_iter().enumerate() {
+        if let Arg::Simple(bytes) = arg
+            && !TENANT_KEYS.contains(&i)
+        {
+            to.arg(bytes);
+        }
+    }
+}
+
+/// Appends `p`'s arguments with its agents' channels left empty and its key count less
+/// its tenant's keys.
+fn append_without_tenant_args(to: &mut Cmd, p: &PreparedApply) {
+    for (i, arg) in p.args.args_iter().enumerate() {
+        if AGENTS_CHANNEL_ARGS.contains(&i) {
+            to.arg("");
+        } else if i == KEY_COUNT_ARG {
+            to.arg(p.keys.args_iter().len() - TENANT_KEYS.len());
+        } else if let Arg::Simple(bytes) = arg {
+            to.arg(bytes);
+        }
     }
 }
 

@@ -42,7 +42,9 @@
 --   a+9  conversation id   a+10 channel to publish on
 --   a+11 content kind: text | engagement | attachment (send)   a+12 tenant-wide chat disabled ('1'/'0')
 --   a+13 queue preview of the message ('' for none)   a+14 the tenant's agents channel
---   a+15 the agents' own channel prefix (`<prefix>:agent:{tenant}/`)
+--   a+15 the agents' own channel prefix (`<prefix>:agent:{tenant}/`) (both '' when the
+--        queue is another slot's, or when the command is of the same tenant as the one
+--        before it in the call: then the tenant's keys are left out too, see below)
 --   a+16 the follow-ups this step leaves pending, one letter each ('' for none):
 --        'q' the queue entry (the second step on a Redis Cluster), 'a' the archive
 --   a+17 the conversation as the pending set names it: `<tenant>/<conversation>`
@@ -67,10 +69,12 @@
 -- Keys per command, from its first k: k+0 state hash, k+1 history stream, k+2 dedup key
 -- (same hash tag; erase: the read marks hash), k+3 the pending follow-ups of the conversation's shard (a sorted set
 -- whose hash tag falls in the same slot; see chathub_store::RedisKeys::pending); with the
--- queue updated here: k+4..k+8 inbox hash, unanswered / active / finished zsets, inbox
--- event stream, k+9 the tenant's webhook job set; with an engagement sent by an agent,
--- k+10..k+12 the end user's engagement history hash and its two indexes (all types,
--- this type), for the "received" record (also for a survey answer granting a reward).
+-- queue updated here and a+14 given: k+4..k+8 inbox hash, unanswered / active / finished
+-- zsets, inbox event stream, k+9 the tenant's webhook job set (with a+14 '', the previous
+-- command's stand: each of these arguments is a Lua string made on every call, ~700
+-- instructions each); then, with an engagement sent by an agent, the end user's
+-- engagement history hash and its two indexes (all types, this type), for the "received"
+-- record (also for a survey answer granting a reward).
 -- The state hash's `survey`: the seq of the survey open for the end user ('' none).
 --
 -- Returns one array per command, in order:
@@ -102,6 +106,11 @@ local DATA_ERASE = 128
 local at, role, actor_id, privileges, next_state, events, packed_events
 -- Its a+20 and a+21 (see the header).
 local conversation_pair, at_pair
+-- Where its tenant's queue keys start in KEYS and its agents' channels (a+14, a+15); where
+-- its "received" record keys would start and where its keys end. A command of the same
+-- tenant as the one before it in the call comes without the tenant's keys and channels
+-- (the node leaves them out: '' at a+14): it uses the ones before.
+local tenant_k, agents_channel, agents_prefix, engagement_k, keys_end
 
 -- What a bot may not do (chathub_domain::conversation: a bot does not run the team's
 -- controls); its sends and handoffs have their own rules below.
@@ -173,6 +182,21 @@ local function conflict(s)
     s.survey or 0 }
 end
 
+-- The tenant's queue keys and settings of the command being applied, as inbox_entry.lua
+-- takes them: made only when needed (a plain message's entry is written without them).
+local function queue_of()
+  return { KEYS[tenant_k], KEYS[tenant_k + 1], KEYS[tenant_k + 2], KEYS[tenant_k + 3],
+    KEYS[tenant_k + 4], publish_command, agents_channel, inbox_max_len, agents_prefix,
+    KEYS[tenant_k + 5] }
+end
+
+-- The command's "received" record keys (an engagement an agent sent, a survey's
+-- reward), or nil when the node sent none.
+local function engagement_keys()
+  if engagement_k >= keys_end then return nil end
+  return { KEYS[engagement_k], KEYS[engagement_k + 1], KEYS[engagement_k + 2] }
+end
+
 -- One id inside a key, escaped as chathub_store::redis::part does.
 local function key_part(id)
   return (string.gsub(string.gsub(id, '%%', '%%25'), ':', '%%3A'))
@@ -225,8 +249,7 @@ local function erase(k, a, state, reason)
   local queue = { 0, 0, 0 }
   if queue_inline then
     queue = erase_queue_entry(
-      { KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8], publish_command,
-        ARGV[a + 14], inbox_max_len, ARGV[a + 15], KEYS[k + 9] },
+      queue_of(),
       { conversation = conversation_id, seq = state.seq, epoch = epoch, at = at, frame = frame })
   end
   return { 'erased', 'new', '', epoch, state.seq, 0, 0, history, dedup, reads,
@@ -290,14 +313,7 @@ local function write_amendment(amended_key, history_key, command, target, amendm
   end
 end
 
--- The tenant's queue keys and settings of the command at k, a, as inbox_entry.lua takes
--- them: made only when needed (a plain message's entry is written without them).
-local function queue_of(k, a)
-  return { KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8],
-    publish_command, ARGV[a + 14], inbox_max_len, ARGV[a + 15], KEYS[k + 9] }
-end
-
-local function apply_one(k, a)
+local function apply_one(k, a, key_count)
   local state_key, history_key, dedup_key, pending_key = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   role, actor_id, privileges = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local command, body, client_msg_id = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
@@ -306,6 +322,15 @@ local function apply_one(k, a)
   local conversation_id = ARGV[a + 9]
   local content_kind = ARGV[a + 11]
   conversation_pair, at_pair = ARGV[a + 20], ARGV[a + 21]
+  if ARGV[a + 14] ~= '' then
+    tenant_k, agents_channel, agents_prefix = k + 4, ARGV[a + 14], ARGV[a + 15]
+    engagement_k = k + 10
+  elseif queue_inline and not tenant_k then
+    return { 'error', 'the first command of a call carries its tenant keys' }
+  else
+    engagement_k = k + 4
+  end
+  keys_end = k + key_count
 
   -- `since`: when the conversation's status last changed, as its queue entry holds it
   -- (written with the entry by this script, on a single Redis), so that a plain message
@@ -556,10 +581,11 @@ local function apply_one(k, a)
     if job_lease > 0 then
       followups.job_seq, followups.job_due = message_seq, at + job_lease
     end
-    if content_kind == 'engagement' and KEYS[k + 10] then
+    local received_keys = content_kind == 'engagement' and engagement_keys()
+    if received_keys then
       -- The end user's "received" record: the card, from the message as sent.
       local card = cmsgpack.unpack(body .. cmsgpack.pack('seq', 0, 'at', 0)).content.engagement
-      followups.received_keys = { KEYS[k + 10], KEYS[k + 11], KEYS[k + 12] }
+      followups.received_keys = received_keys
       followups.received_id = 'chat:' .. conversation_id .. ':' .. message_seq
       followups.received_type, followups.received_engagement = card.type, card.id
       followups.received_title = card.name
@@ -571,12 +597,12 @@ local function apply_one(k, a)
         followups.lost_epoch, followups.lost_seq = taken.epoch, taken.seq
       end
     end
-    apply_followups(queue_of(k, a), followups)
+    apply_followups(queue_of(), followups)
   elseif status_changed then
     local taken = events[1]
     if (taken.cause == 'taken_over' or taken.cause == 'transferred' or taken.cause == 'released')
         and taken.previous_owner then
-      apply_followups(queue_of(k, a), {
+      apply_followups(queue_of(), {
         conversation = conversation_id, at = at, job_seq = 0,
         lost_agent = taken.previous_owner, lost_by = taken.owner,
         lost_epoch = taken.epoch, lost_seq = taken.seq, lost_reason = taken.reason,
@@ -586,19 +612,19 @@ local function apply_one(k, a)
 
   if job_lease > 0 and events[#events].event == 'survey' then
     -- The survey a finish asks: the end user's push if they are offline.
-    apply_followups(queue_of(k, a), {
+    apply_followups(queue_of(), {
       conversation = conversation_id, at = at, lost_agent = '',
       job_seq = events[#events].seq, job_due = at + job_lease,
     })
   end
 
-  if command == 'survey_answer' and tonumber(ARGV[a + 23]) > 10 then
+  if command == 'survey_answer' and engagement_keys() then
     -- The reward the answer granted: the end user's "received" record.
     local answer = cmsgpack.unpack(packed_events[1])
     local card = answer.reward
-    apply_followups(queue_of(k, a), {
+    apply_followups(queue_of(), {
       conversation = conversation_id, at = at, job_seq = 0, lost_agent = '',
-      received_keys = { KEYS[k + 10], KEYS[k + 11], KEYS[k + 12] },
+      received_keys = engagement_keys(),
       received_id = 'chat:' .. conversation_id .. ':' .. answer.seq,
       received_type = card.type, received_engagement = card.id, received_title = card.name,
     })
@@ -623,7 +649,7 @@ local function apply_one(k, a)
       if job_lease > 0 then
         followups.job_seq, followups.job_due = events[#events].seq, at + job_lease
       end
-      apply_followups(queue_of(k, a), followups)
+      apply_followups(queue_of(), followups)
     end
   end
 
@@ -633,20 +659,20 @@ local function apply_one(k, a)
     -- only where the score is the last update (lua/inbox_entry.lua, score_of).
     -- A fixmap of 9, concatenated as the dedup receipt above.
     local pack = cmsgpack.pack
-    redis.call('HSET', KEYS[k + 4], conversation_id, '\137' .. conversation_pair
+    redis.call('HSET', KEYS[tenant_k], conversation_id, '\137' .. conversation_pair
       .. '\166status' .. PACKED_STATUS[next_state.status]
       .. '\165owner' .. (next_state.owner and pack(next_state.owner) or '\192')
       .. '\165epoch' .. pack(next_state.epoch) .. '\163seq' .. pack(next_state.seq)
       .. '\168disabled' .. (next_state.disabled and '\195' or '\194')
       .. '\165since' .. pack(since) .. ARGV[a + 22])
     if next_state.status ~= 'unanswered' then
-      local key = (next_state.status == 'active') and KEYS[k + 6] or KEYS[k + 7]
+      local key = (next_state.status == 'active') and KEYS[tenant_k + 2] or KEYS[tenant_k + 3]
       redis.call('ZADD', key, at_text, conversation_id)
     end
     return done(next_state, nil, nil)
   end
   local _, queued_since, entry_since = update_inbox_entry(
-    queue_of(k, a),
+    queue_of(),
     {
       conversation = conversation_id, seq = next_state.seq, status = next_state.status,
       owner = next_state.owner or '', epoch = next_state.epoch,
@@ -671,12 +697,14 @@ local function apply(keys, args)
   queue_inline = ARGV[6] == '1'
   inbox_max_len = ARGV[7]
   job_lease = ARGV[8] + 0
+  tenant_k, agents_channel, agents_prefix = nil, nil, nil
   local results = {}
   local k = 1
   for i = 1, commands do
     local a = HEADER + 1 + (i - 1) * BLOCK
-    results[i] = apply_one(k, a)
-    k = k + ARGV[a + BLOCK - 1]
+    local key_count = ARGV[a + BLOCK - 1] + 0
+    results[i] = apply_one(k, a, key_count)
+    k = k + key_count
   end
   return results
 end
