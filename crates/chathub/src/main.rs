@@ -120,6 +120,12 @@ struct ServeArgs {
     /// Requests a bot's socket may make in a burst.
     #[arg(long, env = "CHATHUB_BOT_RATE_BURST", default_value_t = defaults::BOT_RATE_BURST)]
     bot_rate_burst: u32,
+    /// Outbound queue per bot socket, frames (one bot follows a whole tenant's queue).
+    #[arg(long, env = "CHATHUB_BOT_OUTBOX_FRAMES", default_value_t = defaults::BOT_OUTBOX_FRAMES)]
+    bot_outbox_frames: usize,
+    /// Outbound queue per bot socket, bytes (past it: close 4001, slow consumer).
+    #[arg(long, env = "CHATHUB_BOT_OUTBOX_BYTES", default_value_t = defaults::BOT_OUTBOX_BYTES)]
+    bot_outbox_bytes: usize,
     /// `rate_limited` answers within 10 s after which a socket is closed with 4101.
     #[arg(long, env = "CHATHUB_ABUSE_LIMIT", default_value_t = defaults::ABUSE_LIMIT)]
     abuse_limit: u32,
@@ -498,6 +504,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             rate_burst: args.rate_burst.max(1),
             bot_rate_per_sec: args.bot_rate_per_sec.max(1),
             bot_rate_burst: args.bot_rate_burst.max(1),
+            bot_outbox_frames: args.bot_outbox_frames,
+            bot_outbox_bytes: args.bot_outbox_bytes,
             abuse_limit: args.abuse_limit.max(1),
             ..LimitsConfig::default()
         },

@@ -184,6 +184,10 @@ pub mod defaults {
     pub const BOT_RATE_PER_SEC: u32 = 2_000;
     /// Requests per bot socket in a burst.
     pub const BOT_RATE_BURST: u32 = 10_000;
+    /// Outbound queue per bot socket, in frames (a bot follows a whole tenant's queue).
+    pub const BOT_OUTBOX_FRAMES: usize = 16_384;
+    /// Outbound queue per bot socket, in bytes.
+    pub const BOT_OUTBOX_BYTES: usize = 16 * 1024 * 1024;
     /// `rate_limited` answers within 10 s before the socket is closed.
     pub const ABUSE_LIMIT: u32 = 200;
     /// Server ping interval, in seconds.
@@ -399,6 +403,11 @@ pub struct LimitsConfig {
     /// [`Self::rate_burst`] for a bot's sockets (a wave of conversations opened at
     /// once). Default 10,000.
     pub bot_rate_burst: u32,
+    /// [`Self::outbox_frames`] for a bot's sockets: one bot is told every change of a
+    /// whole tenant's queue, a wave of hundreds of conversations at once. Default 16,384.
+    pub bot_outbox_frames: usize,
+    /// [`Self::outbox_bytes`] for a bot's sockets. Default 16 MiB.
+    pub bot_outbox_bytes: usize,
     /// `rate_limited` answers within 10 s after which the socket is closed with 4101
     /// (policy violation). Default 200.
     pub abuse_limit: u32,
@@ -412,6 +421,14 @@ impl LimitsConfig {
             _ => (self.rate_per_sec, self.rate_burst),
         };
         (rate.max(1), burst.max(1))
+    }
+
+    /// The outbound queue of a socket of `role`: (frames, bytes).
+    pub fn outbox_of(&self, role: chathub_domain::Role) -> (usize, usize) {
+        match role {
+            chathub_domain::Role::Bot => (self.bot_outbox_frames, self.bot_outbox_bytes),
+            _ => (self.outbox_frames, self.outbox_bytes),
+        }
     }
 }
 
@@ -442,6 +459,8 @@ impl Default for LimitsConfig {
             rate_burst: defaults::RATE_BURST,
             bot_rate_per_sec: defaults::BOT_RATE_PER_SEC,
             bot_rate_burst: defaults::BOT_RATE_BURST,
+            bot_outbox_frames: defaults::BOT_OUTBOX_FRAMES,
+            bot_outbox_bytes: defaults::BOT_OUTBOX_BYTES,
             abuse_limit: defaults::ABUSE_LIMIT,
         }
     }

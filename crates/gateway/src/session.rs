@@ -196,7 +196,8 @@ pub(crate) fn run<K: Backend, W: Socket>(
     codec: Codec,
 ) -> impl std::future::Future<Output = ()> + Send {
     let limits = &node.config.limits;
-    let (outbox_tx, outbox) = outbox::channel(limits.outbox_frames, limits.outbox_bytes);
+    let (frames, bytes) = limits.outbox_of(identity.role);
+    let (outbox_tx, outbox) = outbox::channel(frames, bytes);
     let id = node.next_session.fetch_add(1, Ordering::Relaxed);
     let role = identity.role.as_str();
     let mut session = Session {
@@ -885,6 +886,33 @@ fn transcode_to_json(msgpack: &[u8]) -> Bytes {
 mod tests {
     use super::*;
     use crate::config::LimitsConfig;
+
+    /// A bot is told every change of its tenant's queue: a wave of 2,000 conversations
+    /// opened at once fits its outbox, where it would close an agent's as a slow consumer.
+    #[test]
+    fn a_bots_outbox_holds_a_tenants_wave_an_agents_does_not() {
+        let limits = LimitsConfig::default();
+        let wave = |role: chathub_domain::Role| {
+            let (frames, bytes) = limits.outbox_of(role);
+            let (tx, _rx) = outbox::channel(frames, bytes);
+            let channel =
+                chathub_broker::Channel::agents(&chathub_domain::TenantId::new("t").unwrap());
+            (0..2_000).all(|_| {
+                let queue_frame = bytes::Bytes::from(vec![0u8; 200]);
+                tx.try_push(Arc::new(chathub_broker::Envelope::new(
+                    channel.clone(),
+                    None,
+                    queue_frame,
+                )))
+                .is_ok()
+            })
+        };
+        assert!(wave(chathub_domain::Role::Bot), "a bot's outbox overflowed");
+        assert!(
+            !wave(chathub_domain::Role::Agent),
+            "an agent's outbox is not bounded"
+        );
+    }
 
     #[test]
     fn live_events_continue_the_sequence_exactly() {
