@@ -543,16 +543,21 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
     /// script uses the previous ones): each argument is a Lua string Redis makes on every
     /// call.
     fn batch_call(&self, batch: &[&PreparedApply]) -> Cmd {
-        let repeats = |i: usize| i > 0 && repeats_tenant(batch[i - 1], batch[i]);
+        // Decided once per command (one vector per call, not per command).
+        let repeats: Vec<bool> = (0..batch.len())
+            .map(|i| i > 0 && repeats_tenant(batch[i - 1], batch[i]))
+            .collect();
         let keys: usize = batch
             .iter()
-            .enumerate()
-            .map(|(i, p)| p.keys.args_iter().len() - if repeats(i) { TENANT_KEYS.len() } else { 0 })
+            .zip(&repeats)
+            .map(|(p, repeats)| {
+                p.keys.args_iter().len() - if *repeats { TENANT_KEYS.len() } else { 0 }
+            })
             .sum();
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(&super::APPLY.function).arg(keys);
-        for (i, p) in batch.iter().enumerate() {
-            if repeats(i) {
+        for (p, repeats) in batch.iter().zip(&repeats) {
+            if *repeats {
                 append_without_tenant_keys(&mut cmd, p);
             } else {
                 append_args(&mut cmd, &p.keys);
@@ -576,8 +581,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisOwnership<C> {
             .arg(self.config.inbox_stream_max_len)
             .arg(self.config.webhook_job_lease_ms);
         debug_assert_eq!(cmd.args_iter().len(), 3 + keys + HEADER_ARGS);
-        for (i, p) in batch.iter().enumerate() {
-            if repeats(i) {
+        for (p, repeats) in batch.iter().zip(&repeats) {
+            if *repeats {
                 append_without_tenant_args(&mut cmd, p);
             } else {
                 append_args(&mut cmd, &p.args);
