@@ -70,9 +70,9 @@
 -- (same hash tag; erase: the read marks hash), k+3 the pending follow-ups of the conversation's shard (a sorted set
 -- whose hash tag falls in the same slot; see chathub_store::RedisKeys::pending); with the
 -- queue updated here and a+14 given: k+4..k+8 inbox hash, unanswered / active / finished
--- zsets, inbox event stream, k+9 the tenant's webhook job set (with a+14 '', the previous
--- command's stand: each of these arguments is a Lua string made on every call, ~700
--- instructions each); then, with an engagement sent by an agent, the end user's
+-- zsets, inbox event stream, k+9 the tenant's webhook job set (with a+14 '', left out:
+-- the previous command's are used, as each argument is a Lua string made on every call,
+-- ~700 instructions each); then, with an engagement sent by an agent, the end user's
 -- engagement history hash and its two indexes (all types, this type), for the "received"
 -- record (also for a survey answer granting a reward).
 -- The state hash's `survey`: the seq of the survey open for the end user ('' none).
@@ -112,12 +112,12 @@ local conversation_pair, at_pair
 -- (the node leaves them out: '' at a+14): it uses the ones before.
 local tenant_k, agents_channel, agents_prefix, engagement_k, keys_end
 
--- What a bot may not do (chathub_domain::conversation: a bot does not run the team's
--- controls); its sends and handoffs have their own rules below.
 -- The statuses as MessagePack strings (fixstr), for entries written by concatenation.
 local PACKED_STATUS = { new = '\163new', unanswered = '\170unanswered', active = '\166active',
   finished = '\168finished' }
 
+-- What a bot may not do (chathub_domain::conversation: a bot does not run the team's
+-- controls); its sends and handoffs have their own rules below.
 local BOT_FORBIDDEN = { transfer = true, release = true, auto_reply = true,
   set_disabled = true, erase = true, expire = true }
 
@@ -125,7 +125,7 @@ local BOT_FORBIDDEN = { transfer = true, release = true, auto_reply = true,
 -- argument twice (strtod each time), arithmetic coercion once. Only for text that is
 -- always a number (what the node formats, what this script stored): anything else would
 -- raise an error and end the whole call.
-
+--
 -- `privileges` is the command's bit set as the node sent it (text: most commands never
 -- ask).
 local function has(bit_value)
