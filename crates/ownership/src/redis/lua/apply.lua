@@ -534,7 +534,8 @@ local function apply_one(k, a, key_count)
       redis.call('XADD', history_key, 'MAXLEN', '~', history_max_len, string.format('%d-0', events[i].seq),
         'e', packed_events[i], 't', at_text)
     else
-      redis.call('XADD', history_key, events[i].seq .. '-0', 'e', packed_events[i], 't', at_text)
+      redis.call('XADD', history_key, string.format('%d-0', events[i].seq), 'e', packed_events[i],
+        't', at_text)
     end
   end
   if amend_target then
