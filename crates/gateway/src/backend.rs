@@ -363,6 +363,61 @@ pub enum BackendError {
         /// Why.
         reason: String,
     },
+    /// The Redis server is older than chathub needs.
+    #[error(
+        "redis at {url} is version {found}; chathub needs Redis 7.0 or later (functions, SET NX GET)"
+    )]
+    RedisTooOld {
+        /// The URL(s).
+        url: String,
+        /// The version the server reports.
+        found: String,
+    },
+}
+
+/// The oldest Redis major version chathub runs on: the apply step is a function library
+/// (`FCALL`, 7.0) and idempotency keys use `SET NX GET` (7.0).
+const MIN_REDIS_MAJOR: u32 = 7;
+
+/// The `redis_version` an `INFO server` answer reports.
+fn redis_version(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(str::trim)
+}
+
+/// Refuses to start on a server older than [`MIN_REDIS_MAJOR`]: without the check every
+/// command would fail with "unknown command" once serving.
+async fn check_redis_version<C: ConnectionLike>(
+    conn: &mut C,
+    url: &str,
+) -> Result<(), BackendError> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(conn)
+        .await
+        .map_err(|e| BackendError::Redis {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let found = redis_version(&info).unwrap_or("unknown");
+    if supported(found) {
+        Ok(())
+    } else {
+        Err(BackendError::RedisTooOld {
+            url: url.to_owned(),
+            found: found.to_owned(),
+        })
+    }
+}
+
+/// Whether a server reporting `version` can run chathub.
+fn supported(version: &str) -> bool {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= MIN_REDIS_MAJOR)
 }
 
 /// Cluster mode: state, history and queue in Redis, events through Redis pub/sub, so any
@@ -416,10 +471,11 @@ impl RedisBackend<ConnectionManager> {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let conn = client
+        let mut conn = client
             .get_connection_manager_with_config(manager)
             .await
             .map_err(|e| error(&e))?;
+        check_redis_version(&mut conn, url).await?;
         let broker = RedisBroker::connect(
             url,
             conn.clone(),
@@ -454,6 +510,16 @@ impl RedisBackend<ClusterConnection> {
             .build()
             .map_err(|e| error(&e))?;
         let conn = client.get_async_connection().await.map_err(|e| error(&e))?;
+        // Asked of the first master on its own (a cluster connection sends INFO to every
+        // node and answers with a map); the masters of one cluster run one version.
+        if let Some(first) = urls.first() {
+            let mut one = redis::Client::open(first.as_str())
+                .map_err(|e| error(&e))?
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| error(&e))?;
+            check_redis_version(&mut one, first).await?;
+        }
         let broker =
             RedisBroker::connect_cluster(urls, conn.clone(), &config.prefix, hub, config.timeout)
                 .await
@@ -673,5 +739,27 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Backend for RedisBackend
             cached.clone_from(&id);
         }
         Some(id)
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_version_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(redis_version(info), Some("7.0.15"));
+        assert_eq!(redis_version("# Server\r\n"), None);
+    }
+
+    #[test]
+    fn servers_before_7_are_refused() {
+        assert!(supported("7.0.15"));
+        assert!(supported("7.4.1"));
+        assert!(supported("8.0.2"));
+        assert!(!supported("6.2.14"));
+        assert!(!supported("5.0.7"));
+        assert!(!supported("unknown"));
     }
 }
