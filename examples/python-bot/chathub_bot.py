@@ -124,10 +124,12 @@ class FaqBot:
             if question is None:
                 return
             text = question["content"]["text"]
-            answer = None if self.wants_a_person(text) else self.answer_for(text)
+            asked_for_a_person = self.wants_a_person(text)
+            answer = None if asked_for_a_person else self.answer_for(text)
             epoch = state["epoch"]
             if answer is None:
-                await self.hand_off(conversation, epoch, question)
+                reason = "asked for a person" if asked_for_a_person else "not in the FAQ"
+                await self.hand_off(conversation, epoch, question, reason)
                 return
             # The same key for every retry of this answer: recorded once.
             key = f"faq-{conversation}-{question['seq']}"
@@ -153,10 +155,11 @@ class FaqBot:
         words = fold(text)
         return any(k in words for k in ("agent", "human", "person", "someone"))
 
-    async def hand_off(self, conversation: str, epoch: int, question: dict) -> None:
-        """Gives the conversation to the agents with what the bot gathered."""
+    async def hand_off(
+        self, conversation: str, epoch: int, question: dict, reason: str
+    ) -> None:
+        """Gives the conversation to the agents with what the bot gathered and why."""
         text = question["content"]["text"]
-        reason = "asked for a person" if self.wants_a_person(text) else "not in the FAQ"
         fields = [
             {"name": "question", "value": text[:500] or "-"},
             {"name": "reason", "value": reason},
