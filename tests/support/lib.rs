@@ -397,6 +397,16 @@ pub async fn list(client: &Client, status: chathub_domain::Status) -> chathub_pr
 }
 
 /// A plain HTTP/1.1 GET; returns status and body.
+/// The sum of the samples on the lines of a `/metrics` body that start with
+/// `line_start` (a metric's name and `{` for every label set, or its name and a space for
+/// the unlabelled one).
+pub fn metric_sum(body: &str, line_start: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(line_start))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     http_exchange(
         addr,

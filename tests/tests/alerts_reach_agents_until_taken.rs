@@ -112,15 +112,12 @@ async fn until_push(
     }
 }
 
+/// `line_start`'s samples summed over every node's `/metrics`.
 async fn metric_sum(nodes: &Nodes, line_start: &str) -> f64 {
     let mut sum = 0.0;
     for i in 0..nodes.nodes.len() {
         let (_, body) = http_get(nodes.http(i), "/metrics").await;
-        sum += body
-            .lines()
-            .filter(|l| l.starts_with(line_start))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
+        sum += chathub_e2e::metric_sum(&body, line_start);
     }
     sum
 }

@@ -17,12 +17,9 @@ fn run_secs() -> u64 {
         .unwrap_or(60)
 }
 
+/// The unlabelled metric `name` in a `/metrics` body (0 when absent).
 fn metric(body: &str, name: &str) -> f64 {
-    body.lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    chathub_e2e::metric_sum(body, &format!("{name} "))
 }
 
 /// Every `seq` the follower gets, in order, until it has `last`.
